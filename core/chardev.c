@@ -1,0 +1,91 @@
+/* Character devices: connect a front end (UART, parallel port) to the
+ * backend plugin its config names, and pass bytes and line state between
+ * them. Everything written passes here, so the console log can be kept. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "machine.h"
+
+/* The backend settings of a device group for property `prop`. */
+static const struct resolved_props *backend_props(modvm_inst *fe,
+						  const char *prop,
+						  const char **value)
+{
+	const struct prop_value *v;
+	struct cfg_device *d = fe->cfg;
+
+	if (!fe->props || !d)
+		return NULL;
+	v = resolved_find(fe->props, prop);
+	if (!v || v->desc->type != MODVM_PROP_BACKEND)
+		return NULL;
+	*value = v->s;
+	for (size_t i = 0; i < d->nbackends; i++) {
+		const char *n = d->backends[i].plugin->desc->name;
+		const char *pre = backend_prefix(v->desc->backend_kind);
+		size_t pl = strlen(pre);
+		if (!strncmp(n, pre, pl) && n[pl] == '-' && !strcmp(n + pl + 1, v->s))
+			return &d->backends[i];
+	}
+	return NULL;
+}
+
+modvm_chardev *chardev_open(modvm_inst *inst, const char *prop,
+			    const struct modvm_chardev_frontend *fe,
+			    void *opaque)
+{
+	struct machine *m = inst->m;
+	const struct resolved_props *rp;
+	const struct modvm_chardev_ops *ops;
+	const char *value = "?";
+	modvm_chardev *chr;
+	modvm_inst *be;
+
+	rp = backend_props(inst, prop, &value);
+	if (!rp || rp->plugin->desc->kind != MODVM_KIND_CHARDEV) {
+		set_err(inst->error, sizeof(inst->error),
+			"property \"%s\" does not name a chardev backend", prop);
+		return NULL;
+	}
+	if (!fe || !fe->receive || !fe->can_receive) {
+		set_err(inst->error, sizeof(inst->error),
+			"chardev front end needs receive and can_receive");
+		return NULL;
+	}
+	ops = rp->plugin->desc->ops;
+	be = inst_new(m, rp->plugin, inst->id, rp, inst->cfg);
+	chr = xcalloc(1, sizeof(*chr));
+	*chr = (modvm_chardev){ .m = m, .frontend = inst, .backend = be,
+				.ops = ops, .fe = fe, .fe_opaque = opaque };
+	be->obj = ops->open(&m->host, be, chr);
+	if (!be->obj) {
+		set_err(inst->error, sizeof(inst->error), "backend %s: %s",
+			rp->plugin->desc->name,
+			be->error[0] ? be->error : "open failed (no reason given)");
+		inst_free(be);
+		free(chr);
+		return NULL;
+	}
+	machine_lock(m);
+	chr->next = m->chardevs;
+	m->chardevs = chr;
+	machine_unlock(m);
+	return chr;
+}
+
+void chardev_close(modvm_chardev *chr)
+{
+	struct machine *m = chr->m;
+
+	machine_lock(m);
+	for (modvm_chardev **pp = &m->chardevs; *pp; pp = &(*pp)->next) {
+		if (*pp == chr) {
+			*pp = chr->next;
+			break;
+		}
+	}
+	machine_unlock(m);
+	chr->ops->close(chr->backend->obj);
+	inst_free(chr->backend);
+	free(chr);
+}

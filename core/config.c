@@ -1,0 +1,636 @@
+/* The per-VM config file: libconfig parsing and schema validation. */
+#include "config.h"
+
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+const char *const cpu_model_names[] = { "baseline", "host", NULL };
+
+static const char *const vm_keys[] = { "name", "memory", "cpus", "cpu",
+				       "boot", "devices", NULL };
+static const char *const cpu_keys[] = { "engine", "model", NULL };
+static const char *const boot_keys[] = { "kernel", "initrd", "cmdline",
+					 "format", "load_address", "tables",
+					 NULL };
+static const char *const boot_formats[] = { "auto", "linux", "multiboot",
+					    "flat", NULL };
+static const char *const boot_tables[] = { "acpi", "mptable", "none", NULL };
+
+static char *join(const char *const *v)
+{
+	struct strbuf b;
+
+	sb_init(&b);
+	for (int i = 0; v[i]; i++)
+		sb_printf(&b, "%s%s", i ? ", " : "", v[i]);
+	return sb_steal(&b);
+}
+
+static int index_of(const char *const *v, const char *s)
+{
+	for (int i = 0; v[i]; i++)
+		if (!strcmp(v[i], s))
+			return i;
+	return -1;
+}
+
+/* Refuse keys we do not know: a typo must not be silently ignored. */
+static int check_keys(const config_setting_t *group, const char *const *keys,
+		      const char *file, const char *what, char *err, size_t len)
+{
+	int n = config_setting_length(group);
+
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(s);
+		if (name && index_of(keys, name) < 0) {
+			char *valid = join(keys);
+			set_err(err, len, "%s:%d: unknown setting \"%s\" in %s; valid settings are: %s",
+				file, config_setting_source_line(s), name, what, valid);
+			free(valid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int get_string(const config_setting_t *g, const char *key,
+		      const char *file, char **out, int *line, char *err,
+		      size_t len)
+{
+	config_setting_t *s = config_setting_get_member(g, key);
+
+	if (!s)
+		return 0;
+	if (line)
+		*line = config_setting_source_line(s);
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return set_err(err, len, "%s:%d: \"%s\" must be a string (in quotes)",
+			       file, config_setting_source_line(s), key);
+	free(*out);
+	*out = xstrdup(config_setting_get_string(s));
+	return 0;
+}
+
+static int parse_memory(const config_setting_t *vm, struct vm_config *c,
+			char *err, size_t len)
+{
+	config_setting_t *s = config_setting_get_member(vm, "memory");
+	uint64_t v;
+	int line;
+
+	if (!s)
+		return set_err(err, len, "%s:%d: vm has no \"memory\" setting (for example memory = \"512M\";)",
+			       c->path, config_setting_source_line(vm));
+	line = config_setting_source_line(s);
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (parse_size(config_setting_get_string(s), &v))
+			return set_err(err, len, "%s:%d: memory \"%s\" is not a size: use a number with K, M or G, like \"512M\"",
+				       c->path, line, config_setting_get_string(s));
+	} else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+		   config_setting_type(s) == CONFIG_TYPE_INT64) {
+		long long i = config_setting_get_int64(s);
+		if (i < 0)
+			return set_err(err, len, "%s:%d: memory must not be negative", c->path, line);
+		v = (uint64_t)i;
+	} else {
+		return set_err(err, len, "%s:%d: memory must be a size like \"512M\"", c->path, line);
+	}
+	if (v < (1u << 20) || v > (1ull << 40) || v % 4096)
+		return set_err(err, len, "%s:%d: memory %llu bytes is not allowed: use a multiple of 4K from 1M to 1T",
+			       c->path, line, (unsigned long long)v);
+	c->memory = v;
+	return 0;
+}
+
+static int parse_cpus(const config_setting_t *vm, struct vm_config *c,
+		      char *err, size_t len)
+{
+	config_setting_t *s = config_setting_get_member(vm, "cpus");
+
+	c->cpus = 1;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_INT)
+		return set_err(err, len, "%s:%d: cpus must be an integer in 1..64",
+			       c->path, config_setting_source_line(s));
+	int n = config_setting_get_int(s);
+	if (n < 1 || n > 64)
+		return set_err(err, len, "%s:%d: cpus = %d is out of range: expected 1..64",
+			       c->path, config_setting_source_line(s), n);
+	c->cpus = (unsigned)n;
+	return 0;
+}
+
+static int parse_enum(const config_setting_t *g, const char *key,
+		      const char *const *choices, const char *file, int *out,
+		      char *err, size_t len)
+{
+	char *v = NULL;
+	int line = 0, i;
+
+	if (get_string(g, key, file, &v, &line, err, len))
+		return -1;
+	if (!v)
+		return 0;
+	i = index_of(choices, v);
+	if (i < 0) {
+		char *valid = join(choices);
+		set_err(err, len, "%s:%d: %s \"%s\" is not known; allowed values: %s",
+			file, line, key, v, valid);
+		free(valid);
+		free(v);
+		return -1;
+	}
+	free(v);
+	*out = i;
+	return 0;
+}
+
+static int parse_boot(const config_setting_t *vm, struct vm_config *c,
+		      char *err, size_t len)
+{
+	config_setting_t *g = config_setting_get_member(vm, "boot");
+	struct boot_config *b = &c->boot;
+	int fmt = 0, tables = 0;
+	char *s[3] = { NULL, NULL, NULL };
+
+	b->format = BOOT_FORMAT_AUTO;
+	b->tables = BOOT_TABLES_ACPI;
+	if (!g)
+		return 0;
+	if (!config_setting_is_group(g))
+		return set_err(err, len, "%s:%d: boot must be a group: boot = { kernel = \"...\"; };",
+			       c->path, config_setting_source_line(g));
+	c->has_boot = true;
+	if (check_keys(g, boot_keys, c->path, "boot", err, len) ||
+	    get_string(g, "kernel", c->path, &s[0], NULL, err, len) ||
+	    get_string(g, "initrd", c->path, &s[1], NULL, err, len) ||
+	    get_string(g, "cmdline", c->path, &s[2], NULL, err, len) ||
+	    parse_enum(g, "format", boot_formats, c->path, &fmt, err, len) ||
+	    parse_enum(g, "tables", boot_tables, c->path, &tables, err, len))
+		goto fail;
+	b->kernel = s[0];
+	b->initrd = s[1];
+	b->cmdline = s[2];
+	b->format = (enum boot_format)fmt;
+	b->tables = (enum boot_tables)tables;
+	config_setting_t *la = config_setting_get_member(g, "load_address");
+	if (la) {
+		int t = config_setting_type(la);
+		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+			return set_err(err, len, "%s:%d: load_address must be an integer such as 0x7c00",
+				       c->path, config_setting_source_line(la));
+		b->load_addr = (uint64_t)config_setting_get_int64(la);
+	}
+	if (!b->kernel)
+		return set_err(err, len, "%s:%d: boot has no kernel: add kernel = \"path\";",
+			       c->path, config_setting_source_line(g));
+	return 0;
+fail:
+	for (int i = 0; i < 3; i++)
+		if (s[i] != b->kernel && s[i] != b->initrd && s[i] != b->cmdline)
+			free(s[i]);
+	return -1;
+}
+
+static void read_setting(config_setting_t *s, struct cfg_setting *out)
+{
+	char buf[64];
+
+	memset(out, 0, sizeof(*out));
+	out->name = xstrdup(config_setting_name(s));
+	out->line = config_setting_source_line(s);
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_BOOL:
+		out->type = CFG_BOOL;
+		out->b = config_setting_get_bool(s);
+		out->s = xstrdup(out->b ? "true" : "false");
+		break;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		out->type = CFG_INT;
+		out->i = config_setting_get_int64(s);
+		snprintf(buf, sizeof(buf), "%lld", (long long)out->i);
+		out->s = xstrdup(buf);
+		break;
+	case CONFIG_TYPE_FLOAT:
+		out->type = CFG_FLOAT;
+		snprintf(buf, sizeof(buf), "%g", config_setting_get_float(s));
+		out->s = xstrdup(buf);
+		break;
+	case CONFIG_TYPE_STRING:
+		out->type = CFG_STRING;
+		out->s = xstrdup(config_setting_get_string(s));
+		break;
+	default:
+		out->type = CFG_OTHER;
+		out->s = xstrdup("(group or list)");
+	}
+}
+
+static int parse_device(config_setting_t *g, struct vm_config *c,
+			struct cfg_device *d, unsigned index, char *err,
+			size_t len)
+{
+	int n;
+
+	d->line = config_setting_source_line(g);
+	if (!config_setting_is_group(g))
+		return set_err(err, len, "%s:%d: each device must be a group: { plugin = \"...\"; id = \"...\"; }",
+			       c->path, d->line);
+	if (get_string(g, "plugin", c->path, &d->plugin, NULL, err, len) ||
+	    get_string(g, "id", c->path, &d->id, NULL, err, len))
+		return -1;
+	if (!d->plugin)
+		return set_err(err, len, "%s:%d: device has no plugin = \"...\"; (run `modvm plugins` for the list)",
+			       c->path, d->line);
+	if (!d->id)
+		d->id = xasprintf("%s%u", d->plugin, index);
+	n = config_setting_length(g);
+	d->settings = xcalloc((size_t)n, sizeof(*d->settings));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(s);
+		if (!strcmp(name, "plugin") || !strcmp(name, "id"))
+			continue;
+		read_setting(s, &d->settings[d->nsettings++]);
+	}
+	return 0;
+}
+
+static int parse_devices(const config_setting_t *vm, struct vm_config *c,
+			 char *err, size_t len)
+{
+	config_setting_t *l = config_setting_get_member(vm, "devices");
+	int n;
+
+	if (!l)
+		return 0;
+	if (!config_setting_is_list(l) && !config_setting_is_array(l))
+		return set_err(err, len, "%s:%d: devices must be a list: devices = ( { ... }, { ... } );",
+			       c->path, config_setting_source_line(l));
+	n = config_setting_length(l);
+	c->devices = xcalloc((size_t)n, sizeof(*c->devices));
+	for (int i = 0; i < n; i++) {
+		c->ndevices++;
+		if (parse_device(config_setting_get_elem(l, (unsigned)i), c,
+				 &c->devices[i], (unsigned)i, err, len))
+			return -1;
+	}
+	for (size_t i = 0; i < c->ndevices; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->devices[i].id, c->devices[j].id))
+				return set_err(err, len, "%s:%d: device id \"%s\" is already used at line %d: ids must be unique",
+					       c->path, c->devices[i].line, c->devices[i].id,
+					       c->devices[j].line);
+	return 0;
+}
+
+/* Everything in the cpu group but engine and model belongs to the engine,
+ * checked against its schema in config_validate. */
+static void read_engine_settings(config_setting_t *cpu, struct vm_config *c)
+{
+	int n = config_setting_length(cpu);
+
+	c->engine_settings = xcalloc((size_t)n, sizeof(*c->engine_settings));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(cpu, (unsigned)i);
+		if (index_of(cpu_keys, config_setting_name(s)) >= 0)
+			continue;
+		read_setting(s, &c->engine_settings[c->nengine_settings++]);
+	}
+}
+
+static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
+{
+	config_setting_t *vm = config_lookup(cf, "vm");
+	config_setting_t *cpu;
+
+	if (!vm || !config_setting_is_group(vm))
+		return set_err(err, len, "%s:1: no \"vm\" group: the file must hold vm = { ... };",
+			       c->path);
+	if (check_keys(vm, vm_keys, c->path, "vm", err, len) ||
+	    get_string(vm, "name", c->path, &c->name, NULL, err, len) ||
+	    parse_memory(vm, c, err, len) || parse_cpus(vm, c, err, len))
+		return -1;
+	if (!c->name)
+		c->name = xstrdup("vm");
+	cpu = config_setting_get_member(vm, "cpu");
+	if (!cpu || !config_setting_is_group(cpu))
+		return set_err(err, len, "%s:%d: vm has no cpu group: add cpu = { engine = \"cpu-bt\"; };",
+			       c->path, cpu ? config_setting_source_line(cpu) :
+					      config_setting_source_line(vm));
+	c->engine_line = c->model_line = config_setting_source_line(cpu);
+	if (get_string(cpu, "engine", c->path, &c->engine, &c->engine_line, err, len) ||
+	    get_string(cpu, "model", c->path, &c->model, &c->model_line, err, len))
+		return -1;
+	if (!c->engine)
+		return set_err(err, len, "%s:%d: cpu has no engine = \"...\"; (cpu-bt, cpu-svm or cpu-vtx)",
+			       c->path, c->engine_line);
+	if (!c->model)
+		c->model = xstrdup("baseline");
+	read_engine_settings(cpu, c);
+	if (index_of(cpu_model_names, c->model) < 0) {
+		char *valid = join(cpu_model_names);
+		set_err(err, len, "%s:%d: cpu model \"%s\" is not known; allowed values: %s",
+			c->path, c->model_line, c->model, valid);
+		free(valid);
+		return -1;
+	}
+	return parse_boot(vm, c, err, len) || parse_devices(vm, c, err, len) ? -1 : 0;
+}
+
+int config_load(const char *path, struct vm_config *c, char *err, size_t len)
+{
+	config_t cf;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->path = xstrdup(path);
+	config_init(&cf);
+	if (!config_read_file(&cf, path)) {
+		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+			set_err(err, len, "%s: cannot read the config file (missing or unreadable)", path);
+		else
+			set_err(err, len, "%s:%d: syntax error: %s",
+				config_error_file(&cf) ? config_error_file(&cf) : path,
+				config_error_line(&cf), config_error_text(&cf));
+		config_destroy(&cf);
+		return -1;
+	}
+	r = parse_vm(&cf, c, err, len);
+	config_destroy(&cf);
+	return r;
+}
+
+/* ---- validation against the registry --------------------------------- */
+
+static bool type_matches(const struct modvm_prop_desc *d,
+			 const struct cfg_setting *s)
+{
+	if (s->type == CFG_TEXT)
+		return true;
+	switch (d->type) {
+	case MODVM_PROP_BOOL: return s->type == CFG_BOOL;
+	case MODVM_PROP_INT: return s->type == CFG_INT;
+	case MODVM_PROP_SIZE: return s->type == CFG_INT || s->type == CFG_STRING;
+	default: return s->type == CFG_STRING;
+	}
+}
+
+static int convert(const struct modvm_prop_desc *d, const struct cfg_setting *s,
+		   struct prop_value *v, char *err, size_t len)
+{
+	char type[512];
+
+	if (!type_matches(d, s)) {
+		prop_describe_type(d, type, sizeof(type));
+		return set_err(err, len, "the value %s has the wrong type: expected %s%s",
+			       s->s, type,
+			       d->type >= MODVM_PROP_STRING ? " (in quotes)" : "");
+	}
+	if (propval_from_text(d, s->s, v, err, len))
+		return -1;
+	v->line = s->line;
+	return 0;
+}
+
+int props_resolve(const struct plugin *p, const struct cfg_setting *settings,
+		  size_t n, const char *file, const char *owner,
+		  struct resolved_props *out, char *err, size_t len)
+{
+	const struct modvm_prop_desc *props = p->desc->props;
+	char msg[ERR_LEN];
+	size_t count = 0;
+
+	while (props && props[count].name)
+		count++;
+	memset(out, 0, sizeof(*out));
+	out->plugin = p;
+	out->vals = xcalloc(count, sizeof(*out->vals));
+	for (size_t i = 0; i < count; i++) {
+		const struct modvm_prop_desc *d = &props[i];
+		const struct cfg_setting *s = NULL;
+
+		for (size_t k = 0; k < n; k++)
+			if (!strcmp(settings[k].name, d->name))
+				s = &settings[k];
+		out->n++;
+		if (s) {
+			if (convert(d, s, &out->vals[i], msg, sizeof(msg))) {
+				set_err(err, len, "%s:%d: %s: property \"%s\": %s",
+					file, s->line, owner, d->name, msg);
+				goto fail;
+			}
+		} else if (d->flags & MODVM_PROP_REQUIRED) {
+			prop_describe_type(d, msg, sizeof(msg));
+			set_err(err, len, "%s: %s: property \"%s\" is required (%s): %s",
+				file, owner, d->name, msg, d->help ? d->help : "");
+			goto fail;
+		} else if (propval_from_text(d, d->def, &out->vals[i], msg, sizeof(msg))) {
+			set_err(err, len, "%s: %s: default of \"%s\" is invalid: %s",
+				file, owner, d->name, msg);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	resolved_props_free(out);
+	return -1;
+}
+
+void resolved_props_free(struct resolved_props *rp)
+{
+	for (size_t i = 0; i < rp->n; i++)
+		propval_free(&rp->vals[i]);
+	free(rp->vals);
+	rp->vals = NULL;
+	rp->n = 0;
+}
+
+const struct prop_value *resolved_find(const struct resolved_props *rp,
+				       const char *name)
+{
+	for (size_t i = 0; i < rp->n; i++)
+		if (rp->vals[i].desc && !strcmp(rp->vals[i].desc->name, name))
+			return &rp->vals[i];
+	return NULL;
+}
+
+/* Names a device group may hold: its own and its backends'. */
+static char *valid_names(const struct cfg_device *d)
+{
+	struct strbuf b;
+	char *l = prop_name_list(d->props.plugin->desc->props);
+
+	sb_init(&b);
+	sb_printf(&b, "%s", *l ? l : "(none)");
+	free(l);
+	for (size_t i = 0; i < d->nbackends; i++) {
+		l = prop_name_list(d->backends[i].plugin->desc->props);
+		if (*l)
+			sb_printf(&b, "; from backend %s: %s",
+				  d->backends[i].plugin->desc->name, l);
+		free(l);
+	}
+	return sb_steal(&b);
+}
+
+static bool owned_by(const struct resolved_props *rp, const char *name)
+{
+	return prop_find(rp->plugin->desc->props, name) != NULL;
+}
+
+static int resolve_backends(const char *file, struct cfg_device *d,
+			    const struct registry *r, const char *owner,
+			    char *err, size_t len)
+{
+	const struct modvm_prop_desc *props = d->props.plugin->desc->props;
+
+	for (int i = 0; props && props[i].name; i++) {
+		const struct modvm_prop_desc *pd = &props[i];
+		const struct prop_value *v;
+		const struct plugin *bp;
+		char *name;
+
+		if (pd->type != MODVM_PROP_BACKEND)
+			continue;
+		v = &d->props.vals[i];
+		name = xasprintf("%s-%s", backend_prefix(pd->backend_kind), v->s);
+		bp = registry_find_kind(r, name, pd->backend_kind);
+		if (!bp) {
+			char *avail = registry_names(r, pd->backend_kind);
+			set_err(err, len, "%s:%d: %s: property \"%s\": no %s backend \"%s\" (plugin %s); installed %s backends: %s",
+				file, v->line ? v->line : d->line, owner, pd->name,
+				kind_name(pd->backend_kind), v->s, name,
+				kind_name(pd->backend_kind), avail);
+			free(avail);
+			free(name);
+			return -1;
+		}
+		free(name);
+		d->backends = xrealloc(d->backends, (d->nbackends + 1) * sizeof(*d->backends));
+		char *bowner = xasprintf("%s backend %s", owner, bp->desc->name);
+		int rr = props_resolve(bp, d->settings, d->nsettings, file, bowner,
+				       &d->backends[d->nbackends], err, len);
+		free(bowner);
+		if (rr)
+			return -1;
+		d->nbackends++;
+	}
+	return 0;
+}
+
+int config_validate_device(const char *file, struct cfg_device *d,
+			   const struct registry *r, char *err, size_t len)
+{
+	const struct plugin *p = registry_find(r, d->plugin);
+	char *owner;
+	int ret = -1;
+
+	if (!p || p->desc->kind != MODVM_KIND_DEVICE) {
+		char *avail = registry_names(r, MODVM_KIND_DEVICE);
+		if (p)
+			set_err(err, len, "%s:%d: plugin \"%s\" is a %s plugin, not a device; device plugins: %s",
+				file, d->line, d->plugin, kind_name(p->desc->kind), avail);
+		else
+			set_err(err, len, "%s:%d: no device plugin \"%s\"; device plugins: %s (see `modvm plugins`)",
+				file, d->line, d->plugin, avail);
+		free(avail);
+		return -1;
+	}
+	owner = xasprintf("device \"%s\" (%s)", d->id, d->plugin);
+	if (props_resolve(p, d->settings, d->nsettings, file, owner, &d->props, err, len) ||
+	    resolve_backends(file, d, r, owner, err, len))
+		goto out;
+	for (size_t k = 0; k < d->nsettings; k++) {
+		const struct cfg_setting *s = &d->settings[k];
+		bool known = owned_by(&d->props, s->name);
+		for (size_t b = 0; b < d->nbackends && !known; b++)
+			known = owned_by(&d->backends[b], s->name);
+		if (!known) {
+			char *valid = valid_names(d);
+			set_err(err, len, "%s:%d: %s: unknown property \"%s\"; valid properties: %s",
+				file, s->line, owner, s->name, valid);
+			free(valid);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(owner);
+	return ret;
+}
+
+int config_validate(struct vm_config *c, const struct registry *r, char *err,
+		    size_t len)
+{
+	const struct plugin *e = registry_find(r, c->engine);
+
+	if (!e || e->desc->kind != MODVM_KIND_CPU_ENGINE) {
+		char *avail = registry_names(r, MODVM_KIND_CPU_ENGINE);
+		set_err(err, len, "%s:%d: no cpu engine \"%s\"; installed engines: %s",
+			c->path, c->engine_line, c->engine, avail);
+		free(avail);
+		return -1;
+	}
+	c->engine_plugin = e;
+	if (props_resolve(e, c->engine_settings, c->nengine_settings, c->path,
+			  e->desc->name, &c->engine_props, err, len))
+		return -1;
+	for (size_t i = 0; i < c->nengine_settings; i++) {
+		const struct cfg_setting *s = &c->engine_settings[i];
+		if (!prop_find(e->desc->props, s->name)) {
+			char *valid = prop_name_list(e->desc->props);
+			set_err(err, len, "%s:%d: cpu: unknown setting \"%s\" for engine %s; valid: engine, model%s%s",
+				c->path, s->line, s->name, e->desc->name, *valid ? ", " : "", valid);
+			free(valid);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < c->ndevices; i++)
+		if (config_validate_device(c->path, &c->devices[i], r, err, len))
+			return -1;
+	return 0;
+}
+
+void cfg_device_free(struct cfg_device *d)
+{
+	for (size_t k = 0; k < d->nsettings; k++) {
+		free(d->settings[k].name);
+		free(d->settings[k].s);
+	}
+	free(d->settings);
+	resolved_props_free(&d->props);
+	for (size_t b = 0; b < d->nbackends; b++)
+		resolved_props_free(&d->backends[b]);
+	free(d->backends);
+	free(d->plugin);
+	free(d->id);
+}
+
+void config_free(struct vm_config *c)
+{
+	for (size_t i = 0; i < c->ndevices; i++)
+		cfg_device_free(&c->devices[i]);
+	free(c->devices);
+	resolved_props_free(&c->engine_props);
+	for (size_t i = 0; i < c->nengine_settings; i++) {
+		free(c->engine_settings[i].name);
+		free(c->engine_settings[i].s);
+	}
+	free(c->engine_settings);
+	free((char *)c->boot.kernel);
+	free((char *)c->boot.initrd);
+	free((char *)c->boot.cmdline);
+	free(c->path);
+	free(c->name);
+	free(c->engine);
+	free(c->model);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,165 @@
+/* ELF pre-check for plugins: find the descriptor symbol in .dynsym and read
+ * its first words from the file image (they are plain integers, not
+ * relocated), all with bounds checks since the file is untrusted. */
+#include "elfcheck.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <modvm/plugin.h>
+
+#include "util.h"
+
+struct image {
+	const uint8_t *p;
+	size_t size;
+};
+
+static const void *at(const struct image *im, uint64_t off, uint64_t len)
+{
+	if (off > im->size || len > im->size - off)
+		return NULL;
+	return im->p + off;
+}
+
+/* File offset of virtual address vaddr, through the PT_LOAD segments. */
+static int vaddr_to_off(const struct image *im, const Elf64_Ehdr *eh,
+			uint64_t vaddr, uint64_t len, uint64_t *off)
+{
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = at(im, eh->e_phoff + (uint64_t)i * sizeof(*ph),
+					  sizeof(*ph));
+		if (!ph)
+			return -1;
+		if (ph->p_type != PT_LOAD || vaddr < ph->p_vaddr)
+			continue;
+		if (vaddr - ph->p_vaddr + len > ph->p_filesz)
+			continue;
+		*off = ph->p_offset + (vaddr - ph->p_vaddr);
+		return 0;
+	}
+	return -1;
+}
+
+static int find_symbol(const struct image *im, const Elf64_Ehdr *eh,
+		       const char *name, uint64_t *value, char *err, size_t len)
+{
+	const Elf64_Shdr *sh, *strsh;
+
+	if (eh->e_shentsize != sizeof(Elf64_Shdr))
+		return set_err(err, len, "malformed ELF section headers");
+	for (unsigned i = 0; i < eh->e_shnum; i++) {
+		sh = at(im, eh->e_shoff + (uint64_t)i * sizeof(*sh), sizeof(*sh));
+		if (!sh)
+			return set_err(err, len, "truncated ELF section headers");
+		if (sh->sh_type != SHT_DYNSYM)
+			continue;
+		if (sh->sh_entsize != sizeof(Elf64_Sym) || sh->sh_link >= eh->e_shnum)
+			return set_err(err, len, "malformed .dynsym section");
+		strsh = at(im, eh->e_shoff + (uint64_t)sh->sh_link * sizeof(*strsh),
+			   sizeof(*strsh));
+		if (!strsh || !at(im, strsh->sh_offset, strsh->sh_size) ||
+		    !at(im, sh->sh_offset, sh->sh_size))
+			return set_err(err, len, "truncated symbol tables");
+		const char *strtab = (const char *)im->p + strsh->sh_offset;
+		size_t nsyms = sh->sh_size / sizeof(Elf64_Sym);
+		const Elf64_Sym *syms = (const void *)(im->p + sh->sh_offset);
+		size_t nlen = strlen(name);
+		for (size_t s = 0; s < nsyms; s++) {
+			uint32_t n = syms[s].st_name;
+			if (n >= strsh->sh_size || strsh->sh_size - n <= nlen)
+				continue;
+			if (memcmp(strtab + n, name, nlen + 1))
+				continue;
+			if (syms[s].st_shndx == SHN_UNDEF)
+				continue;
+			*value = syms[s].st_value;
+			return 0;
+		}
+	}
+	return set_err(err, len, "no %s symbol: not a modvm plugin (a plugin defines it with MODVM_PLUGIN_DEFINE)",
+		       name);
+}
+
+/* A position-independent executable is ET_DYN too; DF_1_PIE tells it apart. */
+static bool is_pie(const struct image *im, const Elf64_Ehdr *eh)
+{
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = at(im, eh->e_phoff + (uint64_t)i * sizeof(*ph),
+					  sizeof(*ph));
+		if (!ph || ph->p_type != PT_DYNAMIC)
+			continue;
+		const Elf64_Dyn *dyn = at(im, ph->p_offset, ph->p_filesz);
+		if (!dyn)
+			return false;
+		for (size_t k = 0; k < ph->p_filesz / sizeof(*dyn); k++) {
+			if (dyn[k].d_tag == DT_NULL)
+				break;
+			if (dyn[k].d_tag == DT_FLAGS_1 && (dyn[k].d_un.d_val & DF_1_PIE))
+				return true;
+		}
+	}
+	return false;
+}
+
+static int check_image(const struct image *im, uint32_t *major,
+		       uint32_t *minor, char *err, size_t len)
+{
+	const Elf64_Ehdr *eh = at(im, 0, sizeof(*eh));
+	uint64_t vaddr = 0, off = 0;
+	const uint32_t *words;
+
+	if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG))
+		return set_err(err, len, "not a shared object (no ELF header)");
+	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64)
+		return set_err(err, len, "not an x86-64 ELF object");
+	if (eh->e_type != ET_DYN)
+		return set_err(err, len, "not a shared object (ELF type %u)", eh->e_type);
+	if (eh->e_phentsize != sizeof(Elf64_Phdr))
+		return set_err(err, len, "malformed ELF program headers");
+	if (is_pie(im, eh))
+		return set_err(err, len, "not a shared object (an executable)");
+	if (find_symbol(im, eh, MODVM_PLUGIN_SYMBOL_NAME, &vaddr, err, len))
+		return -1;
+	if (vaddr_to_off(im, eh, vaddr, 8, &off) || !(words = at(im, off, 8)))
+		return set_err(err, len, "descriptor symbol points outside the file");
+	*major = words[0];
+	*minor = words[1];
+	return 0;
+}
+
+int elf_read_plugin_abi(const char *path, uint32_t *major, uint32_t *minor,
+			char *err, size_t len)
+{
+	struct image im;
+	struct stat st;
+	void *map;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return set_err(err, len, "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return set_err(err, len, "not a regular file");
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return set_err(err, len, "not a shared object (empty file)");
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return set_err(err, len, "cannot map: %s", strerror(errno));
+	im.p = map;
+	im.size = (size_t)st.st_size;
+	r = check_image(&im, major, minor, err, len);
+	munmap(map, im.size);
+	return r;
+}

@@ -1,0 +1,396 @@
+/* The host-services table: the only way plugins reach the core. Each
+ * service finds the machine through the calling instance. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "machine.h"
+
+static const char *const level_names[] = { "error", "warning", "info",
+					    "debug", "trace" };
+
+void machine_log(struct machine *m, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (m && level > m->verbosity)
+		return;
+	va_start(ap, fmt);
+	fprintf(stderr, "modvm: %s: ", level_names[level < 0 ? 0 : level > 4 ? 4 : level]);
+	vfprintf(stderr, fmt, ap);
+	/* \r so lines stay readable when a backend put the tty in raw mode */
+	fputs("\r\n", stderr);
+	va_end(ap);
+}
+
+static void h_log(modvm_inst *inst, enum modvm_log_level level,
+		  const char *fmt, ...)
+{
+	char msg[ERR_LEN];
+	va_list ap;
+
+	if ((int)level > inst->m->verbosity)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	machine_log(inst->m, (int)level, "%s: %s", inst->prefix, msg);
+}
+
+static void h_set_error(modvm_inst *inst, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(inst->error, sizeof(inst->error), fmt, ap);
+	va_end(ap);
+}
+
+static const struct prop_value *prop(modvm_inst *inst, const char *name,
+				     uint32_t type)
+{
+	const struct prop_value *v = inst->props ? resolved_find(inst->props, name) : NULL;
+
+	if (!v) {
+		machine_log(inst->m, MODVM_LOG_ERROR,
+			    "%s: asked for undeclared property \"%s\" (plugin bug)",
+			    inst->prefix, name);
+		return NULL;
+	}
+	if (type && v->desc->type != type &&
+	    !(type == MODVM_PROP_STRING)) {
+		machine_log(inst->m, MODVM_LOG_ERROR,
+			    "%s: property \"%s\" read as the wrong type (plugin bug)",
+			    inst->prefix, name);
+		return NULL;
+	}
+	return v;
+}
+
+static bool h_prop_bool(modvm_inst *inst, const char *name)
+{
+	const struct prop_value *v = prop(inst, name, MODVM_PROP_BOOL);
+	return v ? v->b : false;
+}
+
+static int64_t h_prop_int(modvm_inst *inst, const char *name)
+{
+	const struct prop_value *v = prop(inst, name, MODVM_PROP_INT);
+	return v ? v->i : 0;
+}
+
+static uint64_t h_prop_size(modvm_inst *inst, const char *name)
+{
+	const struct prop_value *v = prop(inst, name, MODVM_PROP_SIZE);
+	return v ? v->u : 0;
+}
+
+static const char *h_prop_string(modvm_inst *inst, const char *name)
+{
+	const struct prop_value *v = prop(inst, name, MODVM_PROP_STRING);
+	return v && v->s ? v->s : "";
+}
+
+static int h_prop_enum(modvm_inst *inst, const char *name)
+{
+	const struct prop_value *v = prop(inst, name, MODVM_PROP_ENUM);
+	return v ? v->choice : 0;
+}
+
+static const char *h_inst_id(modvm_inst *inst)
+{
+	return inst->id;
+}
+
+static int h_mem_read(modvm_inst *inst, uint64_t gpa, void *buf, size_t len)
+{
+	return vm_memory_read(&inst->m->mem, gpa, buf, len);
+}
+
+static int h_mem_write(modvm_inst *inst, uint64_t gpa, const void *buf,
+		       size_t len)
+{
+	return vm_memory_write(&inst->m->mem, gpa, buf, len);
+}
+
+static void *h_mem_ptr(modvm_inst *inst, uint64_t gpa, uint64_t len)
+{
+	return vm_memory_ptr(&inst->m->mem, gpa, len);
+}
+
+static void h_mem_dirty(modvm_inst *inst, uint64_t gpa, uint64_t len)
+{
+	/* Dirty tracking arrives with live migration; RAM is one memfd, so
+	 * snapshots of a paused VM already see every write. */
+	(void)inst;
+	(void)gpa;
+	(void)len;
+}
+
+static uint64_t h_mem_size(modvm_inst *inst)
+{
+	return inst->m->mem.size;
+}
+
+static modvm_region *h_pio_register(modvm_inst *inst, uint16_t port,
+				    uint32_t len,
+				    const struct modvm_io_ops *ops, void *opaque)
+{
+	return io_register(inst->m, inst, false, port, len, ops, opaque);
+}
+
+static modvm_region *h_mmio_register(modvm_inst *inst, uint64_t addr,
+				     uint64_t len,
+				     const struct modvm_io_ops *ops, void *opaque)
+{
+	return io_register(inst->m, inst, true, addr, len, ops, opaque);
+}
+
+static uint64_t h_pio_read(modvm_inst *inst, uint16_t port, unsigned size)
+{
+	return io_pio_read(inst->m, port, size);
+}
+
+static void h_pio_write(modvm_inst *inst, uint16_t port, uint64_t v,
+			unsigned size)
+{
+	io_pio_write(inst->m, port, v, size);
+}
+
+static bool h_mmio_read(modvm_inst *inst, uint64_t addr, void *data,
+			unsigned size)
+{
+	return io_mmio_read(inst->m, addr, data, size);
+}
+
+static bool h_mmio_write(modvm_inst *inst, uint64_t addr, const void *data,
+			 unsigned size)
+{
+	return io_mmio_write(inst->m, addr, data, size);
+}
+
+static void h_irq_set(modvm_inst *inst, unsigned line, int level)
+{
+	irq_line_set(inst->m, line, level);
+}
+
+static modvm_irq_sink *h_irq_sink_register(modvm_inst *inst, unsigned first,
+					   unsigned count,
+					   void (*set)(void *, unsigned, int),
+					   void *opaque)
+{
+	return irq_sink_add(inst->m, inst, first, count, set, opaque);
+}
+
+static void h_msi_send(modvm_inst *inst, uint64_t addr, uint32_t data)
+{
+	irq_msi_send(inst->m, addr, data);
+}
+
+static int h_msi_handler_register(modvm_inst *inst,
+				  void (*deliver)(void *, uint64_t, uint32_t),
+				  void *opaque)
+{
+	struct irq_state *irq = &inst->m->irq;
+
+	if (irq->msi)
+		return set_err(inst->error, sizeof(inst->error),
+			       "an MSI handler is already registered");
+	irq->msi = deliver;
+	irq->msi_opaque = opaque;
+	return 0;
+}
+
+static void h_intr_set(modvm_inst *inst, int level)
+{
+	irq_intr_set(inst->m, level);
+}
+
+static int h_intr_source_register(modvm_inst *inst, int (*ack)(void *),
+				  void *opaque)
+{
+	struct irq_state *irq = &inst->m->irq;
+
+	if (irq->intr_ack)
+		return set_err(inst->error, sizeof(inst->error),
+			       "the INTR pin already has a controller");
+	irq->intr_ack = ack;
+	irq->intr_ack_opaque = opaque;
+	return 0;
+}
+
+static int h_intr_ack(modvm_inst *inst)
+{
+	return irq_intr_ack(inst->m);
+}
+
+static uint64_t h_clock_ns(modvm_inst *inst)
+{
+	return vclock_now(&inst->m->clock);
+}
+
+static int64_t h_boot_wall_ns(modvm_inst *inst)
+{
+	return inst->m->clock.boot_wall_ns;
+}
+
+static modvm_timer *h_timer_new(modvm_inst *inst, void (*cb)(void *),
+				void *opaque)
+{
+	return timer_create_(inst->m, inst, cb, opaque);
+}
+
+static bool h_timer_pending(modvm_timer *t)
+{
+	return t->armed;
+}
+
+static modvm_watch *h_fd_watch(modvm_inst *inst, int fd, unsigned events,
+			       void (*cb)(void *, int, unsigned), void *opaque)
+{
+	return loop_watch(inst->m, inst, fd, events, cb, opaque);
+}
+
+static void h_machine_request(modvm_inst *inst, enum modvm_machine_request r)
+{
+	machine_log(inst->m, MODVM_LOG_DEBUG, "%s requests %s", inst->prefix,
+		    r == MODVM_REQUEST_POWEROFF ? "power-off" :
+		    r == MODVM_REQUEST_RESET ? "reset" : "panic");
+	machine_request(inst->m, (int)r);
+}
+
+static size_t h_chardev_write(modvm_chardev *chr, const void *buf, size_t len)
+{
+	return chr->ops->write(chr->backend->obj, buf, len);
+}
+
+static void h_chardev_accept_input(modvm_chardev *chr)
+{
+	if (chr->ops->accept_input)
+		chr->ops->accept_input(chr->backend->obj);
+}
+
+static int h_chardev_set_params(modvm_chardev *chr,
+				const struct modvm_serial_params *p)
+{
+	return chr->ops->set_params ? chr->ops->set_params(chr->backend->obj, p) : -1;
+}
+
+static int h_chardev_set_modem(modvm_chardev *chr, unsigned lines)
+{
+	return chr->ops->set_modem ? chr->ops->set_modem(chr->backend->obj, lines) : -1;
+}
+
+static int h_chardev_get_modem(modvm_chardev *chr, unsigned *lines)
+{
+	return chr->ops->get_modem ? chr->ops->get_modem(chr->backend->obj, lines) : -1;
+}
+
+static size_t h_chardev_can_receive(modvm_chardev *chr)
+{
+	size_t n;
+
+	machine_lock(chr->m);
+	n = chr->fe->can_receive(chr->fe_opaque);
+	machine_unlock(chr->m);
+	return n;
+}
+
+static void h_chardev_receive(modvm_chardev *chr, const void *buf, size_t len)
+{
+	machine_lock(chr->m);
+	chr->fe->receive(chr->fe_opaque, buf, len);
+	machine_unlock(chr->m);
+}
+
+static void h_chardev_modem_changed(modvm_chardev *chr, unsigned lines)
+{
+	machine_lock(chr->m);
+	if (chr->fe->modem_changed)
+		chr->fe->modem_changed(chr->fe_opaque, lines);
+	machine_unlock(chr->m);
+}
+
+void host_table_init(struct machine *m)
+{
+	m->host = (struct modvm_host){
+		.size = sizeof(struct modvm_host),
+		.abi_major = MODVM_ABI_MAJOR,
+		.abi_minor = MODVM_ABI_MINOR,
+		.log = h_log,
+		.set_error = h_set_error,
+		.prop_bool = h_prop_bool,
+		.prop_int = h_prop_int,
+		.prop_size = h_prop_size,
+		.prop_string = h_prop_string,
+		.prop_enum = h_prop_enum,
+		.inst_id = h_inst_id,
+		.mem_read = h_mem_read,
+		.mem_write = h_mem_write,
+		.mem_ptr = h_mem_ptr,
+		.mem_dirty = h_mem_dirty,
+		.mem_size = h_mem_size,
+		.pio_register = h_pio_register,
+		.mmio_register = h_mmio_register,
+		.region_move = io_region_move,
+		.region_enable = io_region_enable,
+		.region_remove = io_region_remove,
+		.pio_read = h_pio_read,
+		.pio_write = h_pio_write,
+		.mmio_read = h_mmio_read,
+		.mmio_write = h_mmio_write,
+		.irq_set = h_irq_set,
+		.irq_sink_register = h_irq_sink_register,
+		.msi_send = h_msi_send,
+		.msi_handler_register = h_msi_handler_register,
+		.intr_set = h_intr_set,
+		.intr_source_register = h_intr_source_register,
+		.intr_ack = h_intr_ack,
+		.clock_ns = h_clock_ns,
+		.boot_wall_ns = h_boot_wall_ns,
+		.timer_new = h_timer_new,
+		.timer_mod = timer_arm,
+		.timer_del = timer_disarm,
+		.timer_free = timer_destroy,
+		.timer_pending = h_timer_pending,
+		.fd_watch = h_fd_watch,
+		.fd_watch_events = loop_watch_events,
+		.fd_unwatch = loop_unwatch,
+		.machine_request = h_machine_request,
+		.chardev_open = chardev_open,
+		.chardev_write = h_chardev_write,
+		.chardev_accept_input = h_chardev_accept_input,
+		.chardev_set_params = h_chardev_set_params,
+		.chardev_set_modem = h_chardev_set_modem,
+		.chardev_get_modem = h_chardev_get_modem,
+		.chardev_close = chardev_close,
+		.chardev_can_receive = h_chardev_can_receive,
+		.chardev_receive = h_chardev_receive,
+		.chardev_modem_changed = h_chardev_modem_changed,
+	};
+}
+
+modvm_inst *inst_new(struct machine *m, const struct plugin *p,
+		     const char *id, const struct resolved_props *rp,
+		     struct cfg_device *cfg)
+{
+	modvm_inst *inst = xcalloc(1, sizeof(*inst));
+
+	inst->m = m;
+	inst->plugin = p;
+	inst->id = xstrdup(id);
+	inst->prefix = strcmp(id, p->desc->name) ?
+		xasprintf("%s[%s]", p->desc->name, id) : xstrdup(id);
+	inst->props = rp;
+	inst->cfg = cfg;
+	return inst;
+}
+
+void inst_free(modvm_inst *inst)
+{
+	if (!inst)
+		return;
+	free(inst->id);
+	free(inst->prefix);
+	free(inst);
+}

@@ -1,0 +1,171 @@
+/* Assembling a machine: RAM, I/O, clock, loop and the host table, then one
+ * plugin instance per config device; and tearing it all down again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "machine.h"
+
+void machine_lock(struct machine *m)
+{
+	pthread_mutex_lock(&m->lock);
+}
+
+void machine_unlock(struct machine *m)
+{
+	pthread_mutex_unlock(&m->lock);
+}
+
+int machine_init(struct machine *m, uint64_t mem_size, bool manual_clock,
+		 char *err, size_t len)
+{
+	pthread_mutexattr_t a;
+
+	memset(m, 0, sizeof(*m));
+	m->verbosity = MODVM_LOG_WARN;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&m->lock, &a);
+	pthread_mutexattr_destroy(&a);
+	pthread_mutex_init(&m->req_lock, NULL);
+	pthread_cond_init(&m->req_cond, NULL);
+	io_init(&m->io);
+	vclock_init(&m->clock, manual_clock);
+	host_table_init(m);
+	m->loop.wake_fd = -1;
+	if (loop_init(&m->loop, err, len))
+		goto fail;
+	if (vm_memory_init(&m->mem, mem_size, err, len))
+		goto fail;
+	return 0;
+fail:
+	machine_destroy(m);
+	return -1;
+}
+
+/* Release what an instance registered and did not release itself. */
+static void release_inst(struct machine *m, modvm_inst *inst)
+{
+	struct irq_state *irq = &m->irq;
+
+	for (size_t i = m->io.nall; i-- > 0;)
+		if (m->io.all[i]->inst == inst)
+			io_region_remove(m->io.all[i]);
+	for (modvm_timer *t = m->timers, *next; t; t = next) {
+		next = t->next;
+		if (t->inst == inst)
+			timer_destroy(t);
+	}
+	for (modvm_watch *w = m->loop.watches; w; w = w->next)
+		if (w->inst == inst)
+			w->dead = true;
+	for (size_t i = 0; i < irq->nsinks;) {
+		if (irq->sinks[i]->inst == inst) {
+			free(irq->sinks[i]);
+			irq->sinks[i] = irq->sinks[--irq->nsinks];
+		} else {
+			i++;
+		}
+	}
+	for (modvm_chardev *c = m->chardevs, *next; c; c = next) {
+		next = c->next;
+		if (c->frontend == inst)
+			chardev_close(c);
+	}
+}
+
+modvm_inst *machine_add_device(struct machine *m, const struct plugin *p,
+			       const char *id, const struct resolved_props *rp,
+			       struct cfg_device *cfg, char *err, size_t len)
+{
+	const struct modvm_device_ops *ops = p->desc->ops;
+	modvm_inst *inst;
+
+	if (p->desc->kind != MODVM_KIND_DEVICE) {
+		set_err(err, len, "%s is not a device plugin", p->desc->name);
+		return NULL;
+	}
+	inst = inst_new(m, p, id, rp, cfg);
+	machine_lock(m);
+	inst->obj = ops->create(&m->host, inst);
+	if (!inst->obj) {
+		set_err(err, len, "%s%s%d: device \"%s\" (%s, %s) failed to start: %s",
+			cfg && m->cfg ? m->cfg->path : "", cfg && m->cfg ? ":" : "",
+			cfg ? cfg->line : 0, id, p->desc->name, p->path,
+			inst->error[0] ? inst->error : "the plugin gave no reason");
+		release_inst(m, inst);
+		machine_unlock(m);
+		inst_free(inst);
+		return NULL;
+	}
+	m->insts = xrealloc(m->insts, (m->ninsts + 1) * sizeof(*m->insts));
+	m->insts[m->ninsts++] = inst;
+	machine_unlock(m);
+	return inst;
+}
+
+int machine_add_config_devices(struct machine *m, struct vm_config *cfg,
+			       char *err, size_t len)
+{
+	m->cfg = cfg;
+	for (size_t i = 0; i < cfg->ndevices; i++) {
+		struct cfg_device *d = &cfg->devices[i];
+		if (!machine_add_device(m, d->props.plugin, d->id, &d->props, d,
+					err, len))
+			return -1;
+	}
+	return 0;
+}
+
+void machine_reset_devices(struct machine *m)
+{
+	machine_lock(m);
+	for (size_t i = 0; i < m->ninsts; i++) {
+		const struct modvm_device_ops *ops = m->insts[i]->plugin->desc->ops;
+		if (ops->reset)
+			ops->reset(m->insts[i]->obj);
+	}
+	machine_unlock(m);
+}
+
+void machine_request(struct machine *m, int req)
+{
+	pthread_mutex_lock(&m->req_lock);
+	/* A power-off is final: a later reset must not undo it. */
+	if (m->request != MODVM_REQUEST_POWEROFF)
+		m->request = req;
+	pthread_cond_broadcast(&m->req_cond);
+	pthread_mutex_unlock(&m->req_lock);
+	for (unsigned i = 0; i < m->ncpus && m->eops; i++)
+		if (m->vcpus[i])
+			m->eops->vcpu_kick(m->vcpus[i]);
+}
+
+void machine_destroy(struct machine *m)
+{
+	loop_stop_thread(m);
+	machine_lock(m);
+	for (size_t i = m->ninsts; i-- > 0;) {
+		modvm_inst *inst = m->insts[i];
+		const struct modvm_device_ops *ops = inst->plugin->desc->ops;
+		if (ops->destroy)
+			ops->destroy(inst->obj);
+		release_inst(m, inst);
+		inst_free(inst);
+	}
+	free(m->insts);
+	m->insts = NULL;
+	m->ninsts = 0;
+	while (m->chardevs)
+		chardev_close(m->chardevs);
+	while (m->timers)
+		timer_destroy(m->timers);
+	machine_unlock(m);
+	loop_destroy(m);
+	irq_destroy(&m->irq);
+	io_destroy(&m->io);
+	vm_memory_destroy(&m->mem);
+	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->req_lock);
+	pthread_cond_destroy(&m->req_cond);
+}

@@ -1,0 +1,244 @@
+/* The machine: guest RAM, I/O dispatch, interrupts, the virtual clock and
+ * timers, the event loop, and the plugin instances assembled from a config.
+ * Plugins see none of this; they reach it through struct modvm_host. */
+#ifndef MODVM_CORE_MACHINE_H
+#define MODVM_CORE_MACHINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <modvm/modvm.h>
+
+#include "config.h"
+#include "memory.h"
+#include "registry.h"
+#include "util.h"
+
+struct machine;
+
+/* One plugin instance: a device, a backend, or the engine. */
+struct modvm_inst {
+	struct machine *m;
+	const struct plugin *plugin;
+	char *id;
+	char *prefix;                       /* "serial-16550[com1]" */
+	const struct resolved_props *props; /* its own properties */
+	struct cfg_device *cfg;             /* its config group, or NULL */
+	void *obj;                          /* what create/open returned */
+	char error[ERR_LEN];                /* set_error text */
+};
+
+/* ---- I/O regions (io.c) ------------------------------------------------ */
+struct modvm_region {
+	struct machine *m;
+	modvm_inst *inst;
+	bool mmio;
+	bool enabled;
+	uint64_t base, len;
+	const struct modvm_io_ops *ops;
+	void *opaque;
+};
+
+struct io_space {
+	struct modvm_region **pio;   /* 65536 entries: port -> region */
+	struct modvm_region **mmio;  /* enabled MMIO regions, sorted by base */
+	size_t nmmio;
+	struct modvm_region **all;   /* every region, for cleanup */
+	size_t nall;
+};
+
+void io_init(struct io_space *io);
+void io_destroy(struct io_space *io);
+modvm_region *io_register(struct machine *m, modvm_inst *inst, bool mmio,
+			  uint64_t base, uint64_t len,
+			  const struct modvm_io_ops *ops, void *opaque);
+int io_region_move(modvm_region *r, uint64_t base);
+void io_region_enable(modvm_region *r, bool enabled);
+void io_region_remove(modvm_region *r);
+uint64_t io_pio_read(struct machine *m, uint16_t port, unsigned size);
+void io_pio_write(struct machine *m, uint16_t port, uint64_t v, unsigned size);
+bool io_mmio_read(struct machine *m, uint64_t addr, void *data, unsigned size);
+bool io_mmio_write(struct machine *m, uint64_t addr, const void *data,
+		   unsigned size);
+
+/* ---- interrupts (irq.c) ------------------------------------------------ */
+#define IRQ_LINES 64
+
+struct modvm_irq_sink {
+	unsigned first, count;
+	void (*set)(void *opaque, unsigned line, int level);
+	void *opaque;
+	modvm_inst *inst;
+};
+
+struct irq_state {
+	int level[IRQ_LINES];
+	unsigned raises[IRQ_LINES];
+	struct modvm_irq_sink **sinks;
+	size_t nsinks;
+	int intr_level;
+	int (*intr_ack)(void *opaque);
+	void *intr_ack_opaque;
+	void (*msi)(void *opaque, uint64_t addr, uint32_t data);
+	void *msi_opaque;
+	unsigned msi_count;           /* observed, for the test harness */
+	uint64_t msi_last_addr;
+	uint32_t msi_last_data;
+};
+
+void irq_line_set(struct machine *m, unsigned line, int level);
+modvm_irq_sink *irq_sink_add(struct machine *m, modvm_inst *inst,
+			     unsigned first, unsigned count,
+			     void (*set)(void *, unsigned, int), void *opaque);
+void irq_intr_set(struct machine *m, int level);
+int irq_intr_ack(struct machine *m);
+void irq_msi_send(struct machine *m, uint64_t addr, uint32_t data);
+void irq_destroy(struct irq_state *irq);
+
+/* ---- virtual clock and timers (timer.c) --------------------------------- */
+struct vclock {
+	atomic_uint seq;      /* seqlock: odd while being changed */
+	bool manual;          /* test harness: moves only when told */
+	bool running;
+	uint64_t base_host;   /* CLOCK_MONOTONIC ns when last started */
+	uint64_t base_virt;   /* virtual ns at that moment / when stopped */
+	int64_t boot_wall_ns; /* wall clock at virtual time 0 */
+};
+
+struct modvm_timer {
+	struct machine *m;
+	modvm_inst *inst;
+	void (*cb)(void *opaque);
+	void *opaque;
+	uint64_t deadline;
+	bool armed;
+	struct modvm_timer *next;
+};
+
+void vclock_init(struct vclock *c, bool manual);
+uint64_t vclock_now(struct vclock *c);
+void vclock_start(struct vclock *c);
+void vclock_stop(struct vclock *c);
+void vclock_advance(struct vclock *c, uint64_t ns); /* manual clocks only */
+uint64_t host_monotonic_ns(void);
+
+modvm_timer *timer_create_(struct machine *m, modvm_inst *inst,
+			   void (*cb)(void *), void *opaque);
+void timer_arm(modvm_timer *t, uint64_t deadline);
+void timer_disarm(modvm_timer *t);
+void timer_destroy(modvm_timer *t);
+/* Earliest armed deadline, or UINT64_MAX. */
+uint64_t timers_next(struct machine *m);
+/* Fire every timer due at `now`; returns how many ran. */
+int timers_run_due(struct machine *m, uint64_t now);
+
+/* ---- event loop (loop.c) ----------------------------------------------- */
+struct modvm_watch {
+	struct machine *m;
+	modvm_inst *inst;
+	int fd;
+	unsigned events;
+	void (*cb)(void *opaque, int fd, unsigned revents);
+	void *opaque;
+	bool dead;
+	struct modvm_watch *next;
+};
+
+struct event_loop {
+	int wake_fd;          /* eventfd: timers changed, watches changed, stop */
+	struct modvm_watch *watches;
+	pthread_t thread;
+	bool thread_running;
+	atomic_bool stop;
+};
+
+int loop_init(struct event_loop *l, char *err, size_t len);
+void loop_destroy(struct machine *m);
+void loop_wake(struct machine *m);
+/* One round: wait up to timeout_ms (or the next timer), then run due
+ * timers and ready fds. Returns the number of callbacks run. */
+int loop_run_once(struct machine *m, int timeout_ms);
+int loop_start_thread(struct machine *m, char *err, size_t len);
+void loop_stop_thread(struct machine *m);
+modvm_watch *loop_watch(struct machine *m, modvm_inst *inst, int fd,
+			unsigned events, void (*cb)(void *, int, unsigned),
+			void *opaque);
+void loop_watch_events(modvm_watch *w, unsigned events);
+void loop_unwatch(modvm_watch *w);
+
+/* ---- character devices (chardev.c) -------------------------------------- */
+struct modvm_chardev {
+	struct machine *m;
+	modvm_inst *frontend;
+	modvm_inst *backend;          /* its obj is the backend handle */
+	const struct modvm_chardev_ops *ops;
+	const struct modvm_chardev_frontend *fe;
+	void *fe_opaque;
+	struct modvm_chardev *next;
+};
+
+modvm_chardev *chardev_open(modvm_inst *inst, const char *prop,
+			    const struct modvm_chardev_frontend *fe,
+			    void *opaque);
+void chardev_close(modvm_chardev *chr);
+
+/* ---- the machine (machine.c) ------------------------------------------- */
+struct machine {
+	const struct vm_config *cfg;
+	const struct registry *reg;
+	struct vm_memory mem;
+	pthread_mutex_t lock;         /* recursive; held in device callbacks */
+	struct io_space io;
+	struct irq_state irq;
+	struct vclock clock;
+	modvm_timer *timers;
+	struct event_loop loop;
+	struct modvm_host host;
+	int verbosity;                /* enum modvm_log_level */
+
+	modvm_inst **insts;           /* devices and backends, creation order */
+	size_t ninsts;
+	modvm_chardev *chardevs;
+
+	/* The engine, once created. */
+	modvm_inst *engine;
+	const struct modvm_cpu_engine_ops *eops;
+	void *evm;
+	void **vcpus;
+	unsigned ncpus;
+
+	/* Requests from devices (poweroff, reset) and from the user. */
+	pthread_mutex_t req_lock;
+	pthread_cond_t req_cond;
+	int request;                  /* enum modvm_machine_request or 0 */
+};
+
+/* Build a machine without devices: RAM, I/O, clock, loop, host table. */
+int machine_init(struct machine *m, uint64_t mem_size, bool manual_clock,
+		 char *err, size_t len);
+void machine_destroy(struct machine *m);
+/* Create one plugin instance of a device from resolved props. On failure
+ * the message names the instance and the plugin's reason. */
+modvm_inst *machine_add_device(struct machine *m, const struct plugin *p,
+			       const char *id, const struct resolved_props *rp,
+			       struct cfg_device *cfg, char *err, size_t len);
+/* Create every device of the config, in order. */
+int machine_add_config_devices(struct machine *m, struct vm_config *cfg,
+			       char *err, size_t len);
+void machine_reset_devices(struct machine *m);
+void machine_request(struct machine *m, int req);
+void machine_lock(struct machine *m);
+void machine_unlock(struct machine *m);
+
+/* host.c */
+void host_table_init(struct machine *m);
+modvm_inst *inst_new(struct machine *m, const struct plugin *p,
+		     const char *id, const struct resolved_props *rp,
+		     struct cfg_device *cfg);
+void inst_free(modvm_inst *inst);
+void machine_log(struct machine *m, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,248 @@
+/* modvm: the command line. Each command is a small function; all of them
+ * load the plugin registry the same way. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "inspect.h"
+#include "machine.h"
+#include "registry.h"
+#include "run.h"
+
+static const char usage_text[] =
+	"usage: modvm COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  run CONFIG [-v]     boot the VM described by CONFIG (a libconfig file)\n"
+	"  check CONFIG        validate CONFIG against the installed plugins, run nothing\n"
+	"  plugins             list plugins: name, kind, version, ABI, path\n"
+	"  inspect NAME        show one plugin's properties and state layout\n"
+	"  help [COMMAND]      this text, or help on one command\n"
+	"  --version           print the version\n"
+	"\n"
+	"Plugins are searched in the build tree (when run from it), in each folder\n"
+	"of MODVM_PLUGIN_PATH, then in the install folder.\n"
+	"Exit codes: 0 guest powered off / success, 1 the VM failed while running,\n"
+	"2 bad command line or config (nothing ran), 3 guest panic, 130 interrupted.\n";
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static int cmd_help(int argc, char **argv);
+
+static void load_registry(struct registry *r)
+{
+	registry_init(r);
+	registry_default_dirs(r);
+	registry_scan(r);
+}
+
+static bool want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+	struct registry r;
+
+	if (argc != 1) {
+		fprintf(stderr, "modvm plugins: takes no arguments\n");
+		return EXIT_USAGE;
+	}
+	load_registry(&r);
+	print_plugins(&r, stdout);
+	registry_free(&r);
+	return 0;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	const struct plugin *p;
+	struct registry r;
+	int ret = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "modvm inspect: expected one plugin name (see `modvm plugins`)\n");
+		return EXIT_USAGE;
+	}
+	load_registry(&r);
+	p = registry_find(&r, argv[1]);
+	if (p) {
+		print_inspect(p, stdout);
+	} else {
+		fprintf(stderr, "modvm inspect: no plugin named \"%s\"; `modvm plugins` lists them\n",
+			argv[1]);
+		registry_report_refusals(&r);
+		ret = EXIT_USAGE;
+	}
+	registry_free(&r);
+	return ret;
+}
+
+/* Parse and validate a config; the registry must be loaded. */
+static int load_config(const char *path, struct registry *r,
+		       struct vm_config *c)
+{
+	char err[ERR_LEN];
+
+	if (config_load(path, c, err, sizeof(err)) ||
+	    config_validate(c, r, err, sizeof(err))) {
+		fprintf(stderr, "modvm: %s\n", err);
+		registry_report_refusals(r);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct registry r;
+	struct vm_config c;
+	int ret = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "modvm check: expected one config file\n");
+		return EXIT_USAGE;
+	}
+	load_registry(&r);
+	if (load_config(argv[1], &r, &c))
+		ret = EXIT_USAGE;
+	else
+		printf("%s: ok (%s, %zu devices, engine %s)\n", argv[1], c.name,
+		       c.ndevices, c.engine);
+	config_free(&c);
+	registry_free(&r);
+	return ret;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct registry r;
+	struct vm_config c;
+	struct machine m;
+	char err[ERR_LEN];
+	int verbosity = MODVM_LOG_WARN, opt, ret;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		if (opt != 'v')
+			return EXIT_USAGE;
+		verbosity++;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "modvm run: expected one config file (modvm run vm.cfg)\n");
+		return EXIT_USAGE;
+	}
+	load_registry(&r);
+	if (load_config(argv[optind], &r, &c)) {
+		config_free(&c);
+		registry_free(&r);
+		return EXIT_USAGE;
+	}
+	if (machine_init(&m, c.memory, false, err, sizeof(err))) {
+		fprintf(stderr, "modvm: %s: %s\n", c.path, err);
+		ret = EXIT_FAILURE_RUN;
+		goto out;
+	}
+	m.verbosity = verbosity > MODVM_LOG_TRACE ? MODVM_LOG_TRACE : verbosity;
+	m.reg = &r;
+	if (machine_add_config_devices(&m, &c, err, sizeof(err))) {
+		fprintf(stderr, "modvm: %s\n", err);
+		ret = EXIT_USAGE;
+	} else {
+		ret = machine_run(&m, &c);
+	}
+	machine_destroy(&m);
+out:
+	config_free(&c);
+	registry_free(&r);
+	return ret;
+}
+
+static const struct command commands[] = {
+	{ "run", cmd_run,
+	  "usage: modvm run CONFIG [-v|--verbose]...\n"
+	  "Validate CONFIG, create its devices, load the boot image and run the\n"
+	  "VM until it powers off (exit 0), fails (1) or is interrupted (130).\n"
+	  "-v raises the log level (info, then debug, then trace).\n" },
+	{ "check", cmd_check,
+	  "usage: modvm check CONFIG\n"
+	  "Validate CONFIG against the installed plugins and exit: 0 if valid,\n"
+	  "2 with file:line: message otherwise. Nothing is started.\n" },
+	{ "plugins", cmd_plugins,
+	  "usage: modvm plugins\n"
+	  "List every plugin found: name, kind, version, ABI, path, description;\n"
+	  "whether each cpu engine can run on this host; refused files and why.\n" },
+	{ "inspect", cmd_inspect,
+	  "usage: modvm inspect NAME\n"
+	  "Show a plugin's properties (type, default, range or values, help) and\n"
+	  "its state sections with versions and fields.\n" },
+	{ "help", cmd_help, "usage: modvm help [COMMAND]\n" },
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	c = find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "modvm help: unknown command \"%s\"\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	fputs(c->help, stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("modvm %s (plugin ABI %d.%d)\n", MODVM_VERSION,
+		       MODVM_ABI_MAJOR, MODVM_ABI_MINOR);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	c = find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "modvm: unknown command \"%s\"\n\n%s", argv[1], usage_text);
+		return EXIT_USAGE;
+	}
+	if (want_help(argc - 1, argv + 1)) {
+		fputs(c->help, stdout);
+		return 0;
+	}
+	return c->fn(argc - 1, argv + 1);
+}

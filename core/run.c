@@ -1,0 +1,227 @@
+/* Running a machine: engine and vCPU threads, requests, reset. */
+#include "run.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boot/boot.h"
+
+struct vcpu_thread {
+	struct machine *m;
+	unsigned index;
+	pthread_t thread;
+	char err[ERR_LEN];
+};
+
+static int pending_request(struct machine *m)
+{
+	int r;
+
+	pthread_mutex_lock(&m->req_lock);
+	r = m->request;
+	pthread_mutex_unlock(&m->req_lock);
+	return r;
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct vcpu_thread *t = arg;
+	struct machine *m = t->m;
+
+	while (!pending_request(m)) {
+		enum modvm_run_status st =
+			m->eops->vcpu_run(m->vcpus[t->index], t->err, sizeof(t->err));
+		if (st == MODVM_RUN_SHUTDOWN) {
+			machine_log(m, MODVM_LOG_WARN,
+				    "cpu %u: triple fault: resetting the machine", t->index);
+			machine_request(m, MODVM_REQUEST_RESET);
+		} else if (st == MODVM_RUN_ERROR) {
+			machine_log(m, MODVM_LOG_ERROR, "cpu %u: %s", t->index,
+				    t->err[0] ? t->err : "engine error");
+			machine_request(m, REQUEST_ERROR);
+		}
+	}
+	return NULL;
+}
+
+static void *signal_main(void *arg)
+{
+	struct machine *m = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) == 0) {
+		machine_log(m, MODVM_LOG_WARN, "stopping on signal %s", strsignal(sig));
+		machine_request(m, REQUEST_QUIT);
+	}
+	return NULL;
+}
+
+static int create_engine(struct machine *m, struct vm_config *cfg)
+{
+	const struct plugin *p = cfg->engine_plugin;
+	char why[512] = "";
+
+	m->eops = p->desc->ops;
+	if (m->eops->probe && m->eops->probe(why, sizeof(why))) {
+		fprintf(stderr, "modvm: %s:%d: engine %s cannot run on this host: %s\n",
+			cfg->path, cfg->engine_line, p->desc->name, why);
+		return -1;
+	}
+	if (why[0])
+		fprintf(stderr, "modvm: note: %s: %s\n", p->desc->name, why);
+	m->engine = inst_new(m, p, p->desc->name, &cfg->engine_props, NULL);
+	m->evm = m->eops->vm_create(&m->host, m->engine, cfg->cpus);
+	if (!m->evm) {
+		fprintf(stderr, "modvm: engine %s failed to start: %s\n", p->desc->name,
+			m->engine->error[0] ? m->engine->error : "no reason given");
+		return -1;
+	}
+	m->vcpus = xcalloc(cfg->cpus, sizeof(*m->vcpus));
+	for (unsigned i = 0; i < cfg->cpus; i++) {
+		m->vcpus[i] = m->eops->vcpu_create(m->evm, i);
+		if (!m->vcpus[i]) {
+			fprintf(stderr, "modvm: engine %s cannot create cpu %u: %s\n",
+				p->desc->name, i, m->engine->error);
+			return -1;
+		}
+		m->ncpus = i + 1;
+	}
+	return 0;
+}
+
+static void destroy_engine(struct machine *m)
+{
+	for (unsigned i = 0; i < m->ncpus; i++)
+		m->eops->vcpu_destroy(m->vcpus[i]);
+	if (m->evm)
+		m->eops->vm_destroy(m->evm);
+	free(m->vcpus);
+	inst_free(m->engine);
+	m->vcpus = NULL;
+	m->ncpus = 0;
+	m->evm = NULL;
+	m->engine = NULL;
+	m->eops = NULL;
+}
+
+/* Load the image and set every vCPU to its entry or reset state. */
+static int boot_cpus(struct machine *m, struct vm_config *cfg)
+{
+	struct modvm_cpu_state *s = xcalloc(1, sizeof(*s));
+	char err[ERR_LEN];
+	int r = -1;
+
+	cfg->boot.ncpus = cfg->cpus;
+	if (boot_load(&m->mem, &cfg->boot, s, err, sizeof(err))) {
+		fprintf(stderr, "modvm: %s: boot: %s\n", cfg->path, err);
+		goto out;
+	}
+	if (m->eops->set_state(m->vcpus[0], s)) {
+		fprintf(stderr, "modvm: engine refused the boot CPU state\n");
+		goto out;
+	}
+	for (unsigned i = 1; i < m->ncpus; i++) {
+		/* Application processors wait for INIT/SIPI. */
+		boot_cpu_reset_state(s);
+		s->halted = 1;
+		s->msr.apic_base &= ~(1ull << 8); /* not the BSP */
+		if (m->eops->set_state(m->vcpus[i], s))
+			goto out;
+	}
+	r = 0;
+out:
+	free(s);
+	return r;
+}
+
+static int wait_request(struct machine *m)
+{
+	int r;
+
+	pthread_mutex_lock(&m->req_lock);
+	while (!m->request)
+		pthread_cond_wait(&m->req_cond, &m->req_lock);
+	r = m->request;
+	pthread_mutex_unlock(&m->req_lock);
+	return r;
+}
+
+static int run_cpus(struct machine *m)
+{
+	struct vcpu_thread *t = xcalloc(m->ncpus, sizeof(*t));
+	char err[ERR_LEN];
+	int req;
+
+	vclock_start(&m->clock);
+	if (loop_start_thread(m, err, sizeof(err))) {
+		fprintf(stderr, "modvm: %s\n", err);
+		free(t);
+		return REQUEST_ERROR;
+	}
+	for (unsigned i = 0; i < m->ncpus; i++) {
+		t[i] = (struct vcpu_thread){ .m = m, .index = i };
+		pthread_create(&t[i].thread, NULL, vcpu_main, &t[i]);
+	}
+	req = wait_request(m);
+	for (unsigned i = 0; i < m->ncpus; i++)
+		m->eops->vcpu_kick(m->vcpus[i]);
+	for (unsigned i = 0; i < m->ncpus; i++)
+		pthread_join(t[i].thread, NULL);
+	loop_stop_thread(m);
+	vclock_stop(&m->clock);
+	free(t);
+	return req;
+}
+
+int machine_run(struct machine *m, struct vm_config *cfg)
+{
+	pthread_t sigthread;
+	sigset_t set;
+	int req, code = EXIT_FAILURE_RUN;
+
+	/* Signals go to one thread that turns them into a request. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_create(&sigthread, NULL, signal_main, m);
+	pthread_detach(sigthread);
+
+	if (!cfg->has_boot) {
+		fprintf(stderr, "modvm: %s: the vm has no boot section: add boot = { kernel = \"...\"; };\n",
+			cfg->path);
+		return EXIT_USAGE;
+	}
+	if (create_engine(m, cfg) || boot_cpus(m, cfg))
+		goto out;
+	for (;;) {
+		req = run_cpus(m);
+		if (req != MODVM_REQUEST_RESET)
+			break;
+		machine_log(m, MODVM_LOG_INFO, "platform reset");
+		pthread_mutex_lock(&m->req_lock);
+		m->request = 0;
+		pthread_mutex_unlock(&m->req_lock);
+		machine_reset_devices(m);
+		if (boot_cpus(m, cfg))
+			goto out;
+	}
+	switch (req) {
+	case MODVM_REQUEST_POWEROFF: code = EXIT_POWEROFF; break;
+	case MODVM_REQUEST_PANIC: code = EXIT_GUEST_PANIC; break;
+	case REQUEST_QUIT: code = EXIT_INTERRUPTED; break;
+	default: code = EXIT_FAILURE_RUN; break;
+	}
+out:
+	destroy_engine(m);
+	return code;
+}

@@ -1,0 +1,27 @@
+/* Running a machine: the engine, one thread per vCPU, the event loop, and
+ * the main thread waiting for power-off, reset, an error or a signal. */
+#ifndef MODVM_CORE_RUN_H
+#define MODVM_CORE_RUN_H
+
+#include "machine.h"
+
+/* Internal requests beyond enum modvm_machine_request. */
+enum {
+	REQUEST_QUIT = 100,  /* the user asked modvm to stop (signal, Ctrl-A x) */
+	REQUEST_ERROR = 101, /* an engine could not continue */
+};
+
+/* Exit codes of `modvm run`, documented in docs/cli.md. */
+enum {
+	EXIT_POWEROFF = 0,
+	EXIT_FAILURE_RUN = 1,   /* the VM started and then failed */
+	EXIT_USAGE = 2,         /* bad command line or config: nothing ran */
+	EXIT_GUEST_PANIC = 3,   /* the guest reported a panic */
+	EXIT_INTERRUPTED = 130, /* stopped by SIGINT/SIGTERM or the user */
+};
+
+/* Create the engine and vCPUs, load the boot image, run until the machine
+ * stops. Returns an exit code; messages go to stderr. */
+int machine_run(struct machine *m, struct vm_config *cfg);
+
+#endif

@@ -1,0 +1,47 @@
+/* Small helpers shared by the core: error formatting, allocation that
+ * cannot fail silently, string lists. */
+#ifndef MODVM_CORE_UTIL_H
+#define MODVM_CORE_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ERR_LEN 1024
+
+/* snprintf into err if err is not NULL; returns -1 so callers can
+ * `return set_err(...)`. */
+int set_err(char *err, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Abort with a message on allocation failure: the core treats running out
+ * of host memory as fatal, as glib does. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Growable string for building messages and text renderings. */
+struct strbuf {
+	char *s;
+	size_t len, cap;
+};
+void sb_init(struct strbuf *b);
+void sb_printf(struct strbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sb_append(struct strbuf *b, const void *data, size_t n);
+char *sb_steal(struct strbuf *b);
+void sb_free(struct strbuf *b);
+
+/* Parse "512M", "2G", "4096", "0x1000": K, M, G, T (powers of 1024), with
+ * an optional trailing "B"/"iB". Returns 0 or -1 (not a size, overflow). */
+int parse_size(const char *s, uint64_t *out);
+/* Format a size as the largest exact unit: "512M", "1536K", "7". */
+void format_size(uint64_t v, char *buf, size_t len);
+
+bool name_is_valid(const char *s); /* [a-z0-9][a-z0-9_-]* */
+
+#endif

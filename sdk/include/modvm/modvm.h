@@ -1,0 +1,14 @@
+/* modvm SDK: everything a plugin needs, in one include. */
+#ifndef MODVM_MODVM_H
+#define MODVM_MODVM_H
+
+#include <modvm/plugin.h>
+#include <modvm/props.h>
+#include <modvm/state.h>
+#include <modvm/host.h>
+#include <modvm/device.h>
+#include <modvm/chardev.h>
+#include <modvm/cpu.h>
+#include <modvm/pc.h>
+
+#endif

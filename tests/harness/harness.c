@@ -1,0 +1,242 @@
+/* Device test harness: a machine with a manual clock and no engine, plus
+ * helpers that play the CPU. Setup failures abort: a test that cannot build
+ * its machine has nothing to assert. */
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "machine.h"
+#include "registry.h"
+
+struct hx {
+	struct machine m;
+	struct registry reg;
+	struct cfg_device **devs;
+	size_t ndevs;
+	char error[ERR_LEN];
+	int request;
+	modvm_inst *observer; /* instance used for the harness's own calls */
+};
+
+static void die(const char *what, const char *why)
+{
+	fprintf(stderr, "harness: %s: %s\n", what, why);
+	abort();
+}
+
+struct hx *hx_new(uint64_t mem_size)
+{
+	struct hx *h = xcalloc(1, sizeof(*h));
+	char err[ERR_LEN];
+
+	registry_init(&h->reg);
+	registry_add_dir(&h->reg, MODVM_TEST_PLUGIN_DIR);
+	registry_add_dir(&h->reg, MODVM_TEST_GOOD_PLUGIN_DIR);
+	registry_scan(&h->reg);
+	if (machine_init(&h->m, mem_size ? mem_size : 16 << 20, true, err, sizeof(err)))
+		die("machine_init", err);
+	h->m.reg = &h->reg;
+	h->m.verbosity = getenv("HX_VERBOSE") ? MODVM_LOG_TRACE : MODVM_LOG_ERROR;
+	return h;
+}
+
+void hx_free(struct hx *h)
+{
+	machine_destroy(&h->m);
+	for (size_t i = 0; i < h->ndevs; i++) {
+		cfg_device_free(h->devs[i]);
+		free(h->devs[i]);
+	}
+	free(h->devs);
+	registry_free(&h->reg);
+	free(h);
+}
+
+static void add_setting(struct cfg_device *d, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	struct cfg_setting *s;
+
+	if (!eq)
+		die("hx_add", "property must be name=value");
+	d->settings = xrealloc(d->settings, (d->nsettings + 1) * sizeof(*d->settings));
+	s = &d->settings[d->nsettings++];
+	memset(s, 0, sizeof(*s));
+	s->name = strndup(kv, (size_t)(eq - kv));
+	s->s = xstrdup(eq + 1);
+	s->type = CFG_TEXT;
+}
+
+int hx_add(struct hx *h, const char *plugin, const char *id, ...)
+{
+	struct cfg_device *d = xcalloc(1, sizeof(*d));
+	const char *kv;
+	va_list ap;
+
+	d->plugin = xstrdup(plugin);
+	d->id = xstrdup(id);
+	va_start(ap, id);
+	while ((kv = va_arg(ap, const char *)))
+		add_setting(d, kv);
+	va_end(ap);
+	h->devs = xrealloc(h->devs, (h->ndevs + 1) * sizeof(*h->devs));
+	h->devs[h->ndevs++] = d;
+	if (config_validate_device("harness", d, &h->reg, h->error, sizeof(h->error)))
+		return -1;
+	if (!machine_add_device(&h->m, d->props.plugin, d->id, &d->props, d,
+				h->error, sizeof(h->error)))
+		return -1;
+	return 0;
+}
+
+struct machine *hx_machine(struct hx *h)
+{
+	return &h->m;
+}
+
+const char *hx_error(struct hx *h)
+{
+	return h->error;
+}
+
+void *hx_device(struct hx *h, const char *id)
+{
+	for (size_t i = 0; i < h->m.ninsts; i++)
+		if (!strcmp(h->m.insts[i]->id, id) &&
+		    h->m.insts[i]->plugin->desc->kind == MODVM_KIND_DEVICE)
+			return h->m.insts[i]->obj;
+	return NULL;
+}
+
+void hx_reset(struct hx *h)
+{
+	machine_reset_devices(&h->m);
+}
+
+uint8_t hx_inb(struct hx *h, uint16_t port)
+{
+	return (uint8_t)io_pio_read(&h->m, port, 1);
+}
+
+uint16_t hx_inw(struct hx *h, uint16_t port)
+{
+	return (uint16_t)io_pio_read(&h->m, port, 2);
+}
+
+uint32_t hx_inl(struct hx *h, uint16_t port)
+{
+	return (uint32_t)io_pio_read(&h->m, port, 4);
+}
+
+void hx_outb(struct hx *h, uint16_t port, uint8_t v)
+{
+	io_pio_write(&h->m, port, v, 1);
+}
+
+void hx_outw(struct hx *h, uint16_t port, uint16_t v)
+{
+	io_pio_write(&h->m, port, v, 2);
+}
+
+void hx_outl(struct hx *h, uint16_t port, uint32_t v)
+{
+	io_pio_write(&h->m, port, v, 4);
+}
+
+uint64_t hx_mmio_read(struct hx *h, uint64_t addr, unsigned size)
+{
+	uint64_t v = 0;
+
+	io_mmio_read(&h->m, addr, &v, size);
+	return size >= 8 ? v : v & ((1ull << (8 * size)) - 1);
+}
+
+void hx_mmio_write(struct hx *h, uint64_t addr, uint64_t v, unsigned size)
+{
+	io_mmio_write(&h->m, addr, &v, size);
+}
+
+void hx_mem_write(struct hx *h, uint64_t gpa, const void *buf, size_t len)
+{
+	if (vm_memory_write(&h->m.mem, gpa, buf, len))
+		die("hx_mem_write", "address outside guest RAM");
+}
+
+void hx_mem_read(struct hx *h, uint64_t gpa, void *buf, size_t len)
+{
+	if (vm_memory_read(&h->m.mem, gpa, buf, len))
+		die("hx_mem_read", "address outside guest RAM");
+}
+
+uint64_t hx_clock(struct hx *h)
+{
+	return vclock_now(&h->m.clock);
+}
+
+void hx_clock_step(struct hx *h, uint64_t ns)
+{
+	uint64_t end = vclock_now(&h->m.clock) + ns;
+
+	/* Stop at each deadline on the way, so every callback sees the
+	 * virtual time it was due at, as it would in a running VM. */
+	for (;;) {
+		uint64_t now = vclock_now(&h->m.clock);
+		uint64_t next = timers_next(&h->m);
+		if (next > end)
+			break;
+		if (next > now)
+			vclock_advance(&h->m.clock, next - now);
+		timers_run_due(&h->m, vclock_now(&h->m.clock));
+	}
+	vclock_advance(&h->m.clock, end - vclock_now(&h->m.clock));
+}
+
+int hx_poll(struct hx *h, int timeout_ms)
+{
+	return loop_run_once(&h->m, timeout_ms);
+}
+
+int hx_irq_level(struct hx *h, unsigned line)
+{
+	return line < IRQ_LINES ? h->m.irq.level[line] : -1;
+}
+
+unsigned hx_irq_raises(struct hx *h, unsigned line)
+{
+	return line < IRQ_LINES ? h->m.irq.raises[line] : 0;
+}
+
+int hx_intr(struct hx *h)
+{
+	return h->m.irq.intr_level;
+}
+
+int hx_intr_ack(struct hx *h)
+{
+	return irq_intr_ack(&h->m);
+}
+
+unsigned hx_msi_count(struct hx *h)
+{
+	return h->m.irq.msi_count;
+}
+
+void hx_msi_last(struct hx *h, uint64_t *addr, uint32_t *data)
+{
+	*addr = h->m.irq.msi_last_addr;
+	*data = h->m.irq.msi_last_data;
+}
+
+int hx_machine_request(struct hx *h)
+{
+	return h->m.request;
+}
+
+void hx_clear_machine_request(struct hx *h)
+{
+	h->m.request = 0;
+}

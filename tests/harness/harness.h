@@ -1,0 +1,66 @@
+/* Device test harness: plays the CPU for device plugins, like QEMU's qtest.
+ *
+ * A harness is a machine without an engine and with a manual virtual clock.
+ * Tests add device plugins by name with properties, poke their ports and MMIO,
+ * advance the clock, and watch interrupt lines, the INTR pin and MSIs.
+ */
+#ifndef MODVM_TEST_HARNESS_H
+#define MODVM_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hx;
+
+/* New machine with mem_size bytes of RAM (0: 16 MiB). Plugins come from the
+ * build tree's plugin folder and the core tests' good plugins. Aborts the test program on setup failure. */
+struct hx *hx_new(uint64_t mem_size);
+void hx_free(struct hx *h);
+
+/* Add a device: plugin name, instance id, then "name=value" property
+ * strings ending with NULL. Values are parsed as in a config file (sizes
+ * with suffixes, true/false). Returns 0, or -1 and hx_error() says why. */
+int hx_add(struct hx *h, const char *plugin, const char *id, ...)
+	__attribute__((sentinel));
+const char *hx_error(struct hx *h);
+/* The instance pointer a device's create returned (for state tests). */
+void *hx_device(struct hx *h, const char *id);
+/* The machine behind the harness, for core unit tests only: device tests
+ * should need nothing but the calls above and below. */
+struct machine *hx_machine(struct hx *h);
+/* Platform reset of every device. */
+void hx_reset(struct hx *h);
+
+/* Port and MMIO accesses as the CPU would make them. */
+uint8_t hx_inb(struct hx *h, uint16_t port);
+uint16_t hx_inw(struct hx *h, uint16_t port);
+uint32_t hx_inl(struct hx *h, uint16_t port);
+void hx_outb(struct hx *h, uint16_t port, uint8_t v);
+void hx_outw(struct hx *h, uint16_t port, uint16_t v);
+void hx_outl(struct hx *h, uint16_t port, uint32_t v);
+uint64_t hx_mmio_read(struct hx *h, uint64_t addr, unsigned size);
+void hx_mmio_write(struct hx *h, uint64_t addr, uint64_t v, unsigned size);
+/* Guest RAM (for DMA and descriptor tests). */
+void hx_mem_write(struct hx *h, uint64_t gpa, const void *buf, size_t len);
+void hx_mem_read(struct hx *h, uint64_t gpa, void *buf, size_t len);
+
+/* Virtual clock: starts at 0, moves only here; due timers fire inside. */
+uint64_t hx_clock(struct hx *h);
+void hx_clock_step(struct hx *h, uint64_t ns);
+/* Run fd watches that are ready (backends with input), waiting at most
+ * timeout_ms. Returns the number of callbacks run. */
+int hx_poll(struct hx *h, int timeout_ms);
+
+/* Interrupts as seen by the platform. */
+int hx_irq_level(struct hx *h, unsigned line);   /* current line level */
+unsigned hx_irq_raises(struct hx *h, unsigned line); /* 0->1 edges seen */
+int hx_intr(struct hx *h);            /* INTR pin of the boot CPU */
+int hx_intr_ack(struct hx *h);        /* INTA cycle: vector or -1 */
+unsigned hx_msi_count(struct hx *h);
+void hx_msi_last(struct hx *h, uint64_t *addr, uint32_t *data);
+/* Set when a device made a machine request (poweroff/reset), else 0. */
+int hx_machine_request(struct hx *h);
+void hx_clear_machine_request(struct hx *h);
+
+#endif

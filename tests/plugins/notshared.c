@@ -1,0 +1,5 @@
+/* An ELF executable, not a shared object. */
+int main(void)
+{
+	return 0;
+}
