@@ -1,14 +1,15 @@
 /* The per-VM config file: libconfig parsing and schema validation. */
 #include "config.h"
 
+#include <errno.h>
 #include <libconfig.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpumodel.h"
 #include "util.h"
 
-const char *const cpu_model_names[] = { "baseline", "host", NULL };
 
 static const char *const vm_keys[] = { "name", "memory", "cpus", "cpu",
 				       "boot", "devices", NULL };
@@ -333,16 +334,73 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 		return set_err(err, len, "%s:%d: cpu has no engine = \"...\"; (cpu-bt, cpu-svm or cpu-vtx)",
 			       c->path, c->engine_line);
 	if (!c->model)
-		c->model = xstrdup("baseline");
+		c->model = xstrdup("baseline-v1");
 	read_engine_settings(cpu, c);
-	if (index_of(cpu_model_names, c->model) < 0) {
-		char *valid = join(cpu_model_names);
+	if (!cpu_model_find(c->model)) {
+		const char *names[8] = { 0 };
+		for (int i = 0; cpu_models[i] && i < 7; i++)
+			names[i] = cpu_models[i]->name;
+		char *valid = join(names);
 		set_err(err, len, "%s:%d: cpu model \"%s\" is not known; allowed values: %s",
 			c->path, c->model_line, c->model, valid);
 		free(valid);
 		return -1;
 	}
 	return parse_boot(vm, c, err, len) || parse_devices(vm, c, err, len) ? -1 : 0;
+}
+
+/* Read the whole file; NULL with err set if it cannot be read. */
+static char *read_text(const char *path, char *err, size_t len)
+{
+	struct strbuf b;
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		set_err(err, len, "%s: cannot read the config file: %s", path,
+			strerror(errno));
+		return NULL;
+	}
+	sb_init(&b);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		sb_append(&b, buf, n);
+		if (b.len > (1u << 20)) {
+			fclose(f);
+			sb_free(&b);
+			set_err(err, len, "%s: config file is larger than 1 MiB", path);
+			return NULL;
+		}
+	}
+	fclose(f);
+	if (memchr(b.s ? b.s : "", 0, b.len)) {
+		sb_free(&b);
+		set_err(err, len, "%s: not a text file (contains NUL bytes)", path);
+		return NULL;
+	}
+	return sb_steal(&b);
+}
+
+/* A config is one self-contained file: it travels inside snapshots to other
+ * hosts, where an @include would read whatever that host has. */
+static int refuse_includes(const char *path, const char *text, char *err,
+			   size_t len)
+{
+	int line = 1;
+
+	for (const char *p = text; *p; line++) {
+		const char *q = p;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (!strncmp(q, "@include", 8))
+			return set_err(err, len, "%s:%d: @include is not supported: a VM config must be one self-contained file",
+				       path, line);
+		p = strchr(p, '\n');
+		if (!p)
+			break;
+		p++;
+	}
+	return 0;
 }
 
 int config_load(const char *path, struct vm_config *c, char *err, size_t len)
@@ -352,14 +410,13 @@ int config_load(const char *path, struct vm_config *c, char *err, size_t len)
 
 	memset(c, 0, sizeof(*c));
 	c->path = xstrdup(path);
+	c->text = read_text(path, err, len);
+	if (!c->text || refuse_includes(path, c->text, err, len))
+		return -1;
 	config_init(&cf);
-	if (!config_read_file(&cf, path)) {
-		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
-			set_err(err, len, "%s: cannot read the config file (missing or unreadable)", path);
-		else
-			set_err(err, len, "%s:%d: syntax error: %s",
-				config_error_file(&cf) ? config_error_file(&cf) : path,
-				config_error_line(&cf), config_error_text(&cf));
+	if (!config_read_string(&cf, c->text)) {
+		set_err(err, len, "%s:%d: syntax error: %s", path,
+			config_error_line(&cf), config_error_text(&cf));
 		config_destroy(&cf);
 		return -1;
 	}
@@ -629,6 +686,7 @@ void config_free(struct vm_config *c)
 	free((char *)c->boot.initrd);
 	free((char *)c->boot.cmdline);
 	free(c->path);
+	free(c->text);
 	free(c->name);
 	free(c->engine);
 	free(c->model);

@@ -47,6 +47,7 @@ struct cfg_device {
 
 struct vm_config {
 	char *path;
+	char *text;   /* the file as read: snapshots and the FUSE view keep it */
 	char *name;
 	uint64_t memory;
 	unsigned cpus;
@@ -89,7 +90,5 @@ int config_validate_device(const char *file, struct cfg_device *d,
 			   const struct registry *r, char *err, size_t len);
 void cfg_device_free(struct cfg_device *d);
 
-/* CPU models the core knows; the engine maps them to CPUID/MSR policy. */
-extern const char *const cpu_model_names[];
 
 #endif

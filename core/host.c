@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpumodel.h"
 #include "machine.h"
 
 static const char *const level_names[] = { "error", "warning", "info",
@@ -311,6 +312,13 @@ static void h_chardev_modem_changed(modvm_chardev *chr, unsigned lines)
 	machine_unlock(chr->m);
 }
 
+static const struct modvm_cpu_model *h_cpu_model(modvm_inst *inst)
+{
+	const struct vm_config *c = inst->m->cfg;
+
+	return cpu_model_find(c && c->model ? c->model : "baseline-v1");
+}
+
 void host_table_init(struct machine *m)
 {
 	m->host = (struct modvm_host){
@@ -367,6 +375,7 @@ void host_table_init(struct machine *m)
 		.chardev_can_receive = h_chardev_can_receive,
 		.chardev_receive = h_chardev_receive,
 		.chardev_modem_changed = h_chardev_modem_changed,
+		.cpu_model = h_cpu_model,
 	};
 }
 

@@ -66,7 +66,7 @@ static void test_valid_config_resolves_everything(void)
 		"   sink-limit = 10; } );\n};\n", &c), 0);
 	CU_ASSERT_EQUAL(c.memory, 64ull << 20);
 	CU_ASSERT_EQUAL(c.cpus, 1);
-	CU_ASSERT_STRING_EQUAL(c.model, "baseline");
+	CU_ASSERT_STRING_EQUAL(c.model, "baseline-v1");
 	CU_ASSERT_EQUAL_FATAL(c.ndevices, 1);
 	v = resolved_find(&c.devices[0].props, "port");
 	CU_ASSERT_EQUAL(v->i, 0x520);
@@ -93,8 +93,14 @@ static void test_missing_file(void)
 	struct vm_config c;
 
 	CU_ASSERT_EQUAL(config_load("/nonexistent/vm.cfg", &c, err, sizeof(err)), -1);
-	CU_ASSERT_TRUE(has("/nonexistent/vm.cfg: cannot read"));
+	CU_ASSERT_TRUE(has("/nonexistent/vm.cfg: cannot read the config file: No such file or directory"));
 	config_free(&c);
+}
+
+static void test_include_refused(void)
+{
+	CU_ASSERT_EQUAL(check_free(HEAD "\n  @include \"/etc/passwd\"\n};\n"), -1);
+	CU_ASSERT_TRUE(has(":6: @include is not supported"));
 }
 
 static void test_unknown_vm_setting(void)
@@ -137,7 +143,7 @@ static void test_engine_properties(void)
 	CU_ASSERT_EQUAL(check_free("vm: { memory = \"1M\";\n cpu = { engine = \"test-engine\";\n actoin = \"x\"; }; };\n"), -1);
 	CU_ASSERT_TRUE(has(":3: cpu: unknown setting \"actoin\" for engine test-engine; valid: engine, model, port, message, action"));
 	CU_ASSERT_EQUAL(check_free("vm: { memory = \"1M\";\n cpu = { engine = \"test-engine\"; model = \"pentium9\"; }; };\n"), -1);
-	CU_ASSERT_TRUE(has(":2: cpu model \"pentium9\" is not known; allowed values: baseline, host"));
+	CU_ASSERT_TRUE(has(":2: cpu model \"pentium9\" is not known; allowed values: baseline-v1, baseline-v2, host"));
 }
 
 static void test_unknown_device_plugin(void)
@@ -254,6 +260,7 @@ int main(void)
 		TEST(test_valid_config_resolves_everything),
 		TEST(test_syntax_error_has_line),
 		TEST(test_missing_file),
+		TEST(test_include_refused),
 		TEST(test_unknown_vm_setting),
 		TEST(test_bad_memory),
 		TEST(test_cpus_range),

@@ -126,6 +126,30 @@ struct modvm_cpu_state {
 	uint8_t reserved[56];    /* explicit tail padding to 64 bytes */
 };
 
+/* A CPU model: the CPUID the guest sees, independent of the host, so a VM
+ * can move between hosts. Engines take the leaves as they are, except the
+ * per-vCPU fields (initial APIC ID in leaf 1 EBX[31:24], x2APIC ID in
+ * leaves 0xB/0x1F EDX) which they fill in. An engine that cannot provide
+ * a feature of the model refuses the VM before it starts. */
+#define MODVM_CPUID_SIGNIFICANT_INDEX 1u
+
+struct modvm_cpuid_leaf {
+	uint32_t function;
+	uint32_t index;   /* subleaf, if flags has SIGNIFICANT_INDEX */
+	uint32_t flags;
+	uint32_t eax, ebx, ecx, edx;
+};
+
+struct modvm_cpu_model {
+	const char *name;          /* "baseline-v1" */
+	const char *description;
+	/* NULL for the "host" model: the engine passes the host's CPUID
+	 * through (not migratable between different hosts). */
+	const struct modvm_cpuid_leaf *leaves;
+	uint32_t nleaves;
+	uint32_t migratable;
+};
+
 /* Why vcpu_run returned. */
 enum modvm_run_status {
 	MODVM_RUN_STOPPED = 1,  /* vcpu_kick asked it to stop */

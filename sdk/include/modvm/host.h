@@ -32,6 +32,10 @@ typedef struct modvm_irq_sink modvm_irq_sink;
 typedef struct modvm_chardev modvm_chardev; /* see <modvm/chardev.h> */
 struct modvm_chardev_frontend;
 struct modvm_serial_params;
+typedef struct modvm_pci_dev modvm_pci_dev; /* see <modvm/pci.h> */
+struct modvm_pci_info;
+struct modvm_pci_func_state;
+struct modvm_cpu_model;
 
 enum modvm_log_level {
 	MODVM_LOG_ERROR = 0,
@@ -205,6 +209,10 @@ struct modvm_host {
 	void (*chardev_receive)(modvm_chardev *chr, const void *buf,
 				size_t len);
 	void (*chardev_modem_changed)(modvm_chardev *chr, unsigned lines);
+
+	/* --- cpu engines ----------------------------------------------- */
+	/* The CPU model the config chose (see <modvm/cpu.h>). */
+	const struct modvm_cpu_model *(*cpu_model)(modvm_inst *inst);
 };
 
 /* True if the core's table is large enough to hold `field`. */

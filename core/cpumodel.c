@@ -1,0 +1,94 @@
+/* CPU models. Each is a complete CPUID table so that what the guest sees
+ * does not depend on the host: a VM keeps its CPU when it moves. The
+ * baselines follow the x86-64 psABI micro-architecture levels (v1: SSE2;
+ * v2: + CMPXCHG16B, LAHF/SAHF, POPCNT, SSE3, SSSE3, SSE4.1, SSE4.2). The
+ * vendor is AMD's ("AuthenticAMD") with a generic family 0Fh signature; the
+ * hypervisor bit is set so guests know they run in a VM. */
+#include "cpumodel.h"
+
+#include <string.h>
+
+#define VENDOR_EBX 0x68747541 /* "Auth" */
+#define VENDOR_EDX 0x69746e65 /* "enti" */
+#define VENDOR_ECX 0x444d4163 /* "cAMD" */
+
+/* Leaf 1 EDX: FPU DE PSE TSC MSR PAE CX8 APIC SEP MTRR PGE CMOV PAT
+ * CLFSH MMX FXSR SSE SSE2 */
+#define V1_EDX 0x0789bb7d
+#define HYPERVISOR (1u << 31)
+/* Leaf 1 ECX for v2: SSE3 SSSE3 CX16 SSE4.1 SSE4.2 POPCNT */
+#define V2_ECX 0x00982201
+/* Leaf 0x80000001 EDX: SYSCALL NX LM */
+#define EXT_EDX ((1u << 11) | (1u << 20) | (1u << 29))
+#define LAHF_LM 1u
+
+/* family 0Fh, model 1, stepping 0; CLFLUSH 64 bytes, 1 logical CPU */
+#define SIGNATURE 0x00000f10
+#define LEAF1_EBX 0x00010800
+
+#define COMMON_LEAVES(n, ecx1, ecx_ext)                                       \
+	{ 0x0, 0, 0, 0x1, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX },               \
+	{ 0x1, 0, 0, SIGNATURE, LEAF1_EBX, (ecx1) | HYPERVISOR, V1_EDX },     \
+	{ 0x40000000, 0, 0, 0x40000000, 0x76646f6d, 0x646f6d6d, 0x6d76 },     \
+	{ 0x80000000, 0, 0, 0x80000008, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX }, \
+	{ 0x80000001, 0, 0, SIGNATURE, 0, (ecx_ext), EXT_EDX },               \
+	{ 0x80000002, 0, 0, 0x76646f6d, 0x6162206d, 0x696c6573, 0x762d656e }, \
+	{ 0x80000003, 0, 0, 0x50432030 + (n), 0x55, 0, 0 },           \
+	{ 0x80000004, 0, 0, 0, 0, 0, 0 },                                     \
+	/* 40 physical and 48 virtual address bits */                        \
+	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 }
+
+/* Brand string "modvm baseline-vN CPU": N is the low byte of leaf
+ * 0x80000003 EAX ("N CP" little-endian), "U" is its EBX. */
+static const struct modvm_cpuid_leaf baseline_v1[] = {
+	COMMON_LEAVES(1, 0, 0),
+};
+
+static const struct modvm_cpuid_leaf baseline_v2[] = {
+	COMMON_LEAVES(2, V2_ECX, LAHF_LM),
+};
+
+static const struct modvm_cpu_model model_v1 = {
+	.name = "baseline-v1",
+	.description = "x86-64 baseline (SSE2), runs on every x86-64 host",
+	.leaves = baseline_v1, .nleaves = MODVM_COUNTOF(baseline_v1),
+	.migratable = 1,
+};
+
+static const struct modvm_cpu_model model_v2 = {
+	.name = "baseline-v2",
+	.description = "x86-64-v2 (SSE4.2, POPCNT, CMPXCHG16B)",
+	.leaves = baseline_v2, .nleaves = MODVM_COUNTOF(baseline_v2),
+	.migratable = 1,
+};
+
+static const struct modvm_cpu_model model_host = {
+	.name = "host",
+	.description = "the host CPU's features (KVM engines only; not migratable)",
+	.migratable = 0,
+};
+
+const struct modvm_cpu_model *const cpu_models[] = { &model_v1, &model_v2,
+						     &model_host, NULL };
+
+const struct modvm_cpu_model *cpu_model_find(const char *name)
+{
+	for (int i = 0; cpu_models[i]; i++)
+		if (!strcmp(cpu_models[i]->name, name))
+			return cpu_models[i];
+	return NULL;
+}
+
+const struct modvm_cpuid_leaf *cpu_model_leaf(const struct modvm_cpu_model *m,
+					      uint32_t function, uint32_t index)
+{
+	for (uint32_t i = 0; m->leaves && i < m->nleaves; i++) {
+		const struct modvm_cpuid_leaf *l = &m->leaves[i];
+		if (l->function != function)
+			continue;
+		if ((l->flags & MODVM_CPUID_SIGNIFICANT_INDEX) && l->index != index)
+			continue;
+		return l;
+	}
+	return NULL;
+}

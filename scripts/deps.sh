@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages modvm needs to build and test. Idempotent;
+# run as root (or with sudo available).
+set -euo pipefail
+packages=(
+	build-essential cmake pkg-config
+	libconfig-dev libcunit1-dev libfuse3-dev fuse3 zlib1g-dev
+	nasm clang libclang-rt-14-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all ${#packages[@]} packages present"
+	exit 0
+fi
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+echo "deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

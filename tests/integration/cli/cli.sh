@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Command-line tests for modvm: one case per invocation (ctest runs each).
+# usage: cli.sh CASE BUILD_DIR SOURCE_DIR
+set -u
+case_name=$1
+build=$2
+src=$3
+modvm=$build/modvm
+tp=$build/tests/plugins
+work=$(mktemp -d /tmp/modvm-cli.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+failures=0
+checks=0
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+# expect_code WANT CMD...: run, keep output in $out, check the exit code.
+expect_code() {
+	local want=$1
+	shift
+	checks=$((checks + 1))
+	out=$("$@" 2>&1)
+	local got=$?
+	if [ "$got" != "$want" ]; then
+		fail "'$*' exited $got, expected $want; output:"
+		echo "$out" | sed 's/^/    /'
+	fi
+}
+
+# expect_out TEXT: the last output contains TEXT (fixed string).
+expect_out() {
+	checks=$((checks + 1))
+	if ! grep -qF -- "$1" <<<"$out"; then
+		fail "expected output to contain: $1"
+		echo "$out" | sed 's/^/    /'
+	fi
+}
+
+# A flat image that the test engine never executes but boot_load accepts.
+printf '\xf4' >"$work/hlt.bin"
+
+write_cfg() { # write_cfg FILE ENGINE_EXTRA DEVICES
+	cat >"$1" <<CFG
+vm: {
+  name = "cli";
+  memory = "16M";
+  cpu = { engine = "test-engine"; $2 };
+  boot = { kernel = "$work/hlt.bin"; format = "flat"; load_address = 0x7c00; };
+  devices = ( $3 );
+};
+CFG
+}
+
+case $case_name in
+version)
+	expect_code 0 "$modvm" --version
+	expect_out "modvm "
+	expect_out "(plugin ABI 1."
+	;;
+help)
+	expect_code 0 "$modvm" help
+	expect_out "usage: modvm COMMAND"
+	expect_code 0 "$modvm" run --help
+	expect_out "usage: modvm run CONFIG"
+	expect_code 0 "$modvm" help inspect
+	expect_out "usage: modvm inspect NAME"
+	expect_code 2 "$modvm" frobnicate
+	expect_out 'unknown command "frobnicate"'
+	expect_code 2 "$modvm"
+	expect_code 2 "$modvm" inspect
+	expect_code 2 "$modvm" run
+	;;
+plugins)
+	expect_code 0 "$modvm" plugins
+	expect_out "NAME"
+	# every plugin built into the build tree is listed
+	for so in "$build"/plugins/*.so; do
+		[ -e "$so" ] || continue
+		expect_out "$so"
+	done
+	MODVM_PLUGIN_PATH="$tp/good:$tp/bad-nodesc:$tp/bad-abimajor" expect_code 0 "$modvm" plugins
+	expect_out "test-device"
+	expect_out "chardev-testsink"
+	expect_out "engine test-engine: runs on this host: yes - test engine"
+	expect_out "refused $tp/bad-nodesc/nodesc.so: no modvm_plugin_descriptor symbol"
+	expect_out "refused $tp/bad-abimajor/abimajor.so: built for plugin ABI 99.0"
+	expect_out "search path:"
+	;;
+inspect)
+	export MODVM_PLUGIN_PATH=$tp/good
+	expect_code 0 "$modvm" inspect test-device
+	expect_out "Name:        test-device"
+	expect_out "Kind:        device"
+	expect_out "port             integer in 0..65535"
+	expect_out "default: 0x510"
+	expect_out "I/O port of the scratch register"
+	expect_out "buffer           size in 512..1M (suffixes K, M, G, T)"
+	expect_out "mode             one of: fast, slow, off"
+	expect_out "backend          chardev backend (a chardev-* plugin)"
+	expect_out "section regs, version 2 (loads 1..2)"
+	expect_out "pairs                    struct[2]"
+	expect_code 0 "$modvm" inspect test-engine
+	expect_out "Runs here:   yes"
+	expect_code 2 "$modvm" inspect no-such-thing
+	expect_out 'no plugin named "no-such-thing"'
+	;;
+check)
+	export MODVM_PLUGIN_PATH=$tp/good
+	write_cfg "$work/ok.cfg" "" '{ plugin = "test-device"; id = "t0"; }'
+	expect_code 0 "$modvm" check "$work/ok.cfg"
+	expect_out "ok (cli, 1 devices, engine test-engine)"
+	write_cfg "$work/bad.cfg" "" '{ plugin = "test-device"; id = "t0"; port = 99999; }'
+	expect_code 2 "$modvm" check "$work/bad.cfg"
+	expect_out "$work/bad.cfg:6: device \"t0\" (test-device): property \"port\": value 99999 is out of range: expected integer in 0..65535"
+	;;
+run)
+	export MODVM_PLUGIN_PATH=$tp/good:$tp/bad-createfail
+	write_cfg "$work/off.cfg" 'action = "poweroff";' '{ plugin = "test-device"; id = "t0"; }'
+	expect_code 0 "$modvm" run "$work/off.cfg"
+	write_cfg "$work/err.cfg" 'action = "error";' ''
+	expect_code 1 "$modvm" run "$work/err.cfg"
+	expect_out "cpu 0: scripted engine error at rip 0x7c00"
+	write_cfg "$work/tf.cfg" 'action = "shutdown";' ''
+	expect_code 0 "$modvm" run "$work/tf.cfg"
+	expect_out "triple fault: resetting the machine"
+	write_cfg "$work/cf.cfg" '' '{ plugin = "createfail"; id = "cf"; }'
+	expect_code 2 "$modvm" run "$work/cf.cfg"
+	expect_out "$work/cf.cfg:6: device \"cf\" (createfail, $tp/bad-createfail/createfail.so) failed to start: cannot open /dev/imaginary: No such device"
+	cat >"$work/noboot.cfg" <<CFG
+vm: { memory = "16M"; cpu = { engine = "test-engine"; }; };
+CFG
+	expect_code 2 "$modvm" run "$work/noboot.cfg"
+	expect_out "has no boot section"
+	# A signal stops a running VM with exit code 130 and a message.
+	write_cfg "$work/wait.cfg" 'action = "wait";' ''
+	"$modvm" run "$work/wait.cfg" >"$work/wait.out" 2>&1 &
+	pid=$!
+	sleep 0.5
+	kill -TERM $pid
+	wait $pid
+	code=$?
+	checks=$((checks + 1))
+	[ $code = 130 ] || fail "SIGTERM: exit $code, expected 130"
+	out=$(cat "$work/wait.out")
+	expect_out "stopping on signal"
+	;;
+*)
+	echo "unknown case $case_name"
+	exit 2
+	;;
+esac
+echo "$((checks - failures)) passed, $failures failed"
+[ $failures = 0 ]
