@@ -236,7 +236,8 @@ static void scan_dir(struct registry *r, const char *dir)
 	}
 	closedir(dp);
 	/* Deterministic order, so duplicate reports name the same winner. */
-	qsort(names, n, sizeof(*names), by_name);
+	if (n)
+		qsort(names, n, sizeof(*names), by_name);
 	for (size_t i = 0; i < n; i++) {
 		registry_load_file(r, names[i], NULL, 0);
 		free(names[i]);
