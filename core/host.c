@@ -377,6 +377,7 @@ void host_table_init(struct machine *m)
 		.chardev_modem_changed = h_chardev_modem_changed,
 		.cpu_model = h_cpu_model,
 	};
+	pci_host_services(&m->host);
 }
 
 modvm_inst *inst_new(struct machine *m, const struct plugin *p,

@@ -29,6 +29,8 @@ int machine_init(struct machine *m, uint64_t mem_size, bool manual_clock,
 	pthread_mutexattr_destroy(&a);
 	pthread_mutex_init(&m->req_lock, NULL);
 	pthread_cond_init(&m->req_cond, NULL);
+	pthread_mutex_init(&m->pause_lock, NULL);
+	pthread_cond_init(&m->pause_cond, NULL);
 	io_init(&m->io);
 	vclock_init(&m->clock, manual_clock);
 	host_table_init(m);
@@ -48,6 +50,7 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 {
 	struct irq_state *irq = &m->irq;
 
+	pci_release_inst(m, inst);
 	for (size_t i = m->io.nall; i-- > 0;)
 		if (m->io.all[i]->inst == inst)
 			io_region_remove(m->io.all[i]);
@@ -136,6 +139,10 @@ void machine_request(struct machine *m, int req)
 		m->request = req;
 	pthread_cond_broadcast(&m->req_cond);
 	pthread_mutex_unlock(&m->req_lock);
+	/* Wake threads parked by a pause and a pause waiting for them. */
+	pthread_mutex_lock(&m->pause_lock);
+	pthread_cond_broadcast(&m->pause_cond);
+	pthread_mutex_unlock(&m->pause_lock);
 	for (unsigned i = 0; i < m->ncpus && m->eops; i++)
 		if (m->vcpus[i])
 			m->eops->vcpu_kick(m->vcpus[i]);
@@ -158,6 +165,7 @@ void machine_destroy(struct machine *m)
 	m->ninsts = 0;
 	while (m->chardevs)
 		chardev_close(m->chardevs);
+	pci_bus_destroy(m);
 	while (m->timers)
 		timer_destroy(m->timers);
 	machine_unlock(m);
@@ -168,4 +176,6 @@ void machine_destroy(struct machine *m)
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->req_lock);
 	pthread_cond_destroy(&m->req_cond);
+	pthread_mutex_destroy(&m->pause_lock);
+	pthread_cond_destroy(&m->pause_cond);
 }

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "memory.h"
+#include "pci.h"
 #include "registry.h"
 #include "util.h"
 
@@ -197,10 +198,12 @@ struct machine {
 	struct event_loop loop;
 	struct modvm_host host;
 	int verbosity;                /* enum modvm_log_level */
+	const char *control_path;     /* --control: the control socket */
 
 	modvm_inst **insts;           /* devices and backends, creation order */
 	size_t ninsts;
 	modvm_chardev *chardevs;
+	struct pci_bus *pci;          /* PCI functions (pci.c), or NULL */
 
 	/* The engine, once created. */
 	modvm_inst *engine;
@@ -208,6 +211,15 @@ struct machine {
 	void *evm;
 	void **vcpus;
 	unsigned ncpus;
+
+	/* Pause: vCPU threads park between runs of the engine, which stops
+	 * at an instruction boundary when kicked. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_req;
+	bool paused;
+	unsigned parked;
+	unsigned vcpu_threads;        /* vCPU threads running now */
 
 	/* Requests from devices (poweroff, reset) and from the user. */
 	pthread_mutex_t req_lock;

@@ -1,11 +1,13 @@
 /* modvm: the command line. Each command is a small function; all of them
  * load the plugin registry the same way. */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "control.h"
 #include "inspect.h"
 #include "machine.h"
 #include "registry.h"
@@ -15,7 +17,9 @@ static const char usage_text[] =
 	"usage: modvm COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
-	"  run CONFIG [-v]     boot the VM described by CONFIG (a libconfig file)\n"
+	"  run CONFIG [-v] [--control SOCKET]\n"
+	"                      boot the VM described by CONFIG (a libconfig file)\n"
+	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices\n"
 	"  check CONFIG        validate CONFIG against the installed plugins, run nothing\n"
 	"  plugins             list plugins: name, kind, version, ABI, path\n"
 	"  inspect NAME        show one plugin's properties and state layout\n"
@@ -128,6 +132,7 @@ static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "control", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry r;
@@ -135,12 +140,16 @@ static int cmd_run(int argc, char **argv)
 	struct machine m;
 	char err[ERR_LEN];
 	int verbosity = MODVM_LOG_WARN, opt, ret;
+	const char *control = NULL;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
-		if (opt != 'v')
+	while ((opt = getopt_long(argc, argv, "vc:", opts, NULL)) != -1) {
+		if (opt == 'v')
+			verbosity++;
+		else if (opt == 'c')
+			control = optarg;
+		else
 			return EXIT_USAGE;
-		verbosity++;
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "modvm run: expected one config file (modvm run vm.cfg)\n");
@@ -159,6 +168,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	m.verbosity = verbosity > MODVM_LOG_TRACE ? MODVM_LOG_TRACE : verbosity;
 	m.reg = &r;
+	m.control_path = control;
 	if (machine_add_config_devices(&m, &c, err, sizeof(err))) {
 		fprintf(stderr, "modvm: %s\n", err);
 		ret = EXIT_USAGE;
@@ -172,12 +182,67 @@ out:
 	return ret;
 }
 
+static int cmd_ctl(int argc, char **argv)
+{
+	static const char *const known[] = { "status", "pause", "resume", "quit",
+					     "query-cpus", "query-devices",
+					     "snapshot", NULL };
+	char reply[256 * 1024], err[ERR_LEN], *req;
+	json_t *j, *ret;
+	bool ok = false;
+	int i;
+
+	if (argc < 3) {
+		fprintf(stderr, "modvm ctl: expected SOCKET COMMAND (status, pause, resume, quit, query-cpus, query-devices)\n");
+		return EXIT_USAGE;
+	}
+	for (i = 0; known[i] && strcmp(known[i], argv[2]); i++)
+		;
+	if (!known[i]) {
+		fprintf(stderr, "modvm ctl: unknown command \"%s\"\n", argv[2]);
+		return EXIT_USAGE;
+	}
+	j = json_pack("{s:s}", "execute", argv[2]);
+	if (argc > 3)
+		json_object_set_new(j, "arguments", json_pack("{s:s}", "name", argv[3]));
+	req = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (control_client(argv[1], req, reply, sizeof(reply), err, sizeof(err))) {
+		free(req);
+		fprintf(stderr, "modvm ctl: %s\n", err);
+		return EXIT_USAGE;
+	}
+	free(req);
+	j = json_loads(reply, 0, NULL);
+	ret = j ? json_object_get(j, "return") : NULL;
+	if (ret) {
+		ok = true;
+		char *s = json_dumps(ret, JSON_INDENT(2));
+		if (s && strcmp(s, "{}"))
+			printf("%s\n", s);
+		free(s);
+	} else {
+		json_t *e = j ? json_object_get(j, "error") : NULL;
+		const char *desc = e ? json_string_value(json_object_get(e, "desc")) : NULL;
+		fprintf(stderr, "modvm ctl: %s\n", desc ? desc : reply);
+	}
+	json_decref(j);
+	return ok ? 0 : EXIT_FAILURE_RUN;
+}
+
 static const struct command commands[] = {
 	{ "run", cmd_run,
-	  "usage: modvm run CONFIG [-v|--verbose]...\n"
+	  "usage: modvm run CONFIG [-v|--verbose]... [--control SOCKET]\n"
 	  "Validate CONFIG, create its devices, load the boot image and run the\n"
 	  "VM until it powers off (exit 0), fails (1) or is interrupted (130).\n"
-	  "-v raises the log level (info, then debug, then trace).\n" },
+	  "-v raises the log level (info, then debug, then trace).\n"
+	  "--control SOCKET serves the control socket (see modvm ctl).\n" },
+	{ "ctl", cmd_ctl,
+	  "usage: modvm ctl SOCKET COMMAND\n"
+	  "Send COMMAND to the VM whose control socket is SOCKET (modvm run\n"
+	  "--control SOCKET): status, pause, resume, quit, query-cpus,\n"
+	  "query-devices. Prints the answer as JSON. docs/control.md has the\n"
+	  "protocol.\n" },
 	{ "check", cmd_check,
 	  "usage: modvm check CONFIG\n"
 	  "Validate CONFIG against the installed plugins and exit: 0 if valid,\n"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "boot/boot.h"
+#include "control.h"
 
 struct vcpu_thread {
 	struct machine *m;
@@ -26,12 +27,76 @@ static int pending_request(struct machine *m)
 	return r;
 }
 
+/* Park here while a pause is requested; returns when resumed. */
+static void park_if_paused(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->pause_req) {
+		m->parked++;
+		pthread_cond_broadcast(&m->pause_cond);
+		while (m->pause_req && !pending_request(m))
+			pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+		m->parked--;
+	}
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+int machine_pause(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->paused || !m->vcpu_threads) {
+		bool was = m->paused;
+		pthread_mutex_unlock(&m->pause_lock);
+		return was ? 0 : -1;
+	}
+	m->pause_req = true;
+	pthread_mutex_unlock(&m->pause_lock);
+	for (unsigned i = 0; i < m->ncpus; i++)
+		m->eops->vcpu_kick(m->vcpus[i]);
+	pthread_mutex_lock(&m->pause_lock);
+	while (m->parked < m->vcpu_threads && !pending_request(m))
+		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+	m->paused = true;
+	pthread_mutex_unlock(&m->pause_lock);
+	/* Virtual time stops with the CPUs: timers do not fire while paused. */
+	vclock_stop(&m->clock);
+	machine_log(m, MODVM_LOG_INFO, "paused");
+	return 0;
+}
+
+void machine_resume(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->paused) {
+		vclock_start(&m->clock);
+		loop_wake(m);
+		m->paused = false;
+		m->pause_req = false;
+		pthread_cond_broadcast(&m->pause_cond);
+		machine_log(m, MODVM_LOG_INFO, "resumed");
+	}
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+bool machine_is_paused(struct machine *m)
+{
+	bool p;
+
+	pthread_mutex_lock(&m->pause_lock);
+	p = m->paused;
+	pthread_mutex_unlock(&m->pause_lock);
+	return p;
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct vcpu_thread *t = arg;
 	struct machine *m = t->m;
 
 	while (!pending_request(m)) {
+		park_if_paused(m);
+		if (pending_request(m))
+			break;
 		enum modvm_run_status st =
 			m->eops->vcpu_run(m->vcpus[t->index], t->err, sizeof(t->err));
 		if (st == MODVM_RUN_SHUTDOWN) {
@@ -166,6 +231,9 @@ static int run_cpus(struct machine *m)
 		free(t);
 		return REQUEST_ERROR;
 	}
+	pthread_mutex_lock(&m->pause_lock);
+	m->vcpu_threads = m->ncpus;
+	pthread_mutex_unlock(&m->pause_lock);
 	for (unsigned i = 0; i < m->ncpus; i++) {
 		t[i] = (struct vcpu_thread){ .m = m, .index = i };
 		pthread_create(&t[i].thread, NULL, vcpu_main, &t[i]);
@@ -173,8 +241,15 @@ static int run_cpus(struct machine *m)
 	req = wait_request(m);
 	for (unsigned i = 0; i < m->ncpus; i++)
 		m->eops->vcpu_kick(m->vcpus[i]);
+	pthread_mutex_lock(&m->pause_lock);
+	pthread_cond_broadcast(&m->pause_cond); /* wake parked threads */
+	pthread_mutex_unlock(&m->pause_lock);
 	for (unsigned i = 0; i < m->ncpus; i++)
 		pthread_join(t[i].thread, NULL);
+	pthread_mutex_lock(&m->pause_lock);
+	m->vcpu_threads = 0;
+	m->paused = m->pause_req = false;
+	pthread_mutex_unlock(&m->pause_lock);
 	loop_stop_thread(m);
 	vclock_stop(&m->clock);
 	free(t);
@@ -186,6 +261,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	pthread_t sigthread;
 	sigset_t set;
 	int req, code = EXIT_FAILURE_RUN;
+	struct control *ctl = NULL;
 
 	/* Signals go to one thread that turns them into a request. */
 	sigemptyset(&set);
@@ -203,6 +279,15 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	}
 	if (create_engine(m, cfg) || boot_cpus(m, cfg))
 		goto out;
+	if (m->control_path) {
+		char err[ERR_LEN];
+		ctl = control_start(m, m->control_path, err, sizeof(err));
+		if (!ctl) {
+			fprintf(stderr, "modvm: %s\n", err);
+			code = EXIT_USAGE;
+			goto out;
+		}
+	}
 	for (;;) {
 		req = run_cpus(m);
 		if (req != MODVM_REQUEST_RESET)
@@ -222,6 +307,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	default: code = EXIT_FAILURE_RUN; break;
 	}
 out:
+	control_stop(ctl);
 	destroy_engine(m);
 	return code;
 }

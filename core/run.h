@@ -20,6 +20,12 @@ enum {
 	EXIT_INTERRUPTED = 130, /* stopped by SIGINT/SIGTERM or the user */
 };
 
+/* Stop every vCPU at an instruction boundary and the virtual clock; returns
+ * when all are parked (0), or -1 if the machine is not running. */
+int machine_pause(struct machine *m);
+void machine_resume(struct machine *m);
+bool machine_is_paused(struct machine *m);
+
 /* Create the engine and vCPUs, load the boot image, run until the machine
  * stops. Returns an exit code; messages go to stderr. */
 int machine_run(struct machine *m, struct vm_config *cfg);

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
-	libconfig-dev libcunit1-dev libfuse3-dev fuse3 zlib1g-dev
+	libconfig-dev libcunit1-dev libfuse3-dev fuse3 zlib1g-dev libjansson-dev
 	nasm clang libclang-rt-14-dev
 )
 missing=()

@@ -147,6 +147,51 @@ CFG
 	out=$(cat "$work/wait.out")
 	expect_out "stopping on signal"
 	;;
+control)
+	export MODVM_PLUGIN_PATH=$tp/good
+	write_cfg "$work/ctl.cfg" 'action = "wait";' '{ plugin = "test-device"; id = "t0"; }'
+	sock=$work/vm.sock
+	"$modvm" run "$work/ctl.cfg" --control "$sock" >"$work/ctl.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out '"status": "running"'
+	expect_out '"engine": "test-engine"'
+	expect_code 0 "$modvm" ctl "$sock" pause
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out '"status": "paused"'
+	t1=$(grep -o '"virtual-ns": [0-9]*' <<<"$out")
+	sleep 0.3
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out "$t1" # virtual time stands still while paused
+	expect_code 0 "$modvm" ctl "$sock" query-cpus
+	expect_out '"rip": "0x7c00"'
+	expect_out '"mode": "real"'
+	expect_out 'rax = 0x0'
+	expect_code 0 "$modvm" ctl "$sock" query-devices
+	expect_out '"id": "t0"'
+	expect_out '"plugin": "test-device"'
+	expect_out '"name": "regs"'
+	expect_code 0 "$modvm" ctl "$sock" resume
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out '"status": "running"'
+	expect_code 1 "$modvm" ctl "$sock" snapshot s1
+	expect_out "not implemented"
+	expect_code 2 "$modvm" ctl "$sock" dance
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+	code=$?
+	checks=$((checks + 1))
+	[ $code = 130 ] || fail "ctl quit: exit $code, expected 130"
+	checks=$((checks + 1))
+	[ ! -e "$sock" ] || fail "control socket $sock left behind"
+	expect_code 2 "$modvm" ctl "$sock" status
+	expect_out "cannot connect to $sock"
+	# a stale socket file from a crashed run is replaced
+	python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$sock"
+	write_cfg "$work/off.cfg" '' ''
+	expect_code 0 "$modvm" run "$work/off.cfg" --control "$sock"
+	;;
 *)
 	echo "unknown case $case_name"
 	exit 2

@@ -1,0 +1,394 @@
+/* The control socket: JSON lines over a unix socket, one thread. */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cpustate.h"
+#include "machine.h"
+#include "run.h"
+#include "state_desc.h"
+
+#define MAX_CLIENTS 8
+#define MAX_LINE (64 * 1024)
+
+struct client {
+	int fd;
+	char *buf;
+	size_t len;
+};
+
+struct control {
+	struct machine *m;
+	char *path;
+	int listen_fd;
+	int wake[2];
+	pthread_t thread;
+	struct client clients[MAX_CLIENTS];
+};
+
+static json_t *error_reply(const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static json_t *error_reply(const char *cls, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:{s:s,s:s}}", "error", "class", cls, "desc", msg);
+}
+
+static json_t *ok_reply(json_t *ret)
+{
+	return json_pack("{s:o}", "return", ret ? ret : json_object());
+}
+
+static json_t *cmd_status(struct machine *m)
+{
+	const struct vm_config *c = m->cfg;
+
+	return ok_reply(json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I}",
+		"status", machine_is_paused(m) ? "paused" : "running",
+		"name", c ? c->name : "",
+		"engine", c ? c->engine : "",
+		"model", c ? c->model : "",
+		"cpus", (int)m->ncpus,
+		"memory", (json_int_t)m->mem.size,
+		"virtual-ns", (json_int_t)vclock_now(&m->clock)));
+}
+
+static const char *cpu_mode(const struct modvm_cpu_state *s)
+{
+	if (!(s->cr0 & 1))
+		return "real";
+	if (s->rflags & (1u << 17))
+		return "v8086";
+	if (s->msr.efer & (1u << 10))
+		return s->seg[MODVM_CS].l ? "long" : "compatibility";
+	return "protected";
+}
+
+static json_t *one_cpu(unsigned i, const struct modvm_cpu_state *s)
+{
+	struct strbuf text;
+	char rip[32];
+	json_t *o;
+
+	sb_init(&text);
+	state_render(&cpu_state_section, s, &text);
+	snprintf(rip, sizeof(rip), "0x%llx", (unsigned long long)s->rip);
+	o = json_pack("{s:i,s:s,s:s,s:b,s:s}", "index", (int)i,
+		      "mode", cpu_mode(s), "rip", rip, "halted", (int)s->halted,
+		      "regs", text.s ? text.s : "");
+	sb_free(&text);
+	return o;
+}
+
+/* CPU state is read with the VM paused, so it is never torn. */
+static json_t *cmd_query_cpus(struct machine *m)
+{
+	struct modvm_cpu_state *s;
+	bool was_paused = machine_is_paused(m);
+	json_t *list;
+
+	if (!m->eops)
+		return error_reply("NotRunning", "the VM has no CPUs running");
+	if (!was_paused && machine_pause(m))
+		return error_reply("NotRunning", "the VM is not running");
+	s = xcalloc(1, sizeof(*s));
+	list = json_array();
+	for (unsigned i = 0; i < m->ncpus; i++) {
+		memset(s, 0, sizeof(*s));
+		if (m->eops->get_state(m->vcpus[i], s)) {
+			json_decref(list);
+			list = NULL;
+			break;
+		}
+		json_array_append_new(list, one_cpu(i, s));
+	}
+	free(s);
+	if (!was_paused)
+		machine_resume(m);
+	return list ? ok_reply(list) : error_reply("EngineError", "the engine could not read a CPU's state");
+}
+
+static json_t *cmd_query_devices(struct machine *m)
+{
+	json_t *list = json_array();
+
+	machine_lock(m);
+	for (size_t i = 0; i < m->ninsts; i++) {
+		const struct plugin *p = m->insts[i]->plugin;
+		json_t *secs = json_array();
+		for (int k = 0; p->desc->state && p->desc->state[k]; k++)
+			json_array_append_new(secs, json_pack("{s:s,s:i}",
+				"name", p->desc->state[k]->name,
+				"version", (int)p->desc->state[k]->version));
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:o}",
+			"id", m->insts[i]->id, "plugin", p->desc->name,
+			"version", p->desc->version, "path", p->path,
+			"sections", secs));
+	}
+	machine_unlock(m);
+	return ok_reply(list);
+}
+
+static json_t *dispatch(struct control *c, const char *line)
+{
+	struct machine *m = c->m;
+	json_error_t jerr;
+	json_t *req = json_loads(line, 0, &jerr), *reply;
+	const char *cmd = NULL;
+
+	if (!req)
+		return error_reply("BadRequest", "not JSON: %s (column %d)", jerr.text, jerr.column);
+	if (json_unpack(req, "{s:s}", "execute", &cmd)) {
+		json_decref(req);
+		return error_reply("BadRequest", "expected {\"execute\": \"COMMAND\"}");
+	}
+	if (!strcmp(cmd, "status"))
+		reply = cmd_status(m);
+	else if (!strcmp(cmd, "pause"))
+		reply = machine_pause(m) ? error_reply("NotRunning", "the VM is not running")
+					 : ok_reply(NULL);
+	else if (!strcmp(cmd, "resume")) {
+		machine_resume(m);
+		reply = ok_reply(NULL);
+	} else if (!strcmp(cmd, "quit")) {
+		machine_request(m, REQUEST_QUIT);
+		reply = ok_reply(NULL);
+	} else if (!strcmp(cmd, "query-cpus"))
+		reply = cmd_query_cpus(m);
+	else if (!strcmp(cmd, "query-devices"))
+		reply = cmd_query_devices(m);
+	else if (!strcmp(cmd, "snapshot"))
+		reply = error_reply("NotImplemented", "snapshots are not implemented in this modvm yet");
+	else
+		reply = error_reply("UnknownCommand",
+				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices",
+				    cmd);
+	json_decref(req);
+	return reply;
+}
+
+static void client_close(struct client *cl)
+{
+	close(cl->fd);
+	free(cl->buf);
+	cl->fd = -1;
+	cl->buf = NULL;
+	cl->len = 0;
+}
+
+static void send_reply(struct client *cl, json_t *reply)
+{
+	char *s = json_dumps(reply, JSON_COMPACT);
+	json_decref(reply);
+	if (!s)
+		return;
+	size_t n = strlen(s);
+	s[n] = '\n';
+	/* Blocking write with MSG_NOSIGNAL: a client that went away is
+	 * closed, it cannot stop modvm. */
+	if (send(cl->fd, s, n + 1, MSG_NOSIGNAL) < 0)
+		client_close(cl);
+	free(s);
+}
+
+static void client_read(struct control *c, struct client *cl)
+{
+	char buf[4096];
+	ssize_t n = read(cl->fd, buf, sizeof(buf));
+	char *nl;
+
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	if (cl->len + (size_t)n > MAX_LINE) {
+		send_reply(cl, error_reply("BadRequest", "line longer than %d bytes", MAX_LINE));
+		client_close(cl);
+		return;
+	}
+	cl->buf = xrealloc(cl->buf, cl->len + (size_t)n + 1);
+	memcpy(cl->buf + cl->len, buf, (size_t)n);
+	cl->len += (size_t)n;
+	cl->buf[cl->len] = 0;
+	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
+		*nl = 0;
+		if (nl != cl->buf)
+			send_reply(cl, dispatch(c, cl->buf));
+		if (cl->fd < 0)
+			return;
+		cl->len -= (size_t)(nl + 1 - cl->buf);
+		memmove(cl->buf, nl + 1, cl->len + 1);
+	}
+}
+
+static void accept_client(struct control *c)
+{
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		if (c->clients[i].fd < 0) {
+			c->clients[i].fd = fd;
+			return;
+		}
+	}
+	dprintf(fd, "{\"error\":{\"class\":\"Busy\",\"desc\":\"too many clients\"}}\n");
+	close(fd);
+}
+
+static void *control_main(void *arg)
+{
+	struct control *c = arg;
+	struct pollfd pfd[MAX_CLIENTS + 2];
+
+	for (;;) {
+		pfd[0] = (struct pollfd){ .fd = c->wake[0], .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
+		for (int i = 0; i < MAX_CLIENTS; i++)
+			pfd[i + 2] = (struct pollfd){ .fd = c->clients[i].fd, .events = POLLIN };
+		if (poll(pfd, MAX_CLIENTS + 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents & POLLIN)
+			accept_client(c);
+		for (int i = 0; i < MAX_CLIENTS; i++)
+			if (c->clients[i].fd >= 0 && pfd[i + 2].revents)
+				client_read(c, &c->clients[i]);
+	}
+	return NULL;
+}
+
+/* A socket file nobody listens on is left over from a crashed run. */
+static bool socket_is_live(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live = fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return live;
+}
+
+static int make_addr(const char *path, struct sockaddr_un *sa, char *err,
+		     size_t len)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return set_err(err, len, "control socket path %s is longer than %zu bytes",
+			       path, sizeof(sa->sun_path) - 1);
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+struct control *control_start(struct machine *m, const char *path, char *err,
+			      size_t len)
+{
+	struct control *c;
+	struct sockaddr_un sa;
+
+	if (make_addr(path, &sa, err, len))
+		return NULL;
+	if (access(path, F_OK) == 0) {
+		if (socket_is_live(&sa)) {
+			set_err(err, len, "control socket %s is in use by another running modvm", path);
+			return NULL;
+		}
+		unlink(path); /* stale, from a run that did not clean up */
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->m = m;
+	c->path = xstrdup(path);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		c->clients[i].fd = -1;
+	c->wake[0] = c->wake[1] = -1;
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(c->listen_fd, 4) || pipe2(c->wake, O_CLOEXEC)) {
+		set_err(err, len, "control socket %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (pthread_create(&c->thread, NULL, control_main, c)) {
+		set_err(err, len, "control socket: cannot start its thread");
+		goto fail;
+	}
+	return c;
+fail:
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	for (int i = 0; i < 2; i++)
+		if (c->wake[i] >= 0)
+			close(c->wake[i]);
+	free(c->path);
+	free(c);
+	return NULL;
+}
+
+void control_stop(struct control *c)
+{
+	if (!c)
+		return;
+	if (write(c->wake[1], "x", 1) < 0) {
+		/* the pipe cannot be full: one byte, one reader */
+	}
+	pthread_join(c->thread, NULL);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (c->clients[i].fd >= 0)
+			client_close(&c->clients[i]);
+	close(c->listen_fd);
+	close(c->wake[0]);
+	close(c->wake[1]);
+	unlink(c->path);
+	free(c->path);
+	free(c);
+}
+
+int control_client(const char *path, const char *command_json, char *reply,
+		   size_t reply_len, char *err, size_t len)
+{
+	struct sockaddr_un sa;
+	size_t got = 0;
+	int fd;
+
+	if (make_addr(path, &sa, err, len))
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		set_err(err, len, "cannot connect to %s: %s (is the VM running with --control %s?)",
+			path, strerror(errno), path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	dprintf(fd, "%s\n", command_json);
+	while (got + 1 < reply_len) {
+		ssize_t n = read(fd, reply + got, reply_len - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(reply, '\n', got))
+			break;
+	}
+	close(fd);
+	reply[got] = 0;
+	if (!got)
+		return set_err(err, len, "%s closed the connection without a reply", path);
+	return 0;
+}
