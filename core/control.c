@@ -15,6 +15,7 @@
 #include "cpustate.h"
 #include "machine.h"
 #include "run.h"
+#include "snapshot.h"
 #include "state_desc.h"
 
 #define MAX_CLIENTS 8
@@ -58,14 +59,15 @@ static json_t *cmd_status(struct machine *m)
 {
 	const struct vm_config *c = m->cfg;
 
-	return ok_reply(json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I}",
+	json_t *st = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I}",
 		"status", machine_is_paused(m) ? "paused" : "running",
 		"name", c ? c->name : "",
 		"engine", c ? c->engine : "",
 		"model", c ? c->model : "",
 		"cpus", (int)m->ncpus,
 		"memory", (json_int_t)m->mem.size,
-		"virtual-ns", (json_int_t)vclock_now(&m->clock)));
+		"virtual-ns", (json_int_t)vclock_now(&m->clock));
+	return ok_reply(st);
 }
 
 static const char *cpu_mode(const struct modvm_cpu_state *s)
@@ -131,10 +133,16 @@ static json_t *cmd_query_devices(struct machine *m)
 	for (size_t i = 0; i < m->ninsts; i++) {
 		const struct plugin *p = m->insts[i]->plugin;
 		json_t *secs = json_array();
-		for (int k = 0; p->desc->state && p->desc->state[k]; k++)
-			json_array_append_new(secs, json_pack("{s:s,s:i}",
+		for (int k = 0; p->desc->state && p->desc->state[k]; k++) {
+			struct strbuf text;
+			sb_init(&text);
+			state_render(p->desc->state[k], m->insts[i]->obj, &text);
+			json_array_append_new(secs, json_pack("{s:s,s:i,s:s}",
 				"name", p->desc->state[k]->name,
-				"version", (int)p->desc->state[k]->version));
+				"version", (int)p->desc->state[k]->version,
+				"state", text.s ? text.s : ""));
+			sb_free(&text);
+		}
 		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:o}",
 			"id", m->insts[i]->id, "plugin", p->desc->name,
 			"version", p->desc->version, "path", p->path,
@@ -144,7 +152,58 @@ static json_t *cmd_query_devices(struct machine *m)
 	return ok_reply(list);
 }
 
-static json_t *dispatch(struct control *c, const char *line)
+/* Pause (if running), write the snapshot, resume: the VM keeps running
+ * whether or not the snapshot could be written. */
+struct progress_ctx {
+	struct client *cl;
+	const char *name;
+};
+
+/* Progress goes to the terminal modvm runs on and, as event lines, to the
+ * client that asked for the snapshot. */
+static void snapshot_report(void *opaque, uint64_t done, uint64_t total)
+{
+	struct progress_ctx *p = opaque;
+	unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
+
+	fprintf(stderr, "modvm: snapshot %s: %u%% (%llu of %llu MiB)\r\n", p->name,
+		pct, (unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
+	if (p->cl && p->cl->fd >= 0)
+		dprintf(p->cl->fd, "{\"event\":\"snapshot-progress\",\"done\":%llu,\"total\":%llu}\n",
+			(unsigned long long)done, (unsigned long long)total);
+}
+
+static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
+{
+	const char *name = json_string_value(json_object_get(args, "name"));
+	bool was_paused = machine_is_paused(m);
+	char err[ERR_LEN], *dir;
+	uint64_t t0;
+	int r;
+
+	if (!name || !*name || strchr(name, '/') || name[0] == '.')
+		return error_reply("BadRequest", "snapshot needs a name without '/' or a leading '.'");
+	if (!m->eops)
+		return error_reply("NotRunning", "the VM is not running");
+	if (!was_paused && machine_pause(m))
+		return error_reply("NotRunning", "the VM is not running");
+	dir = xasprintf("%s/%s", m->snapshot_dir ? m->snapshot_dir : ".", name);
+	t0 = host_monotonic_ns();
+	machine_lock(m);
+	struct progress_ctx pctx = { cl, name };
+	struct snapshot_progress prog = { snapshot_report, &pctx };
+	r = snapshot_save(m, dir, &prog, err, sizeof(err));
+	machine_unlock(m);
+	if (!was_paused)
+		machine_resume(m);
+	json_t *reply = r ? error_reply("SnapshotFailed", "%s (the VM continues)", err)
+			  : ok_reply(json_pack("{s:s,s:I}", "path", dir, "milliseconds",
+					       (json_int_t)((host_monotonic_ns() - t0) / 1000000)));
+	free(dir);
+	return reply;
+}
+
+static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 {
 	struct machine *m = c->m;
 	json_error_t jerr;
@@ -173,10 +232,10 @@ static json_t *dispatch(struct control *c, const char *line)
 	else if (!strcmp(cmd, "query-devices"))
 		reply = cmd_query_devices(m);
 	else if (!strcmp(cmd, "snapshot"))
-		reply = error_reply("NotImplemented", "snapshots are not implemented in this modvm yet");
+		reply = cmd_snapshot(m, json_object_get(req, "arguments"), cl);
 	else
 		reply = error_reply("UnknownCommand",
-				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices",
+				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot",
 				    cmd);
 	json_decref(req);
 	return reply;
@@ -228,7 +287,7 @@ static void client_read(struct control *c, struct client *cl)
 	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
 		*nl = 0;
 		if (nl != cl->buf)
-			send_reply(cl, dispatch(c, cl->buf));
+			send_reply(cl, dispatch(c, cl, cl->buf));
 		if (cl->fd < 0)
 			return;
 		cl->len -= (size_t)(nl + 1 - cl->buf);
@@ -365,6 +424,7 @@ int control_client(const char *path, const char *command_json, char *reply,
 {
 	struct sockaddr_un sa;
 	size_t got = 0;
+	char *nl;
 	int fd;
 
 	if (make_addr(path, &sa, err, len))
@@ -378,12 +438,26 @@ int control_client(const char *path, const char *command_json, char *reply,
 		return -1;
 	}
 	dprintf(fd, "%s\n", command_json);
-	while (got + 1 < reply_len) {
+	for (;;) {
 		ssize_t n = read(fd, reply + got, reply_len - 1 - got);
 		if (n <= 0)
 			break;
 		got += (size_t)n;
-		if (memchr(reply, '\n', got))
+		reply[got] = 0;
+		/* Event lines (progress) come before the reply. */
+		while ((nl = strchr(reply, '\n')) && strstr(reply, "\"event\"") == reply + 1) {
+			json_t *ev = json_loads(reply, JSON_DISABLE_EOF_CHECK, NULL);
+			json_int_t done = json_integer_value(json_object_get(ev, "done"));
+			json_int_t total = json_integer_value(json_object_get(ev, "total"));
+			if (total)
+				fprintf(stderr, "progress: %lld%% (%lld of %lld MiB)\n",
+					(long long)(done * 100 / total), (long long)(done >> 20),
+					(long long)(total >> 20));
+			json_decref(ev);
+			got -= (size_t)(nl + 1 - reply);
+			memmove(reply, nl + 1, got + 1);
+		}
+		if (strchr(reply, '\n') || got + 1 >= reply_len)
 			break;
 	}
 	close(fd);

@@ -16,12 +16,14 @@ void machine_unlock(struct machine *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-int machine_init(struct machine *m, uint64_t mem_size, bool manual_clock,
-		 char *err, size_t len)
+static int machine_setup(struct machine *m, const char *image,
+			 uint64_t mem_size, bool manual_clock, char *err,
+			 size_t len)
 {
 	pthread_mutexattr_t a;
 
 	memset(m, 0, sizeof(*m));
+	m->mem.fd = -1;
 	m->verbosity = MODVM_LOG_WARN;
 	pthread_mutexattr_init(&a);
 	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
@@ -37,12 +39,25 @@ int machine_init(struct machine *m, uint64_t mem_size, bool manual_clock,
 	m->loop.wake_fd = -1;
 	if (loop_init(&m->loop, err, len))
 		goto fail;
-	if (vm_memory_init(&m->mem, mem_size, err, len))
+	if (image ? vm_memory_init_image(&m->mem, image, mem_size, err, len)
+		  : vm_memory_init(&m->mem, mem_size, err, len))
 		goto fail;
 	return 0;
 fail:
 	machine_destroy(m);
 	return -1;
+}
+
+int machine_init(struct machine *m, uint64_t mem_size, bool manual_clock,
+		 char *err, size_t len)
+{
+	return machine_setup(m, NULL, mem_size, manual_clock, err, len);
+}
+
+int machine_init_image(struct machine *m, const char *image, uint64_t mem_size,
+		       char *err, size_t len)
+{
+	return machine_setup(m, image, mem_size, false, err, len);
 }
 
 /* Release what an instance registered and did not release itself. */

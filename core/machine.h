@@ -18,6 +18,7 @@
 #include "util.h"
 
 struct machine;
+struct snapshot;
 
 /* One plugin instance: a device, a backend, or the engine. */
 struct modvm_inst {
@@ -199,6 +200,8 @@ struct machine {
 	struct modvm_host host;
 	int verbosity;                /* enum modvm_log_level */
 	const char *control_path;     /* --control: the control socket */
+	const char *snapshot_dir;     /* where `snapshot NAME` writes NAME */
+	const struct snapshot *resume_from; /* resume instead of booting */
 
 	modvm_inst **insts;           /* devices and backends, creation order */
 	size_t ninsts;
@@ -230,6 +233,9 @@ struct machine {
 /* Build a machine without devices: RAM, I/O, clock, loop, host table. */
 int machine_init(struct machine *m, uint64_t mem_size, bool manual_clock,
 		 char *err, size_t len);
+/* The same, with RAM mapped copy-on-write from a snapshot's image. */
+int machine_init_image(struct machine *m, const char *image, uint64_t mem_size,
+		       char *err, size_t len);
 void machine_destroy(struct machine *m);
 /* Create one plugin instance of a device from resolved props. On failure
  * the message names the instance and the plugin's reason. */

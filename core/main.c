@@ -12,6 +12,7 @@
 #include "machine.h"
 #include "registry.h"
 #include "run.h"
+#include "snapshot.h"
 
 static const char usage_text[] =
 	"usage: modvm COMMAND [ARGS]\n"
@@ -19,7 +20,9 @@ static const char usage_text[] =
 	"commands:\n"
 	"  run CONFIG [-v] [--control SOCKET]\n"
 	"                      boot the VM described by CONFIG (a libconfig file)\n"
-	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices\n"
+	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices,\n"
+	"                      snapshot NAME\n"
+	"  resume DIR          resume a snapshot (possibly copied from another host)\n"
 	"  check CONFIG        validate CONFIG against the installed plugins, run nothing\n"
 	"  plugins             list plugins: name, kind, version, ABI, path\n"
 	"  inspect NAME        show one plugin's properties and state layout\n"
@@ -133,6 +136,7 @@ static int cmd_run(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "control", required_argument, NULL, 'c' },
+		{ "snapshot-dir", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry r;
@@ -140,14 +144,16 @@ static int cmd_run(int argc, char **argv)
 	struct machine m;
 	char err[ERR_LEN];
 	int verbosity = MODVM_LOG_WARN, opt, ret;
-	const char *control = NULL;
+	const char *control = NULL, *snapdir = ".";
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "vc:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "vc:s:", opts, NULL)) != -1) {
 		if (opt == 'v')
 			verbosity++;
 		else if (opt == 'c')
 			control = optarg;
+		else if (opt == 's')
+			snapdir = optarg;
 		else
 			return EXIT_USAGE;
 	}
@@ -169,6 +175,7 @@ static int cmd_run(int argc, char **argv)
 	m.verbosity = verbosity > MODVM_LOG_TRACE ? MODVM_LOG_TRACE : verbosity;
 	m.reg = &r;
 	m.control_path = control;
+	m.snapshot_dir = snapdir;
 	if (machine_add_config_devices(&m, &c, err, sizeof(err))) {
 		fprintf(stderr, "modvm: %s\n", err);
 		ret = EXIT_USAGE;
@@ -230,6 +237,85 @@ static int cmd_ctl(int argc, char **argv)
 	return ok ? 0 : EXIT_FAILURE_RUN;
 }
 
+static int cmd_resume(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "control", required_argument, NULL, 'c' },
+		{ "engine", required_argument, NULL, 'e' },
+		{ "snapshot-dir", required_argument, NULL, 's' },
+		{ "no-verify-memory", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *control = NULL, *engine = NULL, *snapdir = ".";
+	int verbosity = MODVM_LOG_WARN, opt, ret = EXIT_USAGE;
+	bool verify = true;
+	struct snapshot s;
+	struct registry r;
+	struct vm_config c;
+	struct machine m;
+	char err[ERR_LEN];
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "vc:e:s:n", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'v': verbosity++; break;
+		case 'c': control = optarg; break;
+		case 'e': engine = optarg; break;
+		case 's': snapdir = optarg; break;
+		case 'n': verify = false; break;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "modvm resume: expected one snapshot directory\n");
+		return EXIT_USAGE;
+	}
+	memset(&c, 0, sizeof(c));
+	registry_init(&r);
+	if (snapshot_open(argv[optind], verify, &s, err, sizeof(err))) {
+		fprintf(stderr, "modvm resume: %s\n", err);
+		snapshot_close(&s);
+		return EXIT_USAGE;
+	}
+	registry_default_dirs(&r);
+	registry_scan(&r);
+	if (config_load(s.config_path, &c, err, sizeof(err)))
+		goto bad;
+	if (engine) {
+		free(c.engine);
+		c.engine = xstrdup(engine);
+	}
+	if (config_validate(&c, &r, err, sizeof(err)))
+		goto bad;
+	if (c.memory != s.memory || c.cpus != s.cpus || strcmp(c.model, s.model)) {
+		snprintf(err, sizeof(err), "%s: the manifest (%u cpus, %llu bytes, model %s) does not match its config.cfg",
+			 s.dir, s.cpus, (unsigned long long)s.memory, s.model);
+		goto bad;
+	}
+	if (machine_init_image(&m, s.memory_path, s.memory, err, sizeof(err)))
+		goto bad;
+	m.verbosity = verbosity > MODVM_LOG_TRACE ? MODVM_LOG_TRACE : verbosity;
+	m.reg = &r;
+	m.control_path = control;
+	m.snapshot_dir = snapdir;
+	m.resume_from = &s;
+	if (machine_add_config_devices(&m, &c, err, sizeof(err)) ||
+	    snapshot_load_devices(&m, &s, err, sizeof(err)))
+		fprintf(stderr, "modvm resume: %s\n", err);
+	else
+		ret = machine_run(&m, &c);
+	machine_destroy(&m);
+	goto out;
+bad:
+	fprintf(stderr, "modvm resume: %s\n", err);
+out:
+	config_free(&c);
+	registry_free(&r);
+	snapshot_close(&s);
+	return ret;
+}
+
 static const struct command commands[] = {
 	{ "run", cmd_run,
 	  "usage: modvm run CONFIG [-v|--verbose]... [--control SOCKET]\n"
@@ -243,6 +329,12 @@ static const struct command commands[] = {
 	  "--control SOCKET): status, pause, resume, quit, query-cpus,\n"
 	  "query-devices. Prints the answer as JSON. docs/control.md has the\n"
 	  "protocol.\n" },
+	{ "resume", cmd_resume,
+	  "usage: modvm resume DIR [--engine NAME] [--control SOCKET] [--no-verify-memory] [-v]\n"
+	  "Resume the snapshot in DIR exactly where it stopped. Every file is\n"
+	  "checked against the manifest first (the memory image too, unless\n"
+	  "--no-verify-memory); a damaged or incompatible snapshot is refused.\n"
+	  "--engine resumes under another CPU engine (the state is canonical).\n" },
 	{ "check", cmd_check,
 	  "usage: modvm check CONFIG\n"
 	  "Validate CONFIG against the installed plugins and exit: 0 if valid,\n"

@@ -2,10 +2,19 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+static void set_layout(struct vm_memory *m, uint64_t size)
+{
+	m->size = size;
+	m->low_size = size < VM_PCI_HOLE_START ? size : VM_PCI_HOLE_START;
+	m->high_size = size - m->low_size;
+}
 
 int vm_memory_init(struct vm_memory *m, uint64_t size, char *err,
 		   size_t err_len)
@@ -37,9 +46,38 @@ int vm_memory_init(struct vm_memory *m, uint64_t size, char *err,
 			 (unsigned long long)size, strerror(errno));
 		goto fail;
 	}
-	m->size = size;
-	m->low_size = size < VM_PCI_HOLE_START ? size : VM_PCI_HOLE_START;
-	m->high_size = size - m->low_size;
+	set_layout(m, size);
+	return 0;
+fail:
+	close(m->fd);
+	m->fd = -1;
+	return -1;
+}
+
+int vm_memory_init_image(struct vm_memory *m, const char *path, uint64_t size,
+			 char *err, size_t err_len)
+{
+	struct stat st;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (m->fd < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(m->fd, &st) < 0 || (uint64_t)st.st_size != size || !size) {
+		snprintf(err, err_len, "%s: memory image is %lld bytes, expected %llu",
+			 path, (long long)st.st_size, (unsigned long long)size);
+		goto fail;
+	}
+	m->host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_NORESERVE, m->fd, 0);
+	if (m->host == MAP_FAILED) {
+		m->host = NULL;
+		snprintf(err, err_len, "cannot map %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	set_layout(m, size);
 	return 0;
 fail:
 	close(m->fd);

@@ -14,7 +14,7 @@
 #define VM_4G 0x100000000ull
 
 struct vm_memory {
-	int fd;            /* the memfd, shareable (snapshots, migration) */
+	int fd;            /* the memfd (or the image file when resumed) */
 	uint8_t *host;     /* mapping of the whole memfd */
 	uint64_t size;     /* configured RAM */
 	uint64_t low_size; /* RAM at [0, low_size) */
@@ -24,6 +24,11 @@ struct vm_memory {
 /* Returns 0, or -1 with a message in err. */
 int vm_memory_init(struct vm_memory *m, uint64_t size, char *err,
 		   size_t err_len);
+/* Guest RAM mapped copy-on-write from a snapshot's memory image: pages
+ * are read from the file when the guest first touches them, and the file
+ * never changes. The file must be exactly size bytes. */
+int vm_memory_init_image(struct vm_memory *m, const char *path, uint64_t size,
+			 char *err, size_t err_len);
 void vm_memory_destroy(struct vm_memory *m);
 
 /* Host pointer for [gpa, gpa+len) if it is entirely RAM in one piece. */

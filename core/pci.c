@@ -1294,6 +1294,8 @@ static int h_pci_state_load(modvm_inst *inst,
 			bars_unmap(bus->order[i]);
 		for (size_t i = 0; i < bus->n; i++)
 			func_load(bus->order[i], &st[bus->order[i]->slot]);
+	} else {
+		machine_log(m, MODVM_LOG_ERROR, "%s: %s", inst->prefix, inst->error);
 	}
 	machine_unlock(m);
 	return rc;

@@ -9,6 +9,7 @@
 
 #include "boot/boot.h"
 #include "control.h"
+#include "snapshot.h"
 
 struct vcpu_thread {
 	struct machine *m;
@@ -272,13 +273,23 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	pthread_create(&sigthread, NULL, signal_main, m);
 	pthread_detach(sigthread);
 
-	if (!cfg->has_boot) {
+	if (!cfg->has_boot && !m->resume_from) {
 		fprintf(stderr, "modvm: %s: the vm has no boot section: add boot = { kernel = \"...\"; };\n",
 			cfg->path);
 		return EXIT_USAGE;
 	}
-	if (create_engine(m, cfg) || boot_cpus(m, cfg))
+	if (create_engine(m, cfg))
 		goto out;
+	if (m->resume_from) {
+		char err[ERR_LEN];
+		if (snapshot_load_cpus(m, m->resume_from, err, sizeof(err))) {
+			fprintf(stderr, "modvm: resume: %s\n", err);
+			code = EXIT_USAGE;
+			goto out;
+		}
+	} else if (boot_cpus(m, cfg)) {
+		goto out;
+	}
 	if (m->control_path) {
 		char err[ERR_LEN];
 		ctl = control_start(m, m->control_path, err, sizeof(err));

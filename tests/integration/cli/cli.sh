@@ -172,11 +172,10 @@ control)
 	expect_out '"id": "t0"'
 	expect_out '"plugin": "test-device"'
 	expect_out '"name": "regs"'
+	expect_out "reg8 = 0xa" # the engine wrote "hello\n" to the device
 	expect_code 0 "$modvm" ctl "$sock" resume
 	expect_code 0 "$modvm" ctl "$sock" status
 	expect_out '"status": "running"'
-	expect_code 1 "$modvm" ctl "$sock" snapshot s1
-	expect_out "not implemented"
 	expect_code 2 "$modvm" ctl "$sock" dance
 	expect_code 0 "$modvm" ctl "$sock" quit
 	wait $pid
@@ -191,6 +190,74 @@ control)
 	python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$sock"
 	write_cfg "$work/off.cfg" '' ''
 	expect_code 0 "$modvm" run "$work/off.cfg" --control "$sock"
+	;;
+snapshot)
+	export MODVM_PLUGIN_PATH=$tp/good
+	write_cfg "$work/snap.cfg" 'action = "wait";' '{ plugin = "test-device"; id = "t0"; }'
+	sock=$work/vm.sock
+	mkdir "$work/snaps"
+	"$modvm" run "$work/snap.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	expect_code 0 "$modvm" ctl "$sock" snapshot s1
+	expect_out "\"path\": \"$work/snaps/s1\""
+	expect_out "progress: 100% (16 of 16 MiB)"
+	for f in manifest.json config.cfg cpu-0.state device-t0.state memory.img; do
+		checks=$((checks + 1))
+		[ -f "$work/snaps/s1/$f" ] || fail "snapshot file $f missing"
+	done
+	# the memory image is sparse: 16 MiB of RAM, one page of it not zero
+	used=$(du -k "$work/snaps/s1/memory.img" | cut -f1)
+	checks=$((checks + 1))
+	[ "$used" -lt 1024 ] || fail "memory.img uses ${used}K: not sparse"
+	expect_code 1 "$modvm" ctl "$sock" snapshot s1
+	expect_out "already exists"
+	# a snapshot that cannot be written leaves the VM running
+	chmod 0555 "$work/snaps"
+	if [ "$(id -u)" != 0 ]; then
+		expect_code 1 "$modvm" ctl "$sock" snapshot s2
+		expect_out "the VM continues"
+	fi
+	chmod 0755 "$work/snaps"
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out '"status": "running"'
+	ls "$work/snaps" | grep -q tmp && fail "temporary snapshot directory left behind"
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+
+	# copy it elsewhere and resume it in a new process
+	cp -r "$work/snaps/s1" "$work/copied"
+	"$modvm" resume "$work/copied" --control "$sock" >"$work/resume.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	expect_code 0 "$modvm" ctl "$sock" query-devices
+	expect_out "reg8 = 0xa"
+	expect_code 0 "$modvm" ctl "$sock" query-cpus
+	expect_out '"rip": "0x7c00"'
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+
+	# damaged snapshots are refused, naming the file and the problem
+	damaged() { rm -rf "$work/bad"; cp -r "$work/snaps/s1" "$work/bad"; }
+	damaged; truncate -s -1 "$work/bad/device-t0.state"
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "$work/bad/device-t0.state: "
+	expect_out "(truncated or replaced)"
+	damaged; printf '\x55' | dd of="$work/bad/cpu-0.state" bs=1 seek=40 conv=notrunc 2>/dev/null
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "$work/bad/cpu-0.state: checksum"
+	damaged; printf 'X' | dd of="$work/bad/memory.img" bs=1 seek=4096 conv=notrunc 2>/dev/null
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "$work/bad/memory.img: checksum"
+	damaged; sed -i 's/"format": 1/"format": 2/' "$work/bad/manifest.json"
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "snapshot format 2 is newer than this modvm reads (1)"
+	damaged; rm "$work/bad/manifest.json"
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "no manifest.json"
+	damaged; rm "$work/bad/config.cfg"
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "$work/bad/config.cfg: missing"
 	;;
 *)
 	echo "unknown case $case_name"

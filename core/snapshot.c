@@ -1,0 +1,545 @@
+/* Snapshots: write a paused machine to a directory atomically, and read one
+ * back with every file checked before anything is built from it. */
+#include "snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "cpustate.h"
+#include "state_desc.h"
+
+#define PAGE 4096u
+
+/* ---- writing ------------------------------------------------------------ */
+
+struct writer {
+	char *tmp;       /* the temporary directory being filled */
+	json_t *files;   /* name -> { size, crc32 } */
+	char *err;
+	size_t len;
+};
+
+static int write_all(int fd, const void *buf, size_t n, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static void record(struct writer *w, const char *name, uint64_t size,
+		   uint32_t crc)
+{
+	char hex[16];
+
+	snprintf(hex, sizeof(hex), "%08x", crc);
+	json_object_set_new(w->files, name, json_pack("{s:I,s:s}", "size",
+						       (json_int_t)size, "crc32", hex));
+}
+
+/* Write a small file, fsync it, record its checksum. */
+static int put_file(struct writer *w, const char *name, const void *buf,
+		    size_t n)
+{
+	char *path = xasprintf("%s/%s", w->tmp, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int r = -1;
+
+	if (fd < 0 || write_all(fd, buf, n, 0) || fsync(fd)) {
+		set_err(w->err, w->len, "cannot write %s: %s", path, strerror(errno));
+		goto out;
+	}
+	record(w, name, n, (uint32_t)crc32(0, buf, (uInt)n));
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (unsigned i = 0; i < PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/* The memory image: RAM in memfd order, zero pages left as holes so the
+ * file is sparse and can be mapped directly. */
+static int put_memory(struct writer *w, const struct vm_memory *mem,
+		      struct snapshot_progress *pr)
+{
+	static const uint8_t zero[PAGE];
+	char *path = xasprintf("%s/memory.img", w->tmp);
+	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
+	uint32_t zcrc = (uint32_t)crc32(0, zero, PAGE);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int r = -1;
+
+	if (fd < 0 || ftruncate(fd, (off_t)mem->size))
+		goto io_error;
+	for (uint64_t off = 0; off < mem->size; off += PAGE) {
+		const uint8_t *p = mem->host + off;
+		if (page_is_zero(p)) {
+			crc = (uint32_t)crc32_combine(crc, zcrc, PAGE);
+		} else {
+			if (write_all(fd, p, PAGE, (off_t)off))
+				goto io_error;
+			crc = (uint32_t)crc32(crc, p, PAGE);
+		}
+		if (pr && off && !(off & ((64u << 20) - 1)))
+			pr->report(pr->opaque, off, mem->size);
+	}
+	if (fsync(fd))
+		goto io_error;
+	if (pr)
+		pr->report(pr->opaque, mem->size, mem->size);
+	record(w, "memory.img", mem->size, crc);
+	r = 0;
+	goto out;
+io_error:
+	set_err(w->err, w->len, "cannot write %s: %s", path, strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+static int put_cpus(struct writer *w, struct machine *m)
+{
+	struct modvm_cpu_state *s = xcalloc(1, sizeof(*s));
+	int r = 0;
+
+	for (unsigned i = 0; i < m->ncpus && !r; i++) {
+		struct strbuf b;
+		char name[32];
+
+		memset(s, 0, sizeof(*s));
+		if (m->eops->get_state(m->vcpus[i], s)) {
+			r = set_err(w->err, w->len, "the engine could not read cpu %u's state", i);
+			break;
+		}
+		sb_init(&b);
+		state_save(&cpu_state_section, s, &b);
+		snprintf(name, sizeof(name), "cpu-%u.state", i);
+		r = put_file(w, name, b.s, b.len);
+		sb_free(&b);
+	}
+	free(s);
+	return r;
+}
+
+static json_t *put_devices(struct writer *w, struct machine *m)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < m->ninsts; i++) {
+		modvm_inst *inst = m->insts[i];
+		const struct modvm_plugin_desc *d = inst->plugin->desc;
+		json_t *secs = json_array();
+		struct strbuf b;
+		char *name = xasprintf("device-%s.state", inst->id);
+
+		sb_init(&b);
+		for (int k = 0; d->state && d->state[k]; k++) {
+			state_save(d->state[k], inst->obj, &b);
+			json_array_append_new(secs, json_pack("{s:s,s:i}",
+				"name", d->state[k]->name, "version", (int)d->state[k]->version));
+		}
+		int r = put_file(w, name, b.s ? b.s : "", b.len);
+		sb_free(&b);
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:o}",
+			"id", inst->id, "plugin", d->name, "plugin-version", d->version,
+			"file", name, "sections", secs));
+		free(name);
+		if (r) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = fd < 0 ? -1 : fsync(fd);
+
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static void remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char *p = xasprintf("%s/%s", dir, e->d_name);
+		unlink(p);
+		free(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static char *now_iso8601(void)
+{
+	char buf[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return xstrdup(buf);
+}
+
+static int put_manifest(struct writer *w, struct machine *m, json_t *devices)
+{
+	const struct vm_config *c = m->cfg;
+	char *created = now_iso8601();
+	json_t *man = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:O,s:O}",
+		"format", SNAPSHOT_FORMAT, "modvm-version", MODVM_VERSION,
+		"created", created, "name", c->name, "engine", c->engine,
+		"cpu-model", c->model, "cpus", (int)m->ncpus,
+		"memory", (json_int_t)m->mem.size,
+		"virtual-ns", (json_int_t)vclock_now(&m->clock),
+		"boot-wall-ns", (json_int_t)m->clock.boot_wall_ns,
+		"devices", devices, "files", w->files);
+	/* both are borrowed (O): the caller releases them */
+	char *text = json_dumps(man, JSON_INDENT(2) | JSON_SORT_KEYS);
+	char *path = xasprintf("%s/manifest.json", w->tmp);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int r = 0;
+
+	/* The manifest is written last and is not in its own file list: a
+	 * directory without it is never mistaken for a snapshot. */
+	if (fd < 0 || write_all(fd, text, strlen(text), 0) || fsync(fd))
+		r = set_err(w->err, w->len, "cannot write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(text);
+	free(created);
+	json_decref(man);
+	return r;
+}
+
+int snapshot_save(struct machine *m, const char *dir,
+		  struct snapshot_progress *progress, char *err, size_t len)
+{
+	struct writer w = { .err = err, .len = len };
+	char *parent_buf = xstrdup(dir);
+	json_t *devices = NULL;
+	int r = -1;
+
+	if (!m->cfg || !m->eops) {
+		set_err(err, len, "snapshot: the VM is not running");
+		goto out_free;
+	}
+	if (access(dir, F_OK) == 0) {
+		set_err(err, len, "snapshot %s already exists: choose another name or remove it", dir);
+		goto out_free;
+	}
+	w.tmp = xasprintf("%s.tmp-%d", dir, (int)getpid());
+	if (mkdir(w.tmp, 0755)) {
+		set_err(err, len, "cannot create %s: %s", w.tmp, strerror(errno));
+		goto out_free;
+	}
+	w.files = json_object();
+	if (put_file(&w, "config.cfg", m->cfg->text, strlen(m->cfg->text)) ||
+	    put_cpus(&w, m) || !(devices = put_devices(&w, m)) ||
+	    put_memory(&w, &m->mem, progress) ||
+	    put_manifest(&w, m, devices) || fsync_dir(w.tmp))
+		goto fail;
+	if (rename(w.tmp, dir)) {
+		set_err(err, len, "cannot rename %s to %s: %s", w.tmp, dir, strerror(errno));
+		goto fail;
+	}
+	fsync_dir(dirname(parent_buf));
+	r = 0;
+	goto out;
+fail:
+	remove_tree(w.tmp);
+out:
+	json_decref(devices);
+	json_decref(w.files);
+out_free:
+	free(w.tmp);
+	free(parent_buf);
+	return r;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int file_crc(const char *path, uint64_t *size, uint32_t *crc)
+{
+	static uint8_t buf[1 << 16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	*size = 0;
+	*crc = (uint32_t)crc32(0, NULL, 0);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		*crc = (uint32_t)crc32(*crc, buf, (uInt)n);
+		*size += (uint64_t)n;
+	}
+	close(fd);
+	return n < 0 ? -1 : 0;
+}
+
+static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
+		       char *err, size_t len)
+{
+	const char *name;
+	json_t *f;
+
+	if (!json_is_object(files) || !json_object_get(files, "config.cfg") ||
+	    !json_object_get(files, "memory.img"))
+		return set_err(err, len, "%s/manifest.json: the file list is missing or incomplete",
+			       s->dir);
+	json_object_foreach(files, name, f) {
+		json_int_t want_size = json_integer_value(json_object_get(f, "size"));
+		const char *want_crc = json_string_value(json_object_get(f, "crc32"));
+		char *path, got_crc[16];
+		uint64_t size;
+		uint32_t crc;
+		struct stat st;
+
+		if (strchr(name, '/') || name[0] == '.' || !want_crc)
+			return set_err(err, len, "%s/manifest.json: bad file entry \"%s\"", s->dir, name);
+		path = xasprintf("%s/%s", s->dir, name);
+		if (stat(path, &st)) {
+			set_err(err, len, "%s: missing (%s)", path, strerror(errno));
+			free(path);
+			return -1;
+		}
+		if ((json_int_t)st.st_size != want_size) {
+			set_err(err, len, "%s: %lld bytes, the manifest says %lld (truncated or replaced)",
+				path, (long long)st.st_size, (long long)want_size);
+			free(path);
+			return -1;
+		}
+		if (!strcmp(name, "memory.img") && !verify_memory) {
+			free(path);
+			continue;
+		}
+		if (file_crc(path, &size, &crc)) {
+			set_err(err, len, "%s: %s", path, strerror(errno));
+			free(path);
+			return -1;
+		}
+		snprintf(got_crc, sizeof(got_crc), "%08x", crc);
+		if (strcmp(got_crc, want_crc)) {
+			set_err(err, len, "%s: checksum %s does not match the manifest's %s (corrupted)",
+				path, got_crc, want_crc);
+			free(path);
+			return -1;
+		}
+		free(path);
+	}
+	return 0;
+}
+
+int snapshot_open(const char *dir, bool verify_memory, struct snapshot *s,
+		  char *err, size_t len)
+{
+	char *mpath = xasprintf("%s/manifest.json", dir);
+	json_error_t jerr;
+	json_t *man;
+	json_int_t format = 0, memory = 0, cpus = 0, vns = 0, wall = 0;
+	const char *engine = NULL, *model = NULL;
+
+	memset(s, 0, sizeof(*s));
+	s->dir = xstrdup(dir);
+	man = json_load_file(mpath, 0, &jerr);
+	if (!man) {
+		set_err(err, len, "%s: %s: not a modvm snapshot, or its manifest is damaged (line %d: %s)",
+			dir, access(mpath, F_OK) ? "no manifest.json" : "manifest.json unreadable",
+			jerr.line, jerr.text);
+		free(mpath);
+		return -1;
+	}
+	s->manifest = man;
+	if (json_unpack(man, "{s:I}", "format", &format))
+		goto bad;
+	if (format > SNAPSHOT_FORMAT) {
+		set_err(err, len, "%s: snapshot format %lld is newer than this modvm reads (%d): use a newer modvm",
+			mpath, (long long)format, SNAPSHOT_FORMAT);
+		goto fail;
+	}
+	if (format < 1 || json_unpack(man, "{s:s,s:s,s:I,s:I,s:I,s:I}",
+				      "engine", &engine, "cpu-model", &model,
+				      "memory", &memory, "cpus", &cpus,
+				      "virtual-ns", &vns, "boot-wall-ns", &wall) ||
+	    memory <= 0 || cpus <= 0 || cpus > 64 || vns < 0)
+		goto bad;
+	s->engine = xstrdup(engine);
+	s->model = xstrdup(model);
+	s->memory = (uint64_t)memory;
+	s->cpus = (unsigned)cpus;
+	s->virtual_ns = (uint64_t)vns;
+	s->boot_wall_ns = (int64_t)wall;
+	s->config_path = xasprintf("%s/config.cfg", dir);
+	s->memory_path = xasprintf("%s/memory.img", dir);
+	if (check_files(s, json_object_get(man, "files"), verify_memory, err, len))
+		goto fail;
+	free(mpath);
+	return 0;
+bad:
+	set_err(err, len, "%s: required fields are missing or invalid", mpath);
+fail:
+	free(mpath);
+	return -1;
+}
+
+void snapshot_close(struct snapshot *s)
+{
+	json_decref(s->manifest);
+	free(s->dir);
+	free(s->config_path);
+	free(s->memory_path);
+	free(s->engine);
+	free(s->model);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Read a whole (small, checked) state file. */
+static char *slurp(const char *path, size_t *n)
+{
+	struct strbuf b;
+	char buf[65536];
+	size_t r;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		return NULL;
+	sb_init(&b);
+	while ((r = fread(buf, 1, sizeof(buf), f)) > 0)
+		sb_append(&b, buf, r);
+	fclose(f);
+	*n = b.len;
+	return sb_steal(&b);
+}
+
+static int load_device(modvm_inst *inst, const char *path, char *err,
+		       size_t len)
+{
+	const struct modvm_plugin_desc *d = inst->plugin->desc;
+	char msg[ERR_LEN];
+	size_t n, off = 0, used;
+	char *buf = slurp(path, &n);
+
+	if (!buf)
+		return set_err(err, len, "%s: %s", path, strerror(errno));
+	for (int k = 0; d->state && d->state[k]; k++) {
+		if (state_load(d->state[k], inst->obj, buf + off, n - off, &used,
+			       msg, sizeof(msg))) {
+			free(buf);
+			return set_err(err, len, "%s: device %s: %s", path, inst->prefix, msg);
+		}
+		off += used;
+	}
+	free(buf);
+	if (off != n)
+		return set_err(err, len, "%s: %zu bytes of state this %s does not know", path,
+			       n - off, d->name);
+	return 0;
+}
+
+int snapshot_load_devices(struct machine *m, const struct snapshot *s,
+			  char *err, size_t len)
+{
+	json_t *devs = json_object_get(s->manifest, "devices");
+	size_t i;
+	json_t *d;
+
+	if (!json_is_array(devs) || json_array_size(devs) != m->ninsts)
+		return set_err(err, len, "%s: the snapshot has %zu devices, its config creates %zu",
+			       s->dir, json_array_size(devs), m->ninsts);
+	json_array_foreach(devs, i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		const char *plugin = json_string_value(json_object_get(d, "plugin"));
+		modvm_inst *inst = m->insts[i];
+		char *path;
+		int r;
+
+		if (!id || !plugin || strcmp(id, inst->id) ||
+		    strcmp(plugin, inst->plugin->desc->name))
+			return set_err(err, len, "%s: device %zu is %s (%s) in the snapshot but %s here",
+				       s->dir, i, id ? id : "?", plugin ? plugin : "?",
+				       inst->prefix);
+		path = xasprintf("%s/device-%s.state", s->dir, id);
+		machine_lock(m);
+		r = load_device(inst, path, err, len);
+		machine_unlock(m);
+		free(path);
+		if (r)
+			return -1;
+	}
+	/* The clock continues from where it stopped. */
+	m->clock.base_virt = s->virtual_ns;
+	m->clock.boot_wall_ns = s->boot_wall_ns;
+	return 0;
+}
+
+int snapshot_load_cpus(struct machine *m, const struct snapshot *s, char *err,
+		       size_t len)
+{
+	struct modvm_cpu_state *st = xcalloc(1, sizeof(*st));
+	char msg[ERR_LEN];
+	int r = 0;
+
+	if (s->cpus != m->ncpus) {
+		free(st);
+		return set_err(err, len, "%s: the snapshot has %u cpus, this VM %u",
+			       s->dir, s->cpus, m->ncpus);
+	}
+	for (unsigned i = 0; i < m->ncpus && !r; i++) {
+		char *path = xasprintf("%s/cpu-%u.state", s->dir, i);
+		size_t n;
+		char *buf = slurp(path, &n);
+
+		if (!buf)
+			r = set_err(err, len, "%s: %s", path, strerror(errno));
+		else if (state_load(&cpu_state_section, st, buf, n, NULL, msg, sizeof(msg)))
+			r = set_err(err, len, "%s: %s", path, msg);
+		else if (m->eops->set_state(m->vcpus[i], st))
+			r = set_err(err, len, "%s: the engine refused this CPU state", path);
+		free(buf);
+		free(path);
+	}
+	free(st);
+	return r;
+}
