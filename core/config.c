@@ -12,7 +12,17 @@
 
 
 static const char *const vm_keys[] = { "name", "memory", "cpus", "cpu",
-				       "boot", "devices", NULL };
+				       "boot", "devices", "machine", NULL };
+static const char *const machine_types[] = { "pc", "none", NULL };
+
+/* The devices of a PC that machine = "pc" adds, unless the config lists a
+ * device of the same plugin itself (then its entry, with its properties, is
+ * used instead). */
+static const struct { const char *plugin, *id; } pc_devices[] = {
+	{ "pic-8259", "pic" }, { "pit-8254", "pit" }, { "rtc-cmos", "rtc" },
+	{ "ioapic", "ioapic" }, { "pci-host", "pci" }, { "acpi-pm", "pm" },
+	{ "i8042", "kbc" }, { "sysctl-92", "sysctl" },
+};
 static const char *const cpu_keys[] = { "engine", "model", NULL };
 static const char *const boot_keys[] = { "kernel", "initrd", "cmdline",
 					 "format", "load_address", "tables",
@@ -264,6 +274,39 @@ static int parse_device(config_setting_t *g, struct vm_config *c,
 	return 0;
 }
 
+static bool lists_plugin(const struct vm_config *c, const char *plugin)
+{
+	for (size_t i = 0; i < c->ndevices; i++)
+		if (!strcmp(c->devices[i].plugin, plugin))
+			return true;
+	return false;
+}
+
+/* Put the machine type's devices before the config's own. */
+static void add_machine_devices(struct vm_config *c, int line)
+{
+	struct cfg_device *all;
+	size_t n = 0;
+
+	if (strcmp(c->machine, "pc"))
+		return;
+	all = xcalloc(ARRAY_SIZE(pc_devices) + c->ndevices, sizeof(*all));
+	for (size_t i = 0; i < ARRAY_SIZE(pc_devices); i++) {
+		if (lists_plugin(c, pc_devices[i].plugin))
+			continue;
+		all[n].plugin = xstrdup(pc_devices[i].plugin);
+		all[n].id = xstrdup(pc_devices[i].id);
+		all[n].line = line;
+		all[n].settings = xcalloc(1, sizeof(*all[n].settings));
+		n++;
+	}
+	if (c->ndevices)
+		memcpy(all + n, c->devices, c->ndevices * sizeof(*all));
+	free(c->devices);
+	c->devices = all;
+	c->ndevices += n;
+}
+
 static int parse_devices(const config_setting_t *vm, struct vm_config *c,
 			 char *err, size_t len)
 {
@@ -283,12 +326,6 @@ static int parse_devices(const config_setting_t *vm, struct vm_config *c,
 				 &c->devices[i], (unsigned)i, err, len))
 			return -1;
 	}
-	for (size_t i = 0; i < c->ndevices; i++)
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(c->devices[i].id, c->devices[j].id))
-				return set_err(err, len, "%s:%d: device id \"%s\" is already used at line %d: ids must be unique",
-					       c->path, c->devices[i].line, c->devices[i].id,
-					       c->devices[j].line);
 	return 0;
 }
 
@@ -346,7 +383,21 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 		free(valid);
 		return -1;
 	}
-	return parse_boot(vm, c, err, len) || parse_devices(vm, c, err, len) ? -1 : 0;
+	int machine = 0;
+	config_setting_t *ms = config_setting_get_member(vm, "machine");
+	if (parse_enum(vm, "machine", machine_types, c->path, &machine, err, len) ||
+	    parse_boot(vm, c, err, len) || parse_devices(vm, c, err, len))
+		return -1;
+	c->machine = xstrdup(machine_types[machine]);
+	add_machine_devices(c, ms ? config_setting_source_line(ms) :
+				    config_setting_source_line(vm));
+	for (size_t i = 0; i < c->ndevices; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->devices[i].id, c->devices[j].id))
+				return set_err(err, len, "%s:%d: device id \"%s\" is already used by %s at line %d: ids must be unique",
+					       c->path, c->devices[i].line, c->devices[i].id,
+					       c->devices[j].plugin, c->devices[j].line);
+	return 0;
 }
 
 /* Read the whole file; NULL with err set if it cannot be read. */
@@ -690,5 +741,6 @@ void config_free(struct vm_config *c)
 	free(c->name);
 	free(c->engine);
 	free(c->model);
+	free(c->machine);
 	memset(c, 0, sizeof(*c));
 }

@@ -51,6 +51,7 @@ struct vm_config {
 	char *name;
 	uint64_t memory;
 	unsigned cpus;
+	char *machine;  /* "pc" (the PC chipset devices are added) or "none" */
 	char *engine;
 	char *model;
 	int engine_line;

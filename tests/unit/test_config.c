@@ -45,7 +45,7 @@ static int check_free(const char *text)
 	return r;
 }
 
-#define HEAD "vm: {\n name = \"t\";\n memory = \"64M\";\n cpu = { engine = \"test-engine\"; };\n"
+#define HEAD "vm: {\n name = \"t\"; machine = \"none\";\n memory = \"64M\";\n cpu = { engine = \"test-engine\"; };\n"
 
 static bool has(const char *needle)
 {
@@ -107,7 +107,7 @@ static void test_unknown_vm_setting(void)
 {
 	CU_ASSERT_EQUAL(check_free(HEAD " memroy = \"1G\";\n};\n"), -1);
 	CU_ASSERT_TRUE(has(":5: unknown setting \"memroy\" in vm"));
-	CU_ASSERT_TRUE(has("name, memory, cpus, cpu, boot, devices"));
+	CU_ASSERT_TRUE(has("name, memory, cpus, cpu, boot, devices, machine"));
 }
 
 static void test_bad_memory(void)
@@ -137,7 +137,7 @@ static void test_engine_properties(void)
 {
 	struct vm_config c;
 
-	CU_ASSERT_EQUAL(check("vm: { memory = \"1M\";\n cpu = { engine = \"test-engine\"; action = \"error\"; }; };\n", &c), 0);
+	CU_ASSERT_EQUAL(check("vm: { memory = \"1M\"; machine = \"none\";\n cpu = { engine = \"test-engine\"; action = \"error\"; }; };\n", &c), 0);
 	CU_ASSERT_EQUAL(resolved_find(&c.engine_props, "action")->choice, 1);
 	config_free(&c);
 	CU_ASSERT_EQUAL(check_free("vm: { memory = \"1M\";\n cpu = { engine = \"test-engine\";\n actoin = \"x\"; }; };\n"), -1);
@@ -202,7 +202,29 @@ static void test_duplicate_ids(void)
 {
 	CU_ASSERT_EQUAL(check_free(HEAD " devices = ( { plugin = \"test-device\"; id = \"a\"; },\n"
 				   " { plugin = \"test-device\"; id = \"a\"; port = 0x600; } );\n};\n"), -1);
-	CU_ASSERT_TRUE(has(":6: device id \"a\" is already used at line 5"));
+	CU_ASSERT_TRUE(has(":6: device id \"a\" is already used by test-device at line 5"));
+}
+
+/* machine = "pc" adds the chipset unless the config lists a plugin itself. */
+static void test_machine_pc_adds_chipset(void)
+{
+	struct vm_config c;
+
+	err[0] = 0;
+	CU_ASSERT_EQUAL_FATAL(config_load(write_cfg("vm: { memory = \"16M\";\n cpu = { engine = \"test-engine\"; };\n"
+		" devices = ( { plugin = \"pit-8254\"; id = \"mypit\"; } ); };\n"), &c, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(c.machine, "pc");
+	CU_ASSERT_EQUAL(c.ndevices, 8);
+	CU_ASSERT_STRING_EQUAL(c.devices[0].plugin, "pic-8259");
+	for (size_t i = 0; i < c.ndevices; i++)
+		if (!strcmp(c.devices[i].plugin, "pit-8254"))
+			CU_ASSERT_STRING_EQUAL(c.devices[i].id, "mypit");
+	config_free(&c);
+	CU_ASSERT_EQUAL(check_free("vm: { memory = \"16M\"; machine = \"amiga\";\n cpu = { engine = \"test-engine\"; }; };\n"), -1);
+	CU_ASSERT_TRUE(has(":1: machine \"amiga\" is not known; allowed values: pc, none"));
+	CU_ASSERT_EQUAL(check_free("vm: { memory = \"16M\";\n cpu = { engine = \"test-engine\"; };\n"
+		" devices = ( { plugin = \"test-device\"; id = \"pic\"; } ); };\n"), -1);
+	CU_ASSERT_TRUE(has(":3: device id \"pic\" is already used by pic-8259 at line 1"));
 }
 
 static void test_boot_section(void)
@@ -274,6 +296,7 @@ int main(void)
 		TEST(test_unknown_backend_lists_backends),
 		TEST(test_backend_property_checked),
 		TEST(test_duplicate_ids),
+		TEST(test_machine_pc_adds_chipset),
 		TEST(test_boot_section),
 		TEST(test_create_failure_names_plugin_and_reason),
 		TEST(test_overlapping_ports_name_both_owners),

@@ -46,6 +46,7 @@ write_cfg() { # write_cfg FILE ENGINE_EXTRA DEVICES
 	cat >"$1" <<CFG
 vm: {
   name = "cli";
+  machine = "none";
   memory = "16M";
   cpu = { engine = "test-engine"; $2 };
   boot = { kernel = "$work/hlt.bin"; format = "flat"; load_address = 0x7c00; };
@@ -114,7 +115,7 @@ check)
 	expect_out "ok (cli, 1 devices, engine test-engine)"
 	write_cfg "$work/bad.cfg" "" '{ plugin = "test-device"; id = "t0"; port = 99999; }'
 	expect_code 2 "$modvm" check "$work/bad.cfg"
-	expect_out "$work/bad.cfg:6: device \"t0\" (test-device): property \"port\": value 99999 is out of range: expected integer in 0..65535"
+	expect_out "$work/bad.cfg:7: device \"t0\" (test-device): property \"port\": value 99999 is out of range: expected integer in 0..65535"
 	;;
 run)
 	export MODVM_PLUGIN_PATH=$tp/good:$tp/bad-createfail
@@ -128,9 +129,9 @@ run)
 	expect_out "triple fault: resetting the machine"
 	write_cfg "$work/cf.cfg" '' '{ plugin = "createfail"; id = "cf"; }'
 	expect_code 2 "$modvm" run "$work/cf.cfg"
-	expect_out "$work/cf.cfg:6: device \"cf\" (createfail, $tp/bad-createfail/createfail.so) failed to start: cannot open /dev/imaginary: No such device"
+	expect_out "$work/cf.cfg:7: device \"cf\" (createfail, $tp/bad-createfail/createfail.so) failed to start: cannot open /dev/imaginary: No such device"
 	cat >"$work/noboot.cfg" <<CFG
-vm: { memory = "16M"; cpu = { engine = "test-engine"; }; };
+vm: { memory = "16M"; machine = "none"; cpu = { engine = "test-engine"; }; };
 CFG
 	expect_code 2 "$modvm" run "$work/noboot.cfg"
 	expect_out "has no boot section"
