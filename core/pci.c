@@ -431,7 +431,9 @@ static void bar_set_addr(struct modvm_pci_dev *d, const struct pci_bar *b,
 }
 
 /* Decoding needs the command bit of its space and a usable address; 0 is
- * "not placed", as firmware and guests treat it. */
+ * "not placed", as firmware and guests treat it. An I/O BAR always fits
+ * below 0x10000 (16 writable bits, aligned to its size); a memory BAR
+ * sized with all ones may wrap past 2^64 and then decodes nothing. */
 static bool bar_decodes(const struct modvm_pci_dev *d, const struct pci_bar *b,
 			uint64_t *addr)
 {
@@ -441,11 +443,7 @@ static bool bar_decodes(const struct modvm_pci_dev *d, const struct pci_bar *b,
 	if (!(cmd & (io ? MODVM_PCI_COMMAND_IO : MODVM_PCI_COMMAND_MEMORY)))
 		return false;
 	*addr = bar_addr(d, b);
-	if (!*addr)
-		return false;
-	if (io)
-		return *addr + b->size <= IO_LIMIT + 1ull;
-	return *addr + b->size > *addr;
+	return *addr && *addr + b->size > *addr;
 }
 
 /* io_register/io_region_move report into the instance's error text; keep
@@ -498,8 +496,9 @@ static void bars_unmap(struct modvm_pci_dev *d)
 
 /* ---- config space accesses ----------------------------------------------- */
 
-/* Bytes from off with the same owner, at most max; a device run of three
- * is split so hooks see sizes 1, 2 and 4 only. */
+/* Bytes from off with the same owner, at most max. Accesses stay inside
+ * a dword and core-owned bytes come as whole dwords or a capability's
+ * first two bytes, so a device run is 1, 2 or 4 bytes, never 3. */
 static unsigned run_len(const struct modvm_pci_dev *d, unsigned off,
 			unsigned max)
 {
@@ -507,8 +506,6 @@ static unsigned run_len(const struct modvm_pci_dev *d, unsigned off,
 
 	while (n < max && d->owner[off + n] == d->owner[off])
 		n++;
-	if (n == 3)
-		n = (off & 1) ? 1 : 2;
 	return n;
 }
 
@@ -553,9 +550,10 @@ static void msi_clamp(struct modvm_pci_dev *d)
 {
 	unsigned c = d->msi_cap + MODVM_PCI_MSI_FLAGS;
 	uint16_t flags = cfg16(d, c);
-	unsigned mmc = (flags & MODVM_PCI_MSI_FLAGS_QMASK) >> 1;
+	unsigned mmc = (flags & MODVM_PCI_MSI_FLAGS_QMASK) >> 1u;
+	unsigned mme = (flags & MODVM_PCI_MSI_FLAGS_QSIZE) >> 4u;
 
-	if (((flags & MODVM_PCI_MSI_FLAGS_QSIZE) >> 4) > mmc)
+	if (mme > mmc)
 		put_le(d->cfg + c, (flags & ~MODVM_PCI_MSI_FLAGS_QSIZE) | mmc << 4, 2);
 }
 

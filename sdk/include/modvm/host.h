@@ -213,6 +213,52 @@ struct modvm_host {
 	/* --- cpu engines ----------------------------------------------- */
 	/* The CPU model the config chose (see <modvm/cpu.h>). */
 	const struct modvm_cpu_model *(*cpu_model)(modvm_inst *inst);
+
+	/* --- PCI (<modvm/pci.h>) -------------------------------------- */
+	/* Become a PCI function on bus 0. The core owns the config space
+	 * and maps the BARs where the guest puts them. NULL (error set) if
+	 * the info is invalid or no slot is free. Released with the
+	 * instance. */
+	modvm_pci_dev *(*pci_register)(modvm_inst *inst,
+				       const struct modvm_pci_info *info);
+	/* Level of the function's INTx pin. The line stays low while the
+	 * guest sets Interrupt Disable or enables MSI/MSI-X. */
+	void (*pci_set_irq)(modvm_pci_dev *dev, int level);
+	/* Signal MSI-X table entry / MSI vector `vector` as the guest
+	 * programmed it (masked: left pending). Returns false when neither
+	 * MSI nor MSI-X is enabled or the vector does not exist: the device
+	 * then uses INTx. */
+	bool (*pci_msi_notify)(modvm_pci_dev *dev, unsigned vector);
+	/* DMA to/from guest RAM: -1 if the guest has not set Bus Master in
+	 * the command register, or the range is not all RAM. */
+	int (*pci_dma_read)(modvm_pci_dev *dev, uint64_t gpa, void *buf,
+			    size_t len);
+	int (*pci_dma_write)(modvm_pci_dev *dev, uint64_t gpa,
+			     const void *buf, size_t len);
+	/* Config space offset of extra capability `index` (info->caps), or
+	 * 0 if there is no such capability. */
+	unsigned (*pci_cap_offset)(modvm_pci_dev *dev, unsigned index);
+	/* Host bridges: configuration cycles. bdf = MODVM_PCI_BDF(); an
+	 * absent function, a bus other than 0, an offset beyond 0xFF or an
+	 * access crossing a dword reads all ones and drops writes. */
+	uint32_t (*pci_config_read)(modvm_inst *inst, uint16_t bdf,
+				    unsigned offset, unsigned size);
+	void (*pci_config_write)(modvm_inst *inst, uint16_t bdf,
+				 unsigned offset, uint32_t value,
+				 unsigned size);
+	/* Host bridges: power-on state for every function (PCI reset); if
+	 * assign, then place BARs, set Interrupt Line and enable decode as
+	 * firmware would. Also applies to functions registered later. */
+	void (*pci_bus_reset)(modvm_inst *inst, bool assign);
+	/* Host bridges: the bus as state, st[slot] for slots 0..n-1. Load
+	 * checks every slot holds the same function before changing
+	 * anything, then restores config space and BAR mappings; -1 with
+	 * the error set on mismatch. */
+	void (*pci_state_save)(modvm_inst *inst,
+			       struct modvm_pci_func_state *st, unsigned n);
+	int (*pci_state_load)(modvm_inst *inst,
+			      const struct modvm_pci_func_state *st,
+			      unsigned n);
 };
 
 /* True if the core's table is large enough to hold `field`. */
