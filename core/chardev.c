@@ -57,12 +57,14 @@ modvm_chardev *chardev_open(modvm_inst *inst, const char *prop,
 	chr = xcalloc(1, sizeof(*chr));
 	*chr = (modvm_chardev){ .m = m, .frontend = inst, .backend = be,
 				.ops = ops, .fe = fe, .fe_opaque = opaque };
+	chr->log = xmalloc(CONSOLE_LOG_SIZE);
 	be->obj = ops->open(&m->host, be, chr);
 	if (!be->obj) {
 		set_err(inst->error, sizeof(inst->error), "backend %s: %s",
 			rp->plugin->desc->name,
 			be->error[0] ? be->error : "open failed (no reason given)");
 		inst_free(be);
+		free(chr->log);
 		free(chr);
 		return NULL;
 	}
@@ -87,5 +89,33 @@ void chardev_close(modvm_chardev *chr)
 	machine_unlock(m);
 	chr->ops->close(chr->backend->obj);
 	inst_free(chr->backend);
+	free(chr->log);
 	free(chr);
+}
+
+size_t chardev_write(modvm_chardev *chr, const void *buf, size_t len)
+{
+	size_t n = chr->ops->write(chr->backend->obj, buf, len);
+	const uint8_t *p = buf;
+
+	/* Log what the backend took: that is what the console showed. */
+	for (size_t i = 0; i < n; i++)
+		chr->log[(chr->logged + i) % CONSOLE_LOG_SIZE] = p[i];
+	chr->logged += n;
+	return n;
+}
+
+size_t chardev_log_read(const modvm_chardev *chr, uint64_t from, void *buf,
+			size_t len)
+{
+	uint64_t oldest = chr->logged > CONSOLE_LOG_SIZE ?
+		chr->logged - CONSOLE_LOG_SIZE : 0;
+	uint8_t *out = buf;
+	size_t n = 0;
+
+	if (from < oldest)
+		from = oldest;
+	for (; from < chr->logged && n < len; from++)
+		out[n++] = chr->log[from % CONSOLE_LOG_SIZE];
+	return n;
 }

@@ -136,6 +136,8 @@ static json_t *cmd_query_devices(struct machine *m)
 		for (int k = 0; p->desc->state && p->desc->state[k]; k++) {
 			struct strbuf text;
 			sb_init(&text);
+			if (p->desc->state[k]->pre_save)
+				p->desc->state[k]->pre_save(m->insts[i]->obj);
 			state_render(p->desc->state[k], m->insts[i]->obj, &text);
 			json_array_append_new(secs, json_pack("{s:s,s:i,s:s}",
 				"name", p->desc->state[k]->name,

@@ -260,10 +260,6 @@ static void h_machine_request(modvm_inst *inst, enum modvm_machine_request r)
 	machine_request(inst->m, (int)r);
 }
 
-static size_t h_chardev_write(modvm_chardev *chr, const void *buf, size_t len)
-{
-	return chr->ops->write(chr->backend->obj, buf, len);
-}
 
 static void h_chardev_accept_input(modvm_chardev *chr)
 {
@@ -366,7 +362,7 @@ void host_table_init(struct machine *m)
 		.fd_unwatch = loop_unwatch,
 		.machine_request = h_machine_request,
 		.chardev_open = chardev_open,
-		.chardev_write = h_chardev_write,
+		.chardev_write = chardev_write,
 		.chardev_accept_input = h_chardev_accept_input,
 		.chardev_set_params = h_chardev_set_params,
 		.chardev_set_modem = h_chardev_set_modem,

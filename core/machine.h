@@ -171,8 +171,13 @@ void loop_watch_events(modvm_watch *w, unsigned events);
 void loop_unwatch(modvm_watch *w);
 
 /* ---- character devices (chardev.c) -------------------------------------- */
+/* The last CONSOLE_LOG_SIZE bytes a front end wrote (FUSE "console"). */
+#define CONSOLE_LOG_SIZE (1u << 20)
+
 struct modvm_chardev {
 	struct machine *m;
+	uint8_t *log;                 /* ring of CONSOLE_LOG_SIZE bytes */
+	uint64_t logged;              /* bytes ever written */
 	modvm_inst *frontend;
 	modvm_inst *backend;          /* its obj is the backend handle */
 	const struct modvm_chardev_ops *ops;
@@ -185,6 +190,12 @@ modvm_chardev *chardev_open(modvm_inst *inst, const char *prop,
 			    const struct modvm_chardev_frontend *fe,
 			    void *opaque);
 void chardev_close(modvm_chardev *chr);
+size_t chardev_write(modvm_chardev *chr, const void *buf, size_t len);
+/* Copy up to len bytes of the console log starting at byte `from` (counted
+ * from the first byte ever written; bytes older than the ring are gone).
+ * Returns the number copied. Call with the machine lock held. */
+size_t chardev_log_read(const modvm_chardev *chr, uint64_t from, void *buf,
+			size_t len);
 
 /* ---- the machine (machine.c) ------------------------------------------- */
 struct machine {

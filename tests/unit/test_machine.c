@@ -274,6 +274,35 @@ static void test_device_with_backend(void)
 	hx_free(h);
 }
 
+static size_t take_all(void *be, const uint8_t *buf, size_t len)
+{
+	return len;
+}
+
+static void test_console_log_ring(void)
+{
+	static const struct modvm_chardev_ops ops = { .size = sizeof(ops), .write = take_all };
+	modvm_inst be = { 0 };
+	modvm_chardev chr = { .ops = &ops, .backend = &be };
+	uint8_t *big = malloc(CONSOLE_LOG_SIZE + 100), out[16];
+
+	chr.log = malloc(CONSOLE_LOG_SIZE);
+	CU_ASSERT_EQUAL(chardev_write(&chr, "hello", 5), 5);
+	CU_ASSERT_EQUAL(chardev_log_read(&chr, 1, out, sizeof(out)), 4);
+	CU_ASSERT_EQUAL(memcmp(out, "ello", 4), 0);
+	for (size_t i = 0; i < CONSOLE_LOG_SIZE + 100; i++)
+		big[i] = (uint8_t)i;
+	chardev_write(&chr, big, CONSOLE_LOG_SIZE + 100);
+	CU_ASSERT_EQUAL(chr.logged, CONSOLE_LOG_SIZE + 105);
+	/* the oldest 105 bytes are gone: a read from 0 starts at byte 105 */
+	CU_ASSERT_EQUAL(chardev_log_read(&chr, 0, out, 4), 4);
+	CU_ASSERT_EQUAL(out[0], (uint8_t)100);
+	CU_ASSERT_EQUAL(chardev_log_read(&chr, chr.logged - 2, out, 16), 2);
+	CU_ASSERT_EQUAL(out[1], (uint8_t)(CONSOLE_LOG_SIZE + 99));
+	free(chr.log);
+	free(big);
+}
+
 int main(void)
 {
 	static const struct test_case cases[] = {
@@ -284,6 +313,7 @@ int main(void)
 		TEST(test_virtual_clock_stops_while_paused),
 		TEST(test_fd_watch),
 		TEST(test_device_with_backend),
+		TEST(test_console_log_ring),
 	};
 	return RUN_TESTS("machine", cases);
 }

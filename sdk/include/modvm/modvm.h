@@ -10,5 +10,6 @@
 #include <modvm/chardev.h>
 #include <modvm/cpu.h>
 #include <modvm/pc.h>
+#include <modvm/pci.h>
 
 #endif
