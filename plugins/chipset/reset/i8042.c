@@ -1,0 +1,335 @@
+/* A minimal 8042 keyboard controller at ports 60h/64h, for the reset and
+ * probe paths: self-tests, the command byte, port enables, output port
+ * (reset line, A20), loop-back commands and the pulse-reset command. No
+ * keyboard or mouse is attached: a byte sent to either gets the "no
+ * device" answer (FEh with the time-out bit), and no scan codes ever come.
+ * Commands follow the IBM PS/2 keyboard controller (8042/8242) interface.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <modvm/modvm.h>
+
+/* Status register (read 64h) */
+#define STR_OBF 0x01     /* output buffer full */
+#define STR_SYS 0x04     /* system flag (command byte bit 2) */
+#define STR_CMD 0x08     /* last write was to 64h */
+#define STR_UNLOCK 0x10  /* keyboard not inhibited (no key lock) */
+#define STR_AUXDATA 0x20 /* the output buffer holds auxiliary data */
+#define STR_TIMEOUT 0x40 /* no answer from the device */
+
+/* Command byte (RAM byte 0) */
+#define CTR_KBDINT 0x01
+#define CTR_AUXINT 0x02
+#define CTR_SYS 0x04
+#define CTR_KBDDIS 0x10
+#define CTR_AUXDIS 0x20
+#define CTR_XLATE 0x40
+
+/* Output port (D0h/D1h) */
+#define OUT_RESET 0x01   /* 0 asserts the CPU reset line */
+#define OUT_A20 0x02
+#define OUT_OBF 0x10
+#define OUT_AUXOBF 0x20
+
+enum {
+	CMD_READ_RAM = 0x20,    /* 20h-3Fh */
+	CMD_WRITE_RAM = 0x60,   /* 60h-7Fh */
+	CMD_PASSWORD_TEST = 0xA4,
+	CMD_AUX_DISABLE = 0xA7,
+	CMD_AUX_ENABLE = 0xA8,
+	CMD_AUX_TEST = 0xA9,
+	CMD_SELF_TEST = 0xAA,
+	CMD_KBD_TEST = 0xAB,
+	CMD_KBD_DISABLE = 0xAD,
+	CMD_KBD_ENABLE = 0xAE,
+	CMD_READ_INPUT = 0xC0,
+	CMD_READ_OUTPUT = 0xD0,
+	CMD_WRITE_OUTPUT = 0xD1,
+	CMD_WRITE_KBD_OBUF = 0xD2,
+	CMD_WRITE_AUX_OBUF = 0xD3,
+	CMD_WRITE_AUX = 0xD4,
+	CMD_READ_TEST = 0xE0,
+	CMD_PULSE = 0xF0,       /* F0h-FFh: pulse output bits 3-0 low */
+};
+
+#define SELF_TEST_OK 0x55
+#define IFACE_TEST_OK 0x00
+#define NO_PASSWORD 0xF1
+#define NO_DEVICE 0xFE
+#define INPUT_PORT 0xA0  /* keyboard not inhibited, no jumper */
+#define RAM_SIZE 32
+
+struct i8042 {
+	const struct modvm_host *host;
+	modvm_inst *inst;
+	uint8_t ram[RAM_SIZE]; /* ram[0] is the command byte */
+	uint8_t status;
+	uint8_t obuf;          /* output buffer (stale once read) */
+	uint8_t outport;
+	uint8_t pending;       /* command waiting for its data byte, or 0 */
+	bool irq_kbd, irq_aux; /* levels driven on IRQ 1 and 12 */
+};
+
+#define IRQ_AUX 12
+
+static void kbc_drive_irqs(struct i8042 *k, bool force)
+{
+	bool full = k->status & STR_OBF, aux = k->status & STR_AUXDATA;
+	bool kbd_irq = full && !aux && (k->ram[0] & CTR_KBDINT);
+	bool aux_irq = full && aux && (k->ram[0] & CTR_AUXINT);
+
+	if (kbd_irq != k->irq_kbd || force) {
+		k->irq_kbd = kbd_irq;
+		k->host->irq_set(k->inst, MODVM_PC_IRQ_KBD, kbd_irq);
+	}
+	if (aux_irq != k->irq_aux || force) {
+		k->irq_aux = aux_irq;
+		k->host->irq_set(k->inst, IRQ_AUX, aux_irq);
+	}
+}
+
+/* One byte into the output buffer; a new byte replaces an unread one. */
+static void kbc_output(struct i8042 *k, uint8_t v, bool aux, bool timeout)
+{
+	k->obuf = v;
+	k->status &= (uint8_t)~(STR_AUXDATA | STR_TIMEOUT);
+	k->status |= STR_OBF | (aux ? STR_AUXDATA : 0) |
+		     (timeout ? STR_TIMEOUT : 0);
+	kbc_drive_irqs(k, false);
+}
+
+static void kbc_request_reset(struct i8042 *k, const char *why)
+{
+	k->host->log(k->inst, MODVM_LOG_DEBUG, "CPU reset through %s", why);
+	k->host->machine_request(k->inst, MODVM_REQUEST_RESET);
+}
+
+static void kbc_set_ctr(struct i8042 *k, uint8_t v)
+{
+	k->ram[0] = v;
+	k->status = (uint8_t)((k->status & ~STR_SYS) | (v & CTR_SYS));
+	kbc_drive_irqs(k, false);
+}
+
+/* Write the output port; a 0 in bit 0 holds the CPU in reset. A20 is
+ * always on in modvm, its bit is only remembered. */
+static void kbc_write_outport(struct i8042 *k, uint8_t v)
+{
+	k->outport = v;
+	if (!(v & OUT_RESET))
+		kbc_request_reset(k, "the 8042 output port");
+}
+
+static uint8_t kbc_read_outport(const struct i8042 *k)
+{
+	uint8_t v = k->outport & (uint8_t)~(OUT_OBF | OUT_AUXOBF);
+
+	if (k->status & STR_OBF)
+		v |= (k->status & STR_AUXDATA) ? OUT_AUXOBF : OUT_OBF;
+	return v;
+}
+
+static void kbc_command(struct i8042 *k, uint8_t cmd)
+{
+	k->pending = 0;
+	if (cmd >= CMD_READ_RAM && cmd < CMD_READ_RAM + RAM_SIZE) {
+		kbc_output(k, k->ram[cmd - CMD_READ_RAM], false, false);
+		return;
+	}
+	if ((cmd >= CMD_WRITE_RAM && cmd < CMD_WRITE_RAM + RAM_SIZE) ||
+	    (cmd >= CMD_WRITE_OUTPUT && cmd <= CMD_WRITE_AUX)) {
+		k->pending = cmd;
+		return;
+	}
+	if (cmd >= CMD_PULSE) {
+		if (!(cmd & OUT_RESET))
+			kbc_request_reset(k, "8042 command FEh");
+		return;
+	}
+	switch (cmd) {
+	case CMD_PASSWORD_TEST:
+		kbc_output(k, NO_PASSWORD, false, false);
+		break;
+	case CMD_AUX_DISABLE:
+		kbc_set_ctr(k, k->ram[0] | CTR_AUXDIS);
+		break;
+	case CMD_AUX_ENABLE:
+		kbc_set_ctr(k, k->ram[0] & (uint8_t)~CTR_AUXDIS);
+		break;
+	case CMD_AUX_TEST:
+	case CMD_KBD_TEST:
+		kbc_output(k, IFACE_TEST_OK, false, false);
+		break;
+	case CMD_SELF_TEST:
+		k->status |= STR_SYS;
+		k->ram[0] |= CTR_SYS;
+		kbc_output(k, SELF_TEST_OK, false, false);
+		break;
+	case CMD_KBD_DISABLE:
+		kbc_set_ctr(k, k->ram[0] | CTR_KBDDIS);
+		break;
+	case CMD_KBD_ENABLE:
+		kbc_set_ctr(k, k->ram[0] & (uint8_t)~CTR_KBDDIS);
+		break;
+	case CMD_READ_INPUT:
+		kbc_output(k, INPUT_PORT, false, false);
+		break;
+	case CMD_READ_OUTPUT:
+		kbc_output(k, kbc_read_outport(k), false, false);
+		break;
+	case CMD_READ_TEST:
+		kbc_output(k, 0, false, false);
+		break;
+	default:
+		k->host->log(k->inst, MODVM_LOG_DEBUG,
+			     "command %02Xh is not emulated", cmd);
+		break;
+	}
+}
+
+/* A data byte: the parameter of a pending command, else meant for the
+ * keyboard, which is not there. */
+static void kbc_data(struct i8042 *k, uint8_t v)
+{
+	uint8_t cmd = k->pending;
+
+	k->pending = 0;
+	if (cmd >= CMD_WRITE_RAM && cmd < CMD_WRITE_RAM + RAM_SIZE) {
+		if (cmd == CMD_WRITE_RAM)
+			kbc_set_ctr(k, v);
+		else
+			k->ram[cmd - CMD_WRITE_RAM] = v;
+		return;
+	}
+	switch (cmd) {
+	case CMD_WRITE_OUTPUT:
+		kbc_write_outport(k, v);
+		break;
+	case CMD_WRITE_KBD_OBUF:
+		kbc_output(k, v, false, false);
+		break;
+	case CMD_WRITE_AUX_OBUF:
+		kbc_output(k, v, true, false);
+		break;
+	case CMD_WRITE_AUX:
+		kbc_output(k, NO_DEVICE, true, true);
+		break;
+	default:
+		kbc_output(k, NO_DEVICE, false, true);
+		break;
+	}
+}
+
+static uint64_t data_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct i8042 *k = opaque;
+	uint8_t v = k->obuf;
+
+	k->status &= (uint8_t)~(STR_OBF | STR_AUXDATA | STR_TIMEOUT);
+	kbc_drive_irqs(k, false);
+	return size > 1 ? v | (~0ull << 8) : v;
+}
+
+static void data_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
+{
+	struct i8042 *k = opaque;
+
+	k->status &= (uint8_t)~STR_CMD;
+	kbc_data(k, (uint8_t)v);
+}
+
+static uint64_t status_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct i8042 *k = opaque;
+
+	return size > 1 ? k->status | (~0ull << 8) : k->status;
+}
+
+static void command_write(void *opaque, uint64_t off, uint64_t v,
+			  unsigned size)
+{
+	struct i8042 *k = opaque;
+
+	k->status |= STR_CMD;
+	kbc_command(k, (uint8_t)v);
+}
+
+static const struct modvm_io_ops data_ops = { data_read, data_write };
+static const struct modvm_io_ops cmd_ops = { status_read, command_write };
+
+/* The state a PC BIOS leaves after POST (modvm boots without one):
+ * self-test passed, keyboard interrupt and translation on, both ports
+ * enabled, reset line released, A20 on. */
+static void i8042_reset(void *dev)
+{
+	struct i8042 *k = dev;
+
+	memset(k->ram, 0, sizeof(k->ram));
+	k->ram[0] = CTR_KBDINT | CTR_SYS | CTR_XLATE;
+	k->status = STR_SYS | STR_UNLOCK;
+	k->obuf = 0;
+	k->outport = OUT_RESET | OUT_A20;
+	k->pending = 0;
+	kbc_drive_irqs(k, true);
+}
+
+static const struct modvm_state_field i8042_fields[] = {
+	MODVM_F_BYTES(struct i8042, ram),
+	MODVM_F_U8(struct i8042, status),
+	MODVM_F_U8(struct i8042, obuf),
+	MODVM_F_U8(struct i8042, outport),
+	MODVM_F_U8(struct i8042, pending),
+};
+
+static int i8042_post_load(void *dev)
+{
+	kbc_drive_irqs(dev, true);
+	return 0;
+}
+
+static const struct modvm_state_section i8042_section = {
+	.name = "kbc", .version = 1, .min_version = 1,
+	.fields = i8042_fields, .nfields = MODVM_COUNTOF(i8042_fields),
+	.post_load = i8042_post_load,
+};
+static const struct modvm_state_section *const i8042_sections[] = {
+	&i8042_section, NULL
+};
+
+static void *i8042_create(const struct modvm_host *host, modvm_inst *inst)
+{
+	struct i8042 *k = calloc(1, sizeof(*k));
+
+	if (!k) {
+		host->set_error(inst, "out of memory");
+		return NULL;
+	}
+	k->host = host;
+	k->inst = inst;
+	/* 61h between them belongs to the PIT's port B. */
+	if (!host->pio_register(inst, MODVM_PC_PORT_KBC_DATA, 1, &data_ops, k) ||
+	    !host->pio_register(inst, MODVM_PC_PORT_KBC_CMD, 1, &cmd_ops, k)) {
+		free(k);
+		return NULL;
+	}
+	i8042_reset(k);
+	return k;
+}
+
+static void i8042_destroy(void *dev)
+{
+	free(dev);
+}
+
+static const struct modvm_device_ops i8042_ops = {
+	.size = sizeof(i8042_ops),
+	.create = i8042_create,
+	.destroy = i8042_destroy,
+	.reset = i8042_reset,
+};
+
+MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "i8042",
+		    .version = "1.0.0",
+		    .description = "8042 keyboard controller without keyboard: self-test, reset line, A20 bit",
+		    .props = NULL, .state = i8042_sections, .ops = &i8042_ops);
