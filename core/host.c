@@ -199,6 +199,7 @@ static int h_msi_handler_register(modvm_inst *inst,
 			       "an MSI handler is already registered");
 	irq->msi = deliver;
 	irq->msi_opaque = opaque;
+	irq->msi_inst = inst;
 	return 0;
 }
 
@@ -217,6 +218,7 @@ static int h_intr_source_register(modvm_inst *inst, int (*ack)(void *),
 			       "the INTR pin already has a controller");
 	irq->intr_ack = ack;
 	irq->intr_ack_opaque = opaque;
+	irq->intr_ack_inst = inst;
 	return 0;
 }
 

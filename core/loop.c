@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "machine.h"
@@ -68,22 +69,24 @@ static void reap_dead(struct event_loop *l)
 	}
 }
 
-static int poll_timeout(struct machine *m, int timeout_ms)
+/* How long to sleep, in ns: until the next timer (virtual time runs at host
+ * speed while the VM runs), capped by timeout_ms; -1 = no limit. ppoll's
+ * nanosecond timeout keeps a 1 kHz timer from firing a millisecond late. */
+static int64_t poll_timeout_ns(struct machine *m, int timeout_ms)
 {
+	int64_t cap = timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000;
 	uint64_t next = timers_next(m), now;
-	uint64_t ms;
 
 	if (next == UINT64_MAX || (!m->clock.running && !m->clock.manual))
-		return timeout_ms;
+		return cap;
 	now = vclock_now(&m->clock);
 	if (next <= now)
 		return 0;
 	if (m->clock.manual)
-		return timeout_ms; /* manual time does not pass while we wait */
-	ms = (next - now + 999999) / 1000000;
-	if (timeout_ms >= 0 && ms > (uint64_t)timeout_ms)
-		return timeout_ms;
-	return ms > 60000 ? 60000 : (int)ms;
+		return cap; /* manual time does not pass while we wait */
+	if (cap >= 0 && next - now > (uint64_t)cap)
+		return cap;
+	return (int64_t)(next - now);
 }
 
 int loop_run_once(struct machine *m, int timeout_ms)
@@ -92,7 +95,8 @@ int loop_run_once(struct machine *m, int timeout_ms)
 	struct pollfd *pfd;
 	modvm_watch **who;
 	size_t n = 1, i;
-	int ran = 0, timeout;
+	int ran = 0;
+	int64_t timeout;
 
 	machine_lock(m);
 	for (modvm_watch *w = l->watches; w; w = w->next)
@@ -108,10 +112,11 @@ int loop_run_once(struct machine *m, int timeout_ms)
 		pfd[i++] = (struct pollfd){ .fd = w->fd, .events = (short)to_poll(w->events) };
 	}
 	n = i;
-	timeout = poll_timeout(m, timeout_ms);
+	timeout = poll_timeout_ns(m, timeout_ms);
 	machine_unlock(m);
 
-	if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+	struct timespec ts = { (time_t)(timeout / 1000000000), (long)(timeout % 1000000000) };
+	if (ppoll(pfd, n, timeout < 0 ? NULL : &ts, NULL) < 0 && errno != EINTR)
 		machine_log(m, MODVM_LOG_ERROR, "event loop: poll: %s", strerror(errno));
 
 	machine_lock(m);

@@ -90,6 +90,15 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 		if (c->frontend == inst)
 			chardev_close(c);
 	}
+	/* Callbacks the instance registered must not outlive it. */
+	if (irq->intr_ack_inst == inst) {
+		irq->intr_ack = NULL;
+		irq->intr_ack_inst = NULL;
+	}
+	if (irq->msi_inst == inst) {
+		irq->msi = NULL;
+		irq->msi_inst = NULL;
+	}
 }
 
 modvm_inst *machine_add_device(struct machine *m, const struct plugin *p,

@@ -83,8 +83,10 @@ struct irq_state {
 	int intr_level;
 	int (*intr_ack)(void *opaque);
 	void *intr_ack_opaque;
+	modvm_inst *intr_ack_inst;
 	void (*msi)(void *opaque, uint64_t addr, uint32_t data);
 	void *msi_opaque;
+	modvm_inst *msi_inst;
 	unsigned msi_count;           /* observed, for the test harness */
 	uint64_t msi_last_addr;
 	uint32_t msi_last_data;

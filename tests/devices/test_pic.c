@@ -36,7 +36,7 @@ static struct hx *pic_new(void)
 /* Drive an ISA line as a device would. */
 static void line(struct hx *h, unsigned l, int level)
 {
-	irq_line_set(hx_machine(h), l, level);
+	hx_irq_set(h, l, level);
 }
 
 static void pulse(struct hx *h, unsigned l)

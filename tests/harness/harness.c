@@ -200,6 +200,11 @@ int hx_poll(struct hx *h, int timeout_ms)
 	return loop_run_once(&h->m, timeout_ms);
 }
 
+void hx_irq_set(struct hx *h, unsigned line, int level)
+{
+	irq_line_set(&h->m, line, level);
+}
+
 int hx_irq_level(struct hx *h, unsigned line)
 {
 	return line < IRQ_LINES ? h->m.irq.level[line] : -1;

@@ -52,6 +52,9 @@ void hx_clock_step(struct hx *h, uint64_t ns);
  * timeout_ms. Returns the number of callbacks run. */
 int hx_poll(struct hx *h, int timeout_ms);
 
+/* Drive an interrupt line as a device would (tests of interrupt
+ * controllers). */
+void hx_irq_set(struct hx *h, unsigned line, int level);
 /* Interrupts as seen by the platform. */
 int hx_irq_level(struct hx *h, unsigned line);   /* current line level */
 unsigned hx_irq_raises(struct hx *h, unsigned line); /* 0->1 edges seen */
