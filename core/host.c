@@ -6,6 +6,7 @@
 
 #include "cpumodel.h"
 #include "machine.h"
+#include "virtio.h"
 
 static const char *const level_names[] = { "error", "warning", "info",
 					    "debug", "trace" };
@@ -258,7 +259,8 @@ static void h_machine_request(modvm_inst *inst, enum modvm_machine_request r)
 {
 	machine_log(inst->m, MODVM_LOG_DEBUG, "%s requests %s", inst->prefix,
 		    r == MODVM_REQUEST_POWEROFF ? "power-off" :
-		    r == MODVM_REQUEST_RESET ? "reset" : "panic");
+		    r == MODVM_REQUEST_RESET ? "reset" :
+		    r == MODVM_REQUEST_QUIT ? "quit" : "panic");
 	machine_request(inst->m, (int)r);
 }
 
@@ -376,6 +378,7 @@ void host_table_init(struct machine *m)
 		.cpu_model = h_cpu_model,
 	};
 	pci_host_services(&m->host);
+	virtio_host_services(&m->host);
 }
 
 modvm_inst *inst_new(struct machine *m, const struct plugin *p,

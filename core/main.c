@@ -1,6 +1,7 @@
 /* modvm: the command line. Each command is a small function; all of them
  * load the plugin registry the same way. */
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "fusefs.h"
 #include "inspect.h"
 #include "machine.h"
 #include "registry.h"
@@ -18,7 +20,7 @@ static const char usage_text[] =
 	"usage: modvm COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
-	"  run CONFIG [-v] [--control SOCKET]\n"
+	"  run CONFIG [-v] [--control SOCKET] [--mount DIR]\n"
 	"                      boot the VM described by CONFIG (a libconfig file)\n"
 	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices,\n"
 	"                      snapshot NAME\n"
@@ -137,6 +139,7 @@ static int cmd_run(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "control", required_argument, NULL, 'c' },
 		{ "snapshot-dir", required_argument, NULL, 's' },
+		{ "mount", required_argument, NULL, 'm' }, /* fuse: --mount */
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry r;
@@ -144,16 +147,18 @@ static int cmd_run(int argc, char **argv)
 	struct machine m;
 	char err[ERR_LEN];
 	int verbosity = MODVM_LOG_WARN, opt, ret;
-	const char *control = NULL, *snapdir = ".";
+	const char *control = NULL, *snapdir = ".", *mount = NULL;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "vc:s:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "vc:s:m:", opts, NULL)) != -1) {
 		if (opt == 'v')
 			verbosity++;
 		else if (opt == 'c')
 			control = optarg;
 		else if (opt == 's')
 			snapdir = optarg;
+		else if (opt == 'm')
+			mount = optarg; /* fuse: --mount */
 		else
 			return EXIT_USAGE;
 	}
@@ -176,6 +181,8 @@ static int cmd_run(int argc, char **argv)
 	m.reg = &r;
 	m.control_path = control;
 	m.snapshot_dir = snapdir;
+	if (mount)
+		fusefs_want_mount(&m, mount); /* fuse: --mount */
 	if (machine_add_config_devices(&m, &c, err, sizeof(err))) {
 		fprintf(stderr, "modvm: %s\n", err);
 		ret = EXIT_USAGE;
@@ -245,9 +252,10 @@ static int cmd_resume(int argc, char **argv)
 		{ "engine", required_argument, NULL, 'e' },
 		{ "snapshot-dir", required_argument, NULL, 's' },
 		{ "no-verify-memory", no_argument, NULL, 'n' },
+		{ "mount", required_argument, NULL, 'm' }, /* fuse: --mount */
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *control = NULL, *engine = NULL, *snapdir = ".";
+	const char *control = NULL, *engine = NULL, *snapdir = ".", *mount = NULL;
 	int verbosity = MODVM_LOG_WARN, opt, ret = EXIT_USAGE;
 	bool verify = true;
 	struct snapshot s;
@@ -257,13 +265,14 @@ static int cmd_resume(int argc, char **argv)
 	char err[ERR_LEN];
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "vc:e:s:n", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "vc:e:s:nm:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'v': verbosity++; break;
 		case 'c': control = optarg; break;
 		case 'e': engine = optarg; break;
 		case 's': snapdir = optarg; break;
 		case 'n': verify = false; break;
+		case 'm': mount = optarg; break; /* fuse: --mount */
 		default: return EXIT_USAGE;
 		}
 	}
@@ -300,6 +309,8 @@ static int cmd_resume(int argc, char **argv)
 	m.control_path = control;
 	m.snapshot_dir = snapdir;
 	m.resume_from = &s;
+	if (mount)
+		fusefs_want_mount(&m, mount); /* fuse: --mount */
 	if (machine_add_config_devices(&m, &c, err, sizeof(err)) ||
 	    snapshot_load_devices(&m, &s, err, sizeof(err)))
 		fprintf(stderr, "modvm resume: %s\n", err);
@@ -318,11 +329,12 @@ out:
 
 static const struct command commands[] = {
 	{ "run", cmd_run,
-	  "usage: modvm run CONFIG [-v|--verbose]... [--control SOCKET]\n"
+	  "usage: modvm run CONFIG [-v|--verbose]... [--control SOCKET] [--mount DIR]\n"
 	  "Validate CONFIG, create its devices, load the boot image and run the\n"
 	  "VM until it powers off (exit 0), fails (1) or is interrupted (130).\n"
 	  "-v raises the log level (info, then debug, then trace).\n"
-	  "--control SOCKET serves the control socket (see modvm ctl).\n" },
+	  "--control SOCKET serves the control socket (see modvm ctl).\n"
+	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n" },
 	{ "ctl", cmd_ctl,
 	  "usage: modvm ctl SOCKET COMMAND\n"
 	  "Send COMMAND to the VM whose control socket is SOCKET (modvm run\n"
@@ -330,11 +342,12 @@ static const struct command commands[] = {
 	  "query-devices. Prints the answer as JSON. docs/control.md has the\n"
 	  "protocol.\n" },
 	{ "resume", cmd_resume,
-	  "usage: modvm resume DIR [--engine NAME] [--control SOCKET] [--no-verify-memory] [-v]\n"
+	  "usage: modvm resume DIR [--engine NAME] [--control SOCKET] [--mount DIR] [--no-verify-memory] [-v]\n"
 	  "Resume the snapshot in DIR exactly where it stopped. Every file is\n"
 	  "checked against the manifest first (the memory image too, unless\n"
 	  "--no-verify-memory); a damaged or incompatible snapshot is refused.\n"
-	  "--engine resumes under another CPU engine (the state is canonical).\n" },
+	  "--engine resumes under another CPU engine (the state is canonical).\n"
+	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n" },
 	{ "check", cmd_check,
 	  "usage: modvm check CONFIG\n"
 	  "Validate CONFIG against the installed plugins and exit: 0 if valid,\n"
@@ -378,6 +391,10 @@ static int cmd_help(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const struct command *c;
+
+	/* A peer that goes away (a socket client, a pipe reader) is an
+	 * error return for whoever writes, never a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (argc < 2) {
 		fputs(usage_text, stderr);

@@ -7,7 +7,7 @@
 
 /* Internal requests beyond enum modvm_machine_request. */
 enum {
-	REQUEST_QUIT = 100,  /* the user asked modvm to stop (signal, Ctrl-A x) */
+	REQUEST_QUIT = MODVM_REQUEST_QUIT, /* signal, ctl quit, Ctrl-A x */
 	REQUEST_ERROR = 101, /* an engine could not continue */
 };
 

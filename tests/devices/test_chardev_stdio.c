@@ -14,6 +14,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <modvm/host.h>
+
 #include "harness.h"
 #include "testmain.h"
 
@@ -202,7 +204,7 @@ static int child_tty(enum tty_mode mode)
 	/* "a", Ctrl-A Ctrl-A, Ctrl-A h, "b", Ctrl-A x */
 	if (guest_read(h, buf, 16) != 3 || memcmp(buf, "a\x01" "b", 3))
 		return 32;
-	if (hx_machine_request(h) != 1 /* MODVM_REQUEST_POWEROFF */)
+	if (hx_machine_request(h) != MODVM_REQUEST_QUIT)
 		return 33;
 	hx_free(h);
 	if (stdin_is_raw())

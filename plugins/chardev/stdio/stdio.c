@@ -148,9 +148,7 @@ static void run_command(struct stdio_be *s, enum esc_action a)
 	switch (a) {
 	case ESC_QUIT:
 		say("\r\nmodvm: quit by user (Ctrl-A x)\r\n");
-		/* The SDK has no "quit" request yet: a power-off is the
-		 * closest, and modvm exits 0 as if the guest powered off. */
-		s->host->machine_request(s->inst, MODVM_REQUEST_POWEROFF);
+		s->host->machine_request(s->inst, MODVM_REQUEST_QUIT);
 		break;
 	case ESC_HELP:
 		say(esc_help_text);

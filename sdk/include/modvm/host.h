@@ -36,6 +36,11 @@ typedef struct modvm_pci_dev modvm_pci_dev; /* see <modvm/pci.h> */
 struct modvm_pci_info;
 struct modvm_pci_func_state;
 struct modvm_cpu_model;
+typedef struct modvm_virtio_dev modvm_virtio_dev; /* see <modvm/virtio.h> */
+struct modvm_virtio_info;
+struct modvm_virtio_state;
+struct modvm_virtio_elem;
+struct modvm_block;                         /* see <modvm/block.h> */
 
 enum modvm_log_level {
 	MODVM_LOG_ERROR = 0,
@@ -63,6 +68,7 @@ enum modvm_machine_request {
 	MODVM_REQUEST_POWEROFF = 1, /* guest powered off: modvm exits 0 */
 	MODVM_REQUEST_RESET = 2,    /* platform reset (all vCPUs and devices) */
 	MODVM_REQUEST_PANIC = 3,    /* guest reported a fatal error */
+	MODVM_REQUEST_QUIT = 4,     /* the user stopped the VM (Ctrl-A x): exit 130 */
 };
 
 struct modvm_host {
@@ -259,6 +265,49 @@ struct modvm_host {
 	int (*pci_state_load)(modvm_inst *inst,
 			      const struct modvm_pci_func_state *st,
 			      unsigned n);
+
+	/* --- virtio (<modvm/virtio.h>) ------------------------------- */
+	/* Become a virtio 1.x PCI device. state is the instance's embedded
+	 * struct modvm_virtio_state (see MODVM_VIRTIO_STATE_SECTION). NULL
+	 * (error set) if the info is invalid. Released with the instance. */
+	modvm_virtio_dev *(*virtio_register)(
+		modvm_inst *inst, const struct modvm_virtio_info *info,
+		struct modvm_virtio_state *state);
+	/* Take the next available chain of `queue` into e (e->max, e->iov,
+	 * e->gpa set by the caller): 1 if popped, 0 if none is available,
+	 * -1 if the queue is broken (the device is now NEEDS_RESET). */
+	int (*virtio_pop)(modvm_virtio_dev *d, unsigned queue,
+			  struct modvm_virtio_elem *e);
+	/* Return a popped element with `written` bytes written into its
+	 * writable part (marked dirty for snapshots). */
+	void (*virtio_push)(modvm_virtio_dev *d,
+			    const struct modvm_virtio_elem *e,
+			    uint32_t written);
+	/* Interrupt the driver for `queue` after pushes, unless it asked
+	 * not to be (event index, VIRTQ_AVAIL_F_NO_INTERRUPT). */
+	void (*virtio_notify)(modvm_virtio_dev *d, unsigned queue);
+	/* Device config changed (not after a driver write): bump the
+	 * generation and send a configuration change interrupt. */
+	void (*virtio_config_changed)(modvm_virtio_dev *d);
+	/* Device error: set NEEDS_RESET and tell the driver; logged once. */
+	void (*virtio_needs_reset)(modvm_virtio_dev *d, const char *why);
+	/* Device reset from the plugin's own reset op (platform reset). */
+	void (*virtio_reset)(modvm_virtio_dev *d);
+	/* Negotiated features (valid once FEATURES_OK is set). */
+	uint64_t (*virtio_features)(modvm_virtio_dev *d);
+	/* Used by MODVM_VIRTIO_STATE_SECTION's hooks. */
+	void (*virtio_pre_save)(modvm_virtio_dev *d);
+	int (*virtio_post_load)(modvm_virtio_dev *d);
+	/* Release the device (from the plugin's destroy, or before create
+	 * returns NULL). Its PCI function goes with the instance. */
+	void (*virtio_unregister)(modvm_virtio_dev *d);
+
+	/* --- block backends (<modvm/block.h>) ------------------------ */
+	/* Front end: open the block backend named by property `prop`.
+	 * NULL with the error set (the backend's reason) if it fails. */
+	const struct modvm_block *(*block_open)(modvm_inst *inst,
+						const char *prop);
+	void (*block_close)(const struct modvm_block *blk);
 };
 
 /* True if the core's table is large enough to hold `field`. */
