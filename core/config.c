@@ -298,6 +298,13 @@ static void add_machine_devices(struct vm_config *c, int line)
 		all[n].id = xstrdup(pc_devices[i].id);
 		all[n].line = line;
 		all[n].settings = xcalloc(1, sizeof(*all[n].settings));
+		/* The tables give the IOAPIC the first ID after the CPUs'. */
+		if (!strcmp(pc_devices[i].plugin, "ioapic")) {
+			all[n].settings[0] = (struct cfg_setting){
+				.name = xstrdup("apic-id"), .type = CFG_TEXT,
+				.s = xasprintf("%u", c->cpus), .line = line };
+			all[n].nsettings = 1;
+		}
 		n++;
 	}
 	if (c->ndevices)

@@ -319,6 +319,17 @@ static const struct modvm_cpu_model *h_cpu_model(modvm_inst *inst)
 	return cpu_model_find(c && c->model ? c->model : "baseline-v1");
 }
 
+static void h_eoi_broadcast(modvm_inst *inst, uint8_t vector)
+{
+	irq_eoi_broadcast(inst->m, vector);
+}
+
+static int h_eoi_listener_register(modvm_inst *inst,
+				   void (*cb)(void *, uint8_t), void *opaque)
+{
+	return irq_eoi_listen(inst->m, inst, cb, opaque);
+}
+
 void host_table_init(struct machine *m)
 {
 	m->host = (struct modvm_host){
@@ -376,6 +387,8 @@ void host_table_init(struct machine *m)
 		.chardev_receive = h_chardev_receive,
 		.chardev_modem_changed = h_chardev_modem_changed,
 		.cpu_model = h_cpu_model,
+		.eoi_broadcast = h_eoi_broadcast,
+		.eoi_listener_register = h_eoi_listener_register,
 	};
 	pci_host_services(&m->host);
 	virtio_host_services(&m->host);

@@ -78,6 +78,40 @@ void irq_msi_send(struct machine *m, uint64_t addr, uint32_t data)
 		m->eops->deliver_msi(m->evm, addr, data);
 }
 
+void irq_eoi_broadcast(struct machine *m, uint8_t vector)
+{
+	machine_lock(m);
+	for (struct eoi_listener *l = m->irq.eoi; l; l = l->next)
+		l->cb(l->opaque, vector);
+	machine_unlock(m);
+}
+
+int irq_eoi_listen(struct machine *m, modvm_inst *inst,
+		   void (*cb)(void *, uint8_t), void *opaque)
+{
+	struct eoi_listener *l;
+
+	if (!cb)
+		return set_err(inst->error, sizeof(inst->error), "EOI listener without a callback");
+	l = xcalloc(1, sizeof(*l));
+	*l = (struct eoi_listener){ inst, cb, opaque, m->irq.eoi };
+	m->irq.eoi = l;
+	return 0;
+}
+
+void irq_eoi_forget(struct machine *m, modvm_inst *inst)
+{
+	for (struct eoi_listener **pp = &m->irq.eoi; *pp;) {
+		struct eoi_listener *l = *pp;
+		if (!inst || l->inst == inst) {
+			*pp = l->next;
+			free(l);
+		} else {
+			pp = &l->next;
+		}
+	}
+}
+
 void irq_destroy(struct irq_state *irq)
 {
 	for (size_t i = 0; i < irq->nsinks; i++)

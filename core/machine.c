@@ -91,6 +91,7 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 			chardev_close(c);
 	}
 	/* Callbacks the instance registered must not outlive it. */
+	irq_eoi_forget(m, inst);
 	if (irq->intr_ack_inst == inst) {
 		irq->intr_ack = NULL;
 		irq->intr_ack_inst = NULL;
@@ -194,6 +195,7 @@ void machine_destroy(struct machine *m)
 		timer_destroy(m->timers);
 	machine_unlock(m);
 	loop_destroy(m);
+	irq_eoi_forget(m, NULL);
 	irq_destroy(&m->irq);
 	io_destroy(&m->io);
 	vm_memory_destroy(&m->mem);

@@ -75,6 +75,13 @@ struct modvm_irq_sink {
 	modvm_inst *inst;
 };
 
+struct eoi_listener {
+	modvm_inst *inst;
+	void (*cb)(void *opaque, uint8_t vector);
+	void *opaque;
+	struct eoi_listener *next;
+};
+
 struct irq_state {
 	int level[IRQ_LINES];
 	unsigned raises[IRQ_LINES];
@@ -87,6 +94,7 @@ struct irq_state {
 	void (*msi)(void *opaque, uint64_t addr, uint32_t data);
 	void *msi_opaque;
 	modvm_inst *msi_inst;
+	struct eoi_listener *eoi;     /* told of level-triggered EOIs */
 	unsigned msi_count;           /* observed, for the test harness */
 	uint64_t msi_last_addr;
 	uint32_t msi_last_data;
@@ -99,6 +107,10 @@ modvm_irq_sink *irq_sink_add(struct machine *m, modvm_inst *inst,
 void irq_intr_set(struct machine *m, int level);
 int irq_intr_ack(struct machine *m);
 void irq_msi_send(struct machine *m, uint64_t addr, uint32_t data);
+void irq_eoi_broadcast(struct machine *m, uint8_t vector);
+int irq_eoi_listen(struct machine *m, modvm_inst *inst,
+		   void (*cb)(void *, uint8_t), void *opaque);
+void irq_eoi_forget(struct machine *m, modvm_inst *inst);
 void irq_destroy(struct irq_state *irq);
 
 /* ---- virtual clock and timers (timer.c) --------------------------------- */

@@ -488,6 +488,9 @@ int snapshot_load_devices(struct machine *m, const struct snapshot *s,
 	if (!json_is_array(devs) || json_array_size(devs) != m->ninsts)
 		return set_err(err, len, "%s: the snapshot has %zu devices, its config creates %zu",
 			       s->dir, json_array_size(devs), m->ninsts);
+	/* The clock first: post_load hooks re-arm timers against it. */
+	m->clock.base_virt = s->virtual_ns;
+	m->clock.boot_wall_ns = s->boot_wall_ns;
 	json_array_foreach(devs, i, d) {
 		const char *id = json_string_value(json_object_get(d, "id"));
 		const char *plugin = json_string_value(json_object_get(d, "plugin"));
@@ -508,9 +511,6 @@ int snapshot_load_devices(struct machine *m, const struct snapshot *s,
 		if (r)
 			return -1;
 	}
-	/* The clock continues from where it stopped. */
-	m->clock.base_virt = s->virtual_ns;
-	m->clock.boot_wall_ns = s->boot_wall_ns;
 	return 0;
 }
 

@@ -205,6 +205,11 @@ void hx_irq_set(struct hx *h, unsigned line, int level)
 	irq_line_set(&h->m, line, level);
 }
 
+void hx_eoi_broadcast(struct hx *h, uint8_t vector)
+{
+	irq_eoi_broadcast(&h->m, vector);
+}
+
 int hx_irq_level(struct hx *h, unsigned line)
 {
 	return line < IRQ_LINES ? h->m.irq.level[line] : -1;

@@ -55,6 +55,8 @@ int hx_poll(struct hx *h, int timeout_ms);
 /* Drive an interrupt line as a device would (tests of interrupt
  * controllers). */
 void hx_irq_set(struct hx *h, unsigned line, int level);
+/* A local APIC's EOI broadcast for a level-triggered vector. */
+void hx_eoi_broadcast(struct hx *h, uint8_t vector);
 /* Interrupts as seen by the platform. */
 int hx_irq_level(struct hx *h, unsigned line);   /* current line level */
 unsigned hx_irq_raises(struct hx *h, unsigned line); /* 0->1 edges seen */

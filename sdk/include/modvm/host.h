@@ -308,6 +308,16 @@ struct modvm_host {
 	const struct modvm_block *(*block_open)(modvm_inst *inst,
 						const char *prop);
 	void (*block_close)(const struct modvm_block *blk);
+
+	/* --- local APIC end-of-interrupt ------------------------------- */
+	/* Engines: a local APIC took an EOI for a level-triggered `vector`
+	 * (the APIC's TMR bit was set); every listener sees it, as the
+	 * IOAPIC sees the EOI message a real local APIC broadcasts. */
+	void (*eoi_broadcast)(modvm_inst *inst, uint8_t vector);
+	/* Interrupt controllers (the IOAPIC): be told of those EOIs. */
+	int (*eoi_listener_register)(modvm_inst *inst,
+				     void (*cb)(void *opaque, uint8_t vector),
+				     void *opaque);
 };
 
 /* True if the core's table is large enough to hold `field`. */
