@@ -410,33 +410,23 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 /* Read the whole file; NULL with err set if it cannot be read. */
 static char *read_text(const char *path, char *err, size_t len)
 {
-	struct strbuf b;
-	char buf[4096];
 	size_t n;
-	FILE *f = fopen(path, "r");
+	char *text = read_file(path, 1u << 20, &n);
 
-	if (!f) {
-		set_err(err, len, "%s: cannot read the config file: %s", path,
-			strerror(errno));
+	if (!text) {
+		if (errno == EFBIG)
+			set_err(err, len, "%s: config file is larger than 1 MiB", path);
+		else
+			set_err(err, len, "%s: cannot read the config file: %s", path,
+				strerror(errno));
 		return NULL;
 	}
-	sb_init(&b);
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-		sb_append(&b, buf, n);
-		if (b.len > (1u << 20)) {
-			fclose(f);
-			sb_free(&b);
-			set_err(err, len, "%s: config file is larger than 1 MiB", path);
-			return NULL;
-		}
-	}
-	fclose(f);
-	if (memchr(b.s ? b.s : "", 0, b.len)) {
-		sb_free(&b);
+	if (memchr(text, 0, n)) {
+		free(text);
 		set_err(err, len, "%s: not a text file (contains NUL bytes)", path);
 		return NULL;
 	}
-	return sb_steal(&b);
+	return text;
 }
 
 /* A config is one self-contained file: it travels inside snapshots to other

@@ -16,6 +16,25 @@ static void set_layout(struct vm_memory *m, uint64_t size)
 	m->high_size = size - m->low_size;
 }
 
+/* Map m->fd as guest RAM; on failure close it. MAP_NORESERVE: untouched
+ * guest pages cost nothing. */
+static int map_ram(struct vm_memory *m, uint64_t size, int share,
+		   const char *what, char *err, size_t err_len)
+{
+	m->host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       share | MAP_NORESERVE, m->fd, 0);
+	if (m->host == MAP_FAILED) {
+		m->host = NULL;
+		snprintf(err, err_len, "cannot map %llu bytes of %s: %s",
+			 (unsigned long long)size, what, strerror(errno));
+		close(m->fd);
+		m->fd = -1;
+		return -1;
+	}
+	set_layout(m, size);
+	return 0;
+}
+
 int vm_memory_init(struct vm_memory *m, uint64_t size, char *err,
 		   size_t err_len)
 {
@@ -37,17 +56,7 @@ int vm_memory_init(struct vm_memory *m, uint64_t size, char *err,
 			 (unsigned long long)size, strerror(errno));
 		goto fail;
 	}
-	/* MAP_NORESERVE: untouched guest pages cost nothing. */
-	m->host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_NORESERVE, m->fd, 0);
-	if (m->host == MAP_FAILED) {
-		m->host = NULL;
-		snprintf(err, err_len, "cannot map %llu bytes of guest RAM: %s",
-			 (unsigned long long)size, strerror(errno));
-		goto fail;
-	}
-	set_layout(m, size);
-	return 0;
+	return map_ram(m, size, MAP_SHARED, "guest RAM", err, err_len);
 fail:
 	close(m->fd);
 	m->fd = -1;
@@ -70,15 +79,8 @@ int vm_memory_init_image(struct vm_memory *m, const char *path, uint64_t size,
 			 path, (long long)st.st_size, (unsigned long long)size);
 		goto fail;
 	}
-	m->host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_NORESERVE, m->fd, 0);
-	if (m->host == MAP_FAILED) {
-		m->host = NULL;
-		snprintf(err, err_len, "cannot map %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	set_layout(m, size);
-	return 0;
+	/* Private: the guest's writes never reach the snapshot. */
+	return map_ram(m, size, MAP_PRIVATE, path, err, err_len);
 fail:
 	close(m->fd);
 	m->fd = -1;

@@ -435,22 +435,12 @@ void snapshot_close(struct snapshot *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* Read a whole (small, checked) state file. */
+/* State files are small; anything larger is not ours. */
+#define STATE_FILE_MAX (64u << 20)
+
 static char *slurp(const char *path, size_t *n)
 {
-	struct strbuf b;
-	char buf[65536];
-	size_t r;
-	FILE *f = fopen(path, "rb");
-
-	if (!f)
-		return NULL;
-	sb_init(&b);
-	while ((r = fread(buf, 1, sizeof(buf), f)) > 0)
-		sb_append(&b, buf, r);
-	fclose(f);
-	*n = b.len;
-	return sb_steal(&b);
+	return read_file(path, STATE_FILE_MAX, n);
 }
 
 static int load_device(modvm_inst *inst, const char *path, char *err,

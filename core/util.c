@@ -170,3 +170,34 @@ bool name_is_valid(const char *s)
 			return false;
 	return true;
 }
+
+char *read_file(const char *path, size_t max, size_t *len)
+{
+	struct strbuf b;
+	char buf[65536];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		return NULL;
+	sb_init(&b);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (b.len + n > max) {
+			fclose(f);
+			sb_free(&b);
+			errno = EFBIG;
+			return NULL;
+		}
+		sb_append(&b, buf, n);
+	}
+	if (ferror(f)) {
+		int e = errno;
+		fclose(f);
+		sb_free(&b);
+		errno = e;
+		return NULL;
+	}
+	fclose(f);
+	*len = b.len;
+	return sb_steal(&b);
+}

@@ -42,6 +42,9 @@ int parse_size(const char *s, uint64_t *out);
 /* Format a size as the largest exact unit: "512M", "1536K", "7". */
 void format_size(uint64_t v, char *buf, size_t len);
 
-bool name_is_valid(const char *s); /* [a-z0-9][a-z0-9_-]* */
+bool name_is_valid(const char *s);
+/* Read a whole file of at most max bytes, NUL-terminated (*len excludes
+ * the NUL). NULL with errno set (EFBIG if larger than max). */
+char *read_file(const char *path, size_t max, size_t *len); /* [a-z0-9][a-z0-9_-]* */
 
 #endif
