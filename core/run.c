@@ -9,6 +9,7 @@
 
 #include "boot/boot.h"
 #include "control.h"
+#include "fusefs.h"
 #include "snapshot.h"
 
 struct vcpu_thread {
@@ -263,6 +264,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	sigset_t set;
 	int req, code = EXIT_FAILURE_RUN;
 	struct control *ctl = NULL;
+	struct fusefs *fs = NULL;
 
 	/* Signals go to one thread that turns them into a request. */
 	sigemptyset(&set);
@@ -299,6 +301,14 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 			goto out;
 		}
 	}
+	{ /* fuse: the VM as files (--mount), unmounted at out */
+		char err[ERR_LEN];
+		if (fusefs_start(m, &fs, err, sizeof(err))) {
+			fprintf(stderr, "modvm: %s\n", err);
+			code = EXIT_USAGE;
+			goto out;
+		}
+	}
 	for (;;) {
 		req = run_cpus(m);
 		if (req != MODVM_REQUEST_RESET)
@@ -318,6 +328,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	default: code = EXIT_FAILURE_RUN; break;
 	}
 out:
+	fusefs_stop(fs); /* fuse */
 	control_stop(ctl);
 	destroy_engine(m);
 	return code;

@@ -1,0 +1,27 @@
+/* The VM as files (docs/fuse.md): a libfuse3 filesystem served by a thread
+ * of its own while the machine runs, showing config, status, control, CPU
+ * registers, memory, device state, the console and snapshots. */
+#ifndef MODVM_CORE_FUSEFS_H
+#define MODVM_CORE_FUSEFS_H
+
+#include <stddef.h>
+
+struct machine;
+struct fusefs;
+
+/* Ask for m's tree to be mounted on dir when it runs (modvm run/resume
+ * --mount DIR). struct machine has no field for it, so the request is
+ * kept here until fusefs_start; one machine per process. */
+void fusefs_want_mount(struct machine *m, const char *dir);
+
+/* Mount the tree if fusefs_want_mount asked for it for m. Returns 0 with
+ * *out set (NULL if no mount was asked for), or -1 with err set: dir is
+ * missing, in use by another modvm, or a stale mount that could not be
+ * cleared. A stale modvm mount left by a crashed run is unmounted with a
+ * note on stderr. */
+int fusefs_start(struct machine *m, struct fusefs **out, char *err,
+		 size_t len);
+/* Stop serving and unmount. Safe with NULL. */
+void fusefs_stop(struct fusefs *fs);
+
+#endif
