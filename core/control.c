@@ -60,7 +60,8 @@ static json_t *cmd_status(struct machine *m)
 	const struct vm_config *c = m->cfg;
 
 	json_t *st = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I}",
-		"status", machine_is_paused(m) ? "paused" : "running",
+		"status", machine_is_paused(m) ? "paused" :
+			  machine_is_started(m) ? "running" : "starting",
 		"name", c ? c->name : "",
 		"engine", c ? c->engine : "",
 		"model", c ? c->model : "",
@@ -101,12 +102,11 @@ static json_t *one_cpu(unsigned i, const struct modvm_cpu_state *s)
 static json_t *cmd_query_cpus(struct machine *m)
 {
 	struct modvm_cpu_state *s;
-	bool was_paused = machine_is_paused(m);
 	json_t *list;
 
 	if (!m->eops)
 		return error_reply("NotRunning", "the VM has no CPUs running");
-	if (!was_paused && machine_pause(m))
+	if (machine_hold(m))
 		return error_reply("NotRunning", "the VM is not running");
 	s = xcalloc(1, sizeof(*s));
 	list = json_array();
@@ -120,8 +120,7 @@ static json_t *cmd_query_cpus(struct machine *m)
 		json_array_append_new(list, one_cpu(i, s));
 	}
 	free(s);
-	if (!was_paused)
-		machine_resume(m);
+	machine_release(m);
 	return list ? ok_reply(list) : error_reply("EngineError", "the engine could not read a CPU's state");
 }
 
@@ -178,7 +177,6 @@ static void snapshot_report(void *opaque, uint64_t done, uint64_t total)
 static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
 {
 	const char *name = json_string_value(json_object_get(args, "name"));
-	bool was_paused = machine_is_paused(m);
 	char err[ERR_LEN], *dir;
 	uint64_t t0;
 	int r;
@@ -187,7 +185,7 @@ static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
 		return error_reply("BadRequest", "snapshot needs a name without '/' or a leading '.'");
 	if (!m->eops)
 		return error_reply("NotRunning", "the VM is not running");
-	if (!was_paused && machine_pause(m))
+	if (machine_hold(m))
 		return error_reply("NotRunning", "the VM is not running");
 	dir = xasprintf("%s/%s", m->snapshot_dir ? m->snapshot_dir : ".", name);
 	t0 = host_monotonic_ns();
@@ -196,8 +194,7 @@ static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
 	struct snapshot_progress prog = { snapshot_report, &pctx };
 	r = snapshot_save(m, dir, &prog, err, sizeof(err));
 	machine_unlock(m);
-	if (!was_paused)
-		machine_resume(m);
+	machine_release(m);
 	json_t *reply = r ? error_reply("SnapshotFailed", "%s (the VM continues)", err)
 			  : ok_reply(json_pack("{s:s,s:I}", "path", dir, "milliseconds",
 					       (json_int_t)((host_monotonic_ns() - t0) / 1000000)));

@@ -469,9 +469,8 @@ static void render_status(struct machine *m, struct strbuf *b)
 
 	/* "starting": mounted, vCPU threads not (yet, or after a reset not
 	 * again) running; pause and snapshots wait for "running". */
-	pthread_mutex_lock(&m->pause_lock);
-	state = m->paused ? "paused" : m->vcpu_threads ? "running" : "starting";
-	pthread_mutex_unlock(&m->pause_lock);
+	state = machine_is_paused(m) ? "paused" :
+		machine_is_started(m) ? "running" : "starting";
 	sb_printf(b, "status = %s\n", state);
 	sb_printf(b, "name = %s\n", c ? c->name : "");
 	sb_printf(b, "engine = %s\n", c ? c->engine : "");
@@ -503,7 +502,6 @@ static int read_cpu_idle(struct machine *m, unsigned cpu,
  * instruction boundary and the guest stops only for the copy. */
 static int read_cpu(struct machine *m, unsigned cpu, struct modvm_cpu_state *s)
 {
-	bool was_paused = machine_is_paused(m);
 	int r;
 
 	if (!m->eops || cpu >= m->ncpus)
@@ -512,13 +510,12 @@ static int read_cpu(struct machine *m, unsigned cpu, struct modvm_cpu_state *s)
 	if (r <= 0)
 		return r;
 	r = 0;
-	if (!was_paused && machine_pause(m))
+	if (machine_hold(m))
 		return -EAGAIN; /* the threads stopped since: retry */
 	memset(s, 0, sizeof(*s));
 	if (m->eops->get_state(m->vcpus[cpu], s))
 		r = -EIO;
-	if (!was_paused)
-		machine_resume(m);
+	machine_release(m);
 	return r;
 }
 
@@ -775,7 +772,7 @@ static int write_memory(struct machine *m, const char *buf, size_t size,
 	if (off < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&m->pause_lock);
-	if (!m->paused) {
+	if (!m->user_paused) {
 		r = -EBUSY;
 	} else if ((uint64_t)off >= end || size > end - (uint64_t)off) {
 		r = -EFBIG;
@@ -816,7 +813,6 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off,
 
 static int take_snapshot(struct machine *m, const char *name)
 {
-	bool was_paused = machine_is_paused(m);
 	char err[ERR_LEN], *dir;
 	int r;
 
@@ -829,15 +825,14 @@ static int take_snapshot(struct machine *m, const char *name)
 		free(dir);
 		return -EEXIST;
 	}
-	if (!was_paused && machine_pause(m)) {
+	if (machine_hold(m)) {
 		free(dir);
 		return -EAGAIN;
 	}
 	machine_lock(m);
 	r = snapshot_save(m, dir, NULL, err, sizeof(err));
 	machine_unlock(m);
-	if (!was_paused)
-		machine_resume(m);
+	machine_release(m);
 	if (r)
 		fprintf(stderr, "modvm: snapshot %s: %s (the VM continues)\r\n", name, err);
 	else

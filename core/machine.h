@@ -245,7 +245,9 @@ struct machine {
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cond;
 	bool pause_req;
-	bool paused;
+	bool paused;                  /* the vCPUs are parked */
+	bool user_paused;             /* ... because the user asked */
+	unsigned holds;               /* ... or for internal reads */
 	unsigned parked;
 	unsigned vcpu_threads;        /* vCPU threads running now */
 

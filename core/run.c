@@ -43,40 +43,85 @@ static void park_if_paused(struct machine *m)
 	pthread_mutex_unlock(&m->pause_lock);
 }
 
-int machine_pause(struct machine *m)
+/* Stop every vCPU at an instruction boundary (if not stopped yet), then the
+ * virtual clock. Called and returns with pause_lock held. */
+static int stop_cpus_locked(struct machine *m)
 {
-	pthread_mutex_lock(&m->pause_lock);
-	if (m->paused || !m->vcpu_threads) {
-		bool was = m->paused;
-		pthread_mutex_unlock(&m->pause_lock);
-		return was ? 0 : -1;
-	}
+	if (m->paused)
+		return 0;
+	if (!m->vcpu_threads)
+		return -1;
 	m->pause_req = true;
 	pthread_mutex_unlock(&m->pause_lock);
 	for (unsigned i = 0; i < m->ncpus; i++)
 		m->eops->vcpu_kick(m->vcpus[i]);
 	pthread_mutex_lock(&m->pause_lock);
-	while (m->parked < m->vcpu_threads && !pending_request(m))
+	while (!m->paused && m->parked < m->vcpu_threads && !pending_request(m))
 		pthread_cond_wait(&m->pause_cond, &m->pause_lock);
+	if (m->paused)
+		return 0;
+	if (m->parked < m->vcpu_threads)
+		return -1; /* the machine is stopping */
 	m->paused = true;
-	pthread_mutex_unlock(&m->pause_lock);
 	/* Virtual time stops with the CPUs: timers do not fire while paused. */
 	vclock_stop(&m->clock);
-	machine_log(m, MODVM_LOG_INFO, "paused");
 	return 0;
+}
+
+/* Let the vCPUs go again once nobody wants them stopped. */
+static void start_cpus_locked(struct machine *m)
+{
+	if (!m->paused || m->user_paused || m->holds)
+		return;
+	vclock_start(&m->clock);
+	loop_wake(m);
+	m->paused = false;
+	m->pause_req = false;
+	pthread_cond_broadcast(&m->pause_cond);
+}
+
+int machine_pause(struct machine *m)
+{
+	int r;
+
+	pthread_mutex_lock(&m->pause_lock);
+	r = stop_cpus_locked(m);
+	if (!r && !m->user_paused) {
+		m->user_paused = true;
+		machine_log(m, MODVM_LOG_INFO, "paused");
+	}
+	pthread_mutex_unlock(&m->pause_lock);
+	return r;
 }
 
 void machine_resume(struct machine *m)
 {
 	pthread_mutex_lock(&m->pause_lock);
-	if (m->paused) {
-		vclock_start(&m->clock);
-		loop_wake(m);
-		m->paused = false;
-		m->pause_req = false;
-		pthread_cond_broadcast(&m->pause_cond);
+	if (m->user_paused)
 		machine_log(m, MODVM_LOG_INFO, "resumed");
-	}
+	m->user_paused = false;
+	start_cpus_locked(m);
+	pthread_mutex_unlock(&m->pause_lock);
+}
+
+int machine_hold(struct machine *m)
+{
+	int r;
+
+	pthread_mutex_lock(&m->pause_lock);
+	r = stop_cpus_locked(m);
+	if (!r)
+		m->holds++;
+	pthread_mutex_unlock(&m->pause_lock);
+	return r;
+}
+
+void machine_release(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->holds)
+		m->holds--;
+	start_cpus_locked(m);
 	pthread_mutex_unlock(&m->pause_lock);
 }
 
@@ -85,9 +130,19 @@ bool machine_is_paused(struct machine *m)
 	bool p;
 
 	pthread_mutex_lock(&m->pause_lock);
-	p = m->paused;
+	p = m->user_paused;
 	pthread_mutex_unlock(&m->pause_lock);
 	return p;
+}
+
+bool machine_is_started(struct machine *m)
+{
+	bool s;
+
+	pthread_mutex_lock(&m->pause_lock);
+	s = m->vcpu_threads != 0;
+	pthread_mutex_unlock(&m->pause_lock);
+	return s;
 }
 
 static void *vcpu_main(void *arg)
@@ -251,6 +306,11 @@ static int run_cpus(struct machine *m)
 	pthread_mutex_lock(&m->pause_lock);
 	m->vcpu_threads = 0;
 	m->paused = m->pause_req = false;
+	if (m->user_paused || m->holds) {
+		/* A reset while paused comes back paused. */
+		m->pause_req = true;
+		m->paused = false;
+	}
 	pthread_mutex_unlock(&m->pause_lock);
 	loop_stop_thread(m);
 	vclock_stop(&m->clock);

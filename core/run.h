@@ -20,11 +20,20 @@ enum {
 	EXIT_INTERRUPTED = 130, /* stopped by SIGINT/SIGTERM or the user */
 };
 
-/* Stop every vCPU at an instruction boundary and the virtual clock; returns
- * when all are parked (0), or -1 if the machine is not running. */
+/* The user's pause: every vCPU stops at an instruction boundary and the
+ * virtual clock stops; returns when all are parked (0), or -1 if the vCPUs
+ * are not running (starting, resetting or stopping). */
 int machine_pause(struct machine *m);
 void machine_resume(struct machine *m);
+/* A short internal stop (reading state, taking a snapshot): counted, and
+ * independent of the user's pause, so a `resume` from the control socket
+ * cannot end a hold and a release cannot end the user's pause. */
+int machine_hold(struct machine *m);
+void machine_release(struct machine *m);
+/* Paused by the user (holds are not shown). */
 bool machine_is_paused(struct machine *m);
+/* vCPU threads are running (false while starting or resetting). */
+bool machine_is_started(struct machine *m);
 
 /* Create the engine and vCPUs, load the boot image, run until the machine
  * stops. Returns an exit code; messages go to stderr. */

@@ -39,6 +39,15 @@ expect_out() {
 	fi
 }
 
+# wait_running SOCKET: the control socket answers and the vCPUs run.
+wait_running() {
+	for _ in $(seq 100); do
+		"$modvm" ctl "$1" status 2>/dev/null | grep -q '"status": "running"' && return 0
+		sleep 0.05
+	done
+	fail "VM behind $1 never reached running"
+}
+
 # A flat image that the test engine never executes but boot_load accepts.
 printf '\xf4' >"$work/hlt.bin"
 
@@ -154,7 +163,7 @@ control)
 	sock=$work/vm.sock
 	"$modvm" run "$work/ctl.cfg" --control "$sock" >"$work/ctl.out" 2>&1 &
 	pid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	wait_running "$sock"
 	expect_code 0 "$modvm" ctl "$sock" status
 	expect_out '"status": "running"'
 	expect_out '"engine": "test-engine"'
@@ -199,7 +208,7 @@ snapshot)
 	mkdir "$work/snaps"
 	"$modvm" run "$work/snap.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
 	pid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	wait_running "$sock"
 	expect_code 0 "$modvm" ctl "$sock" snapshot s1
 	expect_out "\"path\": \"$work/snaps/s1\""
 	expect_out "progress: 100% (16 of 16 MiB)"
@@ -230,7 +239,7 @@ snapshot)
 	cp -r "$work/snaps/s1" "$work/copied"
 	"$modvm" resume "$work/copied" --control "$sock" >"$work/resume.out" 2>&1 &
 	pid=$!
-	for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+	wait_running "$sock"
 	expect_code 0 "$modvm" ctl "$sock" query-devices
 	expect_out "reg8 = 0xa"
 	expect_code 0 "$modvm" ctl "$sock" query-cpus
