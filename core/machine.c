@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "machine.h"
+#include "virtio.h"
 
 void machine_lock(struct machine *m)
 {
@@ -90,6 +91,7 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 		if (c->frontend == inst)
 			chardev_close(c);
 	}
+	virtio_release_inst(m, inst);
 	/* Callbacks the instance registered must not outlive it. */
 	irq_eoi_forget(m, inst);
 	if (irq->intr_ack_inst == inst) {

@@ -12,6 +12,7 @@
 #include <modvm/cpu.h>
 #include <modvm/device.h>
 #include <modvm/chardev.h>
+#include <modvm/block.h>
 
 #include "elfcheck.h"
 #include "propval.h"
@@ -116,6 +117,9 @@ static int check_ops(const struct modvm_plugin_desc *d, char *err, size_t len)
 	case MODVM_KIND_CHARDEV:
 		need = offsetof(struct modvm_chardev_ops, accept_input) +
 		       sizeof(void *);
+		break;
+	case MODVM_KIND_BLOCK:
+		need = offsetof(struct modvm_block_ops, drain) + sizeof(void *);
 		break;
 	default:
 		return set_err(err, len, "plugins of kind %s cannot be loaded by this modvm yet",

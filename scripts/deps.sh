@@ -6,6 +6,7 @@ packages=(
 	build-essential cmake pkg-config
 	libconfig-dev libcunit1-dev libfuse3-dev fuse3 zlib1g-dev libjansson-dev
 	nasm clang libclang-rt-14-dev
+	qemu-utils    # qemu-img: the outside judge of qcow2 images in tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -11,5 +11,7 @@
 #include <modvm/cpu.h>
 #include <modvm/pc.h>
 #include <modvm/pci.h>
+#include <modvm/virtio.h>
+#include <modvm/block.h>
 
 #endif
