@@ -172,6 +172,7 @@ static int parse_boot(const config_setting_t *vm, struct vm_config *c,
 
 	b->format = BOOT_FORMAT_AUTO;
 	b->tables = BOOT_TABLES_ACPI;
+	b->load_addr = 0x7c00; /* flat images: where a boot sector runs */
 	if (!g)
 		return 0;
 	if (!config_setting_is_group(g))

@@ -148,6 +148,7 @@ static void fadt_build(uint8_t *t, uint64_t facs, uint64_t dsdt)
 	fadt_pm_blocks(t);
 	put_le16(t + 96, 101);
 	put_le16(t + 98, 1001);
+	t[108] = 0x32; /* CENTURY: the RTC's century byte in CMOS */
 	put_le16(t + 109, FADT_BOOT_LEGACY_DEVICES | FADT_BOOT_8042);
 	put_le32(t + 112, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON |
 			  FADT_F_SLP_BUTTON | FADT_F_FIX_RTC |

@@ -11,6 +11,7 @@
 
 #include <modvm/cpu.h>
 #include <modvm/pc.h>
+#include <modvm/pci.h>
 
 #include "boot.h"
 
@@ -48,12 +49,9 @@
 
 /* How a PCI INTx pin reaches the IOAPIC: the _PRT in the DSDT says
  * slot S, pin P (0 = INTA) -> GSI 16 + (S + P) mod 8, the usual swizzle
- * over the 8 PCI lines of <modvm/pc.h>. The PCI host bridge must route the
- * same way; this belongs in <modvm/pc.h>. */
-#define BOOT_PCI_INTX_LINES (MODVM_PC_IOAPIC_PINS - MODVM_PC_IRQ_PCI_FIRST)
-#define BOOT_PCI_INTX_GSI(slot, pin)                      \
-	(MODVM_PC_IRQ_PCI_FIRST +                         \
-	 ((unsigned)(slot) + (unsigned)(pin)) % BOOT_PCI_INTX_LINES)
+ * over the 8 PCI lines of <modvm/pc.h>. */
+/* The same routing the PCI bus uses (<modvm/pci.h>); pin 0 here is INTA. */
+#define BOOT_PCI_INTX_GSI(slot, pin) MODVM_PCI_INTX_GSI(slot, (pin) + 1)
 
 /* --- little-endian fields ------------------------------------------ */
 

@@ -24,7 +24,7 @@
 #define MP_CPU_EN 0x01
 #define MP_CPU_BP 0x02
 #define MP_LAPIC_VERSION 0x14  /* integrated APIC */
-#define MP_IOAPIC_VERSION 0x11 /* 82093AA */
+#define MP_IOAPIC_VERSION 0x20 /* what the ioapic plugin reports (it has the EOI register) */
 #define MP_CPU_SIGNATURE 0x600 /* family 6, as EDX at reset */
 #define MP_CPU_FEATURES 0x201  /* CPUID.1:EDX FPU and APIC */
 

@@ -761,6 +761,7 @@ static void check_fadt(const uint8_t *f)
 	CU_ASSERT_EQUAL(get_le32(f + 64), MODVM_PC_PM1A_CNT);
 	CU_ASSERT_EQUAL(get_le32(f + 76), MODVM_PC_PM_TMR);
 	CU_ASSERT_EQUAL(f[91], 4);
+	CU_ASSERT_EQUAL(f[108], 0x32); /* CENTURY: the rtc-cmos century byte */
 	CU_ASSERT_EQUAL(get_le32(f + 112) & (1u << 20), 0); /* not HW-reduced */
 	CU_ASSERT_EQUAL(f[148], 1); /* X_PM1a_EVT_BLK in system I/O */
 	CU_ASSERT_EQUAL(get_le64(f + 152), MODVM_PC_PM1A_EVT);
@@ -959,6 +960,9 @@ static void test_mptable(void)
 			break;
 		case 2:
 			CU_ASSERT_EQUAL(t[off + 1], 2);
+			/* the ioapic plugin's version: Linux picks the EOI
+			 * path from it */
+			CU_ASSERT_EQUAL(t[off + 2], 0x20);
 			CU_ASSERT_EQUAL(get_le32(t + off + 4),
 					MODVM_PC_IOAPIC_BASE);
 			ioapics++;
