@@ -1,0 +1,340 @@
+/* cpu-bt: the per-vCPU local APIC (the modvm-lapic library) hooked to the
+ * interpreter: MMIO at IA32_APIC_BASE, the 8259 on LINT0 (ExtINT), MSIs,
+ * IPIs between vCPUs, INIT/SIPI/NMI signals and the APIC timer, which the
+ * vCPU thread polls (no host timer, so no lock order with the core). Built
+ * without the library, the 8259's INTR goes straight to the CPU.
+ *
+ * Locking: v->lock guards the struct lapic. IPIs are queued while the
+ * sender's lock is held and delivered after it is dropped, so no thread
+ * ever holds two vCPU locks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#ifdef BT_HAVE_LAPIC
+#include "lapic.h"
+
+#define IPI_QUEUE 16
+
+struct bt_apic {
+	struct lapic l;
+	uint64_t deadline;  /* next timer expiry, virtual ns */
+	struct lapic_ipi q[IPI_QUEUE];
+	unsigned nq;
+};
+
+static uint64_t ap_now(void *o)
+{
+	struct bt_vcpu *v = o;
+
+	return v->vm->host->clock_ns(v->vm->inst);
+}
+
+static void ap_arm(void *o, uint64_t deadline)
+{
+	struct bt_vcpu *v = o;
+
+	v->apic->deadline = deadline;
+	atomic_store(&v->wake, 1);
+	pthread_cond_signal(&v->cond);
+}
+
+static void ap_send_ipi(void *o, const struct lapic_ipi *ipi)
+{
+	struct bt_vcpu *v = o;
+
+	if (v->apic->nq < IPI_QUEUE)
+		v->apic->q[v->apic->nq++] = *ipi;
+}
+
+static void ap_signal(void *o, enum lapic_signal sig, uint8_t vector)
+{
+	struct bt_vcpu *v = o;
+
+	switch (sig) {
+	case LAPIC_SIG_NMI: atomic_store(&v->nmi_req, 1); break;
+	case LAPIC_SIG_INIT: atomic_store(&v->init_req, 1); break;
+	case LAPIC_SIG_STARTUP: atomic_store(&v->sipi_req, vector + 1); break;
+	default: break;
+	}
+	atomic_store(&v->wake, 1);
+	pthread_cond_signal(&v->cond);
+}
+
+static void ap_notify(void *o)
+{
+	struct bt_vcpu *v = o;
+
+	atomic_store(&v->wake, 1);
+	pthread_cond_signal(&v->cond);
+}
+
+static const struct lapic_ops ap_ops = {
+	.now = ap_now, .arm = ap_arm, .send_ipi = ap_send_ipi,
+	.signal = ap_signal, .notify = ap_notify,
+};
+
+/* Deliver queued IPIs; called with no vCPU lock held. */
+static void flush_ipis(struct bt_vcpu *v)
+{
+	struct lapic_ipi q[IPI_QUEUE];
+	unsigned n;
+
+	pthread_mutex_lock(&v->lock);
+	n = v->apic->nq;
+	memcpy(q, v->apic->q, n * sizeof(q[0]));
+	v->apic->nq = 0;
+	pthread_mutex_unlock(&v->lock);
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned k = 0; k < v->vm->ncpus; k++) {
+			struct bt_vcpu *t = v->vm->vcpus[k];
+			bool match;
+			if (!t || (q[i].shorthand == LAPIC_SH_OTHERS && t == v))
+				continue;
+			pthread_mutex_lock(&t->lock);
+			match = q[i].shorthand == LAPIC_SH_ALL ||
+				q[i].shorthand == LAPIC_SH_OTHERS ||
+				lapic_match_dest(&t->apic->l, q[i].dest, q[i].logical);
+			if (match)
+				lapic_deliver(&t->apic->l, &q[i]);
+			pthread_mutex_unlock(&t->lock);
+			if (match)
+				bt_vcpu_wake(t);
+		}
+	}
+}
+
+int bt_apic_create(struct bt_vcpu *v)
+{
+	v->apic = calloc(1, sizeof(*v->apic));
+	if (!v->apic)
+		return -1;
+	v->apic->deadline = UINT64_MAX;
+	lapic_init(&v->apic->l, &ap_ops, v, v->index,
+		   (v->index == 0 ? LAPIC_F_BSP : 0) | LAPIC_F_VIRTUAL_WIRE);
+	return 0;
+}
+
+void bt_apic_destroy(struct bt_vcpu *v)
+{
+	free(v->apic);
+	v->apic = NULL;
+}
+
+void bt_apic_set_state(struct bt_vcpu *v, const struct modvm_cpu_state *s)
+{
+	pthread_mutex_lock(&v->lock);
+	lapic_reset(&v->apic->l);
+	lapic_set_base(&v->apic->l, s->msr.apic_base);
+	if (s->lapic_valid)
+		lapic_from_page(&v->apic->l, s->lapic);
+	pthread_mutex_unlock(&v->lock);
+}
+
+void bt_apic_get_state(struct bt_vcpu *v, struct modvm_cpu_state *s)
+{
+	pthread_mutex_lock(&v->lock);
+	lapic_to_page(&v->apic->l, s->lapic);
+	s->msr.apic_base = lapic_get_base(&v->apic->l);
+	pthread_mutex_unlock(&v->lock);
+	s->lapic_valid = 1;
+}
+
+bool bt_apic_mmio(struct bt_vcpu *v, uint64_t gpa, void *data, unsigned size,
+		  bool write)
+{
+	uint64_t base = v->cpu.s.msr.apic_base & ~0xFFFull;
+	uint64_t v64 = 0;
+
+	if (gpa < base || gpa >= base + LAPIC_MMIO_SIZE ||
+	    !lapic_hw_enabled(&v->apic->l) || lapic_x2apic_mode(&v->apic->l))
+		return false;
+	pthread_mutex_lock(&v->lock);
+	if (write) {
+		memcpy(&v64, data, size > 8 ? 8 : size);
+		lapic_mmio_write(&v->apic->l, gpa - base, v64, size);
+	} else {
+		uint32_t r = lapic_mmio_read(&v->apic->l, gpa - base, size);
+		memset(data, 0, size);
+		memcpy(data, &r, size > 4 ? 4 : size);
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (write)
+		flush_ipis(v);
+	return true;
+}
+
+bool bt_apic_intr_pending(struct bt_vcpu *v)
+{
+	bool r;
+
+	if (!atomic_load(&v->wake))
+		return false;
+	pthread_mutex_lock(&v->lock);
+	atomic_store(&v->wake, 0);
+	r = lapic_extint_pending(&v->apic->l) ||
+	    lapic_pending_vector(&v->apic->l) >= 0;
+	if (r)
+		atomic_store(&v->wake, 1);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int bt_apic_intr_ack(struct bt_vcpu *v)
+{
+	int vec = -1;
+	bool ext = false;
+
+	pthread_mutex_lock(&v->lock);
+	if (lapic_extint_pending(&v->apic->l)) {
+		lapic_extint_ack(&v->apic->l);
+		ext = true;
+	} else {
+		vec = lapic_intack(&v->apic->l);
+	}
+	pthread_mutex_unlock(&v->lock);
+	atomic_store(&v->wake, 1); /* look again after this one */
+	if (ext)
+		vec = v->vm->host->intr_ack(v->vm->inst);
+	return vec;
+}
+
+void bt_apic_set_intr(struct bt_vcpu *v, int level)
+{
+	pthread_mutex_lock(&v->lock);
+	lapic_set_lint0(&v->apic->l, level);
+	atomic_store(&v->wake, 1);
+	pthread_cond_signal(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	if (msr == LAPIC_MSR_APIC_BASE)
+		r = lapic_set_base(&v->apic->l, val);
+	else if (msr == 0x6E0) /* IA32_TSC_DEADLINE: TSC ticks are ns */
+		lapic_write_tsc_deadline(&v->apic->l, val,
+					 val ? val - v->cpu.tsc_offset : 0);
+	pthread_mutex_unlock(&v->lock);
+	if (msr == LAPIC_MSR_APIC_BASE)
+		bt_tlb_flush(&v->cpu, true); /* the MMIO window may move */
+	return r == 0;
+}
+
+uint64_t bt_apic_cr8_read(struct bt_vcpu *v)
+{
+	uint32_t tpr;
+
+	pthread_mutex_lock(&v->lock);
+	tpr = lapic_mmio_read(&v->apic->l, LAPIC_TPR, 4);
+	pthread_mutex_unlock(&v->lock);
+	return (tpr >> 4) & 0xF;
+}
+
+void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val)
+{
+	pthread_mutex_lock(&v->lock);
+	lapic_mmio_write(&v->apic->l, LAPIC_TPR, (val & 0xF) << 4, 4);
+	pthread_mutex_unlock(&v->lock);
+	atomic_store(&v->wake, 1); /* a lower TPR may unmask an interrupt */
+}
+
+void bt_apic_msi(struct bt_vm *vm, uint64_t addr, uint32_t data)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct bt_vcpu *v = vm->vcpus[i];
+		bool taken;
+		if (!v)
+			continue;
+		pthread_mutex_lock(&v->lock);
+		taken = lapic_accept_msi(&v->apic->l, addr, data);
+		pthread_mutex_unlock(&v->lock);
+		if (taken) {
+			bt_vcpu_wake(v);
+			/* a lowest-priority message goes to the first taker */
+			if (((data >> 8) & 7) == LAPIC_DM_LOWEST)
+				return;
+		}
+	}
+}
+
+uint64_t bt_apic_poll_timer(struct bt_vcpu *v)
+{
+	uint64_t now = v->vm->host->clock_ns(v->vm->inst), d;
+
+	pthread_mutex_lock(&v->lock);
+	if (v->apic->deadline != UINT64_MAX && now >= v->apic->deadline) {
+		v->apic->deadline = UINT64_MAX;
+		lapic_timer_fire(&v->apic->l);
+	}
+	d = v->apic->deadline;
+	pthread_mutex_unlock(&v->lock);
+	return d;
+}
+
+#else /* no APIC library: the 8259's INTR drives the CPU directly */
+
+int bt_apic_create(struct bt_vcpu *v)
+{
+	v->apic = NULL;
+	return 0;
+}
+
+void bt_apic_destroy(struct bt_vcpu *v) {}
+void bt_apic_set_state(struct bt_vcpu *v, const struct modvm_cpu_state *s) {}
+
+void bt_apic_get_state(struct bt_vcpu *v, struct modvm_cpu_state *s)
+{
+	s->lapic_valid = 0;
+}
+
+bool bt_apic_mmio(struct bt_vcpu *v, uint64_t gpa, void *data, unsigned size,
+		  bool write)
+{
+	return false;
+}
+
+bool bt_apic_intr_pending(struct bt_vcpu *v)
+{
+	return atomic_load(&v->intr_level) != 0;
+}
+
+int bt_apic_intr_ack(struct bt_vcpu *v)
+{
+	return v->vm->host->intr_ack(v->vm->inst);
+}
+
+void bt_apic_set_intr(struct bt_vcpu *v, int level)
+{
+	atomic_store(&v->intr_level, level);
+	if (level)
+		bt_vcpu_wake(v);
+}
+
+bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val)
+{
+	return true;
+}
+
+uint64_t bt_apic_cr8_read(struct bt_vcpu *v)
+{
+	return v->cpu.s.cr8;
+}
+
+void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val)
+{
+}
+
+void bt_apic_msi(struct bt_vm *vm, uint64_t addr, uint32_t data) {}
+
+uint64_t bt_apic_poll_timer(struct bt_vcpu *v)
+{
+	return UINT64_MAX;
+}
+
+#endif

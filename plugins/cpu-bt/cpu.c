@@ -1,0 +1,415 @@
+/* cpu-bt: the interpreter's main loop. Fetch and decode at CS:rIP, execute,
+ * deliver exceptions raised with bt_raise() (with the double- and
+ * triple-fault rules of SDM 3A 6.15 table 6-5), and take NMIs and
+ * maskable interrupts at instruction boundaries outside the STI/MOV SS
+ * shadow. Also the CPU model check and state conversion.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cpu.h"
+
+_Noreturn void bt_raise(struct bt_cpu *c, int vec, uint32_t err)
+{
+	c->fault_vec = vec;
+	c->fault_has_err = 1;
+	c->fault_err = err;
+	longjmp(c->jb, 1);
+}
+
+_Noreturn void bt_raise_noerr(struct bt_cpu *c, int vec)
+{
+	c->fault_vec = vec;
+	c->fault_has_err = 0;
+	c->fault_err = 0;
+	longjmp(c->jb, 1);
+}
+
+/* One lock for every LOCKed read-modify-write of every vCPU: they are
+ * atomic against each other (plain stores from other vCPUs are not
+ * excluded, which is what spinlock release and seqlocks rely on anyway). */
+static pthread_mutex_t lock_prefix_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void bt_lock_begin(struct bt_cpu *c)
+{
+	pthread_mutex_lock(&lock_prefix_mutex);
+	c->holding_lock = true;
+}
+
+void bt_lock_end(struct bt_cpu *c)
+{
+	if (!c->holding_lock)
+		return;
+	c->holding_lock = false;
+	pthread_mutex_unlock(&lock_prefix_mutex);
+}
+
+/* DR7 L/G bits of breakpoints whose R/W field is a data access. */
+void bt_dbg_update(struct bt_cpu *c)
+{
+	c->dbg_data = false;
+	for (int i = 0; i < 4; i++)
+		if ((c->s.dr7 >> (2 * i)) & 3 && ((c->s.dr7 >> (16 + 4 * i)) & 3))
+			c->dbg_data = true;
+}
+
+/* A data access: record matching breakpoints in DR6 (delivered as a trap
+ * after the instruction, SDM 3A 17.3.1.2). */
+void bt_dbg_data(struct bt_cpu *c, uint64_t lin, unsigned size, bool write)
+{
+	static const uint8_t lens[4] = { 1, 2, 8, 4 };
+
+	for (int i = 0; i < 4; i++) {
+		unsigned rw = (c->s.dr7 >> (16 + 4 * i)) & 3;
+		unsigned len = lens[(c->s.dr7 >> (18 + 4 * i)) & 3];
+		uint64_t a = c->s.dr[i] & ~(uint64_t)(len - 1);
+		if (!((c->s.dr7 >> (2 * i)) & 3) || rw == 0 || rw == 2)
+			continue;
+		if (rw == 1 && !write)
+			continue;
+		if (lin < a + len && a < lin + size)
+			c->dr6_pending |= 1u << i;
+	}
+}
+
+/* Instruction breakpoints are faults, taken before the instruction unless
+ * RF is set (SDM 3A 17.3.1.1). */
+static void dbg_insn(struct bt_cpu *c)
+{
+	uint64_t lin = c->mode == BT_MODE64 ? c->s.rip
+		       : (c->s.seg[BT_CS].base + c->s.rip) & 0xFFFFFFFFull;
+	uint32_t hit = 0;
+
+	if (c->s.rflags & BT_RF)
+		return;
+	for (int i = 0; i < 4; i++)
+		if ((c->s.dr7 >> (2 * i)) & 3 && !((c->s.dr7 >> (16 + 4 * i)) & 3) &&
+		    c->s.dr[i] == lin)
+			hit |= 1u << i;
+	if (!hit)
+		return;
+	c->s.dr6 = (c->s.dr6 & ~0xFull) | hit;
+	bt_raise_noerr(c, BT_DB);
+}
+
+void bt_cpu_update_mode(struct bt_cpu *c)
+{
+	const struct modvm_segment *cs = &c->s.seg[BT_CS];
+	bool vm = c->s.rflags & BT_VM;
+
+	c->lma = c->s.msr.efer & EFER_LMA;
+	c->pm = (c->s.cr0 & CR0_PE) && !vm;
+	if (c->lma && cs->l)
+		c->mode = BT_MODE64;
+	else if (vm)
+		c->mode = BT_MODE16;
+	else
+		c->mode = cs->db ? BT_MODE32 : BT_MODE16;
+	if (!(c->s.cr0 & CR0_PE))
+		c->cpl = 0;
+	else if (vm)
+		c->cpl = 3;
+	else
+		c->cpl = c->s.seg[BT_SS].dpl;
+}
+
+/* Features of leaf 1 and 0x80000001 the interpreter implements. */
+#define OK_1_EDX 0x078BFB7Du  /* FPU DE PSE TSC MSR PAE CX8 APIC SEP MTRR
+				 PGE CMOV PAT PSE36 CLFSH MMX FXSR SSE SSE2 */
+#define OK_1_ECX 0x80002000u  /* CX16, hypervisor */
+#define OK_X_EDX (OK_1_EDX | (1u << 11) | (1u << 20) | (1u << 26) | \
+		  (1u << 27) | (1u << 29)) /* SYSCALL NX 1G RDTSCP LM */
+#define OK_X_ECX 0x00000001u  /* LAHF/SAHF in 64-bit mode */
+
+static const struct modvm_cpuid_leaf *leaf(const struct modvm_cpu_model *m,
+					   uint32_t fn)
+{
+	for (uint32_t i = 0; i < m->nleaves; i++)
+		if (m->leaves[i].function == fn)
+			return &m->leaves[i];
+	return NULL;
+}
+
+int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
+{
+	const struct modvm_cpuid_leaf *l1, *x1;
+	uint32_t bad;
+
+	if (!m || !m->leaves) {
+		snprintf(why, len, "CPU model \"%s\" passes the host CPUID through; "
+			 "cpu-bt emulates a fixed CPU: use model \"baseline-v1\"",
+			 m ? m->name : "?");
+		return -1;
+	}
+	l1 = leaf(m, 1);
+	x1 = leaf(m, 0x80000001);
+	if (l1 && (bad = l1->ecx & ~OK_1_ECX)) {
+		snprintf(why, len, "CPU model \"%s\" advertises CPUID.1:ECX features "
+			 "0x%08x (SSE3/SSSE3/SSE4/POPCNT...) that cpu-bt does not "
+			 "implement yet: use model \"baseline-v1\"", m->name, bad);
+		return -1;
+	}
+	if (l1 && (bad = l1->edx & ~OK_1_EDX)) {
+		snprintf(why, len, "CPU model \"%s\" advertises CPUID.1:EDX features "
+			 "0x%08x that cpu-bt does not implement", m->name, bad);
+		return -1;
+	}
+	if (x1 && ((bad = x1->ecx & ~OK_X_ECX) || (x1->edx & ~OK_X_EDX))) {
+		snprintf(why, len, "CPU model \"%s\" advertises extended features "
+			 "(CPUID.80000001h ECX 0x%08x EDX 0x%08x) that cpu-bt does "
+			 "not implement", m->name, x1->ecx & ~OK_X_ECX,
+			 x1->edx & ~OK_X_EDX);
+		return -1;
+	}
+	return 0;
+}
+
+void bt_cpu_init(struct bt_cpu *c, const struct bt_bus *bus,
+		 const struct modvm_cpu_model *model, unsigned index)
+{
+	const struct modvm_cpuid_leaf *l1 = model && model->leaves ? leaf(model, 1) : NULL;
+	const struct modvm_cpuid_leaf *x1 = model && model->leaves
+					    ? leaf(model, 0x80000001) : NULL;
+
+	memset(c, 0, sizeof(*c));
+	c->inject_vec = -1;
+	c->bus = bus;
+	c->model = model;
+	c->index = index;
+	c->delivering = -1;
+	c->s.rflags = 2;
+	c->s.cr0 = CR0_ET;
+	if (l1) {
+		c->has_cx16 = l1->ecx & (1u << 13);
+		c->has_pge = l1->edx & (1u << 13);
+		c->has_pse = l1->edx & (1u << 3);
+	}
+	if (x1) {
+		c->has_lahf64 = x1->ecx & 1;
+		c->has_syscall = x1->edx & (1u << 11);
+		c->has_nx = x1->edx & (1u << 20);
+		c->has_1g = x1->edx & (1u << 26);
+		c->has_rdtscp = x1->edx & (1u << 27);
+		c->has_lm = x1->edx & (1u << 29);
+	}
+	bt_cpu_update_mode(c);
+}
+
+void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s)
+{
+	c->s = *s;
+	c->s.rflags |= 2;
+	c->shadow = 0;
+	c->nmi_pending = s->ev.nmi_pending;
+	c->delivering = -1;
+	c->shutdown = false;
+	c->tsc_offset = s->msr.tsc - c->bus->clock_ns(c->bus->opaque);
+	bt_cpu_update_mode(c);
+	bt_dbg_update(c);
+	/* Events another engine was delivering when it saved the state. The
+	 * interpreter delivers atomically, so it never saves one itself. */
+	c->inject_vec = -1;
+	if (s->ev.exception_injected || s->ev.exception_pending) {
+		c->inject_vec = s->ev.exception_vector;
+		c->inject_kind = BT_EV_EXC;
+		c->inject_has_err = s->ev.exception_has_error;
+		c->inject_err = s->ev.exception_error;
+		if (s->ev.exception_vector == BT_PFV && s->ev.exception_payload)
+			c->s.cr2 = s->ev.exception_payload;
+	} else if (s->ev.nmi_injected) {
+		c->inject_vec = BT_NMI;
+		c->inject_kind = BT_EV_EXT;
+		c->inject_has_err = false;
+	} else if (s->ev.interrupt_injected) {
+		c->inject_vec = s->ev.interrupt_vector;
+		c->inject_kind = s->ev.interrupt_soft ? BT_EV_SOFT : BT_EV_EXT;
+		c->inject_has_err = false;
+	}
+	memset(&c->s.ev, 0, sizeof(c->s.ev));
+	c->s.ev.interrupt_shadow = s->ev.interrupt_shadow;
+	c->s.ev.nmi_masked = s->ev.nmi_masked;
+	bt_tlb_flush(c, true);
+}
+
+void bt_cpu_get_state(struct bt_cpu *c, struct modvm_cpu_state *s)
+{
+	*s = c->s;
+	s->msr.tsc = bt_tsc(c);
+	s->ev.nmi_pending = c->nmi_pending;
+}
+
+bool bt_cpu_intr_window(const struct bt_cpu *c)
+{
+	return (c->s.rflags & BT_IF) && !c->s.ev.interrupt_shadow;
+}
+
+static bool contributory(int v)
+{
+	return v == BT_DE || v == BT_TS || v == BT_NP || v == BT_SSV || v == BT_GP;
+}
+
+/* An exception was raised inside an instruction or a delivery. */
+static void handle_fault(struct bt_cpu *c)
+{
+	int vec = c->fault_vec, prev = c->delivering;
+	bool has_err = c->fault_has_err;
+	uint32_t err = c->fault_err;
+
+	bt_lock_end(c);
+	c->s.rip = c->insn_rip;
+	c->delivering = -1;
+	c->dr6_pending = 0;
+	if (prev >= 0) {
+		if (prev == BT_DFV) {
+			c->shutdown = true;
+			return;
+		}
+		if ((contributory(prev) && contributory(vec)) ||
+		    (prev == BT_PFV && (vec == BT_PFV || contributory(vec)))) {
+			vec = BT_DFV;
+			has_err = true;
+			err = 0;
+		}
+	}
+	/* Faults push RF=1 so that IRET does not re-trigger an instruction
+	 * breakpoint (SDM 3A 17.3.1.1). */
+	if (vec != BT_DB && vec != BT_BP && vec != BT_OFV)
+		c->s.rflags |= BT_RF;
+	bt_deliver(c, vec, has_err, err, BT_EV_EXC, c->s.rip);
+}
+
+/* Fetch and decode the instruction at CS:rIP into c->in-> */
+static void fetch(struct bt_cpu *c)
+{
+	const struct modvm_segment *cs = &c->s.seg[BT_CS];
+	uint64_t rip = c->s.rip, lin;
+	uint8_t buf[16];
+	struct bt_icache_entry *ic;
+	unsigned n, first;
+	int r;
+
+	if (c->mode == BT_MODE64) {
+		lin = rip;
+		n = 15;
+	} else {
+		rip &= 0xFFFFFFFFull;
+		if (rip > cs->limit)
+			bt_raise(c, BT_GP, 0);
+		lin = (cs->base + rip) & 0xFFFFFFFFull;
+		n = cs->limit - rip + 1 < 15 ? (unsigned)(cs->limit - rip + 1) : 15;
+	}
+	first = 4096 - (lin & 0xFFF);
+	if (first > n)
+		first = n;
+	ic = &c->icache[(lin ^ (lin >> 12)) % BT_ICACHE_SIZE];
+	if (ic->len && ic->lin == lin && ic->mode == c->mode && ic->len <= first) {
+		/* compare in place: the bytes may have changed since */
+		const uint8_t *p = bt_fetch_ptr(c, lin);
+		if (p && !memcmp(ic->bytes, p, ic->len)) {
+			c->in = &ic->insn;
+			c->icache_hits++;
+			r = ic->len;
+			goto decoded;
+		}
+	}
+	bt_fetch_lin(c, lin, buf, first);
+	c->in = &c->scratch;
+	r = bt_decode(buf, first, c->mode, &c->scratch);
+	if (r == BT_DEC_MORE && first < n) {
+		bt_fetch_lin(c, lin + first, buf + first, n - first);
+		r = bt_decode(buf, n, c->mode, &c->scratch);
+	}
+	if (r > 0 && r <= (int)first) {
+		ic->lin = lin;
+		ic->mode = c->mode;
+		ic->len = (uint8_t)r;
+		memcpy(ic->bytes, buf, (size_t)r);
+		ic->insn = c->scratch;
+	}
+	if (r == BT_DEC_MORE || r == BT_DEC_GP)
+		bt_raise(c, BT_GP, 0);
+	if (r == BT_DEC_UD)
+		bt_raise_noerr(c, BT_UD);
+decoded:
+	c->next_rip = c->s.rip + (unsigned)r;
+	if (c->mode != BT_MODE64)
+		c->next_rip &= 0xFFFFFFFFull;
+}
+
+/* Deliver an NMI or a maskable interrupt if one is pending and allowed. */
+static void take_events(struct bt_cpu *c)
+{
+	if (c->s.ev.interrupt_shadow)
+		return;
+	c->insn_rip = c->s.rip;
+	if (c->nmi_pending && !c->s.ev.nmi_masked) {
+		c->nmi_pending = false;
+		c->s.halted = 0;
+		bt_deliver(c, BT_NMI, false, 0, BT_EV_EXT, c->s.rip);
+		return;
+	}
+	if ((c->s.rflags & BT_IF) && c->bus->intr_pending(c->bus->opaque)) {
+		int vec = c->bus->intr_ack(c->bus->opaque);
+		if (vec < 0)
+			return;
+		c->s.halted = 0;
+		bt_deliver(c, vec & 0xFF, false, 0, BT_EV_EXT, c->s.rip);
+	}
+}
+
+static void step(struct bt_cpu *c)
+{
+	bool tf = c->s.rflags & BT_TF;
+
+	c->insn_rip = c->s.rip;
+	c->shadow = 0;
+	if (c->s.dr7 & 0xFF)
+		dbg_insn(c);
+	fetch(c);
+	bt_exec(c);
+	c->s.rip = c->next_rip;
+	c->s.rflags &= ~(uint64_t)BT_RF;
+	c->s.ev.interrupt_shadow = c->shadow;
+	c->icount++;
+	if (tf || c->dr6_pending) {
+		/* single-step and data breakpoints: a trap after the
+		 * instruction (SDM 3A 17.3.1.2, 17.3.1.4) */
+		c->s.dr6 = (c->s.dr6 & ~0xFull) | c->dr6_pending | (tf ? 1u << 14 : 0);
+		c->dr6_pending = 0;
+		c->insn_rip = c->s.rip;
+		bt_deliver(c, BT_DB, false, 0, BT_EV_EXC, c->s.rip);
+	}
+}
+
+enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget)
+{
+	volatile uint64_t done = 0;
+
+	if (c->shutdown)
+		return BT_EXIT_SHUTDOWN;
+	if (setjmp(c->jb)) {
+		handle_fault(c);
+		if (c->shutdown)
+			return BT_EXIT_SHUTDOWN;
+		c->s.ev.interrupt_shadow = 0;
+	}
+	if (c->inject_vec >= 0) {
+		int vec = c->inject_vec;
+		c->inject_vec = -1;
+		c->insn_rip = c->s.rip;
+		c->s.halted = 0;
+		bt_deliver(c, vec, c->inject_has_err, c->inject_err, c->inject_kind,
+			   c->s.rip);
+	}
+	while (done < budget) {
+		if (c->stop && *c->stop)
+			return BT_EXIT_STOP;
+		take_events(c);
+		if (c->s.halted)
+			return BT_EXIT_HLT;
+		step(c);
+		done = done + 1;
+	}
+	return BT_EXIT_BUDGET;
+}

@@ -1,0 +1,296 @@
+/* cpu-bt: the interpreter core. A struct bt_cpu holds one vCPU in the SDK's
+ * canonical layout (struct modvm_cpu_state) plus derived mode bits and a
+ * software TLB; it reaches memory, ports and interrupts only through a
+ * struct bt_bus, so it runs in the plugin and in a test fixture alike.
+ */
+#ifndef BT_CPU_H
+#define BT_CPU_H
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <modvm/cpu.h>
+
+#include "decode.h"
+
+/* What the core needs from its surroundings. */
+struct bt_bus {
+	void *opaque;
+	/* Host pointer to [gpa, gpa+len) if it is RAM, else NULL. */
+	void *(*ram_ptr)(void *opaque, uint64_t gpa, uint64_t len);
+	/* Called once per page when a TLB entry allowing writes is made. */
+	void (*ram_dirty)(void *opaque, uint64_t gpa, uint64_t len);
+	void (*mmio_read)(void *opaque, uint64_t gpa, void *data, unsigned size);
+	void (*mmio_write)(void *opaque, uint64_t gpa, const void *data,
+			   unsigned size);
+	uint64_t (*pio_read)(void *opaque, uint16_t port, unsigned size);
+	void (*pio_write)(void *opaque, uint16_t port, uint64_t val,
+			  unsigned size);
+	uint64_t (*clock_ns)(void *opaque);
+	/* Maskable interrupt: is one pending, and take it (vector or -1). */
+	bool (*intr_pending)(void *opaque);
+	int (*intr_ack)(void *opaque);
+	/* The vCPU wrote an MSR the core does not own (APIC base, TSC
+	 * deadline); may be NULL. Returns false for #GP. */
+	bool (*wrmsr)(void *opaque, uint32_t msr, uint64_t val);
+	/* CR8 is the local APIC's TPR[7:4] (SDM 3A 10.8.6.1); NULL: a plain
+	 * register. */
+	uint64_t (*cr8_read)(void *opaque);
+	void (*cr8_write)(void *opaque, uint64_t val);
+};
+
+/* RFLAGS bits (SDM vol. 1 3.4.3) */
+#define BT_CF 0x0001u
+#define BT_PF 0x0004u
+#define BT_AF 0x0010u
+#define BT_ZF 0x0040u
+#define BT_SF 0x0080u
+#define BT_TF 0x0100u
+#define BT_IF 0x0200u
+#define BT_DF 0x0400u
+#define BT_OF 0x0800u
+#define BT_IOPL 0x3000u
+#define BT_NT 0x4000u
+#define BT_RF 0x10000u
+#define BT_VM 0x20000u
+#define BT_AC 0x40000u
+#define BT_VIF 0x80000u
+#define BT_VIP 0x100000u
+#define BT_ID 0x200000u
+#define BT_ARITH (BT_CF | BT_PF | BT_AF | BT_ZF | BT_SF | BT_OF)
+
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_EM (1ull << 2)
+#define CR0_TS (1ull << 3)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR0_AM (1ull << 18)
+#define CR0_NW (1ull << 29)
+#define CR0_CD (1ull << 30)
+#define CR0_PG (1ull << 31)
+#define CR4_VME (1ull << 0)
+#define CR4_PVI (1ull << 1)
+#define CR4_TSD (1ull << 2)
+#define CR4_DE (1ull << 3)
+#define CR4_PSE (1ull << 4)
+#define CR4_PAE (1ull << 5)
+#define CR4_MCE (1ull << 6)
+#define CR4_PGE (1ull << 7)
+#define CR4_PCE (1ull << 8)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define EFER_SCE (1ull << 0)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
+
+/* Exception vectors */
+enum {
+	BT_DE = 0, BT_DB = 1, BT_NMI = 2, BT_BP = 3, BT_OFV = 4, BT_BR = 5,
+	BT_UD = 6, BT_NM = 7, BT_DFV = 8, BT_TS = 10, BT_NP = 11, BT_SSV = 12,
+	BT_GP = 13, BT_PFV = 14, BT_MF = 16, BT_AC_V = 17, BT_MC = 18,
+	BT_XM = 19,
+};
+
+/* Software TLB: direct-mapped, one entry per 4 KiB linear page. */
+#define BT_TLB_SIZE 1024
+#define TLBF_W 1   /* writable at every level */
+#define TLBF_U 2   /* user at every level */
+#define TLBF_NX 4  /* no-execute at some level */
+#define TLBF_D 8   /* dirty bit already set (or no paging) */
+#define TLBF_G 16  /* global */
+
+struct bt_tlb_entry {
+	uint64_t tag;      /* linear page | 1, 0 if invalid */
+	uint64_t gpa;      /* physical page */
+	uint8_t *host;     /* host page if RAM, else NULL (MMIO) */
+	uint32_t flags;
+};
+
+/* Why bt_cpu_run returned. */
+enum bt_exit {
+	BT_EXIT_BUDGET = 0,  /* ran its instruction budget */
+	BT_EXIT_HLT,         /* halted: wait for an interrupt */
+	BT_EXIT_SHUTDOWN,    /* triple fault */
+	BT_EXIT_STOP,        /* stop flag seen */
+};
+
+/* Decoded-instruction cache, keyed by linear address and checked against
+ * the current bytes on every use, so self-modifying code needs no
+ * invalidation: a hit saves the decode, never the fetch. */
+#define BT_ICACHE_SIZE 4096
+struct bt_icache_entry {
+	uint64_t lin;
+	uint8_t mode;
+	uint8_t len;      /* 0: empty */
+	uint8_t bytes[15];
+	struct bt_insn insn;
+};
+
+struct bt_cpu {
+	struct modvm_cpu_state s;
+	const struct bt_bus *bus;
+	const struct modvm_cpu_model *model;
+	unsigned index;
+
+	/* derived from s, refreshed by bt_cpu_update_mode() */
+	int cpl;
+	enum bt_mode mode;   /* code size of CS */
+	bool lma;            /* IA-32e mode active */
+	bool pm;             /* CR0.PE and not VM86 */
+
+	/* the instruction being executed: in the decode cache or scratch */
+	const struct bt_insn *in;
+	struct bt_insn scratch;
+	uint64_t insn_rip;   /* its first byte */
+	uint64_t next_rip;
+
+	/* exception raised inside an instruction */
+	jmp_buf jb;
+	int fault_vec;
+	int fault_has_err;
+	uint32_t fault_err;
+	int delivering;      /* vector being delivered, -1 if none */
+	bool shutdown;
+
+	uint8_t shadow;      /* STI / MOV SS shadow for the next instruction */
+	bool holding_lock;   /* inside a LOCKed read-modify-write */
+	bool dbg_data;       /* DR7 enables a data breakpoint */
+	bool tlb_large;      /* the TLB holds pieces of a 2M/4M/1G page */
+	uint64_t dr6_pending;
+	volatile int *stop;  /* set from another thread: return soon */
+	/* an event in flight in a state from another engine (KVM saves
+	 * exceptions and interrupts it was injecting): delivered first */
+	int inject_vec;      /* -1: none */
+	int inject_kind;
+	bool inject_has_err;
+	uint32_t inject_err;
+	bool nmi_pending;
+
+	/* cpuid-derived features */
+	bool has_cx16, has_lahf64, has_sse3, has_nx, has_syscall, has_lm,
+		has_pge, has_pse, has_rdtscp, has_1g;
+	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */
+
+	uint64_t icount;
+	uint64_t icache_hits;
+	struct bt_tlb_entry tlb[BT_TLB_SIZE];
+	struct bt_icache_entry icache[BT_ICACHE_SIZE];
+};
+
+#define BT_TSC_HZ 1000000000ull /* virtual TSC: 1 GHz, 1 tick per ns */
+
+/* Lifecycle and running */
+void bt_cpu_init(struct bt_cpu *c, const struct bt_bus *bus,
+		 const struct modvm_cpu_model *model, unsigned index);
+/* Check the model's features against what the interpreter implements;
+ * on refusal writes a reason and returns -1. */
+int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len);
+void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s);
+void bt_cpu_get_state(struct bt_cpu *c, struct modvm_cpu_state *s);
+enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget);
+void bt_cpu_update_mode(struct bt_cpu *c);
+bool bt_cpu_intr_window(const struct bt_cpu *c);
+
+/* Internal interfaces between the core's files */
+_Noreturn void bt_raise(struct bt_cpu *c, int vec, uint32_t err);
+_Noreturn void bt_raise_noerr(struct bt_cpu *c, int vec);
+void bt_deliver(struct bt_cpu *c, int vec, bool has_err, uint32_t err,
+		int kind, uint64_t ret_rip);
+#define BT_EV_EXC 0   /* exception (fault or trap) */
+#define BT_EV_EXT 1   /* external interrupt or NMI */
+#define BT_EV_SOFT 2  /* INT n: gate DPL checked against CPL */
+#define BT_EV_SOFTX 3 /* INT3/INTO: like SOFT */
+#define BT_EV_ICEBP 4 /* INT1 */
+
+/* debug registers (SDM 3A 17.2) */
+void bt_dbg_update(struct bt_cpu *c);
+void bt_dbg_data(struct bt_cpu *c, uint64_t lin, unsigned size, bool write);
+/* LOCKed instructions are serialised across vCPUs */
+void bt_lock_begin(struct bt_cpu *c);
+void bt_lock_end(struct bt_cpu *c);
+
+/* memory: linear and segmented access */
+void bt_tlb_flush(struct bt_cpu *c, bool global_too);
+void bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin);
+uint64_t bt_lin_read(struct bt_cpu *c, uint64_t lin, unsigned size, int cpl);
+void bt_lin_write(struct bt_cpu *c, uint64_t lin, unsigned size, uint64_t v,
+		  int cpl);
+void bt_lin_read_buf(struct bt_cpu *c, uint64_t lin, void *buf, unsigned n,
+		     int cpl);
+void bt_lin_write_buf(struct bt_cpu *c, uint64_t lin, const void *buf,
+		      unsigned n, int cpl);
+uint64_t bt_seg_lin(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
+		    bool write);
+uint64_t bt_read(struct bt_cpu *c, int seg, uint64_t off, unsigned size);
+void bt_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
+	      uint64_t v);
+void bt_check_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size);
+uint64_t bt_fetch_lin(struct bt_cpu *c, uint64_t lin, uint8_t *buf,
+		      unsigned n);
+const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin);
+#define BT_CPL_SYS (-1) /* supervisor access regardless of CPL (tables) */
+
+/* segments and system */
+void bt_load_seg(struct bt_cpu *c, int seg, uint16_t sel);
+void bt_seg_real(struct modvm_segment *s, uint16_t sel);
+bool bt_read_desc(struct bt_cpu *c, uint16_t sel, uint64_t *lo, uint64_t *hi,
+		  bool sys);
+void bt_desc_to_seg(struct modvm_segment *s, uint16_t sel, uint64_t lo,
+		    uint64_t hi);
+void bt_far_jmp(struct bt_cpu *c, uint16_t sel, uint64_t off, bool call);
+void bt_far_ret(struct bt_cpu *c, uint16_t pop);
+void bt_iret(struct bt_cpu *c);
+void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v);
+bool bt_io_allowed(struct bt_cpu *c, uint16_t port, unsigned size);
+int bt_exec_system(struct bt_cpu *c);
+uint64_t bt_tsc(struct bt_cpu *c);
+
+/* x87 / SSE */
+void bt_exec_x87(struct bt_cpu *c);
+void bt_exec_sse(struct bt_cpu *c);
+void bt_fxsave(struct bt_cpu *c, int seg, uint64_t off);
+void bt_fxrstor(struct bt_cpu *c, int seg, uint64_t off);
+
+/* integer core */
+void bt_exec(struct bt_cpu *c);
+uint64_t bt_opnd_addr(struct bt_cpu *c, const struct bt_operand *o);
+uint64_t bt_get(struct bt_cpu *c, const struct bt_operand *o);
+void bt_put(struct bt_cpu *c, const struct bt_operand *o, uint64_t v);
+void bt_push(struct bt_cpu *c, uint64_t v, unsigned size);
+uint64_t bt_pop(struct bt_cpu *c, unsigned size);
+uint64_t bt_sp_mask(const struct bt_cpu *c);
+void bt_set_rsp(struct bt_cpu *c, uint64_t v);
+bool bt_cond(const struct bt_cpu *c, int cc);
+void bt_set_rflags(struct bt_cpu *c, uint64_t v, uint64_t mask);
+void bt_jump(struct bt_cpu *c, uint64_t target, unsigned opsize);
+
+static inline uint64_t bt_mask(unsigned size)
+{
+	return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+}
+
+static inline uint64_t bt_reg(const struct bt_cpu *c, int r)
+{
+	return c->s.gpr[r];
+}
+
+/* Write a GPR of `size` bytes: 32-bit writes clear the upper half, 8/16
+ * bit writes merge (SDM vol. 1 3.4.1.1). */
+static inline void bt_set_reg(struct bt_cpu *c, int r, unsigned size,
+			      uint64_t v)
+{
+	uint64_t *p = &c->s.gpr[r];
+
+	if (size == 8)
+		*p = v;
+	else if (size == 4)
+		*p = (uint32_t)v;
+	else
+		*p = (*p & ~bt_mask(size)) | (v & bt_mask(size));
+}
+
+#endif

@@ -1,0 +1,442 @@
+/* cpu-bt: guest memory as the CPU sees it. Segmentation checks (SDM 3A
+ * 5.3-5.6), the three paging modes with accessed/dirty bits, U/S, R/W, WP
+ * and NX (SDM 3A ch. 4), and a software TLB caching host pointers per 4 KiB
+ * linear page. RAM is reached through host pointers, the rest through MMIO.
+ */
+#include <string.h>
+
+#include "cpu.h"
+
+#define PTE_P (1ull << 0)
+#define PTE_W (1ull << 1)
+#define PTE_U (1ull << 2)
+#define PTE_A (1ull << 5)
+#define PTE_D (1ull << 6)
+#define PTE_PS (1ull << 7)
+#define PTE_G (1ull << 8)
+#define PTE_NX (1ull << 63)
+#define PHYS_MASK 0x000000FFFFFFF000ull /* 40 physical address bits */
+
+#define PF_P 1u
+#define PF_W 2u
+#define PF_U 4u
+#define PF_RSVD 8u
+#define PF_I 16u
+
+enum access { ACC_R, ACC_W, ACC_X };
+
+void bt_tlb_flush(struct bt_cpu *c, bool global_too)
+{
+	for (int i = 0; i < BT_TLB_SIZE; i++)
+		if (global_too || !(c->tlb[i].flags & TLBF_G))
+			c->tlb[i].tag = 0;
+	if (global_too)
+		c->tlb_large = false;
+}
+
+void bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
+{
+	struct bt_tlb_entry *e = &c->tlb[(lin >> 12) % BT_TLB_SIZE];
+
+	if (e->tag == ((lin & ~0xFFFull) | 1))
+		e->tag = 0;
+	/* A large page is cached as many 4 KiB entries: INVLPG of any
+	 * address in it must drop them all (SDM 3A 4.10.4.1). */
+	if (c->tlb_large)
+		bt_tlb_flush(c, true);
+}
+
+static _Noreturn void page_fault(struct bt_cpu *c, uint64_t lin, uint32_t err)
+{
+	c->s.cr2 = lin;
+	bt_raise(c, BT_PFV, err);
+}
+
+static uint64_t phys_read64(struct bt_cpu *c, uint64_t gpa, unsigned size)
+{
+	uint8_t *p = c->bus->ram_ptr(c->bus->opaque, gpa, size);
+	uint64_t v = 0;
+
+	if (!p)
+		return 0; /* page tables outside RAM read as zero: not present */
+	memcpy(&v, p, size);
+	return v;
+}
+
+static void phys_set_bits(struct bt_cpu *c, uint64_t gpa, unsigned size,
+			  uint64_t bits)
+{
+	uint8_t *p = c->bus->ram_ptr(c->bus->opaque, gpa, size);
+
+	if (!p)
+		return;
+	/* Atomic: another vCPU may update the same entry. */
+	if (size == 8)
+		__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_or((uint32_t *)p, (uint32_t)bits, __ATOMIC_SEQ_CST);
+	if (c->bus->ram_dirty)
+		c->bus->ram_dirty(c->bus->opaque, gpa, size);
+}
+
+struct walk {
+	uint64_t gpa;    /* physical page of the linear page */
+	uint32_t flags;  /* TLBF_* */
+	uint64_t leaf;   /* physical address of the leaf entry */
+	unsigned esz;
+	bool leaf_d;
+};
+
+static uint32_t pf_err(enum access acc, bool user, uint32_t base, bool nxe)
+{
+	uint32_t e = base;
+
+	if (acc == ACC_W)
+		e |= PF_W;
+	if (user)
+		e |= PF_U;
+	if (acc == ACC_X && nxe)
+		e |= PF_I;
+	return e;
+}
+
+/* Walk the tables for lin; sets A bits, and D on a write. Faults only for
+ * not-present and reserved-bit entries; permissions are checked later. */
+static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
+		 struct walk *w)
+{
+	bool pae = c->s.cr4 & CR4_PAE, nxe = c->s.msr.efer & EFER_NXE;
+	unsigned esz = pae ? 8 : 4;
+	int levels, shift;
+	uint64_t table, e = 0, addr[4];
+	uint32_t flags = TLBF_W | TLBF_U;
+	int n = 0;
+
+	if (c->lma) {
+		levels = 4;
+		table = c->s.cr3 & PHYS_MASK;
+	} else if (pae) {
+		levels = 3;
+		table = c->s.cr3 & 0xFFFFFFE0ull;
+	} else {
+		levels = 2;
+		table = c->s.cr3 & 0xFFFFF000ull;
+	}
+	for (int l = levels; l >= 1; l--) {
+		uint64_t idx;
+		if (!pae)
+			shift = l == 2 ? 22 : 12;
+		else
+			shift = 12 + 9 * (l - 1);
+		idx = pae ? (lin >> shift) & (l == 3 && !c->lma ? 3 : 511)
+			  : (lin >> shift) & 1023;
+		addr[n] = table + idx * esz;
+		e = phys_read64(c, addr[n], esz);
+		n++;
+		if (!(e & PTE_P))
+			page_fault(c, lin, pf_err(acc, user, 0, nxe));
+		if (pae && !nxe && (e & PTE_NX))
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, nxe));
+		if (pae && (e & 0x000FFF0000000000ull))
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, nxe));
+		/* The PAE PDPTEs (3-level) have no R/W, U/S or A bits. */
+		if (!(pae && !c->lma && l == 3)) {
+			if (!(e & PTE_W))
+				flags &= ~TLBF_W;
+			if (!(e & PTE_U))
+				flags &= ~TLBF_U;
+			if (!(e & PTE_A))
+				phys_set_bits(c, addr[n - 1], esz, PTE_A);
+		}
+		if (pae && (e & PTE_NX))
+			flags |= TLBF_NX;
+		bool large = (e & PTE_PS) &&
+			     ((l == 2 && (pae || (c->s.cr4 & CR4_PSE))) ||
+			      (l == 3 && c->lma && c->has_1g));
+		if ((e & PTE_PS) && l == 4)
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, nxe));
+		if (l == 1 || large) {
+			uint64_t base;
+			if (!pae && large)
+				/* 4 MiB page; PSE-36 bits 16:13 are address bits 35:32 */
+				base = (e & 0xFFC00000ull) | ((e >> 13) & 0xFull) << 32;
+			else
+				base = e & PHYS_MASK & ~((1ull << shift) - 1);
+			w->gpa = base + (lin & ((1ull << shift) - 1) & ~0xFFFull);
+			if (large)
+				c->tlb_large = true;
+			w->leaf = addr[n - 1];
+			w->esz = esz;
+			w->leaf_d = e & PTE_D;
+			if (e & PTE_D)
+				flags |= TLBF_D;
+			if ((e & PTE_G) && (c->s.cr4 & CR4_PGE))
+				flags |= TLBF_G;
+			w->flags = flags;
+			return;
+		}
+		table = e & PHYS_MASK;
+	}
+}
+
+static bool allowed(struct bt_cpu *c, uint32_t f, enum access acc, bool user)
+{
+	if (user && !(f & TLBF_U))
+		return false;
+	if (acc == ACC_W && !(f & TLBF_W) && (user || (c->s.cr0 & CR0_WP)))
+		return false;
+	if (acc == ACC_X && (f & TLBF_NX) && (c->s.msr.efer & EFER_NXE))
+		return false;
+	return true;
+}
+
+/* Translate the page of lin; returns its TLB entry. */
+static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
+				      enum access acc, int cpl)
+{
+	uint64_t page = lin & ~0xFFFull;
+	struct bt_tlb_entry *e = &c->tlb[(lin >> 12) % BT_TLB_SIZE];
+	bool user = cpl == 3;
+	struct walk w;
+
+	if (e->tag == (page | 1) && allowed(c, e->flags, acc, user) &&
+	    (acc != ACC_W || (e->flags & TLBF_D)))
+		return e;
+	if (c->s.cr0 & CR0_PG) {
+		walk(c, lin, acc, user, &w);
+		if (!allowed(c, w.flags, acc, user))
+			page_fault(c, lin, pf_err(acc, user, PF_P,
+						  c->s.msr.efer & EFER_NXE));
+		if (acc == ACC_W && !w.leaf_d) {
+			phys_set_bits(c, w.leaf, w.esz, PTE_D | PTE_A);
+			w.flags |= TLBF_D;
+		}
+	} else {
+		w.gpa = page & 0xFFFFFFFFull;
+		w.flags = TLBF_W | TLBF_U | TLBF_D;
+	}
+	e->tag = page | 1;
+	e->gpa = w.gpa;
+	e->flags = w.flags;
+	e->host = c->bus->ram_ptr(c->bus->opaque, w.gpa, 4096);
+	if (e->host && acc == ACC_W && c->bus->ram_dirty)
+		c->bus->ram_dirty(c->bus->opaque, w.gpa, 4096);
+	return e;
+}
+
+/* MMIO is issued in naturally aligned pieces of 1, 2, 4 or 8 bytes, the
+ * sizes devices handle: a 16-byte SSE or 512-byte FXSAVE access to MMIO
+ * becomes several. */
+static unsigned mmio_piece(uint64_t gpa, unsigned n)
+{
+	unsigned size = 8;
+
+	while (size > n || (gpa & (size - 1)))
+		size >>= 1;
+	return size;
+}
+
+static void page_read(struct bt_cpu *c, struct bt_tlb_entry *e, uint64_t lin,
+		      void *buf, unsigned n)
+{
+	unsigned off = lin & 0xFFF;
+	uint8_t *p = buf;
+
+	if (e->host) {
+		memcpy(buf, e->host + off, n);
+		return;
+	}
+	while (n) {
+		unsigned k = mmio_piece(e->gpa + off, n);
+		c->bus->mmio_read(c->bus->opaque, e->gpa + off, p, k);
+		p += k;
+		off += k;
+		n -= k;
+	}
+}
+
+static void page_write(struct bt_cpu *c, struct bt_tlb_entry *e, uint64_t lin,
+		       const void *buf, unsigned n)
+{
+	unsigned off = lin & 0xFFF;
+	const uint8_t *p = buf;
+
+	if (e->host) {
+		memcpy(e->host + off, buf, n);
+		return;
+	}
+	while (n) {
+		unsigned k = mmio_piece(e->gpa + off, n);
+		c->bus->mmio_write(c->bus->opaque, e->gpa + off, p, k);
+		p += k;
+		off += k;
+		n -= k;
+	}
+}
+
+void bt_lin_read_buf(struct bt_cpu *c, uint64_t lin, void *buf, unsigned n,
+		     int cpl)
+{
+	unsigned first = 4096 - (lin & 0xFFF);
+	struct bt_tlb_entry *e;
+
+	if (cpl == BT_CPL_SYS)
+		cpl = 0;
+	if (n <= first) {
+		page_read(c, translate(c, lin, ACC_R, cpl), lin, buf, n);
+		return;
+	}
+	/* Crossing a page: translate both before touching either. */
+	e = translate(c, lin, ACC_R, cpl);
+	translate(c, lin + first, ACC_R, cpl);
+	e = translate(c, lin, ACC_R, cpl);
+	page_read(c, e, lin, buf, first);
+	e = translate(c, lin + first, ACC_R, cpl);
+	page_read(c, e, lin + first, (uint8_t *)buf + first, n - first);
+}
+
+void bt_lin_write_buf(struct bt_cpu *c, uint64_t lin, const void *buf,
+		      unsigned n, int cpl)
+{
+	unsigned first = 4096 - (lin & 0xFFF);
+	struct bt_tlb_entry *e;
+
+	if (cpl == BT_CPL_SYS)
+		cpl = 0;
+	if (n <= first) {
+		page_write(c, translate(c, lin, ACC_W, cpl), lin, buf, n);
+		return;
+	}
+	translate(c, lin, ACC_W, cpl);
+	translate(c, lin + first, ACC_W, cpl);
+	e = translate(c, lin, ACC_W, cpl);
+	page_write(c, e, lin, buf, first);
+	e = translate(c, lin + first, ACC_W, cpl);
+	page_write(c, e, lin + first, (const uint8_t *)buf + first, n - first);
+}
+
+uint64_t bt_lin_read(struct bt_cpu *c, uint64_t lin, unsigned size, int cpl)
+{
+	uint64_t v = 0;
+	struct bt_tlb_entry *e = &c->tlb[(lin >> 12) % BT_TLB_SIZE];
+	unsigned off = lin & 0xFFF;
+
+	/* Fast path: RAM, same page, TLB hit with sufficient rights. */
+	if (e->tag == ((lin & ~0xFFFull) | 1) && e->host && off + size <= 4096 &&
+	    (cpl != 3 || (e->flags & TLBF_U))) {
+		memcpy(&v, e->host + off, size);
+		return v;
+	}
+	bt_lin_read_buf(c, lin, &v, size, cpl);
+	return v;
+}
+
+void bt_lin_write(struct bt_cpu *c, uint64_t lin, unsigned size, uint64_t v,
+		  int cpl)
+{
+	struct bt_tlb_entry *e = &c->tlb[(lin >> 12) % BT_TLB_SIZE];
+	unsigned off = lin & 0xFFF;
+
+	if (e->tag == ((lin & ~0xFFFull) | 1) && e->host && off + size <= 4096 &&
+	    (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, cpl == 3)) {
+		memcpy(e->host + off, &v, size);
+		return;
+	}
+	bt_lin_write_buf(c, lin, &v, size, cpl);
+}
+
+/* Host pointer to the code at lin if it is RAM (checked for execute). */
+const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin)
+{
+	struct bt_tlb_entry *e = &c->tlb[(lin >> 12) % BT_TLB_SIZE];
+
+	/* fast path: a TLB hit that allows this fetch */
+	if (e->tag == ((lin & ~0xFFFull) | 1) && e->host &&
+	    (c->cpl != 3 || (e->flags & TLBF_U)) &&
+	    (!(e->flags & TLBF_NX) || !(c->s.msr.efer & EFER_NXE)))
+		return e->host + (lin & 0xFFF);
+	e = translate(c, lin, ACC_X, c->cpl);
+
+	return e->host ? e->host + (lin & 0xFFF) : NULL;
+}
+
+uint64_t bt_fetch_lin(struct bt_cpu *c, uint64_t lin, uint8_t *buf, unsigned n)
+{
+	struct bt_tlb_entry *e = translate(c, lin, ACC_X, c->cpl);
+
+	page_read(c, e, lin, buf, n);
+	return e->gpa;
+}
+
+static bool canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+/* Linear address of seg:off for an access of size bytes, with the
+ * segment's type and limit checks (SDM 3A 5.3, 5.4). */
+uint64_t bt_seg_lin(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
+		    bool write)
+{
+	const struct modvm_segment *s = &c->s.seg[seg];
+	int vec = seg == BT_SS ? BT_SSV : BT_GP;
+	uint64_t lin;
+
+	if (c->mode == BT_MODE64) {
+		lin = off + (seg >= BT_FS ? s->base : 0);
+		if (!canonical(lin) || !canonical(lin + size - 1))
+			bt_raise(c, vec, 0);
+		return lin;
+	}
+	if (c->pm) {
+		if (s->unusable || !s->present)
+			bt_raise(c, vec, 0);
+		if (s->s && (s->type & 8)) {         /* code */
+			if (write || !(s->type & 2))
+				bt_raise(c, vec, 0);
+		} else if (write && !(s->type & 2)) { /* read-only data */
+			bt_raise(c, vec, 0);
+		}
+	}
+	if (s->s && !(s->type & 8) && (s->type & 4)) {
+		/* expand-down: valid offsets are limit+1 .. 64K-1 or 4G-1 */
+		uint64_t top = s->db ? 0xFFFFFFFFull : 0xFFFFull;
+		if (off <= s->limit || off + size - 1 > top)
+			bt_raise(c, vec, 0);
+	} else if (off + size - 1 > s->limit) {
+		bt_raise(c, vec, 0);
+	}
+	lin = (s->base + off) & 0xFFFFFFFFull;
+	return lin;
+}
+
+uint64_t bt_read(struct bt_cpu *c, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin = bt_seg_lin(c, seg, off, size, false);
+
+	if (c->dbg_data)
+		bt_dbg_data(c, lin, size, false);
+	return bt_lin_read(c, lin, size, c->cpl);
+}
+
+void bt_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
+	      uint64_t v)
+{
+	uint64_t lin = bt_seg_lin(c, seg, off, size, true);
+
+	if (c->dbg_data)
+		bt_dbg_data(c, lin, size, true);
+	bt_lin_write(c, lin, size, v, c->cpl);
+}
+
+/* Check that a later write to seg:off will succeed (for instructions that
+ * must not change anything when their store faults). */
+void bt_check_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size)
+{
+	uint64_t lin = bt_seg_lin(c, seg, off, size, true);
+	unsigned first = 4096 - (lin & 0xFFF);
+
+	translate(c, lin, ACC_W, c->cpl);
+	if (size > first)
+		translate(c, lin + first, ACC_W, c->cpl);
+}

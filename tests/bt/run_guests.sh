@@ -1,0 +1,45 @@
+#!/bin/sh
+# Runs every test guest under the cpu-bt engine through `modvm run` and
+# checks that it printed "<name>: PASS" and powered off (exit status 0).
+# Usage: run_guests.sh MODVM GUEST_DIR [guest...]
+# Guests whose devices are missing from the build are reported as SKIP.
+modvm=$1
+dir=$2
+shift 2
+guests=${*:-"hello modes pit-pic rtc pci-scan mmio counter compute pit-ioapic"}
+plugins=$(dirname "$modvm")/plugins
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+for g in $guests; do
+	devices='{ plugin = "serial-16550"; id = "com1"; backend = "file"; path = "'$tmp/$g.out'"; append = false; },
+    { plugin = "acpi-pm"; id = "pm"; }, { plugin = "pic-8259"; id = "pic"; },
+    { plugin = "pit-8254"; id = "pit"; }, { plugin = "rtc-cmos"; id = "rtc"; },
+    { plugin = "pci-host"; id = "pci"; }, { plugin = "sysctl-92"; id = "sysctl"; }'
+	if [ "$g" = pit-ioapic ]; then
+		devices="$devices, { plugin = \"ioapic\"; id = \"ioapic\"; }"
+	fi
+	cat > "$tmp/$g.cfg" <<CFG
+vm: {
+  name = "$g"; memory = "16M"; cpus = 1; machine = "none";
+  cpu = { engine = "cpu-bt"; model = "baseline-v1"; };
+  boot = { kernel = "$dir/$g.bin"; };
+  devices = ( $devices );
+};
+CFG
+	start=$(date +%s)
+	timeout 600 "$modvm" run "$tmp/$g.cfg" > "$tmp/$g.log" 2>&1
+	rc=$?
+	secs=$(( $(date +%s) - start ))
+	if grep -q "refused plugin\|no device plugin" "$tmp/$g.log"; then
+		echo "SKIP $g: $(grep -m1 'refused plugin\|no device plugin' "$tmp/$g.log")"
+	elif [ $rc -eq 0 ] && grep -q "^$g: PASS" "$tmp/$g.out"; then
+		echo "PASS $g (${secs}s)"
+	else
+		echo "FAIL $g (exit $rc)"
+		tail -5 "$tmp/$g.out" "$tmp/$g.log" 2>/dev/null | sed 's/^/    /'
+		fail=1
+	fi
+done
+exit $fail

@@ -1,0 +1,561 @@
+/* cpu-bt differential tester: runs user-mode instruction forms on the host
+ * CPU (in a forked child, from an executable page at a fixed address) and
+ * in the interpreter, with the same seeded random registers, flags and
+ * memory, and compares all GPRs, the defined flags and the memory block.
+ * Flags an instruction leaves undefined (SDM vol. 2 "Flags Affected") are
+ * masked per form. Prints a coverage table; any mismatch fails the test.
+ * BT_DIFF_ITERS in the environment changes the iterations per form.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "testmain.h"
+
+#define CODE_ADDR 0x200000ull
+#define DATA_ADDR 0x202000ull
+#define IN_OFF 0x000   /* 16 GPRs + RFLAGS */
+#define OUT_OFF 0x100
+#define SAVE_OFF 0x200 /* the caller's RSP */
+#define MEM_OFF 0x800  /* 64 bytes of operand memory */
+#define MEM_ADDR (DATA_ADDR + MEM_OFF)
+#define RET_ADDR 0x1F0000ull
+#define DATA_SIZE 0x1000
+#define MAX_ITERS 20000
+
+#define FL_ALL (BT_CF | BT_PF | BT_AF | BT_ZF | BT_SF | BT_OF)
+#define U_AF BT_AF
+#define U_MUL (BT_SF | BT_ZF | BT_AF | BT_PF)
+#define U_BT (BT_OF | BT_SF | BT_AF | BT_PF)
+#define U_BSF (BT_CF | BT_OF | BT_SF | BT_AF | BT_PF)
+#define U_SHCL (BT_OF | BT_AF)   /* OF defined only for count 1 */
+#define U_ROTCL BT_OF
+
+enum cons {
+	C_NONE, C_DIV, C_IDIV, C_DIV8, C_IDIV8, C_BX_SMALL, C_CL_SMALL, C_AAM, C_BOUND,
+};
+
+struct form {
+	const char *src;
+	uint32_t undef;
+	int cons;
+	bool m32;       /* run in 32-bit compatibility mode */
+};
+
+/* Table rows name only what differs from the defaults (0). */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+static const struct form forms[] = {
+	/* ALU, every size */
+	{ "add al, bl" }, { "add ax, bx" }, { "add eax, ebx" }, { "add rax, rbx" },
+	{ "adc al, bl" }, { "adc cx, dx" }, { "adc ecx, edx" }, { "adc rcx, rdx" },
+	{ "sub sil, dil" }, { "sub si, di" }, { "sub esi, edi" }, { "sub rsi, rdi" },
+	{ "sbb r8b, r9b" }, { "sbb r8w, r9w" }, { "sbb r8d, r9d" }, { "sbb r8, r9" },
+	{ "and ah, bh" }, { "and eax, ebx" }, { "and rax, rbx" },
+	{ "or ch, dl" }, { "or ecx, edx" }, { "or rcx, rdx" },
+	{ "xor al, 0x5a" }, { "xor eax, ebx" }, { "xor rax, -3" },
+	{ "cmp al, bl" }, { "cmp eax, ebx" }, { "cmp rax, rbx" }, { "cmp r10, 0x7f" },
+	{ "test al, bl" }, { "test eax, ebx" }, { "test rax, rbx" },
+	{ "add eax, 0x7fffffff" }, { "sub rax, 0x80" }, { "adc bx, 0x1234" },
+	{ "inc al" }, { "inc eax" }, { "inc rax" }, { "dec bx" }, { "dec rbx" },
+	{ "neg al" }, { "neg eax" }, { "neg rax" }, { "not ecx" }, { "not rcx" },
+	/* shifts and rotates */
+	{ "shl eax, 1" }, { "shr eax, 1" }, { "sar eax, 1" }, { "rol eax, 1" },
+	{ "ror eax, 1" }, { "rcl eax, 1" }, { "rcr eax, 1" },
+	{ "shl al, 1" }, { "shr bx, 1" }, { "sar rdx, 1" }, { "rcr bl, 1" },
+	{ "shl eax, cl", U_SHCL }, { "shr eax, cl", U_SHCL }, { "sar eax, cl", U_SHCL },
+	{ "shl rax, cl", U_SHCL }, { "shr rax, cl", U_SHCL }, { "sar rax, cl", U_SHCL },
+	{ "shl al, cl", U_SHCL, C_CL_SMALL }, { "shr bx, cl", U_SHCL, C_CL_SMALL },
+	{ "sar dl, cl", U_SHCL }, { "sar si, cl", U_SHCL },
+	{ "rol eax, cl", U_ROTCL }, { "ror rax, cl", U_ROTCL }, { "rol al, cl", U_ROTCL },
+	{ "ror bx, cl", U_ROTCL }, { "rcl eax, cl", U_ROTCL }, { "rcr rax, cl", U_ROTCL },
+	{ "rcl al, cl", U_ROTCL }, { "rcr bx, cl", U_ROTCL },
+	{ "shl eax, 7", U_SHCL }, { "sar rbx, 63", U_SHCL }, { "rol rdx, 13", U_ROTCL },
+	{ "shld eax, ebx, cl", U_SHCL }, { "shrd eax, ebx, cl", U_SHCL },
+	{ "shld rax, rbx, cl", U_SHCL }, { "shrd rax, rbx, cl", U_SHCL },
+	{ "shld eax, ebx, 5", U_SHCL }, { "shrd rdx, rsi, 60", U_SHCL },
+	{ "shld ax, bx, cl", U_SHCL, C_CL_SMALL }, { "shrd ax, bx, cl", U_SHCL, C_CL_SMALL },
+	/* multiply and divide */
+	{ "mul bl", U_MUL }, { "mul bx", U_MUL }, { "mul ebx", U_MUL }, { "mul rbx", U_MUL },
+	{ "imul bl", U_MUL }, { "imul bx", U_MUL }, { "imul ebx", U_MUL },
+	{ "imul rbx", U_MUL }, { "imul eax, ebx", U_MUL }, { "imul rax, rbx", U_MUL },
+	{ "imul cx, dx", U_MUL }, { "imul eax, ebx, -7", U_MUL },
+	{ "imul rax, rbx, 0x12345", U_MUL },
+	{ "div ecx", FL_ALL, C_DIV }, { "div rcx", FL_ALL, C_DIV },
+	{ "div cx", FL_ALL, C_DIV }, { "div cl", FL_ALL, C_DIV8 },
+	{ "idiv ecx", FL_ALL, C_IDIV }, { "idiv rcx", FL_ALL, C_IDIV },
+	{ "idiv cx", FL_ALL, C_IDIV }, { "idiv cl", FL_ALL, C_IDIV8 },
+	/* bits */
+	{ "bt eax, ebx", U_BT }, { "bts rax, rbx", U_BT }, { "btr eax, ecx", U_BT },
+	{ "btc rax, rcx", U_BT }, { "bt eax, 17", U_BT }, { "bts rbx, 63", U_BT },
+	{ "bsf eax, ebx", U_BSF }, { "bsr rax, rbx", U_BSF }, { "bsf cx, dx", U_BSF },
+	{ "bswap eax" }, { "bswap r9" },
+	/* moves, conversions, conditionals */
+	{ "movzx eax, bl" }, { "movzx rax, bx" }, { "movsx eax, bl" },
+	{ "movsx rax, bx" }, { "movsxd rax, ebx" }, { "movsx cx, dl" },
+	{ "cbw" }, { "cwde" }, { "cdqe" }, { "cwd" }, { "cdq" }, { "cqo" },
+	{ "cmovz eax, ebx" }, { "cmovl rax, rbx" }, { "cmovbe ecx, edx" },
+	{ "cmovp r8, r9" }, { "cmovg si, di" }, { "cmovns eax, ebx" },
+	{ "setz al" }, { "setl bl" }, { "setbe cl" }, { "seto dl" }, { "setg sil" },
+	{ "setnp r8b" }, { "seta ah" },
+	{ "xchg eax, ebx" }, { "xchg rcx, rdx" }, { "xchg al, ah" },
+	{ "xadd eax, ebx" }, { "xadd rcx, rdx" },
+	{ "cmpxchg ebx, ecx" }, { "cmpxchg rbx, rcx" }, { "cmpxchg bl, cl" },
+	{ "lea eax, [rbx + rcx*4 + 0x10]" }, { "lea rax, [rbx + rcx*8 - 1]" },
+	{ "lea ax, [rbx + rsi]" },
+	{ "lahf" }, { "sahf" }, { "cmc" }, { "clc" }, { "stc" },
+	/* memory operands */
+	{ "add [0x202800], eax" }, { "sub rax, [0x202808]" }, { "xor [0x202810], bl" },
+	{ "inc dword [0x202804]" }, { "neg qword [0x202808]" },
+	{ "shl dword [0x202800], cl", U_SHCL }, { "rcr word [0x202802], 1" },
+	{ "bts [0x202800], ebx", U_BT, C_BX_SMALL },
+	{ "btr [0x202800], rbx", U_BT, C_BX_SMALL },
+	{ "bt word [0x202810], bx", U_BT, C_BX_SMALL },
+	{ "xadd [0x202810], rax" }, { "cmpxchg [0x202800], ecx" },
+	{ "lock cmpxchg8b [0x202820]" }, { "lock cmpxchg16b [0x202820]" },
+	{ "xchg [0x202818], rdx" }, { "movzx ecx, word [0x202806]" },
+	{ "push qword [0x202800]\n pop qword [0x202808]" },
+	{ "push rax\n push rbx\n pop rcx\n pop rdx" },
+	/* SSE2 integer and scalar double */
+	{ "movq xmm0, rax\n movq xmm1, rbx\n paddb xmm0, xmm1\n movq rcx, xmm0" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n psubw xmm0, xmm1\n movq rcx, xmm0" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n pcmpeqb xmm0, xmm1\n pmovmskb ecx, xmm0" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n punpcklbw xmm0, xmm1\n movq rcx, xmm0\n"
+	  "psrldq xmm0, 8\n movq rdx, xmm0" },
+	{ "movq xmm0, rax\n pshufd xmm1, xmm0, 0x1b\n movq rcx, xmm1\n psrldq xmm1, 8\n"
+	  "movq rdx, xmm1" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n pmaddwd xmm0, xmm1\n movq rcx, xmm0" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n paddusb xmm0, xmm1\n psubsw xmm0, xmm1\n"
+	  "movq rcx, xmm0" },
+	{ "movq xmm0, rax\n psllq xmm0, 3\n psraw xmm0, 2\n movq rcx, xmm0" },
+	{ "cvtsi2sd xmm0, rax\n cvtsi2sd xmm1, ebx\n addsd xmm0, xmm1\n"
+	  "mulsd xmm0, xmm1\n cvttsd2si rcx, xmm0\n movq rdx, xmm0" },
+	{ "cvtsi2sd xmm0, eax\n cvtsi2sd xmm1, ebx\n divsd xmm0, xmm1\n movq rcx, xmm0\n"
+	  "ucomisd xmm0, xmm1" },
+	{ "cvtsi2ss xmm0, eax\n cvtsi2ss xmm1, ebx\n subss xmm0, xmm1\n movd ecx, xmm0\n"
+	  "comiss xmm0, xmm1" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n mov rdi, 0x202800\n maskmovdqu xmm0, xmm1" },
+	/* 32-bit code (compatibility mode): forms that do not exist in
+	 * 64-bit mode, and 16-bit operand size there */
+	{ "daa", BT_OF, 0, true }, { "das", BT_OF, 0, true },
+	{ "aaa", BT_OF | BT_SF | BT_ZF | BT_PF, 0, true },
+	{ "aas", BT_OF | BT_SF | BT_ZF | BT_PF, 0, true },
+	{ "aam", BT_OF | BT_AF | BT_CF, C_AAM, true },
+	{ "aam 7", BT_OF | BT_AF | BT_CF, C_AAM, true },
+	{ "aad", BT_OF | BT_AF | BT_CF, 0, true },
+	{ "aad 16", BT_OF | BT_AF | BT_CF, 0, true },
+	{ "add al, bl\n daa", BT_OF, 0, true }, { "sub al, bl\n das", BT_OF, 0, true },
+	{ "inc eax\n dec ebx\n inc cx\n dec dx", 0, 0, true },
+	{ "pushad\n pop eax\n pop ebx\n pop ecx\n pop edx\n pop esi\n pop edi\n"
+	  "pop ebp\n pop ebp", 0, 0, true },
+	{ "push eax\n push ebx\n push ecx\n push edx\n push esi\n push edi\n push ebp\n"
+	  "push ebp\n popad", 0, 0, true },
+	{ "pushaw\n popaw", 0, 0, true },
+	{ "add ax, bx\n adc cx, dx\n sbb si, di", 0, 0, true },
+	{ "shl ax, cl", U_SHCL, C_CL_SMALL, true }, { "rcr bx, cl", U_ROTCL, 0, true },
+	{ "imul ax, bx, -3", U_MUL, 0, true }, { "mul bx", U_MUL, 0, true },
+	{ "div cx", FL_ALL, C_DIV, true }, { "idiv cx", FL_ALL, C_IDIV, true },
+	{ "cwde\n cdq", 0, 0, true }, { "cbw\n cwd", 0, 0, true },
+	{ "xchg ax, bx\n bswap ecx\n xadd si, di", 0, 0, true },
+	{ "lea ax, [bx + si + 7]\n lea edx, [ecx * 8 + ebx]", 0, 0, true },
+	{ "movsx ax, bl\n movzx edx, cx\n cmovc si, di", 0, 0, true },
+	{ "salc", 0, 0, true },
+	{ "mov esi, 0x202800\n mov edi, 0x202820\n cld\n mov ecx, 5\n rep movsb", 0, 0, true },
+	{ "mov edi, 0x202800\n mov ecx, 8\n std\n rep stosw\n cld", 0, 0, true },
+	{ "mov esi, 0x202800\n mov edi, 0x202808\n mov ecx, 8\n repe cmpsb", 0, 0, true },
+	{ "push dword [0x202800]\n pop word [0x202808]\n pop word [0x20280a]", 0, 0, true },
+	{ "bound eax, [0x202830]", 0, C_BOUND, true },
+	/* x87 (the host runs with FCW 0x37F, as the interpreter starts);
+	 * FSW's DE and C1 (round-up indication) are not modelled: masked */
+	{ "fninit\n fild qword [0x202800]\n fild qword [0x202808]\n faddp\n fistp qword [0x202810]" },
+	{ "fninit\n fild dword [0x202800]\n fild dword [0x202804]\n fdivp\n fstp qword [0x202810]\n"
+	  "fild word [0x202808]\n fsqrt\n fstp tword [0x202818]" },
+	{ "fninit\n fild dword [0x202800]\n fild dword [0x202804]\n fcomip st1\n fstp st0\n"
+	  "fnstsw ax" },
+	{ "fninit\n fild dword [0x202800]\n fild dword [0x202804]\n fdivp\n"
+	  "fistp dword [0x202808]\n fnstsw ax\n and eax, 0x3d" },
+	{ "fninit\n fld qword [0x202800]\n fld qword [0x202808]\n fdivp\n"
+	  "fstp dword [0x202810]\n fnstsw ax\n and eax, 0x3d" },
+	{ "mov dword [0x202838], 0x1f80\n ldmxcsr [0x202838]\n cvtsi2sd xmm0, rax\n"
+	  "cvtsi2sd xmm1, rbx\n divsd xmm0, xmm1\n cvtsd2ss xmm2, xmm0\n"
+	  "stmxcsr [0x202838]\n movd ecx, xmm2" },
+	{ "mov dword [0x202838], 0x7f80\n ldmxcsr [0x202838]\n cvtsi2sd xmm0, rax\n"
+	  "cvtsi2sd xmm1, rbx\n divsd xmm0, xmm1\n cvtsd2si rcx, xmm0\n"
+	  "stmxcsr [0x202838]" },
+	{ "fninit\n fld qword [0x202800]\n fld qword [0x202808]\n fmulp\n fld st0\n fsubp\n"
+	  "fstp dword [0x202810]\n fldpi\n fldln2\n fdivrp\n fistp dword [0x202814]" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n packuswb xmm0, xmm1\n pmaxsw xmm0, xmm1\n"
+	  "pavgb xmm0, xmm1\n psadbw xmm1, xmm0\n movq rcx, xmm0\n movq rdx, xmm1" },
+	{ "movq xmm0, rax\n movq xmm1, rbx\n unpcklpd xmm0, xmm1\n shufpd xmm0, xmm0, 1\n"
+	  "movq rcx, xmm0\n movmskpd edx, xmm0" },
+	{ "cvtsi2sd xmm0, eax\n cvtsi2sd xmm1, ebx\n maxsd xmm0, xmm1\n minsd xmm1, xmm0\n"
+	  "cmpltsd xmm1, xmm0\n movq rcx, xmm1\n cvtsd2ss xmm2, xmm0\n movd edx, xmm2" },
+};
+
+struct regs {
+	uint64_t gpr[16];
+	uint64_t flags;
+};
+
+struct sample {
+	struct regs in, out;
+	uint8_t mem_in[64], mem_out[64];
+};
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return rng_state = x;
+}
+
+/* Random values biased to the edges where flags change. */
+static uint64_t value(void)
+{
+	static const uint64_t edges[] = {
+		0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF,
+		0x80000000, 0xFFFFFFFF, 0x7FFFFFFFFFFFFFFF, 0x8000000000000000,
+		~0ull, 0x0F, 0x10, 0x99,
+	};
+	uint64_t r = rnd();
+
+	switch (r & 7) {
+	case 0: case 1:
+		return edges[(r >> 8) % (sizeof(edges) / sizeof(edges[0]))];
+	case 2:
+		return (r >> 8) & 0xFF;
+	case 3:
+		return (uint64_t)-(int64_t)((r >> 8) & 0xFF);
+	default:
+		return rnd();
+	}
+}
+
+static void make_input(struct sample *s, int cons)
+{
+	for (int i = 0; i < 16; i++)
+		s->in.gpr[i] = value();
+	s->in.gpr[MODVM_RSP] = 0;
+	/* arithmetic flags random; DF clear; bit 1 set */
+	s->in.flags = 2 | (rnd() & FL_ALL);
+	for (int i = 0; i < 64; i += 8) {
+		uint64_t v = value();
+		memcpy(s->mem_in + i, &v, 8);
+	}
+	switch (cons) {
+	case C_DIV: /* no overflow: RDX below the divisor */
+		if (!(s->in.gpr[MODVM_RCX] & 0xFFFF))
+			s->in.gpr[MODVM_RCX] |= 3;
+		s->in.gpr[MODVM_RDX] = 0;
+		break;
+	case C_DIV8:
+		if (!(s->in.gpr[MODVM_RCX] & 0xFF))
+			s->in.gpr[MODVM_RCX] |= 7;
+		s->in.gpr[MODVM_RAX] &= ~0xFF00ull;
+		break;
+	case C_IDIV: /* RDX:RAX sign-extends a 16-bit value: no overflow at
+		      * any size once the divisor is not 0 or -1 */
+		if (!(s->in.gpr[MODVM_RCX] & 0xFFFF) ||
+		    (s->in.gpr[MODVM_RCX] & 0xFFFF) == 0xFFFF)
+			s->in.gpr[MODVM_RCX] = (s->in.gpr[MODVM_RCX] & ~0xFFFFull) | 5;
+		s->in.gpr[MODVM_RAX] = (uint64_t)(int64_t)(int16_t)s->in.gpr[MODVM_RAX];
+		s->in.gpr[MODVM_RDX] = (int64_t)s->in.gpr[MODVM_RAX] < 0 ? ~0ull : 0;
+		break;
+	case C_IDIV8: {
+		int8_t al = (int8_t)s->in.gpr[MODVM_RAX];
+		s->in.gpr[MODVM_RAX] = (s->in.gpr[MODVM_RAX] & ~0xFF00ull) |
+				       (al < 0 ? 0xFF00 : 0);
+		if (!(s->in.gpr[MODVM_RCX] & 0xFF) || (s->in.gpr[MODVM_RCX] & 0xFF) == 0xFF)
+			s->in.gpr[MODVM_RCX] = (s->in.gpr[MODVM_RCX] & ~0xFFull) | 9;
+		break;
+	}
+	case C_AAM: /* AAM imm8 with a zero base is #DE: never generated */
+		break;
+	case C_BOUND: { /* bounds around EAX so that no #BR is raised */
+		int64_t a = (int32_t)s->in.gpr[MODVM_RAX];
+		int64_t l = a - (int64_t)(rnd() % 100), h = a + (int64_t)(rnd() % 100);
+		int32_t lo = (int32_t)(l < INT32_MIN ? a : l);
+		int32_t hi = (int32_t)(h > INT32_MAX ? a : h);
+		memcpy(s->mem_in + 0x30, &lo, 4); /* the form reads [0x202830] */
+		memcpy(s->mem_in + 0x34, &hi, 4);
+		break;
+	}
+	case C_BX_SMALL: /* a bit offset that stays inside the memory block */
+		s->in.gpr[MODVM_RBX] = rnd() % 256;
+		break;
+	case C_CL_SMALL: /* 16-bit double shifts / 8-bit shifts: count <= size */
+		s->in.gpr[MODVM_RCX] = (s->in.gpr[MODVM_RCX] & ~0xFFull) |
+				       (rnd() % 16);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The snippet: save callee-saved registers, load every register but RSP
+ * and the flags from IN, run the form, store into OUT, return. */
+static void snippet(const char *form, char *buf, size_t len)
+{
+	static const char *const names[16] = {
+		"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+		"r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+	};
+	size_t n = 0;
+
+	n += (size_t)snprintf(buf + n, len - n,
+			      "push rbx\npush rbp\npush r12\npush r13\npush r14\npush r15\n"
+			      "mov [abs 0x%llx], rsp\n",
+			      (unsigned long long)(DATA_ADDR + SAVE_OFF));
+	for (int i = 0; i < 16; i++)
+		if (i != MODVM_RSP)
+			n += (size_t)snprintf(buf + n, len - n, "mov %s, [abs 0x%llx]\n",
+					      names[i],
+					      (unsigned long long)(DATA_ADDR + IN_OFF + 8 * i));
+	n += (size_t)snprintf(buf + n, len - n,
+			      "push qword [abs 0x%llx]\npopfq\n%s\npushfq\n"
+			      "pop qword [abs 0x%llx]\n",
+			      (unsigned long long)(DATA_ADDR + IN_OFF + 128), form,
+			      (unsigned long long)(DATA_ADDR + OUT_OFF + 128));
+	for (int i = 0; i < 16; i++)
+		if (i != MODVM_RSP)
+			n += (size_t)snprintf(buf + n, len - n, "mov [abs 0x%llx], %s\n",
+					      (unsigned long long)(DATA_ADDR + OUT_OFF + 8 * i),
+					      names[i]);
+	snprintf(buf + n, len - n,
+		 "mov rsp, [abs 0x%llx]\npop r15\npop r14\npop r13\npop r12\n"
+		 "pop rbp\npop rbx\nret\n",
+		 (unsigned long long)(DATA_ADDR + SAVE_OFF));
+}
+
+/* The 32-bit variant: a 64-bit trampoline switches to a stack below 4 GiB
+ * and far-returns to compatibility-mode code (selector 0x23, the Linux
+ * __USER32_CS), which loads DS/ES from SS, runs the form with 32-bit
+ * registers and far-jumps back to 64-bit code (0x33, __USER_CS). */
+static void snippet32(const char *form, char *buf, size_t len)
+{
+	static const char *const names[8] = {
+		"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
+	};
+	unsigned long long save = DATA_ADDR + SAVE_OFF;
+	size_t n = 0;
+
+	n += (size_t)snprintf(buf + n, len - n,
+			      "push rbx\npush rbp\npush r12\npush r13\npush r14\npush r15\n"
+			      "mov [abs 0x%llx], rsp\nmov rsp, 0x%llx\n"
+			      "push 0x23\npush entry32\no64 retf\n"
+			      "back64:\nmov rsp, [abs 0x%llx]\npop r15\npop r14\npop r13\n"
+			      "pop r12\npop rbp\npop rbx\nret\n"
+			      "bits 32\nentry32:\nmov ax, ss\nmov ds, ax\nmov es, ax\n",
+			      save, (unsigned long long)(DATA_ADDR + 0xF00), save);
+	for (int i = 0; i < 8; i++)
+		if (i != MODVM_RSP)
+			n += (size_t)snprintf(buf + n, len - n, "mov %s, [0x%llx]\n", names[i],
+					      (unsigned long long)(DATA_ADDR + IN_OFF + 8 * i));
+	n += (size_t)snprintf(buf + n, len - n,
+			      "push dword [0x%llx]\npopfd\n%s\npushfd\npop dword [0x%llx]\n",
+			      (unsigned long long)(DATA_ADDR + IN_OFF + 128), form,
+			      (unsigned long long)(DATA_ADDR + OUT_OFF + 128));
+	for (int i = 0; i < 8; i++)
+		if (i != MODVM_RSP)
+			n += (size_t)snprintf(buf + n, len - n, "mov [0x%llx], %s\n",
+					      (unsigned long long)(DATA_ADDR + OUT_OFF + 8 * i),
+					      names[i]);
+	snprintf(buf + n, len - n, "jmp 0x33:back64\n");
+}
+
+/* Run every sample on the host in a child; false if the child died. */
+static bool run_host(const uint8_t *code, unsigned len, struct sample *s,
+		     int n)
+{
+	struct sample *shared = mmap(NULL, sizeof(*s) * (size_t)n,
+				     PROT_READ | PROT_WRITE,
+				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int status;
+	pid_t pid;
+
+	memcpy(shared, s, sizeof(*s) * (size_t)n);
+	pid = fork();
+	if (pid == 0) {
+		uint8_t *p = mmap((void *)CODE_ADDR, 0x4000,
+				  PROT_READ | PROT_WRITE | PROT_EXEC,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (p == MAP_FAILED)
+			_exit(2);
+		memcpy(p, code, len);
+		for (int i = 0; i < n; i++) {
+			uint8_t *d = p + (DATA_ADDR - CODE_ADDR);
+			memcpy(d + IN_OFF, &shared[i].in, sizeof(shared[i].in));
+			memset(d + OUT_OFF, 0, sizeof(shared[i].out));
+			memcpy(d + MEM_OFF, shared[i].mem_in, 64);
+			((void (*)(void))p)();
+			memcpy(&shared[i].out, d + OUT_OFF, sizeof(shared[i].out));
+			memcpy(shared[i].mem_out, d + MEM_OFF, 64);
+		}
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	memcpy(s, shared, sizeof(*s) * (size_t)n);
+	munmap(shared, sizeof(*s) * (size_t)n);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* The same samples in the interpreter, user mode (CPL 3) in long mode. */
+static struct modvm_cpu_state user_state;
+
+static void run_bt(struct fx *f, const uint8_t *code, unsigned len,
+		   const struct sample *s, struct regs *out, uint8_t *mem_out,
+		   int *vector)
+{
+	struct bt_cpu *c = &f->cpu;
+
+	bt_cpu_set_state(c, &user_state);
+	memcpy(f->ram + CODE_ADDR, code, len);
+	memcpy(f->ram + DATA_ADDR + IN_OFF, &s->in, sizeof(s->in));
+	memset(f->ram + DATA_ADDR + OUT_OFF, 0, sizeof(*out));
+	memcpy(f->ram + DATA_ADDR + MEM_OFF, s->mem_in, 64);
+	f->ram[RET_ADDR] = 0x0F; /* ret lands on UD2: ends the run */
+	f->ram[RET_ADDR + 1] = 0x0B;
+	fx_set64(f, FX_STACK - 8, RET_ADDR);
+	c->s.gpr[MODVM_RSP] = FX_STACK - 8;
+	c->s.rip = CODE_ADDR;
+	c->s.halted = 0;
+	c->s.rflags = 2;
+	fx_run_hlt(f);
+	*vector = fx_vector(f);
+	memcpy(out, f->ram + DATA_ADDR + OUT_OFF, sizeof(*out));
+	memcpy(mem_out, f->ram + DATA_ADDR + MEM_OFF, 64);
+}
+
+static const char *flag_names(uint32_t f, char *buf)
+{
+	static const struct { uint32_t bit; const char *n; } t[] = {
+		{ BT_CF, "CF" }, { BT_PF, "PF" }, { BT_AF, "AF" }, { BT_ZF, "ZF" },
+		{ BT_SF, "SF" }, { BT_OF, "OF" },
+	};
+
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (f & t[i].bit)
+			strcat(strcat(buf, t[i].n), " ");
+	return buf;
+}
+
+static void test_diff(void)
+{
+	const char *it = getenv("BT_DIFF_ITERS");
+	int iters = it ? atoi(it) : 500;
+	struct sample *s;
+	struct fx *f = fx_new(FX_LONG64);
+	unsigned total_bad = 0, forms_run = 0;
+	char src[8192], fl[64];
+
+	if (iters <= 0 || iters > MAX_ITERS)
+		iters = 500;
+	s = calloc((size_t)iters, sizeof(*s));
+	fx_idt(f);
+	/* user mode, like the host child, with Linux's user selectors:
+	 * 0x23 32-bit code, 0x2B data, 0x33 64-bit code. The kernel code
+	 * the IDT uses moves to 0x58. */
+	fx_set64(f, FX_GDT + 0x20, 0x00CFFB000000FFFFull);
+	fx_set64(f, FX_GDT + 0x28, 0x00CFF3000000FFFFull);
+	fx_set64(f, FX_GDT + 0x58, 0x00AF9B000000FFFFull);
+	f->cpu.s.gdt.limit = 12 * 8 - 1;
+	for (int v = 0; v < 256; v++)
+		f->ram[FX_IDT + 16 * v + 2] = 0x58;
+	f->cpu.s.seg[BT_CS].dpl = 3;
+	f->cpu.s.seg[BT_CS].selector = 0x33;
+	f->cpu.s.seg[BT_SS].dpl = 3;
+	f->cpu.s.seg[BT_SS].selector = 0x2B;
+	bt_cpu_update_mode(&f->cpu);
+	bt_cpu_get_state(&f->cpu, &user_state);
+	printf("\n%-60s %6s %6s  %s\n", "form", "iters", "bad", "first difference");
+	for (size_t k = 0; k < sizeof(forms) / sizeof(forms[0]); k++) {
+		const struct form *fm = &forms[k];
+		uint32_t defined = FL_ALL & ~fm->undef;
+		unsigned len, bad = 0;
+		uint8_t code[4096];
+		char first[200] = "";
+
+		rng_state = 0x9E3779B97F4A7C15ull ^ (k * 0x100000001B3ull);
+		if (fm->m32)
+			snippet32(fm->src, src, sizeof(src));
+		else
+			snippet(fm->src, src, sizeof(src));
+		len = fx_asm_at(f, CODE_ADDR, src);
+		memcpy(code, f->ram + CODE_ADDR, len);
+		for (int i = 0; i < iters; i++)
+			make_input(&s[i], fm->cons);
+		if (!run_host(code, len, s, iters)) {
+			printf("%-60.60s %6d %6s  host child failed\n", fm->src, iters, "-");
+			continue;
+		}
+		forms_run++;
+		for (int i = 0; i < iters; i++) {
+			struct regs out;
+			uint8_t mem[64];
+			int vec;
+			run_bt(f, code, len, &s[i], &out, mem, &vec);
+			bool ok = vec == BT_UD; /* reached the UD2 after RET */
+			int r;
+			for (r = 0; ok && r < 16; r++)
+				if (r != MODVM_RSP && out.gpr[r] != s[i].out.gpr[r])
+					break;
+			if (ok && r < 16) {
+				ok = false;
+				if (!first[0])
+					snprintf(first, sizeof(first),
+						 "reg %d: 0x%llx want 0x%llx (in rax=0x%llx rbx=0x%llx rcx=0x%llx)",
+						 r, (unsigned long long)out.gpr[r],
+						 (unsigned long long)s[i].out.gpr[r],
+						 (unsigned long long)s[i].in.gpr[0],
+						 (unsigned long long)s[i].in.gpr[3],
+						 (unsigned long long)s[i].in.gpr[1]);
+			}
+			if (ok && ((out.flags ^ s[i].out.flags) & defined)) {
+				ok = false;
+				if (!first[0])
+					snprintf(first, sizeof(first),
+						 "flags differ in %s(in rax=0x%llx rbx=0x%llx rcx=0x%llx fl=0x%llx)",
+						 flag_names((uint32_t)((out.flags ^ s[i].out.flags) & defined), fl),
+						 (unsigned long long)s[i].in.gpr[0],
+						 (unsigned long long)s[i].in.gpr[3],
+						 (unsigned long long)s[i].in.gpr[1],
+						 (unsigned long long)s[i].in.flags);
+			}
+			if (ok && memcmp(mem, s[i].mem_out, 64)) {
+				ok = false;
+				if (!first[0])
+					snprintf(first, sizeof(first), "memory differs");
+			}
+			if (vec != BT_UD && !first[0])
+				snprintf(first, sizeof(first), "cpu-bt raised vector %d at 0x%llx",
+					 vec, (unsigned long long)f->cpu.s.rip);
+			bad += !ok;
+		}
+		total_bad += bad;
+		printf("%-60.60s %6d %6u  %s\n", strtok(strcpy(src, fm->src), "\n"),
+		       iters, bad, first);
+	}
+	printf("forms: %u run of %zu, mismatching samples: %u\n", forms_run,
+	       sizeof(forms) / sizeof(forms[0]), total_bad);
+	CU_ASSERT_EQUAL(total_bad, 0);
+	CU_ASSERT(forms_run > 0);
+	free(s);
+	fx_free(f);
+}
+
+int main(void)
+{
+	static const struct test_case tests[] = { TEST(test_diff) };
+
+	return RUN_TESTS("bt_diff", tests);
+}

@@ -1,0 +1,372 @@
+/* cpu-bt engine glue tests: the plugin's cpu-engine ops driven through a
+ * fake host-services table (RAM, ports, clock, the 8259's INTR and its
+ * acknowledge). Checks kick latency while running and while halted, that
+ * a halted vCPU sleeps instead of spinning, INTR through the local APIC's
+ * LINT0 (ExtINT) into the IDT, triple fault -> SHUTDOWN, the CPU model
+ * refusals, and the state round trip with the LAPIC page.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <modvm/modvm.h>
+
+#include "fixture.h"
+#include "testmain.h"
+
+extern const struct modvm_plugin_desc modvm_plugin_descriptor;
+
+static uint8_t *ram;
+static const struct modvm_cpu_model *model = &fx_model;
+static char last_error[512];
+static int intr_vector = -1;
+static unsigned intr_acks;
+static unsigned port_writes;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void h_log(modvm_inst *i, enum modvm_log_level l, const char *fmt, ...)
+{
+}
+
+static void h_set_error(modvm_inst *i, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+}
+
+static void *h_mem_ptr(modvm_inst *i, uint64_t gpa, uint64_t len)
+{
+	return gpa < FX_RAM && len <= FX_RAM - gpa ? ram + gpa : NULL;
+}
+
+static void h_mem_dirty(modvm_inst *i, uint64_t gpa, uint64_t len)
+{
+}
+
+static bool h_mmio_read(modvm_inst *i, uint64_t a, void *d, unsigned n)
+{
+	memset(d, 0xFF, n);
+	return false;
+}
+
+static bool h_mmio_write(modvm_inst *i, uint64_t a, const void *d, unsigned n)
+{
+	return false;
+}
+
+static uint64_t h_pio_read(modvm_inst *i, uint16_t port, unsigned n)
+{
+	return ~0ull;
+}
+
+static void h_pio_write(modvm_inst *i, uint16_t port, uint64_t v, unsigned n)
+{
+	__atomic_fetch_add(&port_writes, 1, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t h_clock_ns(modvm_inst *i)
+{
+	return now_ns();
+}
+
+static int h_intr_ack(modvm_inst *i)
+{
+	__atomic_fetch_add(&intr_acks, 1, __ATOMIC_SEQ_CST);
+	return intr_vector;
+}
+
+static const struct modvm_cpu_model *h_cpu_model(modvm_inst *i)
+{
+	return model;
+}
+
+static const struct modvm_host host = {
+	.size = sizeof(struct modvm_host), .abi_major = MODVM_ABI_MAJOR,
+	.abi_minor = MODVM_ABI_MINOR, .log = h_log, .set_error = h_set_error,
+	.mem_ptr = h_mem_ptr, .mem_dirty = h_mem_dirty, .mmio_read = h_mmio_read,
+	.mmio_write = h_mmio_write, .pio_read = h_pio_read,
+	.pio_write = h_pio_write, .clock_ns = h_clock_ns,
+	.intr_ack = h_intr_ack, .cpu_model = h_cpu_model,
+};
+
+static const struct modvm_cpu_engine_ops *ops(void)
+{
+	return modvm_plugin_descriptor.ops;
+}
+
+struct runner {
+	void *vcpu;
+	pthread_t t;
+	enum modvm_run_status st;
+	uint64_t cpu_ns;   /* CPU time the run used */
+	uint64_t end_ns;   /* when vcpu_run returned */
+};
+
+static void *run_thread(void *arg)
+{
+	struct runner *r = arg;
+	struct timespec a, b;
+	char err[128];
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	r->st = ops()->vcpu_run(r->vcpu, err, sizeof(err));
+	r->end_ns = now_ns();
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	r->cpu_ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull +
+		    (uint64_t)(b.tv_nsec - a.tv_nsec);
+	return NULL;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A VM with one vCPU running `src` (32-bit protected mode, fixture IDT). */
+static void *setup_mode(void **vm, const char *src, bool no_idt,
+			enum fx_mode mode)
+{
+	struct fx *f = fx_new(mode);
+	void *vcpu;
+
+	fx_idt(f);
+	if (no_idt)
+		f->cpu.s.idt.limit = 0;
+	fx_asm(f, src);
+	f->cpu.s.msr.apic_base = 0xFEE00000ull | (1u << 11) | (1u << 8);
+	memcpy(ram, f->ram, FX_RAM);
+	*vm = ops()->vm_create(&host, NULL, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(*vm);
+	vcpu = ops()->vcpu_create(*vm, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vcpu);
+	CU_ASSERT_EQUAL(ops()->set_state(vcpu, &f->cpu.s), 0);
+	fx_free(f);
+	return vcpu;
+}
+
+static void *setup(void **vm, const char *src, bool no_idt)
+{
+	return setup_mode(vm, src, no_idt, FX_PROT32);
+}
+
+static void teardown(void *vm, void *vcpu)
+{
+	ops()->vcpu_destroy(vcpu);
+	ops()->vm_destroy(vm);
+}
+
+static void test_kick_running(void)
+{
+	void *vm, *vcpu = setup(&vm, "l: out 0x80, al\n jmp l", false);
+	struct runner r = { .vcpu = vcpu };
+	uint64_t t0;
+
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(50);
+	t0 = now_ns();
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	CU_ASSERT_EQUAL(r.st, MODVM_RUN_STOPPED);
+	CU_ASSERT(port_writes > 1000); /* it really ran */
+	printf("\n    kick latency while running: %llu us\n",
+	       (unsigned long long)(r.end_ns - t0) / 1000);
+	CU_ASSERT(r.end_ns - t0 < 20000000ull); /* generous: loaded CI hosts */
+	teardown(vm, vcpu);
+}
+
+static void test_halt_sleeps_and_kick(void)
+{
+	void *vm, *vcpu = setup(&vm, "cli\n hlt\n jmp $", false);
+	struct runner r = { .vcpu = vcpu };
+	uint64_t t0;
+
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(200);
+	t0 = now_ns();
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	CU_ASSERT_EQUAL(r.st, MODVM_RUN_STOPPED);
+	printf("\n    halted 200 ms using %llu us of CPU; kick latency %llu us\n",
+	       (unsigned long long)r.cpu_ns / 1000,
+	       (unsigned long long)(r.end_ns - t0) / 1000);
+	CU_ASSERT(r.cpu_ns < 50000000ull); /* no spinning */
+	CU_ASSERT(r.end_ns - t0 < 20000000ull);
+	teardown(vm, vcpu);
+}
+
+static void test_intr_wakes_halt(void)
+{
+	void *vm, *vcpu = setup(&vm, "sti\n hlt\n jmp $", false);
+	struct runner r = { .vcpu = vcpu };
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+
+	intr_vector = 0x30;
+	intr_acks = 0;
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(50);
+	ops()->set_intr(vcpu, 1);   /* the 8259 raises INTR: LINT0 ExtINT */
+	sleep_ms(50);
+	ops()->set_intr(vcpu, 0);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	ops()->get_state(vcpu, s);
+	CU_ASSERT(intr_acks >= 1);
+	/* halted in the vector 0x30 stub */
+	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * 0x30 + 1);
+	CU_ASSERT(s->halted);
+	free(s);
+	intr_vector = -1;
+	teardown(vm, vcpu);
+}
+
+static void test_triple_fault(void)
+{
+	void *vm, *vcpu = setup(&vm, "ud2", true);
+	char err[64];
+
+	CU_ASSERT_EQUAL(ops()->vcpu_run(vcpu, err, sizeof(err)), MODVM_RUN_SHUTDOWN);
+	teardown(vm, vcpu);
+}
+
+static void test_model_refusal(void)
+{
+	static const struct modvm_cpuid_leaf v2[] = {
+		{ 0x1, 0, 0, 0xf10, 0, 0x00982201, 0x0789bb7d },
+	};
+	static const struct modvm_cpu_model m_v2 = {
+		.name = "baseline-v2", .leaves = v2, .nleaves = 1,
+	};
+	static const struct modvm_cpu_model m_host = { .name = "host" };
+
+	model = &m_v2;
+	last_error[0] = 0;
+	CU_ASSERT_PTR_NULL(ops()->vm_create(&host, NULL, 1));
+	CU_ASSERT(strstr(last_error, "baseline-v2") != NULL);
+	CU_ASSERT(strstr(last_error, "0x00980201") != NULL); /* SSE3..POPCNT */
+	model = &m_host;
+	CU_ASSERT_PTR_NULL(ops()->vm_create(&host, NULL, 1));
+	CU_ASSERT(strstr(last_error, "host") != NULL);
+	model = &fx_model;
+}
+
+static void test_state_roundtrip(void)
+{
+	void *vm, *vcpu = setup(&vm, "hlt", false);
+	struct modvm_cpu_state *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+
+	ops()->get_state(vcpu, a);
+	CU_ASSERT(a->lapic_valid);
+	CU_ASSERT_EQUAL(a->rip, FX_CODE);
+	CU_ASSERT_EQUAL(a->cr0 & 1, 1);
+	a->gpr[MODVM_R9] = 0x1234;
+	a->lapic[0x80] = 0x20; /* TPR */
+	CU_ASSERT_EQUAL(ops()->set_state(vcpu, a), 0);
+	ops()->get_state(vcpu, b);
+	CU_ASSERT_EQUAL(b->gpr[MODVM_R9], 0x1234);
+	CU_ASSERT_EQUAL(b->lapic[0x80], 0x20);
+	CU_ASSERT(memcmp(a->seg, b->seg, sizeof(a->seg)) == 0);
+	CU_ASSERT(memcmp(a->xsave, b->xsave, 512) == 0);
+	/* the TSC is saved as a value and keeps counting from it */
+	CU_ASSERT(b->msr.tsc >= a->msr.tsc);
+	free(a);
+	free(b);
+	teardown(vm, vcpu);
+}
+
+static void test_cr8_is_tpr(void)
+{
+	void *vm, *vcpu = setup_mode(&vm, "mov eax, 5\n mov cr8, rax\n mov rbx, cr8\n hlt",
+				     false, FX_LONG64);
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+	struct runner r = { .vcpu = vcpu };
+
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(50);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	ops()->get_state(vcpu, s);
+	CU_ASSERT_EQUAL(s->lapic[0x80], 0x50);   /* TPR = CR8 << 4 */
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RBX], 5);
+	free(s);
+	teardown(vm, vcpu);
+}
+
+static void test_smp_init_sipi(void)
+{
+	/* the BSP wakes the AP with INIT and SIPI through its LAPIC ICR; the
+	 * AP starts in real mode at the SIPI page and writes a marker */
+	struct fx *f = fx_new(FX_PROT32), *g = fx_new(FX_REAL);
+	struct runner r0, r1;
+	void *vm, *c0, *c1;
+
+	fx_idt(f);
+	fx_asm_at(f, 0x8000, "bits 16\n xor ax, ax\n mov ds, ax\n"
+			     "mov dword [0x9000], 0x1234\n hlt\n");
+	fx_asm(f, "mov dword [0xFEE00310], 0x01000000\n"
+		  "mov dword [0xFEE00300], 0x00004500\n"
+		  "mov dword [0xFEE00300], 0x00004608\n"
+		  "spin: cmp dword [0x9000], 0x1234\n jne spin\n hlt");
+	f->cpu.s.msr.apic_base = 0xFEE00000ull | (1u << 11) | (1u << 8);
+	memcpy(ram, f->ram, FX_RAM);
+	vm = ops()->vm_create(&host, NULL, 2);
+	c0 = ops()->vcpu_create(vm, 0);
+	c1 = ops()->vcpu_create(vm, 1);
+	CU_ASSERT_FATAL(c0 && c1);
+	ops()->set_state(c0, &f->cpu.s);
+	/* an AP as the core sets it up: reset state, halted, not the BSP */
+	g->cpu.s.rip = 0xFFF0;
+	g->cpu.s.halted = 1;
+	g->cpu.s.msr.apic_base = 0xFEE00000ull | (1u << 11);
+	ops()->set_state(c1, &g->cpu.s);
+	r0 = (struct runner){ .vcpu = c0 };
+	r1 = (struct runner){ .vcpu = c1 };
+	pthread_create(&r0.t, NULL, run_thread, &r0);
+	pthread_create(&r1.t, NULL, run_thread, &r1);
+	for (int i = 0; i < 100 && *(volatile uint32_t *)(ram + 0x9000) != 0x1234; i++)
+		sleep_ms(10);
+	sleep_ms(20);
+	ops()->vcpu_kick(c0);
+	ops()->vcpu_kick(c1);
+	pthread_join(r0.t, NULL);
+	pthread_join(r1.t, NULL);
+	CU_ASSERT_EQUAL(*(uint32_t *)(ram + 0x9000), 0x1234);
+	ops()->get_state(c1, &g->cpu.s);
+	CU_ASSERT_EQUAL(g->cpu.s.seg[BT_CS].selector, 0x0800);
+	CU_ASSERT(g->cpu.s.halted);
+	ops()->vcpu_destroy(c1);
+	teardown(vm, c0);
+	fx_free(f);
+	fx_free(g);
+}
+
+int main(void)
+{
+	static const struct test_case tests[] = {
+		TEST(test_kick_running), TEST(test_halt_sleeps_and_kick),
+		TEST(test_intr_wakes_halt), TEST(test_triple_fault),
+		TEST(test_model_refusal), TEST(test_state_roundtrip),
+		TEST(test_cr8_is_tpr), TEST(test_smp_init_sipi),
+	};
+	int r;
+
+	ram = calloc(1, FX_RAM);
+	r = RUN_TESTS("bt_engine", tests);
+	free(ram);
+	return r;
+}
