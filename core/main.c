@@ -302,7 +302,8 @@ static int cmd_resume(int argc, char **argv)
 			 s.dir, s.cpus, (unsigned long long)s.memory, s.model);
 		goto bad;
 	}
-	if (machine_init_image(&m, s.memory_path, s.memory, err, sizeof(err)))
+	if (snapshot_check_disks(&s, &c, err, sizeof(err)) ||
+	    machine_init_image(&m, s.memory_path, s.memory, err, sizeof(err)))
 		goto bad;
 	m.verbosity = verbosity > MODVM_LOG_TRACE ? MODVM_LOG_TRACE : verbosity;
 	m.reg = &r;

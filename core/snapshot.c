@@ -184,6 +184,106 @@ static json_t *put_devices(struct writer *w, struct machine *m)
 	return list;
 }
 
+/* CRC-32 of a whole file, holes read as zeros without reading them. */
+static int file_crc_sparse(const char *path, uint64_t *size, uint32_t *crc)
+{
+	static uint8_t buf[1 << 16];
+	static const uint8_t zero[PAGE];
+	uint32_t zcrc = (uint32_t)crc32(0, zero, PAGE);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	off_t off = 0;
+
+	if (fd < 0 || fstat(fd, &st)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	*crc = (uint32_t)crc32(0, NULL, 0);
+	while (off < st.st_size) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0)
+			data = st.st_size; /* only a hole is left */
+		for (; off < data; ) { /* the hole: zeros, page by page */
+			off_t n = data - off < (off_t)PAGE ? data - off : (off_t)PAGE;
+			*crc = n == PAGE ? (uint32_t)crc32_combine(*crc, zcrc, PAGE)
+					 : (uint32_t)crc32(*crc, zero, (uInt)n);
+			off += n;
+		}
+		off_t hole = data < st.st_size ? lseek(fd, data, SEEK_HOLE) : st.st_size;
+		if (hole < 0)
+			hole = st.st_size;
+		while (off < hole) {
+			size_t want = (size_t)(hole - off) < sizeof(buf) ? (size_t)(hole - off) : sizeof(buf);
+			ssize_t n = pread(fd, buf, want, off);
+			if (n <= 0) {
+				close(fd);
+				return -1;
+			}
+			*crc = (uint32_t)crc32(*crc, buf, (uInt)n);
+			off += n;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+/* The image file behind each block backend of a device group, with the
+ * device id: what a snapshot must find unchanged to resume. */
+struct disk_ref {
+	const char *id;
+	const char *path;
+};
+
+static size_t list_disks(const struct vm_config *c, struct disk_ref *out,
+			 size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->ndevices; i++) {
+		const struct cfg_device *d = &c->devices[i];
+		for (size_t b = 0; b < d->nbackends && n < max; b++) {
+			const struct prop_value *p;
+			if (d->backends[b].plugin->desc->kind != MODVM_KIND_BLOCK)
+				continue;
+			p = resolved_find(&d->backends[b], "path");
+			if (p && p->s)
+				out[n++] = (struct disk_ref){ d->id, p->s };
+		}
+	}
+	return n;
+}
+
+#define MAX_DISKS 64
+
+/* Disks are not copied into snapshots: each is recorded by size and
+ * checksum, and resume refuses a disk that changed (docs/snapshot-format.md). */
+static json_t *put_disks(struct writer *w, const struct vm_config *c)
+{
+	struct disk_ref disks[MAX_DISKS];
+	size_t n = list_disks(c, disks, MAX_DISKS);
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t size;
+		uint32_t crc;
+		char hex[16];
+
+		if (file_crc_sparse(disks[i].path, &size, &crc)) {
+			set_err(w->err, w->len, "disk %s of device %s: %s", disks[i].path,
+				disks[i].id, strerror(errno));
+			json_decref(list);
+			return NULL;
+		}
+		snprintf(hex, sizeof(hex), "%08x", crc);
+		json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:s}",
+			"device", disks[i].id, "path", disks[i].path,
+			"size", (json_int_t)size, "crc32", hex));
+	}
+	return list;
+}
+
 static int fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -223,18 +323,19 @@ static char *now_iso8601(void)
 	return xstrdup(buf);
 }
 
-static int put_manifest(struct writer *w, struct machine *m, json_t *devices)
+static int put_manifest(struct writer *w, struct machine *m, json_t *devices,
+			json_t *disks)
 {
 	const struct vm_config *c = m->cfg;
 	char *created = now_iso8601();
-	json_t *man = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:O,s:O}",
+	json_t *man = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:O,s:O,s:O}",
 		"format", SNAPSHOT_FORMAT, "modvm-version", MODVM_VERSION,
 		"created", created, "name", c->name, "engine", c->engine,
 		"cpu-model", c->model, "cpus", (int)m->ncpus,
 		"memory", (json_int_t)m->mem.size,
 		"virtual-ns", (json_int_t)vclock_now(&m->clock),
 		"boot-wall-ns", (json_int_t)m->clock.boot_wall_ns,
-		"devices", devices, "files", w->files);
+		"devices", devices, "files", w->files, "disks", disks);
 	/* both are borrowed (O): the caller releases them */
 	char *text = json_dumps(man, JSON_INDENT(2) | JSON_SORT_KEYS);
 	char *path = xasprintf("%s/manifest.json", w->tmp);
@@ -259,7 +360,7 @@ int snapshot_save(struct machine *m, const char *dir,
 {
 	struct writer w = { .err = err, .len = len };
 	char *parent_buf = xstrdup(dir);
-	json_t *devices = NULL;
+	json_t *devices = NULL, *disks = NULL;
 	int r = -1;
 
 	if (!m->cfg || !m->eops) {
@@ -278,8 +379,9 @@ int snapshot_save(struct machine *m, const char *dir,
 	w.files = json_object();
 	if (put_file(&w, "config.cfg", m->cfg->text, strlen(m->cfg->text)) ||
 	    put_cpus(&w, m) || !(devices = put_devices(&w, m)) ||
+	    !(disks = put_disks(&w, m->cfg)) ||
 	    put_memory(&w, &m->mem, progress) ||
-	    put_manifest(&w, m, devices) || fsync_dir(w.tmp))
+	    put_manifest(&w, m, devices, disks) || fsync_dir(w.tmp))
 		goto fail;
 	if (rename(w.tmp, dir)) {
 		set_err(err, len, "cannot rename %s to %s: %s", w.tmp, dir, strerror(errno));
@@ -292,6 +394,7 @@ fail:
 	remove_tree(w.tmp);
 out:
 	json_decref(devices);
+	json_decref(disks);
 	json_decref(w.files);
 out_free:
 	free(w.tmp);
@@ -532,4 +635,53 @@ int snapshot_load_cpus(struct machine *m, const struct snapshot *s, char *err,
 	}
 	free(st);
 	return r;
+}
+
+int snapshot_check_disks(const struct snapshot *s, const struct vm_config *c,
+			 char *err, size_t len)
+{
+	json_t *want = json_object_get(s->manifest, "disks");
+	struct disk_ref disks[MAX_DISKS];
+	size_t n = list_disks(c, disks, MAX_DISKS), i;
+	json_t *d;
+
+	if (!want)
+		want = json_array(); /* a snapshot of a VM without disks */
+	else
+		json_incref(want);
+	if (json_array_size(want) != n) {
+		json_decref(want);
+		return set_err(err, len, "%s: the snapshot has %zu disks, its config %zu",
+			       s->dir, json_array_size(want), n);
+	}
+	json_array_foreach(want, i, d) {
+		const char *id = json_string_value(json_object_get(d, "device"));
+		const char *crc_want = json_string_value(json_object_get(d, "crc32"));
+		json_int_t size_want = json_integer_value(json_object_get(d, "size"));
+		char hex[16];
+		uint64_t size;
+		uint32_t crc;
+
+		if (!id || !crc_want || strcmp(id, disks[i].id)) {
+			json_decref(want);
+			return set_err(err, len, "%s: disk %zu belongs to device %s in the snapshot, %s here",
+				       s->dir, i, id ? id : "?", disks[i].id);
+		}
+		if (file_crc_sparse(disks[i].path, &size, &crc)) {
+			set_err(err, len, "disk %s of device %s: %s", disks[i].path, id,
+				strerror(errno));
+			json_decref(want);
+			return -1;
+		}
+		snprintf(hex, sizeof(hex), "%08x", crc);
+		if ((json_int_t)size != size_want || strcmp(hex, crc_want)) {
+			set_err(err, len, "disk %s of device %s changed since the snapshot (%llu bytes, crc32 %s; the snapshot expects %lld bytes, crc32 %s): resuming would corrupt the guest's filesystem; put back the image that belongs to this snapshot",
+				disks[i].path, id, (unsigned long long)size, hex,
+				(long long)size_want, crc_want);
+			json_decref(want);
+			return -1;
+		}
+	}
+	json_decref(want);
+	return 0;
 }

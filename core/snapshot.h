@@ -52,5 +52,9 @@ int snapshot_load_devices(struct machine *m, const struct snapshot *s,
 			  char *err, size_t len);
 int snapshot_load_cpus(struct machine *m, const struct snapshot *s,
 		       char *err, size_t len);
+/* Every disk the config's block backends open must be the one the snapshot
+ * recorded (size and CRC-32); refuse otherwise, naming disk and device. */
+int snapshot_check_disks(const struct snapshot *s, const struct vm_config *c,
+			 char *err, size_t len);
 
 #endif

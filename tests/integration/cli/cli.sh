@@ -268,6 +268,29 @@ snapshot)
 	damaged; rm "$work/bad/config.cfg"
 	expect_code 2 "$modvm" resume "$work/bad"
 	expect_out "$work/bad/config.cfg: missing"
+
+	# disks are recorded by checksum; a changed disk refuses the resume
+	truncate -s 1M "$work/disk.img"
+	printf 'data' | dd of="$work/disk.img" bs=1 seek=70000 conv=notrunc 2>/dev/null
+	write_cfg "$work/disk.cfg" 'action = "wait";' \
+		"{ plugin = \"virtio-blk\"; id = \"vda\"; backend = \"raw\"; path = \"$work/disk.img\"; }"
+	"$modvm" run "$work/disk.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run2.out" 2>&1 &
+	pid=$!
+	wait_running "$sock"
+	expect_code 0 "$modvm" ctl "$sock" snapshot withdisk
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+	checks=$((checks + 1))
+	grep -q '"device": "vda"' "$work/snaps/withdisk/manifest.json" ||
+		fail "the manifest does not record disk vda"
+	"$modvm" resume "$work/snaps/withdisk" --control "$sock" >"$work/resume2.out" 2>&1 &
+	pid=$!
+	wait_running "$sock"
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+	printf 'X' | dd of="$work/disk.img" bs=1 seek=70001 conv=notrunc 2>/dev/null
+	expect_code 2 "$modvm" resume "$work/snaps/withdisk"
+	expect_out "disk $work/disk.img of device vda changed since the snapshot"
 	;;
 *)
 	echo "unknown case $case_name"
