@@ -211,39 +211,6 @@ static void test_hostile_accesses_and_reset(void)
 	hx_free(h);
 }
 
-static void *instance(struct hx *h, const char *id,
-		      const struct modvm_state_section *const **secs)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		if (strcmp(m->insts[i]->id, id))
-			continue;
-		*secs = m->insts[i]->plugin->desc->state;
-		return m->insts[i]->obj;
-	}
-	CU_FAIL_FATAL("no such instance");
-	return NULL;
-}
-
-static void state_copy(struct hx *from, struct hx *to, const char *id)
-{
-	const struct modvm_state_section *const *secs, *const *dsecs;
-	void *src = instance(from, id, &secs), *dst = instance(to, id, &dsecs);
-	char err[256];
-
-	for (; *secs; secs++) {
-		struct strbuf sb;
-		size_t used = 0;
-		sb_init(&sb);
-		state_save(*secs, src, &sb);
-		CU_ASSERT_EQUAL(state_load(*secs, dst, sb.s, sb.len, &used, err,
-					   sizeof(err)), 0);
-		CU_ASSERT_EQUAL(used, sb.len);
-		sb_free(&sb);
-	}
-}
-
 static void test_state_round_trip(void)
 {
 	struct hx *a = pm_new(), *b = pm_new();
@@ -253,7 +220,7 @@ static void test_state_round_trip(void)
 	step_to(a, tick_ns(TOGGLE) + 5000);
 	CU_ASSERT_EQUAL(hx_irq_level(a, SCI), 1);
 	step_to(b, hx_clock(a));
-	state_copy(a, b, "pm");
+	CU_ASSERT_EQUAL_FATAL(hx_state_copy(a, b, "pm"), 0);
 	CU_ASSERT_EQUAL(hx_irq_level(b, SCI), 1);
 	CU_ASSERT_EQUAL(hx_inw(b, EN), 0x0121);
 	CU_ASSERT_EQUAL(hx_inw(b, CNT), SLP_TYP(3) | 0x0003);

@@ -580,40 +580,6 @@ static void test_hostile_sequences(void)
 	hx_free(h);
 }
 
-static void *instance(struct hx *h, const char *id,
-		      const struct modvm_state_section *const **secs)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		if (strcmp(m->insts[i]->id, id))
-			continue;
-		*secs = m->insts[i]->plugin->desc->state;
-		return m->insts[i]->obj;
-	}
-	CU_FAIL_FATAL("no such instance");
-	return NULL;
-}
-
-/* Save every section of `id` in `from` and load it into `to`. */
-static void state_copy(struct hx *from, struct hx *to, const char *id)
-{
-	const struct modvm_state_section *const *secs, *const *dsecs;
-	void *src = instance(from, id, &secs), *dst = instance(to, id, &dsecs);
-	char err[256];
-
-	for (; *secs; secs++) {
-		struct strbuf sb;
-		size_t used = 0;
-		sb_init(&sb);
-		state_save(*secs, src, &sb);
-		CU_ASSERT_EQUAL(state_load(*secs, dst, sb.s, sb.len, &used, err,
-					   sizeof(err)), 0);
-		CU_ASSERT_EQUAL(used, sb.len);
-		sb_free(&sb);
-	}
-}
-
 static void test_state_round_trip(void)
 {
 	struct hx *a = pic_new(), *b = pic_new();
@@ -628,7 +594,7 @@ static void test_state_round_trip(void)
 	pulse(a, 12);
 	line(a, 11, 1);
 	hx_outb(a, S_CMD, READ_ISR);
-	state_copy(a, b, "pic");
+	CU_ASSERT_EQUAL_FATAL(hx_state_copy(a, b, "pic"), 0);
 	CU_ASSERT_EQUAL(hx_intr(b), hx_intr(a));
 	CU_ASSERT_EQUAL(hx_intr(b), 0); /* 1 and 2 rank below 3 */
 	CU_ASSERT_EQUAL(hx_inb(b, M_DATA), 0x40);
@@ -649,7 +615,7 @@ static void test_state_round_trip(void)
 	/* a half-done init sequence carries over too */
 	hx_outb(a, S_CMD, 0x11);
 	hx_outb(a, S_DATA, 0x70);
-	state_copy(a, b, "pic");
+	CU_ASSERT_EQUAL_FATAL(hx_state_copy(a, b, "pic"), 0);
 	hx_outb(b, S_DATA, 0x02);
 	hx_outb(b, S_DATA, 0x01);
 	hx_outb(b, S_DATA, 0x00);

@@ -590,39 +590,6 @@ static void test_hostile_sequences(void)
 	hx_free(h);
 }
 
-static void *instance(struct hx *h, const char *id,
-		      const struct modvm_state_section *const **secs)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		if (strcmp(m->insts[i]->id, id))
-			continue;
-		*secs = m->insts[i]->plugin->desc->state;
-		return m->insts[i]->obj;
-	}
-	CU_FAIL_FATAL("no such instance");
-	return NULL;
-}
-
-static void state_copy(struct hx *from, struct hx *to, const char *id)
-{
-	const struct modvm_state_section *const *secs, *const *dsecs;
-	void *src = instance(from, id, &secs), *dst = instance(to, id, &dsecs);
-	char err[256];
-
-	for (; *secs; secs++) {
-		struct strbuf sb;
-		size_t used = 0;
-		sb_init(&sb);
-		state_save(*secs, src, &sb);
-		CU_ASSERT_EQUAL(state_load(*secs, dst, sb.s, sb.len, &used, err,
-					   sizeof(err)), 0);
-		CU_ASSERT_EQUAL(used, sb.len);
-		sb_free(&sb);
-	}
-}
-
 static void test_state_round_trip(void)
 {
 	struct hx *a = pit_new(), *b = pit_new();
@@ -640,7 +607,7 @@ static void test_state_round_trip(void)
 	CU_ASSERT_EQUAL(hx_inb(a, CH1), (uint8_t)(4000 - 5000 % 4000));
 	load16(a, CH0, 2000);            /* pending reload at 5965 */
 	step_to(b, hx_clock(a));
-	state_copy(a, b, "pit");
+	CU_ASSERT_EQUAL_FATAL(hx_state_copy(a, b, "pit"), 0);
 	ra = hx_irq_raises(a, 0);
 	rb = hx_irq_raises(b, 0);
 	CU_ASSERT_EQUAL(ra, 4);
@@ -674,7 +641,7 @@ static void test_state_round_trip(void)
 	load16(a, CH0, 1000);
 	at_tick(a, 1200);
 	step_to(b, hx_clock(a));
-	state_copy(a, b, "pit");
+	CU_ASSERT_EQUAL_FATAL(hx_state_copy(a, b, "pit"), 0);
 	CU_ASSERT_EQUAL(hx_irq_level(b, 0), 1);
 	at_tick(b, 1500);
 	CU_ASSERT_EQUAL(hx_irq_level(b, 0), 0);

@@ -252,39 +252,6 @@ static void test_hostile_streams(void)
 	hx_free(h);
 }
 
-static void *instance(struct hx *h, const char *id,
-		      const struct modvm_state_section *const **secs)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		if (strcmp(m->insts[i]->id, id))
-			continue;
-		*secs = m->insts[i]->plugin->desc->state;
-		return m->insts[i]->obj;
-	}
-	CU_FAIL_FATAL("no such instance");
-	return NULL;
-}
-
-static void state_copy(struct hx *from, struct hx *to, const char *id)
-{
-	const struct modvm_state_section *const *secs, *const *dsecs;
-	void *src = instance(from, id, &secs), *dst = instance(to, id, &dsecs);
-	char err[256];
-
-	for (; *secs; secs++) {
-		struct strbuf sb;
-		size_t used = 0;
-		sb_init(&sb);
-		state_save(*secs, src, &sb);
-		CU_ASSERT_EQUAL(state_load(*secs, dst, sb.s, sb.len, &used, err,
-					   sizeof(err)), 0);
-		CU_ASSERT_EQUAL(used, sb.len);
-		sb_free(&sb);
-	}
-}
-
 static void test_state_round_trips(void)
 {
 	struct hx *a = dev_new("i8042"), *b = dev_new("i8042");
@@ -296,7 +263,7 @@ static void test_state_round_trips(void)
 	hx_outb(a, KBC_CMD, 0xD2);
 	hx_outb(a, KBC_DATA, 0x1E); /* unread byte, IRQ 1 up */
 	hx_outb(a, KBC_CMD, 0xD1);  /* parameter pending */
-	state_copy(a, b, "dev");
+	CU_ASSERT_EQUAL_FATAL(hx_state_copy(a, b, "dev"), 0);
 	CU_ASSERT_EQUAL(hx_irq_level(b, 1), 1);
 	CU_ASSERT_EQUAL(hx_inb(b, KBC_CMD), hx_inb(a, KBC_CMD));
 	CU_ASSERT_EQUAL(hx_inb(b, KBC_DATA), 0x1E);
@@ -311,7 +278,7 @@ static void test_state_round_trips(void)
 	a = dev_new("sysctl-92");
 	b = dev_new("sysctl-92");
 	hx_outb(a, PORT92, 0x01);
-	state_copy(a, b, "dev");
+	CU_ASSERT_EQUAL_FATAL(hx_state_copy(a, b, "dev"), 0);
 	CU_ASSERT_EQUAL(hx_inb(b, PORT92), 0x01);
 	hx_outb(b, PORT92, 0x01); /* already set: no new reset */
 	CU_ASSERT_EQUAL(hx_machine_request(b), 0);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "machine.h"
 #include "registry.h"
+#include "state_desc.h"
 
 struct hx {
 	struct machine m;
@@ -110,6 +111,42 @@ void *hx_device(struct hx *h, const char *id)
 		    h->m.insts[i]->plugin->desc->kind == MODVM_KIND_DEVICE)
 			return h->m.insts[i]->obj;
 	return NULL;
+}
+
+static modvm_inst *find_inst(struct hx *h, const char *id)
+{
+	for (size_t i = 0; i < h->m.ninsts; i++)
+		if (!strcmp(h->m.insts[i]->id, id))
+			return h->m.insts[i];
+	return NULL;
+}
+
+int hx_state_copy(struct hx *from, struct hx *to, const char *id)
+{
+	modvm_inst *src = find_inst(from, id), *dst = find_inst(to, id);
+	const struct modvm_state_section *const *secs;
+	int r = 0;
+
+	if (!src || !dst || strcmp(src->plugin->desc->name, dst->plugin->desc->name)) {
+		snprintf(to->error, sizeof(to->error), "no device %s in both machines", id);
+		return -1;
+	}
+	for (secs = src->plugin->desc->state; secs && *secs && !r; secs++) {
+		struct strbuf sb;
+		size_t used = 0;
+
+		sb_init(&sb);
+		state_save(*secs, src->obj, &sb);
+		r = state_load(*secs, dst->obj, sb.s, sb.len, &used, to->error,
+			       sizeof(to->error));
+		if (!r && used != sb.len) {
+			snprintf(to->error, sizeof(to->error), "section %s: %zu of %zu bytes used",
+				 (*secs)->name, used, sb.len);
+			r = -1;
+		}
+		sb_free(&sb);
+	}
+	return r;
 }
 
 void hx_reset(struct hx *h)

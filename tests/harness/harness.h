@@ -29,6 +29,10 @@ void *hx_device(struct hx *h, const char *id);
 /* The machine behind the harness, for core unit tests only: device tests
  * should need nothing but the calls above and below. */
 struct machine *hx_machine(struct hx *h);
+/* Copy every state section of device `id` from one harness into the same
+ * device of another, through the core's binary form (what a snapshot does).
+ * Returns 0, or -1 with the loader's message in hx_error(to). */
+int hx_state_copy(struct hx *from, struct hx *to, const char *id);
 /* Platform reset of every device. */
 void hx_reset(struct hx *h);
 

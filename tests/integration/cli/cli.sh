@@ -9,44 +9,7 @@ modvm=$build/modvm
 tp=$build/tests/plugins
 work=$(mktemp -d /tmp/modvm-cli.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-failures=0
-checks=0
-
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-
-# expect_code WANT CMD...: run, keep output in $out, check the exit code.
-expect_code() {
-	local want=$1
-	shift
-	checks=$((checks + 1))
-	out=$("$@" 2>&1)
-	local got=$?
-	if [ "$got" != "$want" ]; then
-		fail "'$*' exited $got, expected $want; output:"
-		echo "$out" | sed 's/^/    /'
-	fi
-}
-
-# expect_out TEXT: the last output contains TEXT (fixed string).
-expect_out() {
-	checks=$((checks + 1))
-	if ! grep -qF -- "$1" <<<"$out"; then
-		fail "expected output to contain: $1"
-		echo "$out" | sed 's/^/    /'
-	fi
-}
-
-# wait_running SOCKET: the control socket answers and the vCPUs run.
-wait_running() {
-	for _ in $(seq 100); do
-		"$modvm" ctl "$1" status 2>/dev/null | grep -q '"status": "running"' && return 0
-		sleep 0.05
-	done
-	fail "VM behind $1 never reached running"
-}
+. "$(dirname "$0")/../lib.sh"
 
 # A flat image that the test engine never executes but boot_load accepts.
 printf '\xf4' >"$work/hlt.bin"
@@ -297,5 +260,4 @@ snapshot)
 	exit 2
 	;;
 esac
-echo "$((checks - failures)) passed, $failures failed"
-[ $failures = 0 ]
+summarize

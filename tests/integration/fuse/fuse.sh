@@ -11,8 +11,7 @@ modvm=$build/modvm
 tp=$build/tests/plugins
 work=$(realpath "$(mktemp -d /tmp/modvm-fuse.XXXXXX)")
 pids=()
-failures=0
-checks=0
+. "$(dirname "$0")/../lib.sh"
 
 cleanup() {
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -29,53 +28,6 @@ trap cleanup EXIT
 skip() {
 	echo "SKIP: $*"
 	exit 77
-}
-
-fail() {
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-}
-
-check() { # check DESCRIPTION COMMAND...: the command succeeds
-	local what=$1
-	shift
-	checks=$((checks + 1))
-	"$@" || fail "$what"
-}
-
-# expect_code WANT CMD...: run, keep output in $out, check the exit code.
-expect_code() {
-	local want=$1
-	shift
-	checks=$((checks + 1))
-	out=$("$@" 2>&1)
-	local got=$?
-	if [ "$got" != "$want" ]; then
-		fail "'$*' exited $got, expected $want; output:"
-		echo "$out" | sed 's/^/    /'
-	fi
-}
-
-# expect_fail MESSAGE CMD...: the command fails, saying MESSAGE.
-expect_fail() {
-	local msg=$1
-	shift
-	checks=$((checks + 1))
-	out=$("$@" 2>&1)
-	local got=$?
-	if [ "$got" = 0 ] || ! grep -qF -- "$msg" <<<"$out"; then
-		fail "'$*' exited $got, expected a failure saying \"$msg\"; output:"
-		echo "$out" | sed 's/^/    /'
-	fi
-}
-
-# expect_out TEXT: the last output contains TEXT (fixed string).
-expect_out() {
-	checks=$((checks + 1))
-	if ! grep -qF -- "$1" <<<"$out"; then
-		fail "expected output to contain: $1"
-		echo "$out" | sed 's/^/    /'
-	fi
 }
 
 # Is DIR (absolute, canonical) a modvm FUSE mount right now?
@@ -517,5 +469,4 @@ CFG
 	exit 2
 	;;
 esac
-echo "$((checks - failures)) passed, $failures failed"
-[ $failures = 0 ]
+summarize
