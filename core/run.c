@@ -304,13 +304,12 @@ static int run_cpus(struct machine *m)
 	for (unsigned i = 0; i < m->ncpus; i++)
 		pthread_join(t[i].thread, NULL);
 	pthread_mutex_lock(&m->pause_lock);
+	/* Whatever stopped the vCPUs, they are gone now: a reset starts the
+	 * machine running again (holds cannot outlive this: a hold fails
+	 * while the machine is stopping). */
 	m->vcpu_threads = 0;
-	m->paused = m->pause_req = false;
-	if (m->user_paused || m->holds) {
-		/* A reset while paused comes back paused. */
-		m->pause_req = true;
-		m->paused = false;
-	}
+	m->paused = m->pause_req = m->user_paused = false;
+	m->holds = 0;
 	pthread_mutex_unlock(&m->pause_lock);
 	loop_stop_thread(m);
 	vclock_stop(&m->clock);
