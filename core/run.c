@@ -349,6 +349,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 			goto out;
 		}
 	} else if (boot_cpus(m, cfg)) {
+		code = EXIT_USAGE; /* a bad boot image: nothing ran */
 		goto out;
 	}
 	if (m->control_path) {

@@ -40,9 +40,10 @@ enum {
 static struct hx *rtc_machine(uint64_t mem, const char *start)
 {
 	struct hx *h = hx_new(mem);
-	char prop[64];
+	char prop[64] = "";
 
-	snprintf(prop, sizeof(prop), "start=%s", start);
+	if (start)
+		snprintf(prop, sizeof(prop), "start=%s", start);
 	if (hx_add(h, "rtc-cmos", "rtc", start ? prop : NULL, NULL)) {
 		fprintf(stderr, "rtc-cmos: %s\n", hx_error(h));
 		abort();

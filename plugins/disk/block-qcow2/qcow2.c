@@ -543,7 +543,7 @@ static int get_refcount(struct qimg *q, uint64_t cluster, uint16_t *v)
 static int decompress_cluster(struct qimg *q, uint64_t l2, uint64_t vc,
 			      uint64_t *e)
 {
-	uint64_t off, len, host;
+	uint64_t off, len, host = 0;
 	uint8_t *c = malloc(q->cluster_size);
 	uint16_t ref;
 	int rc;
@@ -563,7 +563,8 @@ static int decompress_cluster(struct qimg *q, uint64_t l2, uint64_t vc,
 		if (!rc && ref)
 			rc = set_refcount(q, ci, (uint16_t)(ref - 1), 0);
 	}
-	*e = host | QCOW_OFLAG_COPIED;
+	if (!rc)
+		*e = host | QCOW_OFLAG_COPIED; /* only a cluster that exists */
 	return rc;
 }
 
