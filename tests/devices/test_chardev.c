@@ -33,16 +33,6 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
-static char *prop(const char *name, const char *value)
-{
-	static char buf[8][512];
-	static int next;
-	char *p = buf[next++ & 7];
-
-	snprintf(p, 512, "%s=%s", name, value);
-	return p;
-}
-
 /* hx_add must fail, and its message must contain every needle. */
 static void expect_refusal(const char *backend, const char *k1, const char *k2,
 			   const char *n1, const char *n2, const char *n3)
@@ -66,7 +56,7 @@ static void test_file_errors(void)
 		       "\"/nonexistent-dir/com1.log\"", "No such file or directory",
 		       "chardev-file");
 	/* a directory cannot be a log, whoever runs the tests */
-	expect_refusal("backend=file", prop("path", dir), NULL,
+	expect_refusal("backend=file", hx_prop("path", dir), NULL,
 		       dir, "Is a directory", NULL);
 	/* path is required */
 	expect_refusal("backend=file", NULL, NULL, "path", NULL, NULL);
@@ -81,13 +71,13 @@ static void test_socket_errors(void)
 	memset(longpath, 'a', sizeof(longpath) - 1);
 	longpath[0] = '/';
 	longpath[sizeof(longpath) - 1] = 0;
-	expect_refusal("backend=socket", prop("path", longpath), NULL,
+	expect_refusal("backend=socket", hx_prop("path", longpath), NULL,
 		       "too long", "199 bytes", longpath);
 	expect_refusal("backend=socket", "path=/nonexistent-dir/s.sock", NULL,
 		       "\"/nonexistent-dir/s.sock\"", "No such file or directory", NULL);
 	f = fopen(plain, "w");
 	fclose(f);
-	expect_refusal("backend=socket", prop("path", plain), NULL,
+	expect_refusal("backend=socket", hx_prop("path", plain), NULL,
 		       plain, "not a socket", NULL);
 	CU_ASSERT_EQUAL(access(plain, F_OK), 0); /* not replaced */
 	unlink(plain);
@@ -101,8 +91,8 @@ static void test_socket_in_use_and_stale(void)
 	int fd;
 
 	CU_ASSERT_FATAL(hx_add(a, "serial-16550", "com1", "backend=socket",
-			       prop("path", path), NULL) == 0);
-	expect_refusal("backend=socket", prop("path", path), NULL,
+			       hx_prop("path", path), NULL) == 0);
+	expect_refusal("backend=socket", hx_prop("path", path), NULL,
 		       path, "in use", NULL);
 	hx_free(a);
 	/* a socket file whose owner died is replaced */
@@ -112,7 +102,7 @@ static void test_socket_in_use_and_stale(void)
 	close(fd);
 	b = hx_new(0);
 	CU_ASSERT_EQUAL(hx_add(b, "serial-16550", "com1", "backend=socket",
-			       prop("path", path), NULL), 0);
+			       hx_prop("path", path), NULL), 0);
 	hx_free(b);
 }
 
@@ -150,7 +140,7 @@ static void test_socket_wait(void)
 
 	pthread_create(&t, NULL, connect_later, &c);
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=socket",
-			       prop("path", c.path), "wait=true", NULL) == 0);
+			       hx_prop("path", c.path), "wait=true", NULL) == 0);
 	pthread_join(t, NULL);
 	CU_ASSERT_FATAL(c.fd >= 0);
 	for (int i = 0; i < 50 && !(hx_inb(h, BASE + 5) & 1); i++)
@@ -175,7 +165,7 @@ static void test_pty_link_errors(void)
 	FILE *f = fopen(plain, "w");
 
 	fclose(f);
-	expect_refusal("backend=pty", prop("link", plain), NULL,
+	expect_refusal("backend=pty", hx_prop("link", plain), NULL,
 		       plain, "not a symlink", NULL);
 	CU_ASSERT_EQUAL(access(plain, F_OK), 0);
 	unlink(plain);

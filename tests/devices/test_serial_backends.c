@@ -43,16 +43,6 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
-static char *prop(const char *name, const char *value)
-{
-	static char buf[8][512];
-	static int next;
-	char *p = buf[next++ & 7];
-
-	snprintf(p, 512, "%s=%s", name, value);
-	return p;
-}
-
 static void guest_puts(struct hx *h, const char *s)
 {
 	while (*s)
@@ -105,7 +95,7 @@ static void test_transmit_to_file(void)
 	unlink(path);
 	h = hx_new(0);
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=file",
-			       prop("path", path), NULL) == 0);
+			       hx_prop("path", path), NULL) == 0);
 	guest_puts(h, "hello, ");
 	/* loop mode keeps bytes off the line */
 	hx_outb(h, MCR, 0x10);
@@ -120,14 +110,14 @@ static void test_transmit_to_file(void)
 	/* append (the default) keeps the old log; append=false truncates */
 	h = hx_new(0);
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=file",
-			       prop("path", path), NULL) == 0);
+			       hx_prop("path", path), NULL) == 0);
 	guest_puts(h, "more");
 	hx_free(h);
 	read_file(path, buf, sizeof(buf));
 	CU_ASSERT_STRING_EQUAL(buf, "hello, world\r\nmore");
 	h = hx_new(0);
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=file",
-			       prop("path", path), "append=false", NULL) == 0);
+			       hx_prop("path", path), "append=false", NULL) == 0);
 	guest_puts(h, "new");
 	hx_free(h);
 	read_file(path, buf, sizeof(buf));
@@ -156,7 +146,7 @@ static struct hx *socket_uart(const char *path)
 	struct hx *h = hx_new(0);
 
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=socket",
-			       prop("path", path), NULL) == 0);
+			       hx_prop("path", path), NULL) == 0);
 	return h;
 }
 
@@ -298,7 +288,7 @@ static void test_pty(void)
 	int s;
 
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=pty",
-			       prop("link", link), NULL) == 0);
+			       hx_prop("link", link), NULL) == 0);
 	hx_poll(h, 0);
 	/* nobody attached: the guest's console must not stall */
 	for (int i = 0; i < 20000; i++)
@@ -355,7 +345,7 @@ static void test_serial_passthrough(void)
 	int m = open_pair(slave, sizeof(slave));
 
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=serial",
-			       prop("path", slave), NULL) == 0);
+			       hx_prop("path", slave), NULL) == 0);
 	/* a pty has no modem lines: the UART shows a ready peer */
 	CU_ASSERT_EQUAL(hx_inb(h, MSR), 0xb0);
 
@@ -423,7 +413,7 @@ static void test_serial_peer_gone(void)
 	int m = open_pair(slave, sizeof(slave));
 
 	CU_ASSERT_FATAL(hx_add(h, "serial-16550", "com1", "backend=serial",
-			       prop("path", slave), NULL) == 0);
+			       hx_prop("path", slave), NULL) == 0);
 	close(m);
 	hx_poll(h, 100);
 	CU_ASSERT_EQUAL(hx_poll(h, 50), 0);

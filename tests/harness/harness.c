@@ -99,6 +99,16 @@ struct machine *hx_machine(struct hx *h)
 	return &h->m;
 }
 
+const char *hx_prop(const char *name, const char *value)
+{
+	static char buf[16][512];
+	static unsigned next;
+	char *p = buf[next++ % 16];
+
+	snprintf(p, sizeof(buf[0]), "%s=%s", name, value);
+	return p;
+}
+
 const char *hx_error(struct hx *h)
 {
 	return h->error;

@@ -24,6 +24,9 @@ void hx_free(struct hx *h);
 int hx_add(struct hx *h, const char *plugin, const char *id, ...)
 	__attribute__((sentinel));
 const char *hx_error(struct hx *h);
+/* "name=value" for hx_add, in one of 16 rotating buffers: enough for the
+ * properties of one hx_add call. */
+const char *hx_prop(const char *name, const char *value);
 /* The instance pointer a device's create returned (for state tests). */
 void *hx_device(struct hx *h, const char *id);
 /* The machine behind the harness, for core unit tests only: device tests
