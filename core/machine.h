@@ -225,6 +225,7 @@ struct machine {
 	struct modvm_host host;
 	int verbosity;                /* enum modvm_log_level */
 	const char *control_path;     /* --control: the control socket */
+	bool no_reboot;               /* --no-reboot: a guest reset ends modvm */
 	const char *snapshot_dir;     /* where `snapshot NAME` writes NAME */
 	const struct snapshot *resume_from; /* resume instead of booting */
 

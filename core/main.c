@@ -34,7 +34,8 @@ static const char usage_text[] =
 	"Plugins are searched in the build tree (when run from it), in each folder\n"
 	"of MODVM_PLUGIN_PATH, then in the install folder.\n"
 	"Exit codes: 0 guest powered off / success, 1 the VM failed while running,\n"
-	"2 bad command line or config (nothing ran), 3 guest panic, 130 interrupted.\n";
+	"2 bad command line or config (nothing ran), 3 guest panic, 4 guest reset\n"
+	"with --no-reboot, 130 interrupted.\n";
 
 struct command {
 	const char *name;
@@ -140,6 +141,7 @@ static int cmd_run(int argc, char **argv)
 		{ "control", required_argument, NULL, 'c' },
 		{ "snapshot-dir", required_argument, NULL, 's' },
 		{ "mount", required_argument, NULL, 'm' }, /* fuse: --mount */
+		{ "no-reboot", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct registry r;
@@ -148,10 +150,13 @@ static int cmd_run(int argc, char **argv)
 	char err[ERR_LEN];
 	int verbosity = MODVM_LOG_WARN, opt, ret;
 	const char *control = NULL, *snapdir = ".", *mount = NULL;
+	bool no_reboot = false;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vc:s:m:", opts, NULL)) != -1) {
-		if (opt == 'v')
+		if (opt == 'R')
+			no_reboot = true;
+		else if (opt == 'v')
 			verbosity++;
 		else if (opt == 'c')
 			control = optarg;
@@ -181,6 +186,7 @@ static int cmd_run(int argc, char **argv)
 	m.reg = &r;
 	m.control_path = control;
 	m.snapshot_dir = snapdir;
+	m.no_reboot = no_reboot;
 	if (mount)
 		fusefs_want_mount(&m, mount); /* fuse: --mount */
 	if (machine_add_config_devices(&m, &c, err, sizeof(err))) {
@@ -331,11 +337,14 @@ out:
 static const struct command commands[] = {
 	{ "run", cmd_run,
 	  "usage: modvm run CONFIG [-v|--verbose]... [--control SOCKET] [--mount DIR]\n"
+	  "                 [--snapshot-dir DIR] [--no-reboot]\n"
 	  "Validate CONFIG, create its devices, load the boot image and run the\n"
 	  "VM until it powers off (exit 0), fails (1) or is interrupted (130).\n"
 	  "-v raises the log level (info, then debug, then trace).\n"
 	  "--control SOCKET serves the control socket (see modvm ctl).\n"
-	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n" },
+	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n"
+	  "--no-reboot: a guest reset (or triple fault) ends modvm with exit 4\n"
+	  "instead of booting again (tests: a guest panic with panic=-1).\n" },
 	{ "ctl", cmd_ctl,
 	  "usage: modvm ctl SOCKET COMMAND\n"
 	  "Send COMMAND to the VM whose control socket is SOCKET (modvm run\n"

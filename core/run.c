@@ -371,7 +371,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	}
 	for (;;) {
 		req = run_cpus(m);
-		if (req != MODVM_REQUEST_RESET)
+		if (req != MODVM_REQUEST_RESET || m->no_reboot)
 			break;
 		machine_log(m, MODVM_LOG_INFO, "platform reset");
 		pthread_mutex_lock(&m->req_lock);
@@ -385,6 +385,12 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	case MODVM_REQUEST_POWEROFF: code = EXIT_POWEROFF; break;
 	case MODVM_REQUEST_PANIC: code = EXIT_GUEST_PANIC; break;
 	case REQUEST_QUIT: code = EXIT_INTERRUPTED; break;
+	case MODVM_REQUEST_RESET:
+		/* Only with --no-reboot: a guest that panics with panic=-1
+		 * (or triple-faults) ends the run instead of booting again. */
+		fprintf(stderr, "modvm: the guest reset itself; --no-reboot ends the run\n");
+		code = EXIT_GUEST_RESET;
+		break;
 	default: code = EXIT_FAILURE_RUN; break;
 	}
 out:

@@ -17,6 +17,7 @@ enum {
 	EXIT_FAILURE_RUN = 1,   /* the VM started and then failed */
 	EXIT_USAGE = 2,         /* bad command line or config: nothing ran */
 	EXIT_GUEST_PANIC = 3,   /* the guest reported a panic */
+	EXIT_GUEST_RESET = 4,   /* the guest reset itself, run with --no-reboot */
 	EXIT_INTERRUPTED = 130, /* stopped by SIGINT/SIGTERM or the user */
 };
 

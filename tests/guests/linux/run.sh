@@ -73,7 +73,8 @@ else
 	  devices = ( { plugin = "serial-16550"; id = "com1"; backend = "stdio"; } );
 	};
 	EOF
-	cmd=("$build/modvm" run "$tmp/vm.cfg")
+	# --no-reboot: with panic=-1 a guest panic ends modvm (exit 4)
+	cmd=("$build/modvm" run --no-reboot "$tmp/vm.cfg")
 fi
 
 rc=0

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Linux guest tests under cpu-bt, one case per invocation (docs/linux-guest.md).
+# usage: linux.sh CASE BUILD_DIR SOURCE_DIR
+set -u
+case_name=$1
+build=$2
+src=$3
+modvm=$build/modvm
+guest=$build/guests/linux
+work=$(mktemp -d /tmp/modvm-linux.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/../lib.sh"
+run=$src/tests/guests/linux/run.sh
+
+case $case_name in
+setup)
+	# Downloads Debian's kernel and busybox-static (apt-get download,
+	# cached in ~/.cache/modvm) and builds the initramfs.
+	check "fetch and build the initramfs" "$src/tests/guests/linux/mkinitramfs.sh" "$guest"
+	check "vmlinuz staged" test -s "$guest/vmlinuz"
+	check "initrd.gz built" test -s "$guest/initrd.gz"
+	;;
+selftest)
+	# uname, /proc/cpuinfo shows the model, shell arithmetic, sha256 of a
+	# generated file against the host's hash, ACPI/IOAPIC/timers, a dmesg
+	# scan for WARNING/BUG/Oops/panic, then poweroff -f -> exit 0.
+	check "selftest under cpu-bt" "$run" -e cpu-bt -t 1400 -b "$build" -g "$guest" \
+		-l "$work/console.log" selftest
+	out=$(cat "$work/console.log")
+	expect_out "MODVM-LINUX-READY"
+	expect_out "cpu-model: modvm baseline-v1 CPU"
+	expect_out "selftest: PASS"
+	;;
+truncated-kernel)
+	head -c 1000000 "$guest/vmlinuz" >"$work/vmlinuz"
+	cat >"$work/vm.cfg" <<CFG
+vm: { memory = "512M"; cpu = { engine = "cpu-bt"; };
+  boot = { kernel = "$work/vmlinuz"; initrd = "$guest/initrd.gz"; format = "linux"; };
+  devices = ( { plugin = "serial-16550"; id = "com1"; backend = "null"; } ); };
+CFG
+	expect_code 2 timeout 60 "$modvm" run "$work/vm.cfg"
+	expect_out "$work/vmlinuz"
+	expect_out "truncated"
+	;;
+corrupt-initrd)
+	# A damaged initramfs: the kernel cannot start /init and panics;
+	# panic=-1 and --no-reboot turn that into a non-zero exit, never a hang.
+	cp "$guest/initrd.gz" "$work/initrd.gz"
+	head -c 65536 /dev/urandom | dd of="$work/initrd.gz" bs=1 seek=2048 conv=notrunc 2>/dev/null
+	"$run" -e cpu-bt -t 1400 -b "$build" -g "$guest" -i "$work/initrd.gz" \
+		-l "$work/console.log" selftest >/dev/null 2>&1
+	code=$?
+	checks=$((checks + 1))
+	[ "$code" != 0 ] && [ "$code" != 124 ] ||
+		fail "a corrupted initrd ended with $code (0 = passed, 124 = watchdog)"
+	out=$(cat "$work/console.log")
+	expect_out "Kernel panic"
+	expect_out "the guest reset itself; --no-reboot ends the run"
+	;;
+*)
+	echo "unknown case $case_name"
+	exit 2
+	;;
+esac
+summarize
