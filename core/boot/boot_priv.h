@@ -47,10 +47,8 @@
 #define BOOT_CS_SEL 0x10
 #define BOOT_DS_SEL 0x18
 
-/* How a PCI INTx pin reaches the IOAPIC: the _PRT in the DSDT says
- * slot S, pin P (0 = INTA) -> GSI 16 + (S + P) mod 8, the usual swizzle
- * over the 8 PCI lines of <modvm/pc.h>. */
-/* The same routing the PCI bus uses (<modvm/pci.h>); pin 0 here is INTA. */
+/* How a PCI INTx pin reaches the IOAPIC, for the DSDT's _PRT: the routing
+ * the PCI bus uses (<modvm/pci.h>), with pin 0 = INTA here. */
 #define BOOT_PCI_INTX_GSI(slot, pin) MODVM_PCI_INTX_GSI(slot, (pin) + 1)
 
 /* --- little-endian fields ------------------------------------------ */
