@@ -799,34 +799,6 @@ static void test_platform_reset(void)
 
 /* ---- state -------------------------------------------------------------------- */
 
-static void save_all(struct hx *h, struct strbuf *sb)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		const struct modvm_state_section *const *s = m->insts[i]->plugin->desc->state;
-		for (; s && *s; s++)
-			state_save(*s, m->insts[i]->obj, sb);
-	}
-}
-
-static int load_all(struct hx *h, const struct strbuf *sb, char *err, size_t len)
-{
-	struct machine *m = hx_machine(h);
-	size_t pos = 0, used;
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		const struct modvm_state_section *const *s = m->insts[i]->plugin->desc->state;
-		for (; s && *s; s++) {
-			if (state_load(*s, m->insts[i]->obj, sb->s + pos, sb->len - pos,
-				       &used, err, len))
-				return -1;
-			pos += used;
-		}
-	}
-	return 0;
-}
-
 static void dirty_machine(struct hx *h)
 {
 	wr16(h, MODVM_PCI_COMMAND, 0x0007);
@@ -859,8 +831,8 @@ static void test_state_round_trip(void)
 
 	dirty_machine(a);
 	sb_init(&sb);
-	save_all(a, &sb);
-	CU_ASSERT_EQUAL_FATAL(load_all(b, &sb, err, sizeof(err)), 0);
+	hx_state_save_all(a, &sb);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load_all(b, sb.s, sb.len, err, sizeof(err)), 0);
 	/* the latched CONFIG_ADDRESS came along */
 	CU_ASSERT_EQUAL(hx_inl(b, 0xCF8), ca(0, SLOT, 0, 0x40));
 	/* same config space, byte for byte, in every slot */
@@ -905,8 +877,8 @@ static void test_state_mismatch_refused(void)
 
 	dirty_machine(a);
 	sb_init(&sb);
-	save_all(a, &sb);
-	CU_ASSERT_EQUAL(load_all(b, &sb, err, sizeof(err)), -1);
+	hx_state_save_all(a, &sb);
+	CU_ASSERT_EQUAL(hx_state_load_all(b, sb.s, sb.len, err, sizeof(err)), -1);
 	/* b is unchanged: its BARs are where its own setup put them */
 	CU_ASSERT_EQUAL(rd32(b, 0x10), BAR0_FW);
 	bar0_wr(b, R_SCRATCH, 7);
@@ -914,7 +886,7 @@ static void test_state_mismatch_refused(void)
 	CU_ASSERT_EQUAL(hx_mmio_read(b, 0xC0200000, 4), 0xFFFFFFFF);
 	/* so does one whose function has another MSI-X table size */
 	struct hx *d = bus_with("msix-vectors=16");
-	CU_ASSERT_EQUAL(load_all(d, &sb, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(hx_state_load_all(d, sb.s, sb.len, err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(hx_machine(d)->insts[0]->error, "MSI-X state"));
 	CU_ASSERT_EQUAL(hx_mmio_read(d, 0xC0200000, 4), 0xFFFFFFFF);
 	hx_free(d);

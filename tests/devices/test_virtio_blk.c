@@ -667,34 +667,6 @@ static void test_reset(void)
 	drv_free(d);
 }
 
-static void save_all(struct hx *h, struct strbuf *sb)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		const struct modvm_state_section *const *s = m->insts[i]->plugin->desc->state;
-		for (; s && *s; s++)
-			state_save(*s, m->insts[i]->obj, sb);
-	}
-}
-
-static int load_all(struct hx *h, struct strbuf *sb, char *err, size_t len)
-{
-	struct machine *m = hx_machine(h);
-	size_t pos = 0, used;
-
-	for (size_t i = 0; i < m->ninsts; i++) {
-		const struct modvm_state_section *const *s = m->insts[i]->plugin->desc->state;
-		for (; s && *s; s++) {
-			if (state_load(*s, m->insts[i]->obj, sb->s + pos, sb->len - pos,
-				       &used, err, len))
-				return -1;
-			pos += used;
-		}
-	}
-	return 0;
-}
-
 static void test_state_round_trip(void)
 {
 	struct drv *a = drv_new(), *b = drv_new();
@@ -707,11 +679,11 @@ static void test_state_round_trip(void)
 	CU_ASSERT_EQUAL(request(a, T_FLUSH, 0, 0, false), 0);
 	CU_ASSERT_EQUAL(request(a, T_FLUSH, 0, 0, false), 0);
 	sb_init(&sb);
-	save_all(a->h, &sb);
+	hx_state_save_all(a->h, &sb);
 	/* guest memory goes with the snapshot too */
 	hx_mem_read(a->h, 0, guest, sizeof(guest));
 	hx_mem_write(b->h, 0, guest, sizeof(guest));
-	CU_ASSERT_EQUAL_FATAL(load_all(b->h, &sb, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load_all(b->h, sb.s, sb.len, err, sizeof(err)), 0);
 	b->avail_idx = a->avail_idx;
 	b->used_seen = a->used_seen;
 	CU_ASSERT_EQUAL(status(b), 0x0F);
@@ -731,8 +703,8 @@ static void test_state_round_trip(void)
 	struct modvm_virtio_state *vs = hx_device(a->h, "disk0");
 	vs->q[0].desc = 0x7FFFFFF000ull;
 	sb_init(&sb);
-	save_all(a->h, &sb);
-	CU_ASSERT_EQUAL(load_all(b->h, &sb, err, sizeof(err)), -1);
+	hx_state_save_all(a->h, &sb);
+	CU_ASSERT_EQUAL(hx_state_load_all(b->h, sb.s, sb.len, err, sizeof(err)), -1);
 	CU_ASSERT_EQUAL(status(b), 0);
 	drv_init(b, ~0ull);
 	CU_ASSERT_EQUAL(request(b, T_FLUSH, 0, 0, false), 0);

@@ -159,6 +159,33 @@ int hx_state_copy(struct hx *from, struct hx *to, const char *id)
 	return r;
 }
 
+void hx_state_save_all(struct hx *h, struct strbuf *sb)
+{
+	for (size_t i = 0; i < h->m.ninsts; i++) {
+		const struct modvm_state_section *const *s = h->m.insts[i]->plugin->desc->state;
+		for (; s && *s; s++)
+			state_save(*s, h->m.insts[i]->obj, sb);
+	}
+}
+
+int hx_state_load_all(struct hx *h, const void *buf, size_t len, char *err,
+		      size_t err_len)
+{
+	const uint8_t *p = buf;
+	size_t pos = 0, used;
+
+	for (size_t i = 0; i < h->m.ninsts; i++) {
+		const struct modvm_state_section *const *s = h->m.insts[i]->plugin->desc->state;
+		for (; s && *s; s++) {
+			if (state_load(*s, h->m.insts[i]->obj, p + pos, len - pos,
+				       &used, err, err_len))
+				return -1;
+			pos += used;
+		}
+	}
+	return 0;
+}
+
 void hx_reset(struct hx *h)
 {
 	machine_reset_devices(&h->m);

@@ -36,6 +36,13 @@ struct machine *hx_machine(struct hx *h);
  * device of another, through the core's binary form (what a snapshot does).
  * Returns 0, or -1 with the loader's message in hx_error(to). */
 int hx_state_copy(struct hx *from, struct hx *to, const char *id);
+/* Every device's state sections, in creation order, appended to sb (what a
+ * snapshot stores), and loaded back into a machine built the same way.
+ * load returns 0, or -1 with the loader's message in err. */
+struct strbuf;
+void hx_state_save_all(struct hx *h, struct strbuf *sb);
+int hx_state_load_all(struct hx *h, const void *buf, size_t len, char *err,
+		      size_t err_len);
 /* Platform reset of every device. */
 void hx_reset(struct hx *h);
 
