@@ -6,7 +6,10 @@ packages=(
 	build-essential cmake pkg-config
 	libconfig-dev libcunit1-dev libfuse3-dev fuse3 zlib1g-dev libjansson-dev
 	nasm clang libclang-rt-14-dev
-	qemu-utils    # qemu-img: the outside judge of qcow2 images in tests
+	qemu-utils    # qemu-img, qemu-nbd: outside judges and NBD servers in tests
+	qemu-system-x86 # QEMU TCG: the reference guests and benchmarks compare with
+	libnbd-dev nbdkit  # the NBD block backend and a server for its tests
+	e2fsprogs fdisk    # mke2fs/debugfs/e2fsck and sfdisk for the disk tests
 )
 missing=()
 for p in "${packages[@]}"; do

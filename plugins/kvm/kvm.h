@@ -217,6 +217,14 @@ struct kvm_vcpu {
 	bool halt_if;              /* RFLAGS.IF while halted there */
 	bool need_complete;        /* an I/O or MSR exit awaits KVM_RUN */
 	unsigned long stray_msr;   /* unknown MSR accesses, for the log */
+
+	/* The guest TSC stands still while the VM is paused, as modvm's
+	 * virtual clock does: the time (host, virtual) when this vCPU last
+	 * left kvm_vcpu_run, and how to move the TSC (kvm_vcpu.c). */
+	bool tsc_offset_ctrl;      /* KVM_VCPU_TSC_OFFSET attribute */
+	uint32_t tsc_khz;
+	bool have_mark;
+	uint64_t mark_host_ns, mark_virt_ns;
 };
 
 struct kvm_vcpu *kvm_vcpu_new(struct kvm_vm *vm, unsigned index, char *err,

@@ -195,6 +195,8 @@ int kvm_vcpu_set_state(struct kvm_vcpu *c, const struct modvm_cpu_state *s,
 	free(k);
 	if (r)
 		return r;
+	/* The state carries its own TSC: nothing to hold over. */
+	c->have_mark = false;
 	/* What the last exit said no longer holds for this state. */
 	c->run->ready_for_interrupt_injection = 0;
 	c->run->request_interrupt_window = 0;

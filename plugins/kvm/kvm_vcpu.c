@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvm.h"
@@ -107,6 +108,84 @@ static int setup_cpuid(struct kvm_vcpu *c, char *err, size_t len)
 	return 0;
 }
 
+/* How this KVM lets us move the guest TSC: the offset attribute (Linux
+ * 5.16+, exact) or a read and write of IA32_TSC (a few us lost). */
+static void probe_tsc(struct kvm_vcpu *c)
+{
+	struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL,
+				     .attr = KVM_VCPU_TSC_OFFSET };
+	int khz = ioctl(c->fd, KVM_GET_TSC_KHZ, 0);
+
+	c->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
+	c->tsc_offset_ctrl = ioctl(c->fd, KVM_HAS_DEVICE_ATTR, &a) == 0;
+}
+
+static uint64_t host_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static int tsc_shift(struct kvm_vcpu *c, int64_t ticks)
+{
+	struct {
+		struct kvm_msrs head;
+		struct kvm_msr_entry e;
+	} m = { .head.nmsrs = 1, .e.index = 0x10 /* IA32_TSC */ };
+	struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL,
+				     .attr = KVM_VCPU_TSC_OFFSET };
+	uint64_t off;
+
+	if (c->tsc_offset_ctrl) {
+		a.addr = (uint64_t)(uintptr_t)&off;
+		if (ioctl(c->fd, KVM_GET_DEVICE_ATTR, &a))
+			return -1;
+		off += (uint64_t)ticks;
+		return ioctl(c->fd, KVM_SET_DEVICE_ATTR, &a) ? -1 : 0;
+	}
+	if (ioctl(c->fd, KVM_GET_MSRS, &m) != 1)
+		return -1;
+	m.e.data += (uint64_t)ticks;
+	return ioctl(c->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -1;
+}
+
+/* KVM's TSC runs on host time; modvm's virtual clock stops while the VM
+ * is paused (or held for a snapshot). Take the stopped time back out of
+ * the TSC, so the guest sees no jump, and every vCPU by the same amount
+ * (the virtual clock's stop is one event for all of them). The in-kernel
+ * APIC timer follows: in TSC-deadline mode it compares with this TSC; a
+ * one-shot or periodic count that expired during the pause fires at once
+ * on resume (docs/engines-kvm.md). */
+static void tsc_hold_over_pause(struct kvm_vcpu *c)
+{
+	const struct modvm_host *h = c->vm->host;
+	uint64_t hn, vn, stopped;
+
+	if (!c->have_mark || !c->tsc_khz)
+		return;
+	c->have_mark = false;
+	hn = host_ns();
+	vn = h->clock_ns(c->vm->inst);
+	if (hn - c->mark_host_ns <= vn - c->mark_virt_ns)
+		return;
+	stopped = (hn - c->mark_host_ns) - (vn - c->mark_virt_ns);
+	if (stopped < 100000) /* clock reads, not a pause */
+		return;
+	if (tsc_shift(c, -(int64_t)(stopped / 1000 * c->tsc_khz / 1000)))
+		h->log(c->vm->inst, MODVM_LOG_WARN,
+		       "cpu %u: could not hold the TSC over a pause: %s",
+		       c->index, strerror(errno));
+}
+
+static void tsc_mark(struct kvm_vcpu *c)
+{
+	c->mark_host_ns = host_ns();
+	c->mark_virt_ns = c->vm->host->clock_ns(c->vm->inst);
+	c->have_mark = true;
+}
+
 struct kvm_vcpu *kvm_vcpu_new(struct kvm_vm *vm, unsigned index, char *err,
 			      size_t len)
 {
@@ -147,6 +226,7 @@ struct kvm_vcpu *kvm_vcpu_new(struct kvm_vm *vm, unsigned index, char *err,
 		memcpy(c->lapic_reset, lapic.regs, sizeof(c->lapic_reset));
 	}
 	fill_caps(c);
+	probe_tsc(c);
 	return c;
 fail:
 	kvm_vcpu_free(c);
@@ -298,6 +378,7 @@ enum modvm_run_status kvm_vcpu_run(struct kvm_vcpu *c, char *err, size_t len)
 
 	if (enter_run(c, err, len))
 		return MODVM_RUN_ERROR;
+	tsc_hold_over_pause(c);
 	for (;;) {
 		if (atomic_load(&c->stop)) {
 			st = stop_now(c);
@@ -323,6 +404,7 @@ enum modvm_run_status kvm_vcpu_run(struct kvm_vcpu *c, char *err, size_t len)
 		if (st)
 			break;
 	}
+	tsc_mark(c);
 	leave_run(c);
 	return st;
 }

@@ -154,6 +154,13 @@ static void *h_mem_ptr(modvm_inst *inst, uint64_t gpa, uint64_t len)
 	return T(inst)->ram + gpa;
 }
 
+static uint64_t h_clock_ns(modvm_inst *inst)
+{
+	struct kvmt *t = (struct kvmt *)inst;
+
+	return kvmt_now_ns() - t->clock_stopped_ns;
+}
+
 static uint64_t h_mem_size(modvm_inst *inst)
 {
 	return KVMT_RAM_SIZE;
@@ -211,6 +218,7 @@ int kvmt_open(struct kvmt *t, enum kvm_irqchip_mode irqchip)
 		.mmio_read = h_mmio_read, .mmio_write = h_mmio_write,
 		.intr_ack = h_intr_ack, .mem_ptr = h_mem_ptr,
 		.mem_size = h_mem_size, .eoi_broadcast = h_eoi_broadcast,
+		.clock_ns = h_clock_ns,
 	};
 	if (kvm_device_check(KVM_DEVICE_PATH, t->err, sizeof(t->err)))
 		return 77;

@@ -50,6 +50,8 @@ struct kvmt {
 	unsigned long stop_on_mmio;/* kick the vCPU at this MMIO access */
 	uint8_t eoi_seen[8];       /* host->eoi_broadcast vectors */
 	unsigned neoi;
+	uint64_t clock_stopped_ns; /* host->clock_ns = monotonic - this: a
+				      test adds the time it "paused" */
 };
 
 /* 0 and a VM with one vCPU, or -1 with t->err set (77 to skip: no KVM). */
