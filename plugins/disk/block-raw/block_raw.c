@@ -1,7 +1,9 @@
 /* block-raw: a raw image file (or host block device) as a disk: guest byte
  * N is file byte N. I/O runs on the shared worker pool; flush is
  * fdatasync, discard punches holes, write-zeroes uses FALLOC_FL_ZERO_RANGE
- * with a fallback to writing zeroes. */
+ * with a fallback to writing zeroes. Host block devices are read-only
+ * unless host-device-write is set, and refused while the host uses them
+ * (hostdev.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +20,7 @@
 #include <modvm/modvm.h>
 
 #include "blockpool.h"
+#include "hostdev.h"
 
 #define WORKERS   4
 #define ZERO_CHUNK (64 * 1024)
@@ -36,6 +39,9 @@ static const struct modvm_prop_desc raw_props[] = {
 	{ .name = "path", .type = MODVM_PROP_STRING, .flags = MODVM_PROP_REQUIRED,
 	  .help = "image file or host block device" },
 	MODVM_PROP_BOOL_("readonly", "false", "open read-only; the guest sees a read-only disk"),
+	MODVM_PROP_BOOL_("host-device-write", "false",
+			 "let the guest write a host block device (path under /dev); "
+			 "without it a host device is read-only"),
 	MODVM_PROP_END
 };
 
@@ -123,7 +129,9 @@ static int raw_discard(void *be, uint64_t off, uint64_t len)
 		return -EROFS;
 	if (r->blockdev) {
 		uint64_t range[2] = { off, len };
-		return ioctl(r->fd, BLKDISCARD, range) ? -errno : 0;
+		if (!ioctl(r->fd, BLKDISCARD, range))
+			return 0;
+		return errno == EOPNOTSUPP ? 0 : -errno; /* a hint here too */
 	}
 	if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)off, (off_t)len))
@@ -153,8 +161,15 @@ static int raw_write_zeroes(void *be, uint64_t off, uint64_t len)
 
 	if (r->readonly)
 		return -EROFS;
-	if (!r->blockdev &&
-	    !fallocate(r->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+	if (r->blockdev) {
+		/* The device zeroes (or unmaps) the range itself; where it
+		 * cannot (EOPNOTSUPP, or any failure) we write the zeroes. */
+		uint64_t range[2] = { off, len };
+		if (!ioctl(r->fd, BLKZEROOUT, range))
+			return 0;
+		return zero_by_writing(r, off, len);
+	}
+	if (!fallocate(r->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
 		       (off_t)off, (off_t)len))
 		return 0;
 	return zero_by_writing(r, off, len);
@@ -215,9 +230,16 @@ static void open_error(struct raw *r, const char *path, int err)
 
 	if (err == ENOENT)
 		h->set_error(r->inst, "%s: no such file", path);
+	else if ((err == EACCES || err == EPERM) && r->blockdev)
+		h->set_error(r->inst, "%s: permission denied (a host block device needs "
+			     "root or membership of its group, usually disk)", path);
 	else if (err == EACCES || err == EPERM)
 		h->set_error(r->inst, "%s: permission denied%s", path,
 			     r->readonly ? "" : " (for read-only use set readonly = true)");
+	else if (err == EBUSY && r->blockdev)
+		h->set_error(r->inst, "%s: in use by the host (mounted, or opened "
+			     "exclusively by another program, maybe in another mount "
+			     "namespace); unmount it or stop that program first", path);
 	else if (err == EROFS)
 		h->set_error(r->inst, "%s: on a read-only filesystem (set readonly = true)", path);
 	else if (err == EISDIR)
@@ -238,8 +260,11 @@ static int raw_size(struct raw *r, const char *path)
 		open_error(r, path, EISDIR);
 		return -1;
 	}
+	if (S_ISBLK(st.st_mode) != r->blockdev) {
+		r->host->set_error(r->inst, "%s: changed while it was opened", path);
+		return -1;
+	}
 	if (S_ISBLK(st.st_mode)) {
-		r->blockdev = true;
 		if (ioctl(r->fd, BLKGETSIZE64, &r->size)) {
 			open_error(r, path, errno);
 			return -1;
@@ -251,6 +276,51 @@ static int raw_size(struct raw *r, const char *path)
 		return -1;
 	}
 	r->size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* A host block device: read-only unless host-device-write says otherwise,
+ * refused while the host uses it, and claimed with O_EXCL when writable so
+ * the kernel refuses a mount while the guest has it (and refuses us if a
+ * mount slipped in after the check). */
+static int blockdev_flags(struct raw *r, const char *path)
+{
+	char why[1024];
+
+	if (!r->host->prop_bool(r->inst, "host-device-write") && !r->readonly) {
+		r->readonly = true;
+		r->host->log(r->inst, MODVM_LOG_INFO, "%s: host block device opened "
+			     "read-only (set host-device-write = true to let the "
+			     "guest write it)", path);
+	}
+	if (hostdev_check_unused(path, why, sizeof(why))) {
+		r->host->set_error(r->inst, "%s", why);
+		return -1;
+	}
+	return r->readonly ? 0 : O_EXCL;
+}
+
+static int raw_open_fd(struct raw *r, const char *path)
+{
+	int flags = O_CLOEXEC, f;
+	struct stat st;
+
+	if (stat(path, &st)) {
+		open_error(r, path, errno);
+		return -1;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		r->blockdev = true;
+		f = blockdev_flags(r, path);
+		if (f < 0)
+			return -1;
+		flags |= f;
+	}
+	r->fd = open(path, flags | (r->readonly ? O_RDONLY : O_RDWR));
+	if (r->fd < 0) {
+		open_error(r, path, errno);
+		return -1;
+	}
 	return 0;
 }
 
@@ -283,11 +353,8 @@ static void *raw_open(const struct modvm_host *host, modvm_inst *inst)
 		host->set_error(inst, "path is empty");
 		goto fail;
 	}
-	r->fd = open(path, (r->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (r->fd < 0) {
-		open_error(r, path, errno);
+	if (raw_open_fd(r, path))
 		goto fail;
-	}
 	if (raw_size(r, path))
 		goto fail;
 	r->pool = blockpool_new(host, inst, WORKERS, raw_exec, r);
