@@ -1,5 +1,6 @@
 /* The host-services table: the only way plugins reach the core. Each
  * service finds the machine through the calling instance. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,83 @@ static int h_eoi_listener_register(modvm_inst *inst,
 	return irq_eoi_listen(inst->m, inst, cb, opaque);
 }
 
+/* ---- A20 gate ----------------------------------------------------------
+ * Each instance that reported an A20 gate input is a source; the gate is
+ * their OR (82371AB datasheet: A20M# is asserted only while port 92h bit 1
+ * and the keyboard controller's A20GATE are both 0). Device callbacks run
+ * with the machine lock held; it guards the sources. */
+#define A20_SOURCES (sizeof(((struct machine *)0)->a20_src) / \
+		     sizeof(((struct machine *)0)->a20_src[0]))
+
+/* Enabled unless some source reported and none of them is on. */
+static bool a20_effective(const struct machine *m)
+{
+	bool any = false, eff = false;
+
+	for (size_t i = 0; i < A20_SOURCES; i++) {
+		if (!m->a20_src[i].inst)
+			continue;
+		any = true;
+		eff |= m->a20_src[i].on;
+	}
+	return !any || eff;
+}
+
+/* Record (or with drop, forget) inst's input. */
+static void a20_update(modvm_inst *inst, bool on, bool drop)
+{
+	struct machine *m = inst->m;
+	size_t slot = A20_SOURCES;
+
+	for (size_t i = 0; i < A20_SOURCES; i++) {
+		if (m->a20_src[i].inst == inst)
+			slot = i;
+		else if (slot == A20_SOURCES && !m->a20_src[i].inst && !drop)
+			slot = i;
+	}
+	if (slot == A20_SOURCES)
+		return;
+	if (drop) {
+		if (m->a20_src[slot].inst == inst)
+			m->a20_src[slot].inst = NULL;
+		return;
+	}
+	m->a20_src[slot].inst = inst;
+	m->a20_src[slot].on = on;
+}
+
+static bool h_a20_enabled(modvm_inst *inst)
+{
+	bool eff;
+
+	machine_lock(inst->m);
+	eff = a20_effective(inst->m);
+	machine_unlock(inst->m);
+	return eff;
+}
+
+static void h_set_a20(modvm_inst *inst, bool enabled)
+{
+	struct machine *m = inst->m;
+	const struct modvm_cpu_engine_ops *e = m->eops;
+	bool eff;
+
+	machine_lock(m);
+	a20_update(inst, enabled, false);
+	eff = a20_effective(m);
+	if (e && e->size >= offsetof(struct modvm_cpu_engine_ops, set_a20) +
+			    sizeof(e->set_a20) && e->set_a20) {
+		if (m->evm)
+			e->set_a20(m->evm, eff);
+	} else if (!eff && e && !m->a20_told) {
+		m->a20_told = true;
+		h_log(inst, MODVM_LOG_INFO, "the guest disabled A20 but this CPU "
+		      "engine cannot mask it (KVM has no such control): A20 "
+		      "stays enabled");
+	}
+	machine_unlock(m);
+}
+
 void host_table_init(struct machine *m)
 {
 	m->host = (struct modvm_host){
@@ -389,6 +467,8 @@ void host_table_init(struct machine *m)
 		.cpu_model = h_cpu_model,
 		.eoi_broadcast = h_eoi_broadcast,
 		.eoi_listener_register = h_eoi_listener_register,
+		.set_a20 = h_set_a20,
+		.a20_enabled = h_a20_enabled,
 	};
 	pci_host_services(&m->host);
 	virtio_host_services(&m->host);
@@ -414,6 +494,11 @@ void inst_free(modvm_inst *inst)
 {
 	if (!inst)
 		return;
+	if (inst->m) {
+		machine_lock(inst->m);
+		a20_update(inst, true, true);
+		machine_unlock(inst->m);
+	}
 	free(inst->id);
 	free(inst->prefix);
 	free(inst);

@@ -121,6 +121,12 @@ struct vclock {
 	uint64_t base_host;   /* CLOCK_MONOTONIC ns when last started */
 	uint64_t base_virt;   /* virtual ns at that moment / when stopped */
 	int64_t boot_wall_ns; /* wall clock at virtual time 0 */
+	/* The earliest armed timer's deadline: a running clock does not
+	 * pass it until the timer has run, so no guest sees a deadline go
+	 * by without its interrupt when the host runs the event loop late.
+	 * last: the highest value returned, so gating never goes back. */
+	_Atomic uint64_t gate;
+	_Atomic uint64_t last;
 };
 
 struct modvm_timer {
@@ -138,6 +144,8 @@ uint64_t vclock_now(struct vclock *c);
 void vclock_start(struct vclock *c);
 void vclock_stop(struct vclock *c);
 void vclock_advance(struct vclock *c, uint64_t ns); /* manual clocks only */
+/* Set the gate (timer.c keeps it at the earliest armed deadline). */
+void vclock_set_gate(struct vclock *c, uint64_t deadline);
 uint64_t host_monotonic_ns(void);
 
 modvm_timer *timer_create_(struct machine *m, modvm_inst *inst,
@@ -256,6 +264,11 @@ struct machine {
 	pthread_mutex_t req_lock;
 	pthread_cond_t req_cond;
 	int request;                  /* enum modvm_machine_request or 0 */
+
+	/* A20 gate inputs (port 92h, the 8042's output port), under lock:
+	 * the gate is their OR (host.c). */
+	struct { modvm_inst *inst; bool on; } a20_src[4];
+	bool a20_told;                /* "the engine cannot mask A20" said */
 };
 
 /* Build a machine without devices: RAM, I/O, clock, loop, host table. */

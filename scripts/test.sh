@@ -3,7 +3,7 @@
 #  1. a normal build (-Werror) and every ctest test (unit, device,
 #     integration, guest boots);
 #  2. a second build with AddressSanitizer and UndefinedBehaviorSanitizer
-#     that runs the unit and device tests;
+#     that runs the unit and device tests and the system and bad guests;
 #  3. the libFuzzer targets, built with clang, each run for a short time.
 # Fails if any test fails or if no test ran.
 set -euo pipefail
@@ -26,6 +26,10 @@ step "unit and device tests under ASan + UBSan"
 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$jobs" -L 'unit|device'
+step "system and bad guests under ASan + UBSan (modvm must survive them cleanly)"
+LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$jobs" -R '^bt/(system/|bad-guests)'
 
 step "fuzz targets (clang, libFuzzer)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMODVM_FUZZ=ON >/dev/null

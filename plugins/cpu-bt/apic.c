@@ -36,7 +36,7 @@ static void ap_arm(void *o, uint64_t deadline)
 {
 	struct bt_vcpu *v = o;
 
-	v->apic->deadline = deadline;
+	__atomic_store_n(&v->apic->deadline, deadline, __ATOMIC_RELAXED);
 	atomic_store(&v->wake, 1);
 	pthread_cond_signal(&v->cond);
 }
@@ -269,12 +269,23 @@ uint64_t bt_apic_poll_timer(struct bt_vcpu *v)
 
 	pthread_mutex_lock(&v->lock);
 	if (v->apic->deadline != UINT64_MAX && now >= v->apic->deadline) {
-		v->apic->deadline = UINT64_MAX;
+		__atomic_store_n(&v->apic->deadline, UINT64_MAX, __ATOMIC_RELAXED);
 		lapic_timer_fire(&v->apic->l);
 	}
 	d = v->apic->deadline;
 	pthread_mutex_unlock(&v->lock);
 	return d;
+}
+
+/* The guest is about to see time now (a port or MMIO read, RDTSC): a timer
+ * due by then fires first, so its interrupt is pending before the guest can
+ * act on what it read. Between these points the run loop polls only every
+ * RUN_BUDGET instructions, and a descheduled host thread could otherwise
+ * show the guest a deadline gone by without its interrupt. */
+void bt_apic_observe(struct bt_vcpu *v, uint64_t now)
+{
+	if (v->apic && __atomic_load_n(&v->apic->deadline, __ATOMIC_RELAXED) <= now)
+		bt_apic_poll_timer(v);
 }
 
 #else /* no APIC library: the 8259's INTR drives the CPU directly */
@@ -336,5 +347,7 @@ uint64_t bt_apic_poll_timer(struct bt_vcpu *v)
 {
 	return UINT64_MAX;
 }
+
+void bt_apic_observe(struct bt_vcpu *v, uint64_t now) {}
 
 #endif

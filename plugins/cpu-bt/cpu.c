@@ -178,6 +178,8 @@ void bt_cpu_init(struct bt_cpu *c, const struct bt_bus *bus,
 	c->model = model;
 	c->index = index;
 	c->delivering = -1;
+	c->a20_cur = 1;
+	c->a20_mask = ~0ull;
 	c->s.rflags = 2;
 	c->s.cr0 = CR0_ET;
 	if (l1) {
@@ -257,6 +259,7 @@ static void handle_fault(struct bt_cpu *c)
 	uint32_t err = c->fault_err;
 
 	bt_lock_end(c);
+	bt_fpu_host_reset();
 	c->s.rip = c->insn_rip;
 	c->delivering = -1;
 	c->dr6_pending = 0;
@@ -367,9 +370,12 @@ static void step(struct bt_cpu *c)
 	if (c->s.dr7 & 0xFF)
 		dbg_insn(c);
 	fetch(c);
+	/* RF masks instruction breakpoints for one instruction. Clear it
+	 * before, not after, the instruction: the RF that IRET loads must
+	 * survive to the next one (SDM 3A 17.3.1.1). */
+	c->s.rflags &= ~(uint64_t)BT_RF;
 	bt_exec(c);
 	c->s.rip = c->next_rip;
-	c->s.rflags &= ~(uint64_t)BT_RF;
 	c->s.ev.interrupt_shadow = c->shadow;
 	c->icount++;
 	if (tf || c->dr6_pending) {
@@ -380,6 +386,13 @@ static void step(struct bt_cpu *c)
 		c->insn_rip = c->s.rip;
 		bt_deliver(c, BT_DB, false, 0, BT_EV_EXC, c->s.rip);
 	}
+}
+
+void bt_cpu_apply_a20(struct bt_cpu *c)
+{
+	c->a20_cur = c->a20_line ? *c->a20_line != 0 : 1;
+	c->a20_mask = c->a20_cur ? ~0ull : ~(1ull << 20);
+	bt_tlb_flush(c, true);
 }
 
 enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget)
@@ -405,6 +418,8 @@ enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget)
 	while (done < budget) {
 		if (c->stop && *c->stop)
 			return BT_EXIT_STOP;
+		if (c->a20_line && (*c->a20_line != 0) != c->a20_cur)
+			bt_cpu_apply_a20(c);
 		take_events(c);
 		if (c->s.halted)
 			return BT_EXIT_HLT;

@@ -162,6 +162,12 @@ struct bt_cpu {
 	bool tlb_large;      /* the TLB holds pieces of a 2M/4M/1G page */
 	uint64_t dr6_pending;
 	volatile int *stop;  /* set from another thread: return soon */
+	/* the chipset's A20 gate (nonzero: enabled), read before every
+	 * instruction; NULL: always enabled. While it is 0, address bit 20
+	 * of every physical access is 0 (the 8086 wrap at 1 MiB). */
+	const volatile int *a20_line;
+	int a20_cur;
+	uint64_t a20_mask;
 	/* an event in flight in a state from another engine (KVM saves
 	 * exceptions and interrupts it was injecting): delivered first */
 	int inject_vec;      /* -1: none */
@@ -193,6 +199,9 @@ void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s);
 void bt_cpu_get_state(struct bt_cpu *c, struct modvm_cpu_state *s);
 enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget);
 void bt_cpu_update_mode(struct bt_cpu *c);
+/* Follow *a20_line: set the mask and flush the TLB (SDM 3A 8.7.13.4:
+ * A20M# masks physical address bit 20). */
+void bt_cpu_apply_a20(struct bt_cpu *c);
 bool bt_cpu_intr_window(const struct bt_cpu *c);
 
 /* Internal interfaces between the core's files */
@@ -229,6 +238,7 @@ uint64_t bt_read(struct bt_cpu *c, int seg, uint64_t off, unsigned size);
 void bt_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
 	      uint64_t v);
 void bt_check_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size);
+void bt_align_check(struct bt_cpu *c, uint64_t lin, unsigned align);
 uint64_t bt_fetch_lin(struct bt_cpu *c, uint64_t lin, uint8_t *buf,
 		      unsigned n);
 const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin);
@@ -254,6 +264,9 @@ void bt_exec_x87(struct bt_cpu *c);
 void bt_exec_sse(struct bt_cpu *c);
 void bt_fxsave(struct bt_cpu *c, int seg, uint64_t off);
 void bt_fxrstor(struct bt_cpu *c, int seg, uint64_t off);
+/* The host x87/SSE control back to the C defaults (FCW 0x37F, MXCSR
+ * 0x1F80): the emulation loads the guest's modes around each operation. */
+void bt_fpu_host_reset(void);
 
 /* integer core */
 void bt_exec(struct bt_cpu *c);

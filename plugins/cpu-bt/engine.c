@@ -36,12 +36,15 @@ static void bus_mmio_read(void *o, uint64_t gpa, void *data, unsigned size)
 {
 	struct bt_vcpu *v = o;
 
-	if (bt_apic_mmio(v, gpa, data, size, false))
+	if (bt_apic_mmio(v, gpa, data, size, false)) {
+		bt_apic_observe(v, v->vm->host->clock_ns(v->vm->inst));
 		return;
+	}
 	if (!v->vm->host->mmio_read(v->vm->inst, gpa, data, size))
 		modvm_log(v->vm->host, v->vm->inst, MODVM_LOG_DEBUG,
 			  "cpu %u: read of unclaimed address 0x%llx", v->index,
 			  (unsigned long long)gpa);
+	bt_apic_observe(v, v->vm->host->clock_ns(v->vm->inst));
 }
 
 static void bus_mmio_write(void *o, uint64_t gpa, const void *data,
@@ -60,8 +63,10 @@ static void bus_mmio_write(void *o, uint64_t gpa, const void *data,
 static uint64_t bus_pio_read(void *o, uint16_t port, unsigned size)
 {
 	struct bt_vcpu *v = o;
+	uint64_t val = v->vm->host->pio_read(v->vm->inst, port, size);
 
-	return v->vm->host->pio_read(v->vm->inst, port, size);
+	bt_apic_observe(v, v->vm->host->clock_ns(v->vm->inst));
+	return val;
 }
 
 static void bus_pio_write(void *o, uint16_t port, uint64_t val, unsigned size)
@@ -74,8 +79,10 @@ static void bus_pio_write(void *o, uint16_t port, uint64_t val, unsigned size)
 static uint64_t bus_clock(void *o)
 {
 	struct bt_vcpu *v = o;
+	uint64_t now = v->vm->host->clock_ns(v->vm->inst);
 
-	return v->vm->host->clock_ns(v->vm->inst);
+	bt_apic_observe(v, now); /* RDTSC */
+	return now;
 }
 
 static bool bus_intr_pending(void *o)
@@ -136,6 +143,9 @@ static void *vm_create(const struct modvm_host *host, modvm_inst *inst,
 	vm->inst = inst;
 	vm->model = model;
 	vm->ncpus = ncpus;
+	vm->a20 = 1;
+	if (MODVM_HOST_HAS(host, a20_enabled) && host->a20_enabled)
+		vm->a20 = host->a20_enabled(inst);
 	vm->vcpus = calloc(ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		free(vm);
@@ -177,6 +187,7 @@ static void *vcpu_create(void *opaque, unsigned index)
 	pthread_cond_init(&v->cond, NULL);
 	bt_cpu_init(&v->cpu, &v->bus, vm->model, index);
 	v->cpu.stop = &v->stop;
+	v->cpu.a20_line = &vm->a20;
 	if (bt_apic_create(v)) {
 		vm->host->set_error(vm->inst, "cpu %u: cannot create its local APIC",
 				    index);
@@ -286,11 +297,20 @@ static enum modvm_run_status vcpu_run(void *opaque, char *err, size_t len)
 		deadline = bt_apic_poll_timer(v);
 		if (c->s.halted && !(c->nmi_pending && !v->wait_sipi)) {
 			bool window = !v->wait_sipi && bt_cpu_intr_window(c);
+			if (!window && !v->wait_sipi && !v->halt_reported) {
+				/* A guest stuck for good is worth one line; the
+				 * wait below still sleeps rather than spins. */
+				modvm_log(v->vm->host, v->vm->inst, MODVM_LOG_WARN,
+					  "cpu %u: halted with interrupts disabled (IF=0) at rip 0x%llx: only an NMI, INIT or reset can wake it",
+					  v->index, (unsigned long long)c->s.rip);
+				v->halt_reported = true;
+			}
 			if (!window || !bt_apic_intr_pending(v)) {
 				halt_wait(v, deadline, window);
 				continue;
 			}
 		}
+		v->halt_reported = false;
 		switch (bt_cpu_run(c, RUN_BUDGET)) {
 		case BT_EXIT_SHUTDOWN:
 			modvm_log(v->vm->host, v->vm->inst, MODVM_LOG_WARN,
@@ -345,12 +365,22 @@ static void deliver_msi(void *opaque, uint64_t addr, uint32_t data)
 	bt_apic_msi(opaque, addr, data);
 }
 
+/* The chipset's A20 gate: every vCPU reads it before its next
+ * instruction (bt_cpu_run), so the OUT that changed it is the last one
+ * to run with the old mask. */
+static void set_a20(void *opaque, bool enabled)
+{
+	struct bt_vm *vm = opaque;
+
+	__atomic_store_n(&vm->a20, enabled ? 1 : 0, __ATOMIC_SEQ_CST);
+}
+
 static const struct modvm_cpu_engine_ops ops = {
 	.size = sizeof(ops), .probe = probe, .vm_create = vm_create,
 	.vm_destroy = vm_destroy, .vcpu_create = vcpu_create,
 	.vcpu_destroy = vcpu_destroy, .vcpu_run = vcpu_run,
 	.vcpu_kick = vcpu_kick, .get_state = get_state, .set_state = set_state,
-	.set_intr = set_intr, .deliver_msi = deliver_msi,
+	.set_intr = set_intr, .deliver_msi = deliver_msi, .set_a20 = set_a20,
 };
 
 MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_CPU_ENGINE, .name = "cpu-bt",

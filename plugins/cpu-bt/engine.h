@@ -20,6 +20,7 @@ struct bt_vm {
 	const struct modvm_cpu_model *model;
 	unsigned ncpus;
 	struct bt_vcpu **vcpus;
+	volatile int a20;           /* the chipset's A20 gate (set_a20) */
 };
 
 struct bt_vcpu {
@@ -34,6 +35,7 @@ struct bt_vcpu {
 	atomic_int wake;            /* something to look at: IRR, INTR */
 	atomic_int nmi_req, init_req, sipi_req;
 	bool wait_sipi;             /* INIT received: halted until SIPI */
+	bool halt_reported;         /* "halted with IF=0" logged for this halt */
 	struct bt_apic *apic;       /* NULL if no APIC model is linked */
 };
 
@@ -53,6 +55,7 @@ void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val);
 void bt_apic_msi(struct bt_vm *vm, uint64_t addr, uint32_t data);
 /* Fire the APIC timer if due; returns the next deadline (UINT64_MAX: none). */
 uint64_t bt_apic_poll_timer(struct bt_vcpu *v);
+void bt_apic_observe(struct bt_vcpu *v, uint64_t now);
 void bt_vcpu_wake(struct bt_vcpu *v);
 
 #endif

@@ -96,7 +96,7 @@ static void load_code(struct bt_cpu *c, uint16_t sel, struct modvm_segment *d,
 }
 
 
-/* ---- hardware task switch (SDM 3A 7.3), 32-bit TSS only ---------------- */
+/* ---- hardware task switch (SDM 3A 7.3): 32-bit and 16-bit (286) TSS -- */
 
 enum ts_reason { TS_JMP, TS_CALL, TS_INT, TS_IRET };
 
@@ -109,6 +109,49 @@ static void tss_busy(struct bt_cpu *c, uint16_t sel, bool busy)
 	bt_lin_write(c, a, 1, b, BT_CPL_SYS);
 }
 
+/* The dynamic fields of a TSS. 32-bit layout: SDM 3A figure 7-2; 16-bit:
+ * figure 7-11 (IP 0Eh, FLAGS 10h, AX..DI 12h-20h, ES CS SS DS 22h-28h,
+ * LDT 2Ah; no CR3, FS or GS). */
+struct tss_state {
+	uint32_t cr3, eip, eflags, gpr[8];
+	uint16_t sels[MODVM_NR_SREGS], ldt;
+};
+
+static const int tss_order[MODVM_NR_SREGS] = { BT_ES, BT_CS, BT_SS, BT_DS,
+					       BT_FS, BT_GS };
+
+static void tss_read(struct bt_cpu *c, uint64_t b, bool t16, struct tss_state *t)
+{
+	unsigned w = t16 ? 2 : 4, ip = t16 ? 0x0E : 0x20, regs = t16 ? 0x12 : 0x28;
+	unsigned segs = t16 ? 0x22 : 0x48, nseg = t16 ? 4 : MODVM_NR_SREGS;
+
+	t->cr3 = t16 ? 0 : (uint32_t)bt_lin_read(c, b + 0x1C, 4, BT_CPL_SYS);
+	t->eip = (uint32_t)bt_lin_read(c, b + ip, w, BT_CPL_SYS);
+	t->eflags = (uint32_t)bt_lin_read(c, b + ip + w, w, BT_CPL_SYS);
+	for (int i = 0; i < 8; i++)
+		t->gpr[i] = (uint32_t)bt_lin_read(c, b + regs + w * i, w, BT_CPL_SYS);
+	for (unsigned i = 0; i < MODVM_NR_SREGS; i++)
+		t->sels[tss_order[i]] = i < nseg
+			? (uint16_t)bt_lin_read(c, b + segs + w * i, 2, BT_CPL_SYS)
+			: c->s.seg[tss_order[i]].selector; /* 286: FS GS kept */
+	t->ldt = (uint16_t)bt_lin_read(c, b + (t16 ? 0x2A : 0x60), 2, BT_CPL_SYS);
+}
+
+static void tss_save(struct bt_cpu *c, uint64_t b, bool t16, uint32_t eip,
+		     uint32_t flags)
+{
+	unsigned w = t16 ? 2 : 4, ip = t16 ? 0x0E : 0x20, regs = t16 ? 0x12 : 0x28;
+	unsigned segs = t16 ? 0x22 : 0x48, nseg = t16 ? 4 : MODVM_NR_SREGS;
+
+	bt_lin_write(c, b + ip, w, eip, BT_CPL_SYS);
+	bt_lin_write(c, b + ip + w, w, flags, BT_CPL_SYS);
+	for (int i = 0; i < 8; i++)
+		bt_lin_write(c, b + regs + w * i, w, (uint32_t)c->s.gpr[i], BT_CPL_SYS);
+	for (unsigned i = 0; i < nseg; i++)
+		bt_lin_write(c, b + segs + w * i, 2, c->s.seg[tss_order[i]].selector,
+			     BT_CPL_SYS);
+}
+
 static void task_switch(struct bt_cpu *c, uint16_t sel, uint64_t lo, uint64_t hi,
 			enum ts_reason why, bool has_err, uint32_t err,
 			uint64_t ret)
@@ -116,43 +159,35 @@ static void task_switch(struct bt_cpu *c, uint16_t sel, uint64_t lo, uint64_t hi
 	struct modvm_segment nt;
 	uint64_t ob = c->s.tr.base, nb;
 	uint16_t old_sel = c->s.tr.selector;
-	uint32_t flags = (uint32_t)c->s.rflags, v[8];
-	uint16_t sels[MODVM_NR_SREGS], ldt;
-	uint32_t eip, eflags, cr3;
-	static const int order[MODVM_NR_SREGS] = { BT_ES, BT_CS, BT_SS, BT_DS,
-						   BT_FS, BT_GS };
+	uint32_t flags = (uint32_t)c->s.rflags, eip, eflags, cr3;
+	uint16_t *sels, ldt;
+	struct tss_state t;
+	bool t16, old16 = !(c->s.tr.type & 8);
 
 	if (c->lma || (sel & 4))
 		bt_raise(c, BT_GP, sel & 0xFFFC);
 	bt_desc_to_seg(&nt, sel, lo, hi);
-	if (nt.s || (nt.type & 0xD) != 9)
-		bt_raise(c, BT_GP, sel & 0xFFFC); /* only 32-bit TSSs */
+	if (nt.s || (nt.type & 5) != 1)
+		bt_raise(c, BT_GP, sel & 0xFFFC); /* not a TSS (types 1 3 9 B) */
+	t16 = !(nt.type & 8);
 	if ((why == TS_IRET) != !!(nt.type & 2))
 		bt_raise(c, why == TS_IRET ? BT_TS : BT_GP, sel & 0xFFFC);
 	if (!nt.present)
 		bt_raise(c, BT_NP, sel & 0xFFFC);
-	if (nt.limit < 0x67)
+	if (nt.limit < (t16 ? 0x2Bu : 0x67u))
 		bt_raise(c, BT_TS, sel & 0xFFFC);
 	nb = nt.base;
 	/* read the new state first: a fault leaves the old task intact */
-	cr3 = (uint32_t)bt_lin_read(c, nb + 0x1C, 4, BT_CPL_SYS);
-	eip = (uint32_t)bt_lin_read(c, nb + 0x20, 4, BT_CPL_SYS);
-	eflags = (uint32_t)bt_lin_read(c, nb + 0x24, 4, BT_CPL_SYS);
-	for (int i = 0; i < 8; i++)
-		v[i] = (uint32_t)bt_lin_read(c, nb + 0x28 + 4 * i, 4, BT_CPL_SYS);
-	for (int i = 0; i < MODVM_NR_SREGS; i++)
-		sels[order[i]] = (uint16_t)bt_lin_read(c, nb + 0x48 + 4 * i, 2, BT_CPL_SYS);
-	ldt = (uint16_t)bt_lin_read(c, nb + 0x60, 2, BT_CPL_SYS);
+	tss_read(c, nb, t16, &t);
+	cr3 = t.cr3;
+	eip = t.eip;
+	eflags = t.eflags;
+	sels = t.sels;
+	ldt = t.ldt;
 	/* save the outgoing task */
 	if (why == TS_IRET)
 		flags &= ~BT_NT;
-	bt_lin_write(c, ob + 0x20, 4, (uint32_t)ret, BT_CPL_SYS);
-	bt_lin_write(c, ob + 0x24, 4, flags, BT_CPL_SYS);
-	for (int i = 0; i < 8; i++)
-		bt_lin_write(c, ob + 0x28 + 4 * i, 4, (uint32_t)c->s.gpr[i], BT_CPL_SYS);
-	for (int i = 0; i < MODVM_NR_SREGS; i++)
-		bt_lin_write(c, ob + 0x48 + 4 * i, 2, c->s.seg[order[i]].selector,
-			     BT_CPL_SYS);
+	tss_save(c, ob, old16, (uint32_t)ret, flags);
 	if (why == TS_JMP || why == TS_IRET)
 		tss_busy(c, old_sel, false);
 	if (why == TS_CALL || why == TS_INT) {
@@ -164,14 +199,15 @@ static void task_switch(struct bt_cpu *c, uint16_t sel, uint64_t lo, uint64_t hi
 	nt.type |= 2;
 	c->s.tr = nt;
 	c->s.cr0 |= CR0_TS;
-	/* load the incoming task */
-	if (c->s.cr0 & CR0_PG) {
+	/* load the incoming task; a 286 TSS has no CR3 and 16-bit registers
+	 * (the upper halves are kept) */
+	if ((c->s.cr0 & CR0_PG) && !t16) {
 		c->s.cr3 = cr3;
 		bt_tlb_flush(c, false);
 	}
-	c->s.rflags = (eflags & 0x3F7FD7u) | 2;
+	c->s.rflags = (eflags & (t16 ? 0x7FD7u : 0x3F7FD7u)) | 2;
 	for (int i = 0; i < 8; i++)
-		c->s.gpr[i] = v[i];
+		bt_set_reg(c, i, t16 ? 2 : 4, t.gpr[i]);
 	c->s.rip = c->next_rip = eip;
 	/* segment registers: selectors first, then descriptors with the new
 	 * CPL (faults here belong to the new task) */
@@ -211,7 +247,7 @@ static void task_switch(struct bt_cpu *c, uint16_t sel, uint64_t lo, uint64_t hi
 	if (has_err) {
 		struct stk s;
 		stk_current(c, &s);
-		stk_push(c, &s, err, 4);
+		stk_push(c, &s, err, t16 ? 2 : 4);
 		c->s.gpr[MODVM_RSP] = (c->s.gpr[MODVM_RSP] & ~s.mask) | s.sp;
 	}
 }

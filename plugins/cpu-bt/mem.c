@@ -54,7 +54,7 @@ static _Noreturn void page_fault(struct bt_cpu *c, uint64_t lin, uint32_t err)
 
 static uint64_t phys_read64(struct bt_cpu *c, uint64_t gpa, unsigned size)
 {
-	uint8_t *p = c->bus->ram_ptr(c->bus->opaque, gpa, size);
+	uint8_t *p = c->bus->ram_ptr(c->bus->opaque, gpa & c->a20_mask, size);
 	uint64_t v = 0;
 
 	if (!p)
@@ -66,8 +66,10 @@ static uint64_t phys_read64(struct bt_cpu *c, uint64_t gpa, unsigned size)
 static void phys_set_bits(struct bt_cpu *c, uint64_t gpa, unsigned size,
 			  uint64_t bits)
 {
-	uint8_t *p = c->bus->ram_ptr(c->bus->opaque, gpa, size);
+	uint8_t *p;
 
+	gpa &= c->a20_mask;
+	p = c->bus->ram_ptr(c->bus->opaque, gpa, size);
 	if (!p)
 		return;
 	/* Atomic: another vCPU may update the same entry. */
@@ -215,6 +217,7 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 		w.gpa = page & 0xFFFFFFFFull;
 		w.flags = TLBF_W | TLBF_U | TLBF_D;
 	}
+	w.gpa &= c->a20_mask; /* A20 gate: bit 20 of the page number */
 	e->tag = page | 1;
 	e->gpa = w.gpa;
 	e->flags = w.flags;
@@ -373,6 +376,26 @@ static bool canonical(uint64_t a)
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
+/* Alignment check (SDM 3A 6.15 interrupt 17, table 6-7): with CR0.AM,
+ * EFLAGS.AC and CPL 3, a data access of 2, 4 or 8 bytes must be naturally
+ * aligned (words, doublewords, quadwords, stack pushes and pops). Wider
+ * accesses (x87 80-bit, environment images, SSE) check their own rule
+ * with bt_align_check. #AC(0) is a fault. */
+void bt_align_check(struct bt_cpu *c, uint64_t lin, unsigned align)
+{
+	if (c->cpl == 3 && (c->s.rflags & BT_AC) && (c->s.cr0 & CR0_AM) &&
+	    (lin & (align - 1)))
+		bt_raise(c, BT_AC_V, 0);
+}
+
+static inline void align_check(struct bt_cpu *c, uint64_t lin, unsigned size)
+{
+	if (__builtin_expect(!(c->s.rflags & BT_AC), 1))
+		return;
+	if (size == 2 || size == 4 || size == 8)
+		bt_align_check(c, lin, size);
+}
+
 /* Linear address of seg:off for an access of size bytes, with the
  * segment's type and limit checks (SDM 3A 5.3, 5.4). */
 uint64_t bt_seg_lin(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
@@ -386,6 +409,7 @@ uint64_t bt_seg_lin(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
 		lin = off + (seg >= BT_FS ? s->base : 0);
 		if (!canonical(lin) || !canonical(lin + size - 1))
 			bt_raise(c, vec, 0);
+		align_check(c, lin, size);
 		return lin;
 	}
 	if (c->pm) {
@@ -407,6 +431,7 @@ uint64_t bt_seg_lin(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
 		bt_raise(c, vec, 0);
 	}
 	lin = (s->base + off) & 0xFFFFFFFFull;
+	align_check(c, lin, size);
 	return lin;
 }
 

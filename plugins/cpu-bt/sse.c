@@ -2,10 +2,13 @@
  * integer add/sub/compare/shuffle/unpack, scalar double/single arithmetic
  * and conversions), FXSAVE/FXRSTOR and MXCSR. The registers live in the
  * canonical XSAVE image (legacy region, SDM vol. 1 10.5.1). Arithmetic uses
- * the host's IEEE operations in round-to-nearest; MXCSR rounding control
- * and unmasked SIMD exceptions are not modelled yet.
+ * the host's SSE operations under the guest's MXCSR rounding control, DAZ
+ * and FTZ (exceptions masked on the host); the host's flags, including DE,
+ * go to MXCSR. An unmasked exception leaves the destination unchanged and
+ * raises #XM, or #UD when CR4.OSXMMEXCPT=0 (SDM vol. 1 11.5). Single
+ * precision is computed in double and rounded once more: exact for + - * /
+ * and sqrt (double has more than 2p+2 bits).
  */
-#include <fenv.h>
 #include <math.h>
 #include <string.h>
 
@@ -252,6 +255,13 @@ static void byte_shift(struct vec *d, unsigned count, bool left)
 
 /* ---- scalar / packed floating point ----------------------------------- */
 
+/* Set exception flags in the host MXCSR, where bt_exec_sse collects them
+ * (glibc's feraiseexcept raises some of them in the x87 instead). */
+static void sse_raise(uint32_t bits)
+{
+	__builtin_ia32_ldmxcsr(__builtin_ia32_stmxcsr() | bits);
+}
+
 static double get_d(const struct vec *v, unsigned i)
 {
 	double x;
@@ -319,13 +329,48 @@ static bool float_op(struct bt_cpu *c, struct vec *d, const struct vec *s)
 	return false;
 }
 
-static void comis(struct bt_cpu *c, double a, double b)
+/* 0: not a NaN, 1: QNaN, 2: SNaN; from the bits, so that no host
+ * compare raises DE for a denormal in the other operand (a NaN operand
+ * takes precedence: SDM vol. 1 11.5.2.1). */
+static int nan_kind(const struct vec *v, unsigned i, bool dbl)
 {
+	uint64_t x = lane(v, i, dbl ? 8 : 4);
+	uint64_t exp = dbl ? 0x7FF0000000000000ull : 0x7F800000ull;
+	uint64_t quiet = dbl ? 1ull << 51 : 1ull << 22;
+
+	if ((x & exp) != exp || !(x & (quiet * 2 - 1)))
+		return 0;
+	return (x & quiet) ? 1 : 2;
+}
+
+/* Either operand of lane i a NaN: raise IE for an SNaN, or for a QNaN
+ * when the operation signals on QNaN. */
+static bool nan_operands(const struct vec *a, const struct vec *b, unsigned i,
+			 bool dbl, bool signal_qnan)
+{
+	int ka = nan_kind(a, i, dbl), kb = nan_kind(b, i, dbl);
+
+	if (!ka && !kb)
+		return false;
+	if (ka == 2 || kb == 2 || signal_qnan)
+		sse_raise(0x01);
+	return true;
+}
+
+/* COMISS/COMISD signal on QNaN, UCOMISS/UCOMISD only on SNaN. */
+static void comis(struct bt_cpu *c, const struct vec *x, const struct vec *y,
+		  bool dbl)
+{
+	double a, b;
 	uint32_t f;
 
-	if (isnan(a) || isnan(b))
-		f = BT_ZF | BT_PF | BT_CF;
-	else if (a < b)
+	if (nan_operands(x, y, 0, dbl, c->in->opcode == 0x2F)) {
+		bt_set_arith(c, BT_ZF | BT_PF | BT_CF);
+		return;
+	}
+	a = dbl ? get_d(x, 0) : get_f(x, 0);
+	b = dbl ? get_d(y, 0) : get_f(y, 0);
+	if (a < b)
 		f = BT_CF;
 	else if (a == b)
 		f = BT_ZF;
@@ -342,11 +387,11 @@ static int64_t cvt_int(double x, unsigned size, bool chop)
 	double lim = size == 8 ? 9223372036854775808.0 : 2147483648.0;
 
 	if (isnan(r) || r >= lim || r < -lim) {
-		feraiseexcept(FE_INVALID);
+		sse_raise(0x01);
 		return size == 8 ? INT64_MIN : INT32_MIN;
 	}
 	if (r != x)
-		feraiseexcept(FE_INEXACT);
+		sse_raise(0x20);
 	return (int64_t)r;
 }
 
@@ -579,9 +624,11 @@ static void exec_cmpps(struct bt_cpu *c, const struct bt_operand *r,
 	src_read(c, r, &d, 16, false);
 	src_read(c, m, &s, scalar ? (dbl ? 8 : 4) : 16, !scalar);
 	for (unsigned i = 0; i < cnt; i++) {
-		double a = dbl ? get_d(&d, i) : get_f(&d, i);
-		double b = dbl ? get_d(&s, i) : get_f(&s, i);
-		bool un = isnan(a) || isnan(b), t;
+		/* LT LE NLT NLE signal on QNaN (SDM vol. 2 CMPPS table 3-1) */
+		bool un = nan_operands(&d, &s, i, dbl, (pred & 3) && pred != 3 &&
+				       pred != 7), t;
+		double a = un ? 0 : dbl ? get_d(&d, i) : get_f(&d, i);
+		double b = un ? 0 : dbl ? get_d(&s, i) : get_f(&s, i);
 		switch (pred) {
 		case 0: t = !un && a == b; break;
 		case 1: t = !un && a < b; break;
@@ -758,26 +805,61 @@ static void exec_pinsr(struct bt_cpu *c, const struct bt_operand *r,
 
 static void exec_sse_op(struct bt_cpu *c);
 
+/* The instructions that can raise SIMD floating-point exceptions: the
+ * arithmetic, compares and conversions (not RCP/RSQRT, logic or moves). */
+static bool simd_fp(const struct bt_insn *in)
+{
+	if (in->op != BT_OP_SSE || in->map != 1)
+		return false;
+	switch (in->opcode) {
+	case 0x2A: case 0x2C: case 0x2D: case 0x2E: case 0x2F: case 0x51:
+	case 0x58: case 0x59: case 0x5A: case 0x5B: case 0x5C: case 0x5D:
+	case 0x5E: case 0x5F: case 0xC2: case 0xE6:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* What an SSE FP instruction may write besides memory (which none of them
+ * does): XMM registers, a GPR (CVTSD2SI) and EFLAGS (COMISD). */
+struct sse_undo {
+	uint8_t xmm[256];
+	uint64_t gpr[16];
+	uint64_t rflags;
+};
+
 void bt_exec_sse(struct bt_cpu *c)
 {
-	static const int modes[4] = { FE_TONEAREST, FE_DOWNWARD, FE_UPWARD,
-				      FE_TOWARDZERO };
-	uint32_t mx = mxcsr(c), f;
+	uint32_t mx = mxcsr(c), f, unmasked;
+	struct sse_undo u;
 
-	/* host rounding follows MXCSR.RC; its sticky flags go to MXCSR */
-	fesetround(modes[(mx >> 13) & 3]);
-	feclearexcept(FE_ALL_EXCEPT);
-	exec_sse_op(c);
-	f = (fetestexcept(FE_INVALID) ? 0x01 : 0) |
-	    (fetestexcept(FE_DIVBYZERO) ? 0x04 : 0) |
-	    (fetestexcept(FE_OVERFLOW) ? 0x08 : 0) |
-	    (fetestexcept(FE_UNDERFLOW) ? 0x10 : 0) |
-	    (fetestexcept(FE_INEXACT) ? 0x20 : 0);
-	fesetround(FE_TONEAREST);
-	if (f && c->in->op == BT_OP_SSE) {
-		mx = mxcsr(c) | f;
-		memcpy(c->s.xsave + X_MXCSR, &mx, 4);
+	if (!simd_fp(c->in)) {
+		exec_sse_op(c);
+		return;
 	}
+	memcpy(u.xmm, c->s.xsave + X_XMM, sizeof(u.xmm));
+	memcpy(u.gpr, c->s.gpr, sizeof(u.gpr));
+	u.rflags = c->s.rflags;
+	/* the host runs with the guest's RC, FTZ and DAZ, all masked; a
+	 * fault inside is undone by handle_fault (bt_fpu_host_reset) */
+	__builtin_ia32_ldmxcsr((mx & 0xE040) | 0x1F80);
+	exec_sse_op(c);
+	f = __builtin_ia32_stmxcsr() & 0x3F;
+	bt_fpu_host_reset();
+	unmasked = f & ~(mx >> 7) & 0x3F;
+	/* an unmasked pre-computation exception (IE DE ZE) stops before the
+	 * post-computation ones are detected (SDM vol. 1 11.5.2) */
+	if (unmasked & 0x07)
+		f &= 0x07;
+	mx |= f;
+	memcpy(c->s.xsave + X_MXCSR, &mx, 4);
+	if (!unmasked)
+		return;
+	memcpy(c->s.xsave + X_XMM, u.xmm, sizeof(u.xmm));
+	memcpy(c->s.gpr, u.gpr, sizeof(u.gpr));
+	c->s.rflags = u.rflags;
+	bt_raise_noerr(c, (c->s.cr4 & CR4_OSXMMEXCPT) ? BT_XM : BT_UD);
 }
 
 static void exec_sse_op(struct bt_cpu *c)
@@ -860,12 +942,10 @@ static void exec_sse_op(struct bt_cpu *c)
 		exec_cvt(c, r, m);
 		return;
 	case 0x2E: case 0x2F:
-		if (p == 0x66) {
-			src_read(c, m, &s, 8, false);
-			comis(c, get_d((struct vec *)xmm(c, r->reg), 0), get_d(&s, 0));
-		} else if (!p) {
-			src_read(c, m, &s, 4, false);
-			comis(c, get_f((struct vec *)xmm(c, r->reg), 0), get_f(&s, 0));
+		if (p == 0x66 || !p) {
+			src_read(c, r, &d, 16, false);
+			src_read(c, m, &s, p ? 8 : 4, false);
+			comis(c, &d, &s, p == 0x66);
 		} else {
 			bt_raise_noerr(c, BT_UD);
 		}

@@ -3,11 +3,15 @@
  * canonical FXSAVE image with ST(i) in slot i, as FXSAVE stores them; the
  * abridged tag byte refers to physical registers (TOP + i) mod 8. Rounding
  * control comes from FCW through the host's rounding mode, and the host's
- * exception flags become FSW's (IE ZE OE UE PE). Precision control is not
- * modelled (always 64-bit significand); unmasked exceptions set ES but #MF
- * is not raised yet.
+ * exception flags become FSW's (IE DE ZE OE UE PE): the host x87 runs with
+ * the guest's rounding control and all exceptions masked, and with the
+ * guest's precision control for the operations PC applies to (FADD FSUB
+ * FMUL FDIV FSQRT, SDM vol. 1 8.1.5.2). An unmasked exception sets ES and
+ * B; the next waiting x87 instruction then raises #MF when CR0.NE=1 (SDM
+ * vol. 1 8.7). With CR0.NE=0 a PC asserts FERR#, which the chipset turns
+ * into IRQ13; cpu-bt has no FERR# line and behaves as with IGNNE#
+ * asserted: execution continues and the exception stays pending in FSW.
  */
-#include <fenv.h>
 #include <math.h>
 #include <string.h>
 
@@ -21,6 +25,37 @@
 #define FSW_C2 0x0400
 #define FSW_C3 0x4000
 #define FSW_CC (FSW_C0 | FSW_C1 | FSW_C2 | FSW_C3)
+
+/* The host x87 control word: exceptions masked, the guest's rounding
+ * control, and 64-bit precision unless `pc` asks for the guest's. */
+static void host_fcw(uint16_t cw)
+{
+	__asm__ volatile("fldcw %0" : : "m"(cw) : "memory");
+}
+
+static uint16_t host_fsw(void)
+{
+	uint16_t sw;
+
+	__asm__ volatile("fnstsw %0" : "=m"(sw) : : "memory");
+	return sw;
+}
+
+static uint16_t fcw(struct bt_cpu *c);
+
+static void host_mode(struct bt_cpu *c, bool pc)
+{
+	uint16_t cw = (uint16_t)(fcw(c) | 0x3F);
+
+	host_fcw(pc ? cw : (uint16_t)(cw | 0x300));
+}
+
+void bt_fpu_host_reset(void)
+{
+	__asm__ volatile("fnclex" : : : "memory");
+	host_fcw(0x037F);
+	__builtin_ia32_ldmxcsr(0x1F80);
+}
 
 static uint16_t fcw(struct bt_cpu *c)
 {
@@ -157,18 +192,49 @@ static void compare(struct bt_cpu *c, long double a, long double b, bool eflags)
 	}
 }
 
+/* The operations precision control applies to run on the host x87 under
+ * the guest's PC; volatile keeps the compiler from moving them across the
+ * control word loads. */
 static long double arith(struct bt_cpu *c, int op, long double a, long double b)
 {
+	volatile long double x = a, y = b, r;
+
+	host_mode(c, true);
 	switch (op) {
-	case 0: return a + b;
-	case 1: return a * b;
-	case 4: return a - b;
-	case 5: return b - a;
-	case 6:
-		return a / b; /* ZE/IE come from the host's flags */
-	default:
-		return b / a;
+	case 0: r = x + y; break;
+	case 1: r = x * y; break;
+	case 4: r = x - y; break;
+	case 5: r = y - x; break;
+	case 6: r = x / y; break; /* ZE/IE come from the host's flags */
+	default: r = y / x; break;
 	}
+	host_mode(c, false);
+	return r;
+}
+
+static long double x87_sqrt(struct bt_cpu *c, long double a)
+{
+	volatile long double x = a, r;
+
+	host_mode(c, true);
+	r = x;
+	/* the instruction itself: glibc's sqrtl raises IE in SSE for a
+	 * negative operand */
+	__asm__ volatile("fsqrt" : "+t"(r));
+	host_mode(c, false);
+	return r;
+}
+
+/* ES and B follow the unmasked flags after FLDCW/FLDENV/FRSTOR: a
+ * pending exception unmasked by a new control word is raised at the next
+ * waiting instruction (SDM vol. 2 FLDCW). */
+static void update_es(struct bt_cpu *c)
+{
+	uint16_t sw = fsw(c) & ~0x8080;
+
+	if (sw & 0x3F & ~fcw(c))
+		sw |= 0x8080;
+	set_fsw(c, sw);
 }
 
 static uint64_t mem_addr(struct bt_cpu *c)
@@ -199,7 +265,9 @@ static long double load_real(struct bt_cpu *c, unsigned size)
 	}
 	uint8_t b[16] = { 0 };
 	long double x;
-	bt_lin_read_buf(c, bt_seg_lin(c, mem_seg(c), a, 10, false), b, 10, c->cpl);
+	uint64_t lin = bt_seg_lin(c, mem_seg(c), a, 10, false);
+	bt_align_check(c, lin, 8); /* extended real: 8 (SDM 3A table 6-7) */
+	bt_lin_read_buf(c, lin, b, 10, c->cpl);
 	memcpy(&x, b, 16);
 	return x;
 }
@@ -220,9 +288,10 @@ static void store_real(struct bt_cpu *c, long double v, unsigned size)
 		bt_write(c, mem_seg(c), a, 8, u);
 	} else {
 		uint8_t b[16] = { 0 };
+		uint64_t lin = bt_seg_lin(c, mem_seg(c), a, 10, true);
+		bt_align_check(c, lin, 8);
 		memcpy(b, &v, 10);
-		bt_lin_write_buf(c, bt_seg_lin(c, mem_seg(c), a, 10, true), b, 10,
-				 c->cpl);
+		bt_lin_write_buf(c, lin, b, 10, c->cpl);
 	}
 }
 
@@ -242,7 +311,7 @@ static void store_int(struct bt_cpu *c, long double v, unsigned size, bool chop)
 		i = (int64_t)(1ull << (8 * size - 1)); /* integer indefinite */
 	} else {
 		if (r != v)
-			feraiseexcept(FE_INEXACT);
+			flag(c, 0x20); /* PE */
 		i = (int64_t)r;
 	}
 	bt_write(c, mem_seg(c), mem_addr(c), size, (uint64_t)i);
@@ -297,6 +366,16 @@ static unsigned env_size(struct bt_cpu *c)
 	return c->in->opsize == 2 ? 14 : 28;
 }
 
+static uint32_t env_word(struct bt_cpu *c, unsigned off, unsigned w)
+{
+	uint32_t v = 0;
+
+	if (c->mode == BT_MODE64 && (off == 12 || off == 20))
+		return 0; /* 64-bit pointers: no selectors in the image */
+	memcpy(&v, c->s.xsave + off, w);
+	return v;
+}
+
 static void store_env(struct bt_cpu *c, uint64_t a)
 {
 	unsigned w = c->in->opsize == 2 ? 2 : 4;
@@ -307,8 +386,12 @@ static void store_env(struct bt_cpu *c, uint64_t a)
 	bt_write(c, seg, a, w, fcw(c) | (w == 4 ? 0xFFFF0000u : 0));
 	bt_write(c, seg, (a + w) & am, w, fsw(c) | (w == 4 ? 0xFFFF0000u : 0));
 	bt_write(c, seg, (a + 2 * w) & am, w, full_tags(c) | (w == 4 ? 0xFFFF0000u : 0));
-	for (unsigned i = 3; i < 7; i++)
-		bt_write(c, seg, (a + i * w) & am, w, 0);
+	/* protected-mode layout: FIP, FCS with FOP above it, FDP, FDS */
+	bt_write(c, seg, (a + 3 * w) & am, w, env_word(c, 8, w));
+	bt_write(c, seg, (a + 4 * w) & am, w, env_word(c, 12, 2) |
+		 (w == 4 ? env_word(c, 6, 2) << 16 : 0));
+	bt_write(c, seg, (a + 5 * w) & am, w, env_word(c, 16, w));
+	bt_write(c, seg, (a + 6 * w) & am, w, env_word(c, 20, 2));
 }
 
 static void load_env(struct bt_cpu *c, uint64_t a)
@@ -327,6 +410,7 @@ static void load_env(struct bt_cpu *c, uint64_t a)
 	for (unsigned p = 0; p < 8; p++)
 		if (((tw >> (2 * p)) & 3) != 3)
 			c->s.xsave[4] |= 1u << p;
+	update_es(c);
 }
 
 static void fsave(struct bt_cpu *c, bool restore)
@@ -420,7 +504,7 @@ static void exec_d9_reg(struct bt_cpu *c, unsigned modrm)
 		memmove(c->s.xsave + 32, c->s.xsave + 48, 7 * 16);
 		return;
 	case 0xF9: a = st(c, 1) * log2l(st(c, 0) + 1); pop(c); set_st(c, 0, a); return;
-	case 0xFA: set_st(c, 0, sqrtl(st(c, 0))); return;
+	case 0xFA: set_st(c, 0, x87_sqrt(c, st(c, 0))); return;
 	case 0xFB: a = st(c, 0); set_st(c, 0, sinl(a)); push(c, cosl(a)); return;
 	case 0xFC: set_st(c, 0, round_fcw(c, st(c, 0))); return;
 	case 0xFD: set_st(c, 0, ldexpl(st(c, 0), (int)truncl(st(c, 1)))); return;
@@ -461,6 +545,7 @@ static void exec_mem(struct bt_cpu *c, unsigned esc, unsigned reg)
 		uint16_t cw = (uint16_t)bt_read(c, mem_seg(c), mem_addr(c), 2);
 		c->s.xsave[0] = cw & 0xFF;
 		c->s.xsave[1] = cw >> 8;
+		update_es(c);
 		return;
 	}
 	case 1 << 3 | 6: store_env(c, mem_addr(c)); return;
@@ -606,35 +691,110 @@ static void exec_reg(struct bt_cpu *c, unsigned esc, unsigned modrm)
 	bt_raise_noerr(c, BT_UD);
 }
 
+/* The non-waiting forms (FNINIT FNCLEX FNSTCW FNSTSW FNSTENV FNSAVE and
+ * the 287 no-ops) do not check for a pending unmasked exception (SDM vol.
+ * 1 8.3.12). */
+static bool no_wait(unsigned esc, unsigned modrm)
+{
+	unsigned reg = modrm >> 3 & 7;
+
+	if (modrm >= 0xC0)
+		return (esc == 3 && modrm >= 0xE0 && modrm <= 0xE4) ||
+		       (esc == 7 && modrm == 0xE0);
+	return (esc == 1 && (reg == 6 || reg == 7)) ||
+	       (esc == 5 && (reg == 6 || reg == 7));
+}
+
+/* FLDENV, FLDCW and FRSTOR load the state rather than compute. */
+static bool loads_state(unsigned esc, unsigned modrm)
+{
+	unsigned reg = modrm >> 3 & 7;
+
+	return modrm < 0xC0 && ((esc == 1 && (reg == 4 || reg == 5)) ||
+				(esc == 5 && reg == 4));
+}
+
+/* The last non-control instruction's opcode, code and data pointers (SDM
+ * vol. 1 8.1.8-8.1.9), in the FXSAVE image: FOP at 6, then FIP/FCS and
+ * FDP/FDS in the 32-bit format, or 64-bit FIP and FDP in 64-bit mode. */
+static void record_pointers(struct bt_cpu *c, unsigned esc, unsigned modrm)
+{
+	uint16_t fop = (uint16_t)((esc << 8 | modrm) & 0x7FF);
+	uint64_t fip = c->insn_rip, fdp = 0;
+	uint16_t fds = 0;
+
+	if (modrm < 0xC0) {
+		fdp = mem_addr(c);
+		fds = c->s.seg[mem_seg(c)].selector;
+	}
+	memcpy(c->s.xsave + 6, &fop, 2);
+	if (c->mode == BT_MODE64) {
+		memcpy(c->s.xsave + 8, &fip, 8);
+		memcpy(c->s.xsave + 16, &fdp, 8);
+		return;
+	}
+	uint32_t ip32 = (uint32_t)fip, dp32 = (uint32_t)fdp;
+	uint16_t fcs = c->s.seg[BT_CS].selector;
+	memcpy(c->s.xsave + 8, &ip32, 4);
+	memcpy(c->s.xsave + 12, &fcs, 2);
+	memset(c->s.xsave + 14, 0, 2);
+	memcpy(c->s.xsave + 16, &dp32, 4);
+	memcpy(c->s.xsave + 20, &fds, 2);
+	memset(c->s.xsave + 22, 0, 2);
+}
+
+/* A pending unmasked exception (FSW.ES) is taken as #MF by the next
+ * waiting instruction, before it executes, when CR0.NE=1. */
+static void check_mf(struct bt_cpu *c)
+{
+	if ((fsw(c) & 0x80) && (c->s.cr0 & CR0_NE))
+		bt_raise_noerr(c, BT_MF);
+}
+
 void bt_exec_x87(struct bt_cpu *c)
 {
 	unsigned esc, modrm;
+	uint16_t sw;
+	uint8_t undo[160];
 
 	if (c->in->opcode == 0x9B) { /* FWAIT */
 		if ((c->s.cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
 			bt_raise_noerr(c, BT_NM);
+		check_mf(c);
 		return;
 	}
 	if (c->s.cr0 & (CR0_EM | CR0_TS))
 		bt_raise_noerr(c, BT_NM);
 	esc = c->in->opcode & 7;
 	modrm = c->in->modrm;
-	/* The host's x87 computes with the guest's rounding control; its
+	if (!no_wait(esc, modrm))
+		check_mf(c);
+	if (!no_wait(esc, modrm) && !loads_state(esc, modrm))
+		record_pointers(c, esc, modrm);
+	/* The host's x87 computes with the guest's rounding control, its
 	 * sticky flags are collected afterwards. A fault inside leaves the
-	 * host mode changed, which is harmless: it is set before every use. */
-	fesetround(((const int[]){ FE_TONEAREST, FE_DOWNWARD, FE_UPWARD,
-				   FE_TOWARDZERO })[(fcw(c) >> 10) & 3]);
-	feclearexcept(FE_ALL_EXCEPT);
+	 * host mode changed: handle_fault resets it (bt_fpu_host_reset). */
+	memcpy(undo, c->s.xsave, sizeof(undo));
+	host_mode(c, false);
+	__asm__ volatile("fnclex" : : : "memory");
 	if (modrm < 0xC0)
 		exec_mem(c, esc, modrm >> 3 & 7);
 	else
 		exec_reg(c, esc, modrm);
-	flag(c, (fetestexcept(FE_INVALID) ? FSW_IE : 0) |
-		(fetestexcept(FE_DIVBYZERO) ? FSW_ZE : 0) |
-		(fetestexcept(FE_OVERFLOW) ? 0x08 : 0) |
-		(fetestexcept(FE_UNDERFLOW) ? 0x10 : 0) |
-		(fetestexcept(FE_INEXACT) ? 0x20 : 0));
-	fesetround(FE_TONEAREST);
+	sw = host_fsw() & 0x3F;
+	flag(c, sw);
+	bt_fpu_host_reset();
+	sw |= fsw(c) & ~(undo[2] | undo[3] << 8) & 0x3F; /* raised by this one */
+	/* An unmasked invalid-operation (incl. stack fault), denormal or
+	 * divide-by-zero leaves the register stack and TOP unchanged (SDM
+	 * vol. 1 8.5.1-8.5.3); only the status flags record it. (A store to
+	 * memory has been done already: not modelled.) */
+	if ((sw & 0x07 & ~fcw(c)) && !loads_state(esc, modrm)) {
+		sw = (uint16_t)((fsw(c) & ~0x3800) | (undo[3] << 8 & 0x3800));
+		memcpy(c->s.xsave + 4, undo + 4, 1);
+		memcpy(c->s.xsave + 32, undo + 32, 128);
+		set_fsw(c, sw);
+	}
 }
 
 /* FXSAVE/FXRSTOR: the legacy region of the canonical XSAVE image is the

@@ -70,6 +70,8 @@ static void fx_pio_write(void *o, uint16_t port, uint64_t val, unsigned size)
 {
 	struct fx *f = o;
 
+	if (port == 0x92)
+		f->a20 = (val >> 1) & 1;
 	if (f->nout < 64) {
 		f->out[f->nout].port = port;
 		f->out[f->nout].val = (uint32_t)val;
@@ -176,6 +178,8 @@ struct fx *fx_new(enum fx_mode mode)
 		.intr_pending = fx_intr_pending, .intr_ack = fx_intr_ack,
 	};
 	bt_cpu_init(&f->cpu, &f->bus, &fx_model, 0);
+	f->a20 = 1;
+	f->cpu.a20_line = &f->a20;
 	s = &f->cpu.s;
 	s->xsave[0] = 0x7F; /* FCW */
 	s->xsave[1] = 0x03;

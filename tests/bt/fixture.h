@@ -35,6 +35,9 @@ struct fx {
 	uint8_t mmio[4096];
 	unsigned mmio_reads, mmio_writes;
 	unsigned mmio_max_size;      /* largest single MMIO access seen */
+	/* the chipset's A20 gate the CPU follows (1: enabled); an OUT to
+	 * port 0x92 sets it from bit 1, as sysctl-92 does */
+	volatile int a20;
 	/* legacy interrupt line */
 	bool intr;
 	int intr_vec;

@@ -186,6 +186,48 @@ static const struct form forms[] = {
 	{ "mov dword [0x202838], 0x7f80\n ldmxcsr [0x202838]\n cvtsi2sd xmm0, rax\n"
 	  "cvtsi2sd xmm1, rbx\n divsd xmm0, xmm1\n cvtsd2si rcx, xmm0\n"
 	  "stmxcsr [0x202838]" },
+	/* x87 precision control (24/53 bits) with rounding control, and DE
+	 * (denormal operand: memory holds small integers, i.e. denormals) */
+	{ "fninit\n mov word [0x202838], 0x007f\n fldcw [0x202838]\n fld qword [0x202800]\n"
+	  "fld qword [0x202808]\n fdivp\n fld st0\n fmul st0, st0\n fstp tword [0x202810]\n"
+	  "fstp tword [0x202820]\n fnstsw ax\n and eax, 0x3f" },
+	{ "fninit\n mov word [0x202838], 0x0a7f\n fldcw [0x202838]\n fld qword [0x202800]\n"
+	  "fld qword [0x202808]\n faddp\n fld st0\n fsqrt\n fstp tword [0x202810]\n"
+	  "fstp tword [0x202820]\n fnstsw ax\n and eax, 0x3f" },
+	{ "fninit\n mov word [0x202838], 0x0c7f\n fldcw [0x202838]\n fild dword [0x202800]\n"
+	  "fild dword [0x202804]\n fdivp\n fld dword [0x202808]\n fsubp\n fstp tword [0x202810]\n"
+	  "fnstsw ax\n and eax, 0x3f" },
+	/* MXCSR: DAZ and FTZ under each rounding mode, DE, denormal and tiny
+	 * operands (rax/eax masked to the smallest exponents) */
+	{ "mov dword [0x202838], 0x9fc0\n ldmxcsr [0x202838]\n mov r8, 0x001fffffffffffff\n"
+	  "and rax, r8\n movq xmm0, rax\n movq xmm1, rbx\n addsd xmm0, xmm1\n mulsd xmm1, xmm0\n"
+	  "divsd xmm1, xmm0\n movq rcx, xmm0\n movq rdx, xmm1\n stmxcsr [0x202838]" },
+	{ "mov dword [0x202838], 0xff80\n ldmxcsr [0x202838]\n mov r8, 0x801fffffffffffff\n"
+	  "and rax, r8\n movq xmm0, rax\n movq xmm1, rbx\n mulsd xmm0, xmm0\n addsd xmm1, xmm0\n"
+	  "cvtsd2ss xmm2, xmm1\n movq rcx, xmm0\n movq rdx, xmm1\n movd esi, xmm2\n"
+	  "stmxcsr [0x202838]" },
+	{ "mov dword [0x202838], 0x5fc0\n ldmxcsr [0x202838]\n mov r8, 0x800fffffffffffff\n"
+	  "and rax, r8\n movq xmm0, rax\n movq xmm1, rbx\n subsd xmm1, xmm0\n sqrtsd xmm2, xmm0\n"
+	  "cvtsd2si rcx, xmm1\n movq rdx, xmm1\n movq rsi, xmm2\n stmxcsr [0x202838]" },
+	{ "mov dword [0x202838], 0x3f80\n ldmxcsr [0x202838]\n mov r8, 0x000fffffffffffff\n"
+	  "and rax, r8\n movq xmm0, rax\n movq xmm1, rbx\n addsd xmm1, xmm0\n mulsd xmm0, xmm0\n"
+	  "movq rcx, xmm0\n movq rdx, xmm1\n stmxcsr [0x202838]" },
+	{ "mov dword [0x202838], 0x9f80\n ldmxcsr [0x202838]\n and eax, 0x80ffffff\n"
+	  "movd xmm0, eax\n movd xmm1, ebx\n mulss xmm0, xmm0\n addss xmm1, xmm0\n sqrtss xmm2, xmm1\n"
+	  "cvtss2sd xmm3, xmm0\n movd ecx, xmm0\n movd edx, xmm1\n movd esi, xmm2\n"
+	  "movq rdi, xmm3\n stmxcsr [0x202838]" },
+	{ "mov dword [0x202838], 0x1fc0\n ldmxcsr [0x202838]\n and eax, 0x00ffffff\n"
+	  "movd xmm0, eax\n pshufd xmm0, xmm0, 0\n movq xmm1, rbx\n addps xmm1, xmm0\n"
+	  "mulps xmm0, xmm1\n movq rcx, xmm0\n movq rdx, xmm1\n stmxcsr [0x202838]" },
+	/* NaN and infinity operands: COMISD/UCOMISD and the signalling and
+	 * quiet CMPSD predicates set IE differently */
+	{ "mov dword [0x202838], 0x1f80\n ldmxcsr [0x202838]\n mov r8, 0x7ff0000000000000\n"
+	  "or rax, r8\n movq xmm0, rax\n movq xmm1, rbx\n ucomisd xmm0, xmm1\n"
+	  "stmxcsr [0x202838]\n comisd xmm1, xmm0\n stmxcsr [0x20283c]" },
+	{ "mov dword [0x202838], 0x1f80\n ldmxcsr [0x202838]\n mov r8, 0x7ff0000000000000\n"
+	  "or rax, r8\n movq xmm0, rax\n movq xmm1, rbx\n movaps xmm2, xmm1\n cmpeqsd xmm2, xmm0\n"
+	  "stmxcsr [0x202838]\n cmpltsd xmm1, xmm0\n stmxcsr [0x20283c]\n movq rcx, xmm1\n"
+	  "movq rdx, xmm2" },
 	{ "fninit\n fld qword [0x202800]\n fld qword [0x202808]\n fmulp\n fld st0\n fsubp\n"
 	  "fstp dword [0x202810]\n fldpi\n fldln2\n fdivrp\n fistp dword [0x202814]" },
 	{ "movq xmm0, rax\n movq xmm1, rbx\n packuswb xmm0, xmm1\n pmaxsw xmm0, xmm1\n"
@@ -533,8 +575,18 @@ static void test_diff(void)
 			}
 			if (ok && memcmp(mem, s[i].mem_out, 64)) {
 				ok = false;
+				int o = 0;
+				while (o < 63 && mem[o] == s[i].mem_out[o])
+					o++;
+				o &= ~3;
 				if (!first[0])
-					snprintf(first, sizeof(first), "memory differs");
+					snprintf(first, sizeof(first),
+						 "memory differs at +%d: 0x%08x want 0x%08x (in rax=0x%llx rbx=0x%llx)",
+						 o, mem[o] | mem[o + 1] << 8 | mem[o + 2] << 16 | (uint32_t)mem[o + 3] << 24,
+						 s[i].mem_out[o] | s[i].mem_out[o + 1] << 8 | s[i].mem_out[o + 2] << 16 |
+						 (uint32_t)s[i].mem_out[o + 3] << 24,
+						 (unsigned long long)s[i].in.gpr[0],
+						 (unsigned long long)s[i].in.gpr[3]);
 			}
 			if (vec != BT_UD && !first[0])
 				snprintf(first, sizeof(first), "cpu-bt raised vector %d at 0x%llx",

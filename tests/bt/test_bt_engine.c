@@ -244,6 +244,27 @@ static void test_triple_fault(void)
 	teardown(vm, vcpu);
 }
 
+/* The set_a20 op: while disabled, [0x100500] is RAM at 0x500. */
+static void test_a20(void)
+{
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+	char err[64];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ops()->set_a20);
+	for (int on = 0; on < 2; on++) {
+		void *vm, *vcpu = setup(&vm, "mov eax, [0x100500]\n ud2", true);
+		ram[0x500] = 0x44;
+		ram[0x100500] = 0x55;
+		ops()->set_a20(vm, on);
+		CU_ASSERT_EQUAL(ops()->vcpu_run(vcpu, err, sizeof(err)),
+				MODVM_RUN_SHUTDOWN);
+		ops()->get_state(vcpu, s);
+		CU_ASSERT_EQUAL(s->gpr[MODVM_RAX] & 0xFF, on ? 0x55 : 0x44);
+		teardown(vm, vcpu);
+	}
+	free(s);
+}
+
 static void test_model_refusal(void)
 {
 	static const struct modvm_cpuid_leaf v2[] = {
@@ -307,6 +328,27 @@ static void test_cr8_is_tpr(void)
 	teardown(vm, vcpu);
 }
 
+static void test_nmi_ipi(void)
+{
+	/* an NMI IPI to its own APIC ID (ICR delivery mode 100b) reaches the
+	 * NMI vector through the IDT with IF=0, and NMIs are blocked after */
+	void *vm, *vcpu = setup(&vm, "cli\n mov dword [0xFEE00310], 0\n"
+				"mov dword [0xFEE00300], 0x00004400\n spin: jmp spin", false);
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+	struct runner r = { .vcpu = vcpu };
+
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(50);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	ops()->get_state(vcpu, s);
+	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * BT_NMI + 1);
+	CU_ASSERT(s->halted);
+	CU_ASSERT(s->ev.nmi_masked);
+	free(s);
+	teardown(vm, vcpu);
+}
+
 static void test_smp_init_sipi(void)
 {
 	/* the BSP wakes the AP with INIT and SIPI through its LAPIC ICR; the
@@ -359,7 +401,7 @@ int main(void)
 {
 	static const struct test_case tests[] = {
 		TEST(test_kick_running), TEST(test_halt_sleeps_and_kick),
-		TEST(test_intr_wakes_halt), TEST(test_triple_fault),
+		TEST(test_intr_wakes_halt), TEST(test_triple_fault), TEST(test_a20), TEST(test_nmi_ipi),
 		TEST(test_model_refusal), TEST(test_state_roundtrip),
 		TEST(test_cr8_is_tpr), TEST(test_smp_init_sipi),
 	};

@@ -311,6 +311,40 @@ static void test_real_mode(void)
 	fx_free(f);
 }
 
+static void test_a20_mask(void)
+{
+	/* A20 disabled (port 92h bit 1 = 0 in the fixture): real-mode
+	 * FFFF:0510 = 0x100500 wraps to 0x500 (FFFF:0520 to 0x510), reads
+	 * and writes, through a
+	 * TLB entry made while it was enabled; enabled again, 0x100500 is
+	 * itself (SDM 3A 8.7.13.4, A20M#) */
+	struct fx *f = run(FX_REAL,
+		"mov ax, 0xffff\n mov es, ax\n xor ax, ax\n mov ds, ax\n"
+		"mov byte [es:0x510], 0x11\n mov byte [0x500], 0x22\n"
+		"mov al, 0\n out 0x92, al\n"
+		"mov bl, [es:0x510]\n mov byte [es:0x520], 0x33\n"
+		"mov al, 2\n out 0x92, al\n"
+		"mov cl, [es:0x510]\n mov dl, [es:0x520]\n mov dh, [0x510]\n hlt");
+
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX) & 0xFF, 0x22);   /* wrapped read */
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX) & 0xFF, 0x11);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX) & 0xFFFF, 0x3300); /* wrapped write */
+	CU_ASSERT_EQUAL(f->ram[0x510], 0x33);
+	CU_ASSERT_EQUAL(f->ram[0x100510], 0);
+	CU_ASSERT_EQUAL(f->ram[0x100500], 0x11);
+	fx_free(f);
+	/* protected mode, A20 off from the start: [0x100500] is 0x500 */
+	f = fx_new(FX_PROT32);
+	fx_idt(f);
+	f->a20 = 0;
+	f->ram[0x500] = 0x44;
+	f->ram[0x100500] = 0x55;
+	fx_asm(f, "mov al, [0x100500]\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX) & 0xFF, 0x44);
+	fx_free(f);
+}
+
 static void test_mode_switch(void)
 {
 	/* real mode -> protected mode via CR0.PE and a far jump */
@@ -630,6 +664,66 @@ static void test_task_switch(void)
 	fx_free(f);
 }
 
+static void test_task_switch16(void)
+{
+	/* CALL to a 16-bit (286) TSS, type 1: the task runs, its IRETD with
+	 * NT returns through the back link; its state is saved in the 16-bit
+	 * layout (IP 0Eh, FLAGS 10h, BX 18h, SI 1Eh, ES..DS 22h-28h) */
+	struct fx *f = fx_new(FX_PROT32);
+	uint64_t tss2 = 0x2400;
+	unsigned len;
+
+	fx_idt(f);
+	f->cpu.s.gdt.limit = 12 * 8 - 1;
+	fx_set64(f, FX_GDT + 0x58, 0x000081002400002Bull); /* 286 TSS */
+	f->ram[FX_GDT + 0x40 + 5] = 0x8B;
+	len = fx_asm_at(f, 0x6000, "bits 32\n mov ebx, 0x77\n pushfd\n pop esi\n"
+				  "mov edi, cr0\n iretd\n");
+	f->ram[tss2 + 0x0E] = 0x00; f->ram[tss2 + 0x0F] = 0x60;    /* IP */
+	f->ram[tss2 + 0x10] = 0x02;                                /* FLAGS */
+	f->ram[tss2 + 0x1A] = 0x00; f->ram[tss2 + 0x1B] = 0x70;    /* SP */
+	for (int i = 0; i < 4; i++)
+		f->ram[tss2 + 0x22 + 2 * i] = i == 1 ? 0x08 : 0x10;
+	fx_asm(f, "mov ecx, 0\n call 0x58:0\n mov ecx, 1\n str ax\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(fx_mem32(f, tss2 + 0x18) & 0xFFFF, 0x77);     /* BX */
+	CU_ASSERT(fx_mem32(f, tss2 + 0x1E) & BT_NT);                  /* SI */
+	CU_ASSERT_EQUAL(fx_mem32(f, tss2 + 0x0E) & 0xFFFF, 0x6000 + len); /* IP */
+	CU_ASSERT_EQUAL(fx_mem32(f, tss2 + 0x24) & 0xFFFF, 0x08);     /* CS */
+	CU_ASSERT(fx_mem32(f, tss2 + 0x20) & CR0_TS);                 /* DI: CR0 */
+	CU_ASSERT_EQUAL(fx_mem32(f, tss2) & 0xFFFF, 0x40);            /* back link */
+	CU_ASSERT_EQUAL(f->ram[FX_GDT + 0x58 + 5], 0x81);             /* not busy */
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX) & 0xFFFF, 0x40);
+	CU_ASSERT(!(f->cpu.s.rflags & BT_NT));
+	fx_free(f);
+	/* #GP through a task gate to the 286 TSS: the error code is pushed
+	 * as a word on the new task's stack; the TSS is busy, NT set */
+	f = fx_new(FX_PROT32);
+	fx_idt(f);
+	f->cpu.s.gdt.limit = 12 * 8 - 1;
+	fx_set64(f, FX_GDT + 0x58, 0x000081002400002Bull);
+	fx_set64(f, FX_IDT + 8 * BT_GP, (0x58ull << 16) | (0x85ull << 40));
+	fx_asm_at(f, 0x6000, "bits 32\n mov bx, [esp]\n mov edx, esp\n pushfd\n pop esi\n hlt\n");
+	f->ram[tss2 + 0x0E] = 0x00; f->ram[tss2 + 0x0F] = 0x60;
+	f->ram[tss2 + 0x10] = 0x02;
+	f->ram[tss2 + 0x1A] = 0x00; f->ram[tss2 + 0x1B] = 0x70;
+	for (int i = 0; i < 4; i++)
+		f->ram[tss2 + 0x22 + 2 * i] = i == 1 ? 0x08 : 0x10;
+	fx_asm(f, "mov ax, 0x1234\n mov edi, gp\n gp: mov ds, ax\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX) & 0xFFFF, 0x1234 & 0xFFFC);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX) & 0xFFFF, 0x6FFE);
+	CU_ASSERT(R(f, MODVM_RSI) & BT_NT);
+	CU_ASSERT_EQUAL(f->ram[FX_GDT + 0x58 + 5], 0x83);             /* busy */
+	CU_ASSERT_EQUAL(f->cpu.s.tr.selector, 0x58);
+	/* the outgoing 32-bit task saved the faulting EIP */
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x2000 + 0x20), FX_CODE + 9);    /* EIP */
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x2000 + 0x44), FX_CODE + 9);    /* EDI */
+	fx_free(f);
+}
+
 static void test_call_gate(void)
 {
 	/* ring 3 calls a DPL-3 call gate to ring 0 with one parameter; the
@@ -757,6 +851,241 @@ static void test_x87(void)
 	fx_free(f);
 }
 
+static uint16_t fx_fsw(struct fx *f)
+{
+	return (uint16_t)(f->cpu.s.xsave[2] | f->cpu.s.xsave[3] << 8);
+}
+
+static uint32_t fx_mxcsr(struct fx *f)
+{
+	uint32_t v;
+
+	memcpy(&v, f->cpu.s.xsave + 24, 4);
+	return v;
+}
+
+static void test_x87_mf(void)
+{
+	/* CR0.NE=1: an unmasked divide-by-zero leaves the stack as it was,
+	 * sets ZE ES B, and the next waiting x87 instruction faults with #MF
+	 * (vector 16, no error code) before executing; a non-x87 instruction
+	 * and the non-waiting FNSTSW in between do not */
+	static const char *src =
+		"%s fninit\n mov word [0x20000], 0x037b\n fldcw [0x20000]\n"
+		"fld1\n fldz\n mov edi, div\n div: fdivp st1\n mov ebx, 1\n fnstsw ax\n mov esi, mf\n"
+		"mf: fld1\n mov ecx, 2\n hlt";
+	char buf[512];
+	struct fx *f;
+
+	snprintf(buf, sizeof(buf), src, "mov eax, cr0\n or eax, 0x20\n mov cr0, eax\n");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_MF);
+	CU_ASSERT_EQUAL(fx_mem32(f, FX_STACK - 12), R(f, MODVM_RSI)); /* EIP */
+	CU_ASSERT_EQUAL(fx_mem32(f, FX_STACK - 8), 0x08);             /* CS */
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX) & 0xFFFF, 0xB084);  /* B TOP=6 ES ZE */
+	CU_ASSERT_EQUAL(fx_fsw(f), 0xB084);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[4], 0xC0);           /* 1 and 0 kept */
+	/* the handler finds the faulting FDIVP in FIP/FCS and FOP (DE F9) */
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[8] | f->cpu.s.xsave[9] << 8 |
+			f->cpu.s.xsave[10] << 16 | (uint32_t)f->cpu.s.xsave[11] << 24,
+			R(f, MODVM_RDI));
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[12], 0x08);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[6] | f->cpu.s.xsave[7] << 8, 0x6F9);
+	fx_free(f);
+	/* CR0.NE=0: no #MF (no FERR# line: as with IGNNE#), execution goes on */
+	snprintf(buf, sizeof(buf), src, "");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 2);
+	CU_ASSERT_EQUAL(fx_fsw(f) & 0x80FF, 0x8084);
+	fx_free(f);
+	/* FLDCW unmasking an exception flagged while masked: #MF at the
+	 * next waiting instruction; FWAIT is one */
+	f = run(FX_PROT32,
+		"mov eax, cr0\n or eax, 0x20\n mov cr0, eax\n fninit\n fld1\n fldz\n fdivp st1\n"
+		"mov word [0x20000], 0x037b\n fldcw [0x20000]\n mov esi, mf\n mf: fwait\n"
+		"mov ecx, 2\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), BT_MF);
+	CU_ASSERT_EQUAL(fx_mem32(f, FX_STACK - 12), R(f, MODVM_RSI));
+	fx_free(f);
+}
+
+static void test_x87_precision(void)
+{
+	/* FCW.PC rounds the significand of FDIV to 24/53/64 bits, with RC */
+	static const struct { uint16_t cw; double want; } t[] = {
+		{ 0x007F, (double)(1.0f / 3.0f) },   /* 24-bit, nearest */
+		{ 0x027F, 1.0 / 3.0 },               /* 53-bit, nearest */
+		{ 0x0A7F, 0x1.5555555555556p-2 },    /* 53-bit, up */
+		{ 0x047F, 0x1.555554p-2 },           /* 24-bit, down */
+	};
+	char buf[512];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct fx *f;
+		double d;
+		snprintf(buf, sizeof(buf),
+			 "fninit\n mov word [0x20010], 0x%x\n fldcw [0x20010]\n fld1\n"
+			 "fild dword [three]\n fdivp\n fstp qword [0x20000]\n hlt\n three: dd 3",
+			 t[i].cw);
+		f = run(FX_PROT32, buf);
+		memcpy(&d, f->ram + 0x20000, 8);
+		CU_ASSERT_EQUAL(d, t[i].want);
+		CU_ASSERT(fx_fsw(f) & 0x20); /* PE */
+		fx_free(f);
+	}
+	/* FNSTENV (32-bit format): FIP, FCS | FOP << 16, FDP, FDS of the
+	 * last non-control instruction, FLD m32 (D9 05) */
+	{
+		struct fx *f = run(FX_PROT32,
+			"fninit\n mov esi, ld\n ld: fld dword [val]\n fnstenv [0x20000]\n hlt\n"
+			"val: dd 1.5");
+		CU_ASSERT_EQUAL(fx_mem32(f, 0x2000C), R(f, MODVM_RSI));
+		CU_ASSERT_EQUAL(fx_mem32(f, 0x20010), 0x01050008);
+		CU_ASSERT_EQUAL(fx_mem32(f, 0x20014), R(f, MODVM_RSI) + 13); /* val */
+		CU_ASSERT_EQUAL(fx_mem32(f, 0x20018) & 0xFFFF, 0x10);
+		CU_ASSERT_EQUAL(fx_mem32(f, 0x20008) & 0xFFFF, 0x3FFF); /* tags */
+		fx_free(f);
+	}
+	/* a denormal double operand: DE (masked, so the result is stored) */
+	{
+		struct fx *f = run(FX_PROT32,
+			"fninit\n fld qword [den]\n fld1\n fmulp\n fstp qword [0x20000]\n"
+			"hlt\n align 8\n den: dq 1");
+		CU_ASSERT_EQUAL(fx_fsw(f) & 0x3F, 0x02);
+		CU_ASSERT_EQUAL(fx_mem64(f, 0x20000), 1);
+		fx_free(f);
+	}
+}
+
+static void test_sse_xm(void)
+{
+	/* an unmasked divide-by-zero in DIVSD: #XM (vector 19) with
+	 * CR4.OSXMMEXCPT=1, the destination unchanged, MXCSR.ZE set */
+	static const char *src =
+		"%s mov dword [0x20000], 0x1d80\n ldmxcsr [0x20000]\n mov eax, 1\n"
+		"cvtsi2sd xmm0, eax\n xorpd xmm1, xmm1\n lea rsi, [rel xm]\n"
+		"xm: divsd xmm0, xmm1\n mov ecx, 2\n hlt";
+	char buf[512];
+	struct fx *f;
+
+	snprintf(buf, sizeof(buf), src, "");
+	f = run(FX_LONG64, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_XM);
+	CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 40), R(f, MODVM_RSI)); /* RIP */
+	CU_ASSERT_EQUAL(fx_mxcsr(f), 0x1D84);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[160 + 7], 0x3F); /* xmm0 still 1.0 */
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 0);
+	fx_free(f);
+	/* CR4.OSXMMEXCPT=0: #UD instead */
+	snprintf(buf, sizeof(buf), src, "mov rax, cr4\n and eax, ~0x400\n mov cr4, rax\n");
+	f = run(FX_LONG64, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_UD);
+	CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 40), R(f, MODVM_RSI));
+	fx_free(f);
+	/* masked: the result is the infinity and ZE is only a flag */
+	f = run(FX_LONG64, "mov eax, 1\n cvtsi2sd xmm0, eax\n xorpd xmm1, xmm1\n"
+			   "divsd xmm0, xmm1\n movq rbx, xmm0\n stmxcsr [0x20000]\n hlt");
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0x7FF0000000000000ull);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20000), 0x1F84);
+	fx_free(f);
+}
+
+static void test_sse_daz_ftz(void)
+{
+	/* DE for a denormal operand; DAZ (bit 6) reads it as zero without
+	 * DE; FTZ (bit 15) flushes a tiny result to zero with UE and PE */
+	static const char *src =
+		"mov dword [0x20000], 0x%x\n ldmxcsr [0x20000]\n mov rax, 1\n movq xmm0, rax\n"
+		"xorpd xmm1, xmm1\n addsd xmm0, xmm1\n movq rbx, xmm0\n"
+		"mov rax, 0x0010000000000000\n movq xmm2, rax\n mulsd xmm2, xmm2\n movq rcx, xmm2\n"
+		"stmxcsr [0x20000]\n hlt";
+	char buf[512];
+	struct fx *f;
+
+	snprintf(buf, sizeof(buf), src, 0x1F80);
+	f = run(FX_LONG64, buf);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 1);            /* denormal kept */
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 0);            /* 2^-2044 underflows to 0 */
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20000), 0x1FB2);  /* PE UE DE */
+	fx_free(f);
+	snprintf(buf, sizeof(buf), src, 0x9FC0);
+	f = run(FX_LONG64, buf);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);            /* DAZ */
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 0);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20000), 0x9FF0);  /* PE UE, no DE */
+	fx_free(f);
+	/* FTZ on a result that would be denormal: 2^-1022 * 0.5 */
+	f = run(FX_LONG64, "mov dword [0x20000], 0x9f80\n ldmxcsr [0x20000]\n"
+			   "mov rax, 0x0010000000000000\n movq xmm0, rax\n mov rax, 0x3fe0000000000000\n"
+			   "movq xmm1, rax\n mulsd xmm0, xmm1\n movq rbx, xmm0\n stmxcsr [0x20000]\n hlt");
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20000), 0x9FB0);
+	fx_free(f);
+}
+
+static void test_alignment_check(void)
+{
+	/* CR0.AM, EFLAGS.AC and CPL 3: a misaligned dword load is #AC(0), a
+	 * fault on the instruction (SDM 3A 6.15 interrupt 17) */
+	static const char *src =
+		"mov eax, cr0\n or eax, %s\n mov cr0, eax\n"
+		"push 0x23\n push 0x60000\n push 0x%x\n push 0x1B\n push user\n iretd\n"
+		"user: mov ax, 0x23\n mov ds, ax\n mov ebx, [0x20000]\n mov edi, ac\n ac: %s\n"
+		"mov ecx, 2\n hlt";
+	uint32_t top = FX_STACK - 0x10000;
+	char buf[512];
+	struct fx *f;
+
+	snprintf(buf, sizeof(buf), src, "0x40000", 0x40002, "mov edx, [0x20001]");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_AC_V);
+	CU_ASSERT_EQUAL(fx_mem32(f, top - 24), 0);                 /* error code */
+	CU_ASSERT_EQUAL(fx_mem32(f, top - 20), R(f, MODVM_RDI));   /* EIP */
+	CU_ASSERT_EQUAL(fx_mem32(f, top - 16), 0x1B);              /* CS */
+	CU_ASSERT(fx_mem32(f, top - 12) & BT_AC);                  /* EFLAGS */
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 0);
+	fx_free(f);
+	/* a push onto a misaligned stack, a word at an odd address, a
+	 * quadword (FILD m64) at 4 mod 8 */
+	snprintf(buf, sizeof(buf), src, "0x40000", 0x40002, "mov esp, 0x60002\n ac2: push eax");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_AC_V);
+	CU_ASSERT_EQUAL(fx_mem32(f, top - 20), R(f, MODVM_RDI) + 5);
+	fx_free(f);
+	snprintf(buf, sizeof(buf), src, "0x40000", 0x40002, "mov dx, [0x20003]");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_AC_V);
+	fx_free(f);
+	snprintf(buf, sizeof(buf), src, "0x40000", 0x40002, "fild qword [0x20004]");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_AC_V);
+	fx_free(f);
+	/* not raised: EFLAGS.AC clear, CR0.AM clear, or aligned; the run
+	 * then ends at the HLT, which is #GP at CPL 3 */
+	snprintf(buf, sizeof(buf), src, "0x40000", 0x2, "mov edx, [0x20001]");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 2);
+	fx_free(f);
+	snprintf(buf, sizeof(buf), src, "0", 0x40002, "mov edx, [0x20001]");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	fx_free(f);
+	snprintf(buf, sizeof(buf), src, "0x40000", 0x40002, "mov edx, [0x20004]");
+	f = run(FX_PROT32, buf);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	fx_free(f);
+	/* CPL 0 with AM and AC: no check */
+	f = run(FX_PROT32, "mov eax, cr0\n or eax, 0x40000\n mov cr0, eax\n push 0x40002\n popfd\n"
+			   "mov edx, [0x20001]\n mov ecx, 2\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 2);
+	fx_free(f);
+}
+
 static void test_fxsave_roundtrip(void)
 {
 	struct fx *f = run(FX_LONG64,
@@ -818,16 +1147,18 @@ int main(void)
 		TEST(test_muldiv), TEST(test_divide_error), TEST(test_bcd),
 		TEST(test_bitops), TEST(test_exchange), TEST(test_strings),
 		TEST(test_stack_calls), TEST(test_cpuid_tsc_msr),
-		TEST(test_io_permission), TEST(test_real_mode),
+		TEST(test_io_permission), TEST(test_real_mode), TEST(test_a20_mask),
 		TEST(test_mode_switch), TEST(test_segment_checks),
 		TEST(test_paging_32), TEST(test_paging_64_nx_user),
 		TEST(test_long_mode_rings), TEST(test_syscall_sysret),
 		TEST(test_sysenter_sysexit), TEST(test_system_misc),
 		TEST(test_exceptions_df_triple), TEST(test_interrupts_shadow),
-		TEST(test_single_step), TEST(test_debug_registers), TEST(test_task_switch), TEST(test_v86),
+		TEST(test_single_step), TEST(test_debug_registers), TEST(test_task_switch), TEST(test_task_switch16), TEST(test_v86),
 		TEST(test_call_gate),
 		TEST(test_mmio), TEST(test_sse2),
-		TEST(test_x87), TEST(test_fxsave_roundtrip),
+		TEST(test_x87), TEST(test_x87_mf), TEST(test_x87_precision),
+		TEST(test_sse_xm), TEST(test_sse_daz_ftz),
+		TEST(test_alignment_check), TEST(test_fxsave_roundtrip),
 		TEST(test_state_roundtrip), TEST(test_injected_event),
 	};
 

@@ -1,7 +1,9 @@
 /* sysctl-92 and i8042: the platform's reset paths (port 92h fast reset,
  * 8042 pulse and output port), the 8042's self-tests, command byte, port
  * enables, loop-back, the "no keyboard" answer, interrupts, hostile
- * command streams and state round trips. */
+ * command streams, state round trips, and the A20 gate both report to
+ * the core (ORed, passed to the engine, restored by a snapshot). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,6 +288,113 @@ static void test_state_round_trips(void)
 	hx_free(b);
 }
 
+/* A20: both devices report their gate input through host->set_a20; the
+ * core ORs them and tells the engine (here a fake one recording calls). */
+struct a20_rec {
+	int calls;
+	int last;
+};
+
+static void fake_set_a20(void *vm, bool on)
+{
+	struct a20_rec *r = vm;
+
+	r->calls++;
+	r->last = on;
+}
+
+static const struct modvm_cpu_engine_ops a20_engine = {
+	.size = sizeof(a20_engine), .set_a20 = fake_set_a20,
+};
+
+/* An engine built before set_a20 existed (as the KVM engines today). */
+static const struct modvm_cpu_engine_ops old_engine = {
+	.size = offsetof(struct modvm_cpu_engine_ops, set_a20),
+	.set_a20 = fake_set_a20, /* beyond its size: must not be called */
+};
+
+static struct hx *a20_machine(struct a20_rec *r,
+			      const struct modvm_cpu_engine_ops *e)
+{
+	struct hx *h = hx_new(0);
+	struct machine *m = hx_machine(h);
+
+	m->eops = e;
+	m->evm = r;
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "sysctl-92", "p92", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "i8042", "kbc", NULL), 0);
+	return h;
+}
+
+static void kbc_outport(struct hx *h, uint8_t v)
+{
+	hx_outb(h, KBC_CMD, 0xD1);
+	hx_outb(h, KBC_DATA, v);
+}
+
+static void a20_free(struct hx *h)
+{
+	hx_machine(h)->eops = NULL;
+	hx_free(h);
+}
+
+static void test_a20_gate(void)
+{
+	struct a20_rec r = { 0, -1 }, r2 = { 0, -1 }, r3 = { 0, -1 };
+	struct hx *h = a20_machine(&r, &a20_engine), *b;
+	struct strbuf sb;
+	char err[256];
+	int n;
+
+	CU_ASSERT(r.calls >= 1);
+	CU_ASSERT_EQUAL(r.last, 1);            /* both enabled at reset */
+	hx_outb(h, PORT92, 0x00);               /* the 8042 still has it on */
+	CU_ASSERT_EQUAL(r.last, 1);
+	kbc_outport(h, 0x01);                   /* both off: masked */
+	CU_ASSERT_EQUAL(r.last, 0);
+	CU_ASSERT_EQUAL(hx_machine_request(h), 0);
+	n = r.calls;
+	hx_outb(h, PORT92, 0x00);               /* no change: no call */
+	kbc_outport(h, 0x01);
+	CU_ASSERT_EQUAL(r.calls, n);
+	hx_outb(h, PORT92, 0x02);               /* fast A20 */
+	CU_ASSERT_EQUAL(r.last, 1);
+	hx_outb(h, PORT92, 0x00);
+	CU_ASSERT_EQUAL(r.last, 0);
+	kbc_outport(h, 0x03);                   /* through the 8042 */
+	CU_ASSERT_EQUAL(r.last, 1);
+	kbc_outport(h, 0x01);
+	CU_ASSERT_EQUAL(r.last, 0);
+	/* snapshot: a machine loading this state gets A20 disabled */
+	b = a20_machine(&r2, &a20_engine);
+	CU_ASSERT_EQUAL(r2.last, 1);
+	sb_init(&sb);
+	hx_state_save_all(h, &sb);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load_all(b, sb.s, sb.len, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(r2.last, 0);
+	CU_ASSERT_EQUAL(hx_inb(b, PORT92) & 2, 0);
+	/* what an engine created after the load (a resume) starts from */
+	{
+		modvm_inst probe = { .m = hx_machine(b) };
+		CU_ASSERT_FALSE(hx_machine(b)->host.a20_enabled(&probe));
+		hx_outb(b, PORT92, 0x02);
+		CU_ASSERT_TRUE(hx_machine(b)->host.a20_enabled(&probe));
+		CU_ASSERT_EQUAL(r2.last, 1);
+	}
+	sb_free(&sb);
+	/* machine reset: enabled again */
+	hx_reset(h);
+	CU_ASSERT_EQUAL(r.last, 1);
+	a20_free(h);
+	a20_free(b);
+	/* an engine without set_a20 is never called (A20 stays enabled) */
+	h = a20_machine(&r3, &old_engine);
+	hx_outb(h, PORT92, 0x00);
+	kbc_outport(h, 0x01);
+	CU_ASSERT_EQUAL(r3.calls, 0);
+	a20_free(h);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
@@ -298,6 +407,7 @@ int main(void)
 		TEST(test_kbc_linux_probe),
 		TEST(test_hostile_streams),
 		TEST(test_state_round_trips),
+		TEST(test_a20_gate),
 	};
 	return RUN_TESTS("reset", tests);
 }

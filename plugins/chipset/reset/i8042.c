@@ -112,11 +112,22 @@ static void kbc_set_ctr(struct i8042 *k, uint8_t v)
 	kbc_drive_irqs(k, false);
 }
 
-/* Write the output port; a 0 in bit 0 holds the CPU in reset. A20 is
- * always on in modvm, its bit is only remembered. */
+/* Bit 1 of the output port drives A20GATE: the core ORs it with port
+ * 92h's bit and the CPU engine masks address bit 20 while both are 0. */
+static void kbc_a20(struct i8042 *k)
+{
+	if (MODVM_HOST_HAS(k->host, set_a20) && k->host->set_a20)
+		k->host->set_a20(k->inst, k->outport & OUT_A20);
+}
+
+/* Write the output port; a 0 in bit 0 holds the CPU in reset. */
 static void kbc_write_outport(struct i8042 *k, uint8_t v)
 {
+	bool a20 = (v ^ k->outport) & OUT_A20;
+
 	k->outport = v;
+	if (a20)
+		kbc_a20(k);
 	if (!(v & OUT_RESET))
 		kbc_request_reset(k, "the 8042 output port");
 }
@@ -272,6 +283,7 @@ static void i8042_reset(void *dev)
 	k->outport = OUT_RESET | OUT_A20;
 	k->pending = 0;
 	kbc_drive_irqs(k, true);
+	kbc_a20(k);
 }
 
 static const struct modvm_state_field i8042_fields[] = {
@@ -285,6 +297,7 @@ static const struct modvm_state_field i8042_fields[] = {
 static int i8042_post_load(void *dev)
 {
 	kbc_drive_irqs(dev, true);
+	kbc_a20(dev);
 	return 0;
 }
 
@@ -331,5 +344,5 @@ static const struct modvm_device_ops i8042_ops = {
 
 MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "i8042",
 		    .version = "1.0.0",
-		    .description = "8042 keyboard controller without keyboard: self-test, reset line, A20 bit",
+		    .description = "8042 keyboard controller without keyboard: self-test, reset line, A20 gate",
 		    .props = NULL, .state = i8042_sections, .ops = &i8042_ops);

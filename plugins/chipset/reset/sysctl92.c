@@ -1,6 +1,8 @@
 /* System Control Port A (port 92h, "PS/2 port A"): fast reset and fast
  * A20. Bit layout from the 82371AB (PIIX4) datasheet, 4.1.17 (PORT92).
- * A20 is always enabled in modvm; the bit is kept only for read-back.
+ * Bit 1 is this device's A20 gate input, reported to the core (host
+ * set_a20), which ORs it with the 8042's and has the CPU engine mask
+ * address bit 20 while both are 0.
  */
 #include <stdlib.h>
 
@@ -15,6 +17,12 @@ struct sysctl92 {
 	uint8_t value;
 };
 
+static void port92_a20(struct sysctl92 *s)
+{
+	if (MODVM_HOST_HAS(s->host, set_a20) && s->host->set_a20)
+		s->host->set_a20(s->inst, s->value & PORT92_A20);
+}
+
 static uint64_t port92_read(void *opaque, uint64_t off, unsigned size)
 {
 	struct sysctl92 *s = opaque;
@@ -27,8 +35,11 @@ static void port92_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 	struct sysctl92 *s = opaque;
 	uint8_t b = (uint8_t)v;
 	bool reset = (b & PORT92_INIT) && !(s->value & PORT92_INIT);
+	bool a20 = (b ^ s->value) & PORT92_A20;
 
 	s->value = b;
+	if (a20)
+		port92_a20(s);
 	if (reset) {
 		s->host->log(s->inst, MODVM_LOG_DEBUG, "fast reset through port 92h");
 		s->host->machine_request(s->inst, MODVM_REQUEST_RESET);
@@ -37,10 +48,19 @@ static void port92_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 
 static const struct modvm_io_ops port92_ops = { port92_read, port92_write };
 
-/* A20 reads as enabled, since it is; INIT is clear. */
+/* A20 enabled, as a BIOS leaves it; INIT is clear. */
 static void sysctl92_reset(void *dev)
 {
-	((struct sysctl92 *)dev)->value = PORT92_A20;
+	struct sysctl92 *s = dev;
+
+	s->value = PORT92_A20;
+	port92_a20(s);
+}
+
+static int sysctl92_post_load(void *dev)
+{
+	port92_a20(dev);
+	return 0;
 }
 
 static const struct modvm_state_field sysctl92_fields[] = {
@@ -50,6 +70,7 @@ static const struct modvm_state_field sysctl92_fields[] = {
 static const struct modvm_state_section sysctl92_section = {
 	.name = "port92", .version = 1, .min_version = 1,
 	.fields = sysctl92_fields, .nfields = MODVM_COUNTOF(sysctl92_fields),
+	.post_load = sysctl92_post_load,
 };
 static const struct modvm_state_section *const sysctl92_sections[] = {
 	&sysctl92_section, NULL

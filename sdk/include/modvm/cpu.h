@@ -191,6 +191,15 @@ struct modvm_cpu_engine_ops {
 	void (*set_intr)(void *vcpu, int level);
 	/* Deliver an MSI-format message to this VM's local APICs. */
 	void (*deliver_msi)(void *vm, uint64_t addr, uint32_t data);
+
+	/* --- added after 1.0: check ops->size before use --------------- */
+	/* The chipset's A20 gate changed (the core ORs port 92h and the
+	 * 8042's output port, as the PIIX4 does). Disabled: bit 20 of every
+	 * physical address the vCPUs issue is forced to 0 from their next
+	 * instruction on. May be called from any thread, also before the
+	 * vCPUs run and after a snapshot load. NULL: A20 stays enabled (KVM
+	 * has no such control; the core logs that once). */
+	void (*set_a20)(void *vm, bool enabled);
 };
 
 #ifdef __cplusplus

@@ -318,6 +318,20 @@ struct modvm_host {
 	int (*eoi_listener_register)(modvm_inst *inst,
 				     void (*cb)(void *opaque, uint8_t vector),
 				     void *opaque);
+
+	/* --- A20 gate (added after 1.0: check MODVM_HOST_HAS) --------- */
+	/* Chipset devices: this instance's A20 gate input is now `enabled`
+	 * (port 92h bit 1, the 8042's output port bit 1). The core ORs the
+	 * inputs of all instances, as the PIIX4 does (A20M# only while all
+	 * are 0), and tells the CPU engine (set_a20 in its ops; an engine
+	 * without it keeps A20 enabled, logged once). Call it on every
+	 * change, from reset, and from post_load so a snapshot restores it.
+	 * An instance that never called it does not count. */
+	void (*set_a20)(modvm_inst *inst, bool enabled);
+	/* CPU engines: the gate as it is now, to start from in vm_create
+	 * (when resuming, the devices' state is loaded before the engine
+	 * exists, so their post_load calls reach no engine). */
+	bool (*a20_enabled)(modvm_inst *inst);
 };
 
 /* True if the core's table is large enough to hold `field`. */
