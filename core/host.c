@@ -1,5 +1,7 @@
 /* The host-services table: the only way plugins reach the core. Each
  * service finds the machine through the calling instance. */
+#include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +14,28 @@
 static const char *const level_names[] = { "error", "warning", "info",
 					    "debug", "trace" };
 
-void machine_log(struct machine *m, int level, const char *fmt, ...)
+/* Flood guard: a guest can make a message repeat thousands of times a
+ * second (a reset loop, a port hammered at warning level). Messages are
+ * grouped by their format string; each group prints at most FLOOD_BURST
+ * lines per FLOOD_NS, then says how many it held back. */
+#define FLOOD_BURST 5
+#define FLOOD_NS 1000000000ull
+#define FLOOD_SLOTS 8
+
+static struct flood {
+	const char *fmt;
+	uint64_t t0;
+	unsigned n, held;
+	char text[64];            /* the group's last message, shortened */
+} flood[FLOOD_SLOTS];
+static pthread_mutex_t flood_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void say(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void say(int level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (m && level > m->verbosity)
-		return;
 	va_start(ap, fmt);
 	fprintf(stderr, "modvm: %s: ", level_names[level < 0 ? 0 : level > 4 ? 4 : level]);
 	vfprintf(stderr, fmt, ap);
@@ -26,10 +44,54 @@ void machine_log(struct machine *m, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Print msg unless its group (key: the format it came from) floods. */
+static void emit(int level, const char *key, const char *msg)
+{
+	uint64_t now = host_monotonic_ns();
+	struct flood *f = NULL;
+
+	pthread_mutex_lock(&flood_lock);
+	for (int i = 0; i < FLOOD_SLOTS && !f; i++)
+		if (flood[i].fmt == key)
+			f = &flood[i];
+	if (!f) { /* the slot used longest ago */
+		f = &flood[0];
+		for (int i = 1; i < FLOOD_SLOTS; i++)
+			if (flood[i].t0 < f->t0)
+				f = &flood[i];
+		*f = (struct flood){ .fmt = key, .t0 = now };
+	}
+	if (now - f->t0 >= FLOOD_NS) {
+		if (f->held)
+			say(level, "%u more like \"%s\" held back", f->held, f->text);
+		f->t0 = now;
+		f->n = f->held = 0;
+	}
+	snprintf(f->text, sizeof(f->text), "%s", msg);
+	if (++f->n <= FLOOD_BURST)
+		say(level, "%s", msg);
+	else if (!f->held++)
+		say(level, "\"%s\" repeats: held back for a second at a time", f->text);
+	pthread_mutex_unlock(&flood_lock);
+}
+
+void machine_log(struct machine *m, int level, const char *fmt, ...)
+{
+	char msg[ERR_LEN];
+	va_list ap;
+
+	if (m && level > m->verbosity)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	emit(level, fmt, msg);
+}
+
 static void h_log(modvm_inst *inst, enum modvm_log_level level,
 		  const char *fmt, ...)
 {
-	char msg[ERR_LEN];
+	char msg[ERR_LEN], line[ERR_LEN + 64];
 	va_list ap;
 
 	if ((int)level > inst->m->verbosity)
@@ -37,7 +99,8 @@ static void h_log(modvm_inst *inst, enum modvm_log_level level,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	machine_log(inst->m, (int)level, "%s: %s", inst->prefix, msg);
+	snprintf(line, sizeof(line), "%s: %s", inst->prefix, msg);
+	emit((int)level, fmt, line);
 }
 
 static void h_set_error(modvm_inst *inst, const char *fmt, ...)
