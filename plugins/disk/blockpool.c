@@ -74,18 +74,22 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void run_done(struct blockpool *p)
+/* Run the completions that are in; returns whether there were any. */
+static bool run_done(struct blockpool *p)
 {
 	struct modvm_block_req *r, *next;
+	bool ran;
 
 	pthread_mutex_lock(&p->lock);
 	r = p->done;
 	p->done = p->done_tail = NULL;
 	pthread_mutex_unlock(&p->lock);
+	ran = r != NULL;
 	for (; r; r = next) {
 		next = r->next_;
 		r->complete(r, r->result_);
 	}
+	return ran;
 }
 
 static void on_event(void *opaque, int fd, unsigned revents)
@@ -159,10 +163,13 @@ static void wait_idle(struct blockpool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* A completion can submit more (virtio-blk's write-through flush, the
+ * next requests of its queue): drain until a round completes nothing. */
 void blockpool_drain(struct blockpool *p)
 {
-	wait_idle(p);
-	run_done(p);
+	do
+		wait_idle(p);
+	while (run_done(p));
 }
 
 void blockpool_free(struct blockpool *p)

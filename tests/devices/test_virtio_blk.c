@@ -401,6 +401,27 @@ static void test_reset_in_flight(void)
 	drv_free(d);
 }
 
+/* Saving the state drains the disk completely: with write-through a
+ * write's completion submits a flush, which must be done too, so every
+ * request is in the used ring when the state is taken. */
+static void test_save_drains_write_through(void)
+{
+	struct drv *d = drv_new_with("queue-size=32", "flush=false");
+	struct strbuf sb;
+	uint8_t st[4];
+
+	drv_init(d, ~0ull);
+	submit_many(d, 4, T_OUT);
+	sb_init(&sb);
+	hx_state_save_all(d->h, &sb);
+	CU_ASSERT_EQUAL(mem16(d, USED + 2), 4);
+	hx_mem_read(d->h, STATUS, st, sizeof(st));
+	for (unsigned r = 0; r < 4; r++)
+		CU_ASSERT_EQUAL(st[r], 0);
+	sb_free(&sb);
+	drv_free(d);
+}
+
 /* ---- interrupts ---------------------------------------------------------- */
 
 static void test_intx_and_isr(void)
@@ -784,6 +805,7 @@ int main(void)
 		TEST(test_size_max),
 		TEST(test_many_in_flight),
 		TEST(test_reset_in_flight),
+		TEST(test_save_drains_write_through),
 		TEST(test_intx_and_isr),
 		TEST(test_msix),
 		TEST(test_event_idx),

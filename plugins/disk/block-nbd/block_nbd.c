@@ -130,18 +130,21 @@ static int on_complete(void *opaque, int *error)
 
 /* Run finished requests' callbacks (event loop or drain, machine lock
  * held). A callback may submit again: the list is taken first. */
-static void run_done(struct nbd *n)
+static bool run_done(struct nbd *n)
 {
 	struct modvm_block_req *r, *next;
+	bool ran;
 
 	pthread_mutex_lock(&n->lock);
 	r = n->done;
 	n->done = n->done_tail = NULL;
 	pthread_mutex_unlock(&n->lock);
+	ran = r != NULL;
 	for (; r; r = next) {
 		next = r->next_;
 		r->complete(r, r->result_);
 	}
+	return ran;
 }
 
 /* The connection is gone: say so once; the socket watch goes too. */
@@ -438,9 +441,12 @@ static void nbd_drain(void *be)
 {
 	struct nbd *n = be;
 
-	wait_all(n, -1);
-	update_events(n);
-	run_done(n);
+	/* Callbacks may submit more (a write-through flush, the rest of a
+	 * queue): until a round completes nothing. */
+	do {
+		wait_all(n, -1);
+		update_events(n);
+	} while (run_done(n));
 }
 
 /* ---- synchronous calls ---------------------------------------------------- */
