@@ -20,7 +20,7 @@
 
 struct bdev {
 	dev_t dev;
-	char name[64];       /* sysfs name (sda1, loop0p1), may be empty */
+	char name[NAME_MAX + 1]; /* sysfs name (sda1, loop0p1), may be empty */
 	const char *role;    /* "it", "its partition", "its disk" */
 };
 
@@ -32,10 +32,11 @@ struct devset {
 static void add_dev(struct devset *s, dev_t dev, const char *name,
 		    const char *role)
 {
-	if (s->n >= MAX_DEVS)
-		return;
+	if (s->n >= MAX_DEVS ||
+	    snprintf(s->d[s->n].name, sizeof(s->d[s->n].name), "%s", name) >=
+		    (int)sizeof(s->d[s->n].name))
+		return; /* no sysfs name is that long */
 	s->d[s->n].dev = dev;
-	snprintf(s->d[s->n].name, sizeof(s->d[s->n].name), "%s", name);
 	s->d[s->n].role = role;
 	s->n++;
 }
@@ -78,7 +79,8 @@ static bool exists(const char *fmt, const char *a, const char *b)
 {
 	char p[PATH_MAX];
 
-	snprintf(p, sizeof(p), fmt, a, b);
+	if (snprintf(p, sizeof(p), fmt, a, b) >= (int)sizeof(p))
+		return false;
 	return access(p, F_OK) == 0;
 }
 
@@ -91,7 +93,8 @@ static void add_partitions(struct devset *s, const char *name)
 	DIR *dir;
 	dev_t dev;
 
-	snprintf(p, sizeof(p), "/sys/block/%s", name);
+	if (snprintf(p, sizeof(p), "/sys/block/%s", name) >= (int)sizeof(p))
+		return;
 	dir = opendir(p);
 	if (!dir)
 		return;
@@ -99,7 +102,9 @@ static void add_partitions(struct devset *s, const char *name)
 		if (e->d_name[0] == '.' ||
 		    !exists("/sys/block/%s/%s/partition", name, e->d_name))
 			continue;
-		snprintf(p, sizeof(p), "/sys/block/%s/%s/dev", name, e->d_name);
+		if (snprintf(p, sizeof(p), "/sys/block/%s/%s/dev", name,
+			     e->d_name) >= (int)sizeof(p))
+			continue;
 		if (!read_devno(p, &dev))
 			add_dev(s, dev, e->d_name, "its partition");
 	}
@@ -259,7 +264,7 @@ static void holder_name(const char *h, char *buf, size_t len)
 static int check_holders(const struct devset *s, const char *path, char *err,
 			 size_t errlen)
 {
-	char p[PATH_MAX], hn[128], w[128];
+	char p[PATH_MAX], hn[NAME_MAX + 1], w[NAME_MAX + 32];
 
 	for (unsigned i = 0; i < s->n; i++) {
 		struct dirent *e;

@@ -90,7 +90,7 @@ static int part_node(int n, char *out, size_t len)
  * then adds the partitions from user space. Returns a skip reason. */
 static const char *setup(void)
 {
-	char sys[128], cmd[256];
+	char sys[192], cmd[256];
 	FILE *f;
 
 	if (geteuid() != 0)
@@ -237,7 +237,7 @@ static void expect_refused(const char *path, const char *extra,
 
 static void test_mounted_refused(void)
 {
-	char err[512], part[64];
+	char err[512], part[96];
 	struct drv *d;
 
 	/* root with loop devices can mount: a failure here is a failure */
@@ -277,7 +277,7 @@ static void test_mounted_refused(void)
 
 static void test_swap_refused(void)
 {
-	char part[64];
+	char part[96];
 
 	if (sh("mkswap %s >/dev/null 2>&1", p2) || swapon(p2, 0)) {
 		fprintf(stderr, "mkswap/swapon on %s failed (%s): swap case not run\n",
