@@ -3,7 +3,9 @@
  * and `qemu-img compare` agrees with what the guest wrote; backing files
  * (raw and qcow2) are read and never written; zero clusters; images with
  * unknown features, dirty bits or looping backing chains are refused with
- * a clear message. */
+ * a clear message; the refcount table grows; discard and write-zeroes free
+ * clusters that later writes reuse. */
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <sys/wait.h>
 
@@ -132,7 +134,7 @@ static void test_write_read_check(void)
 	guest_write(d, expect, IMG_BYTES / 512 - 1, 512, 4); /* the last sector */
 	guest_write(d, expect, 7, 512, 5);             /* rewrite in place */
 	guest_write(d, expect, 64, 8192, 6);
-	guest_zero(d, expect, 64, 8);                  /* whole cluster: zero flag */
+	guest_zero(d, expect, 64, 8);                  /* whole cluster: unmapped */
 	guest_zero(d, expect, 66, 4);                  /* part of a cluster */
 	guest_zero(d, expect, 4000, 16);               /* never written */
 	CU_ASSERT_EQUAL(request(d, T_FLUSH, 0, 0, false), 0);
@@ -220,7 +222,7 @@ static void test_compressed(void)
 	guest_verify(d, expect, IMG_BYTES);
 	guest_write(d, expect, 3, 512, 21);            /* inside a compressed cluster */
 	guest_write(d, expect, 60, 8192, 22);          /* across two */
-	guest_zero(d, expect, 128, 32);                /* a whole one: zero flag */
+	guest_zero(d, expect, 128, 32);                /* a whole one: unmapped */
 	guest_verify(d, expect, IMG_BYTES);
 	drv_free(d);
 	judge(img, expect, IMG_BYTES);
@@ -368,6 +370,212 @@ static void test_read_only(void)
 	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", img), 0);
 }
 
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static void guest_discard(struct drv *d, uint64_t sector, uint32_t count)
+{
+	uint8_t seg[16] = { 0 };
+
+	memcpy(seg, &sector, 8);
+	memcpy(seg + 8, &count, 4);
+	hx_mem_write(d->h, DATA, seg, 16);
+	CU_ASSERT_EQUAL(request(d, T_DISCARD, 0, 16, false), 0);
+}
+
+/* 512-byte clusters: qemu-img's one-cluster refcount table covers 8 MiB
+ * of file, so 16 MiB of writes need new refcount blocks and a bigger,
+ * relocated table (twice). qemu-img must find no error and no leak. */
+static void test_refcount_growth(void)
+{
+	const uint32_t bytes = 16u << 20, chunk = 65536;
+	char img[128];
+	uint8_t *expect = calloc(1, bytes);
+	struct drv *d;
+	uint64_t size_before;
+
+	if (!have_qemu_img)
+		goto out;
+	snprintf(img, sizeof(img), "%s/grow.qcow2", dir);
+	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=512 %s %u",
+				 img, bytes), 0);
+	CU_ASSERT_EQUAL(header_u64(img, 56) >> 32, 1);  /* one rt cluster */
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(d->added, 0);
+	drv_init(d, ~0ull);
+	/* every chunk, in a scattered order so L2 tables interleave */
+	for (uint32_t i = 0; i < bytes / chunk; i++) {
+		uint32_t c = (i * 37) % (bytes / chunk);
+		guest_write(d, expect, c * (chunk / 512), chunk, i);
+	}
+	CU_ASSERT_EQUAL(request(d, T_FLUSH, 0, 0, false), 0);
+	guest_verify(d, expect, bytes);
+	drv_free(d);
+	CU_ASSERT(header_u64(img, 56) >> 32 >= 4);  /* grew twice */
+	judge(img, expect, bytes);
+	/* discard a quarter, then write it again: freed clusters reused */
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	drv_init(d, ~0ull);
+	guest_discard(d, 8192, 8192);
+	memset(expect + 8192 * 512, 0, 8192 * 512);
+	drv_free(d);
+	judge(img, expect, bytes);
+	size_before = file_size(img);
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	drv_init(d, ~0ull);
+	for (uint32_t i = 0; i < (4u << 20) / chunk; i++)
+		guest_write(d, expect, 8192 + i * (chunk / 512), chunk, 100 + i);
+	guest_verify(d, expect, bytes);
+	drv_free(d);
+	CU_ASSERT(file_size(img) <= size_before);
+	judge(img, expect, bytes);
+out:
+	free(expect);
+}
+
+/* Discard frees whole clusters (they read as zeroes, or as the zero flag
+ * over a backing file), leaves partial ones alone; write-zeroes frees
+ * too; the next writes reuse the freed space. */
+static void test_discard(void)
+{
+	char img[128], top[128], base[128];
+	uint8_t *expect = calloc(1, IMG_BYTES), *orig = malloc(IMG_BYTES);
+	struct drv *d;
+	uint64_t size_full;
+
+	if (!have_qemu_img)
+		goto out;
+	snprintf(img, sizeof(img), "%s/disc.qcow2", dir);
+	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s %u",
+				 img, IMG_BYTES), 0);
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(d->added, 0);
+	CU_ASSERT(dev_features(d) >> 13 & 1);          /* DISCARD offered */
+	drv_init(d, ~0ull);
+	for (uint32_t s = 0; s < 4096; s += 128)
+		guest_write(d, expect, s, 65536, s);
+	size_full = file_size(img);
+	/* 1 MiB from sector 1 (not aligned): the first and last partial
+	 * clusters stay as they were, the rest reads zeroes */
+	guest_discard(d, 1, 2048);
+	memset(expect + 4096, 0, 1048576 - 4096);
+	guest_zero(d, expect, 3000, 512);              /* whole clusters */
+	guest_verify(d, expect, IMG_BYTES);
+	drv_free(d);
+	judge(img, expect, IMG_BYTES);
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	drv_init(d, ~0ull);
+	for (uint32_t s = 4096; s < 4096 + 2048 + 256; s += 128)
+		guest_write(d, expect, s, 65536, s);   /* 1.1 MiB new */
+	guest_verify(d, expect, IMG_BYTES);
+	drv_free(d);
+	CU_ASSERT(file_size(img) <= size_full);        /* freed space reused */
+	judge(img, expect, IMG_BYTES);
+
+	/* over a backing file the zero flag hides the base */
+	snprintf(base, sizeof(base), "%s/dbase.raw", dir);
+	snprintf(top, sizeof(top), "%s/dtop.qcow2", dir);
+	pattern(orig, IMG_BYTES, 77);
+	write_file(base, orig, IMG_BYTES);
+	memcpy(expect, orig, IMG_BYTES);
+	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=4096 -b dbase.raw -F raw %s",
+				 top), 0);
+	d = drv_attach(top, "qcow2", NULL, NULL);
+	drv_init(d, ~0ull);
+	guest_write(d, expect, 16, 8192, 5);
+	guest_discard(d, 16, 64);                      /* written + unwritten */
+	memset(expect + 16 * 512, 0, 64 * 512);
+	guest_discard(d, 200, 3);                      /* partial: no-op */
+	guest_verify(d, expect, IMG_BYTES);
+	drv_free(d);
+	judge(top, expect, IMG_BYTES);
+	/* version 2 without backing: discard unmaps */
+	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 %s %u",
+				 img, IMG_BYTES), 0);
+	memset(expect, 0, IMG_BYTES);
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	drv_init(d, ~0ull);
+	guest_write(d, expect, 0, 65536, 9);
+	guest_discard(d, 8, 64);
+	memset(expect + 4096, 0, 32768);
+	guest_zero(d, expect, 100, 8);
+	guest_verify(d, expect, IMG_BYTES);
+	drv_free(d);
+	judge(img, expect, IMG_BYTES);
+out:
+	free(expect);
+	free(orig);
+}
+
+/* An L2 entry naming the L1 table: writes there fail, the L1 table is
+ * not overwritten, reads of it fail or succeed but never crash. */
+static void test_hostile_metadata_target(void)
+{
+	char img[128];
+	uint8_t buf[4096];
+	uint64_t l1, l2, l1e;
+	struct drv *d;
+
+	if (!have_qemu_img)
+		return;
+	snprintf(img, sizeof(img), "%s/hm.qcow2", dir);
+	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s 4M", img), 0);
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	drv_init(d, ~0ull);
+	guest_write(d, buf, 0, 4096, 1);  /* buf only as scratch "expect" */
+	drv_free(d);
+	l1 = header_u64(img, 40);
+	l1e = header_u64(img, (long)l1);
+	l2 = l1e & 0x00FFFFFFFFFFFE00ull;
+	set_header_u64(img, (long)l2 + 8, l1 | (1ull << 63));  /* cluster 1 -> L1 */
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(d->added, 0);
+	drv_init(d, ~0ull);
+	memset(buf, 0xEE, sizeof(buf));
+	hx_mem_write(d->h, DATA, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(request(d, T_OUT, 8, 4096, false), 1);  /* IOERR */
+	CU_ASSERT_EQUAL(request(d, T_IN, 0, 4096, true), 0);
+	drv_free(d);
+	CU_ASSERT_EQUAL(header_u64(img, (long)l1), l1e);
+}
+
+/* A persistent bitmap (autoclear bit 0) would go stale under our writes:
+ * a writable open clears the autoclear bits (qcow2.txt). */
+static void test_autoclear(void)
+{
+	char img[128];
+	uint8_t expect[4096];
+	struct drv *d;
+
+	if (!have_qemu_img)
+		return;
+	snprintf(img, sizeof(img), "%s/bm.qcow2", dir);
+	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 %s 1M", img), 0);
+	if (sh("qemu-img bitmap --add %s b0 2>/dev/null", img)) {
+		fprintf(stderr, "qemu-img bitmap unavailable: autoclear check skipped\n");
+		return;
+	}
+	CU_ASSERT_NOT_EQUAL(header_u64(img, 88), 0);
+	d = drv_attach(img, "qcow2", NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(d->added, 0);
+	drv_init(d, ~0ull);
+	guest_write(d, expect, 0, 4096, 3);
+	drv_free(d);
+	CU_ASSERT_EQUAL(header_u64(img, 88), 0);
+	/* qemu-img then counts the abandoned bitmap directory as leaked
+	 * (exit 3, no errors); after -r leaks the image is clean */
+	int rc = sh("qemu-img check -q %s 2>/dev/null", img);
+	CU_ASSERT(rc == 0 || rc == 3);
+	CU_ASSERT_EQUAL(sh("qemu-img check -q -r leaks %s >/dev/null 2>&1", img), 0);
+	CU_ASSERT_EQUAL(sh("qemu-img check -q %s 2>/dev/null", img), 0);
+}
+
 static void cleanup(void)
 {
 	sh("rm -rf %s", dir);
@@ -382,6 +590,10 @@ int main(void)
 		TEST(test_refused_images),
 		TEST(test_hostile_tables),
 		TEST(test_read_only),
+		TEST(test_refcount_growth),
+		TEST(test_discard),
+		TEST(test_hostile_metadata_target),
+		TEST(test_autoclear),
 	};
 	int rc;
 
