@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cpustate.h"
+#include "fusefs.h"
 #include "machine.h"
 #include "run.h"
 #include "snapshot.h"
@@ -55,6 +56,24 @@ static json_t *ok_reply(json_t *ret)
 	return json_pack("{s:o}", "return", ret ? ret : json_object());
 }
 
+/* Where each disk's content is now: a snapshot moves it to an overlay. */
+static json_t *disk_list(void)
+{
+	struct block_disk d[64];
+	size_t n = block_disks(d, 64);
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		if (!d[i].path)
+			continue;
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:b,s:b}",
+			"device", d[i].device, "path", d[i].path,
+			"format", d[i].format ? d[i].format : "other",
+			"readonly", (int)d[i].readonly, "overlay", (int)d[i].on_overlay));
+	}
+	return list;
+}
+
 static json_t *cmd_status(struct machine *m)
 {
 	const struct vm_config *c = m->cfg;
@@ -68,6 +87,9 @@ static json_t *cmd_status(struct machine *m)
 		"cpus", (int)m->ncpus,
 		"memory", (json_int_t)m->mem.size,
 		"virtual-ns", (json_int_t)vclock_now(&m->clock));
+	machine_lock(m); /* snapshots swap disks under it */
+	json_object_set_new(st, "disks", disk_list());
+	machine_unlock(m);
 	return ok_reply(st);
 }
 
@@ -177,12 +199,18 @@ static void snapshot_report(void *opaque, uint64_t done, uint64_t total)
 static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
 {
 	const char *name = json_string_value(json_object_get(args, "name"));
+	const char *disks = json_string_value(json_object_get(args, "disks"));
 	char err[ERR_LEN], *dir;
+	unsigned flags = 0;
 	uint64_t t0;
 	int r;
 
 	if (!name || !*name || strchr(name, '/') || name[0] == '.')
 		return error_reply("BadRequest", "snapshot needs a name without '/' or a leading '.'");
+	if (disks && strcmp(disks, "freeze") && strcmp(disks, "reference"))
+		return error_reply("BadRequest", "snapshot: \"disks\" is \"freeze\" (the default) or \"reference\"");
+	if (disks && !strcmp(disks, "reference"))
+		flags |= SNAPSHOT_REFERENCE_DISKS;
 	if (!m->eops)
 		return error_reply("NotRunning", "the VM is not running");
 	if (machine_hold(m))
@@ -192,7 +220,7 @@ static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
 	machine_lock(m);
 	struct progress_ctx pctx = { cl, name };
 	struct snapshot_progress prog = { snapshot_report, &pctx };
-	r = snapshot_save(m, dir, &prog, err, sizeof(err));
+	r = snapshot_save(m, dir, flags, &prog, err, sizeof(err));
 	machine_unlock(m);
 	machine_release(m);
 	json_t *reply = r ? error_reply("SnapshotFailed", "%s (the VM continues)", err)
@@ -200,6 +228,21 @@ static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
 					       (json_int_t)((host_monotonic_ns() - t0) / 1000000)));
 	free(dir);
 	return reply;
+}
+
+/* The FUSE view of a VM that was started without --mount (docs/fuse.md). */
+static json_t *cmd_mount(struct machine *m, json_t *args, bool mount)
+{
+	const char *path = json_string_value(json_object_get(args, "path"));
+	char err[ERR_LEN];
+
+	if (!path || path[0] != '/')
+		return error_reply("BadRequest", "%s needs {\"path\": an absolute directory}",
+				   mount ? "mount" : "umount");
+	if (mount ? fusefs_mount(m, path, err, sizeof(err))
+		  : fusefs_unmount(m, path, err, sizeof(err)))
+		return error_reply(mount ? "MountFailed" : "NotMounted", "%s", err);
+	return ok_reply(json_pack("{s:s}", "path", path));
 }
 
 static json_t *dispatch(struct control *c, struct client *cl, const char *line)
@@ -232,9 +275,11 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 		reply = cmd_query_devices(m);
 	else if (!strcmp(cmd, "snapshot"))
 		reply = cmd_snapshot(m, json_object_get(req, "arguments"), cl);
+	else if (!strcmp(cmd, "mount") || !strcmp(cmd, "umount"))
+		reply = cmd_mount(m, json_object_get(req, "arguments"), cmd[0] == 'm');
 	else
 		reply = error_reply("UnknownCommand",
-				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot",
+				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot, mount, umount",
 				    cmd);
 	json_decref(req);
 	return reply;
@@ -407,6 +452,8 @@ void control_stop(struct control *c)
 		/* the pipe cannot be full: one byte, one reader */
 	}
 	pthread_join(c->thread, NULL);
+	/* Mounts made through the socket end with it, on every exit path. */
+	fusefs_unmount_all();
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		if (c->clients[i].fd >= 0)
 			client_close(&c->clients[i]);

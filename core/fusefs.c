@@ -44,6 +44,8 @@ struct fusefs {
 	pthread_t thread;
 	bool thread_running;
 	bool mounted;
+	bool ended;             /* fs_main returned (unmounted from outside) */
+	struct fusefs *next;    /* mounts made by the control socket */
 };
 
 /* ---- the tree ------------------------------------------------------------ */
@@ -52,7 +54,7 @@ enum node_kind {
 	N_ROOT, N_CONFIG, N_STATUS, N_CONTROL, N_PLUGINS, N_CONSOLE, N_MEMORY,
 	N_CPUS, N_CPU_DIR, N_CPU_REGS, N_CPU_STATE,
 	N_DEVICES, N_DEV_DIR, N_DEV_STATE, N_DEV_STATE_BIN, N_DEV_PROPS,
-	N_DEV_CONSOLE, N_DISKS, N_SNAPS, N_SNAP_DIR, N_SNAP_FILE,
+	N_DEV_CONSOLE, N_DISKS, N_DISK, N_SNAPS, N_SNAP_DIR, N_SNAP_FILE,
 };
 
 struct node {
@@ -192,6 +194,24 @@ static int resolve_root(struct fusefs *fs, const char *c, struct node *n)
 	return -ENOENT;
 }
 
+#define MAX_DISKS 64
+
+/* Disk `device` as the block layer has it now (a snapshot may have moved
+ * it onto an overlay); out may be NULL. */
+static bool find_disk(const char *device, struct block_disk *out)
+{
+	struct block_disk d[MAX_DISKS];
+	size_t n = block_disks(d, MAX_DISKS);
+
+	for (size_t i = 0; i < n; i++)
+		if (d[i].path && !strcmp(d[i].device, device)) {
+			if (out)
+				*out = d[i];
+			return true;
+		}
+	return false;
+}
+
 static int resolve_child(struct fusefs *fs, const char *c, struct node *n)
 {
 	struct machine *m = fs->m;
@@ -228,6 +248,12 @@ static int resolve_child(struct fusefs *fs, const char *c, struct node *n)
 			return 0;
 		}
 		return -ENOENT;
+	case N_DISKS:
+		if (!find_disk(c, NULL))
+			return -ENOENT;
+		snprintf(n->file, sizeof(n->file), "%s", c);
+		n->kind = N_DISK;
+		return 0;
 	case N_SNAPS:
 		if (!snapshot_exists(m, c))
 			return -ENOENT;
@@ -433,8 +459,16 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
 	case N_SNAP_DIR:
 		fill_snapshot_files(fs, &n, buf, fill);
 		break;
+	case N_DISKS: {
+		struct block_disk d[MAX_DISKS];
+		size_t nd = block_disks(d, MAX_DISKS);
+		for (size_t i = 0; i < nd; i++)
+			if (d[i].path)
+				fill(buf, d[i].device, NULL, 0, 0);
+		break;
+	}
 	default:
-		break; /* disks/: no disk devices exist yet */
+		break;
 	}
 	return 0;
 }
@@ -607,6 +641,24 @@ static void render_plugins(struct machine *m, struct strbuf *b)
 	free(text);
 }
 
+/* Where disk `device`'s content is now. The path strings belong to the
+ * block layer; snapshots swap disks under the machine lock. */
+static int render_disk(struct machine *m, const char *device, struct strbuf *b)
+{
+	struct block_disk d;
+	int r = -ENOENT;
+
+	machine_lock(m);
+	if (find_disk(device, &d)) {
+		sb_printf(b, "path = %s\nformat = %s\nreadonly = %s\noverlay = %s\n",
+			  d.path, d.format ? d.format : "other",
+			  d.readonly ? "true" : "false", d.on_overlay ? "true" : "false");
+		r = 0;
+	}
+	machine_unlock(m);
+	return r;
+}
+
 static int render(struct fusefs *fs, const struct node *n, struct strbuf *b)
 {
 	struct machine *m = fs->m;
@@ -638,6 +690,8 @@ static int render(struct fusefs *fs, const struct node *n, struct strbuf *b)
 	case N_DEV_PROPS:
 		render_properties(n->inst, b);
 		return 0;
+	case N_DISK:
+		return render_disk(m, n->file, b);
 	default:
 		return -EISDIR;
 	}
@@ -830,7 +884,7 @@ static int take_snapshot(struct machine *m, const char *name)
 		return -EAGAIN;
 	}
 	machine_lock(m);
-	r = snapshot_save(m, dir, NULL, err, sizeof(err));
+	r = snapshot_save(m, dir, 0, NULL, err, sizeof(err));
 	machine_unlock(m);
 	machine_release(m);
 	if (r)
@@ -1117,8 +1171,8 @@ static int run_fusermount_u(const char *dir)
 
 /* Refuse a mount point in use; clear a stale modvm mount (ENOTCONN: the
  * modvm that served it died without unmounting). */
-static int check_mountpoint(const char *dir, const char *abs, char *err,
-			    size_t len)
+static int check_mountpoint(const char *dir, const char *abs,
+			    const char *what, char *err, size_t len)
 {
 	struct stat st;
 	char *type;
@@ -1126,19 +1180,19 @@ static int check_mountpoint(const char *dir, const char *abs, char *err,
 
 	if (stat(dir, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
-			return set_err(err, len, "--mount %s: not a directory", dir);
+			return set_err(err, len, "%s %s: not a directory", what, dir);
 		type = mount_type_at(abs);
 		if (type && !strcmp(type, FS_TYPE))
-			r = set_err(err, len, "--mount %s: another running modvm is mounted there", dir);
+			r = set_err(err, len, "%s %s: another running modvm is mounted there", what, dir);
 		free(type);
 		return r;
 	}
 	if (errno != ENOTCONN)
-		return set_err(err, len, "--mount %s: %s", dir, strerror(errno));
+		return set_err(err, len, "%s %s: %s", what, dir, strerror(errno));
 	type = mount_type_at(abs);
 	if (!type || strcmp(type, FS_TYPE)) {
-		r = set_err(err, len, "--mount %s is a stale FUSE mount (type %s) of another program: run `fusermount3 -u %s`",
-			    dir, type ? type : "unknown", dir);
+		r = set_err(err, len, "%s %s is a stale FUSE mount (type %s) of another program: run `fusermount3 -u %s`",
+			    what, dir, type ? type : "unknown", dir);
 	} else if (run_fusermount_u(abs)) {
 		r = set_err(err, len, "%s is a stale modvm mount from a run that crashed, and fusermount3 -u could not remove it: run `fusermount3 -u %s`",
 			    dir, dir);
@@ -1152,8 +1206,8 @@ static int check_mountpoint(const char *dir, const char *abs, char *err,
 
 /* Snapshots written into the mount itself would wait on the thread that
  * is writing them. */
-static int check_snapshot_dir(struct machine *m, const char *abs, char *err,
-			      size_t len)
+static int check_snapshot_dir(struct machine *m, const char *abs,
+			      const char *what, char *err, size_t len)
 {
 	const char *dir = snapshot_dir(m);
 	char *snap = canonical_dir(dir), *cwd;
@@ -1170,8 +1224,8 @@ static int check_snapshot_dir(struct machine *m, const char *abs, char *err,
 	int r = 0;
 
 	if (snap && !strncmp(snap, abs, n) && (snap[n] == '/' || !snap[n]))
-		r = set_err(err, len, "--snapshot-dir %s is inside --mount %s: choose a directory outside it",
-			    dir, abs);
+		r = set_err(err, len, "--snapshot-dir %s is inside %s %s: choose a directory outside it",
+			    dir, what, abs);
 	free(snap);
 	return r;
 }
@@ -1208,6 +1262,7 @@ static void *fs_main(void *arg)
 			break;
 	}
 	free(buf.mem);
+	__atomic_store_n(&fs->ended, true, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -1253,21 +1308,19 @@ static void fusefs_free(struct fusefs *fs)
 	free(fs);
 }
 
-int fusefs_start(struct machine *m, struct fusefs **out, char *err,
-		 size_t len)
+/* Mount m's tree on dir. `what` names the request in messages ("--mount"
+ * or "mount"). */
+static int mount_at(struct machine *m, const char *dir, const char *what,
+		    struct fusefs **out, char *err, size_t len)
 {
 	struct fusefs *fs;
 	char *abs;
 
-	*out = NULL;
-	if (wanted_machine != m || !wanted_dir)
-		return 0;
-	wanted_machine = NULL; /* one mount per request */
-	abs = canonical_dir(wanted_dir);
+	abs = canonical_dir(dir);
 	if (!abs)
-		return set_err(err, len, "--mount %s: %s", wanted_dir, strerror(errno));
-	if (check_mountpoint(wanted_dir, abs, err, len) ||
-	    check_snapshot_dir(m, abs, err, len)) {
+		return set_err(err, len, "%s %s: %s", what, dir, strerror(errno));
+	if (check_mountpoint(dir, abs, what, err, len) ||
+	    check_snapshot_dir(m, abs, what, err, len)) {
 		free(abs);
 		return -1;
 	}
@@ -1276,23 +1329,23 @@ int fusefs_start(struct machine *m, struct fusefs **out, char *err,
 	fs->dir = abs;
 	fs->wake[0] = fs->wake[1] = -1;
 	if (pipe2(fs->wake, O_CLOEXEC)) {
-		set_err(err, len, "--mount: %s", strerror(errno));
+		set_err(err, len, "%s: %s", what, strerror(errno));
 		goto fail;
 	}
 	fs->fuse = new_fuse(fs);
 	if (!fs->fuse) {
-		set_err(err, len, "--mount %s: libfuse refused its options", wanted_dir);
+		set_err(err, len, "%s %s: libfuse refused its options", what, dir);
 		goto fail;
 	}
 	if (fuse_mount(fs->fuse, abs)) {
-		set_err(err, len, "--mount %s: mounting failed (is /dev/fuse there, and fusermount3 installed?)",
-			wanted_dir);
+		set_err(err, len, "%s %s: mounting failed (is /dev/fuse there, and fusermount3 installed?)",
+			what, dir);
 		goto fail;
 	}
 	fs->mounted = true;
 	fs->se = fuse_get_session(fs->fuse);
 	if (pthread_create(&fs->thread, NULL, fs_main, fs)) {
-		set_err(err, len, "--mount: cannot start the filesystem thread");
+		set_err(err, len, "%s: cannot start the filesystem thread", what);
 		goto fail;
 	}
 	fs->thread_running = true;
@@ -1302,6 +1355,16 @@ int fusefs_start(struct machine *m, struct fusefs **out, char *err,
 fail:
 	fusefs_free(fs);
 	return -1;
+}
+
+int fusefs_start(struct machine *m, struct fusefs **out, char *err,
+		 size_t len)
+{
+	*out = NULL;
+	if (wanted_machine != m || !wanted_dir)
+		return 0;
+	wanted_machine = NULL; /* one mount per request */
+	return mount_at(m, wanted_dir, "--mount", out, err, len);
 }
 
 void fusefs_stop(struct fusefs *fs)
@@ -1315,4 +1378,105 @@ void fusefs_stop(struct fusefs *fs)
 		pthread_join(fs->thread, NULL);
 	}
 	fusefs_free(fs);
+}
+
+/* ---- mounts made while the VM runs (control socket) ---------------------- */
+
+/* The control thread is the only caller, but exit paths may race with it. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fusefs *live;
+
+/* Mounts that fusermount3 -u ended from outside are forgotten. */
+static void prune_ended_locked(void)
+{
+	for (struct fusefs **pp = &live; *pp;) {
+		struct fusefs *fs = *pp;
+		if (__atomic_load_n(&fs->ended, __ATOMIC_ACQUIRE)) {
+			*pp = fs->next;
+			fs->mounted = false; /* the kernel side is gone already */
+			fusefs_stop(fs);
+		} else {
+			pp = &fs->next;
+		}
+	}
+}
+
+static int check_empty(const char *dir, char *err, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int r = 0;
+
+	if (!d)
+		return set_err(err, len, "mount %s: %s", dir, strerror(errno));
+	while ((e = readdir(d)) && !r)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			r = set_err(err, len, "mount %s: the directory is not empty (the mount would hide its files): use an empty directory",
+				    dir);
+	closedir(d);
+	return r;
+}
+
+int fusefs_mount(struct machine *m, const char *dir, char *err, size_t len)
+{
+	struct fusefs *fs;
+	char *abs;
+	int r = -1;
+
+	if (dir[0] != '/')
+		return set_err(err, len, "mount %s: the path must be absolute", dir);
+	pthread_mutex_lock(&live_lock);
+	prune_ended_locked();
+	abs = canonical_dir(dir);
+	for (fs = live; fs && abs; fs = fs->next)
+		if (!strcmp(fs->dir, abs)) {
+			set_err(err, len, "mount %s: this VM is mounted there already", dir);
+			goto out;
+		}
+	if (check_empty(dir, err, len) || mount_at(m, dir, "mount", &fs, err, len))
+		goto out;
+	fs->next = live;
+	live = fs;
+	machine_log(m, MODVM_LOG_INFO, "mounted on %s", fs->dir);
+	r = 0;
+out:
+	pthread_mutex_unlock(&live_lock);
+	free(abs);
+	return r;
+}
+
+int fusefs_unmount(struct machine *m, const char *dir, char *err, size_t len)
+{
+	char *abs = canonical_dir(dir);
+	struct fusefs *fs = NULL;
+
+	(void)m;
+	pthread_mutex_lock(&live_lock);
+	prune_ended_locked();
+	for (struct fusefs **pp = &live; *pp && abs; pp = &(*pp)->next)
+		if (!strcmp((*pp)->dir, abs)) {
+			fs = *pp;
+			*pp = fs->next;
+			break;
+		}
+	pthread_mutex_unlock(&live_lock);
+	free(abs);
+	if (!fs)
+		return set_err(err, len, "umount %s: this VM is not mounted there (only mounts made with `modvm mount` can be unmounted this way; use fusermount3 -u)",
+			       dir);
+	fusefs_stop(fs);
+	return 0;
+}
+
+void fusefs_unmount_all(void)
+{
+	pthread_mutex_lock(&live_lock);
+	while (live) {
+		struct fusefs *fs = live;
+		live = fs->next;
+		if (__atomic_load_n(&fs->ended, __ATOMIC_ACQUIRE))
+			fs->mounted = false;
+		fusefs_stop(fs);
+	}
+	pthread_mutex_unlock(&live_lock);
 }

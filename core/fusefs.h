@@ -24,4 +24,14 @@ int fusefs_start(struct machine *m, struct fusefs **out, char *err,
 /* Stop serving and unmount. Safe with NULL. */
 void fusefs_stop(struct fusefs *fs);
 
+/* Mount m's tree on dir while the VM runs (control command "mount",
+ * `modvm mount SOCKET DIR`): dir must be absolute, an existing empty
+ * directory, and not a mount point of a modvm. Several mounts may be live
+ * at once. Returns 0, or -1 with err set. */
+int fusefs_mount(struct machine *m, const char *dir, char *err, size_t len);
+/* Unmount a mount made by fusefs_mount; -1 with err if there is none. */
+int fusefs_unmount(struct machine *m, const char *dir, char *err, size_t len);
+/* Unmount every fusefs_mount mount (control_stop, on every exit path). */
+void fusefs_unmount_all(void);
+
 #endif

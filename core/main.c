@@ -1,6 +1,8 @@
 /* modvm: the command line. Each command is a small function; all of them
  * load the plugin registry the same way. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -24,6 +26,8 @@ static const char usage_text[] =
 	"                      boot the VM described by CONFIG (a libconfig file)\n"
 	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices,\n"
 	"                      snapshot NAME\n"
+	"  mount SOCKET DIR    show a running VM (--control SOCKET) as files in DIR\n"
+	"  umount SOCKET DIR   undo modvm mount\n"
 	"  resume DIR          resume a snapshot (possibly copied from another host)\n"
 	"  check CONFIG        validate CONFIG against the installed plugins, run nothing\n"
 	"  plugins             list plugins: name, kind, version, ABI, path\n"
@@ -202,34 +206,19 @@ out:
 	return ret;
 }
 
-static int cmd_ctl(int argc, char **argv)
+/* Send one request j (consumed) to the control socket and print the
+ * answer: 0 for a return, 1 for an error, 2 if nobody answered. */
+static int send_request(const char *prog, const char *sock, json_t *j)
 {
-	static const char *const known[] = { "status", "pause", "resume", "quit",
-					     "query-cpus", "query-devices",
-					     "snapshot", NULL };
-	char reply[256 * 1024], err[ERR_LEN], *req;
-	json_t *j, *ret;
+	char reply[256 * 1024], err[ERR_LEN];
+	char *req = json_dumps(j, JSON_COMPACT);
+	json_t *ret;
 	bool ok = false;
-	int i;
 
-	if (argc < 3) {
-		fprintf(stderr, "modvm ctl: expected SOCKET COMMAND (status, pause, resume, quit, query-cpus, query-devices)\n");
-		return EXIT_USAGE;
-	}
-	for (i = 0; known[i] && strcmp(known[i], argv[2]); i++)
-		;
-	if (!known[i]) {
-		fprintf(stderr, "modvm ctl: unknown command \"%s\"\n", argv[2]);
-		return EXIT_USAGE;
-	}
-	j = json_pack("{s:s}", "execute", argv[2]);
-	if (argc > 3)
-		json_object_set_new(j, "arguments", json_pack("{s:s}", "name", argv[3]));
-	req = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	if (control_client(argv[1], req, reply, sizeof(reply), err, sizeof(err))) {
+	if (control_client(sock, req, reply, sizeof(reply), err, sizeof(err))) {
 		free(req);
-		fprintf(stderr, "modvm ctl: %s\n", err);
+		fprintf(stderr, "%s: %s\n", prog, err);
 		return EXIT_USAGE;
 	}
 	free(req);
@@ -244,10 +233,73 @@ static int cmd_ctl(int argc, char **argv)
 	} else {
 		json_t *e = j ? json_object_get(j, "error") : NULL;
 		const char *desc = e ? json_string_value(json_object_get(e, "desc")) : NULL;
-		fprintf(stderr, "modvm ctl: %s\n", desc ? desc : reply);
+		fprintf(stderr, "%s: %s\n", prog, desc ? desc : reply);
 	}
 	json_decref(j);
 	return ok ? 0 : EXIT_FAILURE_RUN;
+}
+
+static int cmd_ctl(int argc, char **argv)
+{
+	static const char *const known[] = { "status", "pause", "resume", "quit",
+					     "query-cpus", "query-devices",
+					     "snapshot", NULL };
+	json_t *j;
+	int i;
+
+	if (argc < 3) {
+		fprintf(stderr, "modvm ctl: expected SOCKET COMMAND (status, pause, resume, quit, query-cpus, query-devices, snapshot NAME)\n");
+		return EXIT_USAGE;
+	}
+	for (i = 0; known[i] && strcmp(known[i], argv[2]); i++)
+		;
+	if (!known[i]) {
+		fprintf(stderr, "modvm ctl: unknown command \"%s\" (modvm mount/umount SOCKET DIR mount the FUSE view)\n",
+			argv[2]);
+		return EXIT_USAGE;
+	}
+	j = json_pack("{s:s}", "execute", argv[2]);
+	if (argc > 3) {
+		json_t *args = json_pack("{s:s}", "name", argv[3]);
+		/* snapshot NAME disks=reference: keep the old by-checksum disks */
+		if (argc > 4 && !strncmp(argv[4], "disks=", 6))
+			json_object_set_new(args, "disks", json_string(argv[4] + 6));
+		json_object_set_new(j, "arguments", args);
+	}
+	return send_request("modvm ctl", argv[1], j);
+}
+
+/* modvm mount|umount SOCKET DIR: the VM process serves (or stops serving)
+ * its FUSE tree on DIR; DIR is resolved here, where it was typed. */
+static int mount_command(int argc, char **argv, const char *cmd)
+{
+	char prog[32], *abs;
+
+	snprintf(prog, sizeof(prog), "modvm %s", cmd);
+	if (argc != 3) {
+		fprintf(stderr, "%s: expected SOCKET DIR\n", prog);
+		return EXIT_USAGE;
+	}
+	abs = realpath(argv[2], NULL);
+	if (!abs) {
+		fprintf(stderr, "%s: %s: %s%s\n", prog, argv[2], strerror(errno),
+			errno == ENOENT ? " (create an empty directory first)" : "");
+		return EXIT_USAGE;
+	}
+	int r = send_request(prog, argv[1], json_pack("{s:s,s:{s:s}}", "execute", cmd,
+						       "arguments", "path", abs));
+	free(abs);
+	return r;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	return mount_command(argc, argv, "mount");
+}
+
+static int cmd_umount(int argc, char **argv)
+{
+	return mount_command(argc, argv, "umount");
 }
 
 static int cmd_resume(int argc, char **argv)
@@ -349,8 +401,17 @@ static const struct command commands[] = {
 	  "usage: modvm ctl SOCKET COMMAND\n"
 	  "Send COMMAND to the VM whose control socket is SOCKET (modvm run\n"
 	  "--control SOCKET): status, pause, resume, quit, query-cpus,\n"
-	  "query-devices. Prints the answer as JSON. docs/control.md has the\n"
+	  "query-devices, snapshot NAME [disks=reference]. Prints the answer as JSON. docs/control.md has the\n"
 	  "protocol.\n" },
+	{ "mount", cmd_mount,
+	  "usage: modvm mount SOCKET DIR\n"
+	  "Show the VM whose control socket is SOCKET as files in DIR, an empty\n"
+	  "directory (the same tree as modvm run --mount, docs/fuse.md). The VM\n"
+	  "serves it until modvm umount SOCKET DIR, fusermount3 -u DIR, or its\n"
+	  "exit. Exit 0 mounted, 1 refused (the reason is printed), 2 no VM.\n" },
+	{ "umount", cmd_umount,
+	  "usage: modvm umount SOCKET DIR\n"
+	  "Unmount DIR, mounted by modvm mount SOCKET DIR; the VM keeps running.\n" },
 	{ "resume", cmd_resume,
 	  "usage: modvm resume DIR [--engine NAME] [--control SOCKET] [--mount DIR] [--no-verify-memory] [-v]\n"
 	  "Resume the snapshot in DIR exactly where it stopped. Every file is\n"

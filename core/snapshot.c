@@ -257,29 +257,45 @@ static size_t list_disks(const struct vm_config *c, struct disk_ref *out,
 
 #define MAX_DISKS 64
 
-/* Disks are not copied into snapshots: each is recorded by size and
- * checksum, and resume refuses a disk that changed (docs/snapshot-format.md). */
-static json_t *put_disks(struct writer *w, const struct vm_config *c)
+/* Each disk by size and checksum (read after block_freeze_prepare drained
+ * and flushed it); a frozen one also names its format and the overlay the
+ * VM continues on (docs/snapshot-format.md, "Disks"). */
+static json_t *put_disks(struct writer *w)
 {
-	struct disk_ref disks[MAX_DISKS];
-	size_t n = list_disks(c, disks, MAX_DISKS);
+	struct block_disk disks[MAX_DISKS];
+	size_t n = block_disks(disks, MAX_DISKS);
 	json_t *list = json_array();
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = n; i-- > 0;) { /* block_disks lists the newest first */
 		uint64_t size;
 		uint32_t crc;
 		char hex[16];
+		json_t *d;
 
+		if (!disks[i].path)
+			continue;
+		/* resume opens the config's image for a by-reference disk */
+		if (disks[i].on_overlay && !disks[i].overlay && !disks[i].readonly) {
+			set_err(w->err, w->len, "disk of device %s runs on overlay %s since an earlier snapshot, which its config does not name: take this snapshot with frozen disks",
+				disks[i].device, disks[i].path);
+			json_decref(list);
+			return NULL;
+		}
 		if (file_crc_sparse(disks[i].path, &size, &crc)) {
 			set_err(w->err, w->len, "disk %s of device %s: %s", disks[i].path,
-				disks[i].id, strerror(errno));
+				disks[i].device, strerror(errno));
 			json_decref(list);
 			return NULL;
 		}
 		snprintf(hex, sizeof(hex), "%08x", crc);
-		json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:s}",
-			"device", disks[i].id, "path", disks[i].path,
-			"size", (json_int_t)size, "crc32", hex));
+		d = json_pack("{s:s,s:s,s:I,s:s}", "device", disks[i].device,
+			      "path", disks[i].path, "size", (json_int_t)size, "crc32", hex);
+		if (disks[i].overlay) {
+			json_object_set_new(d, "format", json_string(disks[i].format));
+			json_object_set_new(d, "frozen", json_true());
+			json_object_set_new(d, "overlay", json_string(disks[i].overlay));
+		}
+		json_array_append_new(list, d);
 	}
 	return list;
 }
@@ -355,11 +371,12 @@ static int put_manifest(struct writer *w, struct machine *m, json_t *devices,
 	return r;
 }
 
-int snapshot_save(struct machine *m, const char *dir,
+int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 		  struct snapshot_progress *progress, char *err, size_t len)
 {
 	struct writer w = { .err = err, .len = len };
-	char *parent_buf = xstrdup(dir);
+	char *parent_buf = xstrdup(dir), *name_buf = xstrdup(dir);
+	bool freeze = !(flags & SNAPSHOT_REFERENCE_DISKS);
 	json_t *devices = NULL, *disks = NULL;
 	int r = -1;
 
@@ -377,9 +394,13 @@ int snapshot_save(struct machine *m, const char *dir,
 		goto out_free;
 	}
 	w.files = json_object();
+	/* Devices first: saving their state drains their requests, then
+	 * the disks are flushed and their overlays made before they are
+	 * checksummed. */
 	if (put_file(&w, "config.cfg", m->cfg->text, strlen(m->cfg->text)) ||
 	    put_cpus(&w, m) || !(devices = put_devices(&w, m)) ||
-	    !(disks = put_disks(&w, m->cfg)) ||
+	    (freeze && block_freeze_prepare(basename(name_buf), err, len)) ||
+	    !(disks = put_disks(&w)) ||
 	    put_memory(&w, &m->mem, progress) ||
 	    put_manifest(&w, m, devices, disks) || fsync_dir(w.tmp))
 		goto fail;
@@ -388,9 +409,13 @@ int snapshot_save(struct machine *m, const char *dir,
 		goto fail;
 	}
 	fsync_dir(dirname(parent_buf));
+	if (freeze)
+		block_freeze_commit();
 	r = 0;
 	goto out;
 fail:
+	if (freeze)
+		block_freeze_abort();
 	remove_tree(w.tmp);
 out:
 	json_decref(devices);
@@ -399,6 +424,7 @@ out:
 out_free:
 	free(w.tmp);
 	free(parent_buf);
+	free(name_buf);
 	return r;
 }
 
@@ -637,51 +663,89 @@ int snapshot_load_cpus(struct machine *m, const struct snapshot *s, char *err,
 	return r;
 }
 
+/* The manifest's entry for device id, or NULL. */
+static json_t *disk_entry(json_t *want, const char *id)
+{
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(want, i, d) {
+		const char *dev = json_string_value(json_object_get(d, "device"));
+		if (dev && !strcmp(dev, id))
+			return d;
+	}
+	return NULL;
+}
+
+static int check_one_disk(const char *path, const char *id, json_t *d,
+			  char *err, size_t len)
+{
+	const char *crc_want = json_string_value(json_object_get(d, "crc32"));
+	json_int_t size_want = json_integer_value(json_object_get(d, "size"));
+	char hex[16];
+	uint64_t size;
+	uint32_t crc;
+
+	if (!crc_want)
+		return set_err(err, len, "the snapshot's entry for disk %s of device %s has no crc32",
+			       path, id);
+	if (file_crc_sparse(path, &size, &crc))
+		return set_err(err, len, "disk %s of device %s: %s", path, id, strerror(errno));
+	snprintf(hex, sizeof(hex), "%08x", crc);
+	if ((json_int_t)size != size_want || strcmp(hex, crc_want))
+		return set_err(err, len, "disk %s of device %s changed since the snapshot (%llu bytes, crc32 %s; the snapshot expects %lld bytes, crc32 %s): resuming would corrupt the guest's filesystem; put back the image that belongs to this snapshot",
+			       path, id, (unsigned long long)size, hex,
+			       (long long)size_want, crc_want);
+	return 0;
+}
+
+/* A new overlay name for resuming snapshot `snap` over base: the first of
+ * <base>.<snap>-resume1.qcow2, -resume2, ... that does not exist. */
+static char *resume_overlay_name(const char *base, const char *snap)
+{
+	for (unsigned n = 1;; n++) {
+		char *p = xasprintf("%s.%s-resume%u.qcow2", base, snap, n);
+		if (access(p, F_OK))
+			return p;
+		free(p);
+	}
+}
+
 int snapshot_check_disks(const struct snapshot *s, const struct vm_config *c,
 			 char *err, size_t len)
 {
 	json_t *want = json_object_get(s->manifest, "disks");
 	struct disk_ref disks[MAX_DISKS];
-	size_t n = list_disks(c, disks, MAX_DISKS), i;
-	json_t *d;
+	size_t n = list_disks(c, disks, MAX_DISKS);
+	char *snap_buf = xstrdup(s->dir);
+	const char *snap = basename(snap_buf);
+	int r = 0;
 
-	if (!want)
-		want = json_array(); /* a snapshot of a VM without disks */
-	else
-		json_incref(want);
 	if (json_array_size(want) != n) {
-		json_decref(want);
+		free(snap_buf);
 		return set_err(err, len, "%s: the snapshot has %zu disks, its config %zu",
 			       s->dir, json_array_size(want), n);
 	}
-	json_array_foreach(want, i, d) {
-		const char *id = json_string_value(json_object_get(d, "device"));
-		const char *crc_want = json_string_value(json_object_get(d, "crc32"));
-		json_int_t size_want = json_integer_value(json_object_get(d, "size"));
-		char hex[16];
-		uint64_t size;
-		uint32_t crc;
+	for (size_t i = 0; i < n && !r; i++) {
+		json_t *d = disk_entry(want, disks[i].id);
+		const char *base = json_string_value(json_object_get(d, "path"));
+		const char *fmt = json_string_value(json_object_get(d, "format"));
 
-		if (!id || !crc_want || strcmp(id, disks[i].id)) {
-			json_decref(want);
-			return set_err(err, len, "%s: disk %zu belongs to device %s in the snapshot, %s here",
-				       s->dir, i, id ? id : "?", disks[i].id);
-		}
-		if (file_crc_sparse(disks[i].path, &size, &crc)) {
-			set_err(err, len, "disk %s of device %s: %s", disks[i].path, id,
-				strerror(errno));
-			json_decref(want);
-			return -1;
-		}
-		snprintf(hex, sizeof(hex), "%08x", crc);
-		if ((json_int_t)size != size_want || strcmp(hex, crc_want)) {
-			set_err(err, len, "disk %s of device %s changed since the snapshot (%llu bytes, crc32 %s; the snapshot expects %lld bytes, crc32 %s): resuming would corrupt the guest's filesystem; put back the image that belongs to this snapshot",
-				disks[i].path, id, (unsigned long long)size, hex,
-				(long long)size_want, crc_want);
-			json_decref(want);
-			return -1;
+		if (!d) {
+			r = set_err(err, len, "%s: the snapshot has no disk for device %s",
+				    s->dir, disks[i].id);
+		} else if (!json_is_true(json_object_get(d, "frozen"))) {
+			/* recorded by reference: the config's own image */
+			r = check_one_disk(disks[i].path, disks[i].id, d, err, len);
+		} else if (!base || !fmt || (strcmp(fmt, "raw") && strcmp(fmt, "qcow2"))) {
+			r = set_err(err, len, "%s/manifest.json: frozen disk of device %s lacks its path or format",
+				    s->dir, disks[i].id);
+		} else if (!(r = check_one_disk(base, disks[i].id, d, err, len))) {
+			char *overlay = resume_overlay_name(base, snap);
+			block_resume_on(disks[i].id, base, fmt, overlay);
+			free(overlay);
 		}
 	}
-	json_decref(want);
-	return 0;
+	free(snap_buf);
+	return r;
 }

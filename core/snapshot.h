@@ -9,7 +9,16 @@
 
 #include "machine.h"
 
-#define SNAPSHOT_FORMAT 1
+/* 2: disks can be frozen (docs/snapshot-format.md); 1 is still read. */
+#define SNAPSHOT_FORMAT 2
+
+/* snapshot_save flags */
+enum {
+	/* Record disks by checksum only, as format 1 did: the VM keeps
+	 * writing its images, and the snapshot resumes only while they
+	 * are unchanged. */
+	SNAPSHOT_REFERENCE_DISKS = 1u << 0,
+};
 
 /* Progress of a long snapshot: report is called as the memory image is
  * written (about every 64 MiB, and at the end). */
@@ -20,9 +29,12 @@ struct snapshot_progress {
 
 /* Write the paused machine to dir (which must not exist). Everything goes
  * to a temporary sibling first and is renamed into place after fsync, so a
- * crash or a full disk never leaves a directory that looks valid. Returns 0
- * or -1 with err set; on failure nothing is left behind. */
-int snapshot_save(struct machine *m, const char *dir,
+ * crash or a full disk never leaves a directory that looks valid. Unless
+ * flags has SNAPSHOT_REFERENCE_DISKS, every writable raw/qcow2 disk is
+ * frozen: its image becomes part of the snapshot and the VM continues on a
+ * new qcow2 overlay "<image>.<name>.qcow2". Returns 0 or -1 with err set;
+ * on failure nothing is left behind and the VM keeps its old images. */
+int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 		  struct snapshot_progress *progress, char *err, size_t len);
 
 /* A snapshot read back and checked: the config text and file contents are
@@ -53,8 +65,37 @@ int snapshot_load_devices(struct machine *m, const struct snapshot *s,
 int snapshot_load_cpus(struct machine *m, const struct snapshot *s,
 		       char *err, size_t len);
 /* Every disk the config's block backends open must be the one the snapshot
- * recorded (size and CRC-32); refuse otherwise, naming disk and device. */
+ * recorded (size and CRC-32); refuse otherwise, naming disk and device. A
+ * frozen disk is checked at the path the manifest names, and its device is
+ * set to start on a new overlay over it (block_resume_on). */
 int snapshot_check_disks(const struct snapshot *s, const struct vm_config *c,
 			 char *err, size_t len);
+
+/* ---- the block layer's side (core/virtio.c) ----------------------------- */
+
+/* A disk as the block layer has it now: after a snapshot froze it, path is
+ * the overlay the VM writes. */
+struct block_disk {
+	const char *device;   /* front end id */
+	const char *path;     /* image file, NULL for backends without one */
+	const char *format;   /* "raw" or "qcow2"; NULL: not a file disk */
+	bool readonly;
+	bool on_overlay;      /* path is an overlay a snapshot or resume made */
+	const char *overlay;  /* block_freeze_prepare's overlay, else NULL */
+};
+size_t block_disks(struct block_disk *out, size_t max);
+/* With the VM held: drain and flush every writable raw/qcow2 disk and
+ * create its overlay "<path>.<tag>.qcow2" (block-qcow2 create=true over
+ * the image). -1 with err set and nothing changed if any fails. */
+int block_freeze_prepare(const char *tag, char *err, size_t len);
+/* The snapshot is on disk: every front end continues on its overlay. */
+void block_freeze_commit(void);
+/* The snapshot failed: close and delete the prepared overlays. */
+void block_freeze_abort(void);
+/* Before the devices exist (modvm resume): front end `device` starts on a
+ * new overlay file over the frozen image base instead of its config's
+ * backend, so the snapshot's image is never written. */
+void block_resume_on(const char *device, const char *base, const char *format,
+		     const char *overlay);
 
 #endif

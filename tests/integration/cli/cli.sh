@@ -8,7 +8,12 @@ src=$3
 modvm=$build/modvm
 tp=$build/tests/plugins
 work=$(mktemp -d /tmp/modvm-cli.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'chattr -i "$work" 2>/dev/null; chmod 0755 "$work"; rm -rf "$work"' EXIT
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
 . "$(dirname "$0")/../lib.sh"
 
 # A flat image that the test engine never executes but boot_load accepts.
@@ -222,9 +227,9 @@ snapshot)
 	damaged; printf 'X' | dd of="$work/bad/memory.img" bs=1 seek=4096 conv=notrunc 2>/dev/null
 	expect_code 2 "$modvm" resume "$work/bad"
 	expect_out "$work/bad/memory.img: checksum"
-	damaged; sed -i 's/"format": 1/"format": 2/' "$work/bad/manifest.json"
+	damaged; sed -i 's/"format": 2/"format": 3/' "$work/bad/manifest.json"
 	expect_code 2 "$modvm" resume "$work/bad"
-	expect_out "snapshot format 2 is newer than this modvm reads (1)"
+	expect_out "snapshot format 3 is newer than this modvm reads (2)"
 	damaged; rm "$work/bad/manifest.json"
 	expect_code 2 "$modvm" resume "$work/bad"
 	expect_out "no manifest.json"
@@ -232,27 +237,115 @@ snapshot)
 	expect_code 2 "$modvm" resume "$work/bad"
 	expect_out "$work/bad/config.cfg: missing"
 
-	# disks are recorded by checksum; a changed disk refuses the resume
+	# a format-1 snapshot (disks by reference) still resumes
+	damaged; sed -i 's/"format": 2/"format": 1/' "$work/bad/manifest.json"
+	"$modvm" resume "$work/bad" --control "$sock" >"$work/resume1.out" 2>&1 &
+	pid=$!
+	wait_running "$sock"
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+	;;
+disks)
+	# disks are frozen at a snapshot: the image becomes the snapshot's,
+	# the VM continues on a qcow2 overlay (docs/snapshot-format.md)
+	export MODVM_PLUGIN_PATH=$tp/good
+	"$modvm" inspect block-qcow2 2>/dev/null | grep -q "backing-file" ||
+		skip "block-qcow2 cannot create overlays yet (no create/backing-file properties)"
+	sock=$work/vm.sock
+	mkdir "$work/snaps"
 	truncate -s 1M "$work/disk.img"
 	printf 'data' | dd of="$work/disk.img" bs=1 seek=70000 conv=notrunc 2>/dev/null
+	cp "$work/disk.img" "$work/disk.orig"
 	write_cfg "$work/disk.cfg" 'action = "wait";' \
 		"{ plugin = \"virtio-blk\"; id = \"vda\"; backend = \"raw\"; path = \"$work/disk.img\"; }"
-	"$modvm" run "$work/disk.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run2.out" 2>&1 &
+	"$modvm" run "$work/disk.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
 	pid=$!
 	wait_running "$sock"
-	expect_code 0 "$modvm" ctl "$sock" snapshot withdisk
-	expect_code 0 "$modvm" ctl "$sock" quit
-	wait $pid
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out "\"path\": \"$work/disk.img\""
+	expect_out '"overlay": false'
+	# disks = reference: recorded by checksum only, nothing moves
+	expect_code 0 "$modvm" ctl "$sock" snapshot r0 disks=reference
 	checks=$((checks + 1))
-	grep -q '"device": "vda"' "$work/snaps/withdisk/manifest.json" ||
-		fail "the manifest does not record disk vda"
-	"$modvm" resume "$work/snaps/withdisk" --control "$sock" >"$work/resume2.out" 2>&1 &
-	pid=$!
-	wait_running "$sock"
+	grep -q '"frozen"' "$work/snaps/r0/manifest.json" && fail "r0 froze its disk"
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out "\"path\": \"$work/disk.img\""
+	check "disks=reference made no overlay" test ! -e "$work/disk.img.r0.qcow2"
+	expect_code 0 "$modvm" ctl "$sock" snapshot s1
+	ov=$work/disk.img.s1.qcow2
+	check "the overlay $ov exists" test -f "$ov"
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out "\"path\": \"$ov\""
+	expect_out '"overlay": true'
+	out=$(cat "$work/run.out")
+	expect_out "disk vda: $work/disk.img is frozen in the snapshot; the VM now writes to $ov"
+	out=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["disks"][0]; print(d["device"], d["path"], d["format"], d["frozen"], d["overlay"], d["size"])' "$work/snaps/s1/manifest.json")
+	expect_out "vda $work/disk.img raw True $ov 1048576"
+	check "the frozen image is unchanged" cmp "$work/disk.img" "$work/disk.orig"
+	expect_code 0 qemu-img check -q "$ov"
+	expect_code 0 qemu-img info "$ov"
+	expect_out "backing file: disk.img"
+	# a failed freeze changes nothing: the next overlay's name is taken
+	touch "$ov.s2.qcow2"
+	expect_code 1 "$modvm" ctl "$sock" snapshot s2
+	expect_out "overlay $ov.s2.qcow2 exists already"
+	expect_out "the VM continues"
+	check "no s2 after the failure" test ! -e "$work/snaps/s2"
+	check "no temporary directory left" test -z "$(ls "$work/snaps" | grep tmp)"
+	check "the file in the way is untouched" test ! -s "$ov.s2.qcow2"
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out '"status": "running"'
+	expect_out "\"path\": \"$ov\""
+	rm "$ov.s2.qcow2"
+	# ... or its folder cannot be written (root ignores modes: make the
+	# folder immutable instead, where the file system allows it)
+	if [ "$(id -u)" != 0 ]; then
+		chmod 0555 "$work" && locked=chmod
+	elif chattr +i "$work" 2>/dev/null; then
+		locked=chattr
+	else
+		locked=
+		echo "note: cannot make $work unwritable here: that failure is not injected"
+	fi
+	if [ -n "$locked" ]; then
+		expect_code 1 "$modvm" ctl "$sock" snapshot s3
+		expect_out "$ov.s3.qcow2"
+		expect_out "the VM continues"
+		if [ "$locked" = chmod ]; then chmod 0755 "$work"; else chattr -i "$work"; fi
+		check "no s3 after the failure" test ! -e "$work/snaps/s3"
+		check "no half-made overlay" test ! -e "$ov.s3.qcow2"
+		expect_code 0 "$modvm" ctl "$sock" status
+		expect_out "\"path\": \"$ov\""
+	fi
+	# disks = reference cannot name the overlay the config does not know
+	expect_code 1 "$modvm" ctl "$sock" snapshot r1 disks=reference
+	expect_out "disk of device vda runs on overlay $ov since an earlier snapshot"
+	check "disks=reference made no overlay" test ! -e "$ov.r1.qcow2"
+	check "no r1 after the refusal" test ! -e "$work/snaps/r1"
+	expect_code 1 "$modvm" ctl "$sock" snapshot r2 disks=sideways
+	expect_out '"disks" is "freeze" (the default) or "reference"'
 	expect_code 0 "$modvm" ctl "$sock" quit
 	wait $pid
+	out=$(cat "$work/run.out")
+	expect_out "disk vda: its current content is in $ov (a qcow2 overlay)"
+	check "the frozen image is unchanged after the run" cmp "$work/disk.img" "$work/disk.orig"
+	# resume, twice: each on a new overlay over the frozen image
+	for n in 1 2; do
+		"$modvm" resume "$work/snaps/s1" --control "$sock" >"$work/resume$n.out" 2>&1 &
+		pid=$!
+		wait_running "$sock"
+		expect_code 0 "$modvm" ctl "$sock" status
+		expect_out "\"path\": \"$work/disk.img.s1-resume$n.qcow2\""
+		expect_code 0 "$modvm" ctl "$sock" quit
+		wait $pid
+		out=$(cat "$work/resume$n.out")
+		expect_out "disk vda: resumed on overlay $work/disk.img.s1-resume$n.qcow2 over the snapshot's frozen $work/disk.img"
+		expect_code 0 qemu-img check -q "$work/disk.img.s1-resume$n.qcow2"
+		check "resume $n left the frozen image unchanged" cmp "$work/disk.img" "$work/disk.orig"
+	done
+	# a changed frozen image refuses the resume
 	printf 'X' | dd of="$work/disk.img" bs=1 seek=70001 conv=notrunc 2>/dev/null
-	expect_code 2 "$modvm" resume "$work/snaps/withdisk"
+	expect_code 2 "$modvm" resume "$work/snaps/s1"
 	expect_out "disk $work/disk.img of device vda changed since the snapshot"
 	;;
 *)

@@ -305,6 +305,83 @@ snapshot)
 	finish "$pid" 130
 	wait_unmounted "$mnt2"
 	;;
+mount)
+	# modvm mount SOCKET DIR: the FUSE view of a VM started without --mount
+	start run run "$work/wait.cfg" --control "$sock" --snapshot-dir "$work/snaps"
+	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+	expect_code 0 "$modvm" mount "$sock" "$mnt"
+	wait_mounted "$mnt" || { cat "$work/run.out"; exit 1; }
+	out=$(cat "$mnt/status")
+	expect_out "status = running"
+	expect_out "name = fuse"
+	check "config through modvm mount" cmp "$mnt/config" "$work/wait.cfg"
+	check "regs through modvm mount equal query-cpus" test "$(cat "$mnt/cpus/0/regs")" = "$(ctl_regs "$sock")"
+	check "console through modvm mount" test "$(od -An -c "$mnt/console" | tr -s ' ')" = " h e l l o \n"
+	expect_code 0 mkdir "$mnt/snapshots/m1"
+	check "mkdir through modvm mount wrote m1" test -f "$work/snaps/m1/manifest.json"
+	# errors: mounted already, not empty, missing, no such mount, no VM
+	expect_code 1 "$modvm" mount "$sock" "$mnt"
+	expect_out "this VM is mounted there already"
+	mkdir "$work/full" && touch "$work/full/f"
+	expect_code 1 "$modvm" mount "$sock" "$work/full"
+	expect_out "the directory is not empty"
+	expect_code 2 "$modvm" mount "$sock" "$work/missing"
+	expect_out "No such file or directory"
+	expect_code 1 "$modvm" umount "$sock" "$mnt2"
+	expect_out "this VM is not mounted there"
+	expect_code 2 "$modvm" mount "$work/nosock" "$mnt2"
+	expect_out "cannot connect"
+	# two mounts at once, then modvm umount ends one; the VM runs on
+	expect_code 0 "$modvm" mount "$sock" "$mnt2"
+	wait_mounted "$mnt2" || exit 1
+	check "the second mount lists m1" test "$(ls "$mnt2/snapshots")" = m1
+	expect_code 0 "$modvm" umount "$sock" "$mnt"
+	check "modvm umount unmounted $mnt" not_mounted "$mnt"
+	check "the other mount serves on" grep -qx "status = running" "$mnt2/status"
+	expect_code 0 "$modvm" ctl "$sock" status
+	expect_out '"status": "running"'
+	# fusermount3 -u from outside, then the same directory again
+	expect_code 0 fusermount3 -u "$mnt2"
+	wait_unmounted "$mnt2"
+	expect_code 0 "$modvm" mount "$sock" "$mnt2"
+	wait_mounted "$mnt2" || exit 1
+	expect_code 0 "$modvm" mount "$sock" "$mnt"
+	wait_mounted "$mnt" || exit 1
+	# the VM unmounts both when it exits
+	expect_code 0 "$modvm" ctl "$sock" quit
+	finish "$pid" 130
+	check "quit: $mnt unmounted" not_mounted "$mnt"
+	check "quit: $mnt2 unmounted" not_mounted "$mnt2"
+	;;
+disks)
+	# disks/ID says where a disk's content is; mkdir snapshots/NAME
+	# freezes the image and moves the VM onto an overlay
+	"$modvm" inspect block-qcow2 2>/dev/null | grep -q "backing-file" ||
+		skip "block-qcow2 cannot create overlays yet (no create/backing-file properties)"
+	truncate -s 1M "$work/disk.img"
+	printf 'data' | dd of="$work/disk.img" bs=1 seek=4096 conv=notrunc 2>/dev/null
+	cp "$work/disk.img" "$work/disk.orig"
+	write_cfg "$work/disk.cfg" 'action = "wait";' \
+		"{ plugin = \"virtio-blk\"; id = \"vda\"; backend = \"raw\"; path = \"$work/disk.img\"; }"
+	start run run "$work/disk.cfg" --mount "$mnt" --snapshot-dir "$work/snaps"
+	wait_mounted "$mnt" || { cat "$work/run.out"; exit 1; }
+	check "disks/ lists vda" test "$(ls "$mnt/disks")" = vda
+	out=$(cat "$mnt/disks/vda")
+	expect_out "path = $work/disk.img"
+	expect_out "format = raw"
+	expect_out "overlay = false"
+	expect_code 0 mkdir "$mnt/snapshots/d1"
+	out=$(cat "$mnt/disks/vda")
+	expect_out "path = $work/disk.img.d1.qcow2"
+	expect_out "format = qcow2"
+	expect_out "overlay = true"
+	check "the frozen image is unchanged" cmp "$work/disk.img" "$work/disk.orig"
+	expect_code 0 qemu-img check -q "$work/disk.img.d1.qcow2"
+	expect_fail "No such file or directory" cat "$mnt/disks/vdb"
+	echo quit >"$mnt/control"
+	finish "$pid" 130
+	wait_unmounted "$mnt"
+	;;
 signal)
 	for sig in TERM HUP; do
 		start run run "$work/wait.cfg" --mount "$mnt"
