@@ -430,24 +430,6 @@ out_free:
 
 /* ---- reading ------------------------------------------------------------ */
 
-static int file_crc(const char *path, uint64_t *size, uint32_t *crc)
-{
-	static uint8_t buf[1 << 16];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	*size = 0;
-	*crc = (uint32_t)crc32(0, NULL, 0);
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		*crc = (uint32_t)crc32(*crc, buf, (uInt)n);
-		*size += (uint64_t)n;
-	}
-	close(fd);
-	return n < 0 ? -1 : 0;
-}
-
 static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 		       char *err, size_t len)
 {
@@ -484,7 +466,9 @@ static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 			free(path);
 			continue;
 		}
-		if (file_crc(path, &size, &crc)) {
+		/* holes read as zeros without reading them: a 512 MiB
+		 * image with 80 MiB of data checks in a sixth of the time */
+		if (file_crc_sparse(path, &size, &crc)) {
 			set_err(err, len, "%s: %s", path, strerror(errno));
 			free(path);
 			return -1;
