@@ -2,6 +2,7 @@
  * does not depend on the host: a VM keeps its CPU when it moves. The
  * baselines follow the x86-64 psABI micro-architecture levels (v1: SSE2;
  * v2: + CMPXCHG16B, LAHF/SAHF, POPCNT, SSE3, SSSE3, SSE4.1, SSE4.2). The
+ * baseline-v1-xsave adds XSAVE for the x87 and SSE state to v1. The
  * vendor is AMD's ("AuthenticAMD") with a generic family 0Fh signature; the
  * hypervisor bit is set so guests know they run in a VM. */
 #include "cpumodel.h"
@@ -26,8 +27,9 @@
 #define SIGNATURE 0x00000f10
 #define LEAF1_EBX 0x00010800
 
-#define COMMON_LEAVES(n, ecx1, ecx_ext)                                       \
-	{ 0x0, 0, 0, 0x1, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX },               \
+#define COMMON_LEAVES(n, ecx1, ecx_ext) COMMON_LEAVES_MAX(n, ecx1, ecx_ext, 1)
+#define COMMON_LEAVES_MAX(n, ecx1, ecx_ext, max)                              \
+	{ 0x0, 0, 0, (max), VENDOR_EBX, VENDOR_ECX, VENDOR_EDX },             \
 	{ 0x1, 0, 0, SIGNATURE, LEAF1_EBX, (ecx1) | HYPERVISOR, V1_EDX },     \
 	{ 0x40000000, 0, 0, 0x40000000, 0x76646f6d, 0x646f6d6d, 0x6d76 },     \
 	{ 0x80000000, 0, 0, 0x80000008, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX }, \
@@ -44,6 +46,18 @@ static const struct modvm_cpuid_leaf baseline_v1[] = {
 	COMMON_LEAVES(1, 0, 0),
 };
 
+/* baseline-v1 + XSAVE for the x87 and SSE components (SDM vol. 1 ch. 13):
+ * leaf 0xD sub-leaf 0 lists XCR0 bits 0-1 and the 576-byte standard area
+ * (legacy region + header), sub-leaf 1 XSAVEOPT only (no XSAVEC, XGETBV
+ * ECX=1 or XSAVES). OSXSAVE (leaf 1 ECX bit 27) is CR4's, set by engines. */
+#define XSAVE_ECX (1u << 26)
+#define XSAVE_AREA 576
+static const struct modvm_cpuid_leaf baseline_v1_xsave[] = {
+	COMMON_LEAVES_MAX(1, XSAVE_ECX, 0, 0xD),
+	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0x3, XSAVE_AREA, XSAVE_AREA, 0 },
+	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },
+};
+
 static const struct modvm_cpuid_leaf baseline_v2[] = {
 	COMMON_LEAVES(2, V2_ECX, LAHF_LM),
 };
@@ -52,6 +66,14 @@ static const struct modvm_cpu_model model_v1 = {
 	.name = "baseline-v1",
 	.description = "x86-64 baseline (SSE2), runs on every x86-64 host",
 	.leaves = baseline_v1, .nleaves = MODVM_COUNTOF(baseline_v1),
+	.migratable = 1,
+};
+
+static const struct modvm_cpu_model model_v1_xsave = {
+	.name = "baseline-v1-xsave",
+	.description = "baseline-v1 + XSAVE/XRSTOR/XSAVEOPT, XGETBV/XSETBV for "
+		       "x87 and SSE state (CPUID leaf 0xD)",
+	.leaves = baseline_v1_xsave, .nleaves = MODVM_COUNTOF(baseline_v1_xsave),
 	.migratable = 1,
 };
 
@@ -68,8 +90,11 @@ static const struct modvm_cpu_model model_host = {
 	.migratable = 0,
 };
 
-const struct modvm_cpu_model *const cpu_models[] = { &model_v1, &model_v2,
-						     &model_host, NULL };
+/* baseline-v1-xsave last: tests/unit/test_config.c matches the start of
+ * the "allowed values" list. */
+const struct modvm_cpu_model *const cpu_models[] = {
+	&model_v1, &model_v2, &model_host, &model_v1_xsave, NULL
+};
 
 const struct modvm_cpu_model *cpu_model_find(const char *name)
 {

@@ -117,7 +117,9 @@ void bt_cpu_update_mode(struct bt_cpu *c)
 /* Features of leaf 1 and 0x80000001 the interpreter implements. */
 #define OK_1_EDX 0x078BFB7Du  /* FPU DE PSE TSC MSR PAE CX8 APIC SEP MTRR
 				 PGE CMOV PAT PSE36 CLFSH MMX FXSR SSE SSE2 */
-#define OK_1_ECX 0x80002000u  /* CX16, hypervisor */
+#define OK_1_ECX 0x84002000u  /* CX16, XSAVE, hypervisor */
+#define XSAVE_BIT (1u << 26)
+#define XCR0_OK 3u            /* x87 and SSE state components */
 #define OK_X_EDX (OK_1_EDX | (1u << 11) | (1u << 20) | (1u << 26) | \
 		  (1u << 27) | (1u << 29)) /* SYSCALL NX 1G RDTSCP LM */
 #define OK_X_ECX 0x00000001u  /* LAHF/SAHF in 64-bit mode */
@@ -129,6 +131,41 @@ static const struct modvm_cpuid_leaf *leaf(const struct modvm_cpu_model *m,
 		if (m->leaves[i].function == fn)
 			return &m->leaves[i];
 	return NULL;
+}
+
+static const struct modvm_cpuid_leaf *subleaf(const struct modvm_cpu_model *m,
+					      uint32_t fn, uint32_t idx)
+{
+	for (uint32_t i = 0; i < m->nleaves; i++)
+		if (m->leaves[i].function == fn && m->leaves[i].index == idx &&
+		    (m->leaves[i].flags & MODVM_CPUID_SIGNIFICANT_INDEX))
+			return &m->leaves[i];
+	return NULL;
+}
+
+/* XSAVE needs leaf 0xD within the maximum leaf, naming only the x87 and
+ * SSE components (x87 included: SDM vol. 1 13.3) and of the sub-leaf 1
+ * features only XSAVEOPT, which is all cpu-bt implements. */
+static int check_xsave(const struct modvm_cpu_model *m, char *why, size_t len)
+{
+	const struct modvm_cpuid_leaf *l0 = leaf(m, 0);
+	const struct modvm_cpuid_leaf *d0 = subleaf(m, 0xD, 0);
+	const struct modvm_cpuid_leaf *d1 = subleaf(m, 0xD, 1);
+
+	if (!l0 || l0->eax < 0xD || !d0 || !(d0->eax & 1) ||
+	    (d0->eax & ~XCR0_OK) || d0->edx) {
+		snprintf(why, len, "CPU model \"%s\" advertises XSAVE without a "
+			 "leaf 0xD naming only the x87 and SSE components (0x3): "
+			 "cpu-bt implements XSAVE for those only", m->name);
+		return -1;
+	}
+	if (d1 && (d1->eax & ~1u)) {
+		snprintf(why, len, "CPU model \"%s\" advertises XSAVE features "
+			 "CPUID.(0xD,1):EAX 0x%08x that cpu-bt does not implement "
+			 "(only XSAVEOPT, bit 0)", m->name, d1->eax & ~1u);
+		return -1;
+	}
+	return 0;
 }
 
 int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
@@ -155,6 +192,8 @@ int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 			 "0x%08x that cpu-bt does not implement", m->name, bad);
 		return -1;
 	}
+	if (l1 && (l1->ecx & XSAVE_BIT) && check_xsave(m, why, len))
+		return -1;
 	if (x1 && ((bad = x1->ecx & ~OK_X_ECX) || (x1->edx & ~OK_X_EDX))) {
 		snprintf(why, len, "CPU model \"%s\" advertises extended features "
 			 "(CPUID.80000001h ECX 0x%08x EDX 0x%08x) that cpu-bt does "
@@ -165,27 +204,29 @@ int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 	return 0;
 }
 
-void bt_cpu_init(struct bt_cpu *c, const struct bt_bus *bus,
-		 const struct modvm_cpu_model *model, unsigned index)
+void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 {
 	const struct modvm_cpuid_leaf *l1 = model && model->leaves ? leaf(model, 1) : NULL;
 	const struct modvm_cpuid_leaf *x1 = model && model->leaves
 					    ? leaf(model, 0x80000001) : NULL;
+	const struct modvm_cpuid_leaf *d0 = NULL, *d1 = NULL;
 
-	memset(c, 0, sizeof(*c));
-	c->inject_vec = -1;
-	c->bus = bus;
 	c->model = model;
-	c->index = index;
-	c->delivering = -1;
-	c->a20_cur = 1;
-	c->a20_mask = ~0ull;
-	c->s.rflags = 2;
-	c->s.cr0 = CR0_ET;
+	c->has_cx16 = c->has_pge = c->has_pse = c->has_xsave = false;
+	c->has_lahf64 = c->has_syscall = c->has_nx = c->has_1g = false;
+	c->has_rdtscp = c->has_lm = c->has_xsaveopt = false;
+	c->xcr0_ok = 1;
 	if (l1) {
 		c->has_cx16 = l1->ecx & (1u << 13);
 		c->has_pge = l1->edx & (1u << 13);
 		c->has_pse = l1->edx & (1u << 3);
+		c->has_xsave = l1->ecx & XSAVE_BIT;
+	}
+	if (c->has_xsave) {
+		d0 = subleaf(model, 0xD, 0);
+		d1 = subleaf(model, 0xD, 1);
+		c->xcr0_ok = d0 ? (d0->eax & XCR0_OK) | 1 : 1;
+		c->has_xsaveopt = d1 && (d1->eax & 1);
 	}
 	if (x1) {
 		c->has_lahf64 = x1->ecx & 1;
@@ -195,6 +236,22 @@ void bt_cpu_init(struct bt_cpu *c, const struct bt_bus *bus,
 		c->has_rdtscp = x1->edx & (1u << 27);
 		c->has_lm = x1->edx & (1u << 29);
 	}
+}
+
+void bt_cpu_init(struct bt_cpu *c, const struct bt_bus *bus,
+		 const struct modvm_cpu_model *model, unsigned index)
+{
+	memset(c, 0, sizeof(*c));
+	c->inject_vec = -1;
+	c->bus = bus;
+	c->index = index;
+	c->delivering = -1;
+	c->a20_cur = 1;
+	c->a20_mask = ~0ull;
+	c->s.rflags = 2;
+	c->s.cr0 = CR0_ET;
+	c->s.xcr0 = 1; /* power-up value (SDM vol. 1 13.3) */
+	bt_cpu_set_model(c, model);
 	bt_cpu_update_mode(c);
 }
 
@@ -207,6 +264,7 @@ void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s)
 	c->delivering = -1;
 	c->shutdown = false;
 	c->tsc_offset = s->msr.tsc - c->bus->clock_ns(c->bus->opaque);
+	bt_xsave_import(c);
 	bt_cpu_update_mode(c);
 	bt_dbg_update(c);
 	/* Events another engine was delivering when it saved the state. The

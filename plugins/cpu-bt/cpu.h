@@ -82,6 +82,7 @@ struct bt_bus {
 #define CR4_PCE (1ull << 8)
 #define CR4_OSFXSR (1ull << 9)
 #define CR4_OSXMMEXCPT (1ull << 10)
+#define CR4_OSXSAVE (1ull << 18)
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
@@ -178,7 +179,8 @@ struct bt_cpu {
 
 	/* cpuid-derived features */
 	bool has_cx16, has_lahf64, has_sse3, has_nx, has_syscall, has_lm,
-		has_pge, has_pse, has_rdtscp, has_1g;
+		has_pge, has_pse, has_rdtscp, has_1g, has_xsave, has_xsaveopt;
+	uint64_t xcr0_ok;    /* XCR0 bits the model supports (leaf 0xD.0) */
 	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */
 
 	uint64_t icount;
@@ -192,6 +194,8 @@ struct bt_cpu {
 /* Lifecycle and running */
 void bt_cpu_init(struct bt_cpu *c, const struct bt_bus *bus,
 		 const struct modvm_cpu_model *model, unsigned index);
+/* Take the model's CPUID and derive the feature flags from it. */
+void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model);
 /* Check the model's features against what the interpreter implements;
  * on refusal writes a reason and returns -1. */
 int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len);
@@ -264,6 +268,11 @@ void bt_exec_x87(struct bt_cpu *c);
 void bt_exec_sse(struct bt_cpu *c);
 void bt_fxsave(struct bt_cpu *c, int seg, uint64_t off);
 void bt_fxrstor(struct bt_cpu *c, int seg, uint64_t off);
+/* XGETBV, XSETBV, XSAVE, XSAVEOPT, XRSTOR (xsave.c) */
+void bt_exec_xsave(struct bt_cpu *c);
+/* A state from elsewhere: components its XSTATE_BV marks as initial get
+ * their initial values, XCR0 is checked against the model. */
+void bt_xsave_import(struct bt_cpu *c);
 /* The host x87/SSE control back to the C defaults (FCW 0x37F, MXCSR
  * 0x1F80): the emulation loads the guest's modes around each operation. */
 void bt_fpu_host_reset(void);

@@ -265,8 +265,8 @@ static const struct op_entry groups[GNUM][8] = {
 	[G11B] = { O(MOV, 0, Eb, Ib) },
 	[G11V] = { O(MOV, 0, Ev, Iz) },
 	[G15] = { O(FXSAVE, 0, Mx), O(FXRSTOR, 0, Mx), O(LDMXCSR, 0, Ed),
-		  O(STMXCSR, 0, Ed), O(INVALID, 0, Mx), O(INVALID, 0, Mx),
-		  O(INVALID, 0, Mx), O(CLFLUSH, 0, Mx) },
+		  O(STMXCSR, 0, Ed), O(XSAVE, 0, Mx), O(XRSTOR, 0, Mx),
+		  O(XSAVEOPT, 0, Mx), O(CLFLUSH, 0, Mx) },
 	[G16] = { O(PREFETCH, 0, Mx), O(PREFETCH, 0, Mx), O(PREFETCH, 0, Mx),
 		  O(PREFETCH, 0, Mx), O(NOP, 0, Ev), O(NOP, 0, Ev),
 		  O(NOP, 0, Ev), O(NOP, 0, Ev) },
@@ -586,6 +586,7 @@ static bool group7_reg(struct bt_insn *in)
 	case 0xC8: in->op = BT_OP_MONITOR; return true;
 	case 0xC9: in->op = BT_OP_MWAIT; return true;
 	case 0xD0: in->op = BT_OP_XGETBV; return true;
+	case 0xD1: in->op = BT_OP_XSETBV; return true;
 	case 0xF8:
 		in->op = in->mode == BT_MODE64 ? BT_OP_SWAPGS : BT_OP_INVALID;
 		return true;

@@ -94,7 +94,7 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 	case 4: {
 		uint64_t ok = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE |
 			      CR4_PAE | CR4_MCE | CR4_PGE | CR4_PCE | CR4_OSFXSR |
-			      CR4_OSXMMEXCPT;
+			      CR4_OSXMMEXCPT | (c->has_xsave ? CR4_OSXSAVE : 0);
 		if (v & ~ok)
 			bt_raise(c, BT_GP, 0);
 		if (c->lma && !(v & CR4_PAE))
@@ -341,6 +341,10 @@ static void exec_cpuid(struct bt_cpu *c)
 		b = (b & 0x00FFFFFF) | (c->index << 24);
 		if (!(c->s.msr.apic_base & (1u << 11)))
 			d &= ~(1u << 9); /* APIC disabled: no APIC bit */
+		/* OSXSAVE mirrors CR4.OSXSAVE (SDM vol. 2 CPUID, table 3-10) */
+		cc &= ~(1u << 27);
+		if (c->s.cr4 & CR4_OSXSAVE)
+			cc |= 1u << 27;
 	}
 	if ((fn == 0xB || fn == 0x1F) && l)
 		d = c->index;
@@ -754,6 +758,10 @@ int bt_exec_system(struct bt_cpu *c)
 	}
 	case BT_OP_CLFLUSH:
 		bt_read(c, op0(c)->seg, bt_opnd_addr(c, op0(c)), 1);
+		return 0;
+	case BT_OP_XGETBV: case BT_OP_XSETBV: case BT_OP_XSAVE:
+	case BT_OP_XRSTOR: case BT_OP_XSAVEOPT:
+		bt_exec_xsave(c);
 		return 0;
 	default:
 		return -1;

@@ -25,6 +25,24 @@ const struct modvm_cpu_model fx_model = {
 	.nleaves = sizeof(fx_leaves) / sizeof(fx_leaves[0]), .migratable = 1,
 };
 
+/* fx_model + XSAVE: baseline-v1-xsave's leaves 0, 1 and 0xD */
+static const struct modvm_cpuid_leaf fx_xsave_leaves[] = {
+	{ 0x0, 0, 0, 0xD, 0x68747541, 0x444d4163, 0x69746e65 },
+	{ 0x1, 0, 0, 0x00000f10, 0x00010800, 0x84002000, 0x0789bb7d },
+	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0x3, 576, 576, 0 },
+	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },
+	{ 0x80000000, 0, 0, 0x80000008, 0x68747541, 0x444d4163, 0x69746e65 },
+	{ 0x80000001, 0, 0, 0x00000f10, 0, 1, (1u << 11) | (1u << 20) | (1u << 29) },
+	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
+};
+
+const struct modvm_cpu_model fx_model_xsave = {
+	.name = "fx-xsave", .description = "test model with XSAVE",
+	.leaves = fx_xsave_leaves,
+	.nleaves = sizeof(fx_xsave_leaves) / sizeof(fx_xsave_leaves[0]),
+	.migratable = 1,
+};
+
 static void *fx_ram_ptr(void *o, uint64_t gpa, uint64_t len)
 {
 	struct fx *f = o;

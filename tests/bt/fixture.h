@@ -69,5 +69,7 @@ void fx_set32(struct fx *f, uint64_t gpa, uint32_t v);
 uint64_t fx_reg(struct fx *f, int r);
 
 extern const struct modvm_cpu_model fx_model;
+/* fx_model + XSAVE (x87, SSE) and XSAVEOPT, as baseline-v1-xsave */
+extern const struct modvm_cpu_model fx_model_xsave;
 
 #endif

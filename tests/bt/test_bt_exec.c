@@ -1140,6 +1140,328 @@ static void test_injected_event(void)
 	fx_free(f);
 }
 
+/* ---- XSAVE (SDM vol. 1 ch. 13) ---------------------------------------- */
+
+#define XA 0x20000    /* the XSAVE area the snippets use */
+#define XB 0x21000    /* an FXSAVE image to compare with */
+/* XSAVE writes only XSTATE_BV bits of RFBM: software zeroes the header */
+#define HDR0 "mov qword [0x20200], 0\n mov qword [0x20208], 0\n mov qword [0x20210], 0\n"
+#define OSXSAVE "mov rax, cr4\n bts rax, 18\n mov cr4, rax\n"
+#define XCR0_3 "xor ecx, ecx\n xor edx, edx\n mov eax, 3\n xsetbv\n"
+/* x87 and SSE state that is not initial: ST0 = 1.0, XMM3, XMM12, MXCSR */
+#define XSTATE "fninit\n fld1\n mov rax, 0x1122334455667788\n movq xmm3, rax\n" \
+	"movq xmm12, rax\n mov dword [0x1f000], 0x1f81\n ldmxcsr [0x1f000]\n"
+
+static struct fx *xrun(enum fx_mode mode, const char *src)
+{
+	struct fx *f = fx_new(mode);
+
+	bt_cpu_set_model(&f->cpu, &fx_model_xsave);
+	fx_idt(f);
+	memset(f->ram + XA, 0xAA, 0x1000);
+	fx_asm(f, src);
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	return f;
+}
+
+/* #GP error code of a fault taken at CPL 0 in long mode */
+#define ERR64(f) fx_mem64(f, FX_STACK - 48)
+
+static bool bytes_are(struct fx *f, uint64_t a, unsigned n, uint8_t v)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (f->ram[a + i] != v)
+			return false;
+	return true;
+}
+
+static void test_xsave_cpuid_cr4(void)
+{
+	/* the model without XSAVE: CR4.OSXSAVE is reserved, XGETBV #UD */
+	struct fx *f = run(FX_LONG64, OSXSAVE "mov ebx, 1\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	CU_ASSERT_EQUAL(ERR64(f), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	fx_free(f);
+	f = run(FX_LONG64, "xor ecx, ecx\n xgetbv\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), BT_UD);
+	fx_free(f);
+	/* with XSAVE: CPUID.1:ECX.OSXSAVE follows CR4, leaf 0xD */
+	f = xrun(FX_LONG64,
+		"mov eax, 1\n cpuid\n mov r8d, ecx\n" OSXSAVE
+		"mov eax, 1\n cpuid\n mov r9d, ecx\n"
+		"mov rax, cr4\n btr rax, 18\n mov cr4, rax\n"
+		"mov eax, 1\n cpuid\n mov r10d, ecx\n"
+		"mov eax, 0xd\n xor ecx, ecx\n cpuid\n mov r11d, eax\n mov r12d, ebx\n"
+		"mov r13d, ecx\n mov r14d, edx\n"
+		"mov eax, 0xd\n mov ecx, 1\n cpuid\n mov r15d, eax\n"
+		"mov eax, 0xd\n mov ecx, 2\n cpuid\n mov esi, eax\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R8) & (3u << 26), 1u << 26);
+	CU_ASSERT_EQUAL(R(f, MODVM_R9) & (3u << 26), 3u << 26);
+	CU_ASSERT_EQUAL(R(f, MODVM_R10) & (3u << 26), 1u << 26);
+	CU_ASSERT_EQUAL(R(f, MODVM_R11), 3);
+	CU_ASSERT_EQUAL(R(f, MODVM_R12), 576);
+	CU_ASSERT_EQUAL(R(f, MODVM_R13), 576);
+	CU_ASSERT_EQUAL(R(f, MODVM_R14), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R15), 1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RSI), 0);
+	fx_free(f);
+}
+
+static void test_xgetbv_xsetbv(void)
+{
+	static const char *const bad[] = {
+		"xor edx, edx\n xor eax, eax\n",        /* bit 0 clear */
+		"xor edx, edx\n mov eax, 7\n",          /* AVX: not supported */
+		"mov edx, 1\n mov eax, 3\n",            /* bit 32 */
+		"xor edx, edx\n mov eax, 0x80000003\n",
+	};
+	char src[512];
+	/* power-up XCR0 = 1; XSETBV 3 reads back */
+	struct fx *f = xrun(FX_LONG64, OSXSAVE
+		"xor ecx, ecx\n xgetbv\n mov r8, rax\n mov r9, rdx\n" XCR0_3
+		"mov rax, -1\n mov rdx, -1\n xgetbv\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R8), 1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R9), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX), 3);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX), 0);
+	CU_ASSERT_EQUAL(f->cpu.s.xcr0, 3);
+	fx_free(f);
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(src, sizeof(src), OSXSAVE "xor ecx, ecx\n %s xsetbv\n"
+			 "mov ebx, 1\n hlt", bad[i]);
+		f = xrun(FX_LONG64, src);
+		CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+		CU_ASSERT_EQUAL(ERR64(f), 0);
+		CU_ASSERT_EQUAL(f->cpu.s.xcr0, 1);
+		fx_free(f);
+	}
+	/* ECX other than 0: #GP(0) for both */
+	f = xrun(FX_LONG64, OSXSAVE "mov ecx, 1\n xor edx, edx\n mov eax, 3\n xsetbv\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	fx_free(f);
+	f = xrun(FX_LONG64, OSXSAVE "mov ecx, 1\n xgetbv\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	CU_ASSERT_EQUAL(ERR64(f), 0);
+	fx_free(f);
+	/* OSXSAVE clear: #UD for both, even with XSAVE in the model */
+	f = xrun(FX_LONG64, XCR0_3 "hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), BT_UD);
+	fx_free(f);
+	/* XSETBV at CPL 3: #GP(0); XGETBV works there */
+	f = xrun(FX_LONG64, OSXSAVE
+		"mov rax, rsp\n push 0x23\n push rax\n push 0x2\n push 0x33\n"
+		"lea rax, [rel user]\n push rax\n iretq\n"
+		"user: xor ecx, ecx\n xgetbv\n mov ebx, eax\n"
+		"xor edx, edx\n mov eax, 1\n xsetbv\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 0x10000 - 48), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 1);
+	fx_free(f);
+}
+
+static void test_xsave_area(void)
+{
+	/* RFBM = 3: legacy region as FXSAVE writes it, bytes 416-511 and
+	 * the header past XSTATE_BV untouched, XSTATE_BV bits 0-1 set and
+	 * its other bits kept */
+	struct fx *f = xrun(FX_LONG64, OSXSAVE XCR0_3 XSTATE
+		"fxsave [0x21000]\n mov eax, 3\n xor edx, edx\n xsave [0x20000]\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(memcmp(f->ram + XA, f->ram + XB, 416), 0);
+	CU_ASSERT_EQUAL(fx_mem32(f, XA), 0x3800037F);       /* FCW, FSW TOP=7 */
+	CU_ASSERT_EQUAL(f->ram[XA + 4], 0x80);               /* FTW: ST0 = R7 */
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 24), 0x0000FFFF00001F81ull);
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 32 + 8) & 0xFFFF, 0x3FFF); /* ST0 = 1.0 */
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 160 + 3 * 16), 0x1122334455667788ull);
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 160 + 12 * 16), 0x1122334455667788ull);
+	CU_ASSERT(bytes_are(f, XA + 416, 96, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 512), 0xAAAAAAAAAAAAAAABull);
+	CU_ASSERT(bytes_are(f, XA + 520, 56, 0xAA));
+	fx_free(f);
+	/* RFBM = 1 (EDX:EAX = 1): x87 only; MXCSR and XMM untouched,
+	 * XSTATE_BV bit 0 set, the other bits as they were */
+	f = xrun(FX_LONG64, OSXSAVE XCR0_3 XSTATE
+		"mov eax, 1\n xor edx, edx\n xsave [0x20000]\n hlt");
+	CU_ASSERT_EQUAL(fx_mem32(f, XA), 0x3800037F);
+	CU_ASSERT(bytes_are(f, XA + 24, 8, 0xAA));
+	CU_ASSERT(bytes_are(f, XA + 160, 352, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 512), 0xAAAAAAAAAAAAAAABull);
+	fx_free(f);
+	/* XCR0 = 1 limits RFBM whatever EDX:EAX asks */
+	f = xrun(FX_LONG64, OSXSAVE XSTATE
+		"mov eax, -1\n mov edx, -1\n xsave [0x20000]\n hlt");
+	CU_ASSERT_EQUAL(fx_mem32(f, XA), 0x3800037F);
+	CU_ASSERT(bytes_are(f, XA + 24, 8, 0xAA));
+	CU_ASSERT(bytes_are(f, XA + 160, 352, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 512), 0xAAAAAAAAAAAAAAABull);
+	fx_free(f);
+	/* RFBM = 2: MXCSR, MXCSR_MASK and XMM; x87 bytes untouched */
+	f = xrun(FX_LONG64, OSXSAVE XCR0_3 XSTATE
+		"mov eax, 2\n xor edx, edx\n xsave [0x20000]\n hlt");
+	CU_ASSERT(bytes_are(f, XA, 24, 0xAA));
+	CU_ASSERT(bytes_are(f, XA + 32, 128, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 24), 0x0000FFFF00001F81ull);
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 160 + 3 * 16), 0x1122334455667788ull);
+	CU_ASSERT(bytes_are(f, XA + 416, 96, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 512), 0xAAAAAAAAAAAAAAAAull);
+	fx_free(f);
+	/* initial state: XSAVE writes the values but XSTATE_BV bits are 0;
+	 * XSAVEOPT skips both components and writes only MXCSR */
+	f = xrun(FX_LONG64, OSXSAVE XCR0_3
+		"fninit\n mov eax, 3\n xor edx, edx\n xsave [0x20000]\n"
+		"xsaveopt [0x20400]\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(fx_mem32(f, XA), 0x037F);
+	CU_ASSERT(bytes_are(f, XA + 160, 256, 0));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 512), 0xAAAAAAAAAAAAAAA8ull);
+	CU_ASSERT(bytes_are(f, XA + 0x400, 24, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 0x400 + 24), 0x0000FFFF00001F80ull);
+	CU_ASSERT(bytes_are(f, XA + 0x400 + 32, 480, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 0x400 + 512), 0xAAAAAAAAAAAAAAA8ull);
+	fx_free(f);
+	/* XSAVEOPT of state in use writes it as XSAVE does */
+	f = xrun(FX_LONG64, OSXSAVE XCR0_3 XSTATE
+		"mov eax, 3\n xor edx, edx\n xsave [0x20000]\n xsaveopt [0x20400]\n hlt");
+	CU_ASSERT_EQUAL(memcmp(f->ram + XA, f->ram + XA + 0x400, 576), 0);
+	fx_free(f);
+	/* outside 64-bit mode only XMM0-7 are saved (bytes 288-511 stay) */
+	f = xrun(FX_PROT32, "mov eax, cr4\n bts eax, 18\n mov cr4, eax\n"
+		"xor ecx, ecx\n xor edx, edx\n mov eax, 3\n xsetbv\n"
+		"mov eax, 0x55667788\n movd xmm7, eax\n mov eax, 3\n xsave [0x20000]\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(fx_mem32(f, XA + 160 + 7 * 16), 0x55667788);
+	CU_ASSERT(bytes_are(f, XA + 288, 224, 0xAA));
+	CU_ASSERT_EQUAL(fx_mem64(f, XA + 512), 0xAAAAAAAAAAAAAAAAull); /* x87 init */
+	CU_ASSERT_EQUAL(fx_mem32(f, XA + 24), 0x1F80);
+	fx_free(f);
+}
+
+static void test_xrstor(void)
+{
+	/* round trip */
+	struct fx *f = xrun(FX_LONG64, OSXSAVE XCR0_3 XSTATE HDR0
+		"mov eax, 3\n xor edx, edx\n xsave [0x20000]\n"
+		"pxor xmm3, xmm3\n pxor xmm12, xmm12\n fninit\n fldz\n fldz\n"
+		"mov dword [0x1f000], 0x1f80\n ldmxcsr [0x1f000]\n"
+		"xrstor [0x20000]\n movq r8, xmm3\n movq r9, xmm12\n"
+		"fnstsw ax\n mov r10d, eax\n stmxcsr [0x1f000]\n mov r11d, [0x1f000]\n"
+		"fstp qword [0x1f008]\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R8), 0x1122334455667788ull);
+	CU_ASSERT_EQUAL(R(f, MODVM_R9), 0x1122334455667788ull);
+	CU_ASSERT_EQUAL(R(f, MODVM_R10) & 0xFFFF, 0x3800);
+	CU_ASSERT_EQUAL(R(f, MODVM_R11), 0x1F81);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x1f008), 0x3FF0000000000000ull); /* 1.0 */
+	fx_free(f);
+	/* init optimisation: XSTATE_BV = 0 initialises both components;
+	 * the standard form still loads MXCSR from memory */
+	f = xrun(FX_LONG64, OSXSAVE XCR0_3 XSTATE HDR0
+		"mov eax, 3\n xor edx, edx\n xsave [0x20000]\n"
+		"mov qword [0x20200], 0\n mov dword [0x20018], 0x1f00\n"
+		"xrstor [0x20000]\n movq r8, xmm3\n movq r9, xmm12\n"
+		"fnstsw ax\n mov r10d, eax\n fnstcw [0x1f000]\n movzx r11d, word [0x1f000]\n"
+		"stmxcsr [0x1f004]\n mov r12d, [0x1f004]\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R8), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R9), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R10) & 0xFFFF, 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R11), 0x037F);
+	CU_ASSERT_EQUAL(R(f, MODVM_R12), 0x1F00);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[4], 0);              /* all empty */
+	fx_free(f);
+	/* RFBM = 1 with XSTATE_BV = 0: x87 initialised, SSE and MXCSR kept */
+	f = xrun(FX_LONG64, OSXSAVE XCR0_3 XSTATE
+		"mov qword [0x20200], 0\n mov qword [0x20208], 0\n mov qword [0x20210], 0\n"
+		"mov eax, 1\n xor edx, edx\n xrstor [0x20000]\n movq r8, xmm3\n"
+		"fnstsw ax\n mov r10d, eax\n stmxcsr [0x1f004]\n mov r12d, [0x1f004]\n hlt");
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R8), 0x1122334455667788ull);
+	CU_ASSERT_EQUAL(R(f, MODVM_R10) & 0xFFFF, 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R12), 0x1F81);
+	fx_free(f);
+}
+
+static void test_xsave_faults(void)
+{
+	static const struct { const char *src; int vec; } cases[] = {
+		/* not 64-byte aligned */
+		{ OSXSAVE XCR0_3 "mov eax, 3\n xsave [0x20010]\n", BT_GP },
+		{ OSXSAVE XCR0_3 "mov eax, 3\n xrstor [0x20020]\n", BT_GP },
+		{ OSXSAVE XCR0_3 "mov eax, 3\n xsaveopt [0x20008]\n", BT_GP },
+		/* XSTATE_BV bit outside XCR0 (AVX; SSE with XCR0 = 1) */
+		{ OSXSAVE XCR0_3 "mov qword [0x20200], 4\n mov qword [0x20208], 0\n"
+		  "mov qword [0x20210], 0\n xrstor [0x20000]\n", BT_GP },
+		{ OSXSAVE "mov qword [0x20200], 2\n mov qword [0x20208], 0\n"
+		  "mov qword [0x20210], 0\n mov eax, 1\n xrstor [0x20000]\n", BT_GP },
+		/* XCOMP_BV (compacted form: no XSAVEC) and bytes 16-23 */
+		{ OSXSAVE XCR0_3 "mov qword [0x20200], 3\n mov rax, 1 << 63\n"
+		  "mov [0x20208], rax\n mov qword [0x20210], 0\n mov eax, 3\n"
+		  "xrstor [0x20000]\n", BT_GP },
+		{ OSXSAVE XCR0_3 "mov qword [0x20200], 3\n mov qword [0x20208], 0\n"
+		  "mov qword [0x20210], 1\n mov eax, 3\n xrstor [0x20000]\n", BT_GP },
+		/* MXCSR reserved bit */
+		{ OSXSAVE XCR0_3 HDR0 "mov eax, 3\n xsave [0x20000]\n"
+		  "mov dword [0x20018], 0x10000\n xrstor [0x20000]\n", BT_GP },
+		/* CR0.TS: #NM; CR4.OSXSAVE clear: #UD */
+		{ OSXSAVE "mov rax, cr0\n or eax, 8\n mov cr0, rax\n"
+		  "xsave [0x20000]\n", BT_NM },
+		{ "xsave [0x20000]\n", BT_UD },
+		{ "xrstor [0x20000]\n", BT_UD },
+		{ "xsaveopt [0x20000]\n", BT_UD },
+		/* LOCK XSAVE [0x20000] (nasm refuses to assemble it) */
+		{ OSXSAVE "db 0xf0, 0x0f, 0xae, 0x24, 0x25\n dd 0x20000\n", BT_UD },
+	};
+	char src[1024];
+
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fx *f;
+
+		snprintf(src, sizeof(src), "%s mov ebx, 1\n hlt", cases[i].src);
+		f = xrun(FX_LONG64, src);
+		CU_ASSERT_EQUAL(fx_vector(f), cases[i].vec);
+		if (cases[i].vec == BT_GP)
+			CU_ASSERT_EQUAL(ERR64(f), 0);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+		fx_free(f);
+	}
+}
+
+static void test_xsave_state_import(void)
+{
+	/* a state whose XSTATE_BV marks x87 and SSE initial (KVM may leave
+	 * stale bytes there): the values are the initial ones; an XCR0 the
+	 * model cannot have goes back to 1 */
+	struct fx *f = fx_new(FX_LONG64);
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+
+	bt_cpu_set_model(&f->cpu, &fx_model_xsave);
+	bt_cpu_get_state(&f->cpu, s);
+	memset(s->xsave, 0x55, 512);
+	memset(s->xsave + 512, 0, 64);
+	s->xcr0 = 7;
+	bt_cpu_set_state(&f->cpu, s);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[0], 0x7F);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[1], 0x03);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[2], 0);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[160], 0);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[24], 0x55);           /* MXCSR kept */
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[512], 3);
+	CU_ASSERT_EQUAL(f->cpu.s.xcr0, 1);
+	/* XSTATE_BV = 3: the legacy region is taken as it is */
+	memset(s->xsave, 0x55, 512);
+	s->xsave[512] = 3;
+	s->xcr0 = 3;
+	bt_cpu_set_state(&f->cpu, s);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[160], 0x55);
+	CU_ASSERT_EQUAL(f->cpu.s.xsave[2], 0x55);
+	CU_ASSERT_EQUAL(f->cpu.s.xcr0, 3);
+	free(s);
+	fx_free(f);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
@@ -1160,6 +1482,9 @@ int main(void)
 		TEST(test_sse_xm), TEST(test_sse_daz_ftz),
 		TEST(test_alignment_check), TEST(test_fxsave_roundtrip),
 		TEST(test_state_roundtrip), TEST(test_injected_event),
+		TEST(test_xsave_cpuid_cr4), TEST(test_xgetbv_xsetbv),
+		TEST(test_xsave_area), TEST(test_xrstor), TEST(test_xsave_faults),
+		TEST(test_xsave_state_import),
 	};
 
 	return RUN_TESTS("bt_exec", tests);

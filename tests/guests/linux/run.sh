@@ -3,7 +3,7 @@
 # (with -q) QEMU TCG as a reference, with a watchdog, and checks the result:
 # the ready marker, the script's PASS line and a clean power-off (exit 0).
 #
-#   tests/guests/linux/run.sh [-q] [-e ENGINE] [-t SECONDS] [-b BUILDDIR]
+#   tests/guests/linux/run.sh [-q] [-e ENGINE] [-m MODEL] [-t SECONDS] [-b BUILDDIR]
 #                             [-g GUESTDIR] [-k KERNEL] [-i INITRD]
 #                             [-a "CMDLINE..."] [-l LOG] SCRIPT
 #
@@ -17,6 +17,7 @@ repo=$(cd "$here/../../.." && pwd)
 
 qemu=0
 engine=cpu-bt
+model=baseline-v1
 limit=600
 build=$repo/build
 guest=
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	-q) qemu=1; shift ;;
 	-e) engine=$2; shift 2 ;;
+	-m) model=$2; shift 2 ;;
 	-t) limit=$2; shift 2 ;;
 	-b) build=$2; shift 2 ;;
 	-g) guest=$2; shift 2 ;;
@@ -67,7 +69,7 @@ else
 	vm: {
 	  name = "linux-$script";
 	  memory = "512M";
-	  cpu = { engine = "$engine"; };
+	  cpu = { engine = "$engine"; model = "$model"; };
 	  boot = { kernel = "$kernel"; initrd = "$initrd";
 	           format = "linux"; cmdline = "$cmdline"; };
 	  devices = ( { plugin = "serial-16550"; id = "com1"; backend = "stdio"; } );

@@ -31,6 +31,16 @@ selftest)
 	expect_out "cpu-model: modvm baseline-v1 CPU"
 	expect_out "selftest: PASS"
 	;;
+selftest-xsave)
+	# The same under the baseline-v1-xsave model: the kernel switches
+	# tasks' FPU/SSE state with XSAVE/XRSTOR (docs/engines-bt.md).
+	check "selftest under cpu-bt, model baseline-v1-xsave" "$run" -e cpu-bt \
+		-m baseline-v1-xsave -t 1400 -b "$build" -g "$guest" \
+		-l "$work/console.log" selftest
+	out=$(cat "$work/console.log")
+	expect_out "x86/fpu: Enabled xstate features 0x3"
+	expect_out "selftest: PASS"
+	;;
 truncated-kernel)
 	head -c 1000000 "$guest/vmlinuz" >"$work/vmlinuz"
 	cat >"$work/vm.cfg" <<CFG

@@ -214,9 +214,10 @@ esac
 expect_out "snaploop: PASS $M"
 expect_out "MODVM-SCRIPT-END snaploop rc=0"
 
-# The resumed VM wrote into a fresh overlay over the frozen image
-# (docs/snapshot-format.md); the image itself did not change.
-overlay=$work/disk.img.s1-resume1.qcow2
+# The resumed VM wrote into a fresh overlay over the frozen image, named
+# after the snapshot directory it resumed (docs/snapshot-format.md); the
+# image itself did not change.
+overlay=$work/disk.img.copy-resume1.qcow2
 checks=$((checks + 1))
 [ "$(sha256sum <"$work/disk.img")" = "$base_sum" ] ||
 	fail "the frozen disk.img changed after the snapshot"
