@@ -22,21 +22,6 @@ static char p1[160], p2[160];
 static bool mounted, bind_mounted, swap_on;
 static char dm_name[64];     /* device-mapper target over p2, if made */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* Undo everything, also after a failed assertion (atexit). */
 static void cleanup(void)
 {
@@ -47,15 +32,15 @@ static void cleanup(void)
 	if (swap_on && swapoff(p2) == 0)
 		swap_on = false;
 	if (dm_name[0]) {
-		sh("dmsetup remove %s 2>/dev/null", dm_name);
+		hx_sh("dmsetup remove %s 2>/dev/null", dm_name);
 		dm_name[0] = 0;
 	}
 	if (loopdev[0]) {
-		sh("losetup -d %s 2>/dev/null", loopdev);
+		hx_sh("losetup -d %s 2>/dev/null", loopdev);
 		loopdev[0] = 0;
 	}
 	if (dir[0]) {
-		sh("rm -rf %s", dir);
+		hx_sh("rm -rf %s", dir);
 		dir[0] = 0;
 	}
 }
@@ -95,7 +80,7 @@ static const char *setup(void)
 
 	if (geteuid() != 0)
 		return "needs root (loop devices, mount, swapon)";
-	if (sh("command -v losetup sfdisk >/dev/null"))
+	if (hx_sh("command -v losetup sfdisk >/dev/null"))
 		return "losetup or sfdisk missing (util-linux, fdisk)";
 	snprintf(dir, sizeof(dir), "/tmp/modvm-hostdev-XXXXXX");
 	if (!mkdtemp(dir))
@@ -104,8 +89,8 @@ static const char *setup(void)
 	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
 	snprintf(mnt2, sizeof(mnt2), "%s/bind", dir);
 	if (mkdir(mnt, 0700) || mkdir(mnt2, 0700) ||
-	    sh("truncate -s %uM %s", IMG_MB, img) ||
-	    sh("printf 'label: dos\\nstart=%u, size=%u, type=83\\n"
+	    hx_sh("truncate -s %uM %s", IMG_MB, img) ||
+	    hx_sh("printf 'label: dos\\nstart=%u, size=%u, type=83\\n"
 	       "start=%u, size=%u, type=82\\n' | sfdisk -q %s",
 	       P1_START, P_SECTORS, P2_START, P_SECTORS, img))
 		return "cannot create the partitioned image";
@@ -121,7 +106,7 @@ static const char *setup(void)
 	loopdev[strcspn(loopdev, "\n")] = 0;
 	snprintf(sys, sizeof(sys), "/sys/block/%s/%sp1", loopdev + 5, loopdev + 5);
 	if (access(sys, F_OK))
-		sh("partx -a %s 2>/dev/null", loopdev);
+		hx_sh("partx -a %s 2>/dev/null", loopdev);
 	if (part_node(1, p1, sizeof(p1)) || part_node(2, p2, sizeof(p2)))
 		return "the loop device's partitions did not appear";
 	return NULL;
@@ -241,7 +226,7 @@ static void test_mounted_refused(void)
 	struct drv *d;
 
 	/* root with loop devices can mount: a failure here is a failure */
-	CU_ASSERT_EQUAL_FATAL(sh("mkfs.ext2 -q -F %s >/dev/null 2>&1", p1), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_sh("mkfs.ext2 -q -F %s >/dev/null 2>&1", p1), 0);
 	if (mount(p1, mnt, "ext2", 0, NULL) && mount(p1, mnt, "ext4", 0, NULL)) {
 		fprintf(stderr, "mount %s: %s\n", p1, strerror(errno));
 		CU_FAIL_FATAL("cannot mount the test partition");
@@ -279,7 +264,7 @@ static void test_swap_refused(void)
 {
 	char part[96];
 
-	if (sh("mkswap %s >/dev/null 2>&1", p2) || swapon(p2, 0)) {
+	if (hx_sh("mkswap %s >/dev/null 2>&1", p2) || swapon(p2, 0)) {
 		fprintf(stderr, "mkswap/swapon on %s failed (%s): swap case not run\n",
 			p2, strerror(errno));
 		return;
@@ -307,7 +292,7 @@ static void test_holder_refused(void)
 
 	CU_ASSERT_EQUAL_FATAL(stat(p2, &st), 0);
 	snprintf(name, sizeof(name), "modvm-hostdev-%d", (int)getpid());
-	if (sh("dmsetup create %s --table '0 %u linear %u:%u 0' >/dev/null 2>&1",
+	if (hx_sh("dmsetup create %s --table '0 %u linear %u:%u 0' >/dev/null 2>&1",
 	       name, P_SECTORS, major(st.st_rdev), minor(st.st_rdev))) {
 		CU_FAIL("dmsetup create failed although the kernel has device-mapper");
 		return;
@@ -315,7 +300,7 @@ static void test_holder_refused(void)
 	snprintf(dm_name, sizeof(dm_name), "%s", name);
 	expect_refused(p2, NULL, "held by", name);
 	expect_refused(loopdev, NULL, "held by", "dmsetup remove");
-	sh("dmsetup remove %s", dm_name);
+	hx_sh("dmsetup remove %s", dm_name);
 	dm_name[0] = 0;
 }
 
@@ -329,7 +314,7 @@ static void test_qcow2_overlay(void)
 	struct drv *d;
 
 	snprintf(ov, sizeof(ov), "%s/overlay.qcow2", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -F raw -b %s %s",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -F raw -b %s %s",
 				 p1, ov), 0);
 	{
 		int fd = open(p1, O_RDONLY);
@@ -453,7 +438,7 @@ int main(void)
 	}
 	fprintf(stderr, "loop device %s, partitions %s %s\n", loopdev, p1, p2);
 	rc = RUN_TESTS("block-raw host devices", tests);
-	if (!sh("qemu-img --version >/dev/null 2>&1"))
+	if (!hx_sh("qemu-img --version >/dev/null 2>&1"))
 		rc |= RUN_TESTS("block-qcow2 overlay on a host partition", qcow2_tests);
 	else
 		fprintf(stderr, "qemu-img not installed: overlay case not run\n");

@@ -22,21 +22,6 @@
 
 static bool have_qemu_img;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static unsigned slot_of(uint32_t i)
 {
 	return (i * 7919u) % SLOTS;
@@ -176,21 +161,21 @@ static void qcow2_powerloss(unsigned cluster, uint32_t flushes, unsigned us)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
 	snprintf(img, sizeof(img), "%s/d.qcow2", dir);
 	snprintf(raw, sizeof(raw), "%s/d.raw", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=%u %s %u",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=%u %s %u",
 				 cluster, img, IMG_BYTES), 0);
 	run_and_kill(img, "qcow2", flushes, us, &flushed);
 	CU_ASSERT(flushed >= FLUSH_EVERY);
 	/* 0: clean; 3: leaked clusters only (allocation cut short) */
-	rc = sh("qemu-img check -q %s >/dev/null 2>&1", img);
+	rc = hx_sh("qemu-img check -q %s >/dev/null 2>&1", img);
 	if (rc != 0 && rc != 3) {
 		CU_FAIL("qemu-img check found errors after the kill");
-		sh("qemu-img check %s >&2", img);
+		hx_sh("qemu-img check %s >&2", img);
 	}
-	CU_ASSERT_EQUAL(sh("qemu-img convert -f qcow2 -O raw %s %s", img, raw), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img convert -f qcow2 -O raw %s %s", img, raw), 0);
 	verify_raw(raw, flushed);
 	/* repaired, it is clean and still opens and writes */
-	CU_ASSERT_EQUAL(sh("qemu-img check -q -r leaks %s >/dev/null 2>&1", img), 0);
-	sh("rm -rf %s", dir);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q -r leaks %s >/dev/null 2>&1", img), 0);
+	hx_sh("rm -rf %s", dir);
 }
 
 static void test_qcow2_powerloss(void)
@@ -215,7 +200,7 @@ int main(void)
 		TEST(test_qcow2_powerloss),
 	};
 
-	have_qemu_img = sh("qemu-img --version >/dev/null 2>&1") == 0;
+	have_qemu_img = hx_sh("qemu-img --version >/dev/null 2>&1") == 0;
 	if (!have_qemu_img)
 		fprintf(stderr, "qemu-img not found (apt-get install qemu-utils): qcow2 power-loss test skipped\n");
 	return RUN_TESTS("block-powerloss", tests);

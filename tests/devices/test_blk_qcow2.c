@@ -16,21 +16,6 @@
 static char dir[64];
 static bool have_qemu_img;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void setup_dir(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/modvm-qcow2-XXXXXX");
@@ -38,7 +23,7 @@ static void setup_dir(void)
 		perror("mkdtemp");
 		exit(1);
 	}
-	have_qemu_img = sh("qemu-img --version >/dev/null 2>&1") == 0;
+	have_qemu_img = hx_sh("qemu-img --version >/dev/null 2>&1") == 0;
 	if (!have_qemu_img)
 		fprintf(stderr, "qemu-img not found (apt-get install qemu-utils): qcow2 checks skipped\n");
 }
@@ -109,8 +94,8 @@ static void judge(const char *img, const uint8_t *expect, size_t bytes)
 		return;
 	snprintf(raw, sizeof(raw), "%s/expect.raw", dir);
 	write_file(raw, expect, bytes);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", img), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw), 0);
 }
 
 static void test_write_read_check(void)
@@ -122,7 +107,7 @@ static void test_write_read_check(void)
 	if (!have_qemu_img)
 		goto out;
 	snprintf(img, sizeof(img), "%s/a.qcow2", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s %u", img,
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s %u", img,
 				 IMG_BYTES), 0);
 	d = drv_attach(img, "qcow2", NULL, NULL);
 	CU_ASSERT_EQUAL_FATAL(d->added, 0);
@@ -165,8 +150,8 @@ static void test_backing_chain(void)
 	snprintf(top, sizeof(top), "%s/top.qcow2", dir);
 	pattern(orig, IMG_BYTES, 9);
 	write_file(base, orig, IMG_BYTES);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -b base.raw -F raw %s", mid), 0);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 %s", top), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -b base.raw -F raw %s", mid), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 %s", top), 0);
 	/* something in the middle layer, written by modvm */
 	memcpy(expect, orig, IMG_BYTES);
 	d = drv_attach(mid, "qcow2", NULL, NULL);
@@ -191,7 +176,7 @@ static void test_backing_chain(void)
 	fclose(f);
 	CU_ASSERT_EQUAL(memcmp(now, orig, IMG_BYTES), 0);
 	free(now);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", mid), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", mid), 0);
 out:
 	free(expect);
 	free(orig);
@@ -214,7 +199,7 @@ static void test_compressed(void)
 	for (size_t i = 0; i < IMG_BYTES; i++)
 		expect[i] = (uint8_t)((i / 512) % 7 == 0 ? 0 : i / 4096 + (i % 64));
 	write_file(raw, expect, IMG_BYTES);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img convert -q -c -f raw -O qcow2 -o cluster_size=16384 %s %s",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img convert -q -c -f raw -O qcow2 -o cluster_size=16384 %s %s",
 				 raw, img), 0);
 	d = drv_attach(img, "qcow2", NULL, NULL);
 	CU_ASSERT_EQUAL_FATAL(d->added, 0);
@@ -269,24 +254,24 @@ static void test_refused_images(void)
 	write_file(raw, zero, sizeof(zero));
 	expect_refused(raw, "not a qcow2 image", NULL);
 	/* a loop in the backing chain */
-	CU_ASSERT_EQUAL(sh("qemu-img create -q -f qcow2 -u -b loop-b.qcow2 -F qcow2 %s 1M", a), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img create -q -f qcow2 -u -b loop-a.qcow2 -F qcow2 %s 1M", b), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img create -q -f qcow2 -u -b loop-b.qcow2 -F qcow2 %s 1M", a), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img create -q -f qcow2 -u -b loop-a.qcow2 -F qcow2 %s 1M", b), 0);
 	expect_refused(a, "loops", NULL);
 	/* a missing backing file */
-	CU_ASSERT_EQUAL(sh("qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 %s 1M", a), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 %s 1M", a), 0);
 	expect_refused(a, "no such file", NULL);
 	/* unknown incompatible feature bit, then the dirty bit */
-	CU_ASSERT_EQUAL(sh("qemu-img create -q -f qcow2 %s 1M", a), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img create -q -f qcow2 %s 1M", a), 0);
 	set_header_u64(a, 72, 1ull << 40);
 	expect_refused(a, "unknown incompatible features", NULL);
 	set_header_u64(a, 72, 1);
 	expect_refused(a, "dirty", NULL);
 	/* version 1 */
-	CU_ASSERT_EQUAL(sh("qemu-img create -q -f qcow2 %s 1M", a), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img create -q -f qcow2 %s 1M", a), 0);
 	set_header_u64(a, 0, 0x514649FB00000001ull);
 	expect_refused(a, "version 1", NULL);
 	/* an L1 table too small for the disk size (corrupt header) */
-	CU_ASSERT_EQUAL(sh("qemu-img create -q -f qcow2 %s 1M", a), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img create -q -f qcow2 %s 1M", a), 0);
 	set_header_u64(a, 24, 1ull << 50);
 	expect_refused(a, "inconsistent", NULL);
 }
@@ -325,7 +310,7 @@ static void test_hostile_tables(void)
 	pattern(buf, IMG_BYTES, 3);
 	write_file(raw, buf, IMG_BYTES);
 	for (unsigned i = 0; i <= MODVM_COUNTOF(l1_values); i++) {
-		CU_ASSERT_EQUAL_FATAL(sh("qemu-img convert -q -f raw -O qcow2 -o cluster_size=4096 %s %s",
+		CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img convert -q -f raw -O qcow2 -o cluster_size=4096 %s %s",
 					 raw, img), 0);
 		l1 = header_u64(img, 40);
 		if (i < MODVM_COUNTOF(l1_values)) {
@@ -359,7 +344,7 @@ static void test_read_only(void)
 	if (!have_qemu_img)
 		return;
 	snprintf(img, sizeof(img), "%s/ro.qcow2", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 %s 1M", img), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 %s 1M", img), 0);
 	d = drv_attach(img, "qcow2", "readonly=true", NULL);
 	CU_ASSERT_EQUAL_FATAL(d->added, 0);
 	CU_ASSERT(dev_features(d) >> 5 & 1);
@@ -367,7 +352,7 @@ static void test_read_only(void)
 	CU_ASSERT_EQUAL(request(d, T_OUT, 0, 512, false), 1);
 	CU_ASSERT_EQUAL(request(d, T_IN, 0, 512, true), 0);
 	drv_free(d);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", img), 0);
 }
 
 
@@ -403,7 +388,7 @@ static void test_refcount_growth(void)
 	if (!have_qemu_img)
 		goto out;
 	snprintf(img, sizeof(img), "%s/grow.qcow2", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=512 %s %u",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=512 %s %u",
 				 img, bytes), 0);
 	CU_ASSERT_EQUAL(header_u64(img, 56) >> 32, 1);  /* one rt cluster */
 	d = drv_attach(img, "qcow2", NULL, NULL);
@@ -452,7 +437,7 @@ static void test_discard(void)
 	if (!have_qemu_img)
 		goto out;
 	snprintf(img, sizeof(img), "%s/disc.qcow2", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s %u",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s %u",
 				 img, IMG_BYTES), 0);
 	d = drv_attach(img, "qcow2", NULL, NULL);
 	CU_ASSERT_EQUAL_FATAL(d->added, 0);
@@ -484,7 +469,7 @@ static void test_discard(void)
 	pattern(orig, IMG_BYTES, 77);
 	write_file(base, orig, IMG_BYTES);
 	memcpy(expect, orig, IMG_BYTES);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=4096 -b dbase.raw -F raw %s",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=4096 -b dbase.raw -F raw %s",
 				 top), 0);
 	d = drv_attach(top, "qcow2", NULL, NULL);
 	drv_init(d, ~0ull);
@@ -496,7 +481,7 @@ static void test_discard(void)
 	drv_free(d);
 	judge(top, expect, IMG_BYTES);
 	/* version 2 without backing: discard unmaps */
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 %s %u",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4096 %s %u",
 				 img, IMG_BYTES), 0);
 	memset(expect, 0, IMG_BYTES);
 	d = drv_attach(img, "qcow2", NULL, NULL);
@@ -525,7 +510,7 @@ static void test_hostile_metadata_target(void)
 	if (!have_qemu_img)
 		return;
 	snprintf(img, sizeof(img), "%s/hm.qcow2", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s 4M", img), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=4096 %s 4M", img), 0);
 	d = drv_attach(img, "qcow2", NULL, NULL);
 	drv_init(d, ~0ull);
 	guest_write(d, buf, 0, 4096, 1);  /* buf only as scratch "expect" */
@@ -556,8 +541,8 @@ static void test_autoclear(void)
 	if (!have_qemu_img)
 		return;
 	snprintf(img, sizeof(img), "%s/bm.qcow2", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 %s 1M", img), 0);
-	if (sh("qemu-img bitmap --add %s b0 2>/dev/null", img)) {
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 %s 1M", img), 0);
+	if (hx_sh("qemu-img bitmap --add %s b0 2>/dev/null", img)) {
 		fprintf(stderr, "qemu-img bitmap unavailable: autoclear check skipped\n");
 		return;
 	}
@@ -570,15 +555,15 @@ static void test_autoclear(void)
 	CU_ASSERT_EQUAL(header_u64(img, 88), 0);
 	/* qemu-img then counts the abandoned bitmap directory as leaked
 	 * (exit 3, no errors); after -r leaks the image is clean */
-	int rc = sh("qemu-img check -q %s 2>/dev/null", img);
+	int rc = hx_sh("qemu-img check -q %s 2>/dev/null", img);
 	CU_ASSERT(rc == 0 || rc == 3);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q -r leaks %s >/dev/null 2>&1", img), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s 2>/dev/null", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q -r leaks %s >/dev/null 2>&1", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s 2>/dev/null", img), 0);
 }
 
 static void cleanup(void)
 {
-	sh("rm -rf %s", dir);
+	hx_sh("rm -rf %s", dir);
 }
 
 int main(void)

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "testmain.h"
 
 static ssize_t rec_pwrite(int fd, const void *buf, size_t n, off_t off);
@@ -51,21 +52,6 @@ static struct {
 
 static char dir[64];
 static bool have_qemu_img;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 static void apply_to(uint8_t **buf, size_t *len, const struct logw *w)
 {
@@ -203,7 +189,7 @@ static void one_run(const struct run *r, uint64_t crash_at, struct outcome *o,
 	struct qcow2 s = { 0 };
 	FILE *f;
 
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=%u %s %u",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=%u %s %u",
 				 r->cluster, img, r->disk), 0);
 	f = fopen(img, "rb");
 	fseek(f, 0, SEEK_END);
@@ -250,16 +236,16 @@ static void judge(const char *img, const char *raw, const struct run *r,
 		  const struct outcome *o, uint64_t crash_at)
 {
 	uint8_t *got = malloc(r->disk);
-	int rc = sh("qemu-img check -q %s >/dev/null 2>&1", img);
+	int rc = hx_sh("qemu-img check -q %s >/dev/null 2>&1", img);
 	FILE *f;
 
 	if (rc != 0 && rc != 3) {
 		CU_FAIL("crashed image has errors (not just leaks)");
 		fprintf(stderr, "cluster %u seed %u crash at write %llu:\n", r->cluster, r->seed,
 			(unsigned long long)crash_at);
-		sh("qemu-img check %s >&2", img);
+		hx_sh("qemu-img check %s >&2", img);
 	}
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img convert -f qcow2 -O raw %s %s", img, raw), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img convert -f qcow2 -O raw %s %s", img, raw), 0);
 	f = fopen(raw, "rb");
 	CU_ASSERT_EQUAL(fread(got, 1, r->disk, f), r->disk);
 	fclose(f);
@@ -370,10 +356,10 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	have_qemu_img = sh("qemu-img --version >/dev/null 2>&1") == 0;
+	have_qemu_img = hx_sh("qemu-img --version >/dev/null 2>&1") == 0;
 	if (!have_qemu_img)
 		fprintf(stderr, "qemu-img not found (apt-get install qemu-utils): skipped\n");
 	rc = RUN_TESTS("block-qcow2-crash", tests);
-	sh("rm -rf %s", dir);
+	hx_sh("rm -rf %s", dir);
 	return rc;
 }

@@ -14,21 +14,6 @@
 static char dir[64];
 static bool have_qemu_img;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void pattern(uint8_t *buf, size_t len, unsigned seed)
 {
 	for (size_t i = 0; i < len; i++)
@@ -112,11 +97,11 @@ static void judge(const char *img, const char *want_fmt, const uint8_t *expect,
 
 	snprintf(raw, sizeof(raw), "%s/expect.raw", dir);
 	write_file(raw, expect, bytes);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", img), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img info --backing-chain %s >/dev/null", img), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img info --output=json %s | grep -q '\"backing-filename-format\": \"%s\"'",
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img info --backing-chain %s >/dev/null", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img info --output=json %s | grep -q '\"backing-filename-format\": \"%s\"'",
 			   img, want_fmt), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw), 0);
 }
 
 /* One base, one overlay made by modvm: the guest's writes go to the
@@ -193,12 +178,12 @@ static void test_overlay_qcow2(void)
 	pattern(orig, IMG_BYTES, 8);
 	memset(orig + 65536, 0, 65536);              /* a hole in the base */
 	write_file(raw, orig, IMG_BYTES);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img convert -q -f raw -O qcow2 %s %s", raw, base), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img convert -q -f raw -O qcow2 %s %s", raw, base), 0);
 	overlay_on("base.qcow2", "backing-format=qcow2", "qcow2", orig);
 	/* auto probes qcow2 too */
-	sh("rm -f %s/ov-qcow2.qcow2", dir);
+	hx_sh("rm -f %s/ov-qcow2.qcow2", dir);
 	overlay_on("base.qcow2", "backing-format=auto", "qcow2", orig);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", base), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", base), 0);
 out:
 	free(orig);
 }
@@ -219,14 +204,14 @@ static void test_create_plain(void)
 	guest_verify(d, expect, 1 << 20);
 	guest_write(d, expect, 100, 8192, 4);
 	drv_free(d);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", img), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img info %s | grep -q 'cluster_size: 512'", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img info %s | grep -q 'cluster_size: 512'", img), 0);
 	/* a big virtual size: several refcount blocks for the L1 table */
 	snprintf(img, sizeof(img), "%s/big.qcow2", dir);
 	d = attach(img, "create-size=64G", "cluster-size=512", NULL, NULL);
 	CU_ASSERT_EQUAL_FATAL(d->added, 0);
 	drv_free(d);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", img), 0);
 out:
 	free(expect);
 }
@@ -271,10 +256,10 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	have_qemu_img = sh("qemu-img --version >/dev/null 2>&1") == 0;
+	have_qemu_img = hx_sh("qemu-img --version >/dev/null 2>&1") == 0;
 	if (!have_qemu_img)
 		fprintf(stderr, "qemu-img not found (apt-get install qemu-utils): create checks skipped\n");
 	rc = RUN_TESTS("block-qcow2-create", tests);
-	sh("rm -rf %s", dir);
+	hx_sh("rm -rf %s", dir);
 	return rc;
 }

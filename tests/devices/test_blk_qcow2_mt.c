@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <sys/wait.h>
 
+#include "harness.h"
 #include "testmain.h"
 
 #include "../../plugins/disk/blockpool.c"
@@ -26,21 +27,6 @@ static bool have_qemu_img;
 static uint8_t *shadow;
 static volatile int stop_readers;
 static int failures;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 static void failed(const char *what, uint64_t off)
 {
@@ -156,7 +142,7 @@ static void run(unsigned cluster, unsigned cache)
 
 	snprintf(img, sizeof(img), "%s/mt.qcow2", dir);
 	snprintf(raw, sizeof(raw), "%s/mt.raw", dir);
-	CU_ASSERT_EQUAL_FATAL(sh("qemu-img create -q -f qcow2 -o cluster_size=%u %s %u",
+	CU_ASSERT_EQUAL_FATAL(hx_sh("qemu-img create -q -f qcow2 -o cluster_size=%u %s %u",
 				 cluster, img, DISK), 0);
 	shadow = calloc(1, DISK);
 	s = open_direct(img, cache);
@@ -196,8 +182,8 @@ static void run(unsigned cluster, unsigned cache)
 	f = fopen(raw, "wb");
 	CU_ASSERT_EQUAL(fwrite(shadow, 1, DISK, f), DISK);
 	fclose(f);
-	CU_ASSERT_EQUAL(sh("qemu-img check -q %s", img), 0);
-	CU_ASSERT_EQUAL(sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img check -q %s", img), 0);
+	CU_ASSERT_EQUAL(hx_sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw), 0);
 	free(shadow);
 }
 
@@ -226,10 +212,10 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	have_qemu_img = sh("qemu-img --version >/dev/null 2>&1") == 0;
+	have_qemu_img = hx_sh("qemu-img --version >/dev/null 2>&1") == 0;
 	if (!have_qemu_img)
 		fprintf(stderr, "qemu-img not found (apt-get install qemu-utils): skipped\n");
 	rc = RUN_TESTS("block-qcow2-mt", tests);
-	sh("rm -rf %s", dir);
+	hx_sh("rm -rf %s", dir);
 	return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "config.h"
 #include "machine.h"
@@ -272,6 +273,19 @@ void hx_clock_step(struct hx *h, uint64_t ns)
 int hx_poll(struct hx *h, int timeout_ms)
 {
 	return loop_run_once(&h->m, timeout_ms);
+}
+
+int hx_sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 void hx_irq_set(struct hx *h, unsigned line, int level)

@@ -65,6 +65,9 @@ void hx_clock_step(struct hx *h, uint64_t ns);
 /* Run fd watches that are ready (backends with input), waiting at most
  * timeout_ms. Returns the number of callbacks run. */
 int hx_poll(struct hx *h, int timeout_ms);
+/* Run a shell command (printf-style, up to 1 KiB); its exit status, or -1
+ * when it did not exit normally. For tests that call outside tools. */
+int hx_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Drive an interrupt line as a device would (tests of interrupt
  * controllers). */
