@@ -53,12 +53,27 @@ static struct {
 static char dir[64];
 static bool have_qemu_img;
 
+/* Allocation size for a buffer of len bytes: powers of two, so a file
+ * growing by a cluster at a time is not copied at every write (thousands of
+ * multi-MiB reallocs made this test take minutes under ASan). */
+static size_t cap_of(size_t len)
+{
+	size_t c = 4096;
+
+	while (c < len)
+		c <<= 1;
+	return c;
+}
+
 static void apply_to(uint8_t **buf, size_t *len, const struct logw *w)
 {
-	if (w->off + w->n > *len) {
-		*buf = realloc(*buf, w->off + w->n);
-		memset(*buf + *len, 0, w->off + w->n - *len);
-		*len = w->off + w->n;
+	size_t end = w->off + w->n;
+
+	if (end > *len) {
+		if (!*buf || cap_of(end) > cap_of(*len))
+			*buf = realloc(*buf, cap_of(end));
+		memset(*buf + *len, 0, end - *len);
+		*len = end;
 	}
 	memcpy(*buf + w->off, w->data, w->n);
 }
@@ -195,7 +210,7 @@ static void one_run(const struct run *r, uint64_t crash_at, struct outcome *o,
 	fseek(f, 0, SEEK_END);
 	R.base_len = (size_t)ftell(f);
 	rewind(f);
-	R.base = malloc(R.base_len);
+	R.base = malloc(cap_of(R.base_len));
 	CU_ASSERT_EQUAL(fread(R.base, 1, R.base_len, f), R.base_len);
 	fclose(f);
 	R.writes = 0;
@@ -230,6 +245,7 @@ static void write_crash_image(const char *path, uint32_t seed)
 	log_clear();
 	free(R.base);
 	R.base = NULL;
+	R.base_len = 0;
 }
 
 static void judge(const char *img, const char *raw, const struct run *r,
@@ -283,6 +299,7 @@ static void crash_at_points(const struct run *r, unsigned points, bool growth)
 	log_clear();
 	free(R.base);
 	R.base = NULL;
+	R.base_len = 0;
 	if (growth)
 		CU_ASSERT(nhdr >= 1);           /* the refcount table moved */
 	for (unsigned p = 0; p < points; p++) {
