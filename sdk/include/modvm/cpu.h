@@ -198,7 +198,7 @@ struct modvm_cpu_engine_ops {
 	 * physical address the vCPUs issue is forced to 0 from their next
 	 * instruction on. May be called from any thread, also before the
 	 * vCPUs run and after a snapshot load. NULL: A20 stays enabled (KVM
-	 * has no such control; the core logs that once). */
+	 * has no such control; the core logs that once). (ABI 1.1) */
 	void (*set_a20)(void *vm, bool enabled);
 };
 

@@ -326,11 +326,11 @@ struct modvm_host {
 	 * are 0), and tells the CPU engine (set_a20 in its ops; an engine
 	 * without it keeps A20 enabled, logged once). Call it on every
 	 * change, from reset, and from post_load so a snapshot restores it.
-	 * An instance that never called it does not count. */
+	 * An instance that never called it does not count. (ABI 1.1) */
 	void (*set_a20)(modvm_inst *inst, bool enabled);
 	/* CPU engines: the gate as it is now, to start from in vm_create
 	 * (when resuming, the devices' state is loaded before the engine
-	 * exists, so their post_load calls reach no engine). */
+	 * exists, so their post_load calls reach no engine). (ABI 1.1) */
 	bool (*a20_enabled)(modvm_inst *inst);
 };
 
