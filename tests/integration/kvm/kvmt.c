@@ -351,3 +351,35 @@ uint64_t kvmt_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+struct modvm_cpu_state *kvmt_state_new(void)
+{
+	struct modvm_cpu_state *s = aligned_alloc(64, sizeof(*s));
+
+	memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void *run_main(void *arg)
+{
+	struct kvmt_runner *r = arg;
+
+	r->st = kvm_vcpu_run(r->t->cpu, r->err, sizeof(r->err));
+	r->end_ns = kvmt_now_ns();
+	return NULL;
+}
+
+void kvmt_run_start(struct kvmt_runner *r, struct kvmt *t)
+{
+	memset(r, 0, sizeof(*r));
+	r->t = t;
+	pthread_create(&r->thread, NULL, run_main, r);
+}
+
+enum modvm_run_status kvmt_run_join(struct kvmt_runner *r)
+{
+	pthread_join(r->thread, NULL);
+	if (r->st != MODVM_RUN_STOPPED)
+		fprintf(stderr, "vcpu_run: status %d: %s\n", r->st, r->err);
+	return r->st;
+}

@@ -54,6 +54,21 @@ struct kvmt {
 				      test adds the time it "paused" */
 };
 
+/* A zeroed canonical state (64-byte aligned, for the XSAVE area). */
+struct modvm_cpu_state *kvmt_state_new(void);
+
+/* kvm_vcpu_run in its own thread, so a test can kick it meanwhile. */
+struct kvmt_runner {
+	struct kvmt *t;
+	pthread_t thread;
+	enum modvm_run_status st;
+	uint64_t end_ns;           /* kvmt_now_ns() when vcpu_run returned */
+	char err[512];
+};
+void kvmt_run_start(struct kvmt_runner *r, struct kvmt *t);
+/* Wait for it; prints the status and error unless MODVM_RUN_STOPPED. */
+enum modvm_run_status kvmt_run_join(struct kvmt_runner *r);
+
 /* 0 and a VM with one vCPU, or -1 with t->err set (77 to skip: no KVM). */
 int kvmt_open(struct kvmt *t, enum kvm_irqchip_mode irqchip);
 void kvmt_close(struct kvmt *t);

@@ -17,14 +17,6 @@
 #define MSI_LEVEL (1u << 15)  /* MSI data: trigger mode level */
 #define MSI_ASSERT (1u << 14) /* MSI data: level asserted */
 
-static struct modvm_cpu_state *state_new(void)
-{
-	struct modvm_cpu_state *s = aligned_alloc(64, sizeof(*s));
-
-	memset(s, 0, sizeof(*s));
-	return s;
-}
-
 static int open_or_fail(struct kvmt *t, enum kvm_irqchip_mode mode)
 {
 	int r = kvmt_open(t, mode);
@@ -33,38 +25,6 @@ static int open_or_fail(struct kvmt *t, enum kvm_irqchip_mode mode)
 		fprintf(stderr, "kvmt_open: %s\n", t->err);
 	CU_ASSERT_EQUAL_FATAL(r, 0);
 	return r;
-}
-
-struct runner {
-	struct kvmt *t;
-	pthread_t thread;
-	enum modvm_run_status st;
-	uint64_t end_ns;
-	char err[512];
-};
-
-static void *run_main(void *arg)
-{
-	struct runner *r = arg;
-
-	r->st = kvm_vcpu_run(r->t->cpu, r->err, sizeof(r->err));
-	r->end_ns = kvmt_now_ns();
-	return NULL;
-}
-
-static void run_start(struct runner *r, struct kvmt *t)
-{
-	memset(r, 0, sizeof(*r));
-	r->t = t;
-	pthread_create(&r->thread, NULL, run_main, r);
-}
-
-static enum modvm_run_status run_join(struct runner *r)
-{
-	pthread_join(r->thread, NULL);
-	if (r->st != MODVM_RUN_STOPPED)
-		fprintf(stderr, "vcpu_run: status %d: %s\n", r->st, r->err);
-	return r->st;
 }
 
 static size_t nout(struct kvmt *t)
@@ -119,7 +79,7 @@ static void counter_start(struct kvmt *t, struct modvm_cpu_state *s)
 static void counter_uninterrupted(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
+	struct modvm_cpu_state *s = kvmt_state_new();
 	char err[512];
 
 	if (open_or_fail(&t, KVM_IRQCHIP_SPLIT))
@@ -179,7 +139,7 @@ static void assert_same_state(const struct modvm_cpu_state *a,
 static void move(struct kvmt *from, struct kvmt *to, enum kvm_irqchip_mode mode,
 		 struct modvm_cpu_state *s, size_t done)
 {
-	struct modvm_cpu_state *back = state_new();
+	struct modvm_cpu_state *back = kvmt_state_new();
 	char err[512];
 
 	CU_ASSERT_EQUAL_FATAL(kvm_vcpu_get_state(from->cpu, s, err, sizeof(err)), 0);
@@ -200,8 +160,8 @@ static void move(struct kvmt *from, struct kvmt *to, enum kvm_irqchip_mode mode,
 static void counter_moves_to_fresh_vm(enum kvm_irqchip_mode mode)
 {
 	struct kvmt a, b, c;
-	struct modvm_cpu_state *s = state_new();
-	struct runner r;
+	struct modvm_cpu_state *s = kvmt_state_new();
+	struct kvmt_runner r;
 	uint32_t *all;
 	size_t ka, kb;
 	char err[512];
@@ -209,10 +169,10 @@ static void counter_moves_to_fresh_vm(enum kvm_irqchip_mode mode)
 	if (open_or_fail(&a, mode))
 		return;
 	counter_start(&a, s);
-	run_start(&r, &a);
+	kvmt_run_start(&r, &a);
 	CU_ASSERT_TRUE(wait_for(&a, third_done, 20000));
 	kvm_vcpu_kick(a.cpu);
-	CU_ASSERT_EQUAL(run_join(&r), MODVM_RUN_STOPPED);
+	CU_ASSERT_EQUAL(kvmt_run_join(&r), MODVM_RUN_STOPPED);
 	ka = a.nout;
 	CU_ASSERT(ka >= COUNTER_N / 3 && ka < COUNTER_N);
 
@@ -255,8 +215,8 @@ static void counter_moves_no_irqchip(void)
 static void kick_stops_spinning_guest(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
-	struct runner r;
+	struct modvm_cpu_state *s = kvmt_state_new();
+	struct kvmt_runner r;
 	uint64_t t0;
 	char err[512];
 
@@ -268,11 +228,11 @@ static void kick_stops_spinning_guest(void)
 	kvm_vcpu_kick(t.cpu);
 	CU_ASSERT_EQUAL(kvm_vcpu_run(t.cpu, err, sizeof(err)), MODVM_RUN_STOPPED);
 	for (int i = 0; i < 3; i++) {
-		run_start(&r, &t);
+		kvmt_run_start(&r, &t);
 		usleep(50000);
 		t0 = kvmt_now_ns();
 		kvm_vcpu_kick(t.cpu);
-		CU_ASSERT_EQUAL(run_join(&r), MODVM_RUN_STOPPED);
+		CU_ASSERT_EQUAL(kvmt_run_join(&r), MODVM_RUN_STOPPED);
 		CU_ASSERT(r.end_ns - t0 < 100 * MS);
 	}
 	CU_ASSERT_EQUAL(kvm_vcpu_get_state(t.cpu, s, err, sizeof(err)), 0);
@@ -308,8 +268,8 @@ static bool msi_seen(struct kvmt *t)
 static void intr_wakes_halted(enum kvm_irqchip_mode mode)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
-	struct runner r;
+	struct modvm_cpu_state *s = kvmt_state_new();
+	struct kvmt_runner r;
 	uint64_t t0;
 	char err[512];
 
@@ -320,7 +280,7 @@ static void intr_wakes_halted(enum kvm_irqchip_mode mode)
 	kvmt_set_gate(&t, 0x31, KVMT_CODE + 0x200);
 	kvmt_long_state(s, KVMT_CODE, 0);
 	CU_ASSERT_EQUAL_FATAL(kvm_vcpu_set_state(t.cpu, s, err, sizeof(err)), 0);
-	run_start(&r, &t);
+	kvmt_run_start(&r, &t);
 	usleep(100000); /* let it reach HLT */
 	CU_ASSERT_EQUAL(t.nirq, 0);
 	pthread_mutex_lock(&t.lock);
@@ -348,7 +308,7 @@ static void intr_wakes_halted(enum kvm_irqchip_mode mode)
 	usleep(50000);
 	t0 = kvmt_now_ns();
 	kvm_vcpu_kick(t.cpu);
-	CU_ASSERT_EQUAL(run_join(&r), MODVM_RUN_STOPPED);
+	CU_ASSERT_EQUAL(kvmt_run_join(&r), MODVM_RUN_STOPPED);
 	CU_ASSERT(r.end_ns - t0 < 100 * MS);
 	CU_ASSERT_EQUAL(kvm_vcpu_get_state(t.cpu, s, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(s->halted, KVM_HALTED_HLT);
@@ -365,7 +325,7 @@ static void intr_wakes_halted(enum kvm_irqchip_mode mode)
 	unsigned wakes = t.wakes, irqs = t.nirq;
 	CU_ASSERT_EQUAL(wakes, mode == KVM_IRQCHIP_SPLIT ? 2u : 1u);
 	CU_ASSERT_EQUAL(kvm_vcpu_set_state(t.cpu, s, err, sizeof(err)), 0);
-	run_start(&r, &t);
+	kvmt_run_start(&r, &t);
 	usleep(50000);
 	CU_ASSERT_EQUAL(t.wakes, wakes);
 	pthread_mutex_lock(&t.lock);
@@ -377,7 +337,7 @@ static void intr_wakes_halted(enum kvm_irqchip_mode mode)
 	CU_ASSERT_EQUAL(t.wakes, wakes + 1);
 	CU_ASSERT_EQUAL(t.nirq, irqs + 1);
 	kvm_vcpu_kick(t.cpu);
-	CU_ASSERT_EQUAL(run_join(&r), MODVM_RUN_STOPPED);
+	CU_ASSERT_EQUAL(kvmt_run_join(&r), MODVM_RUN_STOPPED);
 	kvmt_close(&t);
 	free(s);
 }
@@ -396,7 +356,7 @@ static void intr_wakes_halted_no_irqchip(void)
 static void string_io(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
+	struct modvm_cpu_state *s = kvmt_state_new();
 	static const uint32_t want[] = { 0x11111111, 0x22222222, 0x33333333,
 					 0x44444444, 0x55555555, 0x00020001, 3 };
 	char err[512];
@@ -425,8 +385,8 @@ static bool many_mmio(struct kvmt *t)
 static void mmio_exits_and_stop(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
-	struct runner r;
+	struct modvm_cpu_state *s = kvmt_state_new();
+	struct kvmt_runner r;
 	char err[512];
 
 	if (open_or_fail(&t, KVM_IRQCHIP_SPLIT))
@@ -435,10 +395,10 @@ static void mmio_exits_and_stop(void)
 	kvmt_long_state(s, KVMT_CODE + 0x200, 3);
 	s->gpr[MODVM_RDI] = KVMT_MMIO;
 	CU_ASSERT_EQUAL_FATAL(kvm_vcpu_set_state(t.cpu, s, err, sizeof(err)), 0);
-	run_start(&r, &t);
+	kvmt_run_start(&r, &t);
 	CU_ASSERT_TRUE(wait_for(&t, many_mmio, 10000));
 	kvm_vcpu_kick(t.cpu);
-	CU_ASSERT_EQUAL(run_join(&r), MODVM_RUN_STOPPED);
+	CU_ASSERT_EQUAL(kvmt_run_join(&r), MODVM_RUN_STOPPED);
 	CU_ASSERT_EQUAL(kvm_vcpu_get_state(t.cpu, s, err, sizeof(err)), 0);
 	/* the store (2 bytes) or the jump back (2 bytes) */
 	CU_ASSERT(s->rip == KVMT_CODE + 0x200 || s->rip == KVMT_CODE + 0x202);
@@ -452,7 +412,7 @@ static void mmio_exits_and_stop(void)
 static void stop_inside_read_completes_it(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
+	struct modvm_cpu_state *s = kvmt_state_new();
 	char err[512];
 
 	if (open_or_fail(&t, KVM_IRQCHIP_SPLIT))
@@ -477,7 +437,7 @@ static void stop_inside_read_completes_it(void)
 static void unknown_msr_raises_gp(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
+	struct modvm_cpu_state *s = kvmt_state_new();
 	char err[512];
 
 	if (open_or_fail(&t, KVM_IRQCHIP_SPLIT))
@@ -503,7 +463,7 @@ static void unknown_msr_raises_gp(void)
 static void triple_fault_is_shutdown(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
+	struct modvm_cpu_state *s = kvmt_state_new();
 	char err[512];
 
 	if (open_or_fail(&t, KVM_IRQCHIP_SPLIT))

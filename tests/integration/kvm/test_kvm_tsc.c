@@ -3,7 +3,6 @@
  * move the guest TSC; kvm_pvm (this project's development host) runs guests
  * on the raw host TSC and ignores such writes: then the test is SKIPPED. */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,42 +13,18 @@
 
 #define MS 1000000ull
 
-struct runner {
-	struct kvmt *t;
-	pthread_t thread;
-	enum modvm_run_status st;
-	char err[512];
-};
-
-static void *run_main(void *arg)
-{
-	struct runner *r = arg;
-
-	r->st = kvm_vcpu_run(r->t->cpu, r->err, sizeof(r->err));
-	return NULL;
-}
-
 /* Run the spinning guest for about 20 ms and return its TSC. */
 static uint64_t spin_20ms_tsc(struct kvmt *t, struct modvm_cpu_state *s)
 {
-	struct runner r = { .t = t };
+	struct kvmt_runner r;
 	char err[512];
 
-	pthread_create(&r.thread, NULL, run_main, &r);
+	kvmt_run_start(&r, t);
 	usleep(20000);
 	kvm_vcpu_kick(t->cpu);
-	pthread_join(r.thread, NULL);
-	CU_ASSERT_EQUAL(r.st, MODVM_RUN_STOPPED);
+	CU_ASSERT_EQUAL(kvmt_run_join(&r), MODVM_RUN_STOPPED);
 	CU_ASSERT_EQUAL(kvm_vcpu_get_state(t->cpu, s, err, sizeof(err)), 0);
 	return s->msr.tsc;
-}
-
-static struct modvm_cpu_state *state_new(void)
-{
-	struct modvm_cpu_state *s = aligned_alloc(64, sizeof(*s));
-
-	memset(s, 0, sizeof(*s));
-	return s;
 }
 
 /* 300 ms with the virtual clock stopped between two runs add nothing to
@@ -57,7 +32,7 @@ static struct modvm_cpu_state *state_new(void)
 static void tsc_stands_still_while_paused(void)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
+	struct modvm_cpu_state *s = kvmt_state_new();
 	uint64_t a, b, c, khz;
 	char err[512];
 
@@ -85,7 +60,7 @@ static void tsc_stands_still_while_paused(void)
 static int tsc_writable(char *why, size_t len)
 {
 	struct kvmt t;
-	struct modvm_cpu_state *s = state_new();
+	struct modvm_cpu_state *s = kvmt_state_new();
 	uint64_t want;
 	char err[512];
 	int r = kvmt_open(&t, KVM_IRQCHIP_SPLIT);
