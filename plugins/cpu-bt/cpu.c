@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "jit.h"
 
 _Noreturn void bt_raise(struct bt_cpu *c, int vec, uint32_t err)
 {
@@ -290,6 +291,8 @@ void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s)
 	c->s.ev.interrupt_shadow = s->ev.interrupt_shadow;
 	c->s.ev.nmi_masked = s->ev.nmi_masked;
 	bt_tlb_flush(c, true);
+	/* memory may hold anything now (a snapshot, another engine) */
+	bt_jit_flush_all(c);
 }
 
 void bt_cpu_get_state(struct bt_cpu *c, struct modvm_cpu_state *s)
@@ -481,6 +484,14 @@ enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget)
 		take_events(c);
 		if (c->s.halted)
 			return BT_EXIT_HLT;
+		if (c->jit) {
+			/* translated blocks count one each against the budget */
+			uint64_t n = bt_jit_exec(c, budget - done);
+			if (n) {
+				done = done + n;
+				continue;
+			}
+		}
 		step(c);
 		done = done + 1;
 	}

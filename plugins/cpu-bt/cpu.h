@@ -111,6 +111,20 @@ struct bt_tlb_entry {
 	uint32_t flags;
 };
 
+/* The translator's TLB (jit.c): one per privilege (0: CPL 0-2, 1: CPL 3),
+ * checked inline by generated code. A tag is the linear page, or ~0 when
+ * the access must take the slow path (not mapped, MMIO, not writable, D
+ * bit clear, or, for writes, a page holding translations). */
+#define BT_JTLB_SIZE 1024
+struct bt_jtlb {
+	uint64_t rtag;
+	uint64_t wtag;
+	uint64_t addend;   /* host address - linear address */
+	uint64_t gpa;      /* physical page; bit 0: global */
+};
+
+struct bt_jit;
+
 /* Why bt_cpu_run returned. */
 enum bt_exit {
 	BT_EXIT_BUDGET = 0,  /* ran its instruction budget */
@@ -133,6 +147,16 @@ struct bt_icache_entry {
 
 struct bt_cpu {
 	struct modvm_cpu_state s;
+
+	/* translator state reached by generated code through R11 (jit.c) */
+	struct bt_jit *jit;       /* NULL: interpret only */
+	uint64_t jit_budget;      /* blocks to enter before returning */
+	uint64_t jit_hflags;      /* host RFLAGS holding the guest's arithmetic flags */
+	uint64_t jit_link;        /* exit record of the last exit, 0 if none */
+	uint64_t jit_spill;       /* RAX while the flags are in AH/AL */
+	uint64_t jit_target;      /* indirect target / entry address */
+	uint8_t jit_interp;       /* interpret the next instruction */
+	uint8_t jit_dead;         /* the running block may have been invalidated */
 	const struct bt_bus *bus;
 	const struct modvm_cpu_model *model;
 	unsigned index;
@@ -186,6 +210,7 @@ struct bt_cpu {
 	uint64_t icount;
 	uint64_t icache_hits;
 	struct bt_tlb_entry tlb[BT_TLB_SIZE];
+	struct bt_jtlb jtlb[2][BT_JTLB_SIZE];
 	struct bt_icache_entry icache[BT_ICACHE_SIZE];
 };
 
@@ -246,6 +271,13 @@ void bt_align_check(struct bt_cpu *c, uint64_t lin, unsigned align);
 uint64_t bt_fetch_lin(struct bt_cpu *c, uint64_t lin, uint8_t *buf,
 		      unsigned n);
 const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin);
+/* The translator's slow path: translate lin for a data access of `size`
+ * bytes at the current CPL (may raise #PF), fill the translator's TLB and
+ * return the host address, or NULL when the instruction must be
+ * interpreted (MMIO, page crossing, non-canonical, code page written). */
+uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write);
+/* Physical page (of the last fetch) of the code at lin, after bt_fetch_ptr. */
+uint64_t bt_fetch_gpa(struct bt_cpu *c, uint64_t lin);
 #define BT_CPL_SYS (-1) /* supervisor access regardless of CPL (tables) */
 
 /* segments and system */

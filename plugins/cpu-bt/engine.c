@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "jit.h"
 
 #define RUN_BUDGET 4096  /* instructions between timer and kick checks */
 #define HALT_MAX_NS 10000000ull /* re-check a halted vCPU every 10 ms */
@@ -113,15 +114,30 @@ static void bus_cr8_write(void *o, uint64_t val)
 void bt_vcpu_wake(struct bt_vcpu *v)
 {
 	atomic_store(&v->wake, 1);
+	if (v->cpu.jit)
+		bt_jit_request_exit(&v->cpu);
 	pthread_mutex_lock(&v->lock);
 	pthread_cond_signal(&v->cond);
 	pthread_mutex_unlock(&v->lock);
 }
 
+static const char *const exec_modes[] = { "translate", "interpret", NULL };
+
+static const struct modvm_prop_desc bt_props[] = {
+	MODVM_PROP_ENUM_("mode", "translate", exec_modes,
+			 "translate: 64-bit guest code is translated to host code "
+			 "(the rest, and any instruction the translator leaves out, is "
+			 "interpreted); interpret: the reference interpreter only"),
+	MODVM_PROP_SIZE_("translation-cache", "64M", 1ll << 20, 2ll << 30,
+			 "host memory for translated code, per vCPU; flushed when full"),
+	MODVM_PROP_END
+};
+
 static int probe(char *why, size_t len)
 {
-	snprintf(why, len, "software interpreter: guest code runs slowly "
-		 "(a translator is planned)");
+	snprintf(why, len, "software engine: 64-bit guest code translated to "
+		 "host code, 16/32-bit code, system instructions and the rest "
+		 "interpreted");
 	return 0;
 }
 
@@ -143,6 +159,8 @@ static void *vm_create(const struct modvm_host *host, modvm_inst *inst,
 	vm->inst = inst;
 	vm->model = model;
 	vm->ncpus = ncpus;
+	vm->translate = host->prop_enum(inst, "mode") == 0;
+	vm->cache_bytes = host->prop_size(inst, "translation-cache");
 	vm->a20 = 1;
 	if (MODVM_HOST_HAS(host, a20_enabled) && host->a20_enabled)
 		vm->a20 = host->a20_enabled(inst);
@@ -194,6 +212,14 @@ static void *vcpu_create(void *opaque, unsigned index)
 		free(v);
 		return NULL;
 	}
+	if (vm->translate) {
+		char why[256];
+		if (bt_jit_create(&v->cpu, vm->cache_bytes, why, sizeof(why))) {
+			modvm_log(vm->host, vm->inst, MODVM_LOG_WARN,
+				  "cpu %u: translator unavailable (%s): interpreting",
+				  index, why);
+		}
+	}
 	vm->vcpus[index] = v;
 	return v;
 }
@@ -203,6 +229,7 @@ static void vcpu_destroy(void *opaque)
 	struct bt_vcpu *v = opaque;
 
 	v->vm->vcpus[v->index] = NULL;
+	bt_jit_destroy(&v->cpu);
 	bt_apic_destroy(v);
 	pthread_mutex_destroy(&v->lock);
 	pthread_cond_destroy(&v->cond);
@@ -333,6 +360,8 @@ static void vcpu_kick(void *opaque)
 
 	v->stop = 1;
 	bt_vcpu_wake(v);
+	if (v->cpu.jit)
+		bt_jit_request_exit(&v->cpu);
 }
 
 static int get_state(void *opaque, struct modvm_cpu_state *out)
@@ -385,5 +414,6 @@ static const struct modvm_cpu_engine_ops ops = {
 
 MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_CPU_ENGINE, .name = "cpu-bt",
 		    .version = "0.1.0",
-		    .description = "Software x86-64 engine (reference interpreter)",
-		    .ops = &ops);
+		    .description = "Software x86-64 engine: translator for 64-bit code, "
+				   "reference interpreter for the rest",
+		    .props = bt_props, .ops = &ops);

@@ -21,6 +21,8 @@ struct bt_vm {
 	unsigned ncpus;
 	struct bt_vcpu **vcpus;
 	volatile int a20;           /* the chipset's A20 gate (set_a20) */
+	bool translate;             /* property mode = translate */
+	uint64_t cache_bytes;       /* property translation-cache */
 };
 
 struct bt_vcpu {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "jit.h"
 
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
@@ -32,6 +33,8 @@ void bt_tlb_flush(struct bt_cpu *c, bool global_too)
 			c->tlb[i].tag = 0;
 	if (global_too)
 		c->tlb_large = false;
+	if (c->jit)
+		bt_jit_tlb_flush(c, global_too);
 }
 
 void bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
@@ -40,6 +43,8 @@ void bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 
 	if (e->tag == ((lin & ~0xFFFull) | 1))
 		e->tag = 0;
+	if (c->jit)
+		bt_jit_tlb_flush_page(c, lin);
 	/* A large page is cached as many 4 KiB entries: INVLPG of any
 	 * address in it must drop them all (SDM 3A 4.10.4.1). */
 	if (c->tlb_large)
@@ -224,6 +229,14 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 	e->host = c->bus->ram_ptr(c->bus->opaque, w.gpa, 4096);
 	if (e->host && acc == ACC_W && c->bus->ram_dirty)
 		c->bus->ram_dirty(c->bus->opaque, w.gpa, 4096);
+	/* A page holding translations: a write drops them first; other
+	 * fills leave D clear so that the first write comes back here. */
+	if (e->host && c->jit && bt_jit_is_code(c, w.gpa)) {
+		if (acc == ACC_W)
+			bt_jit_invalidate(c, w.gpa);
+		else
+			e->flags &= ~(uint32_t)TLBF_D;
+	}
 	return e;
 }
 
@@ -363,6 +376,11 @@ const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin)
 	return e->host ? e->host + (lin & 0xFFF) : NULL;
 }
 
+uint64_t bt_fetch_gpa(struct bt_cpu *c, uint64_t lin)
+{
+	return c->tlb[(lin >> 12) % BT_TLB_SIZE].gpa | (lin & 0xFFF);
+}
+
 uint64_t bt_fetch_lin(struct bt_cpu *c, uint64_t lin, uint8_t *buf, unsigned n)
 {
 	struct bt_tlb_entry *e = translate(c, lin, ACC_X, c->cpl);
@@ -464,4 +482,24 @@ void bt_check_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size)
 	translate(c, lin, ACC_W, c->cpl);
 	if (size > first)
 		translate(c, lin + first, ACC_W, c->cpl);
+}
+
+uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write)
+{
+	struct bt_jtlb *t = &c->jtlb[c->cpl == 3][(lin >> 12) % BT_JTLB_SIZE];
+	uint64_t page = lin & ~0xFFFull;
+	struct bt_tlb_entry *e;
+
+	if ((lin & 0xFFF) + size > 4096 || !canonical(lin))
+		return NULL;
+	c->jit_dead = 0;
+	e = translate(c, lin, write ? ACC_W : ACC_R, c->cpl);
+	if (!e->host || c->jit_dead)
+		return NULL;
+	t->rtag = page;
+	t->addend = (uint64_t)(uintptr_t)e->host - page;
+	t->gpa = e->gpa | ((e->flags & TLBF_G) ? 1 : 0);
+	t->wtag = (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, c->cpl == 3) &&
+		  !bt_jit_is_code(c, e->gpa) ? page : ~0ull;
+	return e->host + (lin & 0xFFF);
 }

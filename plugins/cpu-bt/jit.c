@@ -1,0 +1,1541 @@
+/* cpu-bt: the translator. Guest code in 64-bit mode is cut into blocks
+ * (straight-line code up to a control transfer, an instruction left to
+ * the interpreter, the page end or BLOCK_MAX instructions) and each block
+ * becomes host code in a translation cache:
+ *  - guest RAX RCX RDX RBX RBP RSI RDI R12-R15 live in the same host
+ *    registers; guest RSP and R8-R11 stay in struct bt_cpu and are loaded
+ *    into the scratch registers R8/R10 around the instructions using them;
+ *    R11 points at struct bt_cpu, R9 carries memory addresses;
+ *  - the guest's arithmetic flags are the host's: an ALU instruction is
+ *    emitted as itself; glue that clobbers flags parks them in AH/AL
+ *    (lahf/seto) only where a backward liveness pass says they are live;
+ *  - memory operands go through an inline TLB check (struct bt_jtlb) with
+ *    an out-of-line slow path that calls bt_jit_fill (page walk, #PF,
+ *    MMIO and page-crossing accesses go to the interpreter);
+ *  - direct exits are patched into jumps to the next block (chaining);
+ *    indirect ones return to the dispatcher, which checks events.
+ * Pages holding translations are write-watched (jtlb wtag, TLBF_D), so a
+ * write to code drops its blocks before the new code runs.
+ * Everything not listed in classify() is interpreted, one instruction at
+ * a time, by the reference interpreter.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "emit.h"
+#include "jit.h"
+
+#define BLOCK_MAX 64          /* guest instructions per block */
+#define BLOCK_ROOM 65536      /* code bytes a block may need at most */
+#define HASH_SIZE 65536       /* block hash buckets (by physical page) */
+#define VC_SIZE 4096          /* virtual-RIP lookup cache */
+#define XLINK_MAX 8192        /* cross-page links (undone on TLB flushes) */
+#define INVAL_TABLE 1024      /* pages counted for repeated invalidation */
+#define INVAL_LIMIT 32        /* ... after which the page is interpreted */
+#define CHUNK_PAGES (1u << 18) /* code-page bitmap: 1 GiB per chunk */
+#define NCHUNKS 4096          /* 4 TiB of guest physical space */
+#define PEND_MAX 64
+
+#define OFF(f) ((int32_t)offsetof(struct bt_cpu, f))
+#define GPR(r) (OFF(s.gpr) + 8 * (r))
+#define JTLB(p) ((int32_t)(offsetof(struct bt_cpu, jtlb) + \
+			   (size_t)(p) * BT_JTLB_SIZE * sizeof(struct bt_jtlb)))
+
+#define HFLAGS_BASE 0x202ull  /* reserved bit 1 and IF: the host's own */
+
+struct jblock;
+
+/* One exit of a block whose jump can be patched to the next block. */
+struct jexit {
+	uint8_t *disp;         /* rel32 of the exit jump */
+	uint8_t *stub;         /* where it points while unlinked */
+	uint64_t target;       /* guest RIP it goes to */
+	struct jblock *src;
+};
+
+struct jblock {
+	uint64_t rip;
+	uint64_t gpa;          /* physical address of the first byte */
+	uint32_t key;          /* mode word (mode_key) */
+	uint16_t ninsn;
+	uint8_t valid;
+	uint8_t *code;         /* entry; NULL: the interpreter runs this RIP */
+	struct jblock *hnext;
+	struct jexit exit[2];
+};
+
+struct xlink {
+	struct jexit *x;
+	uint64_t tgt_page;     /* physical page of the target block */
+};
+
+struct vcache {
+	uint64_t rip;
+	uint32_t key;
+	uint32_t gen;
+	struct jblock *b;
+};
+
+typedef void (*enter_fn)(struct bt_cpu *c, const void *code);
+
+struct bt_jit {
+	uint8_t *cache;
+	size_t size, used, base_used;
+	enter_fn enter;
+	uint8_t *exit_flags;   /* save flags and registers, return */
+	uint8_t *exit_regs;    /* flags already saved: registers, return */
+	uint8_t *exit_done;    /* everything saved: return */
+
+	struct jblock *blocks;
+	unsigned nblocks, maxblocks;
+	struct jblock *hash[HASH_SIZE];
+	struct vcache vc[VC_SIZE];
+	uint32_t gen;
+	struct xlink xl[XLINK_MAX];
+	unsigned nxl;
+
+	_Atomic(uint8_t *) chunk[NCHUNKS];
+	struct { uint64_t page; uint32_t count; } inval[INVAL_TABLE];
+	uint8_t *nox;          /* pages left to the interpreter: a small set */
+	uint64_t nox_pages[256];
+	unsigned nnox;
+
+	pthread_mutex_t pend_lock;
+	uint64_t pend[PEND_MAX];
+	unsigned npend;
+	bool pend_all;
+	atomic_int pend_flag;
+
+	struct bt_jit_stats st;
+	uint64_t debug_limit;  /* MODVM_BT_JIT_LIMIT: translate only so many blocks */
+	bool debug_trace;      /* MODVM_BT_JIT_TRACE: print each block */
+};
+
+/* ---- code-page bitmap (read by other threads for DMA) ------------------ */
+
+static uint8_t *chunk_of(struct bt_jit *j, uint64_t gpa, bool create)
+{
+	uint64_t ci = gpa >> 30;
+	uint8_t *ch;
+
+	if (ci >= NCHUNKS)
+		return NULL;
+	ch = atomic_load_explicit(&j->chunk[ci], memory_order_acquire);
+	if (!ch && create) {
+		ch = calloc(CHUNK_PAGES / 8, 1);
+		if (ch)
+			atomic_store_explicit(&j->chunk[ci], ch, memory_order_release);
+	}
+	return ch;
+}
+
+bool bt_jit_is_code(struct bt_cpu *c, uint64_t gpa)
+{
+	uint8_t *ch = chunk_of(c->jit, gpa, false);
+	uint64_t pi = (gpa >> 12) & (CHUNK_PAGES - 1);
+
+	return ch && (__atomic_load_n(&ch[pi / 8], __ATOMIC_RELAXED) >> (pi % 8)) & 1;
+}
+
+static void code_bit(struct bt_jit *j, uint64_t gpa, bool set)
+{
+	uint8_t *ch = chunk_of(j, gpa, set);
+	uint64_t pi = (gpa >> 12) & (CHUNK_PAGES - 1);
+
+	if (!ch)
+		return;
+	if (set)
+		__atomic_fetch_or(&ch[pi / 8], (uint8_t)(1u << (pi % 8)), __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&ch[pi / 8], (uint8_t)~(1u << (pi % 8)), __ATOMIC_RELAXED);
+}
+
+/* A page starts holding translations: writes to it must come to the slow
+ * paths (interpreter TLB without D, translator TLB without a write tag). */
+static void mark_code(struct bt_cpu *c, uint64_t gpa)
+{
+	uint64_t page = gpa & ~0xFFFull;
+
+	if (bt_jit_is_code(c, page))
+		return;
+	code_bit(c->jit, page, true);
+	for (int i = 0; i < BT_TLB_SIZE; i++)
+		if (c->tlb[i].tag && c->tlb[i].gpa == page)
+			c->tlb[i].flags &= ~(uint32_t)TLBF_D;
+	for (int p = 0; p < 2; p++)
+		for (int i = 0; i < BT_JTLB_SIZE; i++)
+			if ((c->jtlb[p][i].gpa & ~1ull) == page)
+				c->jtlb[p][i].wtag = ~0ull;
+}
+
+static bool page_nox(struct bt_jit *j, uint64_t page)
+{
+	for (unsigned i = 0; i < j->nnox; i++)
+		if (j->nox_pages[i] == page)
+			return true;
+	return false;
+}
+
+/* ---- linking ---------------------------------------------------------- */
+
+static void unlink_exit(struct jexit *x)
+{
+	em_patch32(x->disp, x->stub);
+}
+
+static void unlink_xlinks(struct bt_jit *j)
+{
+	for (unsigned i = 0; i < j->nxl; i++)
+		unlink_exit(j->xl[i].x);
+	j->nxl = 0;
+}
+
+static uint32_t mode_key(const struct bt_cpu *c)
+{
+	return (uint32_t)c->cpl | (uint32_t)c->mode << 2;
+}
+
+static void maybe_link(struct bt_cpu *c, struct jblock *b)
+{
+	struct bt_jit *j = c->jit;
+	struct jexit *x = (struct jexit *)(uintptr_t)c->jit_link;
+
+	c->jit_link = 0;
+	if (!x || !x->src->valid || x->target != b->rip || x->src->key != b->key)
+		return;
+	if ((x->src->rip >> 12) != (b->rip >> 12)) {
+		/* Another virtual page: valid until the next TLB flush, which
+		 * may remap either page. */
+		if (j->nxl == XLINK_MAX)
+			return;
+		j->xl[j->nxl].x = x;
+		j->xl[j->nxl].tgt_page = b->gpa >> 12;
+		j->nxl++;
+	}
+	em_patch32(x->disp, b->code);
+	j->st.links++;
+}
+
+/* ---- invalidation ------------------------------------------------------ */
+
+static unsigned hash_page(uint64_t gpa)
+{
+	uint64_t p = gpa >> 12;
+
+	return (unsigned)((p ^ (p >> 16)) * 0x9E3779B1u) % HASH_SIZE;
+}
+
+static void count_invalidation(struct bt_jit *j, uint64_t page)
+{
+	unsigned i = (unsigned)((page >> 12) % INVAL_TABLE);
+
+	if (j->inval[i].page != page) {
+		j->inval[i].page = page;
+		j->inval[i].count = 0;
+	}
+	if (++j->inval[i].count == INVAL_LIMIT && j->nnox < 256) {
+		j->nox_pages[j->nnox++] = page;
+		j->st.interp_pages++;
+	}
+}
+
+void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
+{
+	struct bt_jit *j = c->jit;
+	uint64_t page = gpa & ~0xFFFull;
+	struct jblock **pp = &j->hash[hash_page(page)];
+
+	if (!bt_jit_is_code(c, page))
+		return;
+	code_bit(j, page, false);
+	while (*pp) {
+		struct jblock *b = *pp;
+		if ((b->gpa & ~0xFFFull) == page) {
+			b->valid = 0;
+			*pp = b->hnext;
+		} else {
+			pp = &b->hnext;
+		}
+	}
+	for (unsigned i = 0; i < j->nxl;) {
+		struct xlink *l = &j->xl[i];
+		if (l->tgt_page == page >> 12 || !l->x->src->valid) {
+			unlink_exit(l->x);
+			*l = j->xl[--j->nxl];
+		} else {
+			i++;
+		}
+	}
+	c->jit_dead = 1;
+	j->st.invalidations++;
+	count_invalidation(j, page);
+}
+
+void bt_jit_flush_all(struct bt_cpu *c)
+{
+	struct bt_jit *j = c->jit;
+
+	if (!j)
+		return;
+	j->used = j->base_used;
+	j->nblocks = 0;
+	memset(j->hash, 0, sizeof(j->hash));
+	j->gen++;
+	j->nxl = 0;
+	for (unsigned i = 0; i < NCHUNKS; i++) {
+		uint8_t *ch = atomic_load(&j->chunk[i]);
+		if (ch)
+			memset(ch, 0, CHUNK_PAGES / 8);
+	}
+	for (int p = 0; p < 2; p++)
+		for (int i = 0; i < BT_JTLB_SIZE; i++)
+			c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+	c->jit_link = 0;
+	j->st.flushes++;
+}
+
+void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
+{
+	struct bt_jit *j = c->jit;
+
+	for (int p = 0; p < 2; p++)
+		for (int i = 0; i < BT_JTLB_SIZE; i++) {
+			struct bt_jtlb *t = &c->jtlb[p][i];
+			if (global_too || !(t->gpa & 1))
+				*t = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+		}
+	j->gen++;
+	unlink_xlinks(j);
+	c->jit_link = 0;
+}
+
+void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
+{
+	struct bt_jit *j = c->jit;
+	unsigned i = (unsigned)((lin >> 12) % BT_JTLB_SIZE);
+
+	for (int p = 0; p < 2; p++)
+		c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+	j->gen++;
+	unlink_xlinks(j);
+	c->jit_link = 0;
+}
+
+void bt_jit_request_exit(struct bt_cpu *c)
+{
+	__atomic_store_n(&c->jit_budget, 1, __ATOMIC_RELAXED);
+}
+
+void bt_jit_mem_written(struct bt_cpu *c, uint64_t gpa, uint64_t len)
+{
+	struct bt_jit *j = c->jit;
+	bool hit = false;
+
+	if (!j || !len)
+		return;
+	pthread_mutex_lock(&j->pend_lock);
+	for (uint64_t p = gpa & ~0xFFFull; p < gpa + len; p += 4096) {
+		if (!bt_jit_is_code(c, p))
+			continue;
+		hit = true;
+		if (j->npend < PEND_MAX)
+			j->pend[j->npend++] = p;
+		else
+			j->pend_all = true;
+	}
+	pthread_mutex_unlock(&j->pend_lock);
+	if (hit) {
+		atomic_store(&j->pend_flag, 1);
+		bt_jit_request_exit(c);
+	}
+}
+
+static void take_pending(struct bt_cpu *c)
+{
+	struct bt_jit *j = c->jit;
+
+	pthread_mutex_lock(&j->pend_lock);
+	atomic_store(&j->pend_flag, 0);
+	if (j->pend_all) {
+		bt_jit_flush_all(c);
+	} else {
+		for (unsigned i = 0; i < j->npend; i++)
+			bt_jit_invalidate(c, j->pend[i]);
+	}
+	j->npend = 0;
+	j->pend_all = false;
+	pthread_mutex_unlock(&j->pend_lock);
+}
+
+/* ---- the translator ---------------------------------------------------- */
+
+/* Where the parts of an instruction are in its bytes. */
+struct layout {
+	unsigned rex_off, op_off, op_len, modrm_off, imm_off;
+	uint8_t rex;
+	bool p66, lock;
+};
+
+static bool is_legacy_prefix(uint8_t b)
+{
+	return b == 0xF0 || b == 0xF2 || b == 0xF3 || b == 0x2E || b == 0x36 ||
+	       b == 0x3E || b == 0x26 || b == 0x64 || b == 0x65 || b == 0x66 ||
+	       b == 0x67;
+}
+
+static bool parse_layout(const uint8_t *b, const struct bt_insn *in,
+			 struct layout *L)
+{
+	unsigned i = 0, len = in->len;
+
+	memset(L, 0, sizeof(*L));
+	for (; i < len; i++) {
+		if (is_legacy_prefix(b[i])) {
+			L->rex = 0; /* a REX before a legacy prefix is ignored */
+			if (b[i] == 0x66)
+				L->p66 = true;
+			if (b[i] == 0xF0)
+				L->lock = true;
+		} else if ((b[i] & 0xF0) == 0x40) {
+			L->rex = b[i];
+		} else {
+			break;
+		}
+	}
+	if (L->rex != in->rex)
+		return false;
+	L->op_off = i;
+	if (i < len && b[i] == 0x0F) {
+		i++;
+		if (i < len && (b[i] == 0x38 || b[i] == 0x3A))
+			return false;
+	}
+	i++;
+	L->op_len = i - L->op_off;
+	if (i > len || b[i - 1] != in->opcode)
+		return false;
+	if (in->has_modrm) {
+		uint8_t m = b[i];
+		unsigned mod = m >> 6, rm = m & 7;
+		L->modrm_off = i++;
+		if (mod != 3 && rm == 4) {
+			uint8_t sib = b[i++];
+			if (mod == 0 && (sib & 7) == 5)
+				i += 4;
+		}
+		if (mod == 1)
+			i += 1;
+		else if (mod == 2 || (mod == 0 && rm == 5))
+			i += 4;
+	}
+	L->imm_off = i;
+	return i <= len;
+}
+
+enum kind {
+	K_NO, K_GEN, K_LEA, K_NOP, K_PAUSE, K_PUSH, K_PUSHI, K_POP, K_LEAVE,
+	K_JMP, K_JCC, K_CALL, K_RET, K_JMPI, K_CALLI,
+};
+
+/* How flags are used, for liveness: reads some, writes all six. */
+struct finfo {
+	bool reads, kills;
+};
+
+static bool mem_opnd(const struct bt_insn *in, int *idx)
+{
+	*idx = -1;
+	for (int i = 0; i < in->nopnd; i++)
+		if (in->opnd[i].type == BT_OPND_MEM) {
+			*idx = i;
+			return true;
+		}
+	return false;
+}
+
+static bool lockable(unsigned op)
+{
+	switch (op) {
+	case BT_OP_ADD: case BT_OP_OR: case BT_OP_ADC: case BT_OP_SBB:
+	case BT_OP_AND: case BT_OP_SUB: case BT_OP_XOR: case BT_OP_NOT:
+	case BT_OP_NEG: case BT_OP_INC: case BT_OP_DEC: case BT_OP_XCHG:
+	case BT_OP_XADD: case BT_OP_CMPXCHG: case BT_OP_BTS: case BT_OP_BTR:
+	case BT_OP_BTC:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
+			  const uint8_t *b, struct layout *L)
+{
+	int mi;
+	bool mem = mem_opnd(in, &mi);
+
+	if (in->mode != BT_MODE64 || !parse_layout(b, in, L))
+		return K_NO;
+	if (in->prefix & BT_PFX_LOCK) {
+		if (!lockable(in->op) || !mem || mi != 0)
+			return K_NO;
+	}
+	for (int i = 0; i < in->nopnd; i++) {
+		const struct bt_operand *o = &in->opnd[i];
+		if (o->type == BT_OPND_REG && o->cls != BT_RC_GPR && o->cls != BT_RC_GPR8H)
+			return K_NO;
+		if (o->type == BT_OPND_MEM && o->size > 8)
+			return K_NO;
+	}
+	switch (in->op) {
+	case BT_OP_ADD: case BT_OP_OR: case BT_OP_ADC: case BT_OP_SBB:
+	case BT_OP_AND: case BT_OP_SUB: case BT_OP_XOR: case BT_OP_CMP:
+	case BT_OP_TEST: case BT_OP_INC: case BT_OP_DEC: case BT_OP_NOT:
+	case BT_OP_NEG: case BT_OP_ROL: case BT_OP_ROR: case BT_OP_RCL:
+	case BT_OP_RCR: case BT_OP_SHL: case BT_OP_SHR: case BT_OP_SAL:
+	case BT_OP_SAR: case BT_OP_MUL: case BT_OP_IMUL: case BT_OP_IMUL2:
+	case BT_OP_IMUL3: case BT_OP_SHLD: case BT_OP_SHRD: case BT_OP_MOVZX:
+	case BT_OP_MOVSX: case BT_OP_MOVSXD: case BT_OP_XCHG: case BT_OP_XADD:
+	case BT_OP_CMPXCHG: case BT_OP_BSWAP: case BT_OP_SETCC: case BT_OP_CMOVCC:
+	case BT_OP_CBW: case BT_OP_CWD: case BT_OP_CLC: case BT_OP_STC:
+	case BT_OP_CMC:
+		return K_GEN;
+	case BT_OP_MOV:
+		/* moffs forms (A0-A3) have a 64-bit address immediate */
+		if (in->map == 0 && in->opcode >= 0xA0 && in->opcode <= 0xA3)
+			return K_NO;
+		return K_GEN;
+	case BT_OP_BT: case BT_OP_BTS: case BT_OP_BTR: case BT_OP_BTC:
+		/* a register bit offset on memory addresses a bit string */
+		if (mem && !(in->map == 1 && in->opcode == 0xBA))
+			return K_NO;
+		return K_GEN;
+	case BT_OP_BSF: case BT_OP_BSR:
+		/* F3 would make the host run TZCNT/LZCNT */
+		if (in->prefix & (BT_PFX_REP | BT_PFX_REPNE))
+			return K_NO;
+		return K_GEN;
+	case BT_OP_LAHF: case BT_OP_SAHF:
+		return c->has_lahf64 ? K_GEN : K_NO;
+	case BT_OP_LEA:
+		return in->opnd[0].size >= 2 ? K_LEA : K_NO;
+	case BT_OP_NOP:
+		return K_NOP;
+	case BT_OP_PAUSE:
+		return K_PAUSE;
+	case BT_OP_PUSH:
+		if (in->opsize != 8)
+			return K_NO;
+		if (in->opnd[0].type == BT_OPND_IMM)
+			return K_PUSHI;
+		if (in->opnd[0].type == BT_OPND_REG && in->opnd[0].cls == BT_RC_GPR)
+			return K_PUSH;
+		return K_NO;
+	case BT_OP_POP:
+		if (in->opsize == 8 && in->opnd[0].type == BT_OPND_REG &&
+		    in->opnd[0].cls == BT_RC_GPR)
+			return K_POP;
+		return K_NO;
+	case BT_OP_LEAVE:
+		return in->opsize == 8 ? K_LEAVE : K_NO;
+	case BT_OP_JMP:
+		if (in->opsize != 8)
+			return K_NO;
+		if (in->opnd[0].type == BT_OPND_REL)
+			return K_JMP;
+		return in->opnd[0].type == BT_OPND_REG || mem ? K_JMPI : K_NO;
+	case BT_OP_JCC:
+		return in->opsize == 8 ? K_JCC : K_NO;
+	case BT_OP_CALL:
+		if (in->opsize != 8)
+			return K_NO;
+		if (in->opnd[0].type == BT_OPND_REL)
+			return K_CALL;
+		return in->opnd[0].type == BT_OPND_REG || mem ? K_CALLI : K_NO;
+	case BT_OP_RET:
+		return in->opsize == 8 ? K_RET : K_NO;
+	default:
+		return K_NO;
+	}
+}
+
+static struct finfo flag_use(const struct bt_insn *in, enum kind k)
+{
+	struct finfo f = { false, false };
+
+	if (k == K_JCC)
+		return (struct finfo){ true, false };
+	if (k != K_GEN)
+		return f;
+	switch (in->op) {
+	case BT_OP_ADD: case BT_OP_OR: case BT_OP_AND: case BT_OP_SUB:
+	case BT_OP_XOR: case BT_OP_CMP: case BT_OP_TEST: case BT_OP_NEG:
+	case BT_OP_XADD: case BT_OP_CMPXCHG:
+		f.kills = true;
+		break;
+	case BT_OP_ADC: case BT_OP_SBB:
+		f.reads = f.kills = true;
+		break;
+	case BT_OP_MOV: case BT_OP_MOVZX: case BT_OP_MOVSX: case BT_OP_MOVSXD:
+	case BT_OP_XCHG: case BT_OP_BSWAP: case BT_OP_CBW: case BT_OP_CWD:
+	case BT_OP_NOT:
+		break;
+	default:
+		/* partial writers (INC/DEC, shifts and rotates whose count
+		 * may be 0, BT*, CLC/STC...) and readers: keep them live */
+		f.reads = true;
+		break;
+	}
+	return f;
+}
+
+/* One translation in progress. */
+struct slow {
+	uint8_t *jne;          /* rel32 of the jne to the slow path */
+	uint8_t *join;         /* where the fast path continues */
+	uint64_t rip;
+	uint32_t info;         /* size | write << 8 */
+	bool flags;            /* flags parked in AH/AL */
+};
+
+struct tctx {
+	struct bt_cpu *c;
+	struct bt_jit *j;
+	struct bt_emit e;
+	struct jblock *b;
+	struct slow slow[BLOCK_MAX * 2];
+	unsigned nslow;
+	int priv;
+};
+
+static bool identity(int g)
+{
+	return g != HR_RSP && (g < 8 || g > 11);
+}
+
+/* Host register for guest register g: itself or a scratch register. */
+struct regmap {
+	int guest[2], host[2];
+	int n;
+};
+
+static int map_reg(struct regmap *m, int g)
+{
+	if (identity(g))
+		return g;
+	for (int i = 0; i < m->n; i++)
+		if (m->guest[i] == g)
+			return m->host[i];
+	if (m->n == 2)
+		return HR_NONE;
+	m->guest[m->n] = g;
+	m->host[m->n] = m->n == 0 ? HR_R8 : HR_R10;
+	return m->host[m->n++];
+}
+
+static void load_spilled(struct tctx *t, const struct regmap *m)
+{
+	for (int i = 0; i < m->n; i++)
+		em_load(&t->e, m->host[i], HR_R11, GPR(m->guest[i]));
+}
+
+static void store_spilled(struct tctx *t, const struct regmap *m)
+{
+	for (int i = 0; i < m->n; i++)
+		em_store(&t->e, HR_R11, GPR(m->guest[i]), m->host[i]);
+}
+
+/* R9 = linear address of the memory operand (flag-free: mov and lea). */
+static bool emit_addr(struct tctx *t, const struct bt_insn *in,
+		      const struct bt_operand *o, uint64_t next_rip, bool seg)
+{
+	struct bt_emit *e = &t->e;
+	int hb = HR_NONE, hi = HR_NONE;
+	bool w = in->addrsize == 8;
+
+	if (o->disp < INT32_MIN || o->disp > INT32_MAX)
+		return false;
+	if (o->base == BT_REG_RIP) {
+		uint64_t a = next_rip + (uint64_t)o->disp;
+		em_mov_ri64(e, HR_R9, w ? a : (uint32_t)a);
+	} else {
+		if (o->base != BT_NOREG) {
+			hb = o->base;
+			if (!identity(hb)) {
+				em_load(e, HR_R10, HR_R11, GPR(o->base));
+				hb = HR_R10;
+			}
+		}
+		if (o->index != BT_NOREG) {
+			hi = o->index;
+			if (!identity(hi)) {
+				em_load(e, HR_R8, HR_R11, GPR(o->index));
+				hi = HR_R8;
+			}
+		}
+		if (hb == HR_NONE && hi == HR_NONE)
+			em_mov_ri64(e, HR_R9, w ? (uint64_t)o->disp : (uint32_t)o->disp);
+		else
+			em_lea(e, w, HR_R9, hb, hi, o->scale ? o->scale : 1,
+			       (int32_t)o->disp);
+	}
+	if (seg && (o->seg == BT_FS || o->seg == BT_GS)) {
+		em_load(e, HR_R10, HR_R11, OFF(s.seg) + (int32_t)(o->seg *
+			sizeof(struct modvm_segment) + offsetof(struct modvm_segment, base)));
+		em_lea(e, true, HR_R9, HR_R9, HR_R10, 1, 0);
+	}
+	return true;
+}
+
+/* The inline TLB check on R9 (clobbers flags, R8, R10); on a hit R9 is
+ * the host address. The miss goes to a slow path emitted after the block. */
+static void emit_tlb(struct tctx *t, uint64_t rip, unsigned size, bool write,
+		     bool flags_live)
+{
+	struct bt_emit *e = &t->e;
+	struct slow *s = &t->slow[t->nslow++];
+	int32_t base = JTLB(t->priv);
+
+	if (flags_live) {
+		em_store(e, HR_R11, OFF(jit_spill), HR_RAX);
+		em_flags_to_ax(e);
+	}
+	em_mov_rr(e, HR_R10, HR_R9);
+	em_shr_ri(e, HR_R10, 12 - 5);
+	em_alu_ri(e, 4, false, HR_R10, (BT_JTLB_SIZE - 1) << 5);  /* and */
+	em_lea(e, true, HR_R8, HR_R9, HR_NONE, 1, (int32_t)size - 1);
+	em_alu_ri(e, 4, true, HR_R8, -4096);                      /* and */
+	em_op_rmi(e, 0x3B, true, HR_R8, HR_R11, HR_R10, 1,
+		  base + (write ? 8 : 0));                          /* cmp */
+	s->jne = em_jcc32(e, 0x5);                                /* jne */
+	em_op_rmi(e, 0x03, true, HR_R9, HR_R11, HR_R10, 1, base + 16); /* add */
+	if (flags_live) {
+		em_flags_from_ax(e);
+		em_load(e, HR_RAX, HR_R11, OFF(jit_spill));
+	}
+	s->join = e->p;
+	s->rip = rip;
+	s->info = size | (write ? 0x100u : 0);
+	s->flags = flags_live;
+}
+
+/* Store the identity-mapped guest registers to struct bt_cpu. */
+static void emit_store_gprs(struct bt_emit *e)
+{
+	static const int r[] = { 0, 1, 2, 3, 5, 6, 7, 12, 13, 14, 15 };
+
+	for (unsigned i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		em_store(e, HR_R11, GPR(r[i]), r[i]);
+}
+
+static void emit_load_gprs(struct bt_emit *e, bool all)
+{
+	static const int r[] = { 0, 1, 2, 6, 7, 3, 5, 12, 13, 14, 15 };
+	unsigned n = all ? 11 : 5; /* the caller-saved ones first */
+
+	for (unsigned i = 0; i < n; i++)
+		em_load(e, r[i], HR_R11, GPR(r[i]));
+}
+
+/* Exit with RIP = rip through a patchable jump. */
+static void emit_exit_direct(struct tctx *t, uint8_t *disp, uint64_t target,
+			     int slot)
+{
+	struct jexit *x = &t->b->exit[slot];
+
+	x->disp = disp;
+	x->target = target;
+	x->src = t->b;
+	x->stub = NULL; /* set when the stubs are emitted */
+}
+
+/* After the pushfq of an exit: RIP from R10, no link, registers out. */
+static void emit_exit_indirect(struct tctx *t)
+{
+	struct bt_emit *e = &t->e;
+
+	em_store(e, HR_R11, OFF(s.rip), HR_R10);
+	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+	em_jmp_to(e, t->j->exit_regs);
+}
+
+/* Canonical check of R10 with the flags saved first; a non-canonical
+ * target leaves the instruction at `rip` to the interpreter (#GP). */
+static void emit_save_flags_via(struct bt_emit *e, int tmp)
+{
+	em_pushfq(e);
+	em_pop(e, tmp);
+	em_store(e, HR_R11, OFF(jit_hflags), tmp);
+}
+
+static void emit_save_flags(struct bt_emit *e)
+{
+	emit_save_flags_via(e, HR_R9);
+}
+
+static void emit_canonical_or_interp(struct tctx *t, uint64_t rip)
+{
+	struct bt_emit *e = &t->e;
+
+	/* r9 = (r10 << 16) >> 16 (arithmetic); cmp; jne */
+	em_mov_rr(e, HR_R9, HR_R10);
+	em_rex(e, true, 0, 0, HR_R9, false); em8(e, 0xC1); em8(e, 0xE1); em8(e, 16);
+	em_rex(e, true, 0, 0, HR_R9, false); em8(e, 0xC1); em8(e, 0xF9); em8(e, 16);
+	em_rex(e, true, HR_R9, 0, HR_R10, false); em8(e, 0x39); em8(e, 0xC0 | 1 << 3 | 2);
+	em8(e, 0x74); /* je ok */
+	uint8_t *je = e->p;
+	em8(e, 0);
+	em_mov_ri64(e, HR_R10, rip);
+	em_store(e, HR_R11, OFF(s.rip), HR_R10);
+	em_rex(e, false, 0, 0, HR_R11, false); em8(e, 0xC6);
+	em_mem(e, 0, HR_R11, HR_NONE, 1, OFF(jit_interp)); em8(e, 1);
+	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+	/* flags already saved: registers out and return */
+	em_jmp_to(e, t->j->exit_regs);
+	if (!e->full)
+		*je = (uint8_t)(e->p - (je + 1));
+}
+
+/* Re-encode a guest instruction with its registers mapped and its memory
+ * operand (if any) replaced by [R9]. */
+static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
+			   const uint8_t *b, const struct layout *L,
+			   struct regmap *m, bool mem)
+{
+	struct bt_emit *e = &t->e;
+	bool rex_w = L->rex & 8, had_rex = L->rex != 0, hi8 = false;
+	int reg_h = 0, rm_h = 0, opreg_h = -1;
+	unsigned opc = in->opcode;
+	bool reg_is_ext = false, opreg = false;
+
+	for (int i = 0; i < in->nopnd; i++)
+		if (in->opnd[i].type == BT_OPND_REG && in->opnd[i].cls == BT_RC_GPR8H)
+			hi8 = true;
+	if (in->map == 0) {
+		switch (opc) {
+		case 0x80: case 0x81: case 0x83: case 0x8F: case 0xC0: case 0xC1:
+		case 0xC6: case 0xC7: case 0xD0: case 0xD1: case 0xD2: case 0xD3:
+		case 0xF6: case 0xF7: case 0xFE: case 0xFF:
+			reg_is_ext = true;
+		}
+		if ((opc >= 0x90 && opc <= 0x97) || (opc >= 0xB0 && opc <= 0xBF))
+			opreg = true;
+	} else if (in->map == 1) {
+		if (opc == 0xBA)
+			reg_is_ext = true;
+		if (opc >= 0xC8 && opc <= 0xCF)
+			opreg = true;
+	}
+	if (in->has_modrm) {
+		uint8_t mr = b[L->modrm_off];
+		int gr = ((mr >> 3) & 7) | ((L->rex & 4) ? 8 : 0);
+		int grm = (mr & 7) | ((L->rex & 1) ? 8 : 0);
+		if (reg_is_ext) {
+			reg_h = (mr >> 3) & 7;
+		} else {
+			reg_h = hi8 && gr >= 4 && gr < 8 && !had_rex ? gr : map_reg(m, gr);
+			if (reg_h == HR_NONE)
+				return false;
+		}
+		if (mem) {
+			rm_h = HR_R9;
+		} else {
+			rm_h = hi8 && grm >= 4 && grm < 8 && !had_rex ? grm : map_reg(m, grm);
+			if (rm_h == HR_NONE)
+				return false;
+		}
+	} else if (opreg) {
+		int g = (opc & 7) | ((L->rex & 1) ? 8 : 0);
+		opreg_h = hi8 && g >= 4 && !had_rex ? g : map_reg(m, g);
+		if (opreg_h == HR_NONE)
+			return false;
+	}
+	/* AH..BH exist only without REX */
+	bool need_rex = (in->has_modrm && ((!reg_is_ext && reg_h >= 8) || rm_h >= 8)) ||
+			opreg_h >= 8;
+	if (hi8 && (need_rex || had_rex))
+		return false;
+
+	load_spilled(t, m);
+	if (L->p66)
+		em8(e, 0x66);
+	if (L->lock)
+		em8(e, 0xF0);
+	if (in->op == BT_OP_PAUSE)
+		em8(e, 0xF3);
+	{
+		unsigned rex = 0x40 | (rex_w ? 8 : 0);
+		if (in->has_modrm) {
+			if (!reg_is_ext && reg_h >= 8)
+				rex |= 4;
+			if (rm_h >= 8)
+				rex |= 1;
+		} else if (opreg_h >= 8) {
+			rex |= 1;
+		}
+		if (rex != 0x40 || had_rex)
+			em8(e, rex);
+	}
+	/* opcode bytes, with the register of reg-in-opcode forms replaced */
+	for (unsigned i = 0; i < L->op_len; i++) {
+		uint8_t byte = b[L->op_off + i];
+		if (opreg && i == L->op_len - 1)
+			byte = (uint8_t)((byte & ~7u) | (unsigned)(opreg_h & 7));
+		em8(e, byte);
+	}
+	if (in->has_modrm) {
+		uint8_t mr = b[L->modrm_off];
+		if (mem)
+			em8(e, (unsigned)(reg_h & 7) << 3 | 1); /* [r9], mod 00 rm 001 */
+		else
+			em8(e, 0xC0 | (unsigned)(reg_h & 7) << 3 | (unsigned)(rm_h & 7));
+		(void)mr;
+	}
+	for (unsigned i = L->imm_off; i < in->len; i++)
+		em8(e, b[i]);
+	store_spilled(t, m);
+	return true;
+}
+
+static bool emit_gen(struct tctx *t, const struct bt_insn *in, const uint8_t *b,
+		     const struct layout *L, uint64_t rip, bool flags_live)
+{
+	struct regmap m = { .n = 0 };
+	int mi;
+	bool mem = mem_opnd(in, &mi);
+
+	if (mem) {
+		const struct bt_operand *o = &in->opnd[mi];
+		bool write = mi == 0 && in->op != BT_OP_CMP && in->op != BT_OP_TEST &&
+			     in->op != BT_OP_BT && in->op != BT_OP_MUL &&
+			     in->op != BT_OP_IMUL;
+		if (in->op == BT_OP_XCHG || in->op == BT_OP_XADD || in->op == BT_OP_CMPXCHG)
+			write = true;
+		if (!emit_addr(t, in, o, rip + in->len, true))
+			return false;
+		emit_tlb(t, rip, o->size, write, flags_live);
+	}
+	return emit_reencoded(t, in, b, L, &m, mem);
+}
+
+static bool emit_lea(struct tctx *t, const struct bt_insn *in, uint64_t rip)
+{
+	struct bt_emit *e = &t->e;
+	const struct bt_operand *d = &in->opnd[0];
+	int h;
+
+	if (!emit_addr(t, in, &in->opnd[1], rip + in->len, false))
+		return false;
+	h = identity(d->reg) ? d->reg : HR_R8;
+	if (!identity(d->reg) && d->size == 2)
+		em_load(e, HR_R8, HR_R11, GPR(d->reg));
+	if (d->size == 2)
+		em8(e, 0x66);
+	em_rex(e, d->size == 8, HR_R9, 0, h, false);
+	em8(e, 0x89);
+	em8(e, 0xC0 | (HR_R9 & 7) << 3 | (unsigned)(h & 7));
+	if (!identity(d->reg)) /* a 32-bit mov zero-extended r8 already */
+		em_store(e, HR_R11, GPR(d->reg), HR_R8);
+	return true;
+}
+
+/* push: R9 = RSP - 8, check, store the value, then RSP -= 8 */
+static void emit_push_value(struct tctx *t, uint64_t rip, bool flags_live,
+			    int src_reg, bool imm, uint64_t v)
+{
+	struct bt_emit *e = &t->e;
+
+	em_load(e, HR_R9, HR_R11, GPR(HR_RSP));
+	em_lea(e, true, HR_R9, HR_R9, HR_NONE, 1, -8);
+	emit_tlb(t, rip, 8, true, flags_live);
+	if (imm) {
+		if ((int64_t)v >= INT32_MIN && (int64_t)v <= INT32_MAX) {
+			em_rex(e, true, 0, 0, HR_R9, false);
+			em8(e, 0xC7);
+			em8(e, 0x01); /* [r9] */
+			em32(e, (uint32_t)v);
+		} else {
+			em_mov_ri64(e, HR_R10, v);
+			em_store(e, HR_R9, 0, HR_R10);
+		}
+	} else if (src_reg == -2) {
+		/* the value is in jit_target (indirect call) */
+		em_load(e, HR_R10, HR_R11, OFF(jit_target));
+		em_store(e, HR_R9, 0, HR_R10);
+	} else if (identity(src_reg)) {
+		em_store(e, HR_R9, 0, src_reg);
+	} else {
+		em_load(e, HR_R10, HR_R11, GPR(src_reg));
+		em_store(e, HR_R9, 0, HR_R10);
+	}
+	em_load(e, HR_R10, HR_R11, GPR(HR_RSP));
+	em_lea(e, true, HR_R10, HR_R10, HR_NONE, 1, -8);
+	em_store(e, HR_R11, GPR(HR_RSP), HR_R10);
+}
+
+/* pop into R10 and RSP += 8 + extra */
+static void emit_pop_r10(struct tctx *t, uint64_t rip, bool flags_live,
+			 int32_t extra, bool commit)
+{
+	struct bt_emit *e = &t->e;
+
+	em_load(e, HR_R9, HR_R11, GPR(HR_RSP));
+	emit_tlb(t, rip, 8, false, flags_live);
+	em_load(e, HR_R10, HR_R9, 0);
+	em_load(e, HR_R8, HR_R11, GPR(HR_RSP));
+	em_lea(e, true, HR_R8, HR_R8, HR_NONE, 1, 8 + extra);
+	if (commit)
+		em_store(e, HR_R11, GPR(HR_RSP), HR_R8);
+}
+
+/* Indirect target of JMP/CALL r/m64 into R10 */
+static bool emit_indirect_target(struct tctx *t, const struct bt_insn *in,
+				 uint64_t rip, bool flags_live)
+{
+	struct bt_emit *e = &t->e;
+	const struct bt_operand *o = &in->opnd[0];
+
+	if (o->type == BT_OPND_REG) {
+		if (identity(o->reg))
+			em_mov_rr(e, HR_R10, o->reg);
+		else
+			em_load(e, HR_R10, HR_R11, GPR(o->reg));
+		return true;
+	}
+	if (!emit_addr(t, in, o, rip + in->len, true))
+		return false;
+	emit_tlb(t, rip, 8, false, flags_live);
+	em_load(e, HR_R10, HR_R9, 0);
+	return true;
+}
+
+static void emit_budget_check(struct tctx *t, uint64_t rip, uint8_t **entry)
+{
+	struct bt_emit *e = &t->e;
+	uint8_t *exit = e->p;
+
+	/* the exit, placed before the entry so that the check falls through */
+	em_mov_rr(e, HR_RCX, HR_R10);
+	em_mov_ri64(e, HR_R10, rip);
+	em_store(e, HR_R11, OFF(s.rip), HR_R10);
+	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+	em_jmp_to(e, t->j->exit_flags);
+	*entry = e->p;
+	/* r10 = rcx; rcx = budget - 1; budget = rcx; jrcxz exit; rcx = r10:
+	 * no flags are touched */
+	em_mov_rr(e, HR_R10, HR_RCX);
+	em_load(e, HR_RCX, HR_R11, OFF(jit_budget));
+	em_lea(e, true, HR_RCX, HR_RCX, HR_NONE, 1, -1);
+	em_store(e, HR_R11, OFF(jit_budget), HR_RCX);
+	em8(e, 0xE3);
+	em8(e, (uint8_t)(int8_t)(exit - (e->p + 1)));
+	em_mov_rr(e, HR_RCX, HR_R10);
+}
+
+static void emit_slow_paths(struct tctx *t, void *helper)
+{
+	struct bt_emit *e = &t->e;
+
+	for (unsigned i = 0; i < t->nslow; i++) {
+		struct slow *s = &t->slow[i];
+		if (!e->full)
+			em_patch32(s->jne, e->p);
+		if (s->flags) {
+			em_flags_from_ax(e);
+			em_load(e, HR_RAX, HR_R11, OFF(jit_spill));
+		}
+		emit_save_flags_via(e, HR_R10); /* R9 holds the address */
+		emit_store_gprs(e);
+		em_mov_ri64(e, HR_R10, s->rip);
+		em_store(e, HR_R11, OFF(s.rip), HR_R10);
+		em_store(e, HR_R11, OFF(insn_rip), HR_R10);
+		em_mov_rr(e, HR_RDI, HR_R11);
+		em_mov_rr(e, HR_RSI, HR_R9);
+		em_mov_ri64(e, HR_RDX, s->info);
+		em_call_abs(e, helper);
+		em_load(e, HR_R11, HR_RSP, 0);
+		/* test rax, rax; jz interp */
+		em8(e, 0x48); em8(e, 0x85); em8(e, 0xC0);
+		uint8_t *jz = em_jcc32(e, 0x4);
+		em_mov_rr(e, HR_R9, HR_RAX);
+		emit_load_gprs(e, false);
+		em_push_mem(e, HR_R11, OFF(jit_hflags));
+		em_popfq(e);
+		em_jmp_to(e, s->join);
+		if (!e->full)
+			em_patch32(jz, e->p);
+		em_rex(e, false, 0, 0, HR_R11, false); em8(e, 0xC6);
+		em_mem(e, 0, HR_R11, HR_NONE, 1, OFF(jit_interp)); em8(e, 1);
+		em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+		em_jmp_to(e, t->j->exit_done);
+	}
+}
+
+static void emit_stubs(struct tctx *t)
+{
+	struct bt_emit *e = &t->e;
+
+	for (int k = 0; k < 2; k++) {
+		struct jexit *x = &t->b->exit[k];
+		if (!x->disp)
+			continue;
+		x->stub = e->p;
+		if (!e->full)
+			em_patch32(x->disp, x->stub);
+		em_mov_ri64(e, HR_R10, x->target);
+		em_store(e, HR_R11, OFF(s.rip), HR_R10);
+		em_mov_ri64(e, HR_R10, (uint64_t)(uintptr_t)x);
+		em_store(e, HR_R11, OFF(jit_link), HR_R10);
+		em_jmp_to(e, t->j->exit_flags);
+	}
+}
+
+static uint8_t *jit_slow(struct bt_cpu *c, uint64_t lin, uint32_t info)
+{
+	/* A fault unwinds from here: the state must be whole already. */
+	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
+	return bt_jit_fill(c, lin, info & 0xFF, info & 0x100);
+}
+
+struct dinsn {
+	struct bt_insn in;
+	struct layout L;
+	enum kind k;
+	uint64_t rip;
+	const uint8_t *bytes;
+	bool live_in;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool canonical(uint64_t a)
+{
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+}
+
+/* Decode the block at rip (host bytes p, to the end of the page). */
+static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
+			     struct dinsn *d)
+{
+	unsigned n = 0, off = 0, avail = 4096 - (unsigned)(rip & 0xFFF);
+
+	while (n < BLOCK_MAX) {
+		struct dinsn *x = &d[n];
+		int r = bt_decode(p + off, avail - off, c->mode, &x->in);
+		if (r <= 0)
+			break;
+		x->rip = rip + off;
+		x->bytes = p + off;
+		x->k = classify(c, &x->in, x->bytes, &x->L);
+		if (x->k == K_NO)
+			break;
+		if (x->k == K_JMP || x->k == K_JCC || x->k == K_CALL) {
+			uint64_t tgt = x->rip + x->in.len + x->in.opnd[0].imm;
+			if (!canonical(tgt))
+				break;
+		}
+		n++;
+		off += (unsigned)r;
+		if (x->k >= K_JMP)
+			break;
+		if (off >= avail)
+			break;
+	}
+	/* flag liveness, backwards; unknown (live) after the block */
+	bool live = true;
+	for (unsigned i = n; i-- > 0;) {
+		struct finfo f = flag_use(&d[i].in, d[i].k);
+		live = f.reads || (live && !f.kills);
+		d[i].live_in = live;
+	}
+	return n;
+}
+
+static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n)
+{
+	struct bt_emit *e = &t->e;
+	uint8_t *entry;
+	bool ended = false;
+
+	emit_budget_check(t, d[0].rip, &entry);
+	t->b->code = entry;
+	for (unsigned i = 0; i < n && !e->full; i++) {
+		struct dinsn *x = &d[i];
+		const struct bt_insn *in = &x->in;
+		uint64_t next = x->rip + in->len;
+		bool fl = x->live_in;
+
+		switch (x->k) {
+		case K_GEN:
+			if (!emit_gen(t, in, x->bytes, &x->L, x->rip, fl))
+				return false;
+			break;
+		case K_LEA:
+			if (!emit_lea(t, in, x->rip))
+				return false;
+			break;
+		case K_NOP:
+			break;
+		case K_PAUSE:
+			em8(e, 0xF3); em8(e, 0x90);
+			break;
+		case K_PUSH:
+			emit_push_value(t, x->rip, fl, in->opnd[0].reg, false, 0);
+			break;
+		case K_PUSHI:
+			emit_push_value(t, x->rip, fl, 0, true, in->opnd[0].imm);
+			break;
+		case K_POP:
+			emit_pop_r10(t, x->rip, fl, 0, true);
+			if (identity(in->opnd[0].reg))
+				em_mov_rr(e, in->opnd[0].reg, HR_R10);
+			else
+				em_store(e, HR_R11, GPR(in->opnd[0].reg), HR_R10);
+			break;
+		case K_LEAVE:
+			/* rsp = rbp; rbp = pop */
+			em_mov_rr(e, HR_R9, HR_RBP);
+			emit_tlb(t, x->rip, 8, false, fl);
+			em_load(e, HR_R10, HR_R9, 0);
+			em_lea(e, true, HR_R8, HR_RBP, HR_NONE, 1, 8);
+			em_store(e, HR_R11, GPR(HR_RSP), HR_R8);
+			em_mov_rr(e, HR_RBP, HR_R10);
+			break;
+		case K_JMP:
+			emit_exit_direct(t, em_jmp32(e), next + in->opnd[0].imm, 0);
+			ended = true;
+			break;
+		case K_CALL:
+			emit_push_value(t, x->rip, fl, 0, true, next);
+			emit_exit_direct(t, em_jmp32(e), next + in->opnd[0].imm, 0);
+			ended = true;
+			break;
+		case K_JCC:
+			emit_exit_direct(t, em_jcc32(e, in->cc), next + in->opnd[0].imm, 0);
+			emit_exit_direct(t, em_jmp32(e), next, 1);
+			ended = true;
+			break;
+		case K_RET:
+			emit_pop_r10(t, x->rip, fl, in->nopnd ? (int32_t)(in->opnd[0].imm & 0xFFFF) : 0,
+				     false);
+			emit_save_flags(e);
+			emit_canonical_or_interp(t, x->rip);
+			em_store(e, HR_R11, GPR(HR_RSP), HR_R8);
+			emit_exit_indirect(t);
+			ended = true;
+			break;
+		case K_JMPI:
+			if (!emit_indirect_target(t, in, x->rip, fl))
+				return false;
+			emit_save_flags(e);
+			emit_canonical_or_interp(t, x->rip);
+			emit_exit_indirect(t);
+			ended = true;
+			break;
+		case K_CALLI:
+			if (!emit_indirect_target(t, in, x->rip, fl))
+				return false;
+			em_store(e, HR_R11, OFF(jit_target), HR_R10);
+			/* a non-canonical target faults before the push */
+			emit_save_flags(e);
+			emit_canonical_or_interp(t, x->rip);
+			em_push_mem(e, HR_R11, OFF(jit_hflags));
+			em_popfq(e);
+			emit_push_value(t, x->rip, fl, 0, true, next);
+			em_load(e, HR_R10, HR_R11, OFF(jit_target));
+			emit_save_flags(e);
+			emit_exit_indirect(t);
+			ended = true;
+			break;
+		default:
+			return false;
+		}
+	}
+	if (!ended)
+		emit_exit_direct(t, em_jmp32(e), d[n - 1].rip + d[n - 1].in.len, 0);
+	emit_stubs(t);
+	emit_slow_paths(t, (void *)jit_slow);
+	return !e->full;
+}
+
+static struct jblock *new_block(struct bt_jit *j, uint64_t rip, uint64_t gpa,
+				uint32_t key)
+{
+	struct jblock *b = &j->blocks[j->nblocks++];
+
+	memset(b, 0, sizeof(*b));
+	b->rip = rip;
+	b->gpa = gpa;
+	b->key = key;
+	b->valid = 1;
+	unsigned h = hash_page(gpa);
+	b->hnext = j->hash[h];
+	j->hash[h] = b;
+	return b;
+}
+
+static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
+				const uint8_t *p, uint32_t key)
+{
+	struct bt_jit *j = c->jit;
+	static _Thread_local struct dinsn d[BLOCK_MAX];
+	struct tctx *t;
+	struct jblock *b;
+	uint64_t t0 = now_ns();
+	unsigned n;
+
+	if (j->nblocks >= j->maxblocks || j->size - j->used < BLOCK_ROOM)
+		bt_jit_flush_all(c);
+	n = page_nox(j, gpa & ~0xFFFull) ? 0 : decode_block(c, rip, p, d);
+	if (n && j->debug_limit && j->st.blocks >= j->debug_limit)
+		n = 0;
+	if (n && j->debug_trace) {
+		fprintf(stderr, "bt-jit: block %llu at 0x%llx (%u):", (unsigned long long)j->st.blocks,
+			(unsigned long long)rip, n);
+		for (unsigned i = 0; i < n; i++)
+			fprintf(stderr, " %s", bt_op_names[d[i].in.op]);
+		fprintf(stderr, "\n");
+	}
+	b = new_block(j, rip, gpa, key);
+	if (!n)
+		return b; /* b->code NULL: interpret */
+	mark_code(c, gpa);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return b;
+	t->c = c;
+	t->j = j;
+	t->b = b;
+	t->priv = c->cpl == 3;
+	t->e = (struct bt_emit){ j->cache + j->used, j->cache + j->size, false };
+	if (!emit_block(t, d, n)) {
+		/* something the emitter could not encode: interpret */
+		b->code = NULL;
+		memset(b->exit, 0, sizeof(b->exit));
+	} else {
+		b->ninsn = (uint16_t)n;
+		if (j->debug_trace) {
+			char name[64];
+			snprintf(name, sizeof(name), "/tmp/bt-jit-%llu.bin",
+				 (unsigned long long)j->st.blocks);
+			FILE *f = fopen(name, "wb");
+			if (f) {
+				fwrite(j->cache + j->used, 1,
+				       (size_t)(t->e.p - (j->cache + j->used)), f);
+				fclose(f);
+			}
+		}
+		j->st.code_bytes += (uint64_t)(t->e.p - (j->cache + j->used));
+		j->used = (size_t)(t->e.p - j->cache);
+		j->used = (j->used + 15) & ~(size_t)15;
+		j->st.blocks++;
+		j->st.insns += n;
+	}
+	free(t);
+	j->st.translate_ns += now_ns() - t0;
+	return b;
+}
+
+static struct jblock *lookup(struct bt_cpu *c)
+{
+	struct bt_jit *j = c->jit;
+	uint64_t rip = c->s.rip, gpa;
+	uint32_t key = mode_key(c);
+	struct vcache *v = &j->vc[(rip ^ (rip >> 12)) % VC_SIZE];
+	const uint8_t *p;
+
+	if (v->gen == j->gen && v->rip == rip && v->key == key && v->b->valid)
+		return v->b;
+	p = bt_fetch_ptr(c, rip); /* may raise #PF: the fetch's own fault */
+	if (!p)
+		return NULL;
+	gpa = bt_fetch_gpa(c, rip);
+	for (struct jblock *b = j->hash[hash_page(gpa)]; b; b = b->hnext)
+		if (b->gpa == gpa && b->rip == rip && b->key == key) {
+			*v = (struct vcache){ rip, key, j->gen, b };
+			return b;
+		}
+	struct jblock *b = translate(c, rip, gpa, p, key);
+	*v = (struct vcache){ rip, key, j->gen, b };
+	return b;
+}
+
+static bool usable(const struct bt_cpu *c)
+{
+	if (c->mode != BT_MODE64)
+		return false;
+	if (c->s.rflags & (BT_TF | BT_RF))
+		return false;
+	if ((c->s.rflags & BT_AC) && (c->s.cr0 & CR0_AM) && c->cpl == 3)
+		return false;
+	if ((c->s.dr7 & 0xFF) || c->dbg_data)
+		return false;
+	return true;
+}
+
+uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
+{
+	struct bt_jit *j = c->jit;
+	struct jblock *b;
+	uint64_t ran;
+
+	if (c->jit_interp) {
+		c->jit_interp = 0;
+		return 0;
+	}
+	if (atomic_load_explicit(&j->pend_flag, memory_order_relaxed))
+		take_pending(c);
+	if (!usable(c))
+		return 0;
+	c->insn_rip = c->s.rip;
+	b = lookup(c);
+	if (!b || !b->code)
+		return 0;
+	maybe_link(c, b);
+	if (!max_blocks)
+		max_blocks = 1;
+	c->jit_budget = max_blocks;
+	c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
+	c->jit_link = 0;
+	j->st.enters++;
+	j->enter(c, b->code);
+	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
+	c->s.ev.interrupt_shadow = 0;
+	ran = max_blocks > c->jit_budget ? max_blocks - c->jit_budget : 1;
+	return ran;
+}
+
+/* ---- set-up -------------------------------------------------------------- */
+
+static void emit_trampolines(struct bt_jit *j)
+{
+	struct bt_emit e = { j->cache, j->cache + j->size, false };
+	static const int saved[] = { HR_RBX, HR_RBP, HR_R12, HR_R13, HR_R14, HR_R15 };
+
+	/* enter(c = rdi, code = rsi) */
+	j->enter = (enter_fn)(void *)e.p;
+	for (int i = 0; i < 6; i++)
+		em_push(&e, saved[i]);
+	em_push(&e, HR_RDI);                 /* [rsp] = c, rsp 16-aligned */
+	em_mov_rr(&e, HR_R11, HR_RDI);
+	em_store(&e, HR_R11, OFF(jit_target), HR_RSI);
+	em_push_mem(&e, HR_R11, OFF(jit_hflags));
+	em_popfq(&e);
+	emit_load_gprs(&e, true);
+	/* jmp [r11 + jit_target] */
+	em_rex(&e, false, 0, 0, HR_R11, false);
+	em8(&e, 0xFF);
+	em_mem(&e, 4, HR_R11, HR_NONE, 1, OFF(jit_target));
+
+	e.p = (uint8_t *)(((uintptr_t)e.p + 15) & ~(uintptr_t)15);
+	j->exit_flags = e.p;
+	emit_save_flags(&e);
+	j->exit_regs = e.p;
+	emit_store_gprs(&e);
+	j->exit_done = e.p;
+	em_pop(&e, HR_R10);
+	for (int i = 5; i >= 0; i--)
+		em_pop(&e, saved[i]);
+	em8(&e, 0xC3);
+	j->base_used = (size_t)(((uintptr_t)e.p + 63 - (uintptr_t)j->cache) & ~(uintptr_t)63);
+	j->used = j->base_used;
+}
+
+static bool host_has_lahf64(void)
+{
+	unsigned a, b, c, d;
+
+	__asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x80000001u), "c"(0));
+	return c & 1;
+}
+
+int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
+{
+	struct bt_jit *j;
+
+	if (!host_has_lahf64()) {
+		snprintf(why, len, "the host CPU lacks LAHF/SAHF in 64-bit mode, which "
+			 "the translator's flag handling needs");
+		return -1;
+	}
+	if (cache_bytes < 4 * BLOCK_ROOM)
+		cache_bytes = 4 * BLOCK_ROOM;
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		snprintf(why, len, "out of memory for the translator");
+		return -1;
+	}
+	j->size = cache_bytes;
+	j->cache = mmap(NULL, cache_bytes, PROT_READ | PROT_WRITE | PROT_EXEC,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (j->cache == MAP_FAILED) {
+		snprintf(why, len, "cannot map a %zu MiB translation cache: %s",
+			 cache_bytes >> 20, strerror(errno));
+		free(j);
+		return -1;
+	}
+	j->maxblocks = (unsigned)(cache_bytes / 128);
+	j->blocks = calloc(j->maxblocks, sizeof(*j->blocks));
+	if (!j->blocks) {
+		munmap(j->cache, cache_bytes);
+		free(j);
+		snprintf(why, len, "out of memory for the translator's block table");
+		return -1;
+	}
+	pthread_mutex_init(&j->pend_lock, NULL);
+	emit_trampolines(j);
+	j->gen = 1;
+	if (getenv("MODVM_BT_JIT_LIMIT"))
+		j->debug_limit = strtoull(getenv("MODVM_BT_JIT_LIMIT"), NULL, 0);
+	j->debug_trace = getenv("MODVM_BT_JIT_TRACE") != NULL;
+	if (j->debug_trace) {
+		FILE *f = fopen("/tmp/bt-jit-tramp.bin", "wb");
+		if (f) {
+			fwrite(j->cache, 1, j->base_used, f);
+			fclose(f);
+		}
+	}
+	c->jit = j;
+	bt_jit_flush_all(c);
+	j->st.flushes = 0;
+	return 0;
+}
+
+void bt_jit_destroy(struct bt_cpu *c)
+{
+	struct bt_jit *j = c->jit;
+
+	if (!j)
+		return;
+	c->jit = NULL;
+	munmap(j->cache, j->size);
+	for (unsigned i = 0; i < NCHUNKS; i++)
+		free(atomic_load(&j->chunk[i]));
+	pthread_mutex_destroy(&j->pend_lock);
+	free(j->blocks);
+	free(j);
+}
+
+void bt_jit_get_stats(struct bt_cpu *c, struct bt_jit_stats *st)
+{
+	struct bt_jit *j = c->jit;
+
+	memset(st, 0, sizeof(*st));
+	if (!j)
+		return;
+	*st = j->st;
+	st->cache_size = j->size;
+	st->cache_used = j->used;
+}
