@@ -82,8 +82,10 @@ void registry_default_dirs(struct registry *r)
 	}
 	if (n > 0) {
 		/* Relocatable install: PREFIX/bin/modvm finds
-		 * PREFIX/lib/modvm/plugins. */
-		char *rel = xasprintf("%s/../%s", exe, MODVM_INSTALL_PLUGIN_REL);
+		 * PREFIX/lib/modvm/plugins. exe is the binary's folder
+		 * and MODVM_INSTALL_PLUGIN_REL is relative to it
+		 * ("../lib/modvm/plugins"). */
+		char *rel = xasprintf("%s/%s", exe, MODVM_INSTALL_PLUGIN_REL);
 		if (access(rel, R_OK) == 0)
 			registry_add_dir(r, rel);
 		free(rel);

@@ -144,6 +144,16 @@ static const struct modvm_cpuid_leaf *subleaf(const struct modvm_cpu_model *m,
 	return NULL;
 }
 
+/* The vendor string of leaf 0 (EBX, EDX, ECX); a model without leaves
+ * (the host's CPUID) names none. */
+static bool is_amd(const struct modvm_cpu_model *m)
+{
+	const struct modvm_cpuid_leaf *l0 = m && m->leaves ? leaf(m, 0) : NULL;
+
+	return l0 && l0->ebx == 0x68747541 && l0->edx == 0x69746e65 &&
+	       l0->ecx == 0x444d4163;
+}
+
 /* XSAVE needs leaf 0xD within the maximum leaf, naming only the x87 and
  * SSE components (x87 included: SDM vol. 1 13.3) and of the sub-leaf 1
  * features only XSAVEOPT, which is all cpu-bt implements. */
@@ -216,6 +226,7 @@ void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 	c->has_cx16 = c->has_pge = c->has_pse = c->has_xsave = false;
 	c->has_lahf64 = c->has_syscall = c->has_nx = c->has_1g = false;
 	c->has_rdtscp = c->has_lm = c->has_xsaveopt = false;
+	c->vendor_amd = is_amd(model);
 	c->xcr0_ok = 1;
 	if (l1) {
 		c->has_cx16 = l1->ecx & (1u << 13);

@@ -204,6 +204,7 @@ struct bt_cpu {
 	/* cpuid-derived features */
 	bool has_cx16, has_lahf64, has_sse3, has_nx, has_syscall, has_lm,
 		has_pge, has_pse, has_rdtscp, has_1g, has_xsave, has_xsaveopt;
+	bool vendor_amd;     /* leaf 0 says "AuthenticAMD": AMD's rules apply */
 	uint64_t xcr0_ok;    /* XCR0 bits the model supports (leaf 0xD.0) */
 	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */
 
@@ -299,6 +300,7 @@ uint64_t bt_tsc(struct bt_cpu *c);
 void bt_exec_x87(struct bt_cpu *c);
 void bt_exec_sse(struct bt_cpu *c);
 void bt_fxsave(struct bt_cpu *c, int seg, uint64_t off);
+void bt_fx_hide_pointers(const struct bt_cpu *c, uint8_t *img);
 void bt_fxrstor(struct bt_cpu *c, int seg, uint64_t off);
 /* XGETBV, XSETBV, XSAVE, XSAVEOPT, XRSTOR (xsave.c) */
 void bt_exec_xsave(struct bt_cpu *c);

@@ -797,6 +797,16 @@ void bt_exec_x87(struct bt_cpu *c)
 	}
 }
 
+/* An FXSAVE or XSAVE image of an AMD CPU holds FOP, FIP/FCS and FDP/FDS
+ * only while an unmasked exception is pending (FSW.ES), zeros otherwise
+ * (APM, FXSAVE; XSAVE does the same on Zen hosts); Intel's always holds
+ * them. FNSAVE/FNSTENV and the state itself keep the pointers. */
+void bt_fx_hide_pointers(const struct bt_cpu *c, uint8_t *img)
+{
+	if (c->vendor_amd && !(img[2] & 0x80))
+		memset(img + 6, 0, 18);
+}
+
 /* FXSAVE/FXRSTOR: the legacy region of the canonical XSAVE image is the
  * FXSAVE format already (SDM vol. 2 FXSAVE table 3-53). */
 void bt_fxsave(struct bt_cpu *c, int seg, uint64_t off)
@@ -807,6 +817,7 @@ void bt_fxsave(struct bt_cpu *c, int seg, uint64_t off)
 	if (off & 15)
 		bt_raise(c, BT_GP, 0);
 	memcpy(img, c->s.xsave, 512);
+	bt_fx_hide_pointers(c, img);
 	img[28] = 0xFF; /* MXCSR_MASK: all MXCSR bits 0-15 writable */
 	img[29] = 0xFF;
 	img[30] = img[31] = 0;

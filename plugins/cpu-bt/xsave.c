@@ -114,20 +114,23 @@ static uint64_t area_offset(struct bt_cpu *c)
  * write its state and XSTATE_BV[i] = XINUSE[i]; other XSTATE_BV bits and
  * the rest of the header stay. XSAVEOPT uses the init optimisation: a
  * component in its initial configuration is not written. The x87 image
- * is the canonical one (as FXSAVE's: see bt_fxsave). */
+ * is the canonical one (as FXSAVE's: see bt_fxsave and
+ * bt_fx_hide_pointers). */
 static void exec_xsave(struct bt_cpu *c, bool opt)
 {
 	int seg = op0(c)->seg;
 	uint64_t off = area_offset(c), rfbm = c->s.xcr0 & edx_eax(c), lin, bv;
 	uint64_t inuse = xinuse(c), put = opt ? rfbm & inuse : rfbm;
 	const uint8_t *x = c->s.xsave;
-	uint8_t mx[8];
+	uint8_t mx[8], fx[XS_MXCSR];
 
 	bt_check_write(c, seg, off, XS_SIZE); /* no fault after a store */
 	lin = bt_seg_lin(c, seg, off, XS_SIZE, true);
 	bv = bt_lin_read(c, lin + XS_HDR, 8, c->cpl);
 	if (put & XCR0_X87) {
-		bt_lin_write_buf(c, lin, x, XS_MXCSR, c->cpl);
+		memcpy(fx, x, XS_MXCSR);
+		bt_fx_hide_pointers(c, fx);
+		bt_lin_write_buf(c, lin, fx, XS_MXCSR, c->cpl);
 		bt_lin_write_buf(c, lin + XS_ST, x + XS_ST, 128, c->cpl);
 	}
 	if (rfbm & XCR0_SSE) {

@@ -43,6 +43,25 @@ const struct modvm_cpu_model fx_model_xsave = {
 	.migratable = 1,
 };
 
+/* fx_model_xsave as an Intel CPU: leaf 0 says "GenuineIntel" (EBX, EDX,
+ * ECX), which leaves 0x80000000's vendor registers at 0 */
+static const struct modvm_cpuid_leaf fx_xsave_intel_leaves[] = {
+	{ 0x0, 0, 0, 0xD, 0x756e6547, 0x6c65746e, 0x49656e69 },
+	{ 0x1, 0, 0, 0x00000f10, 0x00010800, 0x84002000, 0x0789bb7d },
+	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0x3, 576, 576, 0 },
+	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },
+	{ 0x80000000, 0, 0, 0x80000008, 0, 0, 0 },
+	{ 0x80000001, 0, 0, 0, 0, 1, (1u << 11) | (1u << 20) | (1u << 29) },
+	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
+};
+
+const struct modvm_cpu_model fx_model_xsave_intel = {
+	.name = "fx-xsave-intel", .description = "test model with XSAVE, Intel",
+	.leaves = fx_xsave_intel_leaves,
+	.nleaves = sizeof(fx_xsave_intel_leaves) / sizeof(fx_xsave_intel_leaves[0]),
+	.migratable = 1,
+};
+
 static void *fx_ram_ptr(void *o, uint64_t gpa, uint64_t len)
 {
 	struct fx *f = o;

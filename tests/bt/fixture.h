@@ -71,5 +71,7 @@ uint64_t fx_reg(struct fx *f, int r);
 extern const struct modvm_cpu_model fx_model;
 /* fx_model + XSAVE (x87, SSE) and XSAVEOPT, as baseline-v1-xsave */
 extern const struct modvm_cpu_model fx_model_xsave;
+/* fx_model_xsave with the vendor "GenuineIntel" (the others: AMD) */
+extern const struct modvm_cpu_model fx_model_xsave_intel;
 
 #endif

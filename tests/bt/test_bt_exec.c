@@ -1098,6 +1098,48 @@ static void test_fxsave_roundtrip(void)
 	fx_free(f);
 }
 
+/* FOP, FIP and FDP in an FXSAVE image: an AMD CPU stores them only while
+ * FSW.ES is set, zeros otherwise; an Intel CPU always (bt_fx_hide_pointers).
+ * The first image is taken after FLD (no exception), the second after an
+ * FDIV by zero with ZM unmasked (ES=1; FXSAVE does not wait, so no #MF). */
+static void check_fxsave_pointers(const struct modvm_cpu_model *model, bool amd)
+{
+	struct fx *f = fx_new(FX_LONG64);
+	uint64_t ld, dv;
+
+	fx_idt(f);
+	bt_cpu_set_model(&f->cpu, model);
+	CU_ASSERT_EQUAL(f->cpu.vendor_amd, amd);
+	fx_asm(f, "fninit\n ld: fld dword [one]\n fxsave [0x20000]\n fldcw [cw]\n"
+		  "dv: fdiv dword [zero]\n fxsave [0x20200]\n fnstsw ax\n"
+		  "mov r8, ld\n mov r9, dv\n mov r10, one\n mov r11, zero\n hlt\n"
+		  "one: dd 1.0\n zero: dd 0\n cw: dw 0x37B");
+	CU_ASSERT_EQUAL_FATAL(fx_run_hlt(f), BT_EXIT_HLT);
+	ld = R(f, MODVM_R8);
+	dv = R(f, MODVM_R9);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX) & 0x84, 0x84); /* ES, ZE */
+	/* ES=0: FOP (D9 /0), FIP, FDP of the FLD, or all zero on AMD */
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20000) >> 16 & 0x80, 0);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20004) >> 16,
+			amd ? 0 : (f->ram[ld] & 7u) << 8 | f->ram[ld + 1]);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20008), amd ? 0 : ld);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20010), amd ? 0 : R(f, MODVM_R10));
+	/* ES=1: those of the FDIV, on both */
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20200) >> 16 & 0x80, 0x80);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20204) >> 16,
+			(f->ram[dv] & 7u) << 8 | f->ram[dv + 1]);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20208), dv);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20210), R(f, MODVM_R11));
+	fx_free(f);
+}
+
+static void test_fxsave_pointers_vendor(void)
+{
+	check_fxsave_pointers(&fx_model, true);
+	check_fxsave_pointers(&fx_model_xsave, true);
+	check_fxsave_pointers(&fx_model_xsave_intel, false);
+}
+
 static void test_state_roundtrip(void)
 {
 	/* get_state/set_state keep everything the interpreter uses */
@@ -1481,6 +1523,7 @@ int main(void)
 		TEST(test_x87), TEST(test_x87_mf), TEST(test_x87_precision),
 		TEST(test_sse_xm), TEST(test_sse_daz_ftz),
 		TEST(test_alignment_check), TEST(test_fxsave_roundtrip),
+		TEST(test_fxsave_pointers_vendor),
 		TEST(test_state_roundtrip), TEST(test_injected_event),
 		TEST(test_xsave_cpuid_cr4), TEST(test_xgetbv_xsetbv),
 		TEST(test_xsave_area), TEST(test_xrstor), TEST(test_xsave_faults),
