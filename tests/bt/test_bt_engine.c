@@ -94,6 +94,25 @@ static const struct modvm_cpu_model *h_cpu_model(modvm_inst *i)
 	return model;
 }
 
+/* The engine's properties: mode from BT_MODE (translate by default, as
+ * the engine's own default), a 16 MiB translation cache. */
+static int h_prop_enum(modvm_inst *i, const char *name)
+{
+	const char *m = getenv("BT_MODE");
+
+	(void)i;
+	if (!strcmp(name, "mode"))
+		return m && !strcmp(m, "interpret") ? 1 : 0;
+	return 0;
+}
+
+static uint64_t h_prop_size(modvm_inst *i, const char *name)
+{
+	(void)i;
+	(void)name;
+	return 16u << 20;
+}
+
 static const struct modvm_host host = {
 	.size = sizeof(struct modvm_host), .abi_major = MODVM_ABI_MAJOR,
 	.abi_minor = MODVM_ABI_MINOR, .log = h_log, .set_error = h_set_error,
@@ -101,6 +120,7 @@ static const struct modvm_host host = {
 	.mmio_write = h_mmio_write, .pio_read = h_pio_read,
 	.pio_write = h_pio_write, .clock_ns = h_clock_ns,
 	.intr_ack = h_intr_ack, .cpu_model = h_cpu_model,
+	.prop_enum = h_prop_enum, .prop_size = h_prop_size,
 };
 
 static const struct modvm_cpu_engine_ops *ops(void)
