@@ -834,6 +834,7 @@ static int write_memory(struct machine *m, const char *buf, size_t size,
 		r = -ENXIO;
 	} else {
 		memcpy(p, buf, size);
+		machine_mem_written(m, (uint64_t)off, size);
 		r = (int)size;
 	}
 	pthread_mutex_unlock(&m->pause_lock);

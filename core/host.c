@@ -176,7 +176,10 @@ static int h_mem_read(modvm_inst *inst, uint64_t gpa, void *buf, size_t len)
 static int h_mem_write(modvm_inst *inst, uint64_t gpa, const void *buf,
 		       size_t len)
 {
-	return vm_memory_write(&inst->m->mem, gpa, buf, len);
+	int r = vm_memory_write(&inst->m->mem, gpa, buf, len);
+
+	machine_mem_written(inst->m, gpa, len);
+	return r;
 }
 
 static void *h_mem_ptr(modvm_inst *inst, uint64_t gpa, uint64_t len)
@@ -187,10 +190,9 @@ static void *h_mem_ptr(modvm_inst *inst, uint64_t gpa, uint64_t len)
 static void h_mem_dirty(modvm_inst *inst, uint64_t gpa, uint64_t len)
 {
 	/* Dirty tracking arrives with live migration; RAM is one memfd, so
-	 * snapshots of a paused VM already see every write. */
-	(void)inst;
-	(void)gpa;
-	(void)len;
+	 * snapshots of a paused VM already see every write. The engine may
+	 * hold translations of the pages. */
+	machine_mem_written(inst->m, gpa, len);
 }
 
 static uint64_t h_mem_size(modvm_inst *inst)

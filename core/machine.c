@@ -1,5 +1,6 @@
 /* Assembling a machine: RAM, I/O, clock, loop and the host table, then one
  * plugin instance per config device; and tearing it all down again. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,15 @@ void machine_lock(struct machine *m)
 void machine_unlock(struct machine *m)
 {
 	pthread_mutex_unlock(&m->lock);
+}
+
+void machine_mem_written(struct machine *m, uint64_t gpa, uint64_t len)
+{
+	const struct modvm_cpu_engine_ops *e = m->eops;
+
+	if (e && m->evm && e->size >= offsetof(struct modvm_cpu_engine_ops, mem_written) +
+					 sizeof(e->mem_written) && e->mem_written)
+		e->mem_written(m->evm, gpa, len);
 }
 
 static int machine_setup(struct machine *m, const char *image,

@@ -288,6 +288,9 @@ int machine_add_config_devices(struct machine *m, struct vm_config *cfg,
 			       char *err, size_t len);
 void machine_reset_devices(struct machine *m);
 void machine_request(struct machine *m, int req);
+/* Guest RAM [gpa, gpa+len) was written by something other than a vCPU
+ * (DMA, the FUSE memory file): tell the engine (ops mem_written). */
+void machine_mem_written(struct machine *m, uint64_t gpa, uint64_t len);
 void machine_lock(struct machine *m);
 void machine_unlock(struct machine *m);
 

@@ -1106,9 +1106,13 @@ static int h_pci_dma_read(modvm_pci_dev *d, uint64_t gpa, void *buf,
 static int h_pci_dma_write(modvm_pci_dev *d, uint64_t gpa, const void *buf,
 			   size_t len)
 {
+	int r;
+
 	if (!dma_allowed(d, gpa, len))
 		return -1;
-	return vm_memory_write(&dev_m(d)->mem, gpa, buf, len);
+	r = vm_memory_write(&dev_m(d)->mem, gpa, buf, len);
+	machine_mem_written(dev_m(d), gpa, len);
+	return r;
 }
 
 static unsigned h_pci_cap_offset(modvm_pci_dev *d, unsigned index)

@@ -460,6 +460,23 @@ static void step(struct bt_cpu *c)
 	}
 }
 
+bool bt_cpu_step_n(struct bt_cpu *c, unsigned n)
+{
+	jmp_buf saved;
+	volatile bool ok = true;
+
+	memcpy(&saved, &c->jb, sizeof(saved));
+	if (setjmp(c->jb)) {
+		bt_lock_end(c);
+		ok = false;
+	} else {
+		for (unsigned i = 0; i < n; i++)
+			step(c);
+	}
+	memcpy(&c->jb, &saved, sizeof(saved));
+	return ok;
+}
+
 void bt_cpu_apply_a20(struct bt_cpu *c)
 {
 	c->a20_cur = c->a20_line ? *c->a20_line != 0 : 1;
@@ -488,6 +505,10 @@ enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget)
 			   c->s.rip);
 	}
 	while (done < budget) {
+		/* requests made before this point are served by the checks
+		 * below; later ones end translated code at its next block */
+		if (c->jit)
+			__atomic_store_n(&c->jit_exit_req, 0, __ATOMIC_SEQ_CST);
 		if (c->stop && *c->stop)
 			return BT_EXIT_STOP;
 		if (c->a20_line && (*c->a20_line != 0) != c->a20_cur)

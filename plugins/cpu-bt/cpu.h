@@ -151,12 +151,17 @@ struct bt_cpu {
 	/* translator state reached by generated code through R11 (jit.c) */
 	struct bt_jit *jit;       /* NULL: interpret only */
 	uint64_t jit_budget;      /* blocks to enter before returning */
+	uint64_t jit_exit_req;    /* nonzero: return at the next block entry
+				     (set from other threads: kick, interrupt) */
 	uint64_t jit_hflags;      /* host RFLAGS holding the guest's arithmetic flags */
 	uint64_t jit_link;        /* exit record of the last exit, 0 if none */
 	uint64_t jit_spill;       /* RAX while the flags are in AH/AL */
 	uint64_t jit_target;      /* indirect target / entry address */
 	uint8_t jit_interp;       /* interpret the next instruction */
 	uint8_t jit_dead;         /* the running block may have been invalidated */
+	/* MODVM_BT_JIT_CHECK: RAM writes of the interpreter are journaled so
+	 * that jit.c can undo them and compare with the translated block */
+	struct bt_journal *journal;
 	const struct bt_bus *bus;
 	const struct modvm_cpu_model *model;
 	unsigned index;
@@ -275,8 +280,10 @@ const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin);
 /* The translator's slow path: translate lin for a data access of `size`
  * bytes at the current CPL (may raise #PF), fill the translator's TLB and
  * return the host address, or NULL when the instruction must be
- * interpreted (MMIO, page crossing, non-canonical, code page written). */
-uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write);
+ * interpreted (MMIO, page crossing, non-canonical, code page written).
+ * rmw: the instruction reads the operand before writing it. */
+uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write,
+		     bool rmw);
 /* Physical page (of the last fetch) of the code at lin, after bt_fetch_ptr. */
 uint64_t bt_fetch_gpa(struct bt_cpu *c, uint64_t lin);
 #define BT_CPL_SYS (-1) /* supervisor access regardless of CPL (tables) */
@@ -295,6 +302,17 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v);
 bool bt_io_allowed(struct bt_cpu *c, uint16_t port, unsigned size);
 int bt_exec_system(struct bt_cpu *c);
 uint64_t bt_tsc(struct bt_cpu *c);
+
+/* Debug aid for the translator (MODVM_BT_JIT_CHECK): run n instructions in
+ * the interpreter; false if one faulted (the state is then undefined). */
+bool bt_cpu_step_n(struct bt_cpu *c, unsigned n);
+#define BT_JOURNAL_MAX 256
+struct bt_journal {
+	unsigned n;
+	bool overflow;
+	struct { uint8_t *p; unsigned len; uint8_t old[16]; uint8_t new_[16]; } e[BT_JOURNAL_MAX];
+};
+void bt_journal_add(struct bt_cpu *c, uint8_t *p, unsigned len);
 
 /* x87 / SSE */
 void bt_exec_x87(struct bt_cpu *c);

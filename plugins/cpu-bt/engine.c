@@ -404,12 +404,26 @@ static void set_a20(void *opaque, bool enabled)
 	__atomic_store_n(&vm->a20, enabled ? 1 : 0, __ATOMIC_SEQ_CST);
 }
 
+/* Device DMA or a core write into guest RAM: every vCPU drops its
+ * translations of the pages before running them again. */
+static void mem_written(void *opaque, uint64_t gpa, uint64_t len)
+{
+	struct bt_vm *vm = opaque;
+
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct bt_vcpu *v = vm->vcpus[i];
+		if (v && v->cpu.jit)
+			bt_jit_mem_written(&v->cpu, gpa, len);
+	}
+}
+
 static const struct modvm_cpu_engine_ops ops = {
 	.size = sizeof(ops), .probe = probe, .vm_create = vm_create,
 	.vm_destroy = vm_destroy, .vcpu_create = vcpu_create,
 	.vcpu_destroy = vcpu_destroy, .vcpu_run = vcpu_run,
 	.vcpu_kick = vcpu_kick, .get_state = get_state, .set_state = set_state,
 	.set_intr = set_intr, .deliver_msi = deliver_msi, .set_a20 = set_a20,
+	.mem_written = mem_written,
 };
 
 MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_CPU_ENGINE, .name = "cpu-bt",

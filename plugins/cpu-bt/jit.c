@@ -7,8 +7,8 @@
  *    into the scratch registers R8/R10 around the instructions using them;
  *    R11 points at struct bt_cpu, R9 carries memory addresses;
  *  - the guest's arithmetic flags are the host's: an ALU instruction is
- *    emitted as itself; glue that clobbers flags parks them in AH/AL
- *    (lahf/seto) only where a backward liveness pass says they are live;
+ *    emitted as itself; glue that clobbers flags (the TLB check) parks
+ *    them in AH/AL (lahf/seto) around it;
  *  - memory operands go through an inline TLB check (struct bt_jtlb) with
  *    an out-of-line slow path that calls bt_jit_fill (page walk, #PF,
  *    MMIO and page-crossing accesses go to the interpreter);
@@ -116,6 +116,8 @@ struct bt_jit {
 	struct bt_jit_stats st;
 	uint64_t debug_limit;  /* MODVM_BT_JIT_LIMIT: translate only so many blocks */
 	bool debug_trace;      /* MODVM_BT_JIT_TRACE: print each block */
+	bool debug_check;      /* MODVM_BT_JIT_CHECK: compare with the interpreter */
+	uint64_t checks, check_fails;
 };
 
 /* ---- code-page bitmap (read by other threads for DMA) ------------------ */
@@ -330,7 +332,7 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 
 void bt_jit_request_exit(struct bt_cpu *c)
 {
-	__atomic_store_n(&c->jit_budget, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->jit_exit_req, 1, __ATOMIC_RELEASE);
 }
 
 void bt_jit_mem_written(struct bt_cpu *c, uint64_t gpa, uint64_t len)
@@ -442,11 +444,6 @@ static bool parse_layout(const uint8_t *b, const struct bt_insn *in,
 enum kind {
 	K_NO, K_GEN, K_LEA, K_NOP, K_PAUSE, K_PUSH, K_PUSHI, K_POP, K_LEAVE,
 	K_JMP, K_JCC, K_CALL, K_RET, K_JMPI, K_CALLI,
-};
-
-/* How flags are used, for liveness: reads some, writes all six. */
-struct finfo {
-	bool reads, kills;
 };
 
 static bool mem_opnd(const struct bt_insn *in, int *idx)
@@ -565,36 +562,6 @@ static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 	}
 }
 
-static struct finfo flag_use(const struct bt_insn *in, enum kind k)
-{
-	struct finfo f = { false, false };
-
-	if (k == K_JCC)
-		return (struct finfo){ true, false };
-	if (k != K_GEN)
-		return f;
-	switch (in->op) {
-	case BT_OP_ADD: case BT_OP_OR: case BT_OP_AND: case BT_OP_SUB:
-	case BT_OP_XOR: case BT_OP_CMP: case BT_OP_TEST: case BT_OP_NEG:
-	case BT_OP_XADD: case BT_OP_CMPXCHG:
-		f.kills = true;
-		break;
-	case BT_OP_ADC: case BT_OP_SBB:
-		f.reads = f.kills = true;
-		break;
-	case BT_OP_MOV: case BT_OP_MOVZX: case BT_OP_MOVSX: case BT_OP_MOVSXD:
-	case BT_OP_XCHG: case BT_OP_BSWAP: case BT_OP_CBW: case BT_OP_CWD:
-	case BT_OP_NOT:
-		break;
-	default:
-		/* partial writers (INC/DEC, shifts and rotates whose count
-		 * may be 0, BT*, CLC/STC...) and readers: keep them live */
-		f.reads = true;
-		break;
-	}
-	return f;
-}
-
 /* One translation in progress. */
 struct slow {
 	uint8_t *jne;          /* rel32 of the jne to the slow path */
@@ -695,8 +662,8 @@ static bool emit_addr(struct tctx *t, const struct bt_insn *in,
 
 /* The inline TLB check on R9 (clobbers flags, R8, R10); on a hit R9 is
  * the host address. The miss goes to a slow path emitted after the block. */
-static void emit_tlb(struct tctx *t, uint64_t rip, unsigned size, bool write,
-		     bool flags_live)
+static void emit_tlb_rmw(struct tctx *t, uint64_t rip, unsigned size, bool write,
+			 bool rmw, bool flags_live)
 {
 	struct bt_emit *e = &t->e;
 	struct slow *s = &t->slow[t->nslow++];
@@ -721,8 +688,14 @@ static void emit_tlb(struct tctx *t, uint64_t rip, unsigned size, bool write,
 	}
 	s->join = e->p;
 	s->rip = rip;
-	s->info = size | (write ? 0x100u : 0);
+	s->info = size | (write ? 0x100u : 0) | (rmw ? 0x200u : 0);
 	s->flags = flags_live;
+}
+
+static void emit_tlb(struct tctx *t, uint64_t rip, unsigned size, bool write,
+		     bool flags_live)
+{
+	emit_tlb_rmw(t, rip, size, write, false, flags_live);
 }
 
 /* Store the identity-mapped guest registers to struct bt_cpu. */
@@ -814,9 +787,7 @@ static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
 	unsigned opc = in->opcode;
 	bool reg_is_ext = false, opreg = false;
 
-	for (int i = 0; i < in->nopnd; i++)
-		if (in->opnd[i].type == BT_OPND_REG && in->opnd[i].cls == BT_RC_GPR8H)
-			hi8 = true;
+	bool reg_byte = false, rm_byte = false;
 	if (in->map == 0) {
 		switch (opc) {
 		case 0x80: case 0x81: case 0x83: case 0x8F: case 0xC0: case 0xC1:
@@ -826,11 +797,25 @@ static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
 		}
 		if ((opc >= 0x90 && opc <= 0x97) || (opc >= 0xB0 && opc <= 0xBF))
 			opreg = true;
+		/* byte forms: Eb,Gb / Gb,Eb (even opcodes of the ALU rows,
+		 * TEST/XCHG/MOV 84 86 88 8A) and the Eb groups */
+		if ((opc < 0x40 && (opc & 7) < 4 && !(opc & 1)) ||
+		    opc == 0x84 || opc == 0x86 || opc == 0x88 || opc == 0x8A)
+			reg_byte = rm_byte = true;
+		if (opc == 0x80 || opc == 0xC0 || opc == 0xC6 || opc == 0xD0 ||
+		    opc == 0xD2 || opc == 0xF6 || opc == 0xFE)
+			rm_byte = true;
+		if (opc >= 0xB0 && opc <= 0xB7)
+			reg_byte = true; /* the reg-in-opcode register */
 	} else if (in->map == 1) {
 		if (opc == 0xBA)
 			reg_is_ext = true;
 		if (opc >= 0xC8 && opc <= 0xCF)
 			opreg = true;
+		if (opc == 0xB6 || opc == 0xBE || (opc >= 0x90 && opc <= 0x9F))
+			rm_byte = true;
+		if (opc == 0xB0 || opc == 0xC0)
+			reg_byte = rm_byte = true;
 	}
 	if (in->has_modrm) {
 		uint8_t mr = b[L->modrm_off];
@@ -839,20 +824,27 @@ static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
 		if (reg_is_ext) {
 			reg_h = (mr >> 3) & 7;
 		} else {
-			reg_h = hi8 && gr >= 4 && gr < 8 && !had_rex ? gr : map_reg(m, gr);
+			/* without REX, byte registers 4-7 are AH..BH */
+			bool h = reg_byte && !had_rex && gr >= 4 && gr < 8;
+			hi8 |= h;
+			reg_h = h ? gr : map_reg(m, gr);
 			if (reg_h == HR_NONE)
 				return false;
 		}
 		if (mem) {
 			rm_h = HR_R9;
 		} else {
-			rm_h = hi8 && grm >= 4 && grm < 8 && !had_rex ? grm : map_reg(m, grm);
+			bool h = rm_byte && !had_rex && grm >= 4 && grm < 8;
+			hi8 |= h;
+			rm_h = h ? grm : map_reg(m, grm);
 			if (rm_h == HR_NONE)
 				return false;
 		}
 	} else if (opreg) {
 		int g = (opc & 7) | ((L->rex & 1) ? 8 : 0);
-		opreg_h = hi8 && g >= 4 && !had_rex ? g : map_reg(m, g);
+		bool h = reg_byte && !had_rex && g >= 4 && g < 8;
+		hi8 |= h;
+		opreg_h = h ? g : map_reg(m, g);
 		if (opreg_h == HR_NONE)
 			return false;
 	}
@@ -917,9 +909,10 @@ static bool emit_gen(struct tctx *t, const struct bt_insn *in, const uint8_t *b,
 			     in->op != BT_OP_IMUL;
 		if (in->op == BT_OP_XCHG || in->op == BT_OP_XADD || in->op == BT_OP_CMPXCHG)
 			write = true;
+		bool store_only = in->op == BT_OP_MOV || in->op == BT_OP_SETCC;
 		if (!emit_addr(t, in, o, rip + in->len, true))
 			return false;
-		emit_tlb(t, rip, o->size, write, flags_live);
+		emit_tlb_rmw(t, rip, o->size, write, write && !store_only, flags_live);
 	}
 	return emit_reencoded(t, in, b, L, &m, mem);
 }
@@ -1027,13 +1020,20 @@ static void emit_budget_check(struct tctx *t, uint64_t rip, uint8_t **entry)
 	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
 	em_jmp_to(e, t->j->exit_flags);
 	*entry = e->p;
-	/* r10 = rcx; rcx = budget - 1; budget = rcx; jrcxz exit; rcx = r10:
-	 * no flags are touched */
+	/* r10 = rcx; rcx = budget - 1; budget = rcx; jrcxz exit;
+	 * rcx = exit_req; jrcxz go; jmp exit; go: rcx = r10.
+	 * No flags are touched. Only this thread writes the budget; other
+	 * threads set exit_req, so no request is lost. */
 	em_mov_rr(e, HR_R10, HR_RCX);
 	em_load(e, HR_RCX, HR_R11, OFF(jit_budget));
 	em_lea(e, true, HR_RCX, HR_RCX, HR_NONE, 1, -1);
 	em_store(e, HR_R11, OFF(jit_budget), HR_RCX);
 	em8(e, 0xE3);
+	em8(e, (uint8_t)(int8_t)(exit - (e->p + 1)));
+	em_load(e, HR_RCX, HR_R11, OFF(jit_exit_req));
+	em8(e, 0xE3);
+	em8(e, 2);
+	em8(e, 0xEB);
 	em8(e, (uint8_t)(int8_t)(exit - (e->p + 1)));
 	em_mov_rr(e, HR_RCX, HR_R10);
 }
@@ -1100,7 +1100,7 @@ static uint8_t *jit_slow(struct bt_cpu *c, uint64_t lin, uint32_t info)
 {
 	/* A fault unwinds from here: the state must be whole already. */
 	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
-	return bt_jit_fill(c, lin, info & 0xFF, info & 0x100);
+	return bt_jit_fill(c, lin, info & 0xFF, info & 0x100, info & 0x200);
 }
 
 struct dinsn {
@@ -1153,13 +1153,12 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
 		if (off >= avail)
 			break;
 	}
-	/* flag liveness, backwards; unknown (live) after the block */
-	bool live = true;
-	for (unsigned i = n; i-- > 0;) {
-		struct finfo f = flag_use(&d[i].in, d[i].k);
-		live = f.reads || (live && !f.kills);
-		d[i].live_in = live;
-	}
+	/* Glue that clobbers flags (the TLB check) parks them in AH/AL around
+	 * every memory access, even where a later instruction overwrites
+	 * them: a fault there delivers them in the exception frame, which
+	 * must hold the guest's values (precise exceptions). */
+	for (unsigned i = 0; i < n; i++)
+		d[i].live_in = true;
 	return n;
 }
 
@@ -1385,6 +1384,90 @@ static bool usable(const struct bt_cpu *c)
 	return true;
 }
 
+/* MODVM_BT_JIT_CHECK: run the block's instructions in the interpreter,
+ * undo their RAM writes, run the block translated (one block, unlinked)
+ * from the same state and report every difference. A debugging aid: MMIO
+ * reads inside a block happen twice. */
+static uint64_t check_block(struct bt_cpu *c, struct jblock *b)
+{
+	static struct bt_journal jr;
+	struct bt_jit *j = c->jit;
+	struct modvm_cpu_state before = c->s, interp;
+	/* AF is undefined after logic ops and shifts, where the host and the
+	 * interpreter (Intel's values) differ: not compared */
+	uint64_t cmpf = BT_ARITH & ~(uint64_t)BT_AF;
+	bool ok;
+
+	memset(&jr, 0, sizeof(jr));
+	c->journal = &jr;
+	ok = bt_cpu_step_n(c, b->ninsn);
+	c->journal = NULL;
+	interp = c->s;
+	for (unsigned i = 0; i < jr.n; i++)
+		memcpy(jr.e[i].new_, jr.e[i].p, jr.e[i].len);
+	for (unsigned i = jr.n; i-- > 0;)
+		memcpy(jr.e[i].p, jr.e[i].old, jr.e[i].len);
+	c->s = before;
+	if (!ok || jr.overflow || c->mode != BT_MODE64)
+		return 0; /* let the interpreter do it for real */
+	c->jit_budget = 1 + 1;
+	c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
+	c->jit_link = 0;
+	j->enter(c, b->code);
+	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
+	c->jit_link = 0;
+	j->checks++;
+	if (c->jit_interp) /* left to the interpreter midway: compare nothing */
+		return 1;
+	bool bad = memcmp(c->s.gpr, interp.gpr, sizeof(interp.gpr)) || c->s.rip != interp.rip ||
+		   ((c->s.rflags ^ interp.rflags) & cmpf);
+	for (unsigned i = 0; i < jr.n; i++)
+		if (memcmp(jr.e[i].p, jr.e[i].new_, jr.e[i].len))
+			bad = true;
+	if (bad && j->check_fails++ < 50) {
+		fprintf(stderr, "bt-jit check: block 0x%llx (%u insns) differs:\n",
+			(unsigned long long)b->rip, b->ninsn);
+		for (int r = 0; r < 16; r++)
+			if (c->s.gpr[r] != interp.gpr[r])
+				fprintf(stderr, "  gpr%d: jit %llx interp %llx (before %llx)\n", r,
+					(unsigned long long)c->s.gpr[r],
+					(unsigned long long)interp.gpr[r],
+					(unsigned long long)before.gpr[r]);
+		if (c->s.rip != interp.rip)
+			fprintf(stderr, "  rip: jit %llx interp %llx\n",
+				(unsigned long long)c->s.rip, (unsigned long long)interp.rip);
+		if ((c->s.rflags ^ interp.rflags) & cmpf)
+			fprintf(stderr, "  flags: jit %llx interp %llx (before %llx)\n",
+				(unsigned long long)(c->s.rflags & BT_ARITH),
+				(unsigned long long)(interp.rflags & BT_ARITH),
+				(unsigned long long)(before.rflags & BT_ARITH));
+		for (unsigned i = 0; i < jr.n; i++)
+			if (memcmp(jr.e[i].p, jr.e[i].new_, jr.e[i].len)) {
+				uint32_t a = 0, b2 = 0, o = 0;
+				memcpy(&a, jr.e[i].p, jr.e[i].len > 4 ? 4 : jr.e[i].len);
+				memcpy(&b2, jr.e[i].new_, jr.e[i].len > 4 ? 4 : jr.e[i].len);
+				memcpy(&o, jr.e[i].old, jr.e[i].len > 4 ? 4 : jr.e[i].len);
+				fprintf(stderr, "  memory write %u (%u bytes) differs: jit %x interp %x old %x\n",
+					i, jr.e[i].len, a, b2, o);
+			}
+		if (j->check_fails == 1) {
+			FILE *f = fopen("/tmp/bt-jit-check.bin", "wb");
+			const uint8_t *code = bt_fetch_ptr(c, b->rip);
+			if (f && code) {
+				fwrite(code, 1, 4096 - (b->rip & 0xFFF), f);
+				fclose(f);
+			}
+		}
+	}
+	if (bad) {
+		/* continue from the interpreter's result */
+		c->s = interp;
+		for (unsigned i = 0; i < jr.n; i++)
+			memcpy(jr.e[i].p, jr.e[i].new_, jr.e[i].len);
+	}
+	return 1;
+}
+
 uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 {
 	struct bt_jit *j = c->jit;
@@ -1403,6 +1486,8 @@ uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 	b = lookup(c);
 	if (!b || !b->code)
 		return 0;
+	if (j->debug_check)
+		return check_block(c, b);
 	maybe_link(c, b);
 	if (!max_blocks)
 		max_blocks = 1;
@@ -1500,6 +1585,7 @@ int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
 	if (getenv("MODVM_BT_JIT_LIMIT"))
 		j->debug_limit = strtoull(getenv("MODVM_BT_JIT_LIMIT"), NULL, 0);
 	j->debug_trace = getenv("MODVM_BT_JIT_TRACE") != NULL;
+	j->debug_check = getenv("MODVM_BT_JIT_CHECK") != NULL;
 	if (j->debug_trace) {
 		FILE *f = fopen("/tmp/bt-jit-tramp.bin", "wb");
 		if (f) {
@@ -1519,6 +1605,14 @@ void bt_jit_destroy(struct bt_cpu *c)
 
 	if (!j)
 		return;
+	if (getenv("MODVM_BT_JIT_STATS"))
+		fprintf(stderr, "bt-jit: %llu blocks, %llu insns, %llu KiB code, %.3f s translating, "
+			"%llu flushes, %llu invalidations, %llu enters, %llu links, %llu interp pages\n",
+			(unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
+			(unsigned long long)(j->st.code_bytes >> 10), j->st.translate_ns / 1e9,
+			(unsigned long long)j->st.flushes, (unsigned long long)j->st.invalidations,
+			(unsigned long long)j->st.enters, (unsigned long long)j->st.links,
+			(unsigned long long)j->st.interp_pages);
 	c->jit = NULL;
 	munmap(j->cache, j->size);
 	for (unsigned i = 0; i < NCHUNKS; i++)

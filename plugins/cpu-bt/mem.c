@@ -278,6 +278,8 @@ static void page_write(struct bt_cpu *c, struct bt_tlb_entry *e, uint64_t lin,
 	const uint8_t *p = buf;
 
 	if (e->host) {
+		if (c->journal)
+			bt_journal_add(c, e->host + off, n);
 		memcpy(e->host + off, buf, n);
 		return;
 	}
@@ -355,6 +357,8 @@ void bt_lin_write(struct bt_cpu *c, uint64_t lin, unsigned size, uint64_t v,
 
 	if (e->tag == ((lin & ~0xFFFull) | 1) && e->host && off + size <= 4096 &&
 	    (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, cpl == 3)) {
+		if (c->journal)
+			bt_journal_add(c, e->host + off, size);
 		memcpy(e->host + off, &v, size);
 		return;
 	}
@@ -484,7 +488,8 @@ void bt_check_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size)
 		translate(c, lin + first, ACC_W, c->cpl);
 }
 
-uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write)
+uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write,
+		     bool rmw)
 {
 	struct bt_jtlb *t = &c->jtlb[c->cpl == 3][(lin >> 12) % BT_JTLB_SIZE];
 	uint64_t page = lin & ~0xFFFull;
@@ -493,6 +498,10 @@ uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write)
 	if ((lin & 0xFFF) + size > 4096 || !canonical(lin))
 		return NULL;
 	c->jit_dead = 0;
+	/* a read-modify-write reads first, as the interpreter does: a page
+	 * that is not present faults as a read */
+	if (rmw)
+		translate(c, lin, ACC_R, c->cpl);
 	e = translate(c, lin, write ? ACC_W : ACC_R, c->cpl);
 	if (!e->host || c->jit_dead)
 		return NULL;
@@ -502,4 +511,18 @@ uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write)
 	t->wtag = (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, c->cpl == 3) &&
 		  !bt_jit_is_code(c, e->gpa) ? page : ~0ull;
 	return e->host + (lin & 0xFFF);
+}
+
+void bt_journal_add(struct bt_cpu *c, uint8_t *p, unsigned len)
+{
+	struct bt_journal *j = c->journal;
+
+	if (j->n == BT_JOURNAL_MAX || len > 16) {
+		j->overflow = true;
+		return;
+	}
+	j->e[j->n].p = p;
+	j->e[j->n].len = len;
+	memcpy(j->e[j->n].old, p, len);
+	j->n++;
 }

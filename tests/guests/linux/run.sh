@@ -65,11 +65,14 @@ if [ "$qemu" = 1 ]; then
 		-serial stdio -no-reboot -kernel "$kernel"
 		-initrd "$initrd" -append "$cmdline")
 else
+	# BT_MODE (translate|interpret) picks cpu-bt's execution mode
+	engine_mode=
+	[ -n "${BT_MODE:-}" ] && engine_mode=" mode = \"$BT_MODE\";"
 	cat >"$tmp/vm.cfg" <<-EOF
 	vm: {
 	  name = "linux-$script";
 	  memory = "512M";
-	  cpu = { engine = "$engine"; model = "$model"; };
+	  cpu = { engine = "$engine"; model = "$model";$engine_mode };
 	  boot = { kernel = "$kernel"; initrd = "$initrd";
 	           format = "linux"; cmdline = "$cmdline"; };
 	  devices = ( { plugin = "serial-16550"; id = "com1"; backend = "stdio"; } );
