@@ -3,17 +3,28 @@
 # snapshotted, and resumed (by cpu-bt, and from a cpu-vtx snapshot when
 # KVM is usable); the resumed run must continue the serial stream and PASS.
 # Usage: snapshot_roundtrip.sh MODVM GUEST_DIR
+# BT_MODE=translate|interpret in the environment sets cpu-bt's `mode` in
+# the config (the resumed run keeps the snapshot's config).
 modvm=$(realpath "$1")
 dir=$(realpath "$2")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
+case ${BT_MODE:-} in
+""|translate|interpret) ;;
+*) echo "FAIL: BT_MODE=$BT_MODE (translate or interpret)"; exit 1 ;;
+esac
+
+# bt_mode ENGINE: ` mode = "...";` for cpu-bt when BT_MODE is set
+bt_mode() {
+	[ "$1" = cpu-bt ] && [ -n "${BT_MODE:-}" ] && printf ' mode = "%s";' "$BT_MODE"
+}
 
 config() { # engine
 	cat > "$1.cfg" <<CFG
 vm: {
   name = "counter"; memory = "16M"; cpus = 1; machine = "none";
-  cpu = { engine = "$1"; model = "baseline-v1"; };
+  cpu = { engine = "$1"; model = "baseline-v1";$(bt_mode "$1") };
   boot = { kernel = "$dir/counter.bin"; };
   devices = (
     { plugin = "serial-16550"; id = "com1"; backend = "stdio"; },
