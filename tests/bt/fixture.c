@@ -350,6 +350,9 @@ unsigned fx_asm_at(struct fx *f, uint64_t addr, const char *src)
 	unlink(in);
 	unlink(out);
 	bt_tlb_flush(&f->cpu, true);
+	/* new code over old: drop its translations, as DMA would */
+	if (n > 0)
+		bt_jit_mem_written(&f->cpu, addr, (uint64_t)n);
 	return (unsigned)n;
 }
 
