@@ -14,6 +14,7 @@
 #            property (no busy wait), not a speed test
 #   storm    PIT at ~600 kHz into IRQ 0: 20000 interrupts, then power-off
 # Usage: bad_guests.sh MODVM GUEST_DIR
+# BT_MODE=translate|interpret in the environment sets cpu-bt's `mode`.
 set -u
 modvm=$1
 dir=$2
@@ -22,12 +23,22 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 hz=$(getconf CLK_TCK)
 
+# bt_mode ENGINE: the config's ` mode = "...";` for cpu-bt when BT_MODE
+# (translate|interpret) is set; nothing otherwise (the default: translate)
+bt_mode() {
+	[ "$1" = cpu-bt ] && [ -n "${BT_MODE:-}" ] && printf ' mode = "%s";' "$BT_MODE"
+}
+case ${BT_MODE:-} in
+""|translate|interpret) ;;
+*) echo "FAIL: BT_MODE=$BT_MODE (translate or interpret)"; exit 1 ;;
+esac
+
 # config ENGINE GUEST: writes $tmp/ENGINE-GUEST.cfg, serial to .out
 config() {
 	cat > "$tmp/$1-$2.cfg" <<CFG
 vm: {
   name = "$2"; memory = "64M"; cpus = 1;
-  cpu = { engine = "$1"; model = "baseline-v1"; };
+  cpu = { engine = "$1"; model = "baseline-v1";$(bt_mode "$1") };
   boot = { kernel = "$dir/bad-$2.bin"; format = "multiboot"; };
   devices = (
     { plugin = "serial-16550"; id = "com1"; port = 0x3f8; irq = 4;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jit.h"
+
 #ifndef BT_NASM
 #define BT_NASM "nasm"
 #endif
@@ -201,6 +203,45 @@ uint64_t fx_paging_4level(struct fx *f)
 	return pml4;
 }
 
+bool fx_translate_wanted(void)
+{
+	const char *m = getenv("BT_MODE");
+
+	return m && !strcmp(m, "translate");
+}
+
+/* Totals over every fixture freed, for fx_jit_report. */
+static struct bt_jit_stats fx_jit_total;
+
+void fx_note_jit(struct fx *f)
+{
+	struct bt_jit_stats st;
+
+	if (!f->cpu.jit)
+		return;
+	bt_jit_get_stats(&f->cpu, &st);
+	fx_jit_total.blocks += st.blocks;
+	fx_jit_total.insns += st.insns;
+	fx_jit_total.enters += st.enters;
+	fx_jit_total.flushes += st.flushes;
+	fx_jit_total.invalidations += st.invalidations;
+	fx_jit_total.links += st.links;
+}
+
+uint64_t fx_jit_report(const char *who)
+{
+	const struct bt_jit_stats *t = &fx_jit_total;
+
+	if (!fx_translate_wanted())
+		return 0;
+	printf("%s: translator: %llu blocks (%llu instructions), %llu entries, "
+	       "%llu links, %llu invalidations, %llu flushes\n", who,
+	       (unsigned long long)t->blocks, (unsigned long long)t->insns,
+	       (unsigned long long)t->enters, (unsigned long long)t->links,
+	       (unsigned long long)t->invalidations, (unsigned long long)t->flushes);
+	return t->blocks;
+}
+
 struct fx *fx_new(enum fx_mode mode)
 {
 	struct fx *f = aligned_alloc(64, (sizeof(*f) + 63) & ~(size_t)63);
@@ -215,6 +256,14 @@ struct fx *fx_new(enum fx_mode mode)
 		.intr_pending = fx_intr_pending, .intr_ack = fx_intr_ack,
 	};
 	bt_cpu_init(&f->cpu, &f->bus, &fx_model, 0);
+	if (fx_translate_wanted()) {
+		char why[256];
+
+		if (bt_jit_create(&f->cpu, FX_JIT_CACHE, why, sizeof(why))) {
+			fprintf(stderr, "fixture: BT_MODE=translate: %s\n", why);
+			abort();
+		}
+	}
 	f->a20 = 1;
 	f->cpu.a20_line = &f->a20;
 	s = &f->cpu.s;
@@ -270,6 +319,8 @@ struct fx *fx_new(enum fx_mode mode)
 
 void fx_free(struct fx *f)
 {
+	fx_note_jit(f);
+	bt_jit_destroy(&f->cpu);
 	free(f->ram);
 	free(f);
 }
@@ -299,6 +350,9 @@ unsigned fx_asm_at(struct fx *f, uint64_t addr, const char *src)
 	unlink(in);
 	unlink(out);
 	bt_tlb_flush(&f->cpu, true);
+	/* new code over old: drop its translations, as DMA would */
+	if (n > 0)
+		bt_jit_mem_written(&f->cpu, addr, (uint64_t)n);
 	return (unsigned)n;
 }
 

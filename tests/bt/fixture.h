@@ -44,8 +44,19 @@ struct fx {
 	unsigned intr_acks;
 };
 
+/* A new machine. With BT_MODE=translate in the environment its CPU also
+ * gets the translator (FX_JIT_CACHE bytes of cache); otherwise it only
+ * interprets. fx_free destroys the translator. */
+#define FX_JIT_CACHE (16u << 20)
 struct fx *fx_new(enum fx_mode mode);
 void fx_free(struct fx *f);
+bool fx_translate_wanted(void);
+/* Add f's translator statistics to the totals fx_jit_report prints (done
+ * by fx_free; callers that destroy the translator early call it first). */
+void fx_note_jit(struct fx *f);
+/* Under BT_MODE=translate: print the totals over the fixtures freed so
+ * far, prefixed with who, and return the blocks translated; 0 otherwise. */
+uint64_t fx_jit_report(const char *who);
 /* Assemble `src` (nasm syntax, BITS set from the mode, ORG at addr) and
  * copy it to guest address addr; returns its length. Aborts on errors. */
 unsigned fx_asm_at(struct fx *f, uint64_t addr, const char *src);

@@ -3,6 +3,8 @@
 # checks that it printed "<name>: PASS" and powered off (exit status 0).
 # Usage: run_guests.sh MODVM GUEST_DIR [guest...]
 # Guests whose devices are missing from the build are reported as SKIP.
+# BT_MODE=translate|interpret in the environment sets the engine's `mode`
+# (unset: the engine's default, translate).
 modvm=$1
 dir=$2
 shift 2
@@ -11,6 +13,11 @@ plugins=$(dirname "$modvm")/plugins
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
+case ${BT_MODE:-} in
+"") mode= ;;
+translate|interpret) mode=" mode = \"$BT_MODE\";" ;;
+*) echo "FAIL: BT_MODE=$BT_MODE (translate or interpret)"; exit 1 ;;
+esac
 
 for g in $guests; do
 	devices='{ plugin = "serial-16550"; id = "com1"; backend = "file"; path = "'$tmp/$g.out'"; append = false; },
@@ -23,7 +30,7 @@ for g in $guests; do
 	cat > "$tmp/$g.cfg" <<CFG
 vm: {
   name = "$g"; memory = "16M"; cpus = 1; machine = "none";
-  cpu = { engine = "cpu-bt"; model = "baseline-v1"; };
+  cpu = { engine = "cpu-bt"; model = "baseline-v1";$mode };
   boot = { kernel = "$dir/$g.bin"; };
   devices = ( $devices );
 };
@@ -35,7 +42,7 @@ CFG
 	if grep -q "refused plugin\|no device plugin" "$tmp/$g.log"; then
 		echo "SKIP $g: $(grep -m1 'refused plugin\|no device plugin' "$tmp/$g.log")"
 	elif [ $rc -eq 0 ] && grep -q "^$g: PASS" "$tmp/$g.out"; then
-		echo "PASS $g (${secs}s)"
+		echo "PASS $g (${secs}s)${BT_MODE:+ mode=$BT_MODE}"
 	else
 		echo "FAIL $g (exit $rc)"
 		tail -5 "$tmp/$g.out" "$tmp/$g.log" 2>/dev/null | sed 's/^/    /'

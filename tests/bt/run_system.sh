@@ -6,6 +6,7 @@
 # without hardware assistance (kvm_pvm, docs/engines-kvm.md) fails in a
 # known way, which is reported as a skipped comparison with the reason.
 # Usage: run_system.sh MODVM GUEST_DIR NAME
+# BT_MODE=translate|interpret in the environment sets cpu-bt's `mode`.
 # Exit: 0 pass, 1 failure, 77 when qemu-system-x86_64 is missing (after the
 # cpu-bt run passed).
 set -u
@@ -17,6 +18,16 @@ qemu=${QEMU:-qemu-system-x86_64}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# bt_mode ENGINE: the config's ` mode = "...";` for cpu-bt when BT_MODE
+# (translate|interpret) is set; nothing otherwise (the default: translate)
+bt_mode() {
+	[ "$1" = cpu-bt ] && [ -n "${BT_MODE:-}" ] && printf ' mode = "%s";' "$BT_MODE"
+}
+case ${BT_MODE:-} in
+""|translate|interpret) ;;
+*) echo "FAIL: BT_MODE=$BT_MODE (translate or interpret)"; exit 1 ;;
+esac
+
 [ -f "$image" ] || { echo "FAIL: no guest image $image (build test-guests-system)"; exit 1; }
 
 # run_modvm ENGINE: serial output in $tmp/ENGINE.out, messages in .log
@@ -24,7 +35,7 @@ run_modvm() {
 	cat > "$tmp/$1.cfg" <<CFG
 vm: {
   name = "$name"; memory = "64M"; cpus = 1;
-  cpu = { engine = "$1"; model = "baseline-v1"; };
+  cpu = { engine = "$1"; model = "baseline-v1";$(bt_mode "$1") };
   boot = { kernel = "$image"; format = "multiboot"; };
   devices = (
     { plugin = "serial-16550"; id = "com1"; port = 0x3f8; irq = 4;
@@ -63,7 +74,7 @@ if [ "$name" = sys-paging ] &&
 	echo "FAIL sys-paging under cpu-bt: the global page did not survive a CR3 reload"
 	exit 1
 fi
-echo "PASS $name under cpu-bt"
+echo "PASS $name under cpu-bt${BT_MODE:+ (mode=$BT_MODE)}"
 echo "  $bt_state"
 fail=0
 

@@ -893,10 +893,21 @@ static void test_xsave_diff_intel(void)
 	xsave_diff(&fx_model_xsave_intel, false);
 }
 
+/* Last: under BT_MODE=translate the 64-bit code above must really have
+ * run translated (the totals also show how much). */
+static void test_translated(void)
+{
+	uint64_t blocks = fx_jit_report("bt_diff");
+
+	if (fx_translate_wanted())
+		CU_ASSERT(blocks > 0);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
-		TEST(test_diff), TEST(test_xsave_diff), TEST(test_xsave_diff_intel),
+		TEST(test_diff), TEST(test_translated), TEST(test_xsave_diff),
+		TEST(test_xsave_diff_intel),
 	};
 	size_t n = sizeof(tests) / sizeof(tests[0]);
 

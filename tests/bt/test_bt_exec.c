@@ -1504,6 +1504,16 @@ static void test_xsave_state_import(void)
 	fx_free(f);
 }
 
+/* Last: under BT_MODE=translate the 64-bit code above must really have
+ * run translated (the totals also show how much). */
+static void test_translated(void)
+{
+	uint64_t blocks = fx_jit_report("bt_exec");
+
+	if (fx_translate_wanted())
+		CU_ASSERT(blocks > 0);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
@@ -1527,7 +1537,7 @@ int main(void)
 		TEST(test_state_roundtrip), TEST(test_injected_event),
 		TEST(test_xsave_cpuid_cr4), TEST(test_xgetbv_xsetbv),
 		TEST(test_xsave_area), TEST(test_xrstor), TEST(test_xsave_faults),
-		TEST(test_xsave_state_import),
+		TEST(test_xsave_state_import), TEST(test_translated),
 	};
 
 	return RUN_TESTS("bt_exec", tests);
