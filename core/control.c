@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -401,21 +402,56 @@ static int make_addr(const char *path, struct sockaddr_un *sa, char *err,
 	return 0;
 }
 
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return "a regular file";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	return "not a socket";
+}
+
+/* Whatever is at path already: only a socket of ours that nobody answers on
+ * (left by a run that crashed) is removed; anything else is refused, so a
+ * mistyped --control never destroys a file. */
+static int remove_stale_socket(const char *path, const struct sockaddr_un *sa,
+			       char *err, size_t len)
+{
+	struct stat st;
+
+	if (lstat(path, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		return set_err(err, len, "control socket %s: %s", path, strerror(errno));
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return set_err(err, len, "control socket %s: the path exists and is %s, not a socket: refusing to replace it (choose another path)",
+			       path, file_kind(st.st_mode));
+	if (st.st_uid != geteuid())
+		return set_err(err, len, "control socket %s: the socket there belongs to uid %u, not to this user (%u): refusing to replace it",
+			       path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (socket_is_live(sa))
+		return set_err(err, len, "control socket %s is in use by another running modvm", path);
+	if (unlink(path) && errno != ENOENT)
+		return set_err(err, len, "control socket %s: cannot remove the stale socket: %s",
+			       path, strerror(errno));
+	return 0;
+}
+
 struct control *control_start(struct machine *m, const char *path, char *err,
 			      size_t len)
 {
 	struct control *c;
 	struct sockaddr_un sa;
 
-	if (make_addr(path, &sa, err, len))
+	if (make_addr(path, &sa, err, len) || remove_stale_socket(path, &sa, err, len))
 		return NULL;
-	if (access(path, F_OK) == 0) {
-		if (socket_is_live(&sa)) {
-			set_err(err, len, "control socket %s is in use by another running modvm", path);
-			return NULL;
-		}
-		unlink(path); /* stale, from a run that did not clean up */
-	}
 	c = xcalloc(1, sizeof(*c));
 	c->m = m;
 	c->path = xstrdup(path);

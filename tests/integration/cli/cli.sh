@@ -169,6 +169,31 @@ control)
 	write_cfg "$work/off.cfg" '' ''
 	expect_code 0 "$modvm" run "$work/off.cfg" --control "$sock"
 	;;
+control-path)
+	# --control never replaces anything but a stale socket of this user's
+	export MODVM_PLUGIN_PATH=$tp/good
+	write_cfg "$work/off.cfg" '' ''
+	printf 'precious' >"$work/disk.img"
+	expect_code 2 "$modvm" run "$work/off.cfg" --control "$work/disk.img"
+	expect_out "control socket $work/disk.img: the path exists and is a regular file, not a socket: refusing to replace it"
+	check "the file named as --control is untouched" test "$(cat "$work/disk.img")" = precious
+	mkdir "$work/adir"
+	expect_code 2 "$modvm" run "$work/off.cfg" --control "$work/adir"
+	expect_out "is a directory, not a socket"
+	check "the directory named as --control is still there" test -d "$work/adir"
+	ln -s "$work/disk.img" "$work/link"
+	expect_code 2 "$modvm" run "$work/off.cfg" --control "$work/link"
+	expect_out "is a symbolic link, not a socket"
+	check "the symlink named as --control is still there" test -L "$work/link"
+	# a stale socket of another user is not ours to remove
+	if [ "$(id -u)" = 0 ]; then
+		python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$work/other.sock"
+		chown 65534 "$work/other.sock"
+		expect_code 2 "$modvm" run "$work/off.cfg" --control "$work/other.sock"
+		expect_out "the socket there belongs to uid 65534"
+		check "another user's socket is left alone" test -S "$work/other.sock"
+	fi
+	;;
 snapshot)
 	export MODVM_PLUGIN_PATH=$tp/good
 	write_cfg "$work/snap.cfg" 'action = "wait";' '{ plugin = "test-device"; id = "t0"; }'
