@@ -449,6 +449,7 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 {
 	struct control *c;
 	struct sockaddr_un sa;
+	bool bound = false;
 
 	if (make_addr(path, &sa, err, len) || remove_stale_socket(path, &sa, err, len))
 		return NULL;
@@ -459,8 +460,15 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 		c->clients[i].fd = -1;
 	c->wake[0] = c->wake[1] = -1;
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(c->listen_fd, 4) || pipe2(c->wake, O_CLOEXEC)) {
+	/* The socket file gets the caller's umask at bind(); it is made 0600
+	 * before listen(), and until listen() every connect() is refused, so
+	 * no other user can get in through the window. */
+	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		set_err(err, len, "control socket %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	bound = true;
+	if (chmod(path, 0600) || listen(c->listen_fd, 4) || pipe2(c->wake, O_CLOEXEC)) {
 		set_err(err, len, "control socket %s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -470,6 +478,8 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 	}
 	return c;
 fail:
+	if (bound)
+		unlink(path);
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
 	for (int i = 0; i < 2; i++)

@@ -193,6 +193,15 @@ control-path)
 		expect_out "the socket there belongs to uid 65534"
 		check "another user's socket is left alone" test -S "$work/other.sock"
 	fi
+	# the socket is 0600 whatever the umask
+	write_cfg "$work/wait.cfg" 'action = "wait";' ''
+	(umask 000; exec "$modvm" run "$work/wait.cfg" --control "$work/vm.sock" >"$work/run.out" 2>&1) &
+	pid=$!
+	wait_running "$work/vm.sock"
+	check "the control socket is mode 600 under umask 000 (is $(stat -c %a "$work/vm.sock"))" \
+		test "$(stat -c %a "$work/vm.sock")" = 600
+	expect_code 0 "$modvm" ctl "$work/vm.sock" quit
+	wait $pid
 	;;
 snapshot)
 	export MODVM_PLUGIN_PATH=$tp/good
