@@ -412,14 +412,14 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 static char *read_text(const char *path, char *err, size_t len)
 {
 	size_t n;
-	char *text = read_file(path, 1u << 20, &n);
+	char why[256];
+	char *text = read_file(path, 1u << 20, &n, why, sizeof(why));
 
 	if (!text) {
 		if (errno == EFBIG)
 			set_err(err, len, "%s: config file is larger than 1 MiB", path);
 		else
-			set_err(err, len, "%s: cannot read the config file: %s", path,
-				strerror(errno));
+			set_err(err, len, "%s: cannot read the config file: %s", path, why);
 		return NULL;
 	}
 	if (memchr(text, 0, n)) {

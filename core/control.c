@@ -402,21 +402,6 @@ static int make_addr(const char *path, struct sockaddr_un *sa, char *err,
 	return 0;
 }
 
-static const char *file_kind(mode_t mode)
-{
-	if (S_ISREG(mode))
-		return "a regular file";
-	if (S_ISDIR(mode))
-		return "a directory";
-	if (S_ISLNK(mode))
-		return "a symbolic link";
-	if (S_ISFIFO(mode))
-		return "a FIFO";
-	if (S_ISCHR(mode) || S_ISBLK(mode))
-		return "a device";
-	return "not a socket";
-}
-
 /* Whatever is at path already: only a socket of ours that nobody answers on
  * (left by a run that crashed) is removed; anything else is refused, so a
  * mistyped --control never destroys a file. */

@@ -709,7 +709,7 @@ static int open_snapshot_file(struct fusefs *fs, const struct node *n,
 		free(p);
 		return -EROFS;
 	}
-	h->fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	h->fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK); /* a FIFO must not block */
 	free(p);
 	if (h->fd < 0)
 		return -errno;

@@ -19,6 +19,8 @@
 #include "state_desc.h"
 
 #define PAGE 4096u
+/* A manifest lists a few hundred entries; anything larger is not ours. */
+#define MANIFEST_MAX (16u << 20)
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -185,18 +187,26 @@ static json_t *put_devices(struct writer *w, struct machine *m)
 }
 
 /* CRC-32 of a whole file, holes read as zeros without reading them. */
-static int file_crc_sparse(const char *path, uint64_t *size, uint32_t *crc)
+static int file_crc_sparse(const char *path, uint64_t *size, uint32_t *crc,
+			   char *why, size_t why_len)
 {
 	static uint8_t buf[1 << 16];
 	static const uint8_t zero[PAGE];
 	uint32_t zcrc = (uint32_t)crc32(0, zero, PAGE);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	off_t off = 0;
 
 	if (fd < 0 || fstat(fd, &st)) {
+		set_err(why, why_len, "%s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		set_err(why, why_len, "not a regular file or block device (%s)",
+			file_kind(st.st_mode));
+		close(fd);
 		return -1;
 	}
 	*size = (uint64_t)st.st_size;
@@ -218,6 +228,7 @@ static int file_crc_sparse(const char *path, uint64_t *size, uint32_t *crc)
 			size_t want = (size_t)(hole - off) < sizeof(buf) ? (size_t)(hole - off) : sizeof(buf);
 			ssize_t n = pread(fd, buf, want, off);
 			if (n <= 0) {
+				set_err(why, why_len, "%s", n ? strerror(errno) : "shorter than its size");
 				close(fd);
 				return -1;
 			}
@@ -267,6 +278,7 @@ static json_t *put_disks(struct writer *w)
 	json_t *list = json_array();
 
 	for (size_t i = n; i-- > 0;) { /* block_disks lists the newest first */
+		char why[256];
 		uint64_t size;
 		uint32_t crc;
 		char hex[16];
@@ -281,9 +293,9 @@ static json_t *put_disks(struct writer *w)
 			json_decref(list);
 			return NULL;
 		}
-		if (file_crc_sparse(disks[i].path, &size, &crc)) {
+		if (file_crc_sparse(disks[i].path, &size, &crc, why, sizeof(why))) {
 			set_err(w->err, w->len, "disk %s of device %s: %s", disks[i].path,
-				disks[i].device, strerror(errno));
+				disks[i].device, why);
 			json_decref(list);
 			return NULL;
 		}
@@ -443,7 +455,7 @@ static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 	json_object_foreach(files, name, f) {
 		json_int_t want_size = json_integer_value(json_object_get(f, "size"));
 		const char *want_crc = json_string_value(json_object_get(f, "crc32"));
-		char *path, got_crc[16];
+		char *path, got_crc[16], why[256];
 		uint64_t size;
 		uint32_t crc;
 		struct stat st;
@@ -453,6 +465,11 @@ static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 		path = xasprintf("%s/%s", s->dir, name);
 		if (stat(path, &st)) {
 			set_err(err, len, "%s: missing (%s)", path, strerror(errno));
+			free(path);
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			set_err(err, len, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
 			free(path);
 			return -1;
 		}
@@ -468,8 +485,8 @@ static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 		}
 		/* holes read as zeros without reading them: a 512 MiB
 		 * image with 80 MiB of data checks in a sixth of the time */
-		if (file_crc_sparse(path, &size, &crc)) {
-			set_err(err, len, "%s: %s", path, strerror(errno));
+		if (file_crc_sparse(path, &size, &crc, why, sizeof(why))) {
+			set_err(err, len, "%s: %s", path, why);
 			free(path);
 			return -1;
 		}
@@ -493,14 +510,27 @@ int snapshot_open(const char *dir, bool verify_memory, struct snapshot *s,
 	json_t *man;
 	json_int_t format = 0, memory = 0, cpus = 0, vns = 0, wall = 0;
 	const char *engine = NULL, *model = NULL;
+	char why[256];
+	size_t tlen;
+	char *text;
 
 	memset(s, 0, sizeof(*s));
 	s->dir = xstrdup(dir);
-	man = json_load_file(mpath, 0, &jerr);
+	text = read_file(mpath, MANIFEST_MAX, &tlen, why, sizeof(why));
+	if (!text) {
+		if (errno == ENOENT)
+			set_err(err, len, "%s: no manifest.json: not a modvm snapshot (or an incomplete one)",
+				dir);
+		else
+			set_err(err, len, "%s: cannot read the manifest: %s", mpath, why);
+		free(mpath);
+		return -1;
+	}
+	man = json_loadb(text, tlen, 0, &jerr);
+	free(text);
 	if (!man) {
-		set_err(err, len, "%s: %s: not a modvm snapshot, or its manifest is damaged (line %d: %s)",
-			dir, access(mpath, F_OK) ? "no manifest.json" : "manifest.json unreadable",
-			jerr.line, jerr.text);
+		set_err(err, len, "%s: manifest.json unreadable: not a modvm snapshot, or its manifest is damaged (line %d: %s)",
+			dir, jerr.line, jerr.text);
 		free(mpath);
 		return -1;
 	}
@@ -551,9 +581,15 @@ void snapshot_close(struct snapshot *s)
 /* State files are small; anything larger is not ours. */
 #define STATE_FILE_MAX (64u << 20)
 
-static char *slurp(const char *path, size_t *n)
+/* A state file, or NULL with err naming it and why it cannot be read. */
+static char *slurp(const char *path, size_t *n, char *err, size_t len)
 {
-	return read_file(path, STATE_FILE_MAX, n);
+	char why[256];
+	char *buf = read_file(path, STATE_FILE_MAX, n, why, sizeof(why));
+
+	if (!buf)
+		set_err(err, len, "%s: %s", path, why);
+	return buf;
 }
 
 static int load_device(modvm_inst *inst, const char *path, char *err,
@@ -562,10 +598,10 @@ static int load_device(modvm_inst *inst, const char *path, char *err,
 	const struct modvm_plugin_desc *d = inst->plugin->desc;
 	char msg[ERR_LEN];
 	size_t n, off = 0, used;
-	char *buf = slurp(path, &n);
+	char *buf = slurp(path, &n, err, len);
 
 	if (!buf)
-		return set_err(err, len, "%s: %s", path, strerror(errno));
+		return -1;
 	for (int k = 0; d->state && d->state[k]; k++) {
 		if (state_load(d->state[k], inst->obj, buf + off, n - off, &used,
 			       msg, sizeof(msg))) {
@@ -632,10 +668,10 @@ int snapshot_load_cpus(struct machine *m, const struct snapshot *s, char *err,
 	for (unsigned i = 0; i < m->ncpus && !r; i++) {
 		char *path = xasprintf("%s/cpu-%u.state", s->dir, i);
 		size_t n;
-		char *buf = slurp(path, &n);
+		char *buf = slurp(path, &n, err, len);
 
 		if (!buf)
-			r = set_err(err, len, "%s: %s", path, strerror(errno));
+			r = -1;
 		else if (state_load(&cpu_state_section, st, buf, n, NULL, msg, sizeof(msg)))
 			r = set_err(err, len, "%s: %s", path, msg);
 		else if (m->eops->set_state(m->vcpus[i], st))
@@ -666,15 +702,15 @@ static int check_one_disk(const char *path, const char *id, json_t *d,
 {
 	const char *crc_want = json_string_value(json_object_get(d, "crc32"));
 	json_int_t size_want = json_integer_value(json_object_get(d, "size"));
-	char hex[16];
+	char hex[16], why[256];
 	uint64_t size;
 	uint32_t crc;
 
 	if (!crc_want)
 		return set_err(err, len, "the snapshot's entry for disk %s of device %s has no crc32",
 			       path, id);
-	if (file_crc_sparse(path, &size, &crc))
-		return set_err(err, len, "disk %s of device %s: %s", path, id, strerror(errno));
+	if (file_crc_sparse(path, &size, &crc, why, sizeof(why)))
+		return set_err(err, len, "disk %s of device %s: %s", path, id, why);
 	snprintf(hex, sizeof(hex), "%08x", crc);
 	if ((json_int_t)size != size_want || strcmp(hex, crc_want))
 		return set_err(err, len, "disk %s of device %s changed since the snapshot (%llu bytes, crc32 %s; the snapshot expects %lld bytes, crc32 %s): resuming would corrupt the guest's filesystem; put back the image that belongs to this snapshot",

@@ -203,6 +203,49 @@ control-path)
 	expect_code 0 "$modvm" ctl "$work/vm.sock" quit
 	wait $pid
 	;;
+fifo)
+	# a FIFO where a file is read is refused, never waited on
+	export MODVM_PLUGIN_PATH=$tp/good
+	t="timeout 5"
+	mkfifo "$work/fifo"
+	expect_code 2 $t "$modvm" check "$work/fifo"
+	expect_out "$work/fifo: cannot read the config file: not a regular file (a FIFO)"
+	cat >"$work/k.cfg" <<CFG
+vm: { name = "k"; machine = "none"; memory = "16M"; cpu = { engine = "test-engine"; };
+  boot = { kernel = "$work/fifo"; format = "flat"; }; };
+CFG
+	expect_code 2 $t "$modvm" run "$work/k.cfg"
+	expect_out "kernel '$work/fifo' is not a regular file (a FIFO)"
+	for be in raw qcow2; do
+		for ro in false true; do
+			write_cfg "$work/d.cfg" '' \
+				"{ plugin = \"virtio-blk\"; id = \"vda\"; backend = \"$be\"; path = \"$work/fifo\"; readonly = $ro; }"
+			expect_code 2 $t "$modvm" run "$work/d.cfg"
+			expect_out "$work/fifo: not a regular file"
+		done
+	done
+	# snapshot files
+	write_cfg "$work/snap.cfg" 'action = "wait";' '{ plugin = "test-device"; id = "t0"; }'
+	sock=$work/vm.sock
+	mkdir "$work/snaps"
+	"$modvm" run "$work/snap.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
+	pid=$!
+	wait_running "$sock"
+	expect_code 0 "$modvm" ctl "$sock" snapshot s1
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+	for f in manifest.json config.cfg device-t0.state cpu-0.state memory.img; do
+		for verify in "" --no-verify-memory; do
+			rm -rf "$work/bad"
+			cp -r "$work/snaps/s1" "$work/bad"
+			rm "$work/bad/$f"
+			mkfifo "$work/bad/$f"
+			expect_code 2 $t "$modvm" resume $verify "$work/bad"
+			expect_out "$work/bad/$f"
+			expect_out "not a regular file (a FIFO)"
+		done
+	done
+	;;
 snapshot)
 	export MODVM_PLUGIN_PATH=$tp/good
 	write_cfg "$work/snap.cfg" 'action = "wait";' '{ plugin = "test-device"; id = "t0"; }'
