@@ -489,5 +489,9 @@ int main(int argc, char **argv)
 		fputs(c->help, stdout);
 		return 0;
 	}
+	/* Before any thread exists (disk workers start with the devices):
+	 * the stop signals must reach the run loop, never kill a worker. */
+	if (c->fn == cmd_run || c->fn == cmd_resume)
+		machine_block_stop_signals();
 	return c->fn(argc - 1, argv + 1);
 }

@@ -246,6 +246,36 @@ CFG
 		done
 	done
 	;;
+signals)
+	# SIGTERM, SIGHUP and SIGINT stop a VM with disks cleanly (exit 130),
+	# whichever thread the kernel picks: the disk workers block them
+	export MODVM_PLUGIN_PATH=$tp/good
+	sock=$work/vm.sock
+	truncate -s 1M "$work/disk.raw"
+	qemu-img create -q -f qcow2 "$work/disk.qcow2" 1M || skip "qemu-img cannot create images"
+	for be in raw qcow2; do
+		write_cfg "$work/sig.cfg" 'action = "wait";' \
+			"{ plugin = \"virtio-blk\"; id = \"vda\"; backend = \"$be\"; path = \"$work/disk.$be\"; }"
+		for sig in TERM HUP INT; do
+			for round in 1 2 3; do
+				"$modvm" run "$work/sig.cfg" --control "$sock" >"$work/sig.out" 2>&1 &
+				pid=$!
+				wait_running "$sock"
+				kill -$sig $pid
+				wait $pid
+				code=$?
+				checks=$((checks + 1))
+				[ $code = 130 ] || fail "$be disk, SIG$sig (round $round): exit $code, expected 130: $(cat "$work/sig.out")"
+				check "$be disk, SIG$sig: the control socket is removed" test ! -e "$sock"
+				out=$(cat "$work/sig.out")
+				expect_out "stopping on signal"
+				if [ $be = qcow2 ]; then
+					expect_code 0 qemu-img check -q "$work/disk.qcow2"
+				fi
+			done
+		done
+	done
+	;;
 snapshot)
 	export MODVM_PLUGIN_PATH=$tp/good
 	write_cfg "$work/snap.cfg" 'action = "wait";' '{ plugin = "test-device"; id = "t0"; }'
