@@ -246,6 +246,48 @@ CFG
 		done
 	done
 	;;
+control-flood)
+	# a client that never reads its replies is disconnected; the others
+	# and quit keep working
+	export MODVM_PLUGIN_PATH=$tp/good
+	write_cfg "$work/ctl.cfg" 'action = "wait";' '{ plugin = "test-device"; id = "t0"; }'
+	sock=$work/vm.sock
+	"$modvm" run "$work/ctl.cfg" --control "$sock" >"$work/ctl.out" 2>&1 &
+	pid=$!
+	wait_running "$sock"
+	python3 "$(dirname "$0")/flood.py" "$sock" >"$work/flood.out" 2>&1 &
+	flood=$!
+	sleep 1
+	expect_code 0 timeout 5 "$modvm" ctl "$sock" status
+	expect_out '"status": "running"'
+	for _ in $(seq 50); do
+		grep -q "does not read its replies" "$work/ctl.out" && break
+		sleep 0.1
+	done
+	out=$(cat "$work/ctl.out")
+	expect_out "does not read its replies"
+	expect_out "disconnected"
+	# a second flood while another client asks and then quits
+	python3 "$(dirname "$0")/flood.py" "$sock" >"$work/flood2.out" 2>&1 &
+	flood2=$!
+	sleep 0.5
+	expect_code 0 timeout 5 "$modvm" ctl "$sock" query-cpus
+	expect_code 0 timeout 5 "$modvm" ctl "$sock" quit
+	for _ in $(seq 50); do
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 $pid 2>/dev/null; then
+		fail "modvm did not exit within 5 s of quit"
+		kill -KILL $pid
+	fi
+	wait $pid
+	code=$?
+	checks=$((checks + 1))
+	[ $code = 130 ] || fail "quit: exit $code, expected 130"
+	kill $flood $flood2 2>/dev/null
+	wait $flood $flood2 2>/dev/null
+	;;
 signals)
 	# SIGTERM, SIGHUP and SIGINT stop a VM with disks cleanly (exit 130),
 	# whichever thread the kernel picks: the disk workers block them
@@ -265,7 +307,10 @@ signals)
 				wait $pid
 				code=$?
 				checks=$((checks + 1))
-				[ $code = 130 ] || fail "$be disk, SIG$sig (round $round): exit $code, expected 130: $(cat "$work/sig.out")"
+				if [ $code != 130 ]; then
+					fail "$be disk, SIG$sig, round $round: exit $code, expected 130"
+					cat "$work/sig.out"
+				fi
 				check "$be disk, SIG$sig: the control socket is removed" test ! -e "$sock"
 				out=$(cat "$work/sig.out")
 				expect_out "stopping on signal"
