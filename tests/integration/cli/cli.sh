@@ -93,6 +93,21 @@ check)
 	write_cfg "$work/bad.cfg" "" '{ plugin = "test-device"; id = "t0"; port = 99999; }'
 	expect_code 2 "$modvm" check "$work/bad.cfg"
 	expect_out "$work/bad.cfg:7: device \"t0\" (test-device): property \"port\": value 99999 is out of range: expected integer in 0..65535"
+	# ids name state files and FUSE directories: only [A-Za-z0-9_.-], no leading '.'
+	long=$(printf 'x%.0s' $(seq 65))
+	for id in "a/b" "." ".." "" ".hidden" 'x\x01y' 'tab\tid' "sp ace" "$long" '../../etc'; do
+		write_cfg "$work/id.cfg" "" "{ plugin = \"test-device\"; id = \"$id\"; }"
+		expect_code 2 "$modvm" check "$work/id.cfg"
+		expect_out "$work/id.cfg:7: device id"
+		expect_out "is not allowed: an id names the device's state file and FUSE directory, so it is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'"
+	done
+	write_cfg "$work/id.cfg" "" '{ plugin = "test-device"; id = "x\x01y"; }'
+	expect_code 2 "$modvm" check "$work/id.cfg"
+	expect_out 'device id "x\x01y" is not allowed'
+	for id in "Disk_0.a-b" "$(printf 'y%.0s' $(seq 64))"; do
+		write_cfg "$work/id.cfg" "" "{ plugin = \"test-device\"; id = \"$id\"; }"
+		expect_code 0 "$modvm" check "$work/id.cfg"
+	done
 	;;
 run)
 	export MODVM_PLUGIN_PATH=$tp/good:$tp/bad-createfail
