@@ -180,9 +180,10 @@ static int parse_boot(const config_setting_t *vm, struct vm_config *c,
 		return set_err(err, len, "%s:%d: boot must be a group: boot = { kernel = \"...\"; };",
 			       c->path, config_setting_source_line(g));
 	c->has_boot = true;
+	c->boot_line = c->kernel_line = c->initrd_line = config_setting_source_line(g);
 	if (check_keys(g, boot_keys, c->path, "boot", err, len) ||
-	    get_string(g, "kernel", c->path, &s[0], NULL, err, len) ||
-	    get_string(g, "initrd", c->path, &s[1], NULL, err, len) ||
+	    get_string(g, "kernel", c->path, &s[0], &c->kernel_line, err, len) ||
+	    get_string(g, "initrd", c->path, &s[1], &c->initrd_line, err, len) ||
 	    get_string(g, "cmdline", c->path, &s[2], NULL, err, len) ||
 	    parse_enum(g, "format", boot_formats, c->path, &fmt, err, len) ||
 	    parse_enum(g, "tables", boot_tables, c->path, &tables, err, len))

@@ -260,7 +260,10 @@ static int boot_cpus(struct machine *m, struct vm_config *cfg)
 
 	cfg->boot.ncpus = cfg->cpus;
 	if (boot_load(&m->mem, &cfg->boot, s, err, sizeof(err))) {
-		fprintf(stderr, "modvm: %s: boot: %s\n", cfg->path, err);
+		/* file:line like every config error: the initrd's line for its
+		 * own errors, else the kernel's */
+		int line = strstr(err, "initrd") ? cfg->initrd_line : cfg->kernel_line;
+		fprintf(stderr, "modvm: %s:%d: boot: %s\n", cfg->path, line, err);
 		goto out;
 	}
 	if (m->eops->set_state(m->vcpus[0], s)) {

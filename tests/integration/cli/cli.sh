@@ -127,6 +127,30 @@ vm: { memory = "16M"; machine = "none"; cpu = { engine = "test-engine"; }; };
 CFG
 	expect_code 2 "$modvm" run "$work/noboot.cfg"
 	expect_out "has no boot section"
+	# errors of the boot group have file:line like every config error
+	cat >"$work/boot.cfg" <<CFG
+vm: { memory = "16M"; machine = "none"; cpu = { engine = "test-engine"; };
+  boot = {
+    format = "flat";
+    kernel = "$work/no-such-kernel";
+  };
+};
+CFG
+	expect_code 2 "$modvm" run "$work/boot.cfg"
+	expect_out "$work/boot.cfg:4: boot: cannot open kernel '$work/no-such-kernel'"
+	if [ -f "$build/tests/guests/hello.bin" ]; then
+		cat >"$work/initrd.cfg" <<CFG
+vm: { memory = "16M"; machine = "none"; cpu = { engine = "test-engine"; };
+  boot = {
+    kernel = "$build/tests/guests/hello.bin";
+    format = "multiboot";
+    initrd = "$work/no-such-initrd";
+  };
+};
+CFG
+		expect_code 2 "$modvm" run "$work/initrd.cfg"
+		expect_out "$work/initrd.cfg:5: boot: cannot open initrd '$work/no-such-initrd'"
+	fi
 	# A signal stops a running VM with exit code 130 and a message.
 	write_cfg "$work/wait.cfg" 'action = "wait";' ''
 	"$modvm" run "$work/wait.cfg" >"$work/wait.out" 2>&1 &
@@ -230,7 +254,7 @@ vm: { name = "k"; machine = "none"; memory = "16M"; cpu = { engine = "test-engin
   boot = { kernel = "$work/fifo"; format = "flat"; }; };
 CFG
 	expect_code 2 $t "$modvm" run "$work/k.cfg"
-	expect_out "kernel '$work/fifo' is not a regular file (a FIFO)"
+	expect_out "$work/k.cfg:2: boot: kernel '$work/fifo' is not a regular file (a FIFO)"
 	for be in raw qcow2; do
 		for ro in false true; do
 			write_cfg "$work/d.cfg" '' \
