@@ -19,6 +19,8 @@
 #include "state_desc.h"
 
 #define PAGE 4096u
+/* The largest time value a snapshot may hold, in ns. */
+#define SNAPSHOT_TIME_MAX (1ll << 62)
 /* A manifest lists a few hundred entries; anything larger is not ours. */
 #define MANIFEST_MAX (16u << 20)
 
@@ -460,7 +462,8 @@ static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 		uint32_t crc;
 		struct stat st;
 
-		if (strchr(name, '/') || name[0] == '.' || !want_crc)
+		if (strchr(name, '/') || name[0] == '.' || !want_crc ||
+		    !json_is_integer(json_object_get(f, "size")) || want_size < 0)
 			return set_err(err, len, "%s/manifest.json: bad file entry \"%s\"", s->dir, name);
 		path = xasprintf("%s/%s", s->dir, name);
 		if (stat(path, &st)) {
@@ -545,9 +548,30 @@ int snapshot_open(const char *dir, bool verify_memory, struct snapshot *s,
 	if (format < 1 || json_unpack(man, "{s:s,s:s,s:I,s:I,s:I,s:I}",
 				      "engine", &engine, "cpu-model", &model,
 				      "memory", &memory, "cpus", &cpus,
-				      "virtual-ns", &vns, "boot-wall-ns", &wall) ||
-	    memory <= 0 || cpus <= 0 || cpus > 64 || vns < 0)
+				      "virtual-ns", &vns, "boot-wall-ns", &wall))
 		goto bad;
+	/* Timers add periods to these: far from overflow, any real VM's
+	 * clock is (2^62 ns is 146 years). */
+	if (vns < 0 || vns > SNAPSHOT_TIME_MAX) {
+		set_err(err, len, "%s: \"virtual-ns\" %lld is out of range (0 to 2^62 ns)",
+			mpath, (long long)vns);
+		goto fail;
+	}
+	if (wall < -SNAPSHOT_TIME_MAX || wall > SNAPSHOT_TIME_MAX) {
+		set_err(err, len, "%s: \"boot-wall-ns\" %lld is out of range (-2^62 to 2^62 ns)",
+			mpath, (long long)wall);
+		goto fail;
+	}
+	if (memory < (1 << 20) || memory > (1ll << 40) || memory % PAGE) {
+		set_err(err, len, "%s: \"memory\" %lld is out of range (a multiple of 4K from 1M to 1T)",
+			mpath, (long long)memory);
+		goto fail;
+	}
+	if (cpus < 1 || cpus > 64) {
+		set_err(err, len, "%s: \"cpus\" %lld is out of range (1 to 64)", mpath,
+			(long long)cpus);
+		goto fail;
+	}
 	s->engine = xstrdup(engine);
 	s->model = xstrdup(model);
 	s->memory = (uint64_t)memory;
@@ -706,8 +730,8 @@ static int check_one_disk(const char *path, const char *id, json_t *d,
 	uint64_t size;
 	uint32_t crc;
 
-	if (!crc_want)
-		return set_err(err, len, "the snapshot's entry for disk %s of device %s has no crc32",
+	if (!crc_want || !json_is_integer(json_object_get(d, "size")) || size_want < 0)
+		return set_err(err, len, "the snapshot's entry for disk %s of device %s has no crc32 or size",
 			       path, id);
 	if (file_crc_sparse(path, &size, &crc, why, sizeof(why)))
 		return set_err(err, len, "disk %s of device %s: %s", path, id, why);

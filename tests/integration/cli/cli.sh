@@ -421,6 +421,26 @@ snapshot)
 	damaged; sed -i 's/"format": 2/"format": 3/' "$work/bad/manifest.json"
 	expect_code 2 "$modvm" resume "$work/bad"
 	expect_out "snapshot format 3 is newer than this modvm reads (2)"
+	# integers of the manifest are bounded: timers add to these
+	setman() { python3 -c 'import json,sys; p=sys.argv[1]; m=json.load(open(p)); m[sys.argv[2]]=int(sys.argv[3]); json.dump(m, open(p, "w"))' "$work/bad/manifest.json" "$1" "$2"; }
+	damaged; setman virtual-ns 9223372036854775000
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "\"virtual-ns\" 9223372036854775000 is out of range (0 to 2^62 ns)"
+	damaged; setman virtual-ns 4611686018427387905
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "\"virtual-ns\" 4611686018427387905 is out of range"
+	damaged; setman virtual-ns -1
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "\"virtual-ns\" -1 is out of range"
+	damaged; setman boot-wall-ns 9223372036854775000
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "\"boot-wall-ns\" 9223372036854775000 is out of range"
+	damaged; setman memory 9223372036854775000
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "\"memory\" 9223372036854775000 is out of range"
+	damaged; setman cpus 100000
+	expect_code 2 "$modvm" resume "$work/bad"
+	expect_out "\"cpus\" 100000 is out of range (1 to 64)"
 	damaged; rm "$work/bad/manifest.json"
 	expect_code 2 "$modvm" resume "$work/bad"
 	expect_out "no manifest.json"
