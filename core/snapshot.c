@@ -50,6 +50,26 @@ static int write_all(int fd, const void *buf, size_t n, off_t off)
 	return 0;
 }
 
+/* The checksum of a small file in the manifest (format 3): CRC-32C of its
+ * name, a NUL and its content. Not zlib's CRC-32: a state section ends
+ * with its own CRC-32, so the CRC-32 of such a file is the same constant
+ * for every file (the CRC residue) and a file put in another's place
+ * would match; the name binds the file to its place (device-ID.state). */
+static uint32_t named_crc32c(const char *name, const void *buf, size_t n)
+{
+	return crc32c(crc32c(0, name, strlen(name) + 1), buf, n);
+}
+
+static void record_named(struct writer *w, const char *name, uint64_t size,
+			 uint32_t crc)
+{
+	char hex[16];
+
+	snprintf(hex, sizeof(hex), "%08x", crc);
+	json_object_set_new(w->files, name, json_pack("{s:I,s:s}", "size",
+						       (json_int_t)size, "crc32c", hex));
+}
+
 static void record(struct writer *w, const char *name, uint64_t size,
 		   uint32_t crc)
 {
@@ -72,7 +92,7 @@ static int put_file(struct writer *w, const char *name, const void *buf,
 		set_err(w->err, w->len, "cannot write %s: %s", path, strerror(errno));
 		goto out;
 	}
-	record(w, name, n, (uint32_t)crc32(0, buf, (uInt)n));
+	record_named(w, name, n, named_crc32c(name, buf, n));
 	r = 0;
 out:
 	if (fd >= 0)
@@ -444,6 +464,20 @@ out_free:
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* named_crc32c of a small file (state files, the config). */
+static int file_crc32c_named(const char *path, const char *name, uint32_t *crc,
+			     char *why, size_t why_len)
+{
+	size_t n;
+	char *buf = read_file(path, 64u << 20, &n, why, why_len);
+
+	if (!buf)
+		return -1;
+	*crc = named_crc32c(name, buf, n);
+	free(buf);
+	return 0;
+}
+
 static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 		       char *err, size_t len)
 {
@@ -456,7 +490,9 @@ static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 			       s->dir);
 	json_object_foreach(files, name, f) {
 		json_int_t want_size = json_integer_value(json_object_get(f, "size"));
-		const char *want_crc = json_string_value(json_object_get(f, "crc32"));
+		/* format 3: every file but memory.img by CRC-32C with its name */
+		bool named = s->format >= 3 && strcmp(name, "memory.img");
+		const char *want_crc = json_string_value(json_object_get(f, named ? "crc32c" : "crc32"));
 		char *path, got_crc[16], why[256];
 		uint64_t size;
 		uint32_t crc;
@@ -488,7 +524,8 @@ static int check_files(struct snapshot *s, json_t *files, bool verify_memory,
 		}
 		/* holes read as zeros without reading them: a 512 MiB
 		 * image with 80 MiB of data checks in a sixth of the time */
-		if (file_crc_sparse(path, &size, &crc, why, sizeof(why))) {
+		if (named ? file_crc32c_named(path, name, &crc, why, sizeof(why))
+			  : file_crc_sparse(path, &size, &crc, why, sizeof(why))) {
 			set_err(err, len, "%s: %s", path, why);
 			free(path);
 			return -1;
@@ -572,6 +609,7 @@ int snapshot_open(const char *dir, bool verify_memory, struct snapshot *s,
 			(long long)cpus);
 		goto fail;
 	}
+	s->format = (unsigned)format;
 	s->engine = xstrdup(engine);
 	s->model = xstrdup(model);
 	s->memory = (uint64_t)memory;
@@ -641,6 +679,39 @@ static int load_device(modvm_inst *inst, const char *path, char *err,
 	return 0;
 }
 
+/* The manifest's entry says which file holds the device's state and which
+ * sections it saved: the file must be the device's own and the sections
+ * the ones its plugin loads, in its order (each section in the file names
+ * itself too, and state_load checks that). */
+static int check_device_entry(const struct snapshot *s, json_t *d,
+			      const modvm_inst *inst, char *err, size_t len)
+{
+	const struct modvm_plugin_desc *pd = inst->plugin->desc;
+	const char *file = json_string_value(json_object_get(d, "file"));
+	json_t *secs = json_object_get(d, "sections");
+	char *want = xasprintf("device-%s.state", inst->id);
+	size_t n = 0;
+	int r = 0;
+
+	if (!file || strcmp(file, want))
+		r = set_err(err, len, "%s/manifest.json: device %s's state is in \"%s\", expected %s",
+			    s->dir, inst->id, file ? file : "(nothing)", want);
+	while (!r && pd->state && pd->state[n])
+		n++;
+	if (!r && (!json_is_array(secs) || json_array_size(secs) != n))
+		r = set_err(err, len, "%s/manifest.json: device %s (%s) saved %zu state sections, the plugin has %zu",
+			    s->dir, inst->id, pd->name, json_array_size(secs), n);
+	for (size_t k = 0; !r && k < n; k++) {
+		const char *name = json_string_value(json_object_get(json_array_get(secs, k), "name"));
+		if (!name || strcmp(name, pd->state[k]->name))
+			r = set_err(err, len, "%s/manifest.json: device %s (%s): section %zu is \"%s\", the plugin's is \"%s\"",
+				    s->dir, inst->id, pd->name, k, name ? name : "?",
+				    pd->state[k]->name);
+	}
+	free(want);
+	return r;
+}
+
 int snapshot_load_devices(struct machine *m, const struct snapshot *s,
 			  char *err, size_t len)
 {
@@ -666,6 +737,8 @@ int snapshot_load_devices(struct machine *m, const struct snapshot *s,
 			return set_err(err, len, "%s: device %zu is %s (%s) in the snapshot but %s here",
 				       s->dir, i, id ? id : "?", plugin ? plugin : "?",
 				       inst->prefix);
+		if (check_device_entry(s, d, inst, err, len))
+			return -1;
 		path = xasprintf("%s/device-%s.state", s->dir, id);
 		machine_lock(m);
 		r = load_device(inst, path, err, len);

@@ -9,8 +9,9 @@
 
 #include "machine.h"
 
-/* 2: disks can be frozen (docs/snapshot-format.md); 1 is still read. */
-#define SNAPSHOT_FORMAT 2
+/* 2: disks can be frozen; 3: a file's CRC-32 in the manifest covers its
+ * name too (docs/snapshot-format.md); 1 and 2 are still read. */
+#define SNAPSHOT_FORMAT 3
 
 /* snapshot_save flags */
 enum {
@@ -41,6 +42,7 @@ int snapshot_save(struct machine *m, const char *dir, unsigned flags,
  * verified against the manifest before anything is built from them. */
 struct snapshot {
 	char *dir;
+	unsigned format;       /* the manifest's "format" */
 	char *config_path;     /* dir/config.cfg */
 	char *memory_path;     /* dir/memory.img */
 	char *engine;

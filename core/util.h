@@ -44,6 +44,11 @@ void format_size(uint64_t v, char *buf, size_t len);
 
 bool name_is_valid(const char *s); /* [a-z0-9][a-z0-9_-]* */
 
+/* CRC-32C (Castagnoli, reflected, as iSCSI and ext4): start with crc = 0.
+ * Snapshot manifests use it for files whose content embeds zlib CRC-32s
+ * (state sections), where a CRC-32 of the whole would be a constant. */
+uint32_t crc32c(uint32_t crc, const void *buf, size_t n);
+
 /* What a file of this mode is, for messages: "a FIFO", "a directory". */
 const char *file_kind(unsigned mode);
 /* Open path (flags: O_RDONLY or O_RDWR, O_CLOEXEC is added) only if it is a

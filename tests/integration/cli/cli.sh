@@ -409,52 +409,92 @@ snapshot)
 	# damaged snapshots are refused, naming the file and the problem
 	damaged() { rm -rf "$work/bad"; cp -r "$work/snaps/s1" "$work/bad"; }
 	damaged; truncate -s -1 "$work/bad/device-t0.state"
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "$work/bad/device-t0.state: "
 	expect_out "(truncated or replaced)"
 	damaged; printf '\x55' | dd of="$work/bad/cpu-0.state" bs=1 seek=40 conv=notrunc 2>/dev/null
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "$work/bad/cpu-0.state: checksum"
 	damaged; printf 'X' | dd of="$work/bad/memory.img" bs=1 seek=4096 conv=notrunc 2>/dev/null
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "$work/bad/memory.img: checksum"
-	damaged; sed -i 's/"format": 2/"format": 3/' "$work/bad/manifest.json"
-	expect_code 2 "$modvm" resume "$work/bad"
-	expect_out "snapshot format 3 is newer than this modvm reads (2)"
+	damaged; sed -i 's/"format": 3/"format": 4/' "$work/bad/manifest.json"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
+	expect_out "snapshot format 4 is newer than this modvm reads (3)"
 	# integers of the manifest are bounded: timers add to these
 	setman() { python3 -c 'import json,sys; p=sys.argv[1]; m=json.load(open(p)); m[sys.argv[2]]=int(sys.argv[3]); json.dump(m, open(p, "w"))' "$work/bad/manifest.json" "$1" "$2"; }
 	damaged; setman virtual-ns 9223372036854775000
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "\"virtual-ns\" 9223372036854775000 is out of range (0 to 2^62 ns)"
 	damaged; setman virtual-ns 4611686018427387905
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "\"virtual-ns\" 4611686018427387905 is out of range"
 	damaged; setman virtual-ns -1
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "\"virtual-ns\" -1 is out of range"
 	damaged; setman boot-wall-ns 9223372036854775000
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "\"boot-wall-ns\" 9223372036854775000 is out of range"
 	damaged; setman memory 9223372036854775000
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "\"memory\" 9223372036854775000 is out of range"
 	damaged; setman cpus 100000
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "\"cpus\" 100000 is out of range (1 to 64)"
 	damaged; rm "$work/bad/manifest.json"
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "no manifest.json"
 	damaged; rm "$work/bad/config.cfg"
-	expect_code 2 "$modvm" resume "$work/bad"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
 	expect_out "$work/bad/config.cfg: missing"
 
-	# a format-1 snapshot (disks by reference) still resumes
-	damaged; sed -i 's/"format": 2/"format": 1/' "$work/bad/manifest.json"
-	"$modvm" resume "$work/bad" --control "$sock" >"$work/resume1.out" 2>&1 &
+	# format-1 (disks by reference) and format-2 snapshots (checksums of
+	# the content alone) still resume
+	for f in 1 2; do
+		damaged; python3 "$(dirname "$0")/oldformat.py" "$work/bad" $f
+		"$modvm" resume "$work/bad" --control "$sock" >"$work/resume1.out" 2>&1 &
+		pid=$!
+		wait_running "$sock"
+		expect_code 0 "$modvm" ctl "$sock" quit
+		wait $pid
+	done
+	;;
+snapshot-files)
+	# each state file belongs to its device: swapped ones are refused
+	export MODVM_PLUGIN_PATH=$tp/good
+	write_cfg "$work/snap.cfg" 'action = "wait";' \
+		'{ plugin = "test-device"; id = "t0"; }, { plugin = "test-device"; id = "t1"; port = 0x520; }'
+	sock=$work/vm.sock
+	mkdir "$work/snaps"
+	"$modvm" run "$work/snap.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
 	pid=$!
 	wait_running "$sock"
+	expect_code 0 "$modvm" ctl "$sock" snapshot s1
 	expect_code 0 "$modvm" ctl "$sock" quit
 	wait $pid
+	checks=$((checks + 1))
+	cmp -s "$work/snaps/s1/device-t0.state" "$work/snaps/s1/device-t1.state" &&
+		fail "the two devices' states are the same"
+	out=$(python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["files"]; print(f["device-t0.state"]["crc32c"], f["device-t1.state"]["crc32c"])' "$work/snaps/s1/manifest.json")
+	checks=$((checks + 1))
+	set -- $out
+	[ "$1" != "$2" ] || fail "the manifest has the same CRC-32 $1 for both state files"
+	rm -rf "$work/bad"; cp -r "$work/snaps/s1" "$work/bad"
+	mv "$work/bad/device-t0.state" "$work/tmp.state"
+	mv "$work/bad/device-t1.state" "$work/bad/device-t0.state"
+	mv "$work/tmp.state" "$work/bad/device-t1.state"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
+	expect_out "$work/bad/device-t"
+	expect_out "does not match the manifest's"
+	# ... and the manifest must name the device's own file and sections
+	rm -rf "$work/bad"; cp -r "$work/snaps/s1" "$work/bad"
+	python3 -c 'import json,sys; p=sys.argv[1]; m=json.load(open(p)); m["devices"][0]["file"]="device-t1.state"; json.dump(m, open(p, "w"))' "$work/bad/manifest.json"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
+	expect_out "device t0's state is in \"device-t1.state\", expected device-t0.state"
+	rm -rf "$work/bad"; cp -r "$work/snaps/s1" "$work/bad"
+	python3 -c 'import json,sys; p=sys.argv[1]; m=json.load(open(p)); m["devices"][1]["sections"][0]["name"]="uart"; json.dump(m, open(p, "w"))' "$work/bad/manifest.json"
+	expect_code 2 timeout 10 "$modvm" resume "$work/bad"
+	expect_out "device t1 (test-device): section 0 is \"uart\", the plugin's is \"regs\""
 	;;
 disks)
 	# disks are frozen at a snapshot: the image becomes the snapshot's,
