@@ -462,6 +462,89 @@ out_free:
 	return r;
 }
 
+/* ---- deleting ----------------------------------------------------------- */
+
+/* The file list of a manifest modvm wrote, or NULL: the manifest must have
+ * a format this modvm knows, the fields every version has, and a file
+ * list of plain names that includes config.cfg and memory.img. */
+static json_t *own_file_list(const char *dir)
+{
+	char *mpath = xasprintf("%s/manifest.json", dir), why[256], *text;
+	json_t *man = NULL, *files;
+	json_int_t format = 0;
+	const char *name;
+	size_t n;
+	json_t *f;
+
+	text = read_file(mpath, MANIFEST_MAX, &n, why, sizeof(why));
+	free(mpath);
+	if (text)
+		man = json_loadb(text, n, 0, NULL);
+	free(text);
+	files = json_object_get(man, "files");
+	if (!man || json_unpack(man, "{s:I,s:s,s:s,s:o,s:o}", "format", &format,
+				"modvm-version", &name, "engine", &name, "devices", &f,
+				"files", &f) ||
+	    format < 1 || format > SNAPSHOT_FORMAT || !json_is_object(files) ||
+	    !json_object_get(files, "config.cfg") || !json_object_get(files, "memory.img"))
+		goto not_ours;
+	json_object_foreach(files, name, f)
+		if (!*name || strchr(name, '/') || name[0] == '.' ||
+		    !strcmp(name, "manifest.json"))
+			goto not_ours;
+	json_incref(files);
+	json_decref(man);
+	return files;
+not_ours:
+	json_decref(man);
+	return NULL;
+}
+
+int snapshot_delete(const char *dir)
+{
+	json_t *files = own_file_list(dir);
+	struct dirent *e;
+	const char *name;
+	json_t *f;
+	int r = 0;
+	DIR *d;
+
+	if (!files)
+		return -EPERM;
+	d = opendir(dir);
+	if (!d) {
+		r = -errno;
+		json_decref(files);
+		return r;
+	}
+	/* Everything in it must be modvm's, or nothing is deleted. */
+	while (!r && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (strcmp(e->d_name, "manifest.json") && !json_object_get(files, e->d_name))
+			r = -ENOTEMPTY;
+	}
+	closedir(d);
+	/* The manifest goes first: a half-deleted snapshot is never taken
+	 * for a whole one. unlink never removes a directory. */
+	if (!r) {
+		char *p = xasprintf("%s/manifest.json", dir);
+		if (unlink(p))
+			r = -errno;
+		free(p);
+	}
+	if (!r) {
+		json_object_foreach(files, name, f) {
+			char *p = xasprintf("%s/%s", dir, name);
+			unlink(p);
+			free(p);
+		}
+		r = rmdir(dir) ? -errno : 0;
+	}
+	json_decref(files);
+	return r;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* named_crc32c of a small file (state files, the config). */

@@ -38,6 +38,13 @@ struct snapshot_progress {
 int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 		  struct snapshot_progress *progress, char *err, size_t len);
 
+/* Delete the snapshot directory dir, only if it is modvm's: its manifest
+ * is a modvm manifest, and the directory holds nothing but the manifest
+ * and the files it lists (plain names). 0, or -EPERM (not a modvm
+ * snapshot), -ENOTEMPTY (other files or folders are in it: nothing is
+ * deleted), -errno. Never recurses. */
+int snapshot_delete(const char *dir);
+
 /* A snapshot read back and checked: the config text and file contents are
  * verified against the manifest before anything is built from them. */
 struct snapshot {
