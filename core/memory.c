@@ -83,6 +83,7 @@ int vm_memory_init_image(struct vm_memory *m, const char *path, uint64_t size,
 		goto fail;
 	}
 	/* Private: the guest's writes never reach the snapshot. */
+	m->private_image = true;
 	return map_ram(m, size, MAP_PRIVATE, path, err, err_len);
 fail:
 	close(m->fd);

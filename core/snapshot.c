@@ -111,6 +111,87 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
+/* Mark the pages of [0, size) in fd's data extents (SEEK_DATA/SEEK_HOLE):
+ * the rest are holes, zero without being read. -1 if fd cannot tell. */
+static int mark_data_extents(int fd, uint64_t size, uint8_t *used)
+{
+	off_t off = 0, end = (off_t)size;
+
+	while (off < end) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+		if (data < 0)
+			return errno == ENXIO ? 0 : -1; /* ENXIO: only a hole is left */
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -1;
+		if (hole > end)
+			hole = end;
+		for (off_t p = data / PAGE; p < (hole + PAGE - 1) / PAGE; p++)
+			used[p] = 1;
+		off = hole;
+	}
+	return 0;
+}
+
+/* Mark the pages of a private mapping that the process has its own copy
+ * of (present anonymous or swapped, /proc/self/pagemap): what a resumed
+ * guest wrote over the image. -1 if pagemap cannot be read. */
+static int mark_private_pages(const uint8_t *host, uint64_t size, uint8_t *used)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t first = (uint64_t)(uintptr_t)host / PAGE, n = size / PAGE, buf[512];
+	int r = 0;
+
+	if (fd < 0)
+		return -1;
+	for (uint64_t i = 0; i < n && !r; ) {
+		size_t want = n - i < 512 ? (size_t)(n - i) : 512;
+		ssize_t got = pread(fd, buf, want * 8, (off_t)((first + i) * 8));
+		if (got <= 0 || got % 8) {
+			r = -1;
+			break;
+		}
+		for (size_t k = 0; k < (size_t)got / 8; k++) {
+			bool present = buf[k] >> 63 & 1, swapped = buf[k] >> 62 & 1;
+			bool file = buf[k] >> 61 & 1;
+			if (swapped || (present && !file))
+				used[i + k] = 1;
+		}
+		i += (uint64_t)got / 8;
+	}
+	close(fd);
+	return r;
+}
+
+/* Which RAM pages may hold something other than zeros, found without
+ * touching any: reading a hole of the memfd would allocate it, so a
+ * snapshot of a big guest that used little would make all its RAM
+ * resident. If the kernel cannot tell, every page is read. */
+static uint8_t *ram_pages_in_use(const struct vm_memory *mem)
+{
+	size_t n = (size_t)(mem->size / PAGE);
+	uint8_t *used = xcalloc(n, 1);
+
+	if (mark_data_extents(mem->fd, mem->size, used) ||
+	    (mem->private_image && mark_private_pages(mem->host, mem->size, used)))
+		memset(used, 1, n);
+	return used;
+}
+
+/* CRC-32 of len zero bytes (a multiple of PAGE), in O(log) combines:
+ * zcrc[k] is the CRC of PAGE << k zeros. */
+#define ZPOW 40 /* 4K << 39: beyond any RAM size */
+
+static uint32_t zeros_crc(uint32_t crc, uint64_t len, const uint32_t *zcrc)
+{
+	uint64_t pages = len / PAGE;
+
+	for (unsigned k = 0; pages && k < ZPOW; k++, pages >>= 1)
+		if (pages & 1)
+			crc = (uint32_t)crc32_combine(crc, zcrc[k], (z_off_t)((uint64_t)PAGE << k));
+	return crc;
+}
+
 /* The memory image: RAM in memfd order, zero pages left as holes so the
  * file is sparse and can be mapped directly. */
 static int put_memory(struct writer *w, const struct vm_memory *mem,
@@ -119,17 +200,25 @@ static int put_memory(struct writer *w, const struct vm_memory *mem,
 	static const uint8_t zero[PAGE];
 	char *path = xasprintf("%s/memory.img", w->tmp);
 	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
-	uint32_t zcrc = (uint32_t)crc32(0, zero, PAGE);
+	uint32_t zpow[ZPOW];
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	uint8_t *used = ram_pages_in_use(mem);
+	uint64_t zrun = 0; /* zero bytes not yet folded into crc */
 	int r = -1;
 
+	zpow[0] = (uint32_t)crc32(0, zero, PAGE);
+	for (unsigned k = 1; k < ZPOW; k++)
+		zpow[k] = (uint32_t)crc32_combine(zpow[k - 1], zpow[k - 1],
+						  (z_off_t)((uint64_t)PAGE << (k - 1)));
 	if (fd < 0 || ftruncate(fd, (off_t)mem->size))
 		goto io_error;
 	for (uint64_t off = 0; off < mem->size; off += PAGE) {
 		const uint8_t *p = mem->host + off;
-		if (page_is_zero(p)) {
-			crc = (uint32_t)crc32_combine(crc, zcrc, PAGE);
+		if (!used[off / PAGE] || page_is_zero(p)) {
+			zrun += PAGE;
 		} else {
+			crc = zeros_crc(crc, zrun, zpow);
+			zrun = 0;
 			if (write_all(fd, p, PAGE, (off_t)off))
 				goto io_error;
 			crc = (uint32_t)crc32(crc, p, PAGE);
@@ -137,6 +226,7 @@ static int put_memory(struct writer *w, const struct vm_memory *mem,
 		if (pr && off && !(off & ((64u << 20) - 1)))
 			pr->report(pr->opaque, off, mem->size);
 	}
+	crc = zeros_crc(crc, zrun, zpow);
 	if (fsync(fd))
 		goto io_error;
 	if (pr)
@@ -149,6 +239,7 @@ io_error:
 out:
 	if (fd >= 0)
 		close(fd);
+	free(used);
 	free(path);
 	return r;
 }

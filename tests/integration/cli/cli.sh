@@ -459,6 +459,47 @@ snapshot)
 		wait $pid
 	done
 	;;
+snapshot-rss)
+	# a snapshot reads only the RAM the guest used: holes stay holes and
+	# cost no memory (VmRSS of modvm before and after a snapshot)
+	export MODVM_PLUGIN_PATH=$tp/good
+	cat >"$work/big.cfg" <<CFG
+vm: { name = "big"; machine = "none"; memory = "2G";
+  cpu = { engine = "test-engine"; action = "wait"; };
+  boot = { kernel = "$work/hlt.bin"; format = "flat"; load_address = 0x7c00; };
+  devices = ( { plugin = "test-device"; id = "t0"; } ); };
+CFG
+	sock=$work/vm.sock
+	mkdir "$work/snaps"
+	rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+	for run in run resume; do
+		if [ $run = run ]; then
+			"$modvm" run "$work/big.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
+		else # a resumed VM maps its image copy-on-write: the other path
+			"$modvm" resume "$work/snaps/s1" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
+		fi
+		pid=$!
+		wait_running "$sock"
+		before=$(rss $pid)
+		expect_code 0 "$modvm" ctl "$sock" snapshot s-$run
+		after=$(rss $pid)
+		check "$run: a snapshot of a 2 GiB guest that used little grew VmRSS by less than 64 MiB (${before}K -> ${after}K)" \
+			test $((after - before)) -lt 65536
+		expect_code 0 "$modvm" ctl "$sock" quit
+		wait $pid
+		[ $run = run ] && mv "$work/snaps/s-run" "$work/snaps/s1"
+	done
+	# both resume with their memory verified (the checksum of the holes)
+	for s in s1 s-resume; do
+		"$modvm" resume "$work/snaps/$s" --control "$sock" >"$work/resume.out" 2>&1 &
+		pid=$!
+		wait_running "$sock"
+		expect_code 0 "$modvm" ctl "$sock" query-devices
+		expect_out "reg8 = 0xa"
+		expect_code 0 "$modvm" ctl "$sock" quit
+		wait $pid
+	done
+	;;
 snapshot-files)
 	# each state file belongs to its device: swapped ones are refused
 	export MODVM_PLUGIN_PATH=$tp/good
