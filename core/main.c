@@ -176,7 +176,9 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	load_registry(&r);
-	if (load_config(argv[optind], &r, &c)) {
+	if (load_config(argv[optind], &r, &c) ||
+	    (snapshot_refuse_frozen_disks(&c, err, sizeof(err)) &&
+	     fprintf(stderr, "modvm: %s\n", err))) {
 		config_free(&c);
 		registry_free(&r);
 		return EXIT_USAGE;

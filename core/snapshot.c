@@ -381,6 +381,74 @@ static size_t list_disks(const struct vm_config *c, struct disk_ref *out,
 
 #define MAX_DISKS 64
 
+/* The backing file name in a qcow2 header (QCOW2 spec: offset 8, u64 BE
+ * offset of the name; offset 16, u32 BE its length), or false. */
+static bool qcow2_backing_name(const char *path, char *name, size_t len)
+{
+	uint8_t h[20];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	if (pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) && !memcmp(h, "QFI\xfb", 4)) {
+		uint64_t off = 0;
+		uint32_t n = 0;
+		for (int i = 0; i < 8; i++)
+			off = off << 8 | h[8 + i];
+		for (int i = 0; i < 4; i++)
+			n = n << 8 | h[16 + i];
+		if (off && n && n < len && off < (1ull << 40) &&
+		    pread(fd, name, n, (off_t)off) == (ssize_t)n) {
+			name[n] = 0;
+			ok = true;
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+int snapshot_refuse_frozen_disks(const struct vm_config *c, char *err, size_t len)
+{
+	struct disk_ref disks[MAX_DISKS];
+	size_t n = list_disks(c, disks, MAX_DISKS);
+
+	for (size_t i = 0; i < n; i++) {
+		char *dbuf = xstrdup(disks[i].path), *bbuf = xstrdup(disks[i].path);
+		const char *dir = dirname(dbuf), *base = basename(bbuf);
+		size_t blen = strlen(base);
+		struct strbuf found;
+		struct dirent *e;
+		DIR *d = opendir(dir);
+
+		sb_init(&found);
+		while (d && (e = readdir(d))) {
+			size_t elen = strlen(e->d_name);
+			char backing[4096], *p;
+			if (elen <= blen + 7 || strncmp(e->d_name, base, blen) ||
+			    e->d_name[blen] != '.' || strcmp(e->d_name + elen - 6, ".qcow2"))
+				continue;
+			p = xasprintf("%s/%s", dir, e->d_name);
+			if (qcow2_backing_name(p, backing, sizeof(backing)) &&
+			    !strcmp(backing, base))
+				sb_printf(&found, "%s%s", found.len ? ", " : "", p);
+			free(p);
+		}
+		if (d)
+			closedir(d);
+		bool frozen = found.len != 0;
+		if (frozen)
+			set_err(err, len, "%s: disk of device %s: %s is frozen in a snapshot: the VM's later writes are in the overlay %s over it. Booting the frozen image would lose them and break the snapshot: resume the snapshot (modvm resume DIR), or run on the overlay (path = that overlay, backend = \"qcow2\"), or remove the overlay to discard what it holds",
+				c->path, disks[i].id, disks[i].path, found.s);
+		sb_free(&found);
+		free(dbuf);
+		free(bbuf);
+		if (frozen)
+			return -1;
+	}
+	return 0;
+}
+
 /* Each disk by size and checksum (read after block_freeze_prepare drained
  * and flushed it); a frozen one also names its format and the overlay the
  * VM continues on (docs/snapshot-format.md, "Disks"). */

@@ -38,6 +38,13 @@ struct snapshot_progress {
 int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 		  struct snapshot_progress *progress, char *err, size_t len);
 
+/* modvm run: refuse a config whose writable raw/qcow2 disk is frozen in a
+ * snapshot, i.e. a qcow2 overlay "<image>.<name>.qcow2" next to it has the
+ * image as its backing file: the live data is in the overlay, and writing
+ * the frozen image would corrupt both. The message names the overlays and
+ * how to continue. */
+int snapshot_refuse_frozen_disks(const struct vm_config *c, char *err, size_t len);
+
 /* Delete the snapshot directory dir, only if it is modvm's: its manifest
  * is a modvm manifest, and the directory holds nothing but the manifest
  * and the files it lists (plain names). 0, or -EPERM (not a modvm

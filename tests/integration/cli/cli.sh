@@ -620,6 +620,12 @@ disks)
 	wait $pid
 	out=$(cat "$work/run.out")
 	expect_out "disk vda: its current content is in $ov (a qcow2 overlay)"
+	# running the config again would boot the frozen image: refused,
+	# naming the overlay with the live data
+	expect_code 2 "$modvm" run "$work/disk.cfg"
+	expect_out "disk of device vda: $work/disk.img is frozen in a snapshot: the VM's later writes are in the overlay $ov over it"
+	expect_out "resume the snapshot (modvm resume DIR), or run on the overlay"
+	check "the refused run left the frozen image unchanged" cmp "$work/disk.img" "$work/disk.orig"
 	check "the frozen image is unchanged after the run" cmp "$work/disk.img" "$work/disk.orig"
 	# resume, twice: each on a new overlay over the frozen image
 	for n in 1 2; do
