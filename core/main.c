@@ -177,7 +177,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	load_registry(&r);
 	if (load_config(argv[optind], &r, &c) ||
-	    (snapshot_refuse_frozen_disks(&c, err, sizeof(err)) &&
+	    (snapshot_refuse_frozen_disks(&c, snapdir, err, sizeof(err)) &&
 	     fprintf(stderr, "modvm: %s\n", err))) {
 		config_free(&c);
 		registry_free(&r);

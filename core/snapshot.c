@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -408,7 +409,106 @@ static bool qcow2_backing_name(const char *path, char *name, size_t len)
 	return ok;
 }
 
-int snapshot_refuse_frozen_disks(const struct vm_config *c, char *err, size_t len)
+/* A qcow2 image with no cluster allocated: every L1 entry is zero (QCOW2
+ * spec: u32 BE l1_size at 36, u64 BE l1_table_offset at 40). */
+static bool qcow2_is_empty(const char *path)
+{
+	uint8_t h[48], e[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	bool empty = false;
+	uint64_t l1 = 0;
+	uint32_t n = 0;
+
+	if (fd < 0)
+		return false;
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		goto out;
+	for (int i = 0; i < 4; i++)
+		n = n << 8 | h[36 + i];
+	for (int i = 0; i < 8; i++)
+		l1 = l1 << 8 | h[40 + i];
+	if (n > (1u << 20))
+		goto out;
+	empty = true;
+	for (uint32_t i = 0; i < n && empty; i++)
+		if (pread(fd, e, 8, (off_t)(l1 + 8ull * i)) != 8 || memcmp(e, "\0\0\0\0\0\0\0\0", 8))
+			empty = false;
+out:
+	close(fd);
+	return empty;
+}
+
+static void remove_tree(const char *dir);
+
+/* The temporary directory "<snapdir>/<tag>.tmp-PID" of a snapshot whose
+ * modvm died before completing it (PID no longer runs), or NULL. */
+static char *dead_snapshot_tmp(const char *snapdir, const char *tag)
+{
+	size_t tlen = strlen(tag);
+	DIR *d = opendir(snapdir);
+	struct dirent *e;
+	char *found = NULL;
+
+	while (d && !found && (e = readdir(d))) {
+		char *end;
+		if (strncmp(e->d_name, tag, tlen) || strncmp(e->d_name + tlen, ".tmp-", 5))
+			continue;
+		long pid = strtol(e->d_name + tlen + 5, &end, 10);
+		if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		found = xasprintf("%s/%s", snapdir, e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* An overlay "<image>.<tag>.qcow2" is the leftover of snapshot `tag`
+ * killed before it completed if it is ours, a qcow2 over the image that
+ * holds nothing, and the snapshot's temporary directory is there with its
+ * modvm gone: then remove both and return true. Anything else is kept. */
+static bool remove_incomplete_overlay(struct machine *m, const char *device,
+				      const char *image, const char *tag,
+				      const char *snapdir)
+{
+	char *ov = xasprintf("%s.%s.qcow2", image, tag), *bbuf = xstrdup(image);
+	char backing[4096], *tmp = NULL;
+	struct stat st;
+	bool removed = false;
+
+	if (lstat(ov, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	    qcow2_backing_name(ov, backing, sizeof(backing)) &&
+	    !strcmp(backing, basename(bbuf)) && qcow2_is_empty(ov) &&
+	    (tmp = dead_snapshot_tmp(snapdir, tag)) && unlink(ov) == 0) {
+		remove_tree(tmp); /* plain files modvm wrote; never recurses */
+		removed = true;
+		if (m)
+			machine_log(m, MODVM_LOG_WARN,
+				    "disk %s: removed %s, an empty overlay left by snapshot %s, which did not complete (%s)",
+				    device, ov, tag, tmp);
+		else
+			fprintf(stderr, "modvm: disk %s: removed %s, an empty overlay left by snapshot %s, which did not complete (%s)\n",
+				device, ov, tag, tmp);
+	}
+	free(tmp);
+	free(bbuf);
+	free(ov);
+	return removed;
+}
+
+static void remove_incomplete_overlays(struct machine *m, const char *tag)
+{
+	struct block_disk disks[MAX_DISKS];
+	size_t n = block_disks(disks, MAX_DISKS);
+
+	for (size_t i = 0; i < n; i++)
+		if (disks[i].path && !disks[i].readonly)
+			remove_incomplete_overlay(m, disks[i].device, disks[i].path, tag,
+						  m->snapshot_dir ? m->snapshot_dir : ".");
+}
+
+int snapshot_refuse_frozen_disks(const struct vm_config *c, const char *snapdir,
+				 char *err, size_t len)
 {
 	struct disk_ref disks[MAX_DISKS];
 	size_t n = list_disks(c, disks, MAX_DISKS);
@@ -429,9 +529,12 @@ int snapshot_refuse_frozen_disks(const struct vm_config *c, char *err, size_t le
 			    e->d_name[blen] != '.' || strcmp(e->d_name + elen - 6, ".qcow2"))
 				continue;
 			p = xasprintf("%s/%s", dir, e->d_name);
+			char *tag = xasprintf("%.*s", (int)(elen - blen - 7), e->d_name + blen + 1);
 			if (qcow2_backing_name(p, backing, sizeof(backing)) &&
-			    !strcmp(backing, base))
+			    !strcmp(backing, base) &&
+			    !remove_incomplete_overlay(NULL, disks[i].id, disks[i].path, tag, snapdir))
 				sb_printf(&found, "%s%s", found.len ? ", " : "", p);
+			free(tag);
 			free(p);
 		}
 		if (d)
@@ -592,7 +695,8 @@ int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 	 * checksummed. */
 	if (put_file(&w, "config.cfg", m->cfg->text, strlen(m->cfg->text)) ||
 	    put_cpus(&w, m) || !(devices = put_devices(&w, m)) ||
-	    (freeze && block_freeze_prepare(basename(name_buf), err, len)) ||
+	    (freeze && (remove_incomplete_overlays(m, basename(name_buf)),
+			block_freeze_prepare(basename(name_buf), err, len))) ||
 	    !(disks = put_disks(&w)) ||
 	    put_memory(&w, &m->mem, progress) ||
 	    put_manifest(&w, m, devices, disks) || fsync_dir(w.tmp))

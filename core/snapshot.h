@@ -42,8 +42,11 @@ int snapshot_save(struct machine *m, const char *dir, unsigned flags,
  * snapshot, i.e. a qcow2 overlay "<image>.<name>.qcow2" next to it has the
  * image as its backing file: the live data is in the overlay, and writing
  * the frozen image would corrupt both. The message names the overlays and
- * how to continue. */
-int snapshot_refuse_frozen_disks(const struct vm_config *c, char *err, size_t len);
+ * how to continue. An empty overlay left by a snapshot that did not
+ * complete (its "<snapdir>/<name>.tmp-PID" is there, PID gone) is removed
+ * instead, with that directory. */
+int snapshot_refuse_frozen_disks(const struct vm_config *c, const char *snapdir,
+				 char *err, size_t len);
 
 /* Delete the snapshot directory dir, only if it is modvm's: its manifest
  * is a modvm manifest, and the directory holds nothing but the manifest

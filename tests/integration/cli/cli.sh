@@ -646,6 +646,48 @@ disks)
 	expect_code 2 "$modvm" resume "$work/snaps/s1"
 	expect_out "disk $work/disk.img of device vda changed since the snapshot"
 	;;
+disks-leftover)
+	# an empty overlay left by a snapshot that never completed (modvm
+	# killed during it: its NAME.tmp-PID is there, PID gone) blocks
+	# neither the next run nor the next snapshot of that name
+	export MODVM_PLUGIN_PATH=$tp/good
+	sock=$work/vm.sock
+	mkdir "$work/snaps"
+	truncate -s 1M "$work/disk.img"
+	write_cfg "$work/disk.cfg" 'action = "wait";' \
+		"{ plugin = \"virtio-blk\"; id = \"vda\"; backend = \"raw\"; path = \"$work/disk.img\"; }"
+	dead=$(sh -c 'echo $$')
+	leftover() { # leftover IMAGE_BASENAME TAG: what a kill during snapshot TAG leaves
+		(cd "$work" && qemu-img create -q -f qcow2 -b "$1" -F "$3" "$1.$2.qcow2") ||
+			skip "qemu-img cannot create overlays"
+		mkdir "$work/snaps/$2.tmp-$dead"
+		echo cfg >"$work/snaps/$2.tmp-$dead/config.cfg"
+	}
+	leftover disk.img s1 raw
+	"$modvm" run "$work/disk.cfg" --control "$sock" --snapshot-dir "$work/snaps" >"$work/run.out" 2>&1 &
+	pid=$!
+	wait_running "$sock"
+	out=$(cat "$work/run.out")
+	expect_out "disk vda: removed $work/disk.img.s1.qcow2, an empty overlay left by snapshot s1, which did not complete"
+	check "the incomplete snapshot's directory is removed" test ! -e "$work/snaps/s1.tmp-$dead"
+	leftover disk.img s2 raw
+	expect_code 0 "$modvm" ctl "$sock" snapshot s2
+	check "s2 was written" test -f "$work/snaps/s2/manifest.json"
+	out=$(cat "$work/run.out")
+	expect_out "disk vda: removed $work/disk.img.s2.qcow2, an empty overlay left by snapshot s2, which did not complete"
+	expect_code 0 qemu-img check -q "$work/disk.img.s2.qcow2"
+	# without the evidence of an incomplete snapshot, nothing is removed
+	(cd "$work" && qemu-img create -q -f qcow2 -b disk.img.s2.qcow2 -F qcow2 disk.img.s2.qcow2.s3.qcow2)
+	expect_code 1 "$modvm" ctl "$sock" snapshot s3
+	expect_out "exists already"
+	check "an overlay without an incomplete snapshot is kept" test -f "$work/disk.img.s2.qcow2.s3.qcow2"
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait $pid
+	rm "$work/disk.img.s2.qcow2.s3.qcow2"
+	# s2 completed: its overlay is the live disk, the run is refused
+	expect_code 2 "$modvm" run "$work/disk.cfg" --snapshot-dir "$work/snaps"
+	expect_out "is frozen in a snapshot: the VM's later writes are in the overlay $work/disk.img.s2.qcow2"
+	;;
 *)
 	echo "unknown case $case_name"
 	exit 2
