@@ -1,6 +1,7 @@
 /* The per-VM config file: libconfig parsing and schema validation. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stdio.h>
@@ -179,9 +180,10 @@ static int parse_boot(const config_setting_t *vm, struct vm_config *c,
 		return set_err(err, len, "%s:%d: boot must be a group: boot = { kernel = \"...\"; };",
 			       c->path, config_setting_source_line(g));
 	c->has_boot = true;
+	c->boot_line = c->kernel_line = c->initrd_line = config_setting_source_line(g);
 	if (check_keys(g, boot_keys, c->path, "boot", err, len) ||
-	    get_string(g, "kernel", c->path, &s[0], NULL, err, len) ||
-	    get_string(g, "initrd", c->path, &s[1], NULL, err, len) ||
+	    get_string(g, "kernel", c->path, &s[0], &c->kernel_line, err, len) ||
+	    get_string(g, "initrd", c->path, &s[1], &c->initrd_line, err, len) ||
 	    get_string(g, "cmdline", c->path, &s[2], NULL, err, len) ||
 	    parse_enum(g, "format", boot_formats, c->path, &fmt, err, len) ||
 	    parse_enum(g, "tables", boot_tables, c->path, &tables, err, len))
@@ -245,6 +247,41 @@ static void read_setting(config_setting_t *s, struct cfg_setting *out)
 	}
 }
 
+/* Device ids become file names (device-ID.state) and directory names (the
+ * FUSE view's devices/ID): nothing that could climb out of a directory,
+ * hide, or garble a terminal. */
+#define DEVICE_ID_MAX 64
+
+static bool device_id_is_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > DEVICE_ID_MAX || id[0] == '.')
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+			return false;
+	return true;
+}
+
+/* The id as it can be printed: other bytes as \xNN, cut after the limit. */
+static void show_id(const char *id, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)id; *p && o + 8 < len; p++) {
+		if (p - (const unsigned char *)id >= DEVICE_ID_MAX) {
+			o += (size_t)snprintf(out + o, len - o, "...");
+			break;
+		}
+		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p);
+	}
+	out[o] = 0;
+}
+
 static int parse_device(config_setting_t *g, struct vm_config *c,
 			struct cfg_device *d, unsigned index, char *err,
 			size_t len)
@@ -261,6 +298,12 @@ static int parse_device(config_setting_t *g, struct vm_config *c,
 	if (!d->plugin)
 		return set_err(err, len, "%s:%d: device has no plugin = \"...\"; (run `modvm plugins` for the list)",
 			       c->path, d->line);
+	if (d->id && !device_id_is_valid(d->id)) {
+		char shown[4 * DEVICE_ID_MAX + 8];
+		show_id(d->id, shown, sizeof(shown));
+		return set_err(err, len, "%s:%d: device id \"%s\" is not allowed: an id names the device's state file and FUSE directory, so it is 1 to %d of A-Z a-z 0-9 _ . - and does not start with '.'",
+			       c->path, d->line, shown, DEVICE_ID_MAX);
+	}
 	if (!d->id)
 		d->id = xasprintf("%s%u", d->plugin, index);
 	n = config_setting_length(g);
@@ -412,14 +455,14 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 static char *read_text(const char *path, char *err, size_t len)
 {
 	size_t n;
-	char *text = read_file(path, 1u << 20, &n);
+	char why[256];
+	char *text = read_file(path, 1u << 20, &n, why, sizeof(why));
 
 	if (!text) {
 		if (errno == EFBIG)
 			set_err(err, len, "%s: config file is larger than 1 MiB", path);
 		else
-			set_err(err, len, "%s: cannot read the config file: %s", path,
-				strerror(errno));
+			set_err(err, len, "%s: cannot read the config file: %s", path, why);
 		return NULL;
 	}
 	if (memchr(text, 0, n)) {

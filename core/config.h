@@ -61,6 +61,7 @@ struct vm_config {
 	size_t nengine_settings;
 	bool has_boot;
 	struct boot_config boot; /* strings owned by the config */
+	int boot_line, kernel_line, initrd_line; /* for boot_load's errors */
 	struct cfg_device *devices;
 	size_t ndevices;
 	/* Filled by config_validate: */

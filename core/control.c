@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -21,15 +22,22 @@
 
 #define MAX_CLIENTS 8
 #define MAX_LINE (64 * 1024)
+/* Replies a client has not read yet: beyond this it is disconnected, so a
+ * client that never reads cannot stop the control thread (docs/control.md). */
+#define MAX_PENDING_OUT (1024 * 1024)
 
 struct client {
 	int fd;
-	char *buf;
+	unsigned serial;   /* for log lines */
+	char *buf;         /* request bytes not yet a whole line */
 	size_t len;
+	struct strbuf out; /* reply bytes the socket did not take yet */
+	size_t out_done;   /* of out, already sent */
 };
 
 struct control {
 	struct machine *m;
+	unsigned next_serial;
 	char *path;
 	int listen_fd;
 	int wake[2];
@@ -39,6 +47,8 @@ struct control {
 
 static json_t *error_reply(const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+static void client_send(struct control *c, struct client *cl, const char *line,
+			size_t n);
 
 static json_t *error_reply(const char *cls, const char *fmt, ...)
 {
@@ -178,6 +188,7 @@ static json_t *cmd_query_devices(struct machine *m)
 /* Pause (if running), write the snapshot, resume: the VM keeps running
  * whether or not the snapshot could be written. */
 struct progress_ctx {
+	struct control *c;
 	struct client *cl;
 	const char *name;
 };
@@ -191,13 +202,19 @@ static void snapshot_report(void *opaque, uint64_t done, uint64_t total)
 
 	fprintf(stderr, "modvm: snapshot %s: %u%% (%llu of %llu MiB)\r\n", p->name,
 		pct, (unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
-	if (p->cl && p->cl->fd >= 0)
-		dprintf(p->cl->fd, "{\"event\":\"snapshot-progress\",\"done\":%llu,\"total\":%llu}\n",
-			(unsigned long long)done, (unsigned long long)total);
+	if (p->cl && p->cl->fd >= 0) {
+		/* queued, never waited for: the VM is held while it is written */
+		char line[128];
+		int n = snprintf(line, sizeof(line),
+				 "{\"event\":\"snapshot-progress\",\"done\":%llu,\"total\":%llu}\n",
+				 (unsigned long long)done, (unsigned long long)total);
+		client_send(p->c, p->cl, line, (size_t)n);
+	}
 }
 
-static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
+static json_t *cmd_snapshot(struct control *c, json_t *args, struct client *cl)
 {
+	struct machine *m = c->m;
 	const char *name = json_string_value(json_object_get(args, "name"));
 	const char *disks = json_string_value(json_object_get(args, "disks"));
 	char err[ERR_LEN], *dir;
@@ -218,7 +235,7 @@ static json_t *cmd_snapshot(struct machine *m, json_t *args, struct client *cl)
 	dir = xasprintf("%s/%s", m->snapshot_dir ? m->snapshot_dir : ".", name);
 	t0 = host_monotonic_ns();
 	machine_lock(m);
-	struct progress_ctx pctx = { cl, name };
+	struct progress_ctx pctx = { c, cl, name };
 	struct snapshot_progress prog = { snapshot_report, &pctx };
 	r = snapshot_save(m, dir, flags, &prog, err, sizeof(err));
 	machine_unlock(m);
@@ -274,7 +291,7 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 	else if (!strcmp(cmd, "query-devices"))
 		reply = cmd_query_devices(m);
 	else if (!strcmp(cmd, "snapshot"))
-		reply = cmd_snapshot(m, json_object_get(req, "arguments"), cl);
+		reply = cmd_snapshot(c, json_object_get(req, "arguments"), cl);
 	else if (!strcmp(cmd, "mount") || !strcmp(cmd, "umount"))
 		reply = cmd_mount(m, json_object_get(req, "arguments"), cmd[0] == 'm');
 	else
@@ -289,12 +306,54 @@ static void client_close(struct client *cl)
 {
 	close(cl->fd);
 	free(cl->buf);
+	sb_free(&cl->out);
 	cl->fd = -1;
 	cl->buf = NULL;
 	cl->len = 0;
+	cl->out_done = 0;
 }
 
-static void send_reply(struct client *cl, json_t *reply)
+/* Send what the socket takes now, never waiting (the socket is
+ * non-blocking); -1 if the client went away and was closed. */
+static int client_flush(struct client *cl)
+{
+	while (cl->out_done < cl->out.len) {
+		ssize_t n = send(cl->fd, cl->out.s + cl->out_done,
+				 cl->out.len - cl->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			client_close(cl);
+			return -1;
+		}
+		cl->out_done += (size_t)n;
+	}
+	sb_free(&cl->out);
+	cl->out_done = 0;
+	return 0;
+}
+
+/* Queue one line for the client and send what can go now. A client whose
+ * unread replies pass MAX_PENDING_OUT is disconnected: it is not reading. */
+static void client_send(struct control *c, struct client *cl, const char *line,
+			size_t n)
+{
+	if (cl->fd < 0)
+		return;
+	if (cl->out.len - cl->out_done && cl->out.len - cl->out_done + n > MAX_PENDING_OUT) {
+		machine_log(c->m, MODVM_LOG_WARN,
+			    "control client %u does not read its replies (%zu bytes pending): disconnected",
+			    cl->serial, cl->out.len - cl->out_done);
+		client_close(cl);
+		return;
+	}
+	sb_append(&cl->out, line, n);
+	client_flush(cl);
+}
+
+static void send_reply(struct control *c, struct client *cl, json_t *reply)
 {
 	char *s = json_dumps(reply, JSON_COMPACT);
 	json_decref(reply);
@@ -302,10 +361,7 @@ static void send_reply(struct client *cl, json_t *reply)
 		return;
 	size_t n = strlen(s);
 	s[n] = '\n';
-	/* Blocking write with MSG_NOSIGNAL: a client that went away is
-	 * closed, it cannot stop modvm. */
-	if (send(cl->fd, s, n + 1, MSG_NOSIGNAL) < 0)
-		client_close(cl);
+	client_send(c, cl, s, n + 1);
 	free(s);
 }
 
@@ -320,8 +376,9 @@ static void client_read(struct control *c, struct client *cl)
 		return;
 	}
 	if (cl->len + (size_t)n > MAX_LINE) {
-		send_reply(cl, error_reply("BadRequest", "line longer than %d bytes", MAX_LINE));
-		client_close(cl);
+		send_reply(c, cl, error_reply("BadRequest", "line longer than %d bytes", MAX_LINE));
+		if (cl->fd >= 0)
+			client_close(cl);
 		return;
 	}
 	cl->buf = xrealloc(cl->buf, cl->len + (size_t)n + 1);
@@ -331,7 +388,7 @@ static void client_read(struct control *c, struct client *cl)
 	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
 		*nl = 0;
 		if (nl != cl->buf)
-			send_reply(cl, dispatch(c, cl, cl->buf));
+			send_reply(c, cl, dispatch(c, cl, cl->buf));
 		if (cl->fd < 0)
 			return;
 		cl->len -= (size_t)(nl + 1 - cl->buf);
@@ -341,17 +398,22 @@ static void client_read(struct control *c, struct client *cl)
 
 static void accept_client(struct control *c)
 {
-	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	static const char busy[] = "{\"error\":{\"class\":\"Busy\",\"desc\":\"too many clients\"}}\n";
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0)
 		return;
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (c->clients[i].fd < 0) {
 			c->clients[i].fd = fd;
+			c->clients[i].serial = ++c->next_serial;
+			sb_init(&c->clients[i].out);
 			return;
 		}
 	}
-	dprintf(fd, "{\"error\":{\"class\":\"Busy\",\"desc\":\"too many clients\"}}\n");
+	if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* it goes away either way */
+	}
 	close(fd);
 }
 
@@ -363,17 +425,24 @@ static void *control_main(void *arg)
 	for (;;) {
 		pfd[0] = (struct pollfd){ .fd = c->wake[0], .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			pfd[i + 2] = (struct pollfd){ .fd = c->clients[i].fd, .events = POLLIN };
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			struct client *cl = &c->clients[i];
+			pfd[i + 2] = (struct pollfd){ .fd = cl->fd, .events = POLLIN |
+				(cl->out.len > cl->out_done ? POLLOUT : 0) };
+		}
 		if (poll(pfd, MAX_CLIENTS + 2, -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
 			break;
 		if (pfd[1].revents & POLLIN)
 			accept_client(c);
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			if (c->clients[i].fd >= 0 && pfd[i + 2].revents)
-				client_read(c, &c->clients[i]);
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			struct client *cl = &c->clients[i];
+			if (cl->fd >= 0 && (pfd[i + 2].revents & POLLOUT) && client_flush(cl))
+				continue;
+			if (cl->fd >= 0 && (pfd[i + 2].revents & ~POLLOUT))
+				client_read(c, cl);
+		}
 	}
 	return NULL;
 }
@@ -401,21 +470,42 @@ static int make_addr(const char *path, struct sockaddr_un *sa, char *err,
 	return 0;
 }
 
+/* Whatever is at path already: only a socket of ours that nobody answers on
+ * (left by a run that crashed) is removed; anything else is refused, so a
+ * mistyped --control never destroys a file. */
+static int remove_stale_socket(const char *path, const struct sockaddr_un *sa,
+			       char *err, size_t len)
+{
+	struct stat st;
+
+	if (lstat(path, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		return set_err(err, len, "control socket %s: %s", path, strerror(errno));
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return set_err(err, len, "control socket %s: the path exists and is %s, not a socket: refusing to replace it (choose another path)",
+			       path, file_kind(st.st_mode));
+	if (st.st_uid != geteuid())
+		return set_err(err, len, "control socket %s: the socket there belongs to uid %u, not to this user (%u): refusing to replace it",
+			       path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (socket_is_live(sa))
+		return set_err(err, len, "control socket %s is in use by another running modvm", path);
+	if (unlink(path) && errno != ENOENT)
+		return set_err(err, len, "control socket %s: cannot remove the stale socket: %s",
+			       path, strerror(errno));
+	return 0;
+}
+
 struct control *control_start(struct machine *m, const char *path, char *err,
 			      size_t len)
 {
 	struct control *c;
 	struct sockaddr_un sa;
+	bool bound = false;
 
-	if (make_addr(path, &sa, err, len))
+	if (make_addr(path, &sa, err, len) || remove_stale_socket(path, &sa, err, len))
 		return NULL;
-	if (access(path, F_OK) == 0) {
-		if (socket_is_live(&sa)) {
-			set_err(err, len, "control socket %s is in use by another running modvm", path);
-			return NULL;
-		}
-		unlink(path); /* stale, from a run that did not clean up */
-	}
 	c = xcalloc(1, sizeof(*c));
 	c->m = m;
 	c->path = xstrdup(path);
@@ -423,8 +513,15 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 		c->clients[i].fd = -1;
 	c->wake[0] = c->wake[1] = -1;
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(c->listen_fd, 4) || pipe2(c->wake, O_CLOEXEC)) {
+	/* The socket file gets the caller's umask at bind(); it is made 0600
+	 * before listen(), and until listen() every connect() is refused, so
+	 * no other user can get in through the window. */
+	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		set_err(err, len, "control socket %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	bound = true;
+	if (chmod(path, 0600) || listen(c->listen_fd, 4) || pipe2(c->wake, O_CLOEXEC)) {
 		set_err(err, len, "control socket %s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -434,6 +531,8 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 	}
 	return c;
 fail:
+	if (bound)
+		unlink(path);
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
 	for (int i = 0; i < 2; i++)

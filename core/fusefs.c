@@ -709,7 +709,7 @@ static int open_snapshot_file(struct fusefs *fs, const struct node *n,
 		free(p);
 		return -EROFS;
 	}
-	h->fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	h->fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK); /* a FIFO must not block */
 	free(p);
 	if (h->fd < 0)
 		return -errno;
@@ -1001,15 +1001,13 @@ static int fs_mkdir(const char *path, mode_t mode)
 	return take_snapshot(fs->m, name + 1);
 }
 
-/* rmdir snapshots/NAME deletes the whole snapshot: its files are plain
- * files in one directory (docs/snapshot-format.md). */
+/* rmdir snapshots/NAME deletes a snapshot modvm wrote: the files its
+ * manifest lists and nothing else (snapshot_delete; docs/fuse.md). */
 static int fs_rmdir(const char *path)
 {
 	struct fusefs *fs = ctx_fs();
-	struct dirent *e;
 	struct node n;
 	char *dir;
-	DIR *d;
 	int r = resolve(fs, path, &n);
 
 	if (r)
@@ -1017,26 +1015,7 @@ static int fs_rmdir(const char *path)
 	if (n.kind != N_SNAP_DIR)
 		return -EPERM;
 	dir = snap_path(fs, &n);
-	d = opendir(dir);
-	if (!d) {
-		r = -errno;
-		free(dir);
-		return r;
-	}
-	/* The manifest goes first: a half-deleted snapshot is never taken
-	 * for a whole one. */
-	char *man = xasprintf("%s/manifest.json", dir);
-	unlink(man);
-	free(man);
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		char *p = xasprintf("%s/%s", dir, e->d_name);
-		unlink(p);
-		free(p);
-	}
-	closedir(d);
-	r = rmdir(dir) ? -errno : 0;
+	r = snapshot_delete(dir);
 	free(dir);
 	return r;
 }

@@ -176,7 +176,9 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	load_registry(&r);
-	if (load_config(argv[optind], &r, &c)) {
+	if (load_config(argv[optind], &r, &c) ||
+	    (snapshot_refuse_frozen_disks(&c, snapdir, err, sizeof(err)) &&
+	     fprintf(stderr, "modvm: %s\n", err))) {
 		config_free(&c);
 		registry_free(&r);
 		return EXIT_USAGE;
@@ -489,5 +491,9 @@ int main(int argc, char **argv)
 		fputs(c->help, stdout);
 		return 0;
 	}
+	/* Before any thread exists (disk workers start with the devices):
+	 * the stop signals must reach the run loop, never kill a worker. */
+	if (c->fn == cmd_run || c->fn == cmd_resume)
+		machine_block_stop_signals();
 	return c->fn(argc - 1, argv + 1);
 }

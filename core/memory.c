@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 static void set_layout(struct vm_memory *m, uint64_t size)
 {
 	m->size = size;
@@ -67,11 +69,12 @@ int vm_memory_init_image(struct vm_memory *m, const char *path, uint64_t size,
 			 char *err, size_t err_len)
 {
 	struct stat st;
+	char why[256];
 
 	memset(m, 0, sizeof(*m));
-	m->fd = open(path, O_RDONLY | O_CLOEXEC);
+	m->fd = open_regular(path, O_RDONLY, why, sizeof(why));
 	if (m->fd < 0) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		snprintf(err, err_len, "%s: %s", path, why);
 		return -1;
 	}
 	if (fstat(m->fd, &st) < 0 || (uint64_t)st.st_size != size || !size) {
@@ -80,6 +83,7 @@ int vm_memory_init_image(struct vm_memory *m, const char *path, uint64_t size,
 		goto fail;
 	}
 	/* Private: the guest's writes never reach the snapshot. */
+	m->private_image = true;
 	return map_ram(m, size, MAP_PRIVATE, path, err, err_len);
 fail:
 	close(m->fd);

@@ -8,6 +8,7 @@
 #define MODVM_CORE_MEMORY_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define VM_PCI_HOLE_START 0xC0000000ull /* 3 GiB: MMIO from here to 4 GiB */
@@ -19,6 +20,7 @@ struct vm_memory {
 	uint64_t size;     /* configured RAM */
 	uint64_t low_size; /* RAM at [0, low_size) */
 	uint64_t high_size;/* RAM at [4 GiB, 4 GiB + high_size) */
+	bool private_image;/* fd is a snapshot image mapped copy-on-write */
 };
 
 /* Returns 0, or -1 with a message in err. */

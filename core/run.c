@@ -169,16 +169,33 @@ static void *vcpu_main(void *arg)
 	return NULL;
 }
 
+static void stop_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+}
+
+void machine_block_stop_signals(void)
+{
+	sigset_t set;
+
+	stop_signal_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* The only thread that takes SIGINT, SIGTERM and SIGHUP: every other
+ * thread inherits them blocked (machine_block_stop_signals, called before
+ * any thread exists), so none of them can be killed by one. A signal that
+ * came while the VM was being built is pending and taken here at once. */
 static void *signal_main(void *arg)
 {
 	struct machine *m = arg;
 	sigset_t set;
 	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
+	stop_signal_set(&set);
 	if (sigwait(&set, &sig) == 0) {
 		machine_log(m, MODVM_LOG_WARN, "stopping on signal %s", strsignal(sig));
 		machine_request(m, REQUEST_QUIT);
@@ -243,7 +260,10 @@ static int boot_cpus(struct machine *m, struct vm_config *cfg)
 
 	cfg->boot.ncpus = cfg->cpus;
 	if (boot_load(&m->mem, &cfg->boot, s, err, sizeof(err))) {
-		fprintf(stderr, "modvm: %s: boot: %s\n", cfg->path, err);
+		/* file:line like every config error: the initrd's line for its
+		 * own errors, else the kernel's */
+		int line = strstr(err, "initrd") ? cfg->initrd_line : cfg->kernel_line;
+		fprintf(stderr, "modvm: %s:%d: boot: %s\n", cfg->path, line, err);
 		goto out;
 	}
 	if (m->eops->set_state(m->vcpus[0], s)) {
@@ -320,17 +340,14 @@ static int run_cpus(struct machine *m)
 int machine_run(struct machine *m, struct vm_config *cfg)
 {
 	pthread_t sigthread;
-	sigset_t set;
 	int req, code = EXIT_FAILURE_RUN;
 	struct control *ctl = NULL;
 	struct fusefs *fs = NULL;
 
-	/* Signals go to one thread that turns them into a request. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* Signals go to one thread that turns them into a request (main()
+	 * blocked them before any thread; blocking again is harmless and
+	 * keeps callers that skipped it safe from here on). */
+	machine_block_stop_signals();
 	pthread_create(&sigthread, NULL, signal_main, m);
 	pthread_detach(sigthread);
 

@@ -39,5 +39,9 @@ bool machine_is_started(struct machine *m);
 /* Create the engine and vCPUs, load the boot image, run until the machine
  * stops. Returns an exit code; messages go to stderr. */
 int machine_run(struct machine *m, struct vm_config *cfg);
+/* Block SIGINT, SIGTERM and SIGHUP in the calling thread; main() calls it
+ * before anything creates a thread, so every thread modvm or a plugin
+ * creates inherits it and only machine_run's signal thread takes them. */
+void machine_block_stop_signals(void);
 
 #endif

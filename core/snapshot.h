@@ -9,8 +9,9 @@
 
 #include "machine.h"
 
-/* 2: disks can be frozen (docs/snapshot-format.md); 1 is still read. */
-#define SNAPSHOT_FORMAT 2
+/* 2: disks can be frozen; 3: a file's CRC-32 in the manifest covers its
+ * name too (docs/snapshot-format.md); 1 and 2 are still read. */
+#define SNAPSHOT_FORMAT 3
 
 /* snapshot_save flags */
 enum {
@@ -37,10 +38,28 @@ struct snapshot_progress {
 int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 		  struct snapshot_progress *progress, char *err, size_t len);
 
+/* modvm run: refuse a config whose writable raw/qcow2 disk is frozen in a
+ * snapshot, i.e. a qcow2 overlay "<image>.<name>.qcow2" next to it has the
+ * image as its backing file: the live data is in the overlay, and writing
+ * the frozen image would corrupt both. The message names the overlays and
+ * how to continue. An empty overlay left by a snapshot that did not
+ * complete (its "<snapdir>/<name>.tmp-PID" is there, PID gone) is removed
+ * instead, with that directory. */
+int snapshot_refuse_frozen_disks(const struct vm_config *c, const char *snapdir,
+				 char *err, size_t len);
+
+/* Delete the snapshot directory dir, only if it is modvm's: its manifest
+ * is a modvm manifest, and the directory holds nothing but the manifest
+ * and the files it lists (plain names). 0, or -EPERM (not a modvm
+ * snapshot), -ENOTEMPTY (other files or folders are in it: nothing is
+ * deleted), -errno. Never recurses. */
+int snapshot_delete(const char *dir);
+
 /* A snapshot read back and checked: the config text and file contents are
  * verified against the manifest before anything is built from them. */
 struct snapshot {
 	char *dir;
+	unsigned format;       /* the manifest's "format" */
 	char *config_path;     /* dir/config.cfg */
 	char *memory_path;     /* dir/memory.img */
 	char *engine;

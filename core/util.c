@@ -3,9 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int set_err(char *err, size_t len, const char *fmt, ...)
 {
@@ -171,33 +175,115 @@ bool name_is_valid(const char *s)
 	return true;
 }
 
-char *read_file(const char *path, size_t max, size_t *len)
+static uint32_t crc32c_table[256];
+
+static void crc32c_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc32c_table[i] = c;
+	}
+}
+
+uint32_t crc32c(uint32_t crc, const void *buf, size_t n)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const uint8_t *p = buf;
+
+	pthread_once(&once, crc32c_init);
+	crc = ~crc;
+	while (n--)
+		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+const char *file_kind(unsigned mode)
+{
+	if (S_ISREG(mode))
+		return "a regular file";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	return "of an unknown kind";
+}
+
+int open_regular(const char *path, int flags, char *why, size_t len)
+{
+	int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	int e;
+
+	if (fd < 0) {
+		e = errno;
+		set_err(why, len, "%s", strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (fstat(fd, &st)) {
+		e = errno;
+		set_err(why, len, "%s", strerror(e));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		e = EINVAL;
+		set_err(why, len, "not a regular file (%s)", file_kind(st.st_mode));
+		goto fail;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		e = errno;
+		set_err(why, len, "%s", strerror(e));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+char *read_file(const char *path, size_t max, size_t *len, char *why,
+		size_t why_len)
 {
 	struct strbuf b;
 	char buf[65536];
-	size_t n;
-	FILE *f = fopen(path, "rb");
+	ssize_t n;
+	int fd = open_regular(path, O_RDONLY, why, why_len);
 
-	if (!f)
+	if (fd < 0)
 		return NULL;
 	sb_init(&b);
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-		if (b.len + n > max) {
-			fclose(f);
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			set_err(why, why_len, "%s", strerror(e));
+			close(fd);
+			sb_free(&b);
+			errno = e;
+			return NULL;
+		}
+		if (b.len + (size_t)n > max) {
+			set_err(why, why_len, "larger than %zu bytes", max);
+			close(fd);
 			sb_free(&b);
 			errno = EFBIG;
 			return NULL;
 		}
-		sb_append(&b, buf, n);
+		sb_append(&b, buf, (size_t)n);
 	}
-	if (ferror(f)) {
-		int e = errno;
-		fclose(f);
-		sb_free(&b);
-		errno = e;
-		return NULL;
-	}
-	fclose(f);
+	close(fd);
 	*len = b.len;
 	return sb_steal(&b);
 }

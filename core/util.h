@@ -42,9 +42,23 @@ int parse_size(const char *s, uint64_t *out);
 /* Format a size as the largest exact unit: "512M", "1536K", "7". */
 void format_size(uint64_t v, char *buf, size_t len);
 
-bool name_is_valid(const char *s);
-/* Read a whole file of at most max bytes, NUL-terminated (*len excludes
- * the NUL). NULL with errno set (EFBIG if larger than max). */
-char *read_file(const char *path, size_t max, size_t *len); /* [a-z0-9][a-z0-9_-]* */
+bool name_is_valid(const char *s); /* [a-z0-9][a-z0-9_-]* */
+
+/* CRC-32C (Castagnoli, reflected, as iSCSI and ext4): start with crc = 0.
+ * Snapshot manifests use it for files whose content embeds zlib CRC-32s
+ * (state sections), where a CRC-32 of the whole would be a constant. */
+uint32_t crc32c(uint32_t crc, const void *buf, size_t n);
+
+/* What a file of this mode is, for messages: "a FIFO", "a directory". */
+const char *file_kind(unsigned mode);
+/* Open path (flags: O_RDONLY or O_RDWR, O_CLOEXEC is added) only if it is a
+ * regular file: O_NONBLOCK keeps a FIFO from blocking the open forever, and
+ * is cleared again. -1 with why set ("not a regular file (a FIFO)", or
+ * strerror) and errno kept. */
+int open_regular(const char *path, int flags, char *why, size_t len);
+/* Read a whole regular file of at most max bytes, NUL-terminated (*len
+ * excludes the NUL). NULL with why set (without the path) otherwise. */
+char *read_file(const char *path, size_t max, size_t *len, char *why,
+		size_t why_len);
 
 #endif

@@ -45,7 +45,8 @@ int boot_file_open(struct boot_file *f, const char *what, const char *path,
 	f->what = what;
 	f->path = path;
 	f->size = 0;
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO must be refused below, not block the open */
+	f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (f->fd < 0)
 		return boot_error(err, err_len, "cannot open %s '%s': %s", what,
 				  path, strerror(errno));
@@ -55,8 +56,9 @@ int boot_file_open(struct boot_file *f, const char *what, const char *path,
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		boot_error(err, err_len, "%s '%s' is not a regular file", what,
-			   path);
+		boot_error(err, err_len, "%s '%s' is not a regular file (%s)", what,
+			   path, S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ?
+			   "a directory" : "a device or socket");
 		goto fail;
 	}
 	if (st.st_size == 0) {

@@ -309,6 +309,16 @@ static int raw_open_fd(struct raw *r, const char *path)
 		open_error(r, path, errno);
 		return -1;
 	}
+	if (S_ISDIR(st.st_mode)) {
+		open_error(r, path, EISDIR);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		r->host->set_error(r->inst, "%s: not a regular file or block device (%s)", path,
+				   S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISSOCK(st.st_mode) ?
+				   "a socket" : "a character device");
+		return -1;
+	}
 	if (S_ISBLK(st.st_mode)) {
 		r->blockdev = true;
 		f = blockdev_flags(r, path);
@@ -316,8 +326,14 @@ static int raw_open_fd(struct raw *r, const char *path)
 			return -1;
 		flags |= f;
 	}
-	r->fd = open(path, flags | (r->readonly ? O_RDONLY : O_RDWR));
+	/* O_NONBLOCK: a FIFO put there since the stat is refused by
+	 * raw_size, not waited on; cleared for the I/O */
+	r->fd = open(path, flags | O_NONBLOCK | (r->readonly ? O_RDONLY : O_RDWR));
 	if (r->fd < 0) {
+		open_error(r, path, errno);
+		return -1;
+	}
+	if (fcntl(r->fd, F_SETFL, fcntl(r->fd, F_GETFL) & ~O_NONBLOCK)) {
 		open_error(r, path, errno);
 		return -1;
 	}

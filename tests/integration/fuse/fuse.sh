@@ -289,6 +289,28 @@ snapshot)
 	check "rmdir deleted s2" test ! -e "$work/snaps/s2"
 	check "s1 stays" test "$(ls "$mnt/snapshots")" = s1
 	expect_fail "No such file or directory" rmdir "$mnt/snapshots/s2"
+	# rmdir deletes only what modvm wrote: a folder with someone else's
+	# manifest.json is not touched ...
+	mkdir "$work/snaps/foreign"
+	echo '{"format": 1, "files": {"data.txt": {}}}' >"$work/snaps/foreign/manifest.json"
+	echo keep >"$work/snaps/foreign/data.txt"
+	expect_fail "Operation not permitted" rmdir "$mnt/snapshots/foreign"
+	check "a foreign manifest.json is kept" test -f "$work/snaps/foreign/manifest.json"
+	check "a foreign folder's files are kept" test -f "$work/snaps/foreign/data.txt"
+	# ... and a snapshot holding anything its manifest does not list is kept whole
+	expect_code 0 mkdir "$mnt/snapshots/s3"
+	echo mine >"$work/snaps/s3/notes.txt"
+	expect_fail "Directory not empty" rmdir "$mnt/snapshots/s3"
+	check "the user's file in a snapshot is kept" test -f "$work/snaps/s3/notes.txt"
+	check "nothing of s3 was deleted" test -f "$work/snaps/s3/manifest.json" -a -f "$work/snaps/s3/memory.img"
+	rm "$work/snaps/s3/notes.txt"
+	mkdir "$work/snaps/s3/sub"
+	echo mine >"$work/snaps/s3/sub/f"
+	expect_fail "Directory not empty" rmdir "$mnt/snapshots/s3"
+	check "a folder inside a snapshot is not recursed into" test -f "$work/snaps/s3/sub/f"
+	rm -r "$work/snaps/s3/sub"
+	expect_code 0 rmdir "$mnt/snapshots/s3"
+	check "rmdir deleted s3 once it held only modvm's files" test ! -e "$work/snaps/s3"
 	echo quit >"$mnt/control"
 	finish "$pid" 130
 	wait_unmounted "$mnt"
