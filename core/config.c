@@ -785,3 +785,30 @@ void config_free(struct vm_config *c)
 	free(c->machine);
 	memset(c, 0, sizeof(*c));
 }
+
+void config_set_engine_prop(struct vm_config *c, const char *assign)
+{
+	const char *eq = strchr(assign, '=');
+	size_t nlen = (size_t)(eq - assign);
+	struct cfg_setting *st = NULL;
+
+	for (size_t i = 0; i < c->nengine_settings; i++)
+		if (strlen(c->engine_settings[i].name) == nlen &&
+		    !strncmp(c->engine_settings[i].name, assign, nlen))
+			st = &c->engine_settings[i];
+	if (!st) {
+		struct cfg_setting *n = realloc(c->engine_settings,
+						(c->nengine_settings + 1) * sizeof(*n));
+		if (!n)
+			return;
+		c->engine_settings = n;
+		st = &n[c->nengine_settings++];
+		memset(st, 0, sizeof(*st));
+		st->name = strndup(assign, nlen);
+	} else {
+		free(st->s);
+	}
+	st->type = CFG_TEXT;
+	st->s = strdup(eq + 1);
+	st->line = 0;
+}

@@ -75,6 +75,9 @@ int config_load(const char *path, struct vm_config *c, char *err, size_t len);
 int config_validate(struct vm_config *c, const struct registry *r, char *err,
 		    size_t len);
 void config_free(struct vm_config *c);
+/* "NAME=VALUE": set (or add) an engine property, given as text, before
+ * config_validate (modvm resume --engine-prop). */
+void config_set_engine_prop(struct vm_config *c, const char *assign);
 
 /* Resolve one plugin's properties from settings (also used by the test
  * harness with settings made from "name=value" strings). `owner` names the

@@ -310,12 +310,15 @@ static int cmd_resume(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "control", required_argument, NULL, 'c' },
 		{ "engine", required_argument, NULL, 'e' },
+		{ "engine-prop", required_argument, NULL, 'p' },
 		{ "snapshot-dir", required_argument, NULL, 's' },
 		{ "no-verify-memory", no_argument, NULL, 'n' },
 		{ "mount", required_argument, NULL, 'm' }, /* fuse: --mount */
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *control = NULL, *engine = NULL, *snapdir = ".", *mount = NULL;
+	const char *eprops[16];
+	unsigned neprops = 0;
 	int verbosity = MODVM_LOG_WARN, opt, ret = EXIT_USAGE;
 	bool verify = true;
 	struct snapshot s;
@@ -325,11 +328,18 @@ static int cmd_resume(int argc, char **argv)
 	char err[ERR_LEN];
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "vc:e:s:nm:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "vc:e:p:s:nm:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'v': verbosity++; break;
 		case 'c': control = optarg; break;
 		case 'e': engine = optarg; break;
+		case 'p':
+			if (neprops == 16 || !strchr(optarg, '=') || *optarg == '=') {
+				fprintf(stderr, "modvm resume: --engine-prop wants NAME=VALUE (at most 16)\n");
+				return EXIT_USAGE;
+			}
+			eprops[neprops++] = optarg;
+			break;
 		case 's': snapdir = optarg; break;
 		case 'n': verify = false; break;
 		case 'm': mount = optarg; break; /* fuse: --mount */
@@ -355,6 +365,8 @@ static int cmd_resume(int argc, char **argv)
 		free(c.engine);
 		c.engine = xstrdup(engine);
 	}
+	for (unsigned i = 0; i < neprops; i++)
+		config_set_engine_prop(&c, eprops[i]);
 	if (config_validate(&c, &r, err, sizeof(err)))
 		goto bad;
 	if (c.memory != s.memory || c.cpus != s.cpus || strcmp(c.model, s.model)) {
@@ -415,11 +427,12 @@ static const struct command commands[] = {
 	  "usage: modvm umount SOCKET DIR\n"
 	  "Unmount DIR, mounted by modvm mount SOCKET DIR; the VM keeps running.\n" },
 	{ "resume", cmd_resume,
-	  "usage: modvm resume DIR [--engine NAME] [--control SOCKET] [--mount DIR] [--no-verify-memory] [-v]\n"
+	  "usage: modvm resume DIR [--engine NAME] [--engine-prop NAME=VALUE]... [--control SOCKET] [--mount DIR] [--no-verify-memory] [-v]\n"
 	  "Resume the snapshot in DIR exactly where it stopped. Every file is\n"
 	  "checked against the manifest first (the memory image too, unless\n"
 	  "--no-verify-memory); a damaged or incompatible snapshot is refused.\n"
-	  "--engine resumes under another CPU engine (the state is canonical).\n"
+	  "--engine resumes under another CPU engine (the state is canonical);\n"
+	  "--engine-prop sets one of its properties (e.g. mode=interpret for cpu-bt).\n"
 	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n" },
 	{ "check", cmd_check,
 	  "usage: modvm check CONFIG\n"
