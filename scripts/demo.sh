@@ -17,7 +17,7 @@ if [ "${DEMO:-linux}" = hello ]; then
 else
 	tests/guests/linux/mkinitramfs.sh   # fetches the kernel and busybox once
 	cfg=examples/linux-shell.cfg
-	echo "cpu-bt is an interpreter today: the shell prompt takes 2-4 minutes."
+	echo "cpu-bt translates 64-bit guest code: the shell prompt takes 10-30 s on a 2-core host."
 fi
 echo "== booting $cfg (Ctrl-A x quits, Ctrl-A h for help) =="
 exec build/modvm run "$cfg"

@@ -31,6 +31,15 @@ selftest)
 	expect_out "cpu-model: modvm baseline-v1 CPU"
 	expect_out "selftest: PASS"
 	;;
+selftest-interpret)
+	# The same boot under the reference interpreter alone (mode =
+	# interpret): the translator's default runs are compared with it.
+	check "selftest under cpu-bt mode=interpret" env BT_MODE=interpret "$run" -e cpu-bt \
+		-t 1400 -b "$build" -g "$guest" -l "$work/console.log" selftest
+	out=$(cat "$work/console.log")
+	expect_out "MODVM-LINUX-READY"
+	expect_out "selftest: PASS"
+	;;
 selftest-xsave)
 	# The same under the baseline-v1-xsave model: the kernel switches
 	# tasks' FPU/SSE state with XSAVE/XRSTOR (docs/engines-bt.md).
