@@ -1162,7 +1162,9 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
 	return n;
 }
 
-static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n)
+/* Returns true, or false with *bad the index of the instruction that could
+ * not be encoded. */
+static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *bad)
 {
 	struct bt_emit *e = &t->e;
 	uint8_t *entry;
@@ -1178,12 +1180,16 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n)
 
 		switch (x->k) {
 		case K_GEN:
-			if (!emit_gen(t, in, x->bytes, &x->L, x->rip, fl))
+			if (!emit_gen(t, in, x->bytes, &x->L, x->rip, fl)) {
+				*bad = i;
 				return false;
+			}
 			break;
 		case K_LEA:
-			if (!emit_lea(t, in, x->rip))
+			if (!emit_lea(t, in, x->rip)) {
+				*bad = i;
 				return false;
+			}
 			break;
 		case K_NOP:
 			break;
@@ -1236,16 +1242,20 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n)
 			ended = true;
 			break;
 		case K_JMPI:
-			if (!emit_indirect_target(t, in, x->rip, fl))
+			if (!emit_indirect_target(t, in, x->rip, fl)) {
+				*bad = i;
 				return false;
+			}
 			emit_save_flags(e);
 			emit_canonical_or_interp(t, x->rip);
 			emit_exit_indirect(t);
 			ended = true;
 			break;
 		case K_CALLI:
-			if (!emit_indirect_target(t, in, x->rip, fl))
+			if (!emit_indirect_target(t, in, x->rip, fl)) {
+				*bad = i;
 				return false;
+			}
 			em_store(e, HR_R11, OFF(jit_target), HR_R10);
 			/* a non-canonical target faults before the push */
 			emit_save_flags(e);
@@ -1259,6 +1269,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n)
 			ended = true;
 			break;
 		default:
+			*bad = i;
 			return false;
 		}
 	}
@@ -1266,6 +1277,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n)
 		emit_exit_direct(t, em_jmp32(e), d[n - 1].rip + d[n - 1].in.len, 0);
 	emit_stubs(t);
 	emit_slow_paths(t, (void *)jit_slow);
+	*bad = n;
 	return !e->full;
 }
 
@@ -1319,7 +1331,17 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 	t->b = b;
 	t->priv = c->cpl == 3;
 	t->e = (struct bt_emit){ j->cache + j->used, j->cache + j->size, false };
-	if (!emit_block(t, d, n)) {
+	unsigned bad;
+	bool ok = emit_block(t, d, n, &bad);
+	if (!ok && bad > 0 && bad < n) {
+		/* end the block before the instruction the emitter refused */
+		n = bad;
+		memset(b->exit, 0, sizeof(b->exit));
+		t->nslow = 0;
+		t->e = (struct bt_emit){ j->cache + j->used, j->cache + j->size, false };
+		ok = emit_block(t, d, n, &bad);
+	}
+	if (!ok) {
 		/* something the emitter could not encode: interpret */
 		b->code = NULL;
 		memset(b->exit, 0, sizeof(b->exit));
