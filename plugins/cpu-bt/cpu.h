@@ -123,6 +123,14 @@ struct bt_jtlb {
 	uint64_t gpa;      /* physical page; bit 0: global */
 };
 
+/* Indirect jumps, calls and returns of translated code look their target
+ * up here inline (per privilege, by RIP) before going to the dispatcher. */
+#define BT_JC_SIZE 4096
+struct bt_jc {
+	uint64_t rip;      /* ~0: empty */
+	const void *code;
+};
+
 struct bt_jit;
 
 /* Why bt_cpu_run returned. */
@@ -217,6 +225,7 @@ struct bt_cpu {
 	uint64_t icache_hits;
 	struct bt_tlb_entry tlb[BT_TLB_SIZE];
 	struct bt_jtlb jtlb[2][BT_JTLB_SIZE];
+	struct bt_jc jit_jc[2][BT_JC_SIZE];
 	struct bt_icache_entry icache[BT_ICACHE_SIZE];
 };
 

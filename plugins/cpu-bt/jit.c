@@ -48,6 +48,10 @@
 #define JTLB(p) ((int32_t)(offsetof(struct bt_cpu, jtlb) + \
 			   (size_t)(p) * BT_JTLB_SIZE * sizeof(struct bt_jtlb)))
 
+#define JC(p) ((int32_t)(offsetof(struct bt_cpu, jit_jc) + \
+			 (size_t)(p) * BT_JC_SIZE * sizeof(struct bt_jc)))
+#define JC_SHIFT 10
+
 #define HFLAGS_BASE 0x202ull  /* reserved bit 1 and IF: the host's own */
 
 struct jblock;
@@ -185,6 +189,16 @@ static bool page_nox(struct bt_jit *j, uint64_t page)
 	return false;
 }
 
+static unsigned jc_index(uint64_t rip)
+{
+	return (unsigned)((rip ^ (rip >> JC_SHIFT)) & (BT_JC_SIZE - 1));
+}
+
+static void jc_clear(struct bt_cpu *c)
+{
+	memset(c->jit_jc, 0xFF, sizeof(c->jit_jc));
+}
+
 /* ---- linking ---------------------------------------------------------- */
 
 static void unlink_exit(struct jexit *x)
@@ -276,6 +290,7 @@ void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
 		}
 	}
 	c->jit_dead = 1;
+	jc_clear(c);
 	j->st.invalidations++;
 	count_invalidation(j, page);
 }
@@ -299,6 +314,7 @@ void bt_jit_flush_all(struct bt_cpu *c)
 	for (int p = 0; p < 2; p++)
 		for (int i = 0; i < BT_JTLB_SIZE; i++)
 			c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+	jc_clear(c);
 	c->jit_link = 0;
 	j->st.flushes++;
 }
@@ -313,6 +329,7 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 			if (global_too || !(t->gpa & 1))
 				*t = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
 		}
+	jc_clear(c);
 	j->gen++;
 	unlink_xlinks(j);
 	c->jit_link = 0;
@@ -325,6 +342,11 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 
 	for (int p = 0; p < 2; p++)
 		c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+	/* jump-cache entries into that page may now map elsewhere */
+	for (int p = 0; p < 2; p++)
+		for (unsigned k = 0; k < BT_JC_SIZE; k++)
+			if ((c->jit_jc[p][k].rip >> 12) == (lin >> 12))
+				c->jit_jc[p][k].rip = ~0ull;
 	j->gen++;
 	unlink_xlinks(j);
 	c->jit_link = 0;
@@ -728,11 +750,31 @@ static void emit_exit_direct(struct tctx *t, uint8_t *disp, uint64_t target,
 	x->stub = NULL; /* set when the stubs are emitted */
 }
 
-/* After the pushfq of an exit: RIP from R10, no link, registers out. */
+/* After the flags were saved: the target in R10. A hit in the jump cache
+ * restores the flags and jumps to the block (its entry checks the budget
+ * and exit requests); a miss leaves RIP to the dispatcher. */
 static void emit_exit_indirect(struct tctx *t)
 {
 	struct bt_emit *e = &t->e;
+	int32_t jc = JC(t->priv);
 
+	/* r9 = ((r10 ^ (r10 >> JC_SHIFT)) & (size - 1)) * 16 */
+	em_mov_rr(e, HR_R9, HR_R10);
+	em_mov_rr(e, HR_R8, HR_R10);
+	em_shr_ri(e, HR_R8, JC_SHIFT);
+	em_rex(e, true, HR_R8, 0, HR_R9, false); em8(e, 0x31); em8(e, 0xC0 | 0 << 3 | 1); /* xor r9, r8 */
+	em_alu_ri(e, 4, false, HR_R9, BT_JC_SIZE - 1);               /* and r9d */
+	em_rex(e, false, 0, 0, HR_R9, false); em8(e, 0xC1); em8(e, 0xE1); em8(e, 4); /* shl r9d, 4 */
+	em_op_rmi(e, 0x3B, true, HR_R10, HR_R11, HR_R9, 1, jc);      /* cmp r10, [..] */
+	uint8_t *miss = em_jcc32(e, 0x5);
+	em_push_mem(e, HR_R11, OFF(jit_hflags));
+	em_popfq(e);
+	/* jmp [r11 + r9 + jc + 8] */
+	em_rex(e, false, 0, HR_R9, HR_R11, false);
+	em8(e, 0xFF);
+	em_mem(e, 4, HR_R11, HR_R9, 1, jc + 8);
+	if (!e->full)
+		em_patch32(miss, e->p);
 	em_store(e, HR_R11, OFF(s.rip), HR_R10);
 	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
 	em_jmp_to(e, t->j->exit_regs);
@@ -1511,6 +1553,11 @@ uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 	if (j->debug_check)
 		return check_block(c, b);
 	maybe_link(c, b);
+	{
+		struct bt_jc *jce = &c->jit_jc[c->cpl == 3][jc_index(b->rip)];
+		jce->rip = b->rip;
+		jce->code = b->code;
+	}
 	if (!max_blocks)
 		max_blocks = 1;
 	c->jit_budget = max_blocks;
