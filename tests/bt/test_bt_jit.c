@@ -937,11 +937,19 @@ static bool in_child(void (*fn)(void *), void *arg, const char *what)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+/* Under AddressSanitizer a trial costs seconds (the interpreter runs most
+ * of random code), so the sanitizer build runs fewer of them. */
+#ifdef __SANITIZE_ADDRESS__
+#define GARBAGE_TRIALS 8
+#else
+#define GARBAGE_TRIALS 100
+#endif
+
 static void garbage_child(void *arg)
 {
 	uint64_t seed = *(uint64_t *)arg;
 
-	for (int trial = 0; trial < 100; trial++) {
+	for (int trial = 0; trial < GARBAGE_TRIALS; trial++) {
 		struct fx *f = mk(true, 0);
 		rng = seed + (uint64_t)trial * 0x100000001b3ull;
 		for (int i = 0; i < 4096; i++)
