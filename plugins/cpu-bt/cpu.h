@@ -295,6 +295,8 @@ uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write,
 		     bool rmw);
 /* Physical page (of the last fetch) of the code at lin, after bt_fetch_ptr. */
 uint64_t bt_fetch_gpa(struct bt_cpu *c, uint64_t lin);
+/* The TLB holds lin's page as a global page (CR4.PGE, PTE.G). */
+bool bt_page_global(struct bt_cpu *c, uint64_t lin);
 #define BT_CPL_SYS (-1) /* supervisor access regardless of CPL (tables) */
 
 /* segments and system */

@@ -85,6 +85,7 @@ struct vcache {
 	uint32_t key;
 	uint32_t gen;
 	struct jblock *b;
+	bool global;           /* RIP's page is global: survives CR3 writes */
 };
 
 typedef void (*enter_fn)(struct bt_cpu *c, const void *code);
@@ -102,6 +103,7 @@ struct bt_jit {
 	struct jblock *hash[HASH_SIZE];
 	struct vcache vc[VC_SIZE];
 	uint32_t gen;
+	bool jc_global[2][BT_JC_SIZE]; /* the jump cache entry's page is global */
 	struct xlink xl[XLINK_MAX];
 	unsigned nxl;
 
@@ -329,8 +331,20 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 			if (global_too || !(t->gpa & 1))
 				*t = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
 		}
-	jc_clear(c);
-	j->gen++;
+	if (global_too) {
+		jc_clear(c);
+		j->gen++;
+	} else {
+		/* a CR3 write: translations of global pages (the kernel's)
+		 * stay valid, the others may map elsewhere now */
+		for (unsigned k = 0; k < VC_SIZE; k++)
+			if (!j->vc[k].global)
+				j->vc[k].rip = ~0ull;
+		for (int p = 0; p < 2; p++)
+			for (unsigned k = 0; k < BT_JC_SIZE; k++)
+				if (!j->jc_global[p][k])
+					c->jit_jc[p][k].rip = ~0ull;
+	}
 	unlink_xlinks(j);
 	c->jit_link = 0;
 }
@@ -347,7 +361,9 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 		for (unsigned k = 0; k < BT_JC_SIZE; k++)
 			if ((c->jit_jc[p][k].rip >> 12) == (lin >> 12))
 				c->jit_jc[p][k].rip = ~0ull;
-	j->gen++;
+	for (unsigned k = 0; k < VC_SIZE; k++)
+		if ((j->vc[k].rip >> 12) == (lin >> 12))
+			j->vc[k].rip = ~0ull;
 	unlink_xlinks(j);
 	c->jit_link = 0;
 }
@@ -1427,11 +1443,11 @@ static struct jblock *lookup(struct bt_cpu *c)
 	gpa = bt_fetch_gpa(c, rip);
 	for (struct jblock *b = j->hash[hash_page(gpa)]; b; b = b->hnext)
 		if (b->gpa == gpa && b->rip == rip && b->key == key) {
-			*v = (struct vcache){ rip, key, j->gen, b };
+			*v = (struct vcache){ rip, key, j->gen, b, bt_page_global(c, rip) };
 			return b;
 		}
 	struct jblock *b = translate(c, rip, gpa, p, key);
-	*v = (struct vcache){ rip, key, j->gen, b };
+	*v = (struct vcache){ rip, key, j->gen, b, bt_page_global(c, rip) };
 	return b;
 }
 
@@ -1554,9 +1570,11 @@ uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 		return check_block(c, b);
 	maybe_link(c, b);
 	{
-		struct bt_jc *jce = &c->jit_jc[c->cpl == 3][jc_index(b->rip)];
+		unsigned k = jc_index(b->rip);
+		struct bt_jc *jce = &c->jit_jc[c->cpl == 3][k];
 		jce->rip = b->rip;
 		jce->code = b->code;
+		j->jc_global[c->cpl == 3][k] = bt_page_global(c, b->rip);
 	}
 	if (!max_blocks)
 		max_blocks = 1;

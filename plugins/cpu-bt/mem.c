@@ -380,6 +380,13 @@ const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin)
 	return e->host ? e->host + (lin & 0xFFF) : NULL;
 }
 
+bool bt_page_global(struct bt_cpu *c, uint64_t lin)
+{
+	const struct bt_tlb_entry *e = &c->tlb[(lin >> 12) % BT_TLB_SIZE];
+
+	return e->tag == ((lin & ~0xFFFull) | 1) && (e->flags & TLBF_G);
+}
+
 uint64_t bt_fetch_gpa(struct bt_cpu *c, uint64_t lin)
 {
 	return c->tlb[(lin >> 12) % BT_TLB_SIZE].gpa | (lin & 0xFFF);
