@@ -283,6 +283,9 @@ void bt_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
 	      uint64_t v);
 void bt_check_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size);
 void bt_align_check(struct bt_cpu *c, uint64_t lin, unsigned align);
+/* Host address of lin for a data access at the current CPL, NULL if not
+ * RAM (may raise #PF; a write to a page holding translations drops them). */
+uint8_t *bt_lin_ptr(struct bt_cpu *c, uint64_t lin, bool write);
 uint64_t bt_fetch_lin(struct bt_cpu *c, uint64_t lin, uint8_t *buf,
 		      unsigned n);
 const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin);

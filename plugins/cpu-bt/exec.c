@@ -638,6 +638,56 @@ static bool string_one(struct bt_cpu *c, unsigned size)
 	}
 }
 
+/* REP MOVS/STOS a page at a time: in 64-bit mode, forwards (DF=0),
+ * without data breakpoints or alignment checks, the elements that lie
+ * within the current source and destination pages are moved with memcpy or
+ * memset on the host pages. Faults come from the page translations before
+ * anything of that run is written, with RCX/RSI/RDI counting the elements
+ * done so far, as element-wise execution would leave them. Returns false
+ * when the next element needs the element-wise path (MMIO, a page
+ * boundary inside an element, overlapping copies). */
+static bool string_pages(struct bt_cpu *c, unsigned size)
+{
+	bool movs = c->in->op == BT_OP_MOVS;
+	int sseg = c->in->seg != BT_SEG_NONE ? c->in->seg : BT_DS;
+	uint64_t n = c->s.gpr[MODVM_RCX], di = c->s.gpr[MODVM_RDI];
+	uint64_t si = c->s.gpr[MODVM_RSI], dlin, slin = 0, k;
+	uint8_t *dst, *src = NULL;
+
+	dlin = bt_seg_lin(c, BT_ES, di, size, true);
+	k = (4096 - (dlin & 0xFFF)) / size;
+	if (movs) {
+		slin = bt_seg_lin(c, sseg, si, size, false);
+		if ((4096 - (slin & 0xFFF)) / size < k)
+			k = (4096 - (slin & 0xFFF)) / size;
+	}
+	if (k > n)
+		k = n;
+	if (!k)
+		return false;
+	if (movs && !(src = bt_lin_ptr(c, slin, false)))
+		return false;
+	if (!(dst = bt_lin_ptr(c, dlin, true)))
+		return false;
+	if (movs) {
+		/* element-wise forward copying differs from memmove when the
+		 * destination starts inside the source */
+		if (dst > src && dst < src + k * size)
+			return false;
+		memmove(dst, src, k * size);
+		c->s.gpr[MODVM_RSI] = si + k * size;
+	} else if (size == 1) {
+		memset(dst, (int)(c->s.gpr[MODVM_RAX] & 0xFF), k);
+	} else {
+		uint64_t v = c->s.gpr[MODVM_RAX];
+		for (uint64_t i = 0; i < k; i++)
+			memcpy(dst + i * size, &v, size);
+	}
+	c->s.gpr[MODVM_RDI] = di + k * size;
+	c->s.gpr[MODVM_RCX] = n - k;
+	return true;
+}
+
 static void exec_string(struct bt_cpu *c)
 {
 	unsigned size = c->in->opsize;
@@ -648,6 +698,15 @@ static void exec_string(struct bt_cpu *c)
 	if (!rep) {
 		string_one(c, size);
 		return;
+	}
+	if ((c->in->op == BT_OP_MOVS || c->in->op == BT_OP_STOS) &&
+	    c->mode == BT_MODE64 && c->in->addrsize == 8 &&
+	    !(c->s.rflags & (BT_DF | BT_AC)) && !c->dbg_data && !c->journal) {
+		for (int pages = 0; pages < 64 && c->s.gpr[MODVM_RCX]; pages++)
+			if (!string_pages(c, size))
+				break;
+		if (!c->s.gpr[MODVM_RCX])
+			return;
 	}
 	for (int i = 0; i < REP_CHUNK; i++) {
 		if (!count_get(c))

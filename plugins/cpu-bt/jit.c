@@ -71,6 +71,9 @@ struct jblock {
 	uint16_t ninsn;
 	uint8_t valid;
 	uint8_t *code;         /* entry; NULL: the interpreter runs this RIP */
+	uint8_t *dead;         /* the exit to the dispatcher before the entry,
+				  past its RCX restore: an invalidated block's
+				  entry is patched to jump there */
 	struct jblock *hnext;
 	struct jexit exit[2];
 };
@@ -120,6 +123,7 @@ struct bt_jit {
 	atomic_int pend_flag;
 
 	struct bt_jit_stats st;
+	uint8_t *last_exit;    /* emit_budget_check's exit of the block being made */
 	uint64_t debug_limit;  /* MODVM_BT_JIT_LIMIT: translate only so many blocks */
 	bool debug_trace;      /* MODVM_BT_JIT_TRACE: print each block */
 	bool debug_check;      /* MODVM_BT_JIT_CHECK: compare with the interpreter */
@@ -278,6 +282,14 @@ void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
 		if ((b->gpa & ~0xFFFull) == page) {
 			b->valid = 0;
 			*pp = b->hnext;
+			/* Whatever still jumps here (the jump cache, a link, the
+			 * block itself if it is running) leaves to the
+			 * dispatcher with RIP = the block's start: jmp rel8 back
+			 * to its exit, over the entry's first instruction. */
+			if (b->code) {
+				b->code[0] = 0xEB;
+				b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
+			}
 		} else {
 			pp = &b->hnext;
 		}
@@ -292,7 +304,6 @@ void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
 		}
 	}
 	c->jit_dead = 1;
-	jc_clear(c);
 	j->st.invalidations++;
 	count_invalidation(j, page);
 }
@@ -1071,6 +1082,7 @@ static void emit_budget_check(struct tctx *t, uint64_t rip, uint8_t **entry)
 	struct bt_emit *e = &t->e;
 	uint8_t *exit = e->p;
 
+	t->j->last_exit = exit;
 	/* the exit, placed before the entry so that the check falls through */
 	em_mov_rr(e, HR_RCX, HR_R10);
 	em_mov_ri64(e, HR_R10, rip);
@@ -1230,6 +1242,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 
 	emit_budget_check(t, d[0].rip, &entry);
 	t->b->code = entry;
+	t->b->dead = t->j->last_exit + 3; /* after mov rcx, r10 */
 	for (unsigned i = 0; i < n && !e->full; i++) {
 		struct dinsn *x = &d[i];
 		const struct bt_insn *in = &x->in;
@@ -1658,7 +1671,7 @@ int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
 		free(j);
 		return -1;
 	}
-	j->maxblocks = (unsigned)(cache_bytes / 128);
+	j->maxblocks = (unsigned)(cache_bytes / 256); /* blocks average ~650 bytes */
 	j->blocks = calloc(j->maxblocks, sizeof(*j->blocks));
 	if (!j->blocks) {
 		munmap(j->cache, cache_bytes);

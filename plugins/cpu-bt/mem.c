@@ -533,3 +533,10 @@ void bt_journal_add(struct bt_cpu *c, uint8_t *p, unsigned len)
 	memcpy(j->e[j->n].old, p, len);
 	j->n++;
 }
+
+uint8_t *bt_lin_ptr(struct bt_cpu *c, uint64_t lin, bool write)
+{
+	struct bt_tlb_entry *e = translate(c, lin, write ? ACC_W : ACC_R, c->cpl);
+
+	return e->host ? e->host + (lin & 0xFFF) : NULL;
+}

@@ -940,9 +940,9 @@ static bool in_child(void (*fn)(void *), void *arg, const char *what)
 /* Under AddressSanitizer a trial costs seconds (the interpreter runs most
  * of random code), so the sanitizer build runs fewer of them. */
 #ifdef __SANITIZE_ADDRESS__
-#define GARBAGE_TRIALS 8
+#define GARBAGE_TRIALS 4
 #else
-#define GARBAGE_TRIALS 100
+#define GARBAGE_TRIALS 25
 #endif
 
 static void garbage_child(void *arg)
