@@ -1179,7 +1179,6 @@ struct dinsn {
 	enum kind k;
 	uint64_t rip;
 	const uint8_t *bytes;
-	bool live_in;
 };
 
 static uint64_t now_ns(void)
@@ -1223,12 +1222,6 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
 		if (off >= avail)
 			break;
 	}
-	/* Glue that clobbers flags (the TLB check) parks them in AH/AL around
-	 * every memory access, even where a later instruction overwrites
-	 * them: a fault there delivers them in the exception frame, which
-	 * must hold the guest's values (precise exceptions). */
-	for (unsigned i = 0; i < n; i++)
-		d[i].live_in = true;
 	return n;
 }
 
@@ -1247,7 +1240,11 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 		struct dinsn *x = &d[i];
 		const struct bt_insn *in = &x->in;
 		uint64_t next = x->rip + in->len;
-		bool fl = x->live_in;
+		/* Glue that clobbers flags (the TLB check) parks them in
+		 * AH/AL around every memory access, even where a later
+		 * instruction overwrites them: a fault there delivers them in
+		 * the exception frame, which must hold the guest's values. */
+		bool fl = true;
 
 		switch (x->k) {
 		case K_GEN:
