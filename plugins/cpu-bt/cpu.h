@@ -131,6 +131,15 @@ struct bt_jc {
 	const void *code;
 };
 
+/* A segment as translated 16/32-bit code checks it (jit.c, refreshed
+ * before each entry): an access of size n at offset off is done inline if
+ * off + n - 1 <= the limit for its kind (signed; -1: never, the access
+ * goes to the interpreter, which raises the fault or handles expand-down). */
+struct bt_jseg {
+	uint64_t base;
+	int64_t rlim, wlim;
+};
+
 struct bt_jit;
 
 /* Why bt_cpu_run returned. */
@@ -167,6 +176,7 @@ struct bt_cpu {
 	uint64_t jit_target;      /* indirect target / entry address */
 	uint8_t jit_interp;       /* interpret the next instruction */
 	uint8_t jit_dead;         /* the running block may have been invalidated */
+	struct bt_jseg jit_seg[MODVM_NR_SREGS];
 	/* MODVM_BT_JIT_CHECK: RAM writes of the interpreter are journaled so
 	 * that jit.c can undo them and compare with the translated block */
 	struct bt_journal *journal;

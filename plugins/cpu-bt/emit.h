@@ -255,6 +255,49 @@ static inline void em_op_rmi(struct bt_emit *e, unsigned op, bool w, int reg,
 	em_mem(e, reg, base, index, scale, disp);
 }
 
+/* movzx dst32, src16 (zero-extends to 64 bits) */
+static inline void em_movzx16(struct bt_emit *e, int dst, int src)
+{
+	em_rex(e, false, dst, 0, src, false);
+	em8(e, 0x0F);
+	em8(e, 0xB7);
+	em8(e, 0xC0 | (unsigned)(dst & 7) << 3 | (unsigned)(src & 7));
+}
+
+/* mov [base+disp], reg with an operand of size bytes (2, 4 or 8) */
+static inline void em_store_sz(struct bt_emit *e, int base, int32_t disp, int reg,
+			       unsigned size)
+{
+	if (size == 2)
+		em8(e, 0x66);
+	em_op_rm(e, 0x89, size == 8, reg, base, disp);
+}
+
+/* reg = zero-extended [base+disp] of size bytes (2 or 4) */
+static inline void em_load_zx(struct bt_emit *e, int reg, int base, int32_t disp,
+			      unsigned size)
+{
+	if (size == 4) {
+		em_op_rm(e, 0x8B, false, reg, base, disp);
+		return;
+	}
+	em_rex(e, false, reg, 0, base, false);
+	em8(e, 0x0F);
+	em8(e, 0xB7);
+	em_mem(e, reg, base, HR_NONE, 1, disp);
+}
+
+/* mov dst, src with an operand of size bytes (2: the low word only;
+ * 4: zero-extending) */
+static inline void em_mov_rr_sz(struct bt_emit *e, int dst, int src, unsigned size)
+{
+	if (size == 2)
+		em8(e, 0x66);
+	em_rex(e, size == 8, src, 0, dst, false);
+	em8(e, 0x89);
+	em8(e, 0xC0 | (unsigned)(src & 7) << 3 | (unsigned)(dst & 7));
+}
+
 /* shr reg64, imm8 */
 static inline void em_shr_ri(struct bt_emit *e, int reg, unsigned n)
 {

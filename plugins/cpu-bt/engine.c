@@ -125,9 +125,11 @@ static const char *const exec_modes[] = { "translate", "interpret", NULL };
 
 static const struct modvm_prop_desc bt_props[] = {
 	MODVM_PROP_ENUM_("mode", "translate", exec_modes,
-			 "translate: 64-bit guest code is translated to host code "
-			 "(the rest, and any instruction the translator leaves out, is "
-			 "interpreted); interpret: the reference interpreter only"),
+			 "translate: guest code in every mode (real, 16/32-bit protected, "
+			 "compatibility, 64-bit) is translated to host code, and what the "
+			 "translator leaves out (system, string, x87/SSE instructions, "
+			 "single-stepping) is interpreted; interpret: the reference "
+			 "interpreter only"),
 	MODVM_PROP_SIZE_("translation-cache", "64M", 1ll << 20, 2ll << 30,
 			 "host memory for translated code, per vCPU; flushed when full"),
 	MODVM_PROP_END
@@ -135,8 +137,8 @@ static const struct modvm_prop_desc bt_props[] = {
 
 static int probe(char *why, size_t len)
 {
-	snprintf(why, len, "software engine: 64-bit guest code translated to "
-		 "host code, 16/32-bit code, system instructions and the rest "
+	snprintf(why, len, "software engine: guest code translated to host code "
+		 "in every mode; system, string and x87/SSE instructions "
 		 "interpreted");
 	return 0;
 }
@@ -428,6 +430,6 @@ static const struct modvm_cpu_engine_ops ops = {
 
 MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_CPU_ENGINE, .name = "cpu-bt",
 		    .version = "0.1.0",
-		    .description = "Software x86-64 engine: translator for 64-bit code, "
-				   "reference interpreter for the rest",
+		    .description = "Software x86-64 engine: translator for real, 16/32-bit "
+				   "and 64-bit code, reference interpreter for the rest",
 		    .props = bt_props, .ops = &ops);

@@ -68,6 +68,8 @@ struct jblock {
 	uint64_t rip;
 	uint64_t gpa;          /* physical address of the first byte */
 	uint32_t key;          /* mode word (mode_key) */
+	uint64_t cskey;        /* 16/32-bit code: CS base and limit (cs_key) */
+	uint64_t lin;          /* linear address of the first byte */
 	uint16_t ninsn;
 	uint8_t valid;
 	uint8_t *code;         /* entry; NULL: the interpreter runs this RIP */
@@ -85,6 +87,7 @@ struct xlink {
 
 struct vcache {
 	uint64_t rip;
+	uint64_t cskey, lin;
 	uint32_t key;
 	uint32_t gen;
 	struct jblock *b;
@@ -107,6 +110,8 @@ struct bt_jit {
 	struct vcache vc[VC_SIZE];
 	uint32_t gen;
 	bool jc_global[2][BT_JC_SIZE]; /* the jump cache entry's page is global */
+	uint32_t jc_key[2];    /* the mode (mode_key, cs_key) of each half's */
+	uint64_t jc_cskey[2];  /* entries: one at a time, cleared on a change */
 	struct xlink xl[XLINK_MAX];
 	unsigned nxl;
 
@@ -205,6 +210,15 @@ static void jc_clear(struct bt_cpu *c)
 	memset(c->jit_jc, 0xFF, sizeof(c->jit_jc));
 }
 
+/* The linear address of jump-cache entry rip in half p: 16/32-bit
+ * entries are EIPs under the half's CS base. */
+static uint64_t jc_lin(const struct bt_jit *j, int p, uint64_t rip)
+{
+	if (((j->jc_key[p] >> 2) & 3) == BT_MODE64)
+		return rip;
+	return (uint32_t)(rip + (uint32_t)j->jc_cskey[p]);
+}
+
 /* ---- linking ---------------------------------------------------------- */
 
 static void unlink_exit(struct jexit *x)
@@ -219,9 +233,28 @@ static void unlink_xlinks(struct bt_jit *j)
 	j->nxl = 0;
 }
 
+/* What generated code depends on besides its bytes: the privilege (the
+ * TLB and jump cache halves), the mode (operand and address sizes) and,
+ * outside 64-bit mode, the stack width (SS.B). */
 static uint32_t mode_key(const struct bt_cpu *c)
 {
-	return (uint32_t)c->cpl | (uint32_t)c->mode << 2;
+	uint32_t k = (uint32_t)c->cpl | (uint32_t)c->mode << 2;
+
+	if (c->mode != BT_MODE64)
+		k |= (uint32_t)(c->s.seg[BT_SS].db ? 1 : 0) << 4;
+	return k;
+}
+
+/* 16/32-bit code: CS base (EIP -> linear) and limit (where blocks end,
+ * which branch targets fault); 64-bit code: 0. Blocks, links
+ * and the jump cache only connect code of the same key. */
+static uint64_t cs_key(const struct bt_cpu *c)
+{
+	const struct modvm_segment *cs = &c->s.seg[BT_CS];
+
+	if (c->mode == BT_MODE64)
+		return 0;
+	return (uint64_t)(uint32_t)cs->base | (uint64_t)cs->limit << 32;
 }
 
 static void maybe_link(struct bt_cpu *c, struct jblock *b)
@@ -230,9 +263,10 @@ static void maybe_link(struct bt_cpu *c, struct jblock *b)
 	struct jexit *x = (struct jexit *)(uintptr_t)c->jit_link;
 
 	c->jit_link = 0;
-	if (!x || !x->src->valid || x->target != b->rip || x->src->key != b->key)
+	if (!x || !x->src->valid || x->target != b->rip || x->src->key != b->key ||
+	    x->src->cskey != b->cskey)
 		return;
-	if ((x->src->rip >> 12) != (b->rip >> 12)) {
+	if ((x->src->lin >> 12) != (b->lin >> 12)) {
 		/* Another virtual page: valid until the next TLB flush, which
 		 * may remap either page. */
 		if (j->nxl == XLINK_MAX)
@@ -370,10 +404,11 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 	/* jump-cache entries into that page may now map elsewhere */
 	for (int p = 0; p < 2; p++)
 		for (unsigned k = 0; k < BT_JC_SIZE; k++)
-			if ((c->jit_jc[p][k].rip >> 12) == (lin >> 12))
+			if (c->jit_jc[p][k].rip != ~0ull &&
+			    (jc_lin(j, p, c->jit_jc[p][k].rip) >> 12) == (lin >> 12))
 				c->jit_jc[p][k].rip = ~0ull;
 	for (unsigned k = 0; k < VC_SIZE; k++)
-		if ((j->vc[k].rip >> 12) == (lin >> 12))
+		if ((j->vc[k].lin >> 12) == (lin >> 12))
 			j->vc[k].rip = ~0ull;
 	unlink_xlinks(j);
 	c->jit_link = 0;
@@ -454,7 +489,7 @@ static bool parse_layout(const uint8_t *b, const struct bt_insn *in,
 				L->p66 = true;
 			if (b[i] == 0xF0)
 				L->lock = true;
-		} else if ((b[i] & 0xF0) == 0x40) {
+		} else if ((b[i] & 0xF0) == 0x40 && in->mode == BT_MODE64) {
 			L->rex = b[i];
 		} else {
 			break;
@@ -472,7 +507,16 @@ static bool parse_layout(const uint8_t *b, const struct bt_insn *in,
 	L->op_len = i - L->op_off;
 	if (i > len || b[i - 1] != in->opcode)
 		return false;
-	if (in->has_modrm) {
+	if (in->has_modrm && in->addrsize == 2) {
+		/* 16-bit ModRM: no SIB, disp16 */
+		uint8_t m = b[i];
+		unsigned mod = m >> 6, rm = m & 7;
+		L->modrm_off = i++;
+		if (mod == 1)
+			i += 1;
+		else if (mod == 2 || (mod == 0 && rm == 6))
+			i += 2;
+	} else if (in->has_modrm) {
 		uint8_t m = b[i];
 		unsigned mod = m >> 6, rm = m & 7;
 		L->modrm_off = i++;
@@ -520,13 +564,22 @@ static bool lockable(unsigned op)
 	}
 }
 
+/* The operand size of stack and branch instructions the translator does:
+ * 64-bit in 64-bit mode (no 16-bit pushes there), 16 or 32 elsewhere. */
+static bool wide_ok(const struct bt_insn *in)
+{
+	if (in->mode == BT_MODE64)
+		return in->opsize == 8;
+	return in->opsize == 2 || in->opsize == 4;
+}
+
 static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 			  const uint8_t *b, struct layout *L)
 {
 	int mi;
 	bool mem = mem_opnd(in, &mi);
 
-	if (in->mode != BT_MODE64 || !parse_layout(b, in, L))
+	if (!parse_layout(b, in, L))
 		return K_NO;
 	if (in->prefix & BT_PFX_LOCK) {
 		if (!lockable(in->op) || !mem || mi != 0)
@@ -548,10 +601,13 @@ static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 	case BT_OP_SAR: case BT_OP_MUL: case BT_OP_IMUL: case BT_OP_IMUL2:
 	case BT_OP_IMUL3: case BT_OP_SHLD: case BT_OP_SHRD: case BT_OP_MOVZX:
 	case BT_OP_MOVSX: case BT_OP_MOVSXD: case BT_OP_XCHG: case BT_OP_XADD:
-	case BT_OP_CMPXCHG: case BT_OP_BSWAP: case BT_OP_SETCC: case BT_OP_CMOVCC:
+	case BT_OP_CMPXCHG: case BT_OP_SETCC: case BT_OP_CMOVCC:
 	case BT_OP_CBW: case BT_OP_CWD: case BT_OP_CLC: case BT_OP_STC:
 	case BT_OP_CMC:
 		return K_GEN;
+	case BT_OP_BSWAP:
+		/* 16-bit BSWAP is undefined: left to the interpreter */
+		return in->opsize == 2 ? K_NO : K_GEN;
 	case BT_OP_MOV:
 		/* moffs forms (A0-A3) have a 64-bit address immediate */
 		if (in->map == 0 && in->opcode >= 0xA0 && in->opcode <= 0xA3)
@@ -576,7 +632,7 @@ static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 	case BT_OP_PAUSE:
 		return K_PAUSE;
 	case BT_OP_PUSH:
-		if (in->opsize != 8)
+		if (!wide_ok(in))
 			return K_NO;
 		if (in->opnd[0].type == BT_OPND_IMM)
 			return K_PUSHI;
@@ -584,28 +640,28 @@ static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 			return K_PUSH;
 		return K_NO;
 	case BT_OP_POP:
-		if (in->opsize == 8 && in->opnd[0].type == BT_OPND_REG &&
+		if (wide_ok(in) && in->opnd[0].type == BT_OPND_REG &&
 		    in->opnd[0].cls == BT_RC_GPR)
 			return K_POP;
 		return K_NO;
 	case BT_OP_LEAVE:
-		return in->opsize == 8 ? K_LEAVE : K_NO;
+		return wide_ok(in) ? K_LEAVE : K_NO;
 	case BT_OP_JMP:
-		if (in->opsize != 8)
+		if (!wide_ok(in))
 			return K_NO;
 		if (in->opnd[0].type == BT_OPND_REL)
 			return K_JMP;
 		return in->opnd[0].type == BT_OPND_REG || mem ? K_JMPI : K_NO;
 	case BT_OP_JCC:
-		return in->opsize == 8 ? K_JCC : K_NO;
+		return wide_ok(in) ? K_JCC : K_NO;
 	case BT_OP_CALL:
-		if (in->opsize != 8)
+		if (!wide_ok(in))
 			return K_NO;
 		if (in->opnd[0].type == BT_OPND_REL)
 			return K_CALL;
 		return in->opnd[0].type == BT_OPND_REG || mem ? K_CALLI : K_NO;
 	case BT_OP_RET:
-		return in->opsize == 8 ? K_RET : K_NO;
+		return wide_ok(in) ? K_RET : K_NO;
 	default:
 		return K_NO;
 	}
@@ -616,18 +672,28 @@ struct slow {
 	uint8_t *jne;          /* rel32 of the jne to the slow path */
 	uint8_t *join;         /* where the fast path continues */
 	uint64_t rip;
-	uint32_t info;         /* size | write << 8 */
+	uint32_t info;         /* size | write << 8 | rmw << 9, or SLOW_INTERP */
 	bool flags;            /* flags parked in AH/AL */
 };
+
+/* a slow path that leaves the instruction to the interpreter directly
+ * (a segment check failed: it raises the fault) */
+#define SLOW_INTERP 0x400u
+#define JSEG(s, f) ((int32_t)(offsetof(struct bt_cpu, jit_seg) + \
+			      (size_t)(s) * sizeof(struct bt_jseg) + \
+			      offsetof(struct bt_jseg, f)))
 
 struct tctx {
 	struct bt_cpu *c;
 	struct bt_jit *j;
 	struct bt_emit e;
 	struct jblock *b;
-	struct slow slow[BLOCK_MAX * 2];
+	struct slow slow[BLOCK_MAX * 4];
 	unsigned nslow;
 	int priv;
+	bool m64;              /* 64-bit mode; else 16/32-bit, segmented */
+	unsigned sw;           /* 16/32-bit: stack width (SS.B: 4, else 2) */
+	uint32_t cslim;        /* 16/32-bit: CS limit (branch targets) */
 };
 
 static bool identity(int g)
@@ -695,12 +761,21 @@ static bool emit_addr(struct tctx *t, const struct bt_insn *in,
 				hi = HR_R8;
 			}
 		}
-		if (hb == HR_NONE && hi == HR_NONE)
-			em_mov_ri64(e, HR_R9, w ? (uint64_t)o->disp : (uint32_t)o->disp);
-		else
+		if (hb == HR_NONE && hi == HR_NONE) {
+			uint64_t a = w ? (uint64_t)o->disp : in->addrsize == 4 ?
+				     (uint32_t)o->disp : (uint16_t)o->disp;
+			em_mov_ri64(e, HR_R9, a);
+		} else {
 			em_lea(e, w, HR_R9, hb, hi, o->scale ? o->scale : 1,
 			       (int32_t)o->disp);
+			if (in->addrsize == 2)
+				em_movzx16(e, HR_R9, HR_R9);
+		}
 	}
+	/* 16/32-bit: R9 is the offset; emit_tlb checks the segment and adds
+	 * its base */
+	if (!t->m64)
+		return true;
 	if (seg && (o->seg == BT_FS || o->seg == BT_GS)) {
 		em_load(e, HR_R10, HR_R11, OFF(s.seg) + (int32_t)(o->seg *
 			sizeof(struct modvm_segment) + offsetof(struct modvm_segment, base)));
@@ -710,18 +785,34 @@ static bool emit_addr(struct tctx *t, const struct bt_insn *in,
 }
 
 /* The inline TLB check on R9 (clobbers flags, R8, R10); on a hit R9 is
- * the host address. The miss goes to a slow path emitted after the block. */
+ * the host address. The miss goes to a slow path emitted after the block.
+ * In 16/32-bit code R9 is the offset in segment seg: its limit and type
+ * (struct bt_jseg) are checked and its base added first. */
 static void emit_tlb_rmw(struct tctx *t, uint64_t rip, unsigned size, bool write,
-			 bool rmw, bool flags_live)
+			 bool rmw, bool flags_live, int seg)
 {
 	struct bt_emit *e = &t->e;
-	struct slow *s = &t->slow[t->nslow++];
+	struct slow *s;
 	int32_t base = JTLB(t->priv);
 
 	if (flags_live) {
 		em_store(e, HR_R11, OFF(jit_spill), HR_RAX);
 		em_flags_to_ax(e);
 	}
+	if (!t->m64) {
+		/* r8 = off + size - 1; cmp r8, lim; jg interpret;
+		 * add r9d, base (wraps at 4 GiB) */
+		s = &t->slow[t->nslow++];
+		em_lea(e, true, HR_R8, HR_R9, HR_NONE, 1, (int32_t)size - 1);
+		em_op_rm(e, 0x3B, true, HR_R8, HR_R11, write ? JSEG(seg, wlim) : JSEG(seg, rlim));
+		s->jne = em_jcc32(e, 0xF);
+		s->join = NULL;
+		s->rip = rip;
+		s->info = SLOW_INTERP;
+		s->flags = flags_live;
+		em_op_rm(e, 0x03, false, HR_R9, HR_R11, JSEG(seg, base));
+	}
+	s = &t->slow[t->nslow++];
 	em_mov_rr(e, HR_R10, HR_R9);
 	em_shr_ri(e, HR_R10, 12 - 5);
 	em_alu_ri(e, 4, false, HR_R10, (BT_JTLB_SIZE - 1) << 5);  /* and */
@@ -742,9 +833,9 @@ static void emit_tlb_rmw(struct tctx *t, uint64_t rip, unsigned size, bool write
 }
 
 static void emit_tlb(struct tctx *t, uint64_t rip, unsigned size, bool write,
-		     bool flags_live)
+		     bool flags_live, int seg)
 {
-	emit_tlb_rmw(t, rip, size, write, false, flags_live);
+	emit_tlb_rmw(t, rip, size, write, false, flags_live, seg);
 }
 
 /* Store the identity-mapped guest registers to struct bt_cpu. */
@@ -821,16 +912,22 @@ static void emit_save_flags(struct bt_emit *e)
 	emit_save_flags_via(e, HR_R9);
 }
 
+/* The same for 16/32-bit code, whose targets must be within the CS
+ * limit: cmp r10, limit; jbe ok. */
 static void emit_canonical_or_interp(struct tctx *t, uint64_t rip)
 {
 	struct bt_emit *e = &t->e;
 
-	/* r9 = (r10 << 16) >> 16 (arithmetic); cmp; jne */
-	em_mov_rr(e, HR_R9, HR_R10);
-	em_rex(e, true, 0, 0, HR_R9, false); em8(e, 0xC1); em8(e, 0xE1); em8(e, 16);
-	em_rex(e, true, 0, 0, HR_R9, false); em8(e, 0xC1); em8(e, 0xF9); em8(e, 16);
+	if (t->m64) {
+		/* r9 = (r10 << 16) >> 16 (arithmetic); cmp; jne */
+		em_mov_rr(e, HR_R9, HR_R10);
+		em_rex(e, true, 0, 0, HR_R9, false); em8(e, 0xC1); em8(e, 0xE1); em8(e, 16);
+		em_rex(e, true, 0, 0, HR_R9, false); em8(e, 0xC1); em8(e, 0xF9); em8(e, 16);
+	} else {
+		em_mov_ri64(e, HR_R9, t->cslim);
+	}
 	em_rex(e, true, HR_R9, 0, HR_R10, false); em8(e, 0x39); em8(e, 0xC0 | 1 << 3 | 2);
-	em8(e, 0x74); /* je ok */
+	em8(e, t->m64 ? 0x74 : 0x76); /* je / jbe ok */
 	uint8_t *je = e->p;
 	em8(e, 0);
 	em_mov_ri64(e, HR_R10, rip);
@@ -859,7 +956,7 @@ static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
 	bool reg_byte = false, rm_byte = false;
 	if (in->map == 0) {
 		switch (opc) {
-		case 0x80: case 0x81: case 0x83: case 0x8F: case 0xC0: case 0xC1:
+		case 0x80: case 0x81: case 0x82: case 0x83: case 0x8F: case 0xC0: case 0xC1:
 		case 0xC6: case 0xC7: case 0xD0: case 0xD1: case 0xD2: case 0xD3:
 		case 0xF6: case 0xF7: case 0xFE: case 0xFF:
 			reg_is_ext = true;
@@ -871,7 +968,7 @@ static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
 		if ((opc < 0x40 && (opc & 7) < 4 && !(opc & 1)) ||
 		    opc == 0x84 || opc == 0x86 || opc == 0x88 || opc == 0x8A)
 			reg_byte = rm_byte = true;
-		if (opc == 0x80 || opc == 0xC0 || opc == 0xC6 || opc == 0xD0 ||
+		if (opc == 0x80 || opc == 0x82 || opc == 0xC0 || opc == 0xC6 || opc == 0xD0 ||
 		    opc == 0xD2 || opc == 0xF6 || opc == 0xFE)
 			rm_byte = true;
 		if (opc >= 0xB0 && opc <= 0xB7)
@@ -924,7 +1021,8 @@ static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
 		return false;
 
 	load_spilled(t, m);
-	if (L->p66)
+	/* the operand size: 16-bit code has it the other way round */
+	if (t->m64 ? L->p66 : in->opsize == 2)
 		em8(e, 0x66);
 	if (L->lock)
 		em8(e, 0xF0);
@@ -948,6 +1046,8 @@ static bool emit_reencoded(struct tctx *t, const struct bt_insn *in,
 		uint8_t byte = b[L->op_off + i];
 		if (opreg && i == L->op_len - 1)
 			byte = (uint8_t)((byte & ~7u) | (unsigned)(opreg_h & 7));
+		if (byte == 0x82 && in->map == 0 && L->op_len == 1)
+			byte = 0x80; /* the 16/32-bit alias of group 1 Eb,Ib */
 		em8(e, byte);
 	}
 	if (in->has_modrm) {
@@ -971,6 +1071,19 @@ static bool emit_gen(struct tctx *t, const struct bt_insn *in, const uint8_t *b,
 	int mi;
 	bool mem = mem_opnd(in, &mi);
 
+	if (!t->m64 && in->map == 0 && in->opcode >= 0x40 && in->opcode <= 0x4F) {
+		/* INC/DEC r16/32 (REX prefixes in 64-bit mode): FF /0, FF /1 */
+		struct bt_emit *e = &t->e;
+		int h = map_reg(&m, in->opcode & 7);
+		load_spilled(t, &m);
+		if (in->opsize == 2)
+			em8(e, 0x66);
+		em_rex(e, false, 0, 0, h, false);
+		em8(e, 0xFF);
+		em8(e, 0xC0 | (in->opcode & 8 ? 1u : 0u) << 3 | (unsigned)(h & 7));
+		store_spilled(t, &m);
+		return true;
+	}
 	if (mem) {
 		const struct bt_operand *o = &in->opnd[mi];
 		bool write = mi == 0 && in->op != BT_OP_CMP && in->op != BT_OP_TEST &&
@@ -981,7 +1094,7 @@ static bool emit_gen(struct tctx *t, const struct bt_insn *in, const uint8_t *b,
 		bool store_only = in->op == BT_OP_MOV || in->op == BT_OP_SETCC;
 		if (!emit_addr(t, in, o, rip + in->len, true))
 			return false;
-		emit_tlb_rmw(t, rip, o->size, write, write && !store_only, flags_live);
+		emit_tlb_rmw(t, rip, o->size, write, write && !store_only, flags_live, o->seg);
 	}
 	return emit_reencoded(t, in, b, L, &m, mem);
 }
@@ -1015,7 +1128,7 @@ static void emit_push_value(struct tctx *t, uint64_t rip, bool flags_live,
 
 	em_load(e, HR_R9, HR_R11, GPR(HR_RSP));
 	em_lea(e, true, HR_R9, HR_R9, HR_NONE, 1, -8);
-	emit_tlb(t, rip, 8, true, flags_live);
+	emit_tlb(t, rip, 8, true, flags_live, BT_SS);
 	if (imm) {
 		if ((int64_t)v >= INT32_MIN && (int64_t)v <= INT32_MAX) {
 			em_rex(e, true, 0, 0, HR_R9, false);
@@ -1048,7 +1161,7 @@ static void emit_pop_r10(struct tctx *t, uint64_t rip, bool flags_live,
 	struct bt_emit *e = &t->e;
 
 	em_load(e, HR_R9, HR_R11, GPR(HR_RSP));
-	emit_tlb(t, rip, 8, false, flags_live);
+	emit_tlb(t, rip, 8, false, flags_live, BT_SS);
 	em_load(e, HR_R10, HR_R9, 0);
 	em_load(e, HR_R8, HR_R11, GPR(HR_RSP));
 	em_lea(e, true, HR_R8, HR_R8, HR_NONE, 1, 8 + extra);
@@ -1072,8 +1185,133 @@ static bool emit_indirect_target(struct tctx *t, const struct bt_insn *in,
 	}
 	if (!emit_addr(t, in, o, rip + in->len, true))
 		return false;
-	emit_tlb(t, rip, 8, false, flags_live);
+	emit_tlb(t, rip, 8, false, flags_live, o->seg);
 	em_load(e, HR_R10, HR_R9, 0);
+	return true;
+}
+
+/* ---- 16/32-bit stack and branches ---------------------------------------- */
+
+/* dst = guest SP + delta, wrapped to the stack width */
+static void emit_sp(struct tctx *t, int dst, int32_t delta)
+{
+	struct bt_emit *e = &t->e;
+
+	em_load(e, dst, HR_R11, GPR(HR_RSP));
+	em_lea(e, false, dst, dst, HR_NONE, 1, delta);
+	if (t->sw == 2)
+		em_movzx16(e, dst, dst);
+}
+
+/* the stack-width low bytes of guest RSP = src (the rest is kept) */
+static void emit_set_sp(struct tctx *t, int src)
+{
+	em_store_sz(&t->e, HR_R11, GPR(HR_RSP), src, t->sw);
+}
+
+/* guest register g = the low size bytes of src, as a size-byte register
+ * write does (4: zero-extends, 2: keeps the rest) */
+static void emit_put_reg(struct tctx *t, int g, int src, unsigned size)
+{
+	struct bt_emit *e = &t->e;
+
+	if (identity(g))
+		em_mov_rr_sz(e, g, src, size);
+	else if (size == 4)
+		em_store(e, HR_R11, GPR(g), src); /* src was zero-extended */
+	else
+		em_store_sz(e, HR_R11, GPR(g), src, 2);
+}
+
+/* push of osz bytes: a register (src_reg; -2: jit_target) or imm */
+static void emit_push32(struct tctx *t, uint64_t rip, unsigned osz, int src_reg,
+			bool imm, uint64_t v)
+{
+	struct bt_emit *e = &t->e;
+
+	emit_sp(t, HR_R9, -(int32_t)osz);
+	emit_tlb(t, rip, osz, true, true, BT_SS);
+	if (imm) {
+		if (osz == 2)
+			em8(e, 0x66);
+		em_rex(e, false, 0, 0, HR_R9, false);
+		em8(e, 0xC7);
+		em8(e, 0x01); /* [r9] */
+		if (osz == 2) {
+			em8(e, v & 0xFF);
+			em8(e, (v >> 8) & 0xFF);
+		} else {
+			em32(e, (uint32_t)v);
+		}
+	} else {
+		int r = src_reg;
+		if (src_reg == -2) {
+			em_load(e, HR_R10, HR_R11, OFF(jit_target));
+			r = HR_R10;
+		} else if (!identity(src_reg)) {
+			em_load(e, HR_R10, HR_R11, GPR(src_reg));
+			r = HR_R10;
+		}
+		em_store_sz(e, HR_R9, 0, r, osz);
+	}
+	emit_sp(t, HR_R10, -(int32_t)osz);
+	emit_set_sp(t, HR_R10);
+}
+
+/* pop of osz bytes into R10 (zero-extended); R8 = the new SP */
+static void emit_pop32(struct tctx *t, uint64_t rip, unsigned osz, int32_t extra,
+		       bool commit)
+{
+	emit_sp(t, HR_R9, 0);
+	emit_tlb(t, rip, osz, false, true, BT_SS);
+	em_load_zx(&t->e, HR_R10, HR_R9, 0, osz);
+	emit_sp(t, HR_R8, (int32_t)osz + extra);
+	if (commit)
+		emit_set_sp(t, HR_R8);
+}
+
+/* leave: SP = BP, BP = pop */
+static void emit_leave32(struct tctx *t, uint64_t rip, unsigned osz)
+{
+	struct bt_emit *e = &t->e;
+
+	if (t->sw == 2)
+		em_movzx16(e, HR_R9, HR_RBP);
+	else
+		em_mov_rr_sz(e, HR_R9, HR_RBP, 4);
+	emit_tlb(t, rip, osz, false, true, BT_SS);
+	em_load_zx(e, HR_R10, HR_R9, 0, osz);
+	em_lea(e, false, HR_R8, HR_RBP, HR_NONE, 1, (int32_t)osz);
+	if (t->sw == 2)
+		em_movzx16(e, HR_R8, HR_R8);
+	emit_set_sp(t, HR_R8);
+	emit_put_reg(t, HR_RBP, HR_R10, osz);
+}
+
+/* Indirect target of JMP/CALL r/m16/32 into R10 (zero-extended) */
+static bool emit_indirect_target32(struct tctx *t, const struct bt_insn *in,
+				   uint64_t rip)
+{
+	struct bt_emit *e = &t->e;
+	const struct bt_operand *o = &in->opnd[0];
+	unsigned osz = in->opsize;
+
+	if (o->type == BT_OPND_REG) {
+		int r = o->reg;
+		if (!identity(r)) {
+			em_load(e, HR_R10, HR_R11, GPR(r));
+			r = HR_R10;
+		}
+		if (osz == 2)
+			em_movzx16(e, HR_R10, r);
+		else
+			em_mov_rr_sz(e, HR_R10, r, 4);
+		return true;
+	}
+	if (!emit_addr(t, in, o, rip + in->len, true))
+		return false;
+	emit_tlb(t, rip, osz, false, true, o->seg);
+	em_load_zx(e, HR_R10, HR_R9, 0, osz);
 	return true;
 }
 
@@ -1122,6 +1360,15 @@ static void emit_slow_paths(struct tctx *t, void *helper)
 		}
 		emit_save_flags_via(e, HR_R10); /* R9 holds the address */
 		emit_store_gprs(e);
+		if (s->info == SLOW_INTERP) {
+			em_mov_ri64(e, HR_R10, s->rip);
+			em_store(e, HR_R11, OFF(s.rip), HR_R10);
+			em_rex(e, false, 0, 0, HR_R11, false); em8(e, 0xC6);
+			em_mem(e, 0, HR_R11, HR_NONE, 1, OFF(jit_interp)); em8(e, 1);
+			em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+			em_jmp_to(e, t->j->exit_done);
+			continue;
+		}
 		em_mov_ri64(e, HR_R10, s->rip);
 		em_store(e, HR_R11, OFF(s.rip), HR_R10);
 		em_store(e, HR_R11, OFF(insn_rip), HR_R10);
@@ -1178,6 +1425,7 @@ struct dinsn {
 	struct layout L;
 	enum kind k;
 	uint64_t rip;
+	uint64_t target;       /* direct branches */
 	const uint8_t *bytes;
 };
 
@@ -1194,11 +1442,12 @@ static bool canonical(uint64_t a)
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
-/* Decode the block at rip (host bytes p, to the end of the page). */
+/* Decode the block at rip (host bytes p, avail of them: to the end of the
+ * page or of the code segment). */
 static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
-			     struct dinsn *d)
+			     unsigned avail, struct dinsn *d)
 {
-	unsigned n = 0, off = 0, avail = 4096 - (unsigned)(rip & 0xFFF);
+	unsigned n = 0, off = 0;
 
 	while (n < BLOCK_MAX) {
 		struct dinsn *x = &d[n];
@@ -1212,8 +1461,16 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
 			break;
 		if (x->k == K_JMP || x->k == K_JCC || x->k == K_CALL) {
 			uint64_t tgt = x->rip + x->in.len + x->in.opnd[0].imm;
-			if (!canonical(tgt))
-				break;
+			if (c->mode == BT_MODE64) {
+				if (!canonical(tgt))
+					break;
+			} else {
+				/* past the CS limit: #GP, from the interpreter */
+				tgt &= bt_mask(x->in.opsize);
+				if (tgt > c->s.seg[BT_CS].limit)
+					break;
+			}
+			x->target = tgt;
 		}
 		n++;
 		off += (unsigned)r;
@@ -1240,6 +1497,10 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 		struct dinsn *x = &d[i];
 		const struct bt_insn *in = &x->in;
 		uint64_t next = x->rip + in->len;
+		unsigned osz = in->opsize;
+
+		if (!t->m64)
+			next &= 0xFFFFFFFFull;
 		/* Glue that clobbers flags (the TLB check) parks them in
 		 * AH/AL around every memory access, even where a later
 		 * instruction overwrites them: a fault there delivers them in
@@ -1265,12 +1526,23 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			em8(e, 0xF3); em8(e, 0x90);
 			break;
 		case K_PUSH:
-			emit_push_value(t, x->rip, fl, in->opnd[0].reg, false, 0);
+			if (!t->m64)
+				emit_push32(t, x->rip, osz, in->opnd[0].reg, false, 0);
+			else
+				emit_push_value(t, x->rip, fl, in->opnd[0].reg, false, 0);
 			break;
 		case K_PUSHI:
-			emit_push_value(t, x->rip, fl, 0, true, in->opnd[0].imm);
+			if (!t->m64)
+				emit_push32(t, x->rip, osz, 0, true, in->opnd[0].imm);
+			else
+				emit_push_value(t, x->rip, fl, 0, true, in->opnd[0].imm);
 			break;
 		case K_POP:
+			if (!t->m64) {
+				emit_pop32(t, x->rip, osz, 0, true);
+				emit_put_reg(t, in->opnd[0].reg, HR_R10, osz);
+				break;
+			}
 			emit_pop_r10(t, x->rip, fl, 0, true);
 			if (identity(in->opnd[0].reg))
 				em_mov_rr(e, in->opnd[0].reg, HR_R10);
@@ -1278,39 +1550,54 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 				em_store(e, HR_R11, GPR(in->opnd[0].reg), HR_R10);
 			break;
 		case K_LEAVE:
+			if (!t->m64) {
+				emit_leave32(t, x->rip, osz);
+				break;
+			}
 			/* rsp = rbp; rbp = pop */
 			em_mov_rr(e, HR_R9, HR_RBP);
-			emit_tlb(t, x->rip, 8, false, fl);
+			emit_tlb(t, x->rip, 8, false, fl, BT_SS);
 			em_load(e, HR_R10, HR_R9, 0);
 			em_lea(e, true, HR_R8, HR_RBP, HR_NONE, 1, 8);
 			em_store(e, HR_R11, GPR(HR_RSP), HR_R8);
 			em_mov_rr(e, HR_RBP, HR_R10);
 			break;
 		case K_JMP:
-			emit_exit_direct(t, em_jmp32(e), next + in->opnd[0].imm, 0);
+			emit_exit_direct(t, em_jmp32(e), x->target, 0);
 			ended = true;
 			break;
 		case K_CALL:
-			emit_push_value(t, x->rip, fl, 0, true, next);
-			emit_exit_direct(t, em_jmp32(e), next + in->opnd[0].imm, 0);
+			if (!t->m64)
+				emit_push32(t, x->rip, osz, 0, true, next);
+			else
+				emit_push_value(t, x->rip, fl, 0, true, next);
+			emit_exit_direct(t, em_jmp32(e), x->target, 0);
 			ended = true;
 			break;
 		case K_JCC:
-			emit_exit_direct(t, em_jcc32(e, in->cc), next + in->opnd[0].imm, 0);
+			emit_exit_direct(t, em_jcc32(e, in->cc), x->target, 0);
 			emit_exit_direct(t, em_jmp32(e), next, 1);
 			ended = true;
 			break;
-		case K_RET:
-			emit_pop_r10(t, x->rip, fl, in->nopnd ? (int32_t)(in->opnd[0].imm & 0xFFFF) : 0,
-				     false);
+		case K_RET: {
+			int32_t extra = in->nopnd ? (int32_t)(in->opnd[0].imm & 0xFFFF) : 0;
+			if (!t->m64)
+				emit_pop32(t, x->rip, osz, extra, false);
+			else
+				emit_pop_r10(t, x->rip, fl, extra, false);
 			emit_save_flags(e);
 			emit_canonical_or_interp(t, x->rip);
-			em_store(e, HR_R11, GPR(HR_RSP), HR_R8);
+			if (!t->m64)
+				emit_set_sp(t, HR_R8);
+			else
+				em_store(e, HR_R11, GPR(HR_RSP), HR_R8);
 			emit_exit_indirect(t);
 			ended = true;
 			break;
+		}
 		case K_JMPI:
-			if (!emit_indirect_target(t, in, x->rip, fl)) {
+			if (!(t->m64 ? emit_indirect_target(t, in, x->rip, fl)
+				     : emit_indirect_target32(t, in, x->rip))) {
 				*bad = i;
 				return false;
 			}
@@ -1320,17 +1607,22 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			ended = true;
 			break;
 		case K_CALLI:
-			if (!emit_indirect_target(t, in, x->rip, fl)) {
+			if (!(t->m64 ? emit_indirect_target(t, in, x->rip, fl)
+				     : emit_indirect_target32(t, in, x->rip))) {
 				*bad = i;
 				return false;
 			}
 			em_store(e, HR_R11, OFF(jit_target), HR_R10);
-			/* a non-canonical target faults before the push */
+			/* a non-canonical target (one past the CS limit) faults
+			 * before the push */
 			emit_save_flags(e);
 			emit_canonical_or_interp(t, x->rip);
 			em_push_mem(e, HR_R11, OFF(jit_hflags));
 			em_popfq(e);
-			emit_push_value(t, x->rip, fl, 0, true, next);
+			if (!t->m64)
+				emit_push32(t, x->rip, osz, 0, true, next);
+			else
+				emit_push_value(t, x->rip, fl, 0, true, next);
 			em_load(e, HR_R10, HR_R11, OFF(jit_target));
 			emit_save_flags(e);
 			emit_exit_indirect(t);
@@ -1341,8 +1633,10 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			return false;
 		}
 	}
-	if (!ended)
-		emit_exit_direct(t, em_jmp32(e), d[n - 1].rip + d[n - 1].in.len, 0);
+	if (!ended) {
+		uint64_t next = d[n - 1].rip + d[n - 1].in.len;
+		emit_exit_direct(t, em_jmp32(e), t->m64 ? next : next & 0xFFFFFFFFull, 0);
+	}
 	emit_stubs(t);
 	emit_slow_paths(t, (void *)jit_slow);
 	*bad = n;
@@ -1350,7 +1644,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 }
 
 static struct jblock *new_block(struct bt_jit *j, uint64_t rip, uint64_t gpa,
-				uint32_t key)
+				uint32_t key, uint64_t cskey, uint64_t lin)
 {
 	struct jblock *b = &j->blocks[j->nblocks++];
 
@@ -1358,6 +1652,8 @@ static struct jblock *new_block(struct bt_jit *j, uint64_t rip, uint64_t gpa,
 	b->rip = rip;
 	b->gpa = gpa;
 	b->key = key;
+	b->cskey = cskey;
+	b->lin = lin;
 	b->valid = 1;
 	unsigned h = hash_page(gpa);
 	b->hnext = j->hash[h];
@@ -1366,18 +1662,21 @@ static struct jblock *new_block(struct bt_jit *j, uint64_t rip, uint64_t gpa,
 }
 
 static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
-				const uint8_t *p, uint32_t key)
+				const uint8_t *p, uint32_t key, uint64_t cskey,
+				uint64_t lin)
 {
 	struct bt_jit *j = c->jit;
 	static _Thread_local struct dinsn d[BLOCK_MAX];
 	struct tctx *t;
 	struct jblock *b;
 	uint64_t t0 = now_ns();
-	unsigned n;
+	unsigned n, avail = 4096 - (unsigned)(lin & 0xFFF);
 
+	if (c->mode != BT_MODE64 && c->s.seg[BT_CS].limit - rip + 1 < avail)
+		avail = (unsigned)(c->s.seg[BT_CS].limit - rip + 1);
 	if (j->nblocks >= j->maxblocks || j->size - j->used < BLOCK_ROOM)
 		bt_jit_flush_all(c);
-	n = page_nox(j, gpa & ~0xFFFull) ? 0 : decode_block(c, rip, p, d);
+	n = page_nox(j, gpa & ~0xFFFull) ? 0 : decode_block(c, rip, p, avail, d);
 	if (n && j->debug_limit && j->st.blocks >= j->debug_limit)
 		n = 0;
 	if (n && j->debug_trace) {
@@ -1387,7 +1686,7 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 			fprintf(stderr, " %s", bt_op_names[d[i].in.op]);
 		fprintf(stderr, "\n");
 	}
-	b = new_block(j, rip, gpa, key);
+	b = new_block(j, rip, gpa, key, cskey, lin);
 	if (!n)
 		return b; /* b->code NULL: interpret */
 	mark_code(c, gpa);
@@ -1398,6 +1697,9 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 	t->j = j;
 	t->b = b;
 	t->priv = c->cpl == 3;
+	t->m64 = c->mode == BT_MODE64;
+	t->sw = c->s.seg[BT_SS].db ? 4 : 2;
+	t->cslim = c->s.seg[BT_CS].limit;
 	t->e = (struct bt_emit){ j->cache + j->used, j->cache + j->size, false };
 	unsigned bad;
 	bool ok = emit_block(t, d, n, &bad);
@@ -1437,33 +1739,75 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 	return b;
 }
 
-static struct jblock *lookup(struct bt_cpu *c)
+static struct jblock *lookup(struct bt_cpu *c, uint32_t key, uint64_t cskey)
 {
 	struct bt_jit *j = c->jit;
-	uint64_t rip = c->s.rip, gpa;
-	uint32_t key = mode_key(c);
+	uint64_t rip = c->s.rip, gpa, lin = rip;
 	struct vcache *v = &j->vc[(rip ^ (rip >> 12)) % VC_SIZE];
 	const uint8_t *p;
 
-	if (v->gen == j->gen && v->rip == rip && v->key == key && v->b->valid)
+	if (c->mode != BT_MODE64) {
+		/* the interpreter raises #GP for an EIP past the limit */
+		if (rip > c->s.seg[BT_CS].limit)
+			return NULL;
+		lin = (uint32_t)(rip + c->s.seg[BT_CS].base);
+	}
+	if (v->gen == j->gen && v->rip == rip && v->key == key && v->cskey == cskey &&
+	    v->b->valid)
 		return v->b;
-	p = bt_fetch_ptr(c, rip); /* may raise #PF: the fetch's own fault */
+	p = bt_fetch_ptr(c, lin); /* may raise #PF: the fetch's own fault */
 	if (!p)
 		return NULL;
-	gpa = bt_fetch_gpa(c, rip);
+	gpa = bt_fetch_gpa(c, lin);
 	for (struct jblock *b = j->hash[hash_page(gpa)]; b; b = b->hnext)
-		if (b->gpa == gpa && b->rip == rip && b->key == key) {
-			*v = (struct vcache){ rip, key, j->gen, b, bt_page_global(c, rip) };
+		if (b->gpa == gpa && b->rip == rip && b->key == key && b->cskey == cskey) {
+			*v = (struct vcache){ rip, cskey, lin, key, j->gen, b,
+					      bt_page_global(c, lin) };
 			return b;
 		}
-	struct jblock *b = translate(c, rip, gpa, p, key);
-	*v = (struct vcache){ rip, key, j->gen, b, bt_page_global(c, rip) };
+	struct jblock *b = translate(c, rip, gpa, p, key, cskey, lin);
+	*v = (struct vcache){ rip, cskey, lin, key, j->gen, b, bt_page_global(c, lin) };
 	return b;
+}
+
+/* Segment bases and limits as generated 16/32-bit code checks them: the
+ * same rules as bt_seg_lin, with whatever needs more than a limit compare
+ * (unusable or not-present segments in protected mode, the wrong type,
+ * expand-down) sent to the interpreter. Segments only change in
+ * interpreted instructions, so this runs before each entry. */
+static void seg_refresh(struct bt_cpu *c)
+{
+	for (int i = 0; i < MODVM_NR_SREGS; i++) {
+		const struct modvm_segment *s = &c->s.seg[i];
+		struct bt_jseg *g = &c->jit_seg[i];
+		int64_t r = s->limit, w = s->limit;
+
+		if (c->pm) {
+			if (s->unusable || !s->present) {
+				r = w = -1;
+			} else if (s->s && (s->type & 8)) { /* code */
+				w = -1;
+				if (!(s->type & 2))
+					r = -1;
+			} else if (!(s->type & 2)) {        /* read-only data */
+				w = -1;
+			}
+		}
+		if (s->s && !(s->type & 8) && (s->type & 4))
+			r = w = -1; /* expand-down */
+		g->base = (uint32_t)s->base;
+		g->rlim = r;
+		g->wlim = w;
+	}
 }
 
 static bool usable(const struct bt_cpu *c)
 {
-	if (c->mode != BT_MODE64)
+	if (c->mode != BT_MODE64 && c->s.rip > 0xFFFFFFFFull)
+		return false;
+	/* after STI, MOV SS or POP SS one instruction runs before interrupts
+	 * are looked at again: a block would run more */
+	if (c->s.ev.interrupt_shadow)
 		return false;
 	if (c->s.rflags & (BT_TF | BT_RF))
 		return false;
@@ -1498,7 +1842,7 @@ static uint64_t check_block(struct bt_cpu *c, struct jblock *b)
 	for (unsigned i = jr.n; i-- > 0;)
 		memcpy(jr.e[i].p, jr.e[i].old, jr.e[i].len);
 	c->s = before;
-	if (!ok || jr.overflow || c->mode != BT_MODE64)
+	if (!ok || jr.overflow)
 		return 0; /* let the interpreter do it for real */
 	c->jit_budget = 1 + 1;
 	c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
@@ -1562,7 +1906,8 @@ uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 {
 	struct bt_jit *j = c->jit;
 	struct jblock *b;
-	uint64_t ran;
+	uint64_t ran, cskey;
+	uint32_t key;
 
 	if (c->jit_interp) {
 		c->jit_interp = 0;
@@ -1573,18 +1918,30 @@ uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 	if (!usable(c))
 		return 0;
 	c->insn_rip = c->s.rip;
-	b = lookup(c);
+	key = mode_key(c);
+	cskey = cs_key(c);
+	b = lookup(c, key, cskey);
 	if (!b || !b->code)
 		return 0;
+	if (c->mode != BT_MODE64)
+		seg_refresh(c);
 	if (j->debug_check)
 		return check_block(c, b);
 	maybe_link(c, b);
 	{
+		int p = c->cpl == 3;
 		unsigned k = jc_index(b->rip);
-		struct bt_jc *jce = &c->jit_jc[c->cpl == 3][k];
+		struct bt_jc *jce = &c->jit_jc[p][k];
+		if (j->jc_key[p] != key || j->jc_cskey[p] != cskey) {
+			/* the half holds another mode's (or CS base's) code */
+			memset(c->jit_jc[p], 0xFF, sizeof(c->jit_jc[p]));
+			j->jc_key[p] = key;
+			j->jc_cskey[p] = cskey;
+			j->st.jc_switches++;
+		}
 		jce->rip = b->rip;
 		jce->code = b->code;
-		j->jc_global[c->cpl == 3][k] = bt_page_global(c, b->rip);
+		j->jc_global[p][k] = bt_page_global(c, b->lin);
 	}
 	if (!max_blocks)
 		max_blocks = 1;
@@ -1679,6 +2036,7 @@ int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
 	pthread_mutex_init(&j->pend_lock, NULL);
 	emit_trampolines(j);
 	j->gen = 1;
+	j->jc_key[0] = j->jc_key[1] = ~0u; /* no mode yet */
 	if (getenv("MODVM_BT_JIT_LIMIT"))
 		j->debug_limit = strtoull(getenv("MODVM_BT_JIT_LIMIT"), NULL, 0);
 	j->debug_trace = getenv("MODVM_BT_JIT_TRACE") != NULL;

@@ -22,6 +22,7 @@ struct bt_jit_stats {
 	uint64_t enters;          /* dispatcher entries into translated code */
 	uint64_t links;           /* exits patched into direct jumps */
 	uint64_t interp_pages;    /* pages left to the interpreter (written too often) */
+	uint64_t jc_switches;     /* jump-cache halves cleared for another mode or CS */
 	size_t cache_size, cache_used;
 };
 

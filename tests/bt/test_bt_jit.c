@@ -1105,6 +1105,287 @@ static void test_end_of_ram(void)
 	fx_free(b);
 }
 
+/* ---- 16- and 32-bit code ----------------------------------------------- */
+
+/* Segmented programs run translated and interpreted from the same random
+ * state; everything (registers, flags, RIP, all of RAM, the vector of any
+ * exception) must match. The segments are set up to reach every path of
+ * the inline segment check: DS and ES with a base and (32-bit) a 64 KiB
+ * limit, FS read-only, GS expand-down (always left to the interpreter). */
+#define SDATA 0x20000ull       /* DS/ES base */
+#define CODE16 0x4000ull       /* 16-bit protected mode: code (CS base 0, 64K limit) */
+
+/* where a segmented machine's program goes (linear) and its first EIP */
+static uint64_t seg_code(const struct fx *f)
+{
+	return f->cpu.pm && f->cpu.mode == BT_MODE16 ? CODE16 : FX_CODE;
+}
+
+static uint64_t seg_eip(const struct fx *f)
+{
+	return f->cpu.pm ? seg_code(f) : 0;
+}
+
+static struct fx *seg_machine(enum fx_mode mode, bool jit)
+{
+	struct fx *f;
+	struct modvm_cpu_state *s;
+	char why[256];
+
+	setenv("BT_MODE", "interpret", 1);
+	f = fx_new(mode);
+	setenv("BT_MODE", "translate", 1);
+	fx_idt(f);
+	if (jit && bt_jit_create(&f->cpu, FX_JIT_CACHE, why, sizeof(why))) {
+		fprintf(stderr, "bt_jit_create: %s\n", why);
+		abort();
+	}
+	s = &f->cpu.s;
+	if (mode == FX_REAL) {
+		bt_seg_real(&s->seg[BT_DS], SDATA >> 4);
+		bt_seg_real(&s->seg[BT_ES], (SDATA + 0x10000) >> 4);
+	} else {
+		s->seg[BT_DS].base = SDATA;
+		s->seg[BT_DS].limit = 0xFFFF;
+		s->seg[BT_ES].base = SDATA + 0x10000;
+		s->seg[BT_FS].base = SDATA + 0x20000;
+		s->seg[BT_FS].limit = 0xFFF;
+		s->seg[BT_FS].type = 1;            /* read-only data */
+		s->seg[BT_GS].base = SDATA + 0x30000;
+		s->seg[BT_GS].limit = 0x7FFF;
+		s->seg[BT_GS].type = 7;            /* expand-down */
+		s->seg[BT_GS].db = 0;
+		if (mode == FX_PROT16)
+			s->gpr[MODVM_RSP] = 0xF000; /* a flat 32-bit stack */
+	}
+	bt_cpu_set_state(&f->cpu, s);
+	return f;
+}
+
+/* the state seg_machine made, for every run (a fault changes CS, SS, SP) */
+static void seg_start(struct fx *f, const struct modvm_cpu_state *init, uint64_t seed,
+		      uint64_t rip)
+{
+	struct modvm_cpu_state *s = &f->cpu.s;
+
+	*s = *init;
+	bt_cpu_set_state(&f->cpu, s);
+	rng = seed;
+	for (int r = 0; r < 16; r++)
+		if (r != MODVM_RSP)
+			s->gpr[r] = rnd();
+	/* offsets within DS's 64 KiB (the upper halves must not matter) */
+	s->gpr[MODVM_RSI] = (s->gpr[MODVM_RSI] & ~0xFFFFFFFFull) | (rnd() & 0x3FF0);
+	s->gpr[MODVM_RDI] = (s->gpr[MODVM_RDI] & ~0xFFFFFFFFull) | (rnd() & 0x3FF0);
+	s->gpr[MODVM_RBX] = (s->gpr[MODVM_RBX] & ~0xFFFFFFFFull) | (rnd() & 0x3FF0);
+	s->gpr[MODVM_RCX] = rnd() % 64;
+	/* BP addresses the stack segment */
+	s->gpr[MODVM_RBP] = f->cpu.mode == BT_MODE32 ? FX_STACK - 0x100
+						   : 0x8000 + (rnd() & 0x3FFE);
+	s->rflags = 2 | (rnd() & FL);
+	s->rip = rip;
+	s->halted = 0;
+	for (unsigned i = 0; i < 0x40000; i++)
+		f->ram[SDATA + i] = (uint8_t)rnd();
+}
+
+static bool seg_pair(struct fx *a, struct fx *b, const struct modvm_cpu_state *init,
+		     uint64_t seed, const char *what, int want_vector)
+{
+	bool ok = true;
+
+	seg_start(a, init, seed, seg_eip(a));
+	seg_start(b, init, seed, seg_eip(b));
+	fx_run(a, 100000);
+	fx_run(b, 100000);
+	for (int r = 0; r < 16; r++)
+		if (R(a, r) != R(b, r)) {
+			fprintf(stderr, "\n  %s: translated 0x%llx, interpreted 0x%llx", gpr_names[r],
+				(unsigned long long)R(a, r), (unsigned long long)R(b, r));
+			ok = false;
+		}
+	if (a->cpu.s.rip != b->cpu.s.rip || ((a->cpu.s.rflags ^ b->cpu.s.rflags) & FL)) {
+		fprintf(stderr, "\n  rip/flags: translated 0x%llx/0x%llx, interpreted 0x%llx/0x%llx",
+			(unsigned long long)a->cpu.s.rip, (unsigned long long)a->cpu.s.rflags,
+			(unsigned long long)b->cpu.s.rip, (unsigned long long)b->cpu.s.rflags);
+		ok = false;
+	}
+	for (uint64_t i = 0; i < FX_RAM; i++)
+		if (a->ram[i] != b->ram[i]) {
+			fprintf(stderr, "\n  memory at 0x%llx: translated 0x%02x, interpreted 0x%02x",
+				(unsigned long long)i, a->ram[i], b->ram[i]);
+			ok = false;
+			break;
+		}
+	if (fx_vector(a) != fx_vector(b) || fx_vector(a) != want_vector) {
+		fprintf(stderr, "\n  vector: translated %d, interpreted %d, expected %d",
+			fx_vector(a), fx_vector(b), want_vector);
+		ok = false;
+	}
+	if (!ok) {
+		uint64_t sp = a->cpu.s.seg[BT_SS].base + (a->cpu.s.gpr[MODVM_RSP] & 0xFFFFFFFFull);
+		fprintf(stderr, "\n  stack of the translated run: %08x %08x %08x",
+			fx_mem32(a, sp), fx_mem32(a, sp + 4), fx_mem32(a, sp + 8));
+		fprintf(stderr, "\n  in (seed %llu):\n%s\n", (unsigned long long)seed, what);
+	}
+	return ok;
+}
+
+/* each ends with HLT (vector -1) unless it names a fault */
+static const struct { const char *src; int vector; } prog32[] = {
+	{ "mov eax, [esi + ecx*4 + 8]\n add [edi + 4], eax\n sub edx, [ebx]\n inc eax\n dec edx\n"
+	  "inc esp\n dec esp\n db 0x82, 0xC0, 0x05\n add ax, [esi + 2]\n adc word [edi + 6], 0x1234\n"
+	  "movzx edx, byte [esi + 1]\n movsx eax, word [edi + ecx*2]\n lea edx, [eax + ebx*2 + 7]\n"
+	  "lea dx, [esi + 3]\n imul eax, [esi + 0x10], 3\n shl dword [edi + 0x20], 3\n setc [esi + 0x30]\n"
+	  "cmovz eax, [edi]\n xchg [esi + 0x40], edx\n lock xadd [edi + 0x44], eax\n bt dword [esi], 5\n"
+	  "es mov eax, [esi + 0x100]\n es add [edi + 0x104], eax\n mov al, [fs:0x10]\n"
+	  "cs mov ebx, [0x10000]\n mov ah, [ss:ebp - 4]\n mov [ebp - 8], ax\n", -1 },
+	{ "push eax\n push word 0x1234\n pop dx\n push 0x11223344\n pop ebx\n push esp\n pop ecx\n"
+	  "call f1\n jmp over\n f1: push ebp\n mov ebp, esp\n sub esp, 16\n mov [ebp - 4], eax\n"
+	  "mov edx, [ebp - 4]\n call f2\n leave\n ret\n f2: push 7\n call f3\n ret\n f3: ret 4\n"
+	  "over: mov edx, next\n jmp edx\n next: lea eax, [l2]\n push eax\n ret\n"
+	  "l2: call [cs:fptr]\n jmp done\n f4: ret\n fptr: dd f4\n done: push ax\n pop si\n", -1 },
+	{ "mov ecx, 10\n xor eax, eax\n l: add eax, ecx\n push eax\n pop edx\n dec ecx\n jnz l\n", -1 },
+	/* faults inside blocks: state exactly as before the instruction */
+	{ "mov eax, 1\n add edx, eax\n mov ebx, [gs:0x100]\n", BT_GP },
+	{ "mov eax, 2\n add edx, eax\n mov [fs:0x10], eax\n", BT_GP },
+	{ "mov eax, 3\n add edx, eax\n mov ebx, [0xFFFC]\n mov ebx, [0xFFFE]\n", BT_GP },
+	{ "mov eax, 4\n add edx, eax\n cs mov [0x10000], eax\n", BT_GP },
+	{ "mov eax, 5\n add edx, eax\n mov ebx, [gs:0x9000]\n xor edx, edx\n div edx\n", BT_DE },
+};
+
+static const struct { const char *src; int vector; } prog16[] = {
+	{ "mov ax, [bx + si + 4]\n add [bp + di - 2], ax\n sub dx, [bx]\n inc ax\n dec dx\n"
+	  "inc sp\n dec sp\n db 0x82, 0xC0, 0x05\n add eax, [si + 2]\n movzx esi, si\n"
+	  "mov edx, [esi + ecx*2 + 4]\n lea ax, [bx + di + 0x7fff]\n lea eax, [bx + si]\n"
+	  "movzx cx, byte [si]\n movsx edx, word [di + 2]\n imul ax, [si + 6], 5\n"
+	  "shl word [di + 8], 3\n setnz [si + 0x10]\n xchg [di + 0x12], ax\n lock add [si + 0x14], dx\n"
+	  "es mov ax, [di + 0x20]\n cs mov ax, [0]\n mov cx, [bp + 0x10]\n cwd\n cbw\n cdq\n", -1 },
+	{ "push ax\n push dword 0x11223344\n pop edx\n push word 0x1234\n pop bx\n push sp\n pop cx\n"
+	  "call f1\n jmp over\n f1: push bp\n mov bp, sp\n sub sp, 8\n mov [bp - 2], ax\n"
+	  "mov dx, [bp - 2]\n call f2\n leave\n ret\n f2: push 7\n call f3\n ret\n f3: ret 2\n"
+	  "over: mov dx, next\n jmp dx\n next: lea ax, [l2]\n push ax\n ret\n"
+	  "l2: call [cs:fptr]\n jmp done\n f4: ret\n fptr: dw f4\n done: call dword f5\n jmp end\n"
+	  "f5: o32 ret\n end:\n", -1 },
+	{ "mov cx, 10\n xor ax, ax\n l: add ax, cx\n push ax\n pop dx\n dec cx\n jnz l\n", -1 },
+	{ "mov ax, 1\n add dx, ax\n mov bx, [0xFFFF]\n", BT_GP },
+	{ "mov eax, 0x12345\n add dx, ax\n jmp eax\n", BT_GP },
+};
+
+static void seg_diff(enum fx_mode mode, const char *name, unsigned nprog,
+		     const char *const *src, const int *vec)
+{
+	struct fx *a = seg_machine(mode, true), *b = seg_machine(mode, false);
+	struct modvm_cpu_state *init = malloc(sizeof(*init));
+	int bad = 0;
+
+	*init = a->cpu.s;
+	for (unsigned i = 0; i < nprog; i++) {
+		char text[4096];
+
+		snprintf(text, sizeof(text), "%s\n hlt\n", src[i]);
+		fx_asm_at(a, seg_code(a), text);
+		fx_asm_at(b, seg_code(b), text);
+		for (uint64_t seed = 1; seed <= 20; seed++)
+			if (!seg_pair(a, b, init, seed * 7919 + i, text, vec[i])) {
+				fprintf(stderr, "  (%s)\n", name);
+				bad++;
+				break;
+			}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	/* the programs ran translated, not just interpreted */
+	CU_ASSERT(stats(a).blocks >= nprog);
+	CU_ASSERT(stats(a).insns >= 4 * stats(a).blocks / 2);
+	free(init);
+	fx_free(a);
+	fx_free(b);
+}
+
+static void test_segmented_diff(void)
+{
+	const char *s32[16], *s16[16];
+	int v32[16], v16[16];
+	unsigned n32 = sizeof(prog32) / sizeof(prog32[0]), n16 = sizeof(prog16) / sizeof(prog16[0]);
+
+	for (unsigned i = 0; i < n32; i++) {
+		s32[i] = prog32[i].src;
+		v32[i] = prog32[i].vector;
+	}
+	for (unsigned i = 0; i < n16; i++) {
+		s16[i] = prog16[i].src;
+		v16[i] = prog16[i].vector;
+	}
+	seg_diff(FX_PROT32, "32-bit protected mode", n32, s32, v32);
+	seg_diff(FX_PROT16, "16-bit protected mode", n16, s16, v16);
+	/* real mode: no segment types; the limit faults are #GP as well */
+	seg_diff(FX_REAL, "real mode", n16, s16, v16);
+}
+
+/* Real mode: a 16-bit stack wraps at 64 KiB, keeps the upper half of ESP
+ * and faults (#SS) on a push across the limit; CS changes between the
+ * same IPs (far jumps) must not find the other segment's blocks. */
+static void test_real_mode_stack_and_cs(void)
+{
+	static const char *const progs[] = {
+		"mov esp, 0xABCD0000\n push ax\n push bx\n pop cx\n pop dx\n mov ebx, esp\n"
+		"mov sp, 0xFFFE\n pop ax\n pop si\n mov edi, esp\n mov sp, 0xFFF0\n",
+		"mov sp, 1\n mov ax, 5\n add dx, ax\n push ax\n",
+	};
+	static const int vec[] = { -1, BT_SSV };
+
+	seg_diff(FX_REAL, "real-mode stack", 2, progs, vec);
+
+	/* the same code bytes at IP 0 of two code segments: the second far
+	 * jump must run its own segment's code (a different EIP -> linear) */
+	struct fx *f = seg_machine(FX_REAL, true);
+	fx_asm(f, "jmp 0x1100:0\n");
+	fx_asm_at(f, 0x11000, "bits 16\n inc ax\n inc ax\n jmp 0x1200:0\n");
+	fx_asm_at(f, 0x12000, "bits 16\n inc bx\n inc bx\n hlt\n");
+	for (int round = 0; round < 3; round++) {
+		f->cpu.s.gpr[MODVM_RAX] = 0;
+		f->cpu.s.gpr[MODVM_RBX] = 0;
+		bt_seg_real(&f->cpu.s.seg[BT_CS], FX_CODE >> 4);
+		f->cpu.s.rip = 0;
+		f->cpu.s.halted = 0;
+		fx_run_hlt(f);
+		CU_ASSERT_EQUAL(R(f, MODVM_RAX), 2);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), 2);
+		CU_ASSERT_EQUAL(f->cpu.s.seg[BT_CS].base, 0x12000);
+	}
+	CU_ASSERT(stats(f).blocks >= 2);
+	fx_free(f);
+}
+
+/* Hostile 16/32-bit code: random bytes in each mode, in a child. */
+static void garbage_seg_child(void *arg)
+{
+	uint64_t seed = *(uint64_t *)arg;
+	static const enum fx_mode modes[] = { FX_REAL, FX_PROT16, FX_PROT32 };
+
+	for (int trial = 0; trial < GARBAGE_TRIALS; trial++) {
+		struct fx *f = seg_machine(modes[trial % 3], true);
+		rng = seed + (uint64_t)trial * 0x100000001b3ull;
+		for (int i = 0; i < 4096; i++)
+			f->ram[seg_code(f) + i] = (uint8_t)rnd();
+		for (int r = 0; r < 16; r++)
+			if (r != MODVM_RSP)
+				f->cpu.s.gpr[r] = rnd() % 2 ? rnd() : rnd() % 0x10000;
+		f->cpu.s.rip = seg_eip(f) + rnd() % 64;
+		for (int k = 0; k < 20 && !f->cpu.shutdown; k++) {
+			fx_run(f, 2000);
+			f->cpu.s.halted = 0;
+		}
+		fx_free(f);
+	}
+}
+
+static void test_random_bytes_segmented(void)
+{
+	for (uint64_t seed = 11; seed <= 14; seed++)
+		CU_ASSERT(in_child(garbage_seg_child, &seed, "random 16/32-bit code"));
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
@@ -1116,9 +1397,9 @@ int main(void)
 		TEST(test_directed_diff), TEST(test_random_diff),
 		TEST(test_random_bytes), TEST(test_self_rewriting_loop),
 		TEST(test_long_block), TEST(test_page_straddle), TEST(test_end_of_ram),
-		/* failing: translator bugs (see the tests) */
 		TEST(test_fault_in_flag_writer), TEST(test_kick_from_thread),
-		TEST(test_hi8_to_sp),
+		TEST(test_hi8_to_sp), TEST(test_segmented_diff),
+		TEST(test_real_mode_stack_and_cs), TEST(test_random_bytes_segmented),
 	};
 
 	setenv("BT_MODE", "translate", 1);
