@@ -1126,12 +1126,18 @@ static uint64_t seg_eip(const struct fx *f)
 	return f->cpu.pm ? seg_code(f) : 0;
 }
 
+/* compatibility mode: 32-bit code under long mode (4-level paging on) */
+#define SEG_COMPAT ((enum fx_mode)100)
+
 static struct fx *seg_machine(enum fx_mode mode, bool jit)
 {
 	struct fx *f;
 	struct modvm_cpu_state *s;
 	char why[256];
+	bool compat = mode == SEG_COMPAT;
 
+	if (compat)
+		mode = FX_LONG64;
 	setenv("BT_MODE", "interpret", 1);
 	f = fx_new(mode);
 	setenv("BT_MODE", "translate", 1);
@@ -1157,6 +1163,11 @@ static struct fx *seg_machine(enum fx_mode mode, bool jit)
 		s->seg[BT_GS].db = 0;
 		if (mode == FX_PROT16)
 			s->gpr[MODVM_RSP] = 0xF000; /* a flat 32-bit stack */
+		if (compat) {
+			s->seg[BT_CS].selector = 0x08;
+			s->seg[BT_CS].l = 0;
+			s->seg[BT_CS].db = 1;
+		}
 	}
 	bt_cpu_set_state(&f->cpu, s);
 	return f;
@@ -1284,6 +1295,10 @@ static void seg_diff(enum fx_mode mode, const char *name, unsigned nprog,
 		char text[4096];
 
 		snprintf(text, sizeof(text), "%s\n hlt\n", src[i]);
+		/* a fault may have left the machines in another mode: the
+		 * assembler follows the mode */
+		bt_cpu_set_state(&a->cpu, init);
+		bt_cpu_set_state(&b->cpu, init);
 		fx_asm_at(a, seg_code(a), text);
 		fx_asm_at(b, seg_code(b), text);
 		for (uint64_t seed = 1; seed <= 20; seed++)
@@ -1317,6 +1332,7 @@ static void test_segmented_diff(void)
 		v16[i] = prog16[i].vector;
 	}
 	seg_diff(FX_PROT32, "32-bit protected mode", n32, s32, v32);
+	seg_diff(SEG_COMPAT, "compatibility mode", n32, s32, v32);
 	seg_diff(FX_PROT16, "16-bit protected mode", n16, s16, v16);
 	/* real mode: no segment types; the limit faults are #GP as well */
 	seg_diff(FX_REAL, "real mode", n16, s16, v16);
