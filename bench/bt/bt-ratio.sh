@@ -11,9 +11,14 @@
 # runs for reference (about 100x slower, so fewer rounds) and the loop run
 # natively (bench/bt/native_xorshift.c), with the load average at each run.
 #
-# usage: bench/bt/bt-ratio.sh [-b BUILD_DIR] [-n ROUNDS] [-r R]
+# -g compute32 runs the 32-bit protected-mode ring-0 variant instead
+# (tests/guests/compute32.asm, xorshift32, also 11 instructions a round;
+# no native reference), for the translator's 16/32-bit path.
+#
+# usage: bench/bt/bt-ratio.sh [-b BUILD_DIR] [-g GUEST] [-n ROUNDS] [-r R]
 #                             [-i ROUNDS_INTERP] [-I RUNS_INTERP] [--no-native]
 #   -b BUILD_DIR      holds modvm and its plugins (default: build)
+#   -g GUEST          compute (default; 64-bit ring 3) or compute32
 #   -n ROUNDS         guest rounds for translate, TCG, native (default 200,000,000)
 #   -r R              alternating pairs (default 5)
 #   -i ROUNDS_INTERP  guest rounds for mode=interpret (default 20,000,000; 0: skip)
@@ -27,15 +32,17 @@ r=5
 n_int=20000000
 r_int=1
 do_native=1
+gname=compute
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-b) build=$2; shift 2 ;;
+	-g) gname=$2; shift 2 ;;
 	-n) n=$2; shift 2 ;;
 	-r) r=$2; shift 2 ;;
 	-i) n_int=$2; shift 2 ;;
 	-I) r_int=$2; shift 2 ;;
 	--no-native) do_native=0; shift ;;
-	-h | --help) sed -n '14,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	-h | --help) sed -n '14,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	*) echo "bt-ratio: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -50,10 +57,16 @@ INSNS_PER_ROUND=11
 command -v "$qemu" >/dev/null || { echo "no $qemu (QEMU is the reference)" >&2; exit 2; }
 command -v nasm >/dev/null || { echo "no nasm" >&2; exit 2; }
 
+case $gname in
+compute) ;;
+compute32) do_native=0 ;;
+*) echo "bt-ratio: -g compute or compute32" >&2; exit 2 ;;
+esac
+
 guest() { # ROUNDS -> $tmp/compute-ROUNDS.bin
 	[ -f "$tmp/compute-$1.bin" ] && return
 	nasm -f bin -I "$top/tests/guests/" -DCOMPUTE_ITERS="$1" \
-		-o "$tmp/compute-$1.bin" "$top/tests/guests/compute.asm" || exit 2
+		-o "$tmp/compute-$1.bin" "$top/tests/guests/$gname.asm" || exit 2
 }
 
 now() { date +%s%N; }
@@ -125,7 +138,7 @@ guest "$n"
 echo "host: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 echo "start: load $(load), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "modvm: $modvm (cpu-bt mode=translate); QEMU: $($qemu --version | head -n 1)"
-echo "rounds: $n (x $INSNS_PER_ROUND instructions), $r alternating pairs"
+echo "guest: $gname; rounds: $n (x $INSNS_PER_ROUND instructions), $r alternating pairs"
 echo
 
 native_ok=0

@@ -38,7 +38,10 @@
 #define VC_SIZE 4096          /* virtual-RIP lookup cache */
 #define XLINK_MAX 8192        /* cross-page links (undone on TLB flushes) */
 #define INVAL_TABLE 1024      /* pages counted for repeated invalidation */
-#define INVAL_LIMIT 32        /* ... after which the page is interpreted */
+#define INVAL_LIMIT 32        /* ... within INVAL_WINDOW_NS, after which */
+#define INVAL_WINDOW_NS 20000000ull /* the page is interpreted for */
+#define NOX_COOLDOWN_NS 50000000ull /* 50 ms, doubling with each repeat */
+#define NOX_MAX 256
 #define CHUNK_PAGES (1u << 18) /* code-page bitmap: 1 GiB per chunk */
 #define NCHUNKS 4096          /* 4 TiB of guest physical space */
 #define PEND_MAX 64
@@ -72,6 +75,7 @@ struct jblock {
 	uint64_t lin;          /* linear address of the first byte */
 	uint16_t ninsn;
 	uint8_t valid;
+	uint8_t nox;           /* no code because its page was left to the interpreter */
 	uint8_t *code;         /* entry; NULL: the interpreter runs this RIP */
 	uint8_t *dead;         /* the exit to the dispatcher before the entry,
 				  past its RCX restore: an invalidated block's
@@ -116,9 +120,15 @@ struct bt_jit {
 	unsigned nxl;
 
 	_Atomic(uint8_t *) chunk[NCHUNKS];
-	struct { uint64_t page; uint32_t count; } inval[INVAL_TABLE];
-	uint8_t *nox;          /* pages left to the interpreter: a small set */
-	uint64_t nox_pages[256];
+	struct {
+		uint64_t page;
+		uint64_t t0;       /* start of the counting window */
+		uint32_t count;
+		uint32_t strikes;  /* times the page was left to the interpreter */
+	} inval[INVAL_TABLE];
+	/* pages left to the interpreter for a while (written too often) */
+	uint64_t nox_pages[NOX_MAX];
+	uint64_t nox_until[NOX_MAX];
 	unsigned nnox;
 
 	pthread_mutex_t pend_lock;
@@ -132,6 +142,9 @@ struct bt_jit {
 	uint64_t debug_limit;  /* MODVM_BT_JIT_LIMIT: translate only so many blocks */
 	bool debug_trace;      /* MODVM_BT_JIT_TRACE: print each block */
 	bool debug_check;      /* MODVM_BT_JIT_CHECK: compare with the interpreter */
+	uint64_t *debug_ops;   /* MODVM_BT_JIT_OPS: interpreted instructions by op */
+	uint64_t debug_why[5]; /* ... and why: see why_names */
+	int why;
 	uint64_t checks, check_fails;
 };
 
@@ -192,11 +205,29 @@ static void mark_code(struct bt_cpu *c, uint64_t gpa)
 				c->jtlb[p][i].wtag = ~0ull;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Is the page left to the interpreter? An expired entry is dropped: the
+ * page is translated again (a burst of patching, such as a kernel
+ * applying its alternatives and static keys at boot, must not leave hot
+ * code interpreted for good). */
 static bool page_nox(struct bt_jit *j, uint64_t page)
 {
 	for (unsigned i = 0; i < j->nnox; i++)
-		if (j->nox_pages[i] == page)
-			return true;
+		if (j->nox_pages[i] == page) {
+			if (now_ns() < j->nox_until[i])
+				return true;
+			j->nnox--;
+			j->nox_pages[i] = j->nox_pages[j->nnox];
+			j->nox_until[i] = j->nox_until[j->nnox];
+			return false;
+		}
 	return false;
 }
 
@@ -292,12 +323,25 @@ static void count_invalidation(struct bt_jit *j, uint64_t page)
 {
 	unsigned i = (unsigned)((page >> 12) % INVAL_TABLE);
 
+	uint64_t now = now_ns();
+
 	if (j->inval[i].page != page) {
 		j->inval[i].page = page;
 		j->inval[i].count = 0;
+		j->inval[i].strikes = 0;
+		j->inval[i].t0 = now;
 	}
-	if (++j->inval[i].count == INVAL_LIMIT && j->nnox < 256) {
-		j->nox_pages[j->nnox++] = page;
+	if (now - j->inval[i].t0 > INVAL_WINDOW_NS) {
+		j->inval[i].count = 0;
+		j->inval[i].t0 = now;
+	}
+	if (++j->inval[i].count == INVAL_LIMIT && j->nnox < NOX_MAX) {
+		unsigned k = j->inval[i].strikes < 6 ? j->inval[i].strikes : 6;
+		j->nox_pages[j->nnox] = page;
+		j->nox_until[j->nnox] = now + (NOX_COOLDOWN_NS << k);
+		j->nnox++;
+		j->inval[i].strikes++;
+		j->inval[i].count = 0;
 		j->st.interp_pages++;
 	}
 }
@@ -1429,14 +1473,6 @@ struct dinsn {
 	const uint8_t *bytes;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool canonical(uint64_t a)
 {
 	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
@@ -1676,7 +1712,8 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 		avail = (unsigned)(c->s.seg[BT_CS].limit - rip + 1);
 	if (j->nblocks >= j->maxblocks || j->size - j->used < BLOCK_ROOM)
 		bt_jit_flush_all(c);
-	n = page_nox(j, gpa & ~0xFFFull) ? 0 : decode_block(c, rip, p, avail, d);
+	bool nox = page_nox(j, gpa & ~0xFFFull);
+	n = nox ? 0 : decode_block(c, rip, p, avail, d);
 	if (n && j->debug_limit && j->st.blocks >= j->debug_limit)
 		n = 0;
 	if (n && j->debug_trace) {
@@ -1687,6 +1724,7 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 		fprintf(stderr, "\n");
 	}
 	b = new_block(j, rip, gpa, key, cskey, lin);
+	b->nox = nox;
 	if (!n)
 		return b; /* b->code NULL: interpret */
 	mark_code(c, gpa);
@@ -1760,7 +1798,8 @@ static struct jblock *lookup(struct bt_cpu *c, uint32_t key, uint64_t cskey)
 		return NULL;
 	gpa = bt_fetch_gpa(c, lin);
 	for (struct jblock *b = j->hash[hash_page(gpa)]; b; b = b->hnext)
-		if (b->gpa == gpa && b->rip == rip && b->key == key && b->cskey == cskey) {
+		if (b->gpa == gpa && b->rip == rip && b->key == key && b->cskey == cskey &&
+		    b->valid) {
 			*v = (struct vcache){ rip, cskey, lin, key, j->gen, b,
 					      bt_page_global(c, lin) };
 			return b;
@@ -1902,27 +1941,69 @@ static uint64_t check_block(struct bt_cpu *c, struct jblock *b)
 	return 1;
 }
 
+static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks);
+
+/* MODVM_BT_JIT_OPS: count the instruction the interpreter is about to run
+ * (the fetch is the one the interpreter makes next, faults included) */
+static void count_interpreted(struct bt_cpu *c)
+{
+	uint64_t lin = c->s.rip;
+	const uint8_t *p;
+	struct bt_insn in;
+
+	if (c->mode != BT_MODE64)
+		lin = (uint32_t)(lin + c->s.seg[BT_CS].base);
+	p = bt_fetch_ptr(c, lin);
+	if (p && bt_decode(p, 4096 - (unsigned)(lin & 0xFFF), c->mode, &in) > 0)
+		c->jit->debug_ops[in.op]++;
+	c->jit->debug_why[c->jit->why]++;
+}
+
+static const char *const why_names[5] = {
+	"left by a block (slow path)", "state (TF, DR7, shadow, ...)", "fetch fault",
+	"page written too often", "not translatable",
+};
+
 uint64_t bt_jit_exec(struct bt_cpu *c, uint64_t max_blocks)
+{
+	uint64_t n = jit_exec(c, max_blocks);
+
+	if (!n && c->jit->debug_ops)
+		count_interpreted(c);
+	return n;
+}
+
+static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 {
 	struct bt_jit *j = c->jit;
 	struct jblock *b;
 	uint64_t ran, cskey;
 	uint32_t key;
 
+	j->why = 0;
 	if (c->jit_interp) {
 		c->jit_interp = 0;
 		return 0;
 	}
 	if (atomic_load_explicit(&j->pend_flag, memory_order_relaxed))
 		take_pending(c);
+	j->why = 1;
 	if (!usable(c))
 		return 0;
+	j->why = 2;
 	c->insn_rip = c->s.rip;
 	key = mode_key(c);
 	cskey = cs_key(c);
 	b = lookup(c, key, cskey);
-	if (!b || !b->code)
+	if (b && b->nox && !page_nox(j, b->gpa & ~0xFFFull)) {
+		/* its page's time in the interpreter is over: translate */
+		b->valid = 0;
+		b = lookup(c, key, cskey);
+	}
+	if (!b || !b->code) {
+		j->why = b && b->nox ? 3 : 4;
 		return 0;
+	}
 	if (c->mode != BT_MODE64)
 		seg_refresh(c);
 	if (j->debug_check)
@@ -2041,6 +2122,8 @@ int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
 		j->debug_limit = strtoull(getenv("MODVM_BT_JIT_LIMIT"), NULL, 0);
 	j->debug_trace = getenv("MODVM_BT_JIT_TRACE") != NULL;
 	j->debug_check = getenv("MODVM_BT_JIT_CHECK") != NULL;
+	if (getenv("MODVM_BT_JIT_OPS"))
+		j->debug_ops = calloc(BT_OP_COUNT, sizeof(uint64_t));
 	if (j->debug_trace) {
 		FILE *f = fopen("/tmp/bt-jit-tramp.bin", "wb");
 		if (f) {
@@ -2068,6 +2151,29 @@ void bt_jit_destroy(struct bt_cpu *c)
 			(unsigned long long)j->st.flushes, (unsigned long long)j->st.invalidations,
 			(unsigned long long)j->st.enters, (unsigned long long)j->st.links,
 			(unsigned long long)j->st.interp_pages);
+	if (j->debug_ops) {
+		/* the 20 most frequent, largest first */
+		fprintf(stderr, "bt-jit: interpreted instructions by operation:");
+		for (int k = 0; k < 20; k++) {
+			unsigned best = 0;
+			for (unsigned o = 1; o < BT_OP_COUNT; o++)
+				if (j->debug_ops[o] > j->debug_ops[best])
+					best = o;
+			if (!j->debug_ops[best])
+				break;
+			fprintf(stderr, " %s %llu", bt_op_names[best],
+				(unsigned long long)j->debug_ops[best]);
+			j->debug_ops[best] = 0;
+		}
+		fprintf(stderr, "\nbt-jit: pages interpreted:");
+		for (unsigned k = 0; k < j->nnox; k++)
+			fprintf(stderr, " 0x%llx", (unsigned long long)j->nox_pages[k]);
+		fprintf(stderr, "\nbt-jit: why:");
+		for (int k = 0; k < 5; k++)
+			fprintf(stderr, " %s %llu;", why_names[k], (unsigned long long)j->debug_why[k]);
+		fprintf(stderr, "\n");
+		free(j->debug_ops);
+	}
 	c->jit = NULL;
 	munmap(j->cache, j->size);
 	for (unsigned i = 0; i < NCHUNKS; i++)

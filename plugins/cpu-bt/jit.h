@@ -21,7 +21,8 @@ struct bt_jit_stats {
 	uint64_t invalidations;   /* pages whose translations a write removed */
 	uint64_t enters;          /* dispatcher entries into translated code */
 	uint64_t links;           /* exits patched into direct jumps */
-	uint64_t interp_pages;    /* pages left to the interpreter (written too often) */
+	uint64_t interp_pages;    /* times a page was left to the interpreter for a while
+				     (written too often) */
 	uint64_t jc_switches;     /* jump-cache halves cleared for another mode or CS */
 	size_t cache_size, cache_used;
 };
