@@ -1105,6 +1105,48 @@ static void test_end_of_ram(void)
 	fx_free(b);
 }
 
+/* A page rewritten in a burst is interpreted for a while, then translated
+ * again (a kernel patching its text at boot must not leave it interpreted
+ * for good). */
+static void test_rewritten_page_comes_back(void)
+{
+	struct fx *f = mk(true, 0);
+	uint64_t blocks;
+
+	/* the rewriting loop at FX_CODE, a plain loop on the same page at
+	 * FX_CODE + 0x800 */
+	fx_asm(f,
+		"xor ecx, ecx\n xor edx, edx\n"
+		"l: mov [rel patch + 1], ecx\n"
+		"patch: mov eax, 0\n add rdx, rax\n inc ecx\n cmp ecx, 200\n jb l\n hlt\n"
+		"times 0x800 - ($ - $$) db 0x90\n"
+		"xor ecx, ecx\n l2: add rdx, rcx\n inc ecx\n cmp ecx, 1000\n jb l2\n hlt\n");
+	struct timespec t0, t1;
+
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(stats(f).interp_pages, 1);
+	/* during the cool-down (50 ms) the loop on that page is interpreted */
+	blocks = stats(f).blocks;
+	f->cpu.s.rip = FX_CODE + 0x800;
+	f->cpu.s.halted = 0;
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 25000000L) {
+		CU_ASSERT_EQUAL(stats(f).blocks, blocks);
+	} else { /* descheduled past the cool-down: nothing to conclude */
+		printf("(cool-down check not made: the host was too slow) ");
+	}
+	/* after it, translated again */
+	sleep_ms(150);
+	f->cpu.s.rip = FX_CODE + 0x800;
+	f->cpu.s.halted = 0;
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT(stats(f).blocks > blocks);
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 1000);
+	fx_free(f);
+}
+
 /* ---- 16- and 32-bit code ----------------------------------------------- */
 
 /* Segmented programs run translated and interpreted from the same random
@@ -1414,7 +1456,8 @@ int main(void)
 		TEST(test_random_bytes), TEST(test_self_rewriting_loop),
 		TEST(test_long_block), TEST(test_page_straddle), TEST(test_end_of_ram),
 		TEST(test_fault_in_flag_writer), TEST(test_kick_from_thread),
-		TEST(test_hi8_to_sp), TEST(test_segmented_diff),
+		TEST(test_hi8_to_sp), TEST(test_rewritten_page_comes_back),
+		TEST(test_segmented_diff),
 		TEST(test_real_mode_stack_and_cs), TEST(test_random_bytes_segmented),
 	};
 
