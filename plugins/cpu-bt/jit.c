@@ -45,6 +45,8 @@
 #define CHUNK_PAGES (1u << 18) /* code-page bitmap: 1 GiB per chunk */
 #define NCHUNKS 4096          /* 4 TiB of guest physical space */
 #define PEND_MAX 64
+#define NG_MAX 512
+#define PFILTER_BITS 65536
 
 #define OFF(f) ((int32_t)offsetof(struct bt_cpu, f))
 #define GPR(r) (OFF(s.gpr) + 8 * (r))
@@ -116,6 +118,13 @@ struct bt_jit {
 	bool jc_global[2][BT_JC_SIZE]; /* the jump cache entry's page is global */
 	uint32_t jc_key[2];    /* the mode (mode_key, cs_key) of each half's */
 	uint64_t jc_cskey[2];  /* entries: one at a time, cleared on a change */
+	/* Non-global entries made since the last CR3 write (NG_MAX + 1: more,
+	 * scan them all), so that a CR3 write clears those, not the tables;
+	 * and the linear pages that have entries (hashed), so that INVLPG of
+	 * a page without code skips the scan. */
+	uint16_t vc_ng[NG_MAX], jc_ng[2][NG_MAX];
+	unsigned n_vc_ng, n_jc_ng[2];
+	uint64_t pfilter[PFILTER_BITS / 64];
 	struct xlink xl[XLINK_MAX];
 	unsigned nxl;
 
@@ -239,6 +248,30 @@ static unsigned jc_index(uint64_t rip)
 static void jc_clear(struct bt_cpu *c)
 {
 	memset(c->jit_jc, 0xFF, sizeof(c->jit_jc));
+	c->jit->n_jc_ng[0] = c->jit->n_jc_ng[1] = 0;
+}
+
+static void pfilter_set(struct bt_jit *j, uint64_t lin)
+{
+	unsigned h = (unsigned)(lin >> 12) % PFILTER_BITS;
+
+	j->pfilter[h / 64] |= 1ull << (h % 64);
+}
+
+static bool pfilter_has(const struct bt_jit *j, uint64_t lin)
+{
+	unsigned h = (unsigned)(lin >> 12) % PFILTER_BITS;
+
+	return (j->pfilter[h / 64] >> (h % 64)) & 1;
+}
+
+/* note a non-global entry at index k (list full: mark for a scan) */
+static void ng_note(uint16_t *list, unsigned *n, unsigned k)
+{
+	if (*n < NG_MAX)
+		list[(*n)++] = (uint16_t)k;
+	else
+		*n = NG_MAX + 1;
 }
 
 /* The linear address of jump-cache entry rip in half p: 16/32-bit
@@ -406,6 +439,8 @@ void bt_jit_flush_all(struct bt_cpu *c)
 		for (int i = 0; i < BT_JTLB_SIZE; i++)
 			c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
 	jc_clear(c);
+	j->n_vc_ng = 0;
+	memset(j->pfilter, 0, sizeof(j->pfilter));
 	c->jit_link = 0;
 	j->st.flushes++;
 }
@@ -423,16 +458,33 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 	if (global_too) {
 		jc_clear(c);
 		j->gen++;
+		j->n_vc_ng = 0;
+		memset(j->pfilter, 0, sizeof(j->pfilter));
 	} else {
 		/* a CR3 write: translations of global pages (the kernel's)
 		 * stay valid, the others may map elsewhere now */
-		for (unsigned k = 0; k < VC_SIZE; k++)
-			if (!j->vc[k].global)
-				j->vc[k].rip = ~0ull;
-		for (int p = 0; p < 2; p++)
-			for (unsigned k = 0; k < BT_JC_SIZE; k++)
-				if (!j->jc_global[p][k])
-					c->jit_jc[p][k].rip = ~0ull;
+		if (j->n_vc_ng > NG_MAX) {
+			for (unsigned k = 0; k < VC_SIZE; k++)
+				if (!j->vc[k].global)
+					j->vc[k].rip = ~0ull;
+		} else {
+			for (unsigned i = 0; i < j->n_vc_ng; i++)
+				if (!j->vc[j->vc_ng[i]].global)
+					j->vc[j->vc_ng[i]].rip = ~0ull;
+		}
+		j->n_vc_ng = 0;
+		for (int p = 0; p < 2; p++) {
+			if (j->n_jc_ng[p] > NG_MAX) {
+				for (unsigned k = 0; k < BT_JC_SIZE; k++)
+					if (!j->jc_global[p][k])
+						c->jit_jc[p][k].rip = ~0ull;
+			} else {
+				for (unsigned i = 0; i < j->n_jc_ng[p]; i++)
+					if (!j->jc_global[p][j->jc_ng[p][i]])
+						c->jit_jc[p][j->jc_ng[p][i]].rip = ~0ull;
+			}
+			j->n_jc_ng[p] = 0;
+		}
 	}
 	unlink_xlinks(j);
 	c->jit_link = 0;
@@ -446,12 +498,12 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 	for (int p = 0; p < 2; p++)
 		c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
 	/* jump-cache entries into that page may now map elsewhere */
-	for (int p = 0; p < 2; p++)
+	for (int p = 0; p < 2 && pfilter_has(j, lin); p++)
 		for (unsigned k = 0; k < BT_JC_SIZE; k++)
 			if (c->jit_jc[p][k].rip != ~0ull &&
 			    (jc_lin(j, p, c->jit_jc[p][k].rip) >> 12) == (lin >> 12))
 				c->jit_jc[p][k].rip = ~0ull;
-	for (unsigned k = 0; k < VC_SIZE; k++)
+	for (unsigned k = 0; k < VC_SIZE && pfilter_has(j, lin); k++)
 		if ((j->vc[k].lin >> 12) == (lin >> 12))
 			j->vc[k].rip = ~0ull;
 	unlink_xlinks(j);
@@ -580,7 +632,8 @@ static bool parse_layout(const uint8_t *b, const struct bt_insn *in,
 
 enum kind {
 	K_NO, K_GEN, K_LEA, K_NOP, K_PAUSE, K_PUSH, K_PUSHI, K_POP, K_LEAVE,
-	K_JMP, K_JCC, K_CALL, K_RET, K_JMPI, K_CALLI,
+	K_CLI, K_PUSHF, K_MOVSEG,
+	K_JMP, K_JCC, K_CALL, K_RET, K_JMPI, K_CALLI,  /* block ends: keep last */
 };
 
 static bool mem_opnd(const struct bt_insn *in, int *idx)
@@ -628,6 +681,31 @@ static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 	if (in->prefix & BT_PFX_LOCK) {
 		if (!lockable(in->op) || !mem || mi != 0)
 			return K_NO;
+	}
+	switch (in->op) {
+	case BT_OP_MOVSEG:
+		/* MOV r, Sreg (a read: loads stay interpreted) */
+		if (in->opnd[0].type == BT_OPND_REG && in->opnd[0].cls == BT_RC_GPR &&
+		    in->opnd[1].type == BT_OPND_REG && in->opnd[1].cls == BT_RC_SEG &&
+		    in->opnd[1].reg < MODVM_NR_SREGS)
+			return K_MOVSEG;
+		return K_NO;
+	case BT_OP_CLI:
+		/* at CPL 0 CLI cannot fault (not V86: CPL 3 there) */
+		return c->cpl == 0 ? K_CLI : K_NO;
+	case BT_OP_PUSHF:
+		/* at CPL 0 or in 64-bit mode PUSHF cannot fault (V86 is CPL 3) */
+		return (c->cpl == 0 || in->mode == BT_MODE64) && wide_ok(in) ? K_PUSHF : K_NO;
+	case BT_OP_PREFETCH:
+		return K_NOP; /* a hint: never faults */
+	case BT_OP_FENCE:
+		/* LFENCE/MFENCE/SFENCE as themselves; with 66/F2/F3 the same
+		 * encoding is something else */
+		if (L->p66 || (in->prefix & (BT_PFX_REP | BT_PFX_REPNE)))
+			return K_NO;
+		return K_GEN;
+	default:
+		break;
 	}
 	for (int i = 0; i < in->nopnd; i++) {
 		const struct bt_operand *o = &in->opnd[i];
@@ -1558,6 +1636,51 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			break;
 		case K_NOP:
 			break;
+		case K_CLI:
+			/* IF lives in the state; keep the host flags (the guest's) */
+			em_pushfq(e);
+			em_rex(e, true, 0, 0, HR_R11, false);
+			em8(e, 0x81);
+			em_mem(e, 4, HR_R11, HR_NONE, 1, OFF(s.rflags));
+			em32(e, ~(uint32_t)BT_IF);
+			em_popfq(e);
+			break;
+		case K_PUSHF: {
+			/* the image: the state's system flags with the host's
+			 * arithmetic ones, VM and RF clear */
+			em_pushfq(e);
+			em_pop(e, HR_R9);
+			em_mov_rr(e, HR_R10, HR_R9);
+			em_load(e, HR_R8, HR_R11, OFF(s.rflags));
+			em_alu_ri(e, 4, true, HR_R8, (int32_t)~(uint32_t)(BT_ARITH | BT_VM | BT_RF));
+			em_alu_ri(e, 4, true, HR_R10, (int32_t)BT_ARITH);
+			em_rex(e, true, HR_R10, 0, HR_R8, false); em8(e, 0x09); /* or r8, r10 */
+			em8(e, 0xC0 | (HR_R10 & 7) << 3 | (HR_R8 & 7));
+			em_store(e, HR_R11, OFF(jit_target), HR_R8);
+			em_push(e, HR_R9);
+			em_popfq(e);
+			if (!t->m64)
+				emit_push32(t, x->rip, osz, -2, false, 0);
+			else
+				emit_push_value(t, x->rip, fl, -2, false, 0);
+			break;
+		}
+		case K_MOVSEG: {
+			int g = in->opnd[0].reg, h = identity(g) ? g : HR_R10;
+			int32_t sel = OFF(s.seg) + (int32_t)(in->opnd[1].reg * sizeof(struct modvm_segment) +
+						offsetof(struct modvm_segment, selector));
+			if (in->opnd[0].size == 2) {
+				if (!identity(g))
+					em_load(e, HR_R10, HR_R11, GPR(g));
+				em8(e, 0x66);
+				em_op_rm(e, 0x8B, false, h, HR_R11, sel);
+			} else {
+				em_load_zx(e, h, HR_R11, sel, 2);
+			}
+			if (!identity(g))
+				em_store(e, HR_R11, GPR(g), HR_R10);
+			break;
+		}
 		case K_PAUSE:
 			em8(e, 0xF3); em8(e, 0x90);
 			break;
@@ -1777,6 +1900,13 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 	return b;
 }
 
+static void vc_noted(struct bt_jit *j, const struct vcache *v, uint64_t lin)
+{
+	pfilter_set(j, lin);
+	if (!v->global)
+		ng_note(j->vc_ng, &j->n_vc_ng, (unsigned)(v - j->vc));
+}
+
 static struct jblock *lookup(struct bt_cpu *c, uint32_t key, uint64_t cskey)
 {
 	struct bt_jit *j = c->jit;
@@ -1802,10 +1932,12 @@ static struct jblock *lookup(struct bt_cpu *c, uint32_t key, uint64_t cskey)
 		    b->valid) {
 			*v = (struct vcache){ rip, cskey, lin, key, j->gen, b,
 					      bt_page_global(c, lin) };
+			vc_noted(j, v, lin);
 			return b;
 		}
 	struct jblock *b = translate(c, rip, gpa, p, key, cskey, lin);
 	*v = (struct vcache){ rip, cskey, lin, key, j->gen, b, bt_page_global(c, lin) };
+	vc_noted(j, v, lin);
 	return b;
 }
 
@@ -2016,6 +2148,7 @@ static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 		if (j->jc_key[p] != key || j->jc_cskey[p] != cskey) {
 			/* the half holds another mode's (or CS base's) code */
 			memset(c->jit_jc[p], 0xFF, sizeof(c->jit_jc[p]));
+			j->n_jc_ng[p] = 0;
 			j->jc_key[p] = key;
 			j->jc_cskey[p] = cskey;
 			j->st.jc_switches++;
@@ -2023,6 +2156,9 @@ static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 		jce->rip = b->rip;
 		jce->code = b->code;
 		j->jc_global[p][k] = bt_page_global(c, b->lin);
+		pfilter_set(j, b->lin);
+		if (!j->jc_global[p][k])
+			ng_note(j->jc_ng[p], &j->n_jc_ng[p], k);
 	}
 	if (!max_blocks)
 		max_blocks = 1;

@@ -544,7 +544,7 @@ static bool same_state(struct fx *a, struct fx *b, uint32_t undef, const char *w
 			(unsigned long long)a->cpu.s.rip, (unsigned long long)b->cpu.s.rip);
 		ok = false;
 	}
-	if ((a->cpu.s.rflags ^ b->cpu.s.rflags) & FL & ~undef) {
+	if ((a->cpu.s.rflags ^ b->cpu.s.rflags) & ((FL & ~undef) | BT_IF)) {
 		fprintf(stderr, "\n  flags: translated 0x%llx, interpreted 0x%llx (undefined 0x%x)",
 			(unsigned long long)a->cpu.s.rflags, (unsigned long long)b->cpu.s.rflags, undef);
 		ok = false;
@@ -626,6 +626,9 @@ static const struct { const char *src; uint32_t undef; } directed[] = {
 	  "mov qword [r11 + 8], -2\n mov spl, al\n mov rsp, 0x80000\n", 0 },
 	{ "mov rsp, r11\n push rax\n push r8\n pop rbx\n pop r9\n add rsp, 8\n lea rsp, [rsp - 16]\n"
 	  "mov [rsp], r10\n pop r11\n mov rsp, 0x80000\n", 0 },
+	{ "pushfq\n pop r8\n sti\n nop\n add rax, rbx\n pushfq\n pop r9\n cli\n pushfq\n pop rdx\n"
+	  "mov ax, ds\n mov ecx, es\n mov r10, ss\n mov r11w, fs\n mov sp, gs\n mov rsp, 0x80000\n"
+	  "lfence\n mfence\n sfence\n prefetcht0 [rsi]\n prefetchw [rsi + 64]\n sub rbx, rdi\n", 0 },
 };
 
 static bool run_pair(struct fx *a, struct fx *b, const struct start *st,
@@ -1105,6 +1108,65 @@ static void test_end_of_ram(void)
 	fx_free(b);
 }
 
+/* Code at one linear page whose mapping changes: after INVLPG of an edited
+ * PTE and after a CR3 write, the new mapping's code runs, reached through
+ * the jump cache (CALL r64, RET) and through a chained direct jump. */
+static void test_remap_code(void)
+{
+	struct fx *f = mk(true, 0);
+	uint64_t pd = FX_PT + 0x2000;
+
+	/* linear 0x400000 -> 4 KiB page table at 0x341000 -> 0x342000 (A) */
+	memset(f->ram + 0x341000, 0, 0x1000);
+	fx_set64(f, 0x341000, 0x342000 | 3);
+	fx_set64(f, pd + 8 * 2, 0x341000 | 7);
+	/* a second set of tables: the same, with 0x400000 -> A again */
+	memcpy(f->ram + 0x344000, f->ram + FX_PT, 0x1000);
+	memcpy(f->ram + 0x345000, f->ram + FX_PT + 0x1000, 0x1000);
+	memcpy(f->ram + 0x346000, f->ram + pd, 0x1000);
+	fx_set64(f, 0x344000, 0x345000 | 7);
+	fx_set64(f, 0x345000, 0x346000 | 7);
+	memset(f->ram + 0x347000, 0, 0x1000);
+	fx_set64(f, 0x346000 + 8 * 2, 0x347000 | 7);
+	fx_set64(f, 0x347000, 0x342000 | 3);
+	/* the first set maps the low 4 MiB with 4 KiB pages only, so that
+	 * INVLPG drops one page (with a large page cached the interpreter
+	 * flushes everything) */
+	memset(f->ram + 0x348000, 0, 0x5000);
+	fx_set64(f, 0x348000, 0x349000 | 7);
+	fx_set64(f, 0x349000, 0x34A000 | 7);
+	fx_set64(f, 0x34A000, 0x34B000 | 7);
+	fx_set64(f, 0x34A000 + 8, 0x34C000 | 7);
+	fx_set64(f, 0x34A000 + 16, 0x341000 | 7);
+	for (int i = 0; i < 512; i++) {
+		fx_set64(f, 0x34B000 + 8 * i, (uint64_t)i << 12 | 3);
+		fx_set64(f, 0x34C000 + 8 * i, (0x200000 + ((uint64_t)i << 12)) | 3);
+	}
+	f->cpu.s.cr3 = 0x348000;
+	bt_tlb_flush(&f->cpu, true);
+	fx_asm_at(f, 0x342000, "mov eax, 1\n test rcx, rcx\n jz r\n jmp rcx\n r: ret");
+	fx_asm_at(f, 0x343000, "mov eax, 2\n test rcx, rcx\n jz r\n jmp rcx\n r: ret");
+	fx_asm_at(f, 0x200000,
+		"mov rbx, 0x400000\n xor r8, r8\n mov esi, 4\n"
+		"l1: xor ecx, ecx\n call rbx\n add r8, rax\n lea rcx, [rel b1]\n jmp 0x400000\n"
+		"b1: add r8, rax\n dec esi\n jnz l1\n"           /* r8 = 8: A */
+		"mov rax, 0x343003\n mov [0x341000], rax\n invlpg [rbx]\n"
+		"xor r9, r9\n mov esi, 4\n"
+		"l2: xor ecx, ecx\n call rbx\n add r9, rax\n lea rcx, [rel b2]\n jmp 0x400000\n"
+		"b2: add r9, rax\n dec esi\n jnz l2\n"           /* r9 = 16: B */
+		"mov rax, 0x344000\n mov cr3, rax\n xor r10, r10\n mov esi, 4\n"
+		"l3: xor ecx, ecx\n call rbx\n add r10, rax\n lea rcx, [rel b3]\n jmp 0x400000\n"
+		"b3: add r10, rax\n dec esi\n jnz l3\n hlt\n"); /* r10 = 8: A */
+	f->cpu.s.rip = 0x200000;
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R8), 8);
+	CU_ASSERT_EQUAL(R(f, MODVM_R9), 16);
+	CU_ASSERT_EQUAL(R(f, MODVM_R10), 8);
+	CU_ASSERT(stats(f).links > 0);
+	fx_free(f);
+}
+
 /* A page rewritten in a burst is interpreted for a while, then translated
  * again (a kernel patching its text at boot must not leave it interpreted
  * for good). */
@@ -1257,7 +1319,7 @@ static bool seg_pair(struct fx *a, struct fx *b, const struct modvm_cpu_state *i
 				(unsigned long long)R(a, r), (unsigned long long)R(b, r));
 			ok = false;
 		}
-	if (a->cpu.s.rip != b->cpu.s.rip || ((a->cpu.s.rflags ^ b->cpu.s.rflags) & FL)) {
+	if (a->cpu.s.rip != b->cpu.s.rip || ((a->cpu.s.rflags ^ b->cpu.s.rflags) & (FL | BT_IF))) {
 		fprintf(stderr, "\n  rip/flags: translated 0x%llx/0x%llx, interpreted 0x%llx/0x%llx",
 			(unsigned long long)a->cpu.s.rip, (unsigned long long)a->cpu.s.rflags,
 			(unsigned long long)b->cpu.s.rip, (unsigned long long)b->cpu.s.rflags);
@@ -1292,7 +1354,9 @@ static const struct { const char *src; int vector; } prog32[] = {
 	  "lea dx, [esi + 3]\n imul eax, [esi + 0x10], 3\n shl dword [edi + 0x20], 3\n setc [esi + 0x30]\n"
 	  "cmovz eax, [edi]\n xchg [esi + 0x40], edx\n lock xadd [edi + 0x44], eax\n bt dword [esi], 5\n"
 	  "es mov eax, [esi + 0x100]\n es add [edi + 0x104], eax\n mov al, [fs:0x10]\n"
-	  "cs mov ebx, [0x10000]\n mov ah, [ss:ebp - 4]\n mov [ebp - 8], ax\n", -1 },
+	  "cs mov ebx, [0x10000]\n mov ah, [ss:ebp - 4]\n mov [ebp - 8], ax\n"
+	  "pushfd\n pop ecx\n sti\n nop\n cli\n add eax, ebx\n pushfd\n pop edx\n pushf\n pop ax\n"
+	  "mov bx, ss\n mov ebx, ds\n lfence\n prefetcht0 [esi]\n", -1 },
 	{ "push eax\n push word 0x1234\n pop dx\n push 0x11223344\n pop ebx\n push esp\n pop ecx\n"
 	  "call f1\n jmp over\n f1: push ebp\n mov ebp, esp\n sub esp, 16\n mov [ebp - 4], eax\n"
 	  "mov edx, [ebp - 4]\n call f2\n leave\n ret\n f2: push 7\n call f3\n ret\n f3: ret 4\n"
@@ -1313,7 +1377,8 @@ static const struct { const char *src; int vector; } prog16[] = {
 	  "mov edx, [esi + ecx*2 + 4]\n lea ax, [bx + di + 0x7fff]\n lea eax, [bx + si]\n"
 	  "movzx cx, byte [si]\n movsx edx, word [di + 2]\n imul ax, [si + 6], 5\n"
 	  "shl word [di + 8], 3\n setnz [si + 0x10]\n xchg [di + 0x12], ax\n lock add [si + 0x14], dx\n"
-	  "es mov ax, [di + 0x20]\n cs mov ax, [0]\n mov cx, [bp + 0x10]\n cwd\n cbw\n cdq\n", -1 },
+	  "es mov ax, [di + 0x20]\n cs mov ax, [0]\n mov cx, [bp + 0x10]\n cwd\n cbw\n cdq\n"
+	  "pushf\n pop cx\n cli\n add ax, dx\n pushfd\n pop edx\n mov bx, cs\n mov eax, ds\n", -1 },
 	{ "push ax\n push dword 0x11223344\n pop edx\n push word 0x1234\n pop bx\n push sp\n pop cx\n"
 	  "call f1\n jmp over\n f1: push bp\n mov bp, sp\n sub sp, 8\n mov [bp - 2], ax\n"
 	  "mov dx, [bp - 2]\n call f2\n leave\n ret\n f2: push 7\n call f3\n ret\n f3: ret 2\n"
@@ -1457,6 +1522,7 @@ int main(void)
 		TEST(test_long_block), TEST(test_page_straddle), TEST(test_end_of_ram),
 		TEST(test_fault_in_flag_writer), TEST(test_kick_from_thread),
 		TEST(test_hi8_to_sp), TEST(test_rewritten_page_comes_back),
+		TEST(test_remap_code),
 		TEST(test_segmented_diff),
 		TEST(test_real_mode_stack_and_cs), TEST(test_random_bytes_segmented),
 	};
