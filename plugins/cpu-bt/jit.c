@@ -46,6 +46,7 @@
 #define NCHUNKS 4096          /* 4 TiB of guest physical space */
 #define PEND_MAX 64
 #define NG_MAX 512
+#define STRAD_MAX 1024        /* blocks of one page-crossing instruction */
 #define PFILTER_BITS 65536
 
 #define OFF(f) ((int32_t)offsetof(struct bt_cpu, f))
@@ -78,6 +79,9 @@ struct jblock {
 	uint16_t ninsn;
 	uint8_t valid;
 	uint8_t nox;           /* no code because its page was left to the interpreter */
+	uint8_t strad;         /* one instruction crossing into the next page: */
+	uint8_t strad_global;  /* ... both pages global */
+	uint64_t gpa2, lin2;   /* ... that page */
 	uint8_t *code;         /* entry; NULL: the interpreter runs this RIP */
 	uint8_t *dead;         /* the exit to the dispatcher before the entry,
 				  past its RCX restore: an invalidated block's
@@ -125,6 +129,10 @@ struct bt_jit {
 	uint16_t vc_ng[NG_MAX], jc_ng[2][NG_MAX];
 	unsigned n_vc_ng, n_jc_ng[2];
 	uint64_t pfilter[PFILTER_BITS / 64];
+	/* blocks of one instruction that crosses a page: their second page
+	 * is watched here (the hash table knows the first) */
+	struct jblock *strad[STRAD_MAX];
+	unsigned nstrad;
 	struct xlink xl[XLINK_MAX];
 	unsigned nxl;
 
@@ -379,6 +387,55 @@ static void count_invalidation(struct bt_jit *j, uint64_t page)
 	}
 }
 
+/* Drop block b: off its hash chain; whatever still jumps to it leaves to
+ * the dispatcher with RIP = its start (jmp rel8 back to its exit, over
+ * the entry's first instruction). */
+static void kill_block(struct bt_jit *j, struct jblock *b)
+{
+	struct jblock **pp = &j->hash[hash_page(b->gpa)];
+
+	if (!b->valid)
+		return;
+	b->valid = 0;
+	while (*pp && *pp != b)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = b->hnext;
+	if (b->code) {
+		b->code[0] = 0xEB;
+		b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
+	}
+	for (unsigned i = 0; i < j->nxl;) {
+		if (!j->xl[i].x->src->valid) {
+			unlink_exit(j->xl[i].x);
+			j->xl[i] = j->xl[--j->nxl];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* Drop the page-crossing blocks that match: second physical page `page`
+ * (~0: any), or, for TLB flushes, every one (all) or those with a
+ * non-global page (!all). */
+static void kill_strad(struct bt_cpu *c, uint64_t page, bool tlb, bool all)
+{
+	struct bt_jit *j = c->jit;
+
+	for (unsigned i = 0; i < j->nstrad;) {
+		struct jblock *b = j->strad[i];
+		bool hit = !b->valid || (tlb ? all || !b->strad_global
+					     : (b->gpa2 & ~0xFFFull) == page);
+		if (hit) {
+			kill_block(j, b);
+			c->jit_dead = 1;
+			j->strad[i] = j->strad[--j->nstrad];
+		} else {
+			i++;
+		}
+	}
+}
+
 void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
 {
 	struct bt_jit *j = c->jit;
@@ -388,6 +445,8 @@ void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
 	if (!bt_jit_is_code(c, page))
 		return;
 	code_bit(j, page, false);
+	if (j->nstrad)
+		kill_strad(c, page, false, false);
 	while (*pp) {
 		struct jblock *b = *pp;
 		if ((b->gpa & ~0xFFFull) == page) {
@@ -427,6 +486,7 @@ void bt_jit_flush_all(struct bt_cpu *c)
 		return;
 	j->used = j->base_used;
 	j->nblocks = 0;
+	j->nstrad = 0;
 	memset(j->hash, 0, sizeof(j->hash));
 	j->gen++;
 	j->nxl = 0;
@@ -486,6 +546,8 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 			j->n_jc_ng[p] = 0;
 		}
 	}
+	if (j->nstrad)
+		kill_strad(c, 0, true, global_too);
 	unlink_xlinks(j);
 	c->jit_link = 0;
 }
@@ -506,6 +568,17 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 	for (unsigned k = 0; k < VC_SIZE && pfilter_has(j, lin); k++)
 		if ((j->vc[k].lin >> 12) == (lin >> 12))
 			j->vc[k].rip = ~0ull;
+	/* page-crossing blocks whose second page it is */
+	for (unsigned k = 0; k < j->nstrad;) {
+		struct jblock *b = j->strad[k];
+		if (!b->valid || (b->lin2 >> 12) == (lin >> 12)) {
+			kill_block(j, b);
+			c->jit_dead = 1;
+			j->strad[k] = j->strad[--j->nstrad];
+		} else {
+			k++;
+		}
+	}
 	unlink_xlinks(j);
 	c->jit_link = 0;
 }
@@ -1836,7 +1909,33 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 	if (j->nblocks >= j->maxblocks || j->size - j->used < BLOCK_ROOM)
 		bt_jit_flush_all(c);
 	bool nox = page_nox(j, gpa & ~0xFFFull);
+	static _Thread_local uint8_t sbuf[16];
+	uint64_t lin2 = 0, gpa2 = 0;
+	bool strad = false, g2 = false;
 	n = nox ? 0 : decode_block(c, rip, p, avail, d);
+	if (!n && !nox && avail == 4096 - (lin & 0xFFF) && avail < 15 &&
+	    j->nstrad < STRAD_MAX && bt_decode(p, avail, c->mode, &d[0].in) == BT_DEC_MORE) {
+		/* one instruction crossing into the next page: its own block,
+		 * made from both pages' bytes (the fetch of the second may
+		 * raise #PF: this instruction's own fault). The second page
+		 * is watched for writes and remapping (kill_strad). */
+		unsigned more = 15 - avail;
+		const uint8_t *p2;
+		lin2 = (lin + avail) & (c->mode == BT_MODE64 ? ~0ull : 0xFFFFFFFFull);
+		if (c->mode != BT_MODE64 && c->s.seg[BT_CS].limit - (rip + avail) + 1 < more)
+			more = (unsigned)(c->s.seg[BT_CS].limit - (rip + avail) + 1);
+		p2 = bt_fetch_ptr(c, lin2);
+		if (p2) {
+			gpa2 = bt_fetch_gpa(c, lin2);
+			g2 = bt_page_global(c, lin) && bt_page_global(c, lin2);
+			memcpy(sbuf, p, avail);
+			memcpy(sbuf + avail, p2, more);
+			n = decode_block(c, rip, sbuf, avail + more, d) ? 1 : 0;
+			strad = n == 1 && !page_nox(j, gpa2 & ~0xFFFull);
+			if (!strad)
+				n = 0;
+		}
+	}
 	if (n && j->debug_limit && j->st.blocks >= j->debug_limit)
 		n = 0;
 	if (n && j->debug_trace) {
@@ -1851,6 +1950,13 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 	if (!n)
 		return b; /* b->code NULL: interpret */
 	mark_code(c, gpa);
+	if (strad) {
+		mark_code(c, gpa2);
+		b->strad = 1;
+		b->strad_global = g2;
+		b->gpa2 = gpa2;
+		b->lin2 = lin2;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return b;
@@ -1878,6 +1984,8 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 		memset(b->exit, 0, sizeof(b->exit));
 	} else {
 		b->ninsn = (uint16_t)n;
+		if (b->strad)
+			j->strad[j->nstrad++] = b;
 		if (j->debug_trace) {
 			char name[64];
 			snprintf(name, sizeof(name), "/tmp/bt-jit-%llu.bin",
@@ -2086,7 +2194,19 @@ static void count_interpreted(struct bt_cpu *c)
 	if (c->mode != BT_MODE64)
 		lin = (uint32_t)(lin + c->s.seg[BT_CS].base);
 	p = bt_fetch_ptr(c, lin);
-	if (p && bt_decode(p, 4096 - (unsigned)(lin & 0xFFF), c->mode, &in) > 0)
+	uint8_t buf[16];
+	unsigned first = 4096 - (unsigned)(lin & 0xFFF);
+
+	if (!p)
+		return;
+	memcpy(buf, p, first < 15 ? first : 15);
+	if (first < 15) {
+		const uint8_t *p2 = bt_fetch_ptr(c, (lin + first) & (c->mode == BT_MODE64 ? ~0ull : 0xFFFFFFFFull));
+		if (!p2)
+			return;
+		memcpy(buf + first, p2, 15 - first);
+	}
+	if (bt_decode(buf, 15, c->mode, &in) > 0)
 		c->jit->debug_ops[in.op]++;
 	c->jit->debug_why[c->jit->why]++;
 }
@@ -2288,9 +2408,9 @@ void bt_jit_destroy(struct bt_cpu *c)
 			(unsigned long long)j->st.enters, (unsigned long long)j->st.links,
 			(unsigned long long)j->st.interp_pages);
 	if (j->debug_ops) {
-		/* the 20 most frequent, largest first */
+		/* the 60 most frequent, largest first */
 		fprintf(stderr, "bt-jit: interpreted instructions by operation:");
-		for (int k = 0; k < 20; k++) {
+		for (int k = 0; k < 60; k++) {
 			unsigned best = 0;
 			for (unsigned o = 1; o < BT_OP_COUNT; o++)
 				if (j->debug_ops[o] > j->debug_ops[best])

@@ -1077,6 +1077,23 @@ static void test_page_straddle(void)
 	CU_ASSERT_EQUAL(frame(f, 1), 0x2FFF0 + 6 + 8);
 	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 9);
 	fx_free(f);
+	/* the second page remapped (INVLPG): the instruction's new bytes */
+	f = mk(true, 0);
+	for (int i = 0; i < 512; i++)
+		fx_set64(f, pt + 8 * (uint64_t)i, ((uint64_t)i << 12) | 3);
+	fx_set64(f, FX_PT + 0x2000, pt | 3);
+	bt_tlb_flush(&f->cpu, true);
+	fx_asm_at(f, 0x2FFFC, "mov rax, 0x0000000300000002\n ret");
+	/* page 0x31000 holds the tail of another immediate (0x44 in its top byte) */
+	memcpy(f->ram + 0x31000, f->ram + 0x30000, 16);
+	f->ram[0x31005] = 0x44;
+	fx_asm(f, "xor ecx, ecx\n l: call 0x2fffc\n inc ecx\n cmp ecx, 20\n jb l\n mov rdx, rax\n"
+		  "mov qword [0x110000 + 8 * 0x30], 0x31003\n invlpg [0x30000]\n call 0x2fffc\n hlt");
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX), 0x0000000300000002ull);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX), 0x4400000300000002ull);
+	CU_ASSERT(stats(f).blocks > 0);
+	fx_free(f);
 }
 
 /* A block ending at the last byte of RAM; then code running off the end
