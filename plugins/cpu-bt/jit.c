@@ -705,7 +705,7 @@ static bool parse_layout(const uint8_t *b, const struct bt_insn *in,
 
 enum kind {
 	K_NO, K_GEN, K_LEA, K_NOP, K_PAUSE, K_PUSH, K_PUSHI, K_POP, K_LEAVE,
-	K_CLI, K_PUSHF, K_MOVSEG,
+	K_CLI, K_PUSHF, K_MOVSEG, K_RDTSC,
 	K_JMP, K_JCC, K_CALL, K_RET, K_JMPI, K_CALLI,  /* block ends: keep last */
 };
 
@@ -771,6 +771,8 @@ static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 		return (c->cpl == 0 || in->mode == BT_MODE64) && wide_ok(in) ? K_PUSHF : K_NO;
 	case BT_OP_PREFETCH:
 		return K_NOP; /* a hint: never faults */
+	case BT_OP_RDTSC:
+		return K_RDTSC; /* a C call (jit_rdtsc), which checks CR4.TSD */
 	case BT_OP_FENCE:
 		/* LFENCE/MFENCE/SFENCE as themselves; with 66/F2/F3 the same
 		 * encoding is something else */
@@ -1608,11 +1610,27 @@ static void emit_stubs(struct tctx *t)
 	}
 }
 
+static void jit_rdtsc(struct bt_cpu *c);
+
 static uint8_t *jit_slow(struct bt_cpu *c, uint64_t lin, uint32_t info)
 {
 	/* A fault unwinds from here: the state must be whole already. */
 	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
 	return bt_jit_fill(c, lin, info & 0xFF, info & 0x100, info & 0x200);
+}
+
+/* RDTSC from translated code: the state is whole (RIP at the RDTSC), so
+ * the #GP of CR4.TSD above CPL 0 unwinds as from the interpreter. */
+static void jit_rdtsc(struct bt_cpu *c)
+{
+	uint64_t t;
+
+	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
+	if ((c->s.cr4 & CR4_TSD) && c->cpl != 0)
+		bt_raise(c, BT_GP, 0);
+	t = bt_tsc(c);
+	bt_set_reg(c, MODVM_RAX, 4, t);
+	bt_set_reg(c, MODVM_RDX, 4, t >> 32);
 }
 
 struct dinsn {
@@ -1738,6 +1756,19 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 				emit_push_value(t, x->rip, fl, -2, false, 0);
 			break;
 		}
+		case K_RDTSC:
+			emit_save_flags(e);
+			emit_store_gprs(e);
+			em_mov_ri64(e, HR_R10, x->rip);
+			em_store(e, HR_R11, OFF(s.rip), HR_R10);
+			em_store(e, HR_R11, OFF(insn_rip), HR_R10);
+			em_mov_rr(e, HR_RDI, HR_R11);
+			em_call_abs(e, (void *)jit_rdtsc);
+			em_load(e, HR_R11, HR_RSP, 0);
+			emit_load_gprs(e, false);
+			em_push_mem(e, HR_R11, OFF(jit_hflags));
+			em_popfq(e);
+			break;
 		case K_MOVSEG: {
 			int g = in->opnd[0].reg, h = identity(g) ? g : HR_R10;
 			int32_t sel = OFF(s.seg) + (int32_t)(in->opnd[1].reg * sizeof(struct modvm_segment) +

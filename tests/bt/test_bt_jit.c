@@ -628,7 +628,8 @@ static const struct { const char *src; uint32_t undef; } directed[] = {
 	  "mov [rsp], r10\n pop r11\n mov rsp, 0x80000\n", 0 },
 	{ "pushfq\n pop r8\n sti\n nop\n add rax, rbx\n pushfq\n pop r9\n cli\n pushfq\n pop rdx\n"
 	  "mov ax, ds\n mov ecx, es\n mov r10, ss\n mov r11w, fs\n mov sp, gs\n mov rsp, 0x80000\n"
-	  "lfence\n mfence\n sfence\n prefetcht0 [rsi]\n prefetchw [rsi + 64]\n sub rbx, rdi\n", 0 },
+	  "lfence\n mfence\n sfence\n prefetcht0 [rsi]\n prefetchw [rsi + 64]\n sub rbx, rdi\n"
+	  "add r12, r13\n rdtsc\n mov r8, rax\n mov r9, rdx\n adc r12, 0\n rdtsc\n sub rax, r8\n", 0 },
 };
 
 static bool run_pair(struct fx *a, struct fx *b, const struct start *st,
@@ -1373,7 +1374,7 @@ static const struct { const char *src; int vector; } prog32[] = {
 	  "es mov eax, [esi + 0x100]\n es add [edi + 0x104], eax\n mov al, [fs:0x10]\n"
 	  "cs mov ebx, [0x10000]\n mov ah, [ss:ebp - 4]\n mov [ebp - 8], ax\n"
 	  "pushfd\n pop ecx\n sti\n nop\n cli\n add eax, ebx\n pushfd\n pop edx\n pushf\n pop ax\n"
-	  "mov bx, ss\n mov ebx, ds\n lfence\n prefetcht0 [esi]\n", -1 },
+	  "mov bx, ss\n mov ebx, ds\n lfence\n prefetcht0 [esi]\n add eax, ecx\n rdtsc\n adc edx, 0\n", -1 },
 	{ "push eax\n push word 0x1234\n pop dx\n push 0x11223344\n pop ebx\n push esp\n pop ecx\n"
 	  "call f1\n jmp over\n f1: push ebp\n mov ebp, esp\n sub esp, 16\n mov [ebp - 4], eax\n"
 	  "mov edx, [ebp - 4]\n call f2\n leave\n ret\n f2: push 7\n call f3\n ret\n f3: ret 4\n"
