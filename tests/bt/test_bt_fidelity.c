@@ -47,10 +47,56 @@ static void test_pop_ss_stack_size(void)
 	fx_free(f);
 }
 
+/* A/D bits and faults (SDM 3A 4.8, AMD APM vol. 2 5.4.2): D is set only
+ * by a write that is allowed, and the leaf entry's A only by an access
+ * that is allowed. (A processor may set A in the upper-level entries it
+ * walked even when the access faults; that is not tested.) */
+static void test_paging_ad_on_fault(void)
+{
+	struct fx *f = fx_new(FX_LONG64);
+	uint64_t pt = 0x110000;
+
+	fx_idt(f);
+	for (int i = 0; i < 512; i++)
+		fx_set64(f, pt + 8 * i, ((uint64_t)i << 12) | 7);
+	fx_set64(f, FX_PT + 0x2000, pt | 7);
+	fx_set64(f, pt + 8 * 0x42, 0x42000 | 1);  /* supervisor, read-only */
+	fx_set64(f, pt + 8 * 0x43, 0x43000 | 1);
+	fx_set64(f, pt + 8 * 0x44, 0x44000 | 3);  /* supervisor, writable */
+	fx_asm(f, "mov rax, cr0\n or eax, 0x10000\n mov cr0, rax\n"  /* WP */
+		  "mov eax, [0x43000]\n mov dword [0x44000], 1\n"
+		  "mov dword [0x42000], 1\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_PFV);
+	CU_ASSERT_EQUAL(f->cpu.s.cr2, 0x42000);
+	CU_ASSERT_EQUAL(ERR64(f), 3);                             /* P | W */
+	CU_ASSERT_EQUAL(fx_mem64(f, pt + 8 * 0x42) & 0x60, 0);    /* no A, D */
+	CU_ASSERT_EQUAL(fx_mem64(f, pt + 8 * 0x43) & 0x60, 0x20); /* read: A */
+	CU_ASSERT_EQUAL(fx_mem64(f, pt + 8 * 0x44) & 0x60, 0x60); /* write: A D */
+	fx_free(f);
+
+	/* 32-bit paging: a user read of a supervisor page */
+	f = fx_new(FX_PROT32);
+	fx_idt(f);
+	fx_set32(f, 0x100000, 0x101000 | 7);
+	for (int i = 0; i < 1024; i++)
+		fx_set32(f, 0x101000 + 4 * i, (uint32_t)(i << 12) | 7);
+	fx_set32(f, 0x101000 + 4 * 0x42, 0x42000 | 3);           /* supervisor */
+	fx_asm(f, "mov eax, 0x100000\n mov cr3, eax\n mov eax, cr0\n"
+		  "or eax, 0x80000000\n mov cr0, eax\n"
+		  "push 0x23\n push 0x60000\n push 0x2\n push 0x1B\n push user\n iretd\n"
+		  "user: mov ax, 0x23\n mov ds, ax\n mov eax, [0x42000]\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_PFV);
+	CU_ASSERT_EQUAL(f->cpu.s.cr2, 0x42000);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x101000 + 4 * 0x42) & 0x60, 0);
+	fx_free(f);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
-		TEST(test_pop_ss_stack_size),
+		TEST(test_pop_ss_stack_size), TEST(test_paging_ad_on_fault),
 	};
 
 	return RUN_TESTS("bt_fidelity", tests);
