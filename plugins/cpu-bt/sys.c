@@ -406,6 +406,10 @@ static void exec_lldt_ltr(struct bt_cpu *c)
 		bt_raise(c, BT_GP, sel & 0xFFFC);
 	if (!d.present)
 		bt_raise(c, BT_NP, sel & 0xFFFC);
+	/* IA-32e mode: the 16-byte descriptor's base must be canonical
+	 * (SDM vol. 2 LLDT, LTR, 64-bit mode exceptions) */
+	if (c->lma && !canonical(d.base))
+		bt_raise(c, BT_GP, sel & 0xFFFC);
 	if (ltr) {
 		/* mark the TSS busy in the GDT */
 		bt_lin_write(c, c->s.gdt.base + (sel & ~7u) + 5, 1,

@@ -93,10 +93,64 @@ static void test_paging_ad_on_fault(void)
 	fx_free(f);
 }
 
+/* A 16-byte system descriptor at GDT offset sel with base lo32 | hi32 << 32. */
+static void sys_desc64(struct fx *f, unsigned sel, uint32_t base, uint32_t hi,
+		       unsigned type)
+{
+	fx_set64(f, FX_GDT + sel, 0x67 | (uint64_t)(base & 0xFFFFFF) << 16 |
+				  (uint64_t)(0x80 | type) << 40 |
+				  (uint64_t)(base >> 24) << 56);
+	fx_set64(f, FX_GDT + sel + 8, hi);
+}
+
+/* LTR and LLDT in IA-32e mode: a descriptor whose 64-bit base is not
+ * canonical is #GP(selector) (SDM vol. 2 LTR, LLDT, 64-bit mode
+ * exceptions; Bochs LTR_Ew/LLDT_Ew). Nothing is loaded. */
+static void test_ltr_lldt_canonical(void)
+{
+	static const struct { unsigned sel, type; const char *insn; } c[] = {
+		{ 0x60, 9, "ltr ax" }, { 0x70, 2, "lldt ax" },
+	};
+
+	for (unsigned i = 0; i < 2; i++) {
+		struct fx *f = fx_new(FX_LONG64);
+		char src[128];
+
+		fx_idt(f);
+		f->cpu.s.gdt.limit = 16 * 8 - 1;
+		sys_desc64(f, 0x60, 0x2000, 0x00008000, 9);
+		sys_desc64(f, 0x70, 0x3000, 0xFFFF0000, 2);
+		snprintf(src, sizeof(src), "mov ax, 0x%x\n %s\n mov ebx, 1\n hlt",
+			 c[i].sel, c[i].insn);
+		fx_asm(f, src);
+		fx_run_hlt(f);
+		CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+		CU_ASSERT_EQUAL(ERR64(f), c[i].sel);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+		CU_ASSERT_EQUAL(f->cpu.s.tr.selector, 0x40);  /* unchanged */
+		CU_ASSERT_EQUAL(f->cpu.s.ldt.selector, 0);
+		/* the TSS descriptor is not marked busy */
+		CU_ASSERT_EQUAL(f->ram[FX_GDT + 0x65] & 0xF, 9);
+		fx_free(f);
+	}
+	/* a canonical upper half (0xFFFF8000... base) loads */
+	struct fx *f = fx_new(FX_LONG64);
+	fx_idt(f);
+	f->cpu.s.gdt.limit = 16 * 8 - 1;
+	sys_desc64(f, 0x70, 0x3000, 0xFFFFFFFF, 2);
+	fx_set32(f, FX_GDT + 0x70 + 4, fx_mem32(f, FX_GDT + 0x70 + 4) | 0x80000000u);
+	fx_asm(f, "mov ax, 0x70\n lldt ax\n mov ebx, 1\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(f->cpu.s.ldt.base, 0xFFFFFFFF80003000ull);
+	fx_free(f);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
 		TEST(test_pop_ss_stack_size), TEST(test_paging_ad_on_fault),
+		TEST(test_ltr_lldt_canonical),
 	};
 
 	return RUN_TESTS("bt_fidelity", tests);
