@@ -146,11 +146,38 @@ static void test_ltr_lldt_canonical(void)
 	fx_free(f);
 }
 
+/* IRET to an outer level nulls ES, DS, FS, GS that the new CPL may not use
+ * (SDM vol. 2 IRET). The selector becomes 0; the hidden base stays, as
+ * Bochs (validate_seg_reg) and QEMU (validate_seg) keep it, and in 64-bit
+ * mode FS and GS with a null selector are used with that base. */
+static void test_iret_null_gs_keeps_base(void)
+{
+	struct fx *f = fx_new(FX_LONG64);
+
+	fx_idt(f);
+	fx_set64(f, 0x20010, 0x1122334455667788ull);
+	fx_asm(f, "mov ax, 0x10\n mov gs, ax\n mov fs, ax\n"
+		  "mov ecx, 0xC0000101\n mov eax, 0x20000\n xor edx, edx\n wrmsr\n"
+		  "mov ecx, 0xC0000100\n mov eax, 0x21000\n wrmsr\n"
+		  "mov rax, rsp\n push 0x23\n push rax\n push 0x2\n push 0x33\n"
+		  "lea rax, [rel user]\n push rax\n iretq\n"
+		  "user: mov rbx, [gs:0x10]\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);                 /* HLT at CPL 3 */
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0x1122334455667788ull);
+	CU_ASSERT_EQUAL(f->cpu.s.seg[BT_GS].selector, 0);
+	CU_ASSERT_EQUAL(f->cpu.s.seg[BT_GS].base, 0x20000);
+	CU_ASSERT_EQUAL(f->cpu.s.seg[BT_FS].selector, 0);
+	CU_ASSERT_EQUAL(f->cpu.s.seg[BT_FS].base, 0x21000);
+	CU_ASSERT(f->cpu.s.seg[BT_GS].unusable);
+	fx_free(f);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
 		TEST(test_pop_ss_stack_size), TEST(test_paging_ad_on_fault),
-		TEST(test_ltr_lldt_canonical),
+		TEST(test_ltr_lldt_canonical), TEST(test_iret_null_gs_keeps_base),
 	};
 
 	return RUN_TESTS("bt_fidelity", tests);
