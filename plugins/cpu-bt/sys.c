@@ -31,7 +31,18 @@
 #define MSR_GS_BASE 0xC0000101
 #define MSR_KGS_BASE 0xC0000102
 #define MSR_TSC_AUX 0xC0000103
+#define MSR_AMD_PERF_CTL0 0xC0010000 /* PerfEvtSel0-3, then PerfCtr0-3 */
+#define MSR_AMD_PERF_NR 8
 #define MSR_AMD_SYSCFG 0xC0010010
+
+/* The legacy performance counters every AMD64 processor has (APM vol. 2
+ * 13.2.1). An AMD model accepts them as KVM does with its PMU off: reads
+ * return 0 and writes are ignored, whatever the value. Intel has no MSRs
+ * there (#GP). */
+static bool amd_perf_msr(const struct bt_cpu *c, uint32_t msr)
+{
+	return c->vendor_amd && msr - MSR_AMD_PERF_CTL0 < MSR_AMD_PERF_NR;
+}
 
 static const struct bt_operand *op0(struct bt_cpu *c) { return &c->in->opnd[0]; }
 static const struct bt_operand *op1(struct bt_cpu *c) { return &c->in->opnd[1]; }
@@ -236,6 +247,10 @@ static void exec_rdmsr(struct bt_cpu *c)
 	 * (MTRR setup). All its features off, as KVM reports it. */
 	case MSR_AMD_SYSCFG: v = 0; break;
 	default:
+		if (amd_perf_msr(c, msr)) {
+			v = 0;
+			break;
+		}
 		p = msr_slot(c, msr);
 		if (!p)
 			bt_raise(c, BT_GP, 0);
@@ -299,6 +314,8 @@ static void exec_wrmsr(struct bt_cpu *c)
 	case MSR_AMD_SYSCFG:
 		return; /* writes ignored */
 	default:
+		if (amd_perf_msr(c, msr))
+			return;
 		break;
 	}
 	p = msr_slot(c, msr);

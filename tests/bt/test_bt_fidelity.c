@@ -173,11 +173,63 @@ static void test_iret_null_gs_keeps_base(void)
 	fx_free(f);
 }
 
+/* The legacy performance counters every AMD64 CPU has, PerfEvtSel0-3 at
+ * C001_0000-3 and PerfCtr0-3 at C001_0004-7 (AMD APM vol. 2 13.2.1): an
+ * AuthenticAMD model accepts them as KVM does with its PMU off (reads 0,
+ * writes ignored, kvm_get_msr_common/kvm_set_msr_common). A GenuineIntel
+ * model has no such MSRs: #GP(0). */
+static void test_amd_perf_msrs(void)
+{
+	struct fx *f = fx_new(FX_LONG64);
+	const char *src =
+		"mov ecx, 0xC0010000\n mov eax, 0x430076\n xor edx, edx\n wrmsr\n"
+		"mov ecx, 0xC0010007\n mov eax, 0x1234\n mov edx, 0x5678\n wrmsr\n"
+		"mov ecx, 0xC0010000\n mov eax, -1\n mov edx, -1\n rdmsr\n mov rsi, rax\n mov rdi, rdx\n"
+		"mov ecx, 0xC0010007\n rdmsr\n mov r8, rax\n mov r9, rdx\n"
+		"mov ecx, 0xC0010003\n rdmsr\n mov r10, rax\n"
+		"mov ecx, 0xC0010008\n rdmsr\n hlt";
+
+	bt_cpu_set_model(&f->cpu, &fx_model);
+	CU_ASSERT(f->cpu.vendor_amd);
+	fx_idt(f);
+	f->cpu.s.gpr[MODVM_R10] = 99;
+	fx_asm(f, src);
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(R(f, MODVM_RSI), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDI), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R8), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R9), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R10), 0);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);   /* C001_0008 is not one */
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX), 0xC0010008);
+	fx_free(f);
+
+	f = fx_new(FX_LONG64);
+	bt_cpu_set_model(&f->cpu, &fx_model_xsave_intel);
+	CU_ASSERT(!f->cpu.vendor_amd);
+	fx_idt(f);
+	fx_asm(f, "mov ecx, 0xC0010000\n rdmsr\n mov ebx, 1\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	fx_free(f);
+	f = fx_new(FX_LONG64);
+	bt_cpu_set_model(&f->cpu, &fx_model_xsave_intel);
+	fx_idt(f);
+	fx_asm(f, "mov ecx, 0xC0010004\n xor eax, eax\n xor edx, edx\n wrmsr\n"
+		  "mov ebx, 1\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_GP);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	fx_free(f);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
 		TEST(test_pop_ss_stack_size), TEST(test_paging_ad_on_fault),
 		TEST(test_ltr_lldt_canonical), TEST(test_iret_null_gs_keeps_base),
+		TEST(test_amd_perf_msrs),
 	};
 
 	return RUN_TESTS("bt_fidelity", tests);
