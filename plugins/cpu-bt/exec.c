@@ -839,8 +839,10 @@ static void exec_pop(struct bt_cpu *c)
 		uint64_t m = bt_sp_mask(c);
 		bt_load_seg(c, d->reg, (uint16_t)v);
 		c->s.gpr[MODVM_RSP] = (sp & ~m) | (nsp & m);
-		if (d->reg == BT_SS)
+		if (d->reg == BT_SS) {
 			c->shadow = 2;
+			c->dbg_hold = true;
+		}
 		return;
 	}
 	if (is_mem(d)) {

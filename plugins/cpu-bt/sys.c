@@ -637,8 +637,10 @@ static void exec_movseg(struct bt_cpu *c)
 		if (d->reg == BT_CS)
 			bt_raise_noerr(c, BT_UD);
 		bt_load_seg(c, d->reg, (uint16_t)bt_get(c, op1(c)));
-		if (d->reg == BT_SS)
+		if (d->reg == BT_SS) {
 			c->shadow = 2;
+			c->dbg_hold = true;
+		}
 		return;
 	}
 	/* store: a register destination gets the zero-extended selector */

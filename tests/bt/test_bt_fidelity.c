@@ -146,6 +146,55 @@ static void test_ltr_lldt_canonical(void)
 	fx_free(f);
 }
 
+/* TF after MOV SS / POP SS (SDM 3A 6.8.3): debug exceptions are inhibited
+ * until the boundary after the next instruction, so the single-step trap
+ * of MOV SS comes after the instruction that follows it, once. That lets
+ * "mov ss; mov esp" switch stacks under a debugger. */
+static void test_single_step_mov_ss(void)
+{
+	static const char *const ss_load[] = { "mov ss, ax", "pop ss" };
+
+	for (unsigned i = 0; i < 2; i++) {
+		struct fx *f = fx_new(FX_PROT32);
+		char src[256];
+		uint32_t esp;
+
+		fx_idt(f);
+		snprintf(src, sizeof(src),
+			 "mov edx, after\n mov eax, 0x10\n push eax\n pushfd\n"
+			 "or dword [esp], 0x100\n popfd\n"
+			 "%s\n mov ebx, 1\n after: mov ecx, 2\n hlt", ss_load[i]);
+		fx_asm(f, src);
+		fx_run_hlt(f);
+		/* one #DB, after `mov ebx, 1`, with DR6.BS */
+		CU_ASSERT_EQUAL(fx_vector(f), BT_DB);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), 1);
+		CU_ASSERT_EQUAL(R(f, MODVM_RCX), 0);
+		esp = (uint32_t)R(f, MODVM_RSP);
+		CU_ASSERT_EQUAL(esp, FX_STACK - (i == 0 ? 16 : 12));
+		CU_ASSERT_EQUAL(fx_mem32(f, esp), (uint32_t)R(f, MODVM_RDX));
+		CU_ASSERT(f->cpu.s.dr6 & (1u << 14));
+		fx_free(f);
+	}
+
+	/* The failure this caused: with the trap delivered between MOV SS and
+	 * the MOV ESP, the frame went to the new SS with the old ESP. Here
+	 * the old ESP is beyond the new SS's limit: #DB would raise #SS,
+	 * then #DF (no valid stack either), then a triple fault. */
+	struct fx *f = fx_new(FX_PROT32);
+	fx_idt(f);
+	f->cpu.s.gdt.limit = 13 * 8 - 1;
+	/* 0x58: data, base 0, limit 0x7FFFF (the fixture's stack top) */
+	fx_set64(f, FX_GDT + 0x58, 0xFFFFull | (0x93ull << 40) | (0x47ull << 48));
+	fx_asm(f, "mov ax, 0x58\n mov esp, 0x100000\n pushfd\n"
+		  "or dword [esp], 0x100\n popfd\n mov ss, ax\n mov esp, 0x7F000\n mov ebx, 1\n hlt");
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_DB);
+	CU_ASSERT_EQUAL(R(f, MODVM_RSP), 0x7F000 - 12);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	fx_free(f);
+}
+
 /* IRET to an outer level nulls ES, DS, FS, GS that the new CPL may not use
  * (SDM vol. 2 IRET). The selector becomes 0; the hidden base stays, as
  * Bochs (validate_seg_reg) and QEMU (validate_seg) keep it, and in 64-bit
@@ -228,8 +277,8 @@ int main(void)
 {
 	static const struct test_case tests[] = {
 		TEST(test_pop_ss_stack_size), TEST(test_paging_ad_on_fault),
-		TEST(test_ltr_lldt_canonical), TEST(test_iret_null_gs_keeps_base),
-		TEST(test_amd_perf_msrs),
+		TEST(test_ltr_lldt_canonical), TEST(test_single_step_mov_ss),
+		TEST(test_iret_null_gs_keeps_base), TEST(test_amd_perf_msrs),
 	};
 
 	return RUN_TESTS("bt_fidelity", tests);
