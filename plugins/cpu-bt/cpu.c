@@ -456,6 +456,12 @@ static void step(struct bt_cpu *c)
 	c->s.rip = c->next_rip;
 	c->s.ev.interrupt_shadow = c->shadow;
 	c->icount++;
+	/* SYSCALL and SYSRET single-step on the TF they leave, not the one
+	 * they found, on Intel and AMD alike (Xen XSA-204, kvm-unit-tests
+	 * x86/syscall.c): SYSCALL with TF masked by SFMASK traps nowhere,
+	 * SYSRET setting TF traps before the first user instruction. */
+	if (c->in->op == BT_OP_SYSCALL || c->in->op == BT_OP_SYSRET)
+		tf = c->s.rflags & BT_TF;
 	/* single-step and data breakpoints: a trap after the instruction
 	 * (SDM 3A 17.3.1.2, 17.3.1.4); after MOV SS or POP SS, after the
 	 * next one, together with its own (SDM 3A 6.8.3) */

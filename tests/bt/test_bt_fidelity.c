@@ -222,6 +222,58 @@ static void test_iret_null_gs_keeps_base(void)
 	fx_free(f);
 }
 
+/* SYSCALL and SYSRET take their single-step decision from the RFLAGS
+ * they leave, not from the one they found (Xen XSA-204, kvm-unit-tests
+ * x86/syscall.c, on Intel and AMD alike): SYSCALL with TF masked by
+ * SFMASK raises no #DB at CPL 0, SYSRET that sets TF from R11 traps on
+ * the first user instruction. */
+#define STAR_SETUP \
+	"mov ecx, 0xC0000081\n xor eax, eax\n mov edx, 0x00200028\n wrmsr\n" \
+	"mov ecx, 0xC0000082\n lea rax, [rel kern]\n mov rdx, rax\n shr rdx, 32\n wrmsr\n" \
+	"mov ecx, 0xC0000084\n mov eax, 0x300\n xor edx, edx\n wrmsr\n"
+
+static void check_syscall_tf(const struct modvm_cpu_model *model)
+{
+	struct fx *f = fx_new(FX_LONG64);
+	uint64_t user;
+
+	bt_cpu_set_model(&f->cpu, model);
+	fx_idt(f);
+	fx_asm(f, STAR_SETUP
+		  "lea rcx, [rel user]\n mov r11, 0x202\n o64 sysret\n"
+		  "user: pushfq\n or dword [rsp], 0x100\n popfq\n syscall\n hlt\n"
+		  "kern: mov esi, 1\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), -1);           /* no #DB after SYSCALL */
+	CU_ASSERT_EQUAL(R(f, MODVM_RSI), 1);
+	CU_ASSERT(R(f, MODVM_R11) & BT_TF);         /* user TF in R11 */
+	CU_ASSERT_EQUAL(f->cpu.cpl, 0);
+	fx_free(f);
+
+	/* SYSRET with TF in R11: #DB with DR6.BS before the first user
+	 * instruction runs, taken on RSP0 with CS 0x33 in the frame */
+	f = fx_new(FX_LONG64);
+	bt_cpu_set_model(&f->cpu, model);
+	fx_idt(f);
+	fx_asm(f, STAR_SETUP
+		  "lea rcx, [rel user]\n mov r11, 0x302\n o64 sysret\n"
+		  "kern: hlt\n user: mov ebx, 7\n hlt");
+	fx_run_hlt(f);
+	user = R(f, MODVM_RCX);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_DB);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	CU_ASSERT(f->cpu.s.dr6 & (1u << 14));
+	CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 0x10000 - 40), user);  /* RIP */
+	CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 0x10000 - 32), 0x33);  /* CS */
+	fx_free(f);
+}
+
+static void test_syscall_sysret_tf(void)
+{
+	check_syscall_tf(&fx_model);              /* AuthenticAMD */
+	check_syscall_tf(&fx_model_xsave_intel);  /* GenuineIntel */
+}
+
 /* The legacy performance counters every AMD64 CPU has, PerfEvtSel0-3 at
  * C001_0000-3 and PerfCtr0-3 at C001_0004-7 (AMD APM vol. 2 13.2.1): an
  * AuthenticAMD model accepts them as KVM does with its PMU off (reads 0,
@@ -278,7 +330,8 @@ int main(void)
 	static const struct test_case tests[] = {
 		TEST(test_pop_ss_stack_size), TEST(test_paging_ad_on_fault),
 		TEST(test_ltr_lldt_canonical), TEST(test_single_step_mov_ss),
-		TEST(test_iret_null_gs_keeps_base), TEST(test_amd_perf_msrs),
+		TEST(test_iret_null_gs_keeps_base), TEST(test_syscall_sysret_tf),
+		TEST(test_amd_perf_msrs),
 	};
 
 	return RUN_TESTS("bt_fidelity", tests);
