@@ -226,20 +226,22 @@ bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val)
 	return r == 0;
 }
 
+/* Not through the MMIO page, which a disabled APIC does not decode: CR8
+ * keeps working in every APIC state (lapic_set_cr8). */
 uint64_t bt_apic_cr8_read(struct bt_vcpu *v)
 {
-	uint32_t tpr;
+	uint64_t cr8;
 
 	pthread_mutex_lock(&v->lock);
-	tpr = lapic_mmio_read(&v->apic->l, LAPIC_TPR, 4);
+	cr8 = lapic_get_cr8(&v->apic->l);
 	pthread_mutex_unlock(&v->lock);
-	return (tpr >> 4) & 0xF;
+	return cr8;
 }
 
 void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val)
 {
 	pthread_mutex_lock(&v->lock);
-	lapic_mmio_write(&v->apic->l, LAPIC_TPR, (val & 0xF) << 4, 4);
+	lapic_set_cr8(&v->apic->l, val);
 	pthread_mutex_unlock(&v->lock);
 	atomic_store(&v->wake, 1); /* a lower TPR may unmask an interrupt */
 }

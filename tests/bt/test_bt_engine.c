@@ -348,6 +348,48 @@ static void test_cr8_is_tpr(void)
 	teardown(vm, vcpu);
 }
 
+/* CR8 in 64-bit mode with the local APIC disabled. CR8 is TPR[7:4] (SDM
+ * 3A 11.8.6.1), and KVM keeps CR8 in the TPR in every APIC state
+ * (kvm_lapic_set_tpr, kvm_lapic_get_cr8): with the APIC software-disabled
+ * (SVR bit 8 clear) and globally disabled (IA32_APIC_BASE.EN clear) a MOV
+ * to CR8 must read back, and stays in the TPR when the APIC comes back. */
+static void check_cr8_apic_disabled(const char *disable, const char *enable)
+{
+	char src[512];
+	void *vm, *vcpu;
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+	struct runner r;
+
+	snprintf(src, sizeof(src), "mov rdi, 0xFEE00000\n %s\n"
+		 "mov eax, 5\n mov cr8, rax\n mov rbx, cr8\n %s\n"
+		 "mov esi, [rdi + 0x80]\n hlt", disable, enable);
+	vcpu = setup_mode(&vm, src, false, FX_LONG64);
+	r = (struct runner){ .vcpu = vcpu };
+	/* map the APIC page: 2 MiB page 503 of the 3-4 GiB directory */
+	memcpy(ram + FX_PT + 0x3000 + 8 * 503,
+	       &(uint64_t){ 0xFEE00000ull | 0x83 }, 8);
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(50);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	ops()->get_state(vcpu, s);
+	CU_ASSERT(s->halted);
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RBX], 5);
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RSI], 0x50);  /* TPR once enabled again */
+	CU_ASSERT_EQUAL(s->lapic[0x80], 0x50);
+	free(s);
+	teardown(vm, vcpu);
+}
+
+static void test_cr8_apic_disabled(void)
+{
+	check_cr8_apic_disabled("mov dword [rdi + 0xF0], 0xFF",
+				"mov dword [rdi + 0xF0], 0x1FF");
+	check_cr8_apic_disabled("mov ecx, 0x1B\n rdmsr\n mov r8d, eax\n"
+				"btr eax, 11\n wrmsr",
+				"mov eax, r8d\n wrmsr");
+}
+
 static void test_nmi_ipi(void)
 {
 	/* an NMI IPI to its own APIC ID (ICR delivery mode 100b) reaches the
@@ -423,7 +465,8 @@ int main(void)
 		TEST(test_kick_running), TEST(test_halt_sleeps_and_kick),
 		TEST(test_intr_wakes_halt), TEST(test_triple_fault), TEST(test_a20), TEST(test_nmi_ipi),
 		TEST(test_model_refusal), TEST(test_state_roundtrip),
-		TEST(test_cr8_is_tpr), TEST(test_smp_init_sipi),
+		TEST(test_cr8_is_tpr), TEST(test_cr8_apic_disabled),
+		TEST(test_smp_init_sipi),
 	};
 	int r;
 
