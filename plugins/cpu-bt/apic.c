@@ -161,8 +161,15 @@ bool bt_apic_mmio(struct bt_vcpu *v, uint64_t gpa, void *data, unsigned size,
 		memcpy(data, &r, size > 4 ? 4 : size);
 	}
 	pthread_mutex_unlock(&v->lock);
-	if (write)
+	if (write) {
 		flush_ipis(v);
+		/* An NMI this write sent to its own CPU (self IPI, or its own
+		 * APIC ID) is taken at the next instruction boundary, as KVM
+		 * injects it before re-entering the guest; handle_signals
+		 * would only see it after the run slice. */
+		if (atomic_exchange(&v->nmi_req, 0))
+			v->cpu.nmi_pending = true;
+	}
 	return true;
 }
 

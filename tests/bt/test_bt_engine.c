@@ -411,6 +411,42 @@ static void test_nmi_ipi(void)
 	teardown(vm, vcpu);
 }
 
+/* A self-NMI sent through the ICR is taken at the boundary right after
+ * the ICR write (as KVM injects it before re-entering the guest), not
+ * after the instructions that follow; both with the vCPU's own APIC ID
+ * as destination and with the "self" shorthand. */
+static void test_self_nmi_at_once(void)
+{
+	static const char *const icr[] = { "0x00004400", "0x00044400" };
+
+	for (unsigned i = 0; i < 2; i++) {
+		char src[256];
+		void *vm, *vcpu;
+		struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+		struct runner r;
+		uint32_t esp;
+
+		snprintf(src, sizeof(src), "cli\n mov edx, next\n"
+			 "mov dword [0xFEE00310], 0\n mov dword [0xFEE00300], %s\n"
+			 "next: mov ebx, 1\n mov ecx, 2\n spin: jmp spin", icr[i]);
+		vcpu = setup(&vm, src, false);
+		r = (struct runner){ .vcpu = vcpu };
+		pthread_create(&r.t, NULL, run_thread, &r);
+		sleep_ms(50);
+		ops()->vcpu_kick(vcpu);
+		pthread_join(r.t, NULL);
+		ops()->get_state(vcpu, s);
+		CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * BT_NMI + 1);
+		CU_ASSERT_EQUAL(s->gpr[MODVM_RBX], 0);
+		CU_ASSERT_EQUAL(s->gpr[MODVM_RCX], 0);
+		esp = (uint32_t)s->gpr[MODVM_RSP];
+		CU_ASSERT_EQUAL(esp, FX_STACK - 12);
+		CU_ASSERT_EQUAL(*(uint32_t *)(ram + esp), (uint32_t)s->gpr[MODVM_RDX]);
+		free(s);
+		teardown(vm, vcpu);
+	}
+}
+
 static void test_smp_init_sipi(void)
 {
 	/* the BSP wakes the AP with INIT and SIPI through its LAPIC ICR; the
@@ -466,7 +502,7 @@ int main(void)
 		TEST(test_intr_wakes_halt), TEST(test_triple_fault), TEST(test_a20), TEST(test_nmi_ipi),
 		TEST(test_model_refusal), TEST(test_state_roundtrip),
 		TEST(test_cr8_is_tpr), TEST(test_cr8_apic_disabled),
-		TEST(test_smp_init_sipi),
+		TEST(test_self_nmi_at_once), TEST(test_smp_init_sipi),
 	};
 	int r;
 
