@@ -17,12 +17,15 @@
 #include "lapic.h"
 
 #define IPI_QUEUE 16
+#define EOI_QUEUE 8
 
 struct bt_apic {
 	struct lapic l;
 	uint64_t deadline;  /* next timer expiry, virtual ns */
 	struct lapic_ipi q[IPI_QUEUE];
 	unsigned nq;
+	uint8_t eoi[EOI_QUEUE]; /* level-triggered EOIs for the IOAPICs */
+	unsigned neoi;
 };
 
 static uint64_t ap_now(void *o)
@@ -49,6 +52,17 @@ static void ap_send_ipi(void *o, const struct lapic_ipi *ipi)
 		v->apic->q[v->apic->nq++] = *ipi;
 }
 
+/* An EOI of a level-triggered vector: the IOAPICs clear remote IRR (and
+ * send again if the pin is still asserted). Queued, as IPIs are: the
+ * broadcast reaches the core's lock and every vCPU's. */
+static void ap_eoi_broadcast(void *o, uint8_t vector)
+{
+	struct bt_vcpu *v = o;
+
+	if (v->apic->neoi < EOI_QUEUE)
+		v->apic->eoi[v->apic->neoi++] = vector;
+}
+
 static void ap_signal(void *o, enum lapic_signal sig, uint8_t vector)
 {
 	struct bt_vcpu *v = o;
@@ -73,7 +87,8 @@ static void ap_notify(void *o)
 
 static const struct lapic_ops ap_ops = {
 	.now = ap_now, .arm = ap_arm, .send_ipi = ap_send_ipi,
-	.signal = ap_signal, .notify = ap_notify,
+	.eoi_broadcast = ap_eoi_broadcast, .signal = ap_signal,
+	.notify = ap_notify,
 };
 
 /* Deliver queued IPIs; called with no vCPU lock held. */
@@ -104,6 +119,21 @@ static void flush_ipis(struct bt_vcpu *v)
 				bt_vcpu_wake(t);
 		}
 	}
+}
+
+/* Broadcast queued EOIs; called with no vCPU lock held. */
+static void flush_eois(struct bt_vcpu *v)
+{
+	uint8_t q[EOI_QUEUE];
+	unsigned n;
+
+	pthread_mutex_lock(&v->lock);
+	n = v->apic->neoi;
+	memcpy(q, v->apic->eoi, n);
+	v->apic->neoi = 0;
+	pthread_mutex_unlock(&v->lock);
+	for (unsigned i = 0; i < n && v->vm->host->eoi_broadcast; i++)
+		v->vm->host->eoi_broadcast(v->vm->inst, q[i]);
 }
 
 int bt_apic_create(struct bt_vcpu *v)
@@ -163,6 +193,7 @@ bool bt_apic_mmio(struct bt_vcpu *v, uint64_t gpa, void *data, unsigned size,
 	pthread_mutex_unlock(&v->lock);
 	if (write) {
 		flush_ipis(v);
+		flush_eois(v);
 		/* An NMI this write sent to its own CPU (self IPI, or its own
 		 * APIC ID) is taken at the next instruction boundary, as KVM
 		 * injects it before re-entering the guest; handle_signals

@@ -89,6 +89,26 @@ static int h_intr_ack(modvm_inst *i)
 	return intr_vector;
 }
 
+static const struct modvm_cpu_engine_ops *ops(void);
+
+/* A level-triggered interrupt source behind an IOAPIC-like pin: the
+ * engine's EOI broadcast for its vector ends one interrupt, and while
+ * more are due the pin is still asserted, so the message is sent again
+ * (82093AA remote IRR, as plugins/chipset/ioapic does). */
+#define LEVEL_VECTOR 0x40
+#define LEVEL_MSI_DATA (0xC000u | LEVEL_VECTOR) /* level, assert, fixed */
+static void *level_vm;
+static unsigned level_left, level_eois;
+
+static void h_eoi_broadcast(modvm_inst *i, uint8_t vector)
+{
+	if (vector != LEVEL_VECTOR)
+		return;
+	__atomic_fetch_add(&level_eois, 1, __ATOMIC_SEQ_CST);
+	if (level_left && __atomic_sub_fetch(&level_left, 1, __ATOMIC_SEQ_CST))
+		ops()->deliver_msi(level_vm, 0xFEE00000u, LEVEL_MSI_DATA);
+}
+
 static const struct modvm_cpu_model *h_cpu_model(modvm_inst *i)
 {
 	return model;
@@ -120,6 +140,7 @@ static const struct modvm_host host = {
 	.mmio_write = h_mmio_write, .pio_read = h_pio_read,
 	.pio_write = h_pio_write, .clock_ns = h_clock_ns,
 	.intr_ack = h_intr_ack, .cpu_model = h_cpu_model,
+	.eoi_broadcast = h_eoi_broadcast,
 	.prop_enum = h_prop_enum, .prop_size = h_prop_size,
 };
 
@@ -447,6 +468,38 @@ static void test_self_nmi_at_once(void)
 	}
 }
 
+/* Level-triggered interrupts one after the other: the handler's EOI to
+ * the local APIC must reach the interrupt controller (host eoi_broadcast,
+ * SDM 3A 11.8.5: the EOI of a vector whose TMR bit is set is broadcast),
+ * or its remote IRR stays set and the second interrupt never comes. */
+static void test_level_eoi_broadcast(void)
+{
+	void *vm, *vcpu = setup(&vm, "jmp main\n align 16\n"
+		"handler: inc dword [0x9000]\n mov dword [0xFEE000B0], 0\n iretd\n"
+		"main: sti\n spin: cmp dword [0x9000], 3\n jne spin\n hlt", false);
+	uint32_t h = FX_CODE + 16;
+	uint64_t gate = (h & 0xFFFF) | (0x08ull << 16) | (0x8Eull << 40) |
+			((uint64_t)(h >> 16) << 48);
+	struct runner r = { .vcpu = vcpu };
+
+	memcpy(ram + FX_IDT + 8 * LEVEL_VECTOR, &gate, 8);
+	*(uint32_t *)(ram + 0x9000) = 0;
+	level_vm = vm;
+	level_left = 3;
+	level_eois = 0;
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(20);
+	ops()->deliver_msi(vm, 0xFEE00000u, LEVEL_MSI_DATA);
+	for (int i = 0; i < 100 && *(volatile uint32_t *)(ram + 0x9000) < 3; i++)
+		sleep_ms(10);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	CU_ASSERT_EQUAL(*(uint32_t *)(ram + 0x9000), 3);
+	CU_ASSERT_EQUAL(level_eois, 3);
+	level_vm = NULL;
+	teardown(vm, vcpu);
+}
+
 static void test_smp_init_sipi(void)
 {
 	/* the BSP wakes the AP with INIT and SIPI through its LAPIC ICR; the
@@ -502,7 +555,8 @@ int main(void)
 		TEST(test_intr_wakes_halt), TEST(test_triple_fault), TEST(test_a20), TEST(test_nmi_ipi),
 		TEST(test_model_refusal), TEST(test_state_roundtrip),
 		TEST(test_cr8_is_tpr), TEST(test_cr8_apic_disabled),
-		TEST(test_self_nmi_at_once), TEST(test_smp_init_sipi),
+		TEST(test_self_nmi_at_once), TEST(test_level_eoi_broadcast),
+		TEST(test_smp_init_sipi),
 	};
 	int r;
 
