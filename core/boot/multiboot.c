@@ -328,11 +328,11 @@ static int mb_place_data(struct mb_state *m)
 	const char *initrd = b->cfg->initrd ? b->cfg->initrd : "";
 	uint64_t base, size;
 
-	m->clen = strlen(cmdline) + 1;
+	m->clen = strlen(b->cfg->kernel) + (*cmdline ? 1 + strlen(cmdline) : 0) + 1;
 	m->ilen = strlen(initrd) + 1;
 	if (m->clen + m->ilen > BOOT_CMDLINE_SIZE)
 		return boot_error(b->err, b->err_len,
-				  "multiboot kernel '%s': command line too long (%zu bytes with the module name; at most %llu)",
+				  "multiboot kernel '%s': command line too long (%zu bytes with the kernel and module names; at most %llu)",
 				  b->kernel.path, m->clen + m->ilen - 2,
 				  BOOT_CMDLINE_SIZE - 2);
 	size = MBD_STRINGS + ALIGN_UP(m->clen + m->ilen, 16);
@@ -387,18 +387,24 @@ out:
 	return ret;
 }
 
-/* Kernel command line, then the module's string (mb_place_data sized
- * them). */
+/* The command line, then the module's string (mb_place_data sized them).
+ * The command line starts with the kernel's name, as GRUB passes
+ * "path args" (just "path" without args): kernels take argv[0] from it. */
 static int mb_write_strings(struct mb_state *m, uint64_t *cmd,
 			    uint64_t *mod_string)
 {
 	struct boot_ctx *b = m->b;
 	const char *cmdline = b->cfg->cmdline ? b->cfg->cmdline : "";
 	const char *initrd = b->cfg->initrd ? b->cfg->initrd : "";
+	size_t nlen = strlen(b->cfg->kernel);
 
 	*cmd = m->data + MBD_STRINGS;
 	*mod_string = *cmd + m->clen;
-	if (vm_memory_write(b->mem, *cmd, cmdline, m->clen) ||
+	if (vm_memory_write(b->mem, *cmd, b->cfg->kernel, nlen) ||
+	    (*cmdline && (vm_memory_write(b->mem, *cmd + nlen, " ", 1) ||
+			  vm_memory_write(b->mem, *cmd + nlen + 1, cmdline,
+					  m->clen - nlen - 2))) ||
+	    vm_memory_write(b->mem, *cmd + m->clen - 1, "", 1) ||
 	    vm_memory_write(b->mem, *mod_string, initrd, m->ilen))
 		return boot_error(b->err, b->err_len,
 				  "cannot write the multiboot command line");

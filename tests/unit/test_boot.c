@@ -462,6 +462,19 @@ static const char *make_mb_elf(const char *name, uint32_t flags,
 	return write_file(name, img, sizeof(img), sizeof(img));
 }
 
+/* The command line is "kernel args", as GRUB passes it ("name" alone
+ * without args): kernels take argv[0] from it. */
+static void check_mb_cmdline(const struct boot_config *c, const char *got)
+{
+	char want[512];
+
+	if (c->cmdline && *c->cmdline)
+		snprintf(want, sizeof(want), "%s %s", c->kernel, c->cmdline);
+	else
+		snprintf(want, sizeof(want), "%s", c->kernel);
+	CU_ASSERT_STRING_EQUAL(got, want);
+}
+
 static void check_mbi(const struct boot_config *c, bool with_module)
 {
 	uint32_t mbi = (uint32_t)cpu.gpr[MODVM_RBX];
@@ -472,8 +485,7 @@ static void check_mbi(const struct boot_config *c, bool with_module)
 	CU_ASSERT_EQUAL(!!(flags & 0x8), with_module);
 	CU_ASSERT_EQUAL(g32(mbi + 4), 640);
 	CU_ASSERT_EQUAL(g32(mbi + 8), (MEM_SIZE - MiB) / 1024);
-	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 16), 1),
-			       c->cmdline ? c->cmdline : "");
+	check_mb_cmdline(c, (char *)gp(g32(mbi + 16), 1));
 	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 64), 1), "modvm");
 	mmap = g32(mbi + 48);
 	mmap_len = g32(mbi + 44);
@@ -609,6 +621,29 @@ static void test_multiboot_low_kernel(void)
 		CU_ASSERT_EQUAL(get_le64(gp(cpu.gdt.base + 0x18, 8)),
 				0x00CF93000000FFFFull);
 	}
+}
+
+/* Without a command line the kernel's name is all of it. */
+static void test_multiboot_cmdline_name(void)
+{
+	struct boot_config c = cfg_for(BOOT_FORMAT_MULTIBOOT,
+				       make_mb_elf("mb-name", 0x3, MB_PADDR,
+						   false));
+	uint32_t mbi;
+
+	mem_fresh(MEM_SIZE);
+	CU_ASSERT_EQUAL_FATAL(boot(&c), 0);
+	mbi = (uint32_t)cpu.gpr[MODVM_RBX];
+	CU_ASSERT(g32(mbi) & 0x4);
+	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 16), 1), c.kernel);
+	c.cmdline = "";
+	CU_ASSERT_EQUAL_FATAL(boot(&c), 0);
+	mbi = (uint32_t)cpu.gpr[MODVM_RBX];
+	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 16), 1), c.kernel);
+	c.cmdline = "a b";
+	CU_ASSERT_EQUAL_FATAL(boot(&c), 0);
+	mbi = (uint32_t)cpu.gpr[MODVM_RBX];
+	check_mb_cmdline(&c, (char *)gp(g32(mbi + 16), 1));
 }
 
 static void test_multiboot_refusals(void)
@@ -1116,6 +1151,7 @@ static const struct test_case cases[] = {
 	TEST(test_multiboot_aout_kludge),
 	TEST(test_multiboot_refusals),
 	TEST(test_multiboot_low_kernel),
+	TEST(test_multiboot_cmdline_name),
 	TEST(test_flat_low),
 	TEST(test_flat_high),
 	TEST(test_flat_refusals),
