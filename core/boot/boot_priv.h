@@ -16,23 +16,22 @@
 #include "boot.h"
 
 /*
- * Low memory used by the loaders (docs/boot.md has the full map). All of it
- * is E820 RAM below 640 KiB that the kernel may reuse once it has copied
- * what it needs, except the firmware tables, which sit in the E820-reserved
- * BIOS area where a scanning OS looks for them.
+ * Low memory used by the Linux and flat loaders (docs/boot.md has the full
+ * map; the multiboot loader puts its boot data after the kernel instead).
+ * All of it is E820 RAM below 640 KiB that the kernel may reuse once it has
+ * copied what it needs, except the firmware tables, which sit in the
+ * E820-reserved BIOS area where a scanning OS looks for them.
  */
 #define BOOT_GDT_ADDR       0x00500ull  /* 4 descriptors, 0x10 code, 0x18 data */
+#define BOOT_GDT_SIZE       32
 #define BOOT_PML4_ADDR      0x01000ull  /* identity map for the 64-bit entry */
 #define BOOT_PDPT_ADDR      0x02000ull
 #define BOOT_PD_ADDR        0x03000ull  /* 4 page directories: 4 GiB */
 #define BOOT_PD_COUNT       4
 #define BOOT_ZERO_PAGE_ADDR 0x07000ull  /* Linux struct boot_params */
-#define BOOT_MBI_ADDR       0x08000ull  /* multiboot info, mmap, names */
-#define BOOT_MBI_SIZE       0x01000ull
 #define BOOT_STACK_TOP      0x10000ull  /* stack 0x9000-0xFFFF */
-#define BOOT_CMDLINE_ADDR   0x20000ull  /* command line (+ module string) */
-#define BOOT_CMDLINE_SIZE   0x10000ull
-#define BOOT_LOW_DATA_END   0x30000ull  /* end of everything above */
+#define BOOT_CMDLINE_ADDR   0x20000ull  /* Linux command line */
+#define BOOT_CMDLINE_SIZE   0x10000ull  /* most a command line may take */
 
 #define BOOT_CONV_END       0xA0000ull  /* end of conventional memory */
 #define BOOT_FW_START       0xE0000ull  /* firmware tables ... */
@@ -153,8 +152,10 @@ void boot_cpu_real_mode(struct modvm_cpu_state *s, uint16_t cs, uint16_t ip,
 void boot_cpu_protected32(struct modvm_cpu_state *s);
 /* 64-bit mode on the identity map at cr3, CS 0x10 (L=1), data 0x18. */
 void boot_cpu_long64(struct modvm_cpu_state *s, uint64_t cr3);
-/* The boot GDT at BOOT_GDT_ADDR, with a 64-bit or a 32-bit code segment. */
+/* The boot GDT (BOOT_GDT_SIZE bytes) at BOOT_GDT_ADDR or at addr, with a
+ * 64-bit or a 32-bit code segment. */
 int boot_write_gdt(struct vm_memory *mem, bool code64);
+int boot_write_gdt_at(struct vm_memory *mem, uint64_t addr, bool code64);
 /* Identity map of the first 4 GiB with 2 MiB pages; returns 0 or -1. */
 int boot_write_identity_map(struct vm_memory *mem);
 

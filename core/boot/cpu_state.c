@@ -139,7 +139,7 @@ static void flat_segments(struct modvm_cpu_state *s, bool code64)
 		seg_flat(&s->seg[i], BOOT_DS_SEL, SEG_TYPE_DATA_RW_A, false);
 	seg_flat(&s->seg[MODVM_CS], BOOT_CS_SEL, SEG_TYPE_CODE_RX_A, code64);
 	s->gdt.base = BOOT_GDT_ADDR;
-	s->gdt.limit = 4 * 8 - 1;
+	s->gdt.limit = BOOT_GDT_SIZE - 1;
 	/* No IDT: both protocols enter with interrupts disabled. */
 	s->idt.base = 0;
 	s->idt.limit = 0;
@@ -179,16 +179,21 @@ static uint64_t gdt_desc(uint32_t base, uint32_t limit, uint8_t access,
 #define GDT_FLAGS_32 0xC     /* G, D */
 #define GDT_FLAGS_64 0xA     /* G, L */
 
-int boot_write_gdt(struct vm_memory *mem, bool code64)
+int boot_write_gdt_at(struct vm_memory *mem, uint64_t addr, bool code64)
 {
-	uint8_t gdt[4 * 8] = { 0 };
+	uint8_t gdt[BOOT_GDT_SIZE] = { 0 };
 
 	put_le64(gdt + BOOT_CS_SEL,
 		 gdt_desc(0, 0xFFFFF, GDT_ACCESS_CODE,
 			  code64 ? GDT_FLAGS_64 : GDT_FLAGS_32));
 	put_le64(gdt + BOOT_DS_SEL,
 		 gdt_desc(0, 0xFFFFF, GDT_ACCESS_DATA, GDT_FLAGS_32));
-	return vm_memory_write(mem, BOOT_GDT_ADDR, gdt, sizeof(gdt));
+	return vm_memory_write(mem, addr, gdt, sizeof(gdt));
+}
+
+int boot_write_gdt(struct vm_memory *mem, bool code64)
+{
+	return boot_write_gdt_at(mem, BOOT_GDT_ADDR, code64);
 }
 
 int boot_write_identity_map(struct vm_memory *mem)

@@ -1,6 +1,7 @@
 /* Multiboot v1 (Multiboot Specification 0.6.96): find the header, load an
  * ELF32/ELF64 image or an a.out-kludge image, pass the initrd as the one
- * module, write the boot information and enter in flat 32-bit mode.
+ * module, write the boot information after the kernel and enter in flat
+ * 32-bit mode.
  */
 #include <string.h>
 
@@ -32,6 +33,17 @@
 #define MBI_NAME_OFF (MBI_MOD_OFF + 16)
 #define MB_LOADER_NAME "modvm"
 
+/* modvm's boot data goes after the kernel, as GRUB and QEMU place theirs,
+ * so that a kernel may load anywhere in RAM outside the firmware area:
+ * the boot information page (MBI, mmap, module, loader name, then the
+ * GDT), a stack page, then the command line and the module's string. */
+#define MBD_PAGE 0x1000
+#define MBD_GDT 0xF00                /* in the boot information page */
+#define MBD_STACK_TOP (2 * MBD_PAGE) /* the page after it */
+#define MBD_STRINGS (2 * MBD_PAGE)
+_Static_assert(MBI_NAME_OFF + sizeof(MB_LOADER_NAME) <= MBD_GDT,
+	       "the boot information reaches the GDT");
+
 #define PAGE_SIZE 4096ull
 #define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((a) - 1))
 
@@ -48,6 +60,8 @@ struct mb_state {
 	uint64_t entry;
 	uint64_t kernel_end; /* highest byte loaded + 1 */
 	uint64_t mod_start, mod_end;
+	uint64_t data, data_end; /* modvm's boot data (MBD_*) */
+	size_t clen, ilen;       /* command line and module string, with NULs */
 };
 
 /* Returns the offset of a valid header, or -1; *bad gets the offset of
@@ -140,13 +154,11 @@ static int mb_check_range(struct mb_state *m, uint64_t addr, uint64_t len)
 				  "multiboot kernel '%s': segment at 0x%llx (%llu bytes) is not below 4 GiB",
 				  path, (unsigned long long)addr,
 				  (unsigned long long)len);
-	if (overlaps(addr, len, 0, BOOT_LOW_DATA_END) ||
-	    overlaps(addr, len, BOOT_CONV_END, BOOT_1M))
+	if (overlaps(addr, len, BOOT_CONV_END, BOOT_1M))
 		return boot_error(b->err, b->err_len,
-				  "multiboot kernel '%s': segment at 0x%llx-0x%llx overlaps memory modvm uses (0x0-0x%llx boot data, 0x%llx-0xfffff firmware area)",
+				  "multiboot kernel '%s': segment at 0x%llx-0x%llx overlaps the firmware area 0x%llx-0xfffff (legacy video, ACPI and MP tables, reserved in the E820 map)",
 				  path, (unsigned long long)addr,
-				  (unsigned long long)(end - 1),
-				  BOOT_LOW_DATA_END - 1, BOOT_CONV_END);
+				  (unsigned long long)(end - 1), BOOT_CONV_END);
 	if (end > VM_PCI_HOLE_START)
 		return boot_error(b->err, b->err_len,
 				  "multiboot kernel '%s': segment at 0x%llx-0x%llx reaches the PCI hole at 0x%llx",
@@ -307,8 +319,40 @@ static int mb_load_elf(struct mb_state *m)
 	return 0;
 }
 
+/* The boot data's place: the first page after the kernel, or 1 MiB when
+ * that would reach the firmware area (the kernel then ends below it). */
+static int mb_place_data(struct mb_state *m)
+{
+	struct boot_ctx *b = m->b;
+	const char *cmdline = b->cfg->cmdline ? b->cfg->cmdline : "";
+	const char *initrd = b->cfg->initrd ? b->cfg->initrd : "";
+	uint64_t base, size;
+
+	m->clen = strlen(b->cfg->kernel) + (*cmdline ? 1 + strlen(cmdline) : 0) + 1;
+	m->ilen = strlen(initrd) + 1;
+	if (m->clen + m->ilen > BOOT_CMDLINE_SIZE)
+		return boot_error(b->err, b->err_len,
+				  "multiboot kernel '%s': command line too long (%zu bytes with the kernel and module names; at most %llu)",
+				  b->kernel.path, m->clen + m->ilen - 2,
+				  BOOT_CMDLINE_SIZE - 2);
+	size = MBD_STRINGS + ALIGN_UP(m->clen + m->ilen, 16);
+	base = ALIGN_UP(m->kernel_end, PAGE_SIZE);
+	if (base < BOOT_1M && base + size > BOOT_CONV_END)
+		base = BOOT_1M;
+	if (base + size > b->mem->low_size)
+		return boot_error(b->err, b->err_len,
+				  "multiboot kernel '%s': its boot information needs RAM up to 0x%llx but the VM has %llu MiB; set memory to at least %lluM",
+				  b->kernel.path, (unsigned long long)(base + size),
+				  (unsigned long long)(b->mem->low_size >> 20),
+				  (unsigned long long)boot_mib_up(base + size));
+	m->data = base;
+	m->data_end = base + size;
+	return 0;
+}
+
 /* The initrd becomes module 0, as high in low RAM as it fits, above the
- * kernel and page-aligned (header flag bit 0 satisfied either way). */
+ * kernel and the boot data, page-aligned (header flag bit 0 satisfied
+ * either way). */
 static int mb_load_module(struct mb_state *m)
 {
 	struct boot_ctx *b = m->b;
@@ -320,7 +364,7 @@ static int mb_load_module(struct mb_state *m)
 		return 0;
 	if (boot_file_open(&f, "initrd", b->cfg->initrd, b->err, b->err_len))
 		return -1;
-	floor = ALIGN_UP(m->kernel_end > BOOT_1M ? m->kernel_end : BOOT_1M,
+	floor = ALIGN_UP(m->data_end > BOOT_1M ? m->data_end : BOOT_1M,
 			 PAGE_SIZE);
 	addr = f.size <= top ? (top - f.size) & ~(PAGE_SIZE - 1) : 0;
 	if (f.size > top || addr < floor) {
@@ -343,22 +387,27 @@ out:
 	return ret;
 }
 
-/* Kernel command line, then the module's string, in the command line area. */
-static int mb_write_strings(struct mb_state *m, uint64_t *mod_string)
+/* The command line, then the module's string (mb_place_data sized them).
+ * The command line starts with the kernel's name, as GRUB passes
+ * "path args" (just "path" without args): kernels take argv[0] from it. */
+static int mb_write_strings(struct mb_state *m, uint64_t *cmd,
+			    uint64_t *mod_string)
 {
 	struct boot_ctx *b = m->b;
 	const char *cmdline = b->cfg->cmdline ? b->cfg->cmdline : "";
 	const char *initrd = b->cfg->initrd ? b->cfg->initrd : "";
-	size_t clen = strlen(cmdline) + 1, ilen = strlen(initrd) + 1;
+	size_t nlen = strlen(b->cfg->kernel);
 
-	if (clen + ilen > BOOT_CMDLINE_SIZE)
+	*cmd = m->data + MBD_STRINGS;
+	*mod_string = *cmd + m->clen;
+	if (vm_memory_write(b->mem, *cmd, b->cfg->kernel, nlen) ||
+	    (*cmdline && (vm_memory_write(b->mem, *cmd + nlen, " ", 1) ||
+			  vm_memory_write(b->mem, *cmd + nlen + 1, cmdline,
+					  m->clen - nlen - 2))) ||
+	    vm_memory_write(b->mem, *cmd + m->clen - 1, "", 1) ||
+	    vm_memory_write(b->mem, *mod_string, initrd, m->ilen))
 		return boot_error(b->err, b->err_len,
-				  "multiboot kernel '%s': command line too long (%zu bytes with the module name; at most %llu)",
-				  b->kernel.path, clen + ilen - 2,
-				  BOOT_CMDLINE_SIZE - 2);
-	vm_memory_write(b->mem, BOOT_CMDLINE_ADDR, cmdline, clen);
-	vm_memory_write(b->mem, BOOT_CMDLINE_ADDR + clen, initrd, ilen);
-	*mod_string = BOOT_CMDLINE_ADDR + clen;
+				  "cannot write the multiboot command line");
 	return 0;
 }
 
@@ -376,7 +425,7 @@ static void mbi_mmap(struct mb_state *m, uint8_t *mbi)
 		put_le32(e + 20, b->e820[i].type);
 	}
 	put_le32(mbi + 44, b->e820_count * MBI_MMAP_ENTRY);
-	put_le32(mbi + 48, (uint32_t)(BOOT_MBI_ADDR + MBI_MMAP_OFF));
+	put_le32(mbi + 48, (uint32_t)(m->data + MBI_MMAP_OFF));
 }
 
 /* Boot information (3.3): mem_lower is KiB below 640 KiB, mem_upper KiB
@@ -384,37 +433,38 @@ static void mbi_mmap(struct mb_state *m, uint8_t *mbi)
 static int mb_write_info(struct mb_state *m)
 {
 	struct boot_ctx *b = m->b;
-	uint64_t low = b->mem->low_size, mod_string = 0;
+	uint64_t low = b->mem->low_size, cmd = 0, mod_string = 0;
 	uint32_t flags = MBI_F_MEM | MBI_F_CMDLINE | MBI_F_MMAP |
 			 MBI_F_LOADER_NAME;
-	uint8_t mbi[BOOT_MBI_SIZE];
+	uint8_t mbi[MBD_PAGE];
 
-	if (mb_write_strings(m, &mod_string))
+	if (mb_write_strings(m, &cmd, &mod_string))
 		return -1;
 	memset(mbi, 0, sizeof(mbi));
 	put_le32(mbi + 4, (uint32_t)((low < BOOT_CONV_END ? low :
 							    BOOT_CONV_END) >> 10));
 	put_le32(mbi + 8, (uint32_t)(low > BOOT_1M ? (low - BOOT_1M) >> 10 : 0));
-	put_le32(mbi + 16, (uint32_t)BOOT_CMDLINE_ADDR);
+	put_le32(mbi + 16, (uint32_t)cmd);
 	if (m->mod_end) {
 		uint8_t *mod = mbi + MBI_MOD_OFF;
 
 		flags |= MBI_F_MODS;
 		put_le32(mbi + 20, 1);
-		put_le32(mbi + 24, (uint32_t)(BOOT_MBI_ADDR + MBI_MOD_OFF));
+		put_le32(mbi + 24, (uint32_t)(m->data + MBI_MOD_OFF));
 		put_le32(mod, (uint32_t)m->mod_start);
 		put_le32(mod + 4, (uint32_t)m->mod_end);
 		put_le32(mod + 8, (uint32_t)mod_string);
 	}
 	mbi_mmap(m, mbi);
 	memcpy(mbi + MBI_NAME_OFF, MB_LOADER_NAME, sizeof(MB_LOADER_NAME));
-	put_le32(mbi + 64, (uint32_t)(BOOT_MBI_ADDR + MBI_NAME_OFF));
+	put_le32(mbi + 64, (uint32_t)(m->data + MBI_NAME_OFF));
 	put_le32(mbi, flags);
-	return vm_memory_write(b->mem, BOOT_MBI_ADDR, mbi, sizeof(mbi));
+	return vm_memory_write(b->mem, m->data, mbi, sizeof(mbi));
 }
 
 /* Machine state at entry (3.2): flat 32-bit segments, paging off,
- * interrupts off, EAX = magic, EBX = boot information. */
+ * interrupts off, EAX = magic, EBX = boot information; the GDT and a
+ * stack in the boot data. */
 int boot_multiboot_load(struct boot_ctx *b)
 {
 	struct mb_state m = { .b = b };
@@ -426,17 +476,19 @@ int boot_multiboot_load(struct boot_ctx *b)
 		ret = mb_load_aout(&m);
 	else
 		ret = mb_load_elf(&m);
-	if (ret || mb_load_module(&m) || mb_write_info(&m))
+	if (ret || mb_place_data(&m) || mb_load_module(&m) || mb_write_info(&m))
 		return -1;
 	if (m.entry >= VM_4G)
 		return boot_error(b->err, b->err_len,
 				  "multiboot kernel '%s': entry point 0x%llx is not below 4 GiB",
 				  b->kernel.path, (unsigned long long)m.entry);
-	if (boot_write_gdt(b->mem, false))
+	if (boot_write_gdt_at(b->mem, m.data + MBD_GDT, false))
 		return boot_error(b->err, b->err_len, "cannot write the GDT");
 	boot_cpu_protected32(b->cpu);
+	b->cpu->gdt.base = m.data + MBD_GDT;
+	b->cpu->gpr[MODVM_RSP] = m.data + MBD_STACK_TOP;
 	b->cpu->rip = m.entry;
 	b->cpu->gpr[MODVM_RAX] = MB_BOOT_MAGIC;
-	b->cpu->gpr[MODVM_RBX] = BOOT_MBI_ADDR;
+	b->cpu->gpr[MODVM_RBX] = m.data;
 	return 0;
 }

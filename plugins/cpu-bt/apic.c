@@ -17,12 +17,15 @@
 #include "lapic.h"
 
 #define IPI_QUEUE 16
+#define EOI_QUEUE 8
 
 struct bt_apic {
 	struct lapic l;
 	uint64_t deadline;  /* next timer expiry, virtual ns */
 	struct lapic_ipi q[IPI_QUEUE];
 	unsigned nq;
+	uint8_t eoi[EOI_QUEUE]; /* level-triggered EOIs for the IOAPICs */
+	unsigned neoi;
 };
 
 static uint64_t ap_now(void *o)
@@ -49,6 +52,17 @@ static void ap_send_ipi(void *o, const struct lapic_ipi *ipi)
 		v->apic->q[v->apic->nq++] = *ipi;
 }
 
+/* An EOI of a level-triggered vector: the IOAPICs clear remote IRR (and
+ * send again if the pin is still asserted). Queued, as IPIs are: the
+ * broadcast reaches the core's lock and every vCPU's. */
+static void ap_eoi_broadcast(void *o, uint8_t vector)
+{
+	struct bt_vcpu *v = o;
+
+	if (v->apic->neoi < EOI_QUEUE)
+		v->apic->eoi[v->apic->neoi++] = vector;
+}
+
 static void ap_signal(void *o, enum lapic_signal sig, uint8_t vector)
 {
 	struct bt_vcpu *v = o;
@@ -73,7 +87,8 @@ static void ap_notify(void *o)
 
 static const struct lapic_ops ap_ops = {
 	.now = ap_now, .arm = ap_arm, .send_ipi = ap_send_ipi,
-	.signal = ap_signal, .notify = ap_notify,
+	.eoi_broadcast = ap_eoi_broadcast, .signal = ap_signal,
+	.notify = ap_notify,
 };
 
 /* Deliver queued IPIs; called with no vCPU lock held. */
@@ -104,6 +119,21 @@ static void flush_ipis(struct bt_vcpu *v)
 				bt_vcpu_wake(t);
 		}
 	}
+}
+
+/* Broadcast queued EOIs; called with no vCPU lock held. */
+static void flush_eois(struct bt_vcpu *v)
+{
+	uint8_t q[EOI_QUEUE];
+	unsigned n;
+
+	pthread_mutex_lock(&v->lock);
+	n = v->apic->neoi;
+	memcpy(q, v->apic->eoi, n);
+	v->apic->neoi = 0;
+	pthread_mutex_unlock(&v->lock);
+	for (unsigned i = 0; i < n && v->vm->host->eoi_broadcast; i++)
+		v->vm->host->eoi_broadcast(v->vm->inst, q[i]);
 }
 
 int bt_apic_create(struct bt_vcpu *v)
@@ -161,8 +191,16 @@ bool bt_apic_mmio(struct bt_vcpu *v, uint64_t gpa, void *data, unsigned size,
 		memcpy(data, &r, size > 4 ? 4 : size);
 	}
 	pthread_mutex_unlock(&v->lock);
-	if (write)
+	if (write) {
 		flush_ipis(v);
+		flush_eois(v);
+		/* An NMI this write sent to its own CPU (self IPI, or its own
+		 * APIC ID) is taken at the next instruction boundary, as KVM
+		 * injects it before re-entering the guest; handle_signals
+		 * would only see it after the run slice. */
+		if (atomic_exchange(&v->nmi_req, 0))
+			v->cpu.nmi_pending = true;
+	}
 	return true;
 }
 
@@ -226,20 +264,22 @@ bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val)
 	return r == 0;
 }
 
+/* Not through the MMIO page, which a disabled APIC does not decode: CR8
+ * keeps working in every APIC state (lapic_set_cr8). */
 uint64_t bt_apic_cr8_read(struct bt_vcpu *v)
 {
-	uint32_t tpr;
+	uint64_t cr8;
 
 	pthread_mutex_lock(&v->lock);
-	tpr = lapic_mmio_read(&v->apic->l, LAPIC_TPR, 4);
+	cr8 = lapic_get_cr8(&v->apic->l);
 	pthread_mutex_unlock(&v->lock);
-	return (tpr >> 4) & 0xF;
+	return cr8;
 }
 
 void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val)
 {
 	pthread_mutex_lock(&v->lock);
-	lapic_mmio_write(&v->apic->l, LAPIC_TPR, (val & 0xF) << 4, 4);
+	lapic_set_cr8(&v->apic->l, val);
 	pthread_mutex_unlock(&v->lock);
 	atomic_store(&v->wake, 1); /* a lower TPR may unmask an interrupt */
 }

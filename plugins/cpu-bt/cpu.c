@@ -272,6 +272,7 @@ void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s)
 	c->s = *s;
 	c->s.rflags |= 2;
 	c->shadow = 0;
+	c->dbg_held = 0;
 	c->nmi_pending = s->ev.nmi_pending;
 	c->delivering = -1;
 	c->shutdown = false;
@@ -335,6 +336,7 @@ static void handle_fault(struct bt_cpu *c)
 	c->s.rip = c->insn_rip;
 	c->delivering = -1;
 	c->dr6_pending = 0;
+	c->dbg_held = 0;
 	if (prev >= 0) {
 		if (prev == BT_DFV) {
 			c->shutdown = true;
@@ -433,12 +435,16 @@ static void take_events(struct bt_cpu *c)
 	}
 }
 
+#define DR6_BS (1u << 14)
+
 static void step(struct bt_cpu *c)
 {
 	bool tf = c->s.rflags & BT_TF;
+	uint32_t dbg;
 
 	c->insn_rip = c->s.rip;
 	c->shadow = 0;
+	c->dbg_hold = false;
 	if (c->s.dr7 & 0xFF)
 		dbg_insn(c);
 	fetch(c);
@@ -450,11 +456,25 @@ static void step(struct bt_cpu *c)
 	c->s.rip = c->next_rip;
 	c->s.ev.interrupt_shadow = c->shadow;
 	c->icount++;
-	if (tf || c->dr6_pending) {
-		/* single-step and data breakpoints: a trap after the
-		 * instruction (SDM 3A 17.3.1.2, 17.3.1.4) */
-		c->s.dr6 = (c->s.dr6 & ~0xFull) | c->dr6_pending | (tf ? 1u << 14 : 0);
-		c->dr6_pending = 0;
+	/* SYSCALL and SYSRET single-step on the TF they leave, not the one
+	 * they found, on Intel and AMD alike (Xen XSA-204, kvm-unit-tests
+	 * x86/syscall.c): SYSCALL with TF masked by SFMASK traps nowhere,
+	 * SYSRET setting TF traps before the first user instruction. */
+	if (c->in->op == BT_OP_SYSCALL || c->in->op == BT_OP_SYSRET)
+		tf = c->s.rflags & BT_TF;
+	/* single-step and data breakpoints: a trap after the instruction
+	 * (SDM 3A 17.3.1.2, 17.3.1.4); after MOV SS or POP SS, after the
+	 * next one, together with its own (SDM 3A 6.8.3) */
+	dbg = (uint32_t)c->dr6_pending | (tf ? DR6_BS : 0);
+	c->dr6_pending = 0;
+	if (c->dbg_hold) {
+		c->dbg_held |= dbg;
+		return;
+	}
+	dbg |= c->dbg_held;
+	c->dbg_held = 0;
+	if (dbg) {
+		c->s.dr6 = (c->s.dr6 & ~0xFull) | dbg;
 		c->insn_rip = c->s.rip;
 		bt_deliver(c, BT_DB, false, 0, BT_EV_EXC, c->s.rip);
 	}

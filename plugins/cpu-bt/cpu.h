@@ -205,6 +205,9 @@ struct bt_cpu {
 	bool shutdown;
 
 	uint8_t shadow;      /* STI / MOV SS shadow for the next instruction */
+	bool dbg_hold;       /* MOV SS / POP SS ran: its debug traps wait for
+				the next instruction (SDM 3A 6.8.3) */
+	uint32_t dbg_held;   /* DR6 B0-B3 and BS held over that instruction */
 	bool holding_lock;   /* inside a LOCKed read-modify-write */
 	bool dbg_data;       /* DR7 enables a data breakpoint */
 	bool tlb_large;      /* the TLB holds pieces of a 2M/4M/1G page */

@@ -834,10 +834,15 @@ static void exec_pop(struct bt_cpu *c)
 	v = bt_read(c, BT_SS, sp & bt_sp_mask(c), size);
 	nsp = (sp & bt_sp_mask(c)) + size;
 	if (d->type == BT_OPND_REG && d->cls == BT_RC_SEG) {
+		/* rSP moves by the stack size of the SS popped from, so a
+		 * 16-bit stack wraps SP even when POP SS loads a 32-bit one */
+		uint64_t m = bt_sp_mask(c);
 		bt_load_seg(c, d->reg, (uint16_t)v);
-		bt_set_rsp(c, nsp);
-		if (d->reg == BT_SS)
+		c->s.gpr[MODVM_RSP] = (sp & ~m) | (nsp & m);
+		if (d->reg == BT_SS) {
 			c->shadow = 2;
+			c->dbg_hold = true;
+		}
 		return;
 	}
 	if (is_mem(d)) {

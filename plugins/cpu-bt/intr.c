@@ -636,17 +636,22 @@ void bt_far_jmp(struct bt_cpu *c, uint16_t sel, uint64_t off, bool call)
 
 /* ---- far RET and IRET ------------------------------------------------- */
 
-/* Return to an outer level: reload data segments the new CPL may not use
- * (SDM vol. 2 RET, IRET: "for each of ES, FS, GS, DS"). */
+/* Return to an outer level: null the data segments the new CPL may not
+ * use (SDM vol. 2 RET, IRET: "for each of ES, FS, GS, DS"). Only the
+ * selector and the attributes go: the hidden base stays, as on the
+ * processors Bochs (validate_seg_reg) and QEMU (validate_seg) follow, and
+ * in 64-bit mode a null FS or GS is still used with its base. */
 static void drop_data_segs(struct bt_cpu *c)
 {
 	for (int i = 0; i < MODVM_NR_SREGS; i++) {
 		struct modvm_segment *s = &c->s.seg[i];
 		bool conf_code = (s->type & 0xC) == 0xC;
+		uint64_t base = s->base;
 		if (i == BT_CS || i == BT_SS || s->unusable)
 			continue;
 		if ((!s->s || !(s->type & 8) || !conf_code) && s->dpl < c->cpl) {
 			memset(s, 0, sizeof(*s));
+			s->base = base;
 			s->unusable = 1;
 		}
 	}

@@ -91,7 +91,7 @@ struct walk {
 	uint32_t flags;  /* TLBF_* */
 	uint64_t leaf;   /* physical address of the leaf entry */
 	unsigned esz;
-	bool leaf_d;
+	bool leaf_a, leaf_d;
 };
 
 static uint32_t pf_err(enum access acc, bool user, uint32_t base, bool nxe)
@@ -107,8 +107,12 @@ static uint32_t pf_err(enum access acc, bool user, uint32_t base, bool nxe)
 	return e;
 }
 
-/* Walk the tables for lin; sets A bits, and D on a write. Faults only for
- * not-present and reserved-bit entries; permissions are checked later. */
+/* Walk the tables for lin, setting A in the entries that reference another
+ * table. Faults only for not-present and reserved-bit entries; permissions
+ * are checked later (translate), which sets the leaf's A, and D for a
+ * write, only when the access is allowed: a faulting access leaves the
+ * leaf's A/D alone (SDM 3A 4.8; QEMU's walker does the same, KVM's sets
+ * nothing at all for a faulting access). */
 static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 		 struct walk *w)
 {
@@ -152,8 +156,6 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 				flags &= ~TLBF_W;
 			if (!(e & PTE_U))
 				flags &= ~TLBF_U;
-			if (!(e & PTE_A))
-				phys_set_bits(c, addr[n - 1], esz, PTE_A);
 		}
 		if (pae && (e & PTE_NX))
 			flags |= TLBF_NX;
@@ -162,6 +164,8 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 			      (l == 3 && c->lma && c->has_1g));
 		if ((e & PTE_PS) && l == 4)
 			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, nxe));
+		if (l != 1 && !large && !(pae && !c->lma && l == 3) && !(e & PTE_A))
+			phys_set_bits(c, addr[n - 1], esz, PTE_A);
 		if (l == 1 || large) {
 			uint64_t base;
 			if (!pae && large)
@@ -174,6 +178,7 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 				c->tlb_large = true;
 			w->leaf = addr[n - 1];
 			w->esz = esz;
+			w->leaf_a = e & PTE_A;
 			w->leaf_d = e & PTE_D;
 			if (e & PTE_D)
 				flags |= TLBF_D;
@@ -217,6 +222,8 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 		if (acc == ACC_W && !w.leaf_d) {
 			phys_set_bits(c, w.leaf, w.esz, PTE_D | PTE_A);
 			w.flags |= TLBF_D;
+		} else if (!w.leaf_a) {
+			phys_set_bits(c, w.leaf, w.esz, PTE_A);
 		}
 	} else {
 		w.gpa = page & 0xFFFFFFFFull;

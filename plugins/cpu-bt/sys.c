@@ -31,7 +31,18 @@
 #define MSR_GS_BASE 0xC0000101
 #define MSR_KGS_BASE 0xC0000102
 #define MSR_TSC_AUX 0xC0000103
+#define MSR_AMD_PERF_CTL0 0xC0010000 /* PerfEvtSel0-3, then PerfCtr0-3 */
+#define MSR_AMD_PERF_NR 8
 #define MSR_AMD_SYSCFG 0xC0010010
+
+/* The legacy performance counters every AMD64 processor has (APM vol. 2
+ * 13.2.1). An AMD model accepts them as KVM does with its PMU off: reads
+ * return 0 and writes are ignored, whatever the value. Intel has no MSRs
+ * there (#GP). */
+static bool amd_perf_msr(const struct bt_cpu *c, uint32_t msr)
+{
+	return c->vendor_amd && msr - MSR_AMD_PERF_CTL0 < MSR_AMD_PERF_NR;
+}
 
 static const struct bt_operand *op0(struct bt_cpu *c) { return &c->in->opnd[0]; }
 static const struct bt_operand *op1(struct bt_cpu *c) { return &c->in->opnd[1]; }
@@ -236,6 +247,10 @@ static void exec_rdmsr(struct bt_cpu *c)
 	 * (MTRR setup). All its features off, as KVM reports it. */
 	case MSR_AMD_SYSCFG: v = 0; break;
 	default:
+		if (amd_perf_msr(c, msr)) {
+			v = 0;
+			break;
+		}
 		p = msr_slot(c, msr);
 		if (!p)
 			bt_raise(c, BT_GP, 0);
@@ -299,6 +314,8 @@ static void exec_wrmsr(struct bt_cpu *c)
 	case MSR_AMD_SYSCFG:
 		return; /* writes ignored */
 	default:
+		if (amd_perf_msr(c, msr))
+			return;
 		break;
 	}
 	p = msr_slot(c, msr);
@@ -406,6 +423,10 @@ static void exec_lldt_ltr(struct bt_cpu *c)
 		bt_raise(c, BT_GP, sel & 0xFFFC);
 	if (!d.present)
 		bt_raise(c, BT_NP, sel & 0xFFFC);
+	/* IA-32e mode: the 16-byte descriptor's base must be canonical
+	 * (SDM vol. 2 LLDT, LTR, 64-bit mode exceptions) */
+	if (c->lma && !canonical(d.base))
+		bt_raise(c, BT_GP, sel & 0xFFFC);
 	if (ltr) {
 		/* mark the TSS busy in the GDT */
 		bt_lin_write(c, c->s.gdt.base + (sel & ~7u) + 5, 1,
@@ -616,8 +637,10 @@ static void exec_movseg(struct bt_cpu *c)
 		if (d->reg == BT_CS)
 			bt_raise_noerr(c, BT_UD);
 		bt_load_seg(c, d->reg, (uint16_t)bt_get(c, op1(c)));
-		if (d->reg == BT_SS)
+		if (d->reg == BT_SS) {
 			c->shadow = 2;
+			c->dbg_hold = true;
+		}
 		return;
 	}
 	/* store: a register destination gets the zero-extended selector */

@@ -89,6 +89,26 @@ static int h_intr_ack(modvm_inst *i)
 	return intr_vector;
 }
 
+static const struct modvm_cpu_engine_ops *ops(void);
+
+/* A level-triggered interrupt source behind an IOAPIC-like pin: the
+ * engine's EOI broadcast for its vector ends one interrupt, and while
+ * more are due the pin is still asserted, so the message is sent again
+ * (82093AA remote IRR, as plugins/chipset/ioapic does). */
+#define LEVEL_VECTOR 0x40
+#define LEVEL_MSI_DATA (0xC000u | LEVEL_VECTOR) /* level, assert, fixed */
+static void *level_vm;
+static unsigned level_left, level_eois;
+
+static void h_eoi_broadcast(modvm_inst *i, uint8_t vector)
+{
+	if (vector != LEVEL_VECTOR)
+		return;
+	__atomic_fetch_add(&level_eois, 1, __ATOMIC_SEQ_CST);
+	if (level_left && __atomic_sub_fetch(&level_left, 1, __ATOMIC_SEQ_CST))
+		ops()->deliver_msi(level_vm, 0xFEE00000u, LEVEL_MSI_DATA);
+}
+
 static const struct modvm_cpu_model *h_cpu_model(modvm_inst *i)
 {
 	return model;
@@ -120,6 +140,7 @@ static const struct modvm_host host = {
 	.mmio_write = h_mmio_write, .pio_read = h_pio_read,
 	.pio_write = h_pio_write, .clock_ns = h_clock_ns,
 	.intr_ack = h_intr_ack, .cpu_model = h_cpu_model,
+	.eoi_broadcast = h_eoi_broadcast,
 	.prop_enum = h_prop_enum, .prop_size = h_prop_size,
 };
 
@@ -348,6 +369,48 @@ static void test_cr8_is_tpr(void)
 	teardown(vm, vcpu);
 }
 
+/* CR8 in 64-bit mode with the local APIC disabled. CR8 is TPR[7:4] (SDM
+ * 3A 11.8.6.1), and KVM keeps CR8 in the TPR in every APIC state
+ * (kvm_lapic_set_tpr, kvm_lapic_get_cr8): with the APIC software-disabled
+ * (SVR bit 8 clear) and globally disabled (IA32_APIC_BASE.EN clear) a MOV
+ * to CR8 must read back, and stays in the TPR when the APIC comes back. */
+static void check_cr8_apic_disabled(const char *disable, const char *enable)
+{
+	char src[512];
+	void *vm, *vcpu;
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+	struct runner r;
+
+	snprintf(src, sizeof(src), "mov rdi, 0xFEE00000\n %s\n"
+		 "mov eax, 5\n mov cr8, rax\n mov rbx, cr8\n %s\n"
+		 "mov esi, [rdi + 0x80]\n hlt", disable, enable);
+	vcpu = setup_mode(&vm, src, false, FX_LONG64);
+	r = (struct runner){ .vcpu = vcpu };
+	/* map the APIC page: 2 MiB page 503 of the 3-4 GiB directory */
+	memcpy(ram + FX_PT + 0x3000 + 8 * 503,
+	       &(uint64_t){ 0xFEE00000ull | 0x83 }, 8);
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(50);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	ops()->get_state(vcpu, s);
+	CU_ASSERT(s->halted);
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RBX], 5);
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RSI], 0x50);  /* TPR once enabled again */
+	CU_ASSERT_EQUAL(s->lapic[0x80], 0x50);
+	free(s);
+	teardown(vm, vcpu);
+}
+
+static void test_cr8_apic_disabled(void)
+{
+	check_cr8_apic_disabled("mov dword [rdi + 0xF0], 0xFF",
+				"mov dword [rdi + 0xF0], 0x1FF");
+	check_cr8_apic_disabled("mov ecx, 0x1B\n rdmsr\n mov r8d, eax\n"
+				"btr eax, 11\n wrmsr",
+				"mov eax, r8d\n wrmsr");
+}
+
 static void test_nmi_ipi(void)
 {
 	/* an NMI IPI to its own APIC ID (ICR delivery mode 100b) reaches the
@@ -366,6 +429,74 @@ static void test_nmi_ipi(void)
 	CU_ASSERT(s->halted);
 	CU_ASSERT(s->ev.nmi_masked);
 	free(s);
+	teardown(vm, vcpu);
+}
+
+/* A self-NMI sent through the ICR is taken at the boundary right after
+ * the ICR write (as KVM injects it before re-entering the guest), not
+ * after the instructions that follow; both with the vCPU's own APIC ID
+ * as destination and with the "self" shorthand. */
+static void test_self_nmi_at_once(void)
+{
+	static const char *const icr[] = { "0x00004400", "0x00044400" };
+
+	for (unsigned i = 0; i < 2; i++) {
+		char src[256];
+		void *vm, *vcpu;
+		struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+		struct runner r;
+		uint32_t esp;
+
+		snprintf(src, sizeof(src), "cli\n mov edx, next\n"
+			 "mov dword [0xFEE00310], 0\n mov dword [0xFEE00300], %s\n"
+			 "next: mov ebx, 1\n mov ecx, 2\n spin: jmp spin", icr[i]);
+		vcpu = setup(&vm, src, false);
+		r = (struct runner){ .vcpu = vcpu };
+		pthread_create(&r.t, NULL, run_thread, &r);
+		sleep_ms(50);
+		ops()->vcpu_kick(vcpu);
+		pthread_join(r.t, NULL);
+		ops()->get_state(vcpu, s);
+		CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * BT_NMI + 1);
+		CU_ASSERT_EQUAL(s->gpr[MODVM_RBX], 0);
+		CU_ASSERT_EQUAL(s->gpr[MODVM_RCX], 0);
+		esp = (uint32_t)s->gpr[MODVM_RSP];
+		CU_ASSERT_EQUAL(esp, FX_STACK - 12);
+		CU_ASSERT_EQUAL(*(uint32_t *)(ram + esp), (uint32_t)s->gpr[MODVM_RDX]);
+		free(s);
+		teardown(vm, vcpu);
+	}
+}
+
+/* Level-triggered interrupts one after the other: the handler's EOI to
+ * the local APIC must reach the interrupt controller (host eoi_broadcast,
+ * SDM 3A 11.8.5: the EOI of a vector whose TMR bit is set is broadcast),
+ * or its remote IRR stays set and the second interrupt never comes. */
+static void test_level_eoi_broadcast(void)
+{
+	void *vm, *vcpu = setup(&vm, "jmp main\n align 16\n"
+		"handler: inc dword [0x9000]\n mov dword [0xFEE000B0], 0\n iretd\n"
+		"main: sti\n spin: cmp dword [0x9000], 3\n jne spin\n hlt", false);
+	uint32_t h = FX_CODE + 16;
+	uint64_t gate = (h & 0xFFFF) | (0x08ull << 16) | (0x8Eull << 40) |
+			((uint64_t)(h >> 16) << 48);
+	struct runner r = { .vcpu = vcpu };
+
+	memcpy(ram + FX_IDT + 8 * LEVEL_VECTOR, &gate, 8);
+	*(uint32_t *)(ram + 0x9000) = 0;
+	level_vm = vm;
+	level_left = 3;
+	level_eois = 0;
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(20);
+	ops()->deliver_msi(vm, 0xFEE00000u, LEVEL_MSI_DATA);
+	for (int i = 0; i < 100 && *(volatile uint32_t *)(ram + 0x9000) < 3; i++)
+		sleep_ms(10);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	CU_ASSERT_EQUAL(*(uint32_t *)(ram + 0x9000), 3);
+	CU_ASSERT_EQUAL(level_eois, 3);
+	level_vm = NULL;
 	teardown(vm, vcpu);
 }
 
@@ -423,7 +554,9 @@ int main(void)
 		TEST(test_kick_running), TEST(test_halt_sleeps_and_kick),
 		TEST(test_intr_wakes_halt), TEST(test_triple_fault), TEST(test_a20), TEST(test_nmi_ipi),
 		TEST(test_model_refusal), TEST(test_state_roundtrip),
-		TEST(test_cr8_is_tpr), TEST(test_smp_init_sipi),
+		TEST(test_cr8_is_tpr), TEST(test_cr8_apic_disabled),
+		TEST(test_self_nmi_at_once), TEST(test_level_eoi_broadcast),
+		TEST(test_smp_init_sipi),
 	};
 	int r;
 

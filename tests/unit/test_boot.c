@@ -462,6 +462,19 @@ static const char *make_mb_elf(const char *name, uint32_t flags,
 	return write_file(name, img, sizeof(img), sizeof(img));
 }
 
+/* The command line is "kernel args", as GRUB passes it ("name" alone
+ * without args): kernels take argv[0] from it. */
+static void check_mb_cmdline(const struct boot_config *c, const char *got)
+{
+	char want[512];
+
+	if (c->cmdline && *c->cmdline)
+		snprintf(want, sizeof(want), "%s %s", c->kernel, c->cmdline);
+	else
+		snprintf(want, sizeof(want), "%s", c->kernel);
+	CU_ASSERT_STRING_EQUAL(got, want);
+}
+
 static void check_mbi(const struct boot_config *c, bool with_module)
 {
 	uint32_t mbi = (uint32_t)cpu.gpr[MODVM_RBX];
@@ -472,8 +485,7 @@ static void check_mbi(const struct boot_config *c, bool with_module)
 	CU_ASSERT_EQUAL(!!(flags & 0x8), with_module);
 	CU_ASSERT_EQUAL(g32(mbi + 4), 640);
 	CU_ASSERT_EQUAL(g32(mbi + 8), (MEM_SIZE - MiB) / 1024);
-	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 16), 1),
-			       c->cmdline ? c->cmdline : "");
+	check_mb_cmdline(c, (char *)gp(g32(mbi + 16), 1));
 	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 64), 1), "modvm");
 	mmap = g32(mbi + 48);
 	mmap_len = g32(mbi + 44);
@@ -559,6 +571,81 @@ static void test_multiboot_aout_kludge(void)
 	check_mbi(&c, false);
 }
 
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+			   uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* Kernels anywhere in RAM outside the firmware area load, low memory
+ * included (GRUB and QEMU put their boot information after the image):
+ * the boot information, its strings, the GDT and the stack modvm sets up
+ * stay clear of the kernel and of the module. */
+static void test_multiboot_low_kernel(void)
+{
+	static const uint32_t at[] = { 0x8000, 0x500, 0x9E000, 0x20000 };
+
+	for (unsigned i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		static const uint8_t mod[] = "low module";
+		struct boot_config c = cfg_for(BOOT_FORMAT_MULTIBOOT,
+					       make_mb_elf("mb-low", 0x3, at[i],
+							   false));
+		uint32_t mbi, mods, cmd;
+		uint64_t k = at[i], klen = MB_SEG_MEMSZ;
+
+		c.cmdline = "root=/dev/x quiet";
+		c.initrd = write_file("mb-low-mod", mod, sizeof(mod), 5000);
+		mem_fresh(MEM_SIZE);
+		CU_ASSERT_EQUAL_FATAL(boot(&c), 0);
+		check_kernel_bytes(k, MB_SEG_FILESZ);
+		CU_ASSERT_EQUAL(cpu.rip, k + 0x10);
+		check_protected32();
+		check_mbi(&c, true);
+		mbi = (uint32_t)cpu.gpr[MODVM_RBX];
+		mods = g32(mbi + 24);
+		cmd = g32(mbi + 16);
+		CU_ASSERT(!ranges_overlap(mbi, 4096, k, klen));
+		CU_ASSERT(!ranges_overlap(cmd, strlen(c.kernel) + 32, k, klen));
+		CU_ASSERT(!ranges_overlap(g32(mods), 5000, k, klen));
+		CU_ASSERT(!ranges_overlap(g32(mods), 5000, mbi, 4096));
+		CU_ASSERT(!ranges_overlap(cpu.gdt.base, cpu.gdt.limit + 1, k, klen));
+		CU_ASSERT(!ranges_overlap(cpu.gpr[MODVM_RSP] - 1024, 1024, k, klen));
+		CU_ASSERT(!ranges_overlap(cpu.gpr[MODVM_RSP] - 1024, 1024, mbi, 4096));
+		/* none of it in the firmware area, all of it in RAM */
+		CU_ASSERT(!ranges_overlap(mbi, 4096, 0xA0000, 0x60000));
+		CU_ASSERT(!ranges_overlap(cpu.gdt.base, 32, 0xA0000, 0x60000));
+		/* the GDT modvm entered with is there */
+		CU_ASSERT_EQUAL(cpu.gdt.limit, 31);
+		CU_ASSERT_EQUAL(get_le64(gp(cpu.gdt.base + 0x10, 8)),
+				0x00CF9B000000FFFFull);
+		CU_ASSERT_EQUAL(get_le64(gp(cpu.gdt.base + 0x18, 8)),
+				0x00CF93000000FFFFull);
+	}
+}
+
+/* Without a command line the kernel's name is all of it. */
+static void test_multiboot_cmdline_name(void)
+{
+	struct boot_config c = cfg_for(BOOT_FORMAT_MULTIBOOT,
+				       make_mb_elf("mb-name", 0x3, MB_PADDR,
+						   false));
+	uint32_t mbi;
+
+	mem_fresh(MEM_SIZE);
+	CU_ASSERT_EQUAL_FATAL(boot(&c), 0);
+	mbi = (uint32_t)cpu.gpr[MODVM_RBX];
+	CU_ASSERT(g32(mbi) & 0x4);
+	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 16), 1), c.kernel);
+	c.cmdline = "";
+	CU_ASSERT_EQUAL_FATAL(boot(&c), 0);
+	mbi = (uint32_t)cpu.gpr[MODVM_RBX];
+	CU_ASSERT_STRING_EQUAL((char *)gp(g32(mbi + 16), 1), c.kernel);
+	c.cmdline = "a b";
+	CU_ASSERT_EQUAL_FATAL(boot(&c), 0);
+	mbi = (uint32_t)cpu.gpr[MODVM_RBX];
+	check_mb_cmdline(&c, (char *)gp(g32(mbi + 16), 1));
+}
+
 static void test_multiboot_refusals(void)
 {
 	struct boot_config c;
@@ -575,9 +662,9 @@ static void test_multiboot_refusals(void)
 	CU_ASSERT(has("mb-video") && has("video"));
 
 	c = cfg_for(BOOT_FORMAT_MULTIBOOT,
-		    make_mb_elf("mb-low", 0x3, 0x8000, false));
+		    make_mb_elf("mb-vga", 0x3, 0xA0000, false));
 	CU_ASSERT_EQUAL(boot(&c), -1);
-	CU_ASSERT(has("mb-low") && has("overlaps"));
+	CU_ASSERT(has("mb-vga") && has("overlaps") && has("firmware area"));
 
 	c = cfg_for(BOOT_FORMAT_MULTIBOOT,
 		    make_mb_elf("mb-high", 0x3, 80 * MiB, false));
@@ -1063,6 +1150,8 @@ static const struct test_case cases[] = {
 	TEST(test_multiboot_elf),
 	TEST(test_multiboot_aout_kludge),
 	TEST(test_multiboot_refusals),
+	TEST(test_multiboot_low_kernel),
+	TEST(test_multiboot_cmdline_name),
 	TEST(test_flat_low),
 	TEST(test_flat_high),
 	TEST(test_flat_refusals),

@@ -721,6 +721,33 @@ static void test_apic_base(void)
 	CU_ASSERT_FALSE(irr(l, 0x70));
 }
 
+/* CR8 is TPR[7:4] in every APIC state (lapic_set_cr8, as KVM's). */
+static void test_cr8(void)
+{
+	struct lapic *l = setup(LAPIC_F_BSP);
+
+	enable(l);
+	lapic_set_cr8(l, 0x3);
+	CU_ASSERT_EQUAL(rd(l, LAPIC_TPR), 0x30);
+	wr(l, LAPIC_TPR, 0x7C);
+	CU_ASSERT_EQUAL(lapic_get_cr8(l), 0x7);
+	/* software-disabled */
+	wr(l, LAPIC_SVR, 0xFF);
+	lapic_set_cr8(l, 0x5);
+	CU_ASSERT_EQUAL(lapic_get_cr8(l), 0x5);
+	CU_ASSERT_EQUAL(rd(l, LAPIC_TPR), 0x50);
+	/* globally disabled: no MMIO, CR8 still reads back, and the TPR is
+	 * there when the APIC is enabled again */
+	CU_ASSERT_EQUAL(lapic_set_base(l, 0xFEE00100ull), 0);
+	lapic_set_cr8(l, 0xA);
+	CU_ASSERT_EQUAL(lapic_get_cr8(l), 0xA);
+	CU_ASSERT_EQUAL(lapic_set_base(l, 0xFEE00900ull), 0);
+	CU_ASSERT_EQUAL(rd(l, LAPIC_TPR), 0xA0);
+	/* only bits 3:0 are CR8 */
+	lapic_set_cr8(l, 0x12);
+	CU_ASSERT_EQUAL(rd(l, LAPIC_TPR), 0x20);
+}
+
 static void test_x2apic(void)
 {
 	struct lapic *l = setup(ALL_FLAGS);
@@ -935,6 +962,7 @@ int main(void)
 		TEST(test_msi_destinations),
 		TEST(test_lint_pins),
 		TEST(test_apic_base),
+		TEST(test_cr8),
 		TEST(test_x2apic),
 		TEST(test_page_round_trip),
 		TEST(test_state_section),

@@ -167,6 +167,17 @@ static void notify_if_pending(struct lapic *l)
 		notify(l);
 }
 
+void lapic_set_cr8(struct lapic *l, uint64_t cr8)
+{
+	l->tpr = (uint32_t)(cr8 & 0xF) << 4;
+	notify_if_pending(l);
+}
+
+uint64_t lapic_get_cr8(const struct lapic *l)
+{
+	return (l->tpr >> 4) & 0xF;
+}
+
 void lapic_ack(struct lapic *l, uint8_t vector)
 {
 	vec_clear(l->irr, vector);

@@ -231,6 +231,12 @@ void lapic_mmio_write(struct lapic *l, uint64_t offset, uint64_t value,
 int lapic_msr_read(struct lapic *l, uint32_t msr, uint64_t *value);
 int lapic_msr_write(struct lapic *l, uint32_t msr, uint64_t value);
 
+/* CR8 (64-bit mode) is TPR[7:4] (SDM 11.8.6.1). It reads back what was
+ * written in every APIC state, software- or globally disabled included,
+ * as KVM's CR8 does (kvm_lapic_set_tpr): the MMIO page is not needed. */
+void lapic_set_cr8(struct lapic *l, uint64_t cr8);
+uint64_t lapic_get_cr8(const struct lapic *l);
+
 /* Interrupt messages */
 void lapic_msi_decode(uint64_t addr, uint32_t data, struct lapic_ipi *out);
 /* Does this APIC match a physical or logical destination (SDM 11.6.2)? */
