@@ -1,7 +1,7 @@
 #!/bin/bash
 # kvm-unit-tests' x86 suite under modvm and, for comparison, under QEMU TCG.
-# Takes a kvm-unit-tests tree the user configured and built (its README:
-# ./configure && make; modvm neither ships, patches nor builds it), reads
+# Takes a kvm-unit-tests tree the user configured and built as its README
+# says (modvm neither ships, patches nor builds the suite), reads
 # x86/unittests.cfg and runs every entry once under modvm (engine cpu-bt
 # unless -e) and once under qemu-system-x86_64 -accel tcg, deciding PASS,
 # FAIL or SKIP the way the suite's run_tests.sh does:
@@ -26,6 +26,9 @@
 #   -e ENGINE      modvm CPU engine (default cpu-bt)
 #   -p NAME=VALUE  engine property (repeatable), e.g. -p mode=interpret
 #   -m MODEL       use this CPU model for every entry instead of mapping -cpu
+#   -f             run entries asking for CPU features no model has without
+#                  them (as QEMU TCG drops what it lacks, with a warning)
+#                  instead of skipping them; the reasons say what was dropped
 #   -t SECONDS     timeout of every test instead of the entry's (default 90)
 #   -x FACTOR      multiply every timeout (both sides) by FACTOR (default 1)
 #   -o DIR         where configs, consoles and logs go (default: a new
@@ -39,6 +42,7 @@ build=$top/build
 engine='cpu-bt'
 eprops=()
 force_model=
+drop_features=0
 t_override=
 factor=1
 out=
@@ -51,31 +55,32 @@ while [ $# -gt 0 ]; do
 	-e) engine=$2; shift 2 ;;
 	-p) eprops+=("$2"); shift 2 ;;
 	-m) force_model=$2; shift 2 ;;
+	-f) drop_features=1; shift ;;
 	-t) t_override=$2; shift 2 ;;
 	-x) factor=$2; shift 2 ;;
 	-o) out=$2; shift 2 ;;
 	-s) only=",$2,"; shift 2 ;;
 	--no-qemu) do_qemu=0; shift ;;
 	--no-modvm) do_modvm=0; shift ;;
-	-h | --help) sed -n '24,36p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	-h | --help) sed -n '24,37p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	-*) echo "kvm-unit-tests: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
 done
-[ $# -eq 1 ] || { sed -n '24,36p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -eq 1 ] || { sed -n '24,37p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 kut=$(cd "$1" 2>/dev/null && pwd) || { echo "kvm-unit-tests: no folder $1" >&2; exit 2; }
 cfgfile=$kut/x86/unittests.cfg
 [ -f "$cfgfile" ] || { echo "kvm-unit-tests: no $cfgfile: give the top of a kvm-unit-tests tree" >&2; exit 2; }
-[ -f "$kut/config.mak" ] || { echo "kvm-unit-tests: $kut is not configured: run ./configure && make there (see its README)" >&2; exit 2; }
+[ -f "$kut/config.mak" ] || { echo "kvm-unit-tests: $kut is not configured and built: build it as its README says" >&2; exit 2; }
 if grep -q '^CONFIG_EFI=y' "$kut/config.mak"; then
-	echo "kvm-unit-tests: $kut is configured for EFI; modvm boots the multiboot .flat tests: configure without --enable-efi" >&2
+	echo "kvm-unit-tests: $kut is configured for EFI; modvm boots the multiboot .flat tests: build it without EFI" >&2
 	exit 2
 fi
 if ! grep -q '^ARCH=x86_64' "$kut/config.mak"; then
 	echo "kvm-unit-tests: $kut is not built for x86_64 (config.mak ARCH)" >&2
 	exit 2
 fi
-ls "$kut"/x86/*.flat >/dev/null 2>&1 || { echo "kvm-unit-tests: no x86/*.flat in $kut: run make there first" >&2; exit 2; }
+ls "$kut"/x86/*.flat >/dev/null 2>&1 || { echo "kvm-unit-tests: no x86/*.flat in $kut: build it as its README says" >&2; exit 2; }
 build=$(cd "$build" 2>/dev/null && pwd) || { echo "kvm-unit-tests: no build folder" >&2; exit 2; }
 modvm=$build/modvm
 qemu=${QEMU:-qemu-system-x86_64}
@@ -204,13 +209,35 @@ map_modvm() {
 			return
 		fi
 	done
+	local missing="" have=""
 	for f in $plus; do
 		local any=0
 		for model in "${!model_feats[@]}"; do
 			[[ "${model_feats[$model]}" == *" $f "* ]] && any=1
 		done
-		[ $any = 0 ] && { m_skip="needs CPU feature $f (no modvm CPU model has it)"; return; }
+		if [ $any = 0 ]; then missing+=" $f"; else have+=" $f"; fi
 	done
+	if [ -n "$missing" ] && [ $drop_features = 1 ]; then
+		# retry with only the features some model has
+		for model in $cands; do
+			local ok=1
+			for f in $have; do
+				[[ "${model_feats[$model]}" == *" $f "* ]] || ok=0
+			done
+			for f in $minus; do
+				[[ "${model_feats[$model]}" == *" $f "* ]] && ok=0
+			done
+			if [ $ok = 1 ]; then
+				m_model=$model
+				m_notes+="without${missing// / +} (no model has it); "
+				return
+			fi
+		done
+	fi
+	if [ -n "$missing" ]; then
+		m_skip="needs CPU feature${missing// / +} (no modvm CPU model has it)"
+		return
+	fi
 	m_skip="no modvm CPU model has all of +${plus# } -${minus# }"
 }
 

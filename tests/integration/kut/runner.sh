@@ -133,7 +133,7 @@ result manual SKIP SKIP "test marked as manual run only"
 result kvm-only SKIP SKIP "kvm only"
 result missing SKIP SKIP "Test file 'nothere.flat' not found"
 result intel SKIP "" "needs vendor GenuineIntel"
-result x2apic SKIP "" "needs CPU feature x2apic"
+result x2apic SKIP "" "needs CPU feature +x2apic"
 result xsave PASS PASS "host-phys-bits"
 result q35 SKIP "" "needs QEMU machine option q35"
 out=$table
@@ -148,11 +148,16 @@ expect_code 0 "$runner" -b "$build" -o "$work/out2" --no-qemu -s pass,args -m ba
 expect_out "PASS   2  FAIL   0  SKIP   0"
 check "-m forces the model" grep -q 'model = "baseline-v1"' "$work/out2/pass.cfg"
 
+# -f runs it without the feature, saying so
+expect_code 0 "$runner" -b "$build" -o "$work/out3" --no-qemu -f -s x2apic "$kut"
+expect_out "without +x2apic (no model has it)"
+expect_out "PASS   1  FAIL   0  SKIP   0"
+
 # trees the runner cannot use
 expect_fail "give the top of a kvm-unit-tests tree" "$runner" -b "$build" --no-qemu "$src/tests"
 mkdir -p "$work/bare/x86"
 cp "$kut/x86/unittests.cfg" "$work/bare/x86/"
-expect_fail "is not configured: run ./configure && make there" "$runner" -b "$build" --no-qemu "$work/bare"
+expect_fail "is not configured and built" "$runner" -b "$build" --no-qemu "$work/bare"
 printf 'ARCH=x86_64\nCONFIG_EFI=y\n' >"$work/bare/config.mak"
 expect_fail "configured for EFI" "$runner" -b "$build" --no-qemu "$work/bare"
 printf 'ARCH=x86_64\n' >"$work/bare/config.mak"
