@@ -326,8 +326,21 @@ static void h_machine_request(modvm_inst *inst, enum modvm_machine_request r)
 	machine_log(inst->m, MODVM_LOG_DEBUG, "%s requests %s", inst->prefix,
 		    r == MODVM_REQUEST_POWEROFF ? "power-off" :
 		    r == MODVM_REQUEST_RESET ? "reset" :
-		    r == MODVM_REQUEST_QUIT ? "quit" : "panic");
+		    r == MODVM_REQUEST_QUIT ? "quit" :
+		    r == MODVM_REQUEST_EXIT ? "exit" : "panic");
 	machine_request(inst->m, (int)r);
+}
+
+static void h_machine_exit(modvm_inst *inst, int status)
+{
+	machine_log(inst->m, MODVM_LOG_DEBUG, "%s requests exit with status %d",
+		    inst->prefix, status);
+	machine_request_exit(inst->m, status);
+}
+
+static unsigned h_cpu_count(modvm_inst *inst)
+{
+	return inst->m->cpus ? inst->m->cpus : 1;
 }
 
 
@@ -534,6 +547,8 @@ void host_table_init(struct machine *m)
 		.eoi_listener_register = h_eoi_listener_register,
 		.set_a20 = h_set_a20,
 		.a20_enabled = h_a20_enabled,
+		.machine_exit = h_machine_exit,
+		.cpu_count = h_cpu_count,
 	};
 	pci_host_services(&m->host);
 	virtio_host_services(&m->host);

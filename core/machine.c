@@ -148,6 +148,7 @@ int machine_add_config_devices(struct machine *m, struct vm_config *cfg,
 			       char *err, size_t len)
 {
 	m->cfg = cfg;
+	m->cpus = cfg->cpus;
 	for (size_t i = 0; i < cfg->ndevices; i++) {
 		struct cfg_device *d = &cfg->devices[i];
 		if (!machine_add_device(m, d->props.plugin, d->id, &d->props, d,
@@ -168,12 +169,20 @@ void machine_reset_devices(struct machine *m)
 	machine_unlock(m);
 }
 
-void machine_request(struct machine *m, int req)
+/* A power-off or an exit is final: a later reset (or another power-off or
+ * exit) must not undo it or change the status. */
+static bool request_is_final(int req)
+{
+	return req == MODVM_REQUEST_POWEROFF || req == MODVM_REQUEST_EXIT;
+}
+
+static void machine_request_status(struct machine *m, int req, int status)
 {
 	pthread_mutex_lock(&m->req_lock);
-	/* A power-off is final: a later reset must not undo it. */
-	if (m->request != MODVM_REQUEST_POWEROFF)
+	if (!request_is_final(m->request)) {
 		m->request = req;
+		m->exit_status = status;
+	}
 	pthread_cond_broadcast(&m->req_cond);
 	pthread_mutex_unlock(&m->req_lock);
 	/* Wake threads parked by a pause and a pause waiting for them. */
@@ -183,6 +192,16 @@ void machine_request(struct machine *m, int req)
 	for (unsigned i = 0; i < m->ncpus && m->eops; i++)
 		if (m->vcpus[i])
 			m->eops->vcpu_kick(m->vcpus[i]);
+}
+
+void machine_request(struct machine *m, int req)
+{
+	machine_request_status(m, req, 0);
+}
+
+void machine_request_exit(struct machine *m, int status)
+{
+	machine_request_status(m, MODVM_REQUEST_EXIT, status);
 }
 
 void machine_destroy(struct machine *m)

@@ -264,6 +264,10 @@ struct machine {
 	pthread_mutex_t req_lock;
 	pthread_cond_t req_cond;
 	int request;                  /* enum modvm_machine_request or 0 */
+	int exit_status;              /* with MODVM_REQUEST_EXIT */
+	/* vCPUs of the VM (config `cpus`), known before the engine exists:
+	 * host cpu_count. 0 means 1 (the harness without a config). */
+	unsigned cpus;
 
 	/* A20 gate inputs (port 92h, the 8042's output port), under lock:
 	 * the gate is their OR (host.c). */
@@ -288,6 +292,8 @@ int machine_add_config_devices(struct machine *m, struct vm_config *cfg,
 			       char *err, size_t len);
 void machine_reset_devices(struct machine *m);
 void machine_request(struct machine *m, int req);
+/* MODVM_REQUEST_EXIT with the status `modvm run` exits with. */
+void machine_request_exit(struct machine *m, int status);
 /* Guest RAM [gpa, gpa+len) was written by something other than a vCPU
  * (DMA, the FUSE memory file): tell the engine (ops mem_written). */
 void machine_mem_written(struct machine *m, uint64_t gpa, uint64_t len);

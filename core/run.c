@@ -400,6 +400,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	}
 	switch (req) {
 	case MODVM_REQUEST_POWEROFF: code = EXIT_POWEROFF; break;
+	case MODVM_REQUEST_EXIT: code = m->exit_status & 0xff; break;
 	case MODVM_REQUEST_PANIC: code = EXIT_GUEST_PANIC; break;
 	case REQUEST_QUIT: code = EXIT_INTERRUPTED; break;
 	case MODVM_REQUEST_RESET:

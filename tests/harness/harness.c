@@ -337,4 +337,15 @@ int hx_machine_request(struct hx *h)
 void hx_clear_machine_request(struct hx *h)
 {
 	h->m.request = 0;
+	h->m.exit_status = 0;
+}
+
+int hx_exit_status(struct hx *h)
+{
+	return h->m.exit_status;
+}
+
+void hx_set_cpus(struct hx *h, unsigned n)
+{
+	h->m.cpus = n;
 }

@@ -84,5 +84,10 @@ void hx_msi_last(struct hx *h, uint64_t *addr, uint32_t *data);
 /* Set when a device made a machine request (poweroff/reset), else 0. */
 int hx_machine_request(struct hx *h);
 void hx_clear_machine_request(struct hx *h);
+/* The status of a MODVM_REQUEST_EXIT (host machine_exit). */
+int hx_exit_status(struct hx *h);
+/* The VM's vCPU count devices see (host cpu_count); 1 unless set. Call
+ * before hx_add. */
+void hx_set_cpus(struct hx *h, unsigned n);
 
 #endif

@@ -69,6 +69,10 @@ enum modvm_machine_request {
 	MODVM_REQUEST_RESET = 2,    /* platform reset (all vCPUs and devices) */
 	MODVM_REQUEST_PANIC = 3,    /* guest reported a fatal error */
 	MODVM_REQUEST_QUIT = 4,     /* the user stopped the VM (Ctrl-A x): exit 130 */
+	/* The guest ended the VM with an exit status (a test device such as
+	 * isa-debug-exit): make it with host->machine_exit, which carries the
+	 * status; through machine_request the status is 0. (ABI 1.3) */
+	MODVM_REQUEST_EXIT = 5,
 };
 
 struct modvm_host {
@@ -332,6 +336,20 @@ struct modvm_host {
 	 * (when resuming, the devices' state is loaded before the engine
 	 * exists, so their post_load calls reach no engine). (ABI 1.1) */
 	bool (*a20_enabled)(modvm_inst *inst);
+
+	/* --- added in ABI 1.3: check MODVM_HOST_HAS ------------------- */
+	/* Test devices: end the VM and have `modvm run` (or `modvm resume`)
+	 * exit with `status` once the VM has shut down as cleanly as after a
+	 * power-off (vCPUs stopped, devices destroyed). Only the low 8 bits
+	 * reach the parent process (POSIX exit status), and the guest may
+	 * pick a value modvm uses itself (docs/cli.md). A power-off or exit
+	 * already requested is final: the first one wins, and a later reset
+	 * undoes neither. (ABI 1.3) */
+	void (*machine_exit)(modvm_inst *inst, int status);
+	/* The number of vCPUs of the VM (the config's `cpus`), known from
+	 * the first device's create on, before the engine exists. Firmware
+	 * interfaces report it (fw_cfg FW_CFG_NB_CPUS). (ABI 1.3) */
+	unsigned (*cpu_count)(modvm_inst *inst);
 };
 
 /* True if the core's table is large enough to hold `field`. */

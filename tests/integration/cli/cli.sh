@@ -688,6 +688,36 @@ disks-leftover)
 	expect_code 2 "$modvm" run "$work/disk.cfg" --snapshot-dir "$work/snaps"
 	expect_out "is frozen in a snapshot: the VM's later writes are in the overlay $work/disk.img.s2.qcow2"
 	;;
+testdev)
+	# Real-mode guests under cpu-bt end modvm through isa-debug-exit with
+	# the value they read back from fw-cfg and pc-testdev: the exit status
+	# is (v << 1) | 1 after a clean shutdown.
+	tdcfg() { # tdcfg FILE IMAGE CPUS
+		cat >"$1" <<CFG
+vm: {
+  name = "testdev"; machine = "none"; memory = "16M"; cpus = $3;
+  cpu = { engine = "cpu-bt"; };
+  boot = { kernel = "$2"; format = "flat"; load_address = 0x7c00; };
+  devices = ( { plugin = "isa-debug-exit"; }, { plugin = "fw-cfg"; },
+              { plugin = "pc-testdev"; } );
+};
+CFG
+	}
+	# mov eax, 42; out 0xf4, eax; hlt
+	printf '\x66\xb8\x2a\x00\x00\x00\x66\xe7\xf4\xf4' >"$work/exit42.bin"
+	tdcfg "$work/exit42.cfg" "$work/exit42.bin" 1
+	expect_code 85 "$modvm" run "$work/exit42.cfg"
+	# mov dx, 0x510; mov ax, 5 (FW_CFG_NB_CPUS); out dx, ax; inc dx;
+	# in al, dx; movzx eax, al; out 0xf4, eax; hlt
+	printf '\xba\x10\x05\xb8\x05\x00\xef\x42\xec\x66\x0f\xb6\xc0\x66\xe7\xf4\xf4' \
+		>"$work/cpus.bin"
+	tdcfg "$work/cpus.cfg" "$work/cpus.bin" 3
+	expect_code 7 "$modvm" run "$work/cpus.cfg"
+	# mov al, 0x21; out 0xe0, al; xor eax, eax; in al, 0xe0; out 0xf4, eax; hlt
+	printf '\xb0\x21\xe6\xe0\x66\x31\xc0\xe4\xe0\x66\xe7\xf4\xf4' >"$work/scratch.bin"
+	tdcfg "$work/scratch.cfg" "$work/scratch.bin" 1
+	expect_code 67 "$modvm" run "$work/scratch.cfg"
+	;;
 *)
 	echo "unknown case $case_name"
 	exit 2

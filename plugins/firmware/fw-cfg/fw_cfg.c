@@ -1,0 +1,424 @@
+/* fw-cfg: QEMU's firmware configuration interface on I/O ports (QEMU
+ * docs/specs/fw_cfg.rst), what SeaBIOS, OVMF and test kernels such as
+ * kvm-unit-tests read to learn about the machine. A 16-bit write to the
+ * selector port (0x510) picks an item and rewinds it; each 1-byte read of
+ * the data port (0x511) returns its next byte, 0 past the end or for an
+ * unknown item. Items: the signature "QEMU", the interface ID (traditional
+ * interface only: no DMA), a null UUID, RAM size, vCPU count, the file
+ * directory (0x19) and the files from 0x20: etc/e820 (modvm's E820 map) and
+ * any the config names. Firmware code adds more files with fwcfg_add_file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <modvm/modvm.h>
+
+/* Selector keys (fw_cfg.rst, "Selector Register"; include/standard-headers/
+ * linux/qemu_fw_cfg.h) */
+#define FW_CFG_SIGNATURE 0x00
+#define FW_CFG_ID 0x01
+#define FW_CFG_UUID 0x02
+#define FW_CFG_RAM_SIZE 0x03
+#define FW_CFG_NB_CPUS 0x05
+#define FW_CFG_MAX_CPUS 0x0f
+#define FW_CFG_FILE_DIR 0x19
+#define FW_CFG_FILE_FIRST 0x20
+#define FW_CFG_WRITE_CHANNEL 0x4000 /* ignored: writes are not supported */
+#define FW_CFG_ARCH_LOCAL 0x8000
+#define FW_CFG_ENTRY_MASK 0x3fff
+#define FW_CFG_INVALID 0xffff
+#define FW_CFG_IRQ0_OVERRIDE (FW_CFG_ARCH_LOCAL + 2)
+
+#define FW_CFG_VERSION 0x01        /* ID bit 0: the traditional interface */
+#define FW_CFG_MAX_FILE 64         /* keys 0x20 .. 0x5f */
+#define FW_CFG_NAME_LEN 56         /* struct FWCfgFile.name, with the NUL */
+#define FW_CFG_MAX_FILE_SIZE (64u << 20)
+
+/* The E820 map modvm's boot code gives every guest (core/boot/e820.c),
+ * rebuilt here from the PC layout in <modvm/pc.h>: the fw-cfg test checks
+ * the two agree. */
+#define E820_RAM 1
+#define E820_RESERVED 2
+#define CONV_END 0xA0000ull
+#define ONE_MB 0x100000ull
+#define FOUR_GB 0x100000000ull
+
+struct fw_cfg_item {
+	uint16_t key;
+	uint32_t len;
+	uint8_t *data;
+	char name[FW_CFG_NAME_LEN]; /* files only, else "" */
+};
+
+struct fw_cfg {
+	const struct modvm_host *host;
+	modvm_inst *inst;
+	struct fw_cfg_item items[FW_CFG_FILE_FIRST + FW_CFG_MAX_FILE + 8];
+	unsigned nitems;
+	unsigned nfiles;
+	/* state: what the guest selected and how far it has read */
+	uint16_t cur_key;            /* normalised key or FW_CFG_INVALID */
+	uint32_t cur_offset;
+	const struct fw_cfg_item *cur; /* derived from cur_key */
+};
+
+static struct fw_cfg_item *item_find(struct fw_cfg *f, uint16_t key)
+{
+	for (unsigned i = 0; i < f->nitems; i++)
+		if (f->items[i].key == key)
+			return &f->items[i];
+	return NULL;
+}
+
+/* Add or replace item `key` with a copy of data. */
+static int fwcfg_add(struct fw_cfg *f, uint16_t key, const void *data,
+		     uint32_t len)
+{
+	struct fw_cfg_item *it = item_find(f, key);
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (!copy)
+		return -1;
+	memcpy(copy, data, len);
+	if (!it) {
+		if (f->nitems == MODVM_COUNTOF(f->items)) {
+			free(copy);
+			return -1;
+		}
+		it = &f->items[f->nitems++];
+		it->key = key;
+		it->name[0] = 0;
+	}
+	free(it->data);
+	it->data = copy;
+	it->len = len;
+	return 0;
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	put_be16(p, (uint16_t)(v >> 16));
+	put_be16(p + 2, (uint16_t)v);
+}
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	const struct fw_cfg_item *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* FW_CFG_FILE_DIR: a big-endian count, then struct FWCfgFile { be32 size;
+ * be16 select; be16 reserved; char name[56]; } per file, sorted by name as
+ * QEMU sorts them. */
+static int dir_rebuild(struct fw_cfg *f)
+{
+	const struct fw_cfg_item *files[FW_CFG_MAX_FILE];
+	uint8_t dir[4 + FW_CFG_MAX_FILE * 64];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < f->nitems; i++)
+		if (f->items[i].name[0])
+			files[n++] = &f->items[i];
+	qsort(files, n, sizeof(files[0]), name_cmp);
+	memset(dir, 0, sizeof(dir));
+	put_be32(dir, n);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *e = dir + 4 + 64 * i;
+		put_be32(e, files[i]->len);
+		put_be16(e + 4, files[i]->key);
+		memcpy(e + 8, files[i]->name, strlen(files[i]->name));
+	}
+	return fwcfg_add(f, FW_CFG_FILE_DIR, dir, 4 + 64 * n);
+}
+
+/* Add file `name` (at most 55 bytes, unique) with a copy of data. Returns 0,
+ * or -1 with the instance's error set. The entry point for firmware code:
+ * any later file goes through here. */
+static int fwcfg_add_file(struct fw_cfg *f, const char *name,
+			  const void *data, uint32_t len)
+{
+	uint16_t key = (uint16_t)(FW_CFG_FILE_FIRST + f->nfiles);
+	struct fw_cfg_item *it;
+
+	if (!name[0] || strlen(name) >= FW_CFG_NAME_LEN) {
+		f->host->set_error(f->inst, "file name \"%s\": 1 to %d bytes",
+				   name, FW_CFG_NAME_LEN - 1);
+		return -1;
+	}
+	for (unsigned i = 0; i < f->nitems; i++)
+		if (!strcmp(f->items[i].name, name)) {
+			f->host->set_error(f->inst, "file \"%s\" is given twice", name);
+			return -1;
+		}
+	if (f->nfiles == FW_CFG_MAX_FILE || fwcfg_add(f, key, data, len)) {
+		f->host->set_error(f->inst, "no room for file \"%s\" (at most %d files)",
+				   name, FW_CFG_MAX_FILE);
+		return -1;
+	}
+	it = item_find(f, key);
+	snprintf(it->name, sizeof(it->name), "%s", name);
+	f->nfiles++;
+	if (dir_rebuild(f)) {
+		f->host->set_error(f->inst, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* etc/e820: struct e820_entry { le64 address; le64 length; le32 type; }
+ * (packed, 20 bytes), as QEMU's hw/i386/e820_memory_layout.h. */
+static int add_e820(struct fw_cfg *f)
+{
+	uint64_t size = f->host->mem_size(f->inst);
+	uint64_t low = size < MODVM_PC_PCI_HOLE ? size : MODVM_PC_PCI_HOLE;
+	uint64_t conv = low < CONV_END ? low : CONV_END;
+	const uint64_t map[][3] = {
+		{ 0, conv, E820_RAM },
+		{ CONV_END, ONE_MB, E820_RESERVED },
+		{ ONE_MB, low, E820_RAM },
+		{ MODVM_PC_IOAPIC_BASE, FOUR_GB, E820_RESERVED },
+		{ FOUR_GB, FOUR_GB + (size - low), E820_RAM },
+	};
+	uint8_t buf[MODVM_COUNTOF(map) * 20];
+	uint32_t len = 0;
+
+	for (unsigned i = 0; i < MODVM_COUNTOF(map); i++) {
+		if (map[i][1] <= map[i][0])
+			continue;
+		put_le(buf + len, map[i][0], 8);
+		put_le(buf + len + 8, map[i][1] - map[i][0], 8);
+		put_le(buf + len + 16, map[i][2], 4);
+		len += 20;
+	}
+	return fwcfg_add_file(f, "etc/e820", buf, len);
+}
+
+static int add_host_file(struct fw_cfg *f, const char *name, const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	struct stat st;
+	size_t got;
+	int r = -1;
+
+	if (!fp) {
+		f->host->set_error(f->inst, "files: %s (for \"%s\"): %s", path, name,
+				   strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode) ||
+	    st.st_size > FW_CFG_MAX_FILE_SIZE) {
+		f->host->set_error(f->inst, "files: %s (for \"%s\") is not a regular file of at most %u MiB",
+				   path, name, FW_CFG_MAX_FILE_SIZE >> 20);
+		goto out;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		f->host->set_error(f->inst, "out of memory");
+		goto out;
+	}
+	got = fread(buf, 1, (size_t)st.st_size, fp);
+	if (got != (size_t)st.st_size) {
+		f->host->set_error(f->inst, "files: %s: short read", path);
+		goto out;
+	}
+	r = fwcfg_add_file(f, name, buf, (uint32_t)got);
+out:
+	free(buf);
+	fclose(fp);
+	return r;
+}
+
+/* The `files` property: NAME=PATH entries separated by ';'. */
+static int add_config_files(struct fw_cfg *f, const char *spec)
+{
+	char *copy = strdup(spec), *save = NULL;
+	int r = 0;
+
+	if (!copy) {
+		f->host->set_error(f->inst, "out of memory");
+		return -1;
+	}
+	for (char *e = strtok_r(copy, ";", &save); e && !r;
+	     e = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(e, '=');
+		if (!eq || eq == e || !eq[1]) {
+			f->host->set_error(f->inst, "files: \"%s\" is not NAME=PATH (entries are separated by ';')", e);
+			r = -1;
+			break;
+		}
+		*eq = 0;
+		r = add_host_file(f, e, eq + 1);
+	}
+	free(copy);
+	return r;
+}
+
+static int add_standard_items(struct fw_cfg *f)
+{
+	uint8_t b[8], uuid[16] = { 0 };
+	unsigned cpus = 1;
+	int r = 0;
+
+	if (MODVM_HOST_HAS(f->host, cpu_count) && f->host->cpu_count)
+		cpus = f->host->cpu_count(f->inst);
+	r |= fwcfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
+	put_le(b, FW_CFG_VERSION, 4);
+	r |= fwcfg_add(f, FW_CFG_ID, b, 4);
+	r |= fwcfg_add(f, FW_CFG_UUID, uuid, sizeof(uuid));
+	put_le(b, f->host->mem_size(f->inst), 8);
+	r |= fwcfg_add(f, FW_CFG_RAM_SIZE, b, 8);
+	/* NB_CPUS: the CPUs present at boot; MAX_CPUS: also the hot-pluggable
+	 * ones, of which modvm has none. */
+	put_le(b, cpus, 2);
+	r |= fwcfg_add(f, FW_CFG_NB_CPUS, b, 2);
+	r |= fwcfg_add(f, FW_CFG_MAX_CPUS, b, 2);
+	/* The MADT routes ISA IRQ 0 to IOAPIC pin 2, as this says. */
+	put_le(b, 1, 4);
+	r |= fwcfg_add(f, FW_CFG_IRQ0_OVERRIDE, b, 4);
+	r |= dir_rebuild(f);
+	if (r)
+		f->host->set_error(f->inst, "out of memory");
+	return r ? -1 : 0;
+}
+
+/* Selecting rewinds. Bit 14 (write channel) is dropped, bit 15 picks the
+ * architecture's own items; a key beyond the table selects nothing. */
+static void fwcfg_select(struct fw_cfg *f, uint16_t value)
+{
+	uint16_t key = value & (FW_CFG_ARCH_LOCAL | FW_CFG_ENTRY_MASK);
+
+	f->cur = item_find(f, key);
+	f->cur_key = f->cur ? key : FW_CFG_INVALID;
+	f->cur_offset = 0;
+}
+
+static uint8_t fwcfg_read_byte(struct fw_cfg *f)
+{
+	if (!f->cur || f->cur_offset >= f->cur->len)
+		return 0;
+	return f->cur->data[f->cur_offset++];
+}
+
+/* The two ports as one region, as QEMU's fw_cfg_comb_*: a 2-byte write at
+ * the selector selects; a 1-byte read of either port reads data; 1-byte
+ * writes (the deprecated write path) and other widths do nothing, and reads
+ * of other widths return all ones. */
+static uint64_t fwcfg_port_read(void *opaque, uint64_t off, unsigned size)
+{
+	if (size != 1)
+		return ~0ull;
+	return fwcfg_read_byte(opaque);
+}
+
+static void fwcfg_port_write(void *opaque, uint64_t off, uint64_t v,
+			     unsigned size)
+{
+	if (size == 2 && off == 0)
+		fwcfg_select(opaque, (uint16_t)v);
+}
+
+static const struct modvm_io_ops fwcfg_ops = { fwcfg_port_read, fwcfg_port_write };
+
+static void fwcfg_reset(void *dev)
+{
+	fwcfg_select(dev, FW_CFG_SIGNATURE);
+}
+
+/* The items are rebuilt from the config; a snapshot holds only the guest's
+ * position. Any saved key and offset is safe: an unknown key selects
+ * nothing, an offset past the end reads 0. */
+static int fwcfg_post_load(void *dev)
+{
+	struct fw_cfg *f = dev;
+	uint32_t offset = f->cur_offset;
+
+	fwcfg_select(f, f->cur_key);
+	f->cur_offset = offset;
+	return 0;
+}
+
+static const struct modvm_state_field fwcfg_fields[] = {
+	MODVM_F_U16(struct fw_cfg, cur_key),
+	MODVM_F_U32(struct fw_cfg, cur_offset),
+};
+
+static const struct modvm_state_section fwcfg_section = {
+	.name = "fw-cfg", .version = 1, .min_version = 1,
+	.fields = fwcfg_fields, .nfields = MODVM_COUNTOF(fwcfg_fields),
+	.post_load = fwcfg_post_load,
+};
+static const struct modvm_state_section *const fwcfg_sections[] = {
+	&fwcfg_section, NULL
+};
+
+static void fwcfg_destroy(void *dev)
+{
+	struct fw_cfg *f = dev;
+
+	for (unsigned i = 0; i < f->nitems; i++)
+		free(f->items[i].data);
+	free(f);
+}
+
+static void *fwcfg_create(const struct modvm_host *host, modvm_inst *inst)
+{
+	struct fw_cfg *f = calloc(1, sizeof(*f));
+	int64_t port = host->prop_int(inst, "port");
+
+	if (!f) {
+		host->set_error(inst, "out of memory");
+		return NULL;
+	}
+	f->host = host;
+	f->inst = inst;
+	if (add_standard_items(f) ||
+	    (host->prop_bool(inst, "e820") && add_e820(f)) ||
+	    add_config_files(f, host->prop_string(inst, "files")))
+		goto fail;
+	if (!host->pio_register(inst, (uint16_t)port, 2, &fwcfg_ops, f))
+		goto fail;
+	fwcfg_reset(f);
+	return f;
+fail:
+	fwcfg_destroy(f);
+	return NULL;
+}
+
+static const struct modvm_prop_desc fwcfg_props[] = {
+	MODVM_PROP_INT_("port", "0x510", 0, 0xfffe,
+			"selector port; the data port follows it (QEMU: 0x510, 0x511)"),
+	MODVM_PROP_BOOL_("e820", "true", "offer modvm's E820 memory map as file etc/e820"),
+	MODVM_PROP_STRING_("files", "",
+			   "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)"),
+	MODVM_PROP_END
+};
+
+static const struct modvm_device_ops fwcfg_dev_ops = {
+	.size = sizeof(fwcfg_dev_ops),
+	.create = fwcfg_create,
+	.destroy = fwcfg_destroy,
+	.reset = fwcfg_reset,
+};
+
+MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "fw-cfg",
+		    .version = "1.0.0",
+		    .description = "QEMU firmware configuration interface (ports 0x510/0x511): signature, CPUs, RAM, file directory",
+		    .props = fwcfg_props, .state = fwcfg_sections,
+		    .ops = &fwcfg_dev_ops);

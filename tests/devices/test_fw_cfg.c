@@ -1,0 +1,325 @@
+/* fw-cfg: the QEMU firmware configuration interface as kvm-unit-tests and
+ * SeaBIOS read it: signature, ID, vCPU count, RAM size, the file directory,
+ * etc/e820 (checked against the map the boot code writes), config files,
+ * hostile selectors and offsets, access widths, reset and state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "boot/boot_priv.h"
+#include "harness.h"
+#include "machine.h"
+#include "state_desc.h"
+#include "testmain.h"
+
+#define SEL 0x510
+#define DATA 0x511
+#define FILE_DIR 0x19
+
+static struct hx *fw_new(uint64_t mem, unsigned cpus, const char *files)
+{
+	struct hx *h = hx_new(mem);
+
+	hx_set_cpus(h, cpus);
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw", files ? hx_prop("files", files) : NULL,
+				     NULL), 0);
+	return h;
+}
+
+static void fw_read(struct hx *h, uint16_t key, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	hx_outw(h, SEL, key);
+	for (size_t i = 0; i < len; i++)
+		p[i] = hx_inb(h, DATA);
+}
+
+static uint64_t fw_le(struct hx *h, uint16_t key, unsigned n)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	fw_read(h, key, b, n);
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The directory entry of `name`: its key and size, or -1. */
+static int fw_find(struct hx *h, const char *name, uint16_t *key, uint32_t *size)
+{
+	uint8_t cnt[4], e[64];
+	uint32_t n;
+
+	hx_outw(h, SEL, FILE_DIR);
+	for (int i = 0; i < 4; i++)
+		cnt[i] = hx_inb(h, DATA);
+	n = be32(cnt);
+	for (uint32_t i = 0; i < n && i < 1000; i++) {
+		for (int j = 0; j < 64; j++)
+			e[j] = hx_inb(h, DATA);
+		if (!strncmp((char *)e + 8, name, 56)) {
+			*size = be32(e);
+			*key = (uint16_t)(e[4] << 8 | e[5]);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void test_signature_and_id(void)
+{
+	struct hx *h = fw_new(0, 1, NULL);
+	char sig[5] = { 0 };
+
+	/* after create (and reset) the signature is selected */
+	for (int i = 0; i < 4; i++)
+		sig[i] = (char)hx_inb(h, DATA);
+	CU_ASSERT_STRING_EQUAL(sig, "QEMU");
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0); /* past the end: 0 */
+	memset(sig, 0, sizeof(sig));
+	fw_read(h, 0x0000, sig, 4);
+	CU_ASSERT_STRING_EQUAL(sig, "QEMU");
+	/* ID: traditional interface only, no DMA bit */
+	CU_ASSERT_EQUAL(fw_le(h, 0x0001, 4), 1);
+	hx_free(h);
+}
+
+static void test_cpus_and_ram(void)
+{
+	struct hx *h = fw_new(64 << 20, 3, NULL);
+
+	CU_ASSERT_EQUAL(fw_le(h, 0x0005, 2), 3);  /* FW_CFG_NB_CPUS */
+	CU_ASSERT_EQUAL(fw_le(h, 0x000f, 2), 3);  /* FW_CFG_MAX_CPUS */
+	CU_ASSERT_EQUAL(fw_le(h, 0x0003, 8), 64 << 20); /* FW_CFG_RAM_SIZE */
+	CU_ASSERT_EQUAL(fw_le(h, 0x8002, 4), 1);  /* IRQ0 override */
+	hx_free(h);
+	h = fw_new(0, 0, NULL); /* no config: one vCPU */
+	CU_ASSERT_EQUAL(fw_le(h, 0x0005, 2), 1);
+	hx_free(h);
+}
+
+/* etc/e820 holds exactly the map the boot code gives the guest. */
+static void check_e820(uint64_t mem)
+{
+	struct hx *h = fw_new(mem, 1, NULL);
+	struct boot_e820 map[BOOT_E820_MAX];
+	unsigned n = boot_e820_build(&hx_machine(h)->mem, map);
+	uint8_t buf[BOOT_E820_MAX * 20 + 1];
+	uint16_t key;
+	uint32_t size;
+
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "etc/e820", &key, &size), 0);
+	CU_ASSERT_EQUAL_FATAL(size, n * 20);
+	fw_read(h, key, buf, size + 1);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t addr = 0, len = 0;
+		uint32_t type = 0;
+		for (int b = 0; b < 8; b++) {
+			addr |= (uint64_t)buf[20 * i + b] << (8 * b);
+			len |= (uint64_t)buf[20 * i + 8 + b] << (8 * b);
+		}
+		for (int b = 0; b < 4; b++)
+			type |= (uint32_t)buf[20 * i + 16 + b] << (8 * b);
+		CU_ASSERT_EQUAL(addr, map[i].addr);
+		CU_ASSERT_EQUAL(len, map[i].size);
+		CU_ASSERT_EQUAL(type, map[i].type);
+	}
+	CU_ASSERT_EQUAL(buf[size], 0); /* read past the end */
+	hx_free(h);
+}
+
+static void test_e820_matches_boot(void)
+{
+	check_e820(2 << 20);
+	check_e820(256 << 20);
+	check_e820(3ull << 30);
+	check_e820(5ull << 30);
+}
+
+static void test_e820_off(void)
+{
+	struct hx *h = hx_new(0);
+	uint16_t key;
+	uint32_t size;
+
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw", hx_prop("e820", "false"), NULL), 0);
+	CU_ASSERT_EQUAL(fw_find(h, "etc/e820", &key, &size), -1);
+	CU_ASSERT_EQUAL(fw_le(h, FILE_DIR, 4), 0); /* count 0, big-endian */
+	hx_free(h);
+}
+
+static void test_config_files(void)
+{
+	char a[] = "/tmp/fwcfg-a.XXXXXX", b[] = "/tmp/fwcfg-b.XXXXXX", spec[256];
+	int fa = mkstemp(a), fb = mkstemp(b);
+	char got[16] = { 0 };
+	uint16_t key, key2;
+	uint32_t size;
+	struct hx *h;
+
+	CU_ASSERT_FATAL(fa >= 0 && fb >= 0);
+	CU_ASSERT_EQUAL(write(fa, "hello", 5), 5);
+	close(fa);
+	close(fb); /* empty file */
+	snprintf(spec, sizeof(spec), "opt/test/zz=%s;opt/test/aa=%s", a, b);
+	h = fw_new(0, 1, spec);
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "opt/test/zz", &key, &size), 0);
+	CU_ASSERT_EQUAL(size, 5);
+	CU_ASSERT(key >= 0x20);
+	fw_read(h, key, got, 6);
+	CU_ASSERT_STRING_EQUAL(got, "hello");
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "opt/test/aa", &key2, &size), 0);
+	CU_ASSERT_EQUAL(size, 0);
+	CU_ASSERT_NOT_EQUAL(key, key2);
+	/* sorted by name, not by key */
+	{
+		uint8_t e[4 + 3 * 64];
+		fw_read(h, FILE_DIR, e, sizeof(e));
+		CU_ASSERT_EQUAL(be32(e), 3);
+		CU_ASSERT_STRING_EQUAL((char *)e + 4 + 8, "etc/e820");
+		CU_ASSERT_STRING_EQUAL((char *)e + 4 + 64 + 8, "opt/test/aa");
+		CU_ASSERT_STRING_EQUAL((char *)e + 4 + 128 + 8, "opt/test/zz");
+	}
+	hx_free(h);
+	unlink(a);
+	unlink(b);
+}
+
+static void test_config_file_errors(void)
+{
+	static const char *const bad[] = {
+		"noequals", "=/etc/hostname", "opt/x=", "opt/x=/nonexistent/file",
+		"opt/x=/tmp", /* a directory */
+		"etc/e820=/etc/hostname", /* taken */
+		"opt/0123456789012345678901234567890123456789012345678901234=/etc/hostname",
+	};
+
+	for (size_t i = 0; i < MODVM_COUNTOF(bad); i++) {
+		struct hx *h = hx_new(0);
+		CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw", hx_prop("files", bad[i]), NULL), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "fw-cfg"));
+		hx_free(h);
+	}
+}
+
+/* Unknown keys, the write and arch bits, widths, and reading far past the
+ * end never reach outside an item. */
+static void test_hostile_selectors(void)
+{
+	struct hx *h = fw_new(0, 2, NULL);
+
+	for (uint32_t key = 0; key <= 0xffff; key += 7) {
+		hx_outw(h, SEL, (uint16_t)key);
+		for (int i = 0; i < 80; i++)
+			(void)hx_inb(h, DATA);
+	}
+	hx_outw(h, SEL, 0x1234);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
+	hx_outw(h, SEL, 0xffff);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
+	/* bit 14 (write channel) is ignored: still the signature */
+	hx_outw(h, SEL, 0x4000);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 'Q');
+	/* bit 15 selects the arch-local table: 0x8000 is not the signature */
+	hx_outw(h, SEL, 0x8000);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
+	/* a byte write to the selector does not select (QEMU's comb port) */
+	hx_outw(h, SEL, 0x0005);
+	hx_outb(h, SEL, 0x00);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 2);
+	/* either port reads data; wide reads and data writes do nothing */
+	hx_outw(h, SEL, 0x0000);
+	CU_ASSERT_EQUAL(hx_inb(h, SEL), 'Q');
+	CU_ASSERT_EQUAL(hx_inw(h, DATA), 0xffff);
+	CU_ASSERT_EQUAL(hx_inl(h, SEL), 0xffffffffu);
+	hx_outb(h, DATA, 0x55);
+	hx_outl(h, SEL, 0x00000001);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 'E');
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 'M');
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 'U');
+	/* reading on stays at 0 */
+	for (int i = 0; i < 100000; i++)
+		(void)hx_inb(h, DATA);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
+	hx_free(h);
+}
+
+static void test_reset_and_state(void)
+{
+	struct hx *a = fw_new(0, 4, NULL), *b = fw_new(0, 4, NULL);
+
+	hx_outw(a, SEL, 0x0000);
+	CU_ASSERT_EQUAL(hx_inb(a, DATA), 'Q');
+	CU_ASSERT_EQUAL(hx_inb(a, DATA), 'E');
+	CU_ASSERT_EQUAL(hx_state_copy(a, b, "fw"), 0);
+	CU_ASSERT_EQUAL(hx_inb(b, DATA), 'M'); /* resumes where a stopped */
+	hx_outw(a, SEL, 0x0005);
+	hx_reset(a);
+	CU_ASSERT_EQUAL(hx_inb(a, DATA), 'Q'); /* reset selects the signature */
+	hx_free(a);
+	hx_free(b);
+}
+
+/* A saved key or offset from a damaged or hostile snapshot is harmless. */
+static void test_state_hostile(void)
+{
+	struct hx *h = fw_new(0, 1, NULL);
+	const struct modvm_state_section *const *secs;
+	uint8_t *dev = hx_device(h, "fw");
+	const struct modvm_state_field *f;
+	uint16_t key = 0x0000;
+	uint32_t off = 0xfffffff0u;
+
+	secs = hx_machine(h)->insts[0]->plugin->desc->state;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(secs);
+	CU_ASSERT_EQUAL_FATAL((*secs)->nfields, 2);
+	f = (*secs)->fields;
+	memcpy(dev + f[0].offset, &key, 2);
+	memcpy(dev + f[1].offset, &off, 4);
+	CU_ASSERT_EQUAL((*secs)->post_load(dev), 0);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
+	key = 0x7777;
+	off = 0;
+	memcpy(dev + f[0].offset, &key, 2);
+	memcpy(dev + f[1].offset, &off, 4);
+	CU_ASSERT_EQUAL((*secs)->post_load(dev), 0);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
+	hx_free(h);
+}
+
+static void test_port_property_and_overlap(void)
+{
+	struct hx *h = hx_new(0);
+
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw", hx_prop("port", "0x600"), NULL), 0);
+	hx_outw(h, 0x600, 0x0000);
+	CU_ASSERT_EQUAL(hx_inb(h, 0x601), 'Q');
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0xff); /* nothing at 0x511 */
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw2", hx_prop("port", "0x601"), NULL), -1);
+	hx_free(h);
+}
+
+int main(void)
+{
+	static const struct test_case tests[] = {
+		TEST(test_signature_and_id),
+		TEST(test_cpus_and_ram),
+		TEST(test_e820_matches_boot),
+		TEST(test_e820_off),
+		TEST(test_config_files),
+		TEST(test_config_file_errors),
+		TEST(test_hostile_selectors),
+		TEST(test_reset_and_state),
+		TEST(test_state_hostile),
+		TEST(test_port_property_and_overlap),
+	};
+	return RUN_TESTS("fw-cfg", tests);
+}

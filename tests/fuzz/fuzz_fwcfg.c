@@ -1,0 +1,155 @@
+/* Fuzz target: the fw-cfg device (plugins/firmware/fw-cfg) driven through
+ * its ports as a hostile guest would, plus hostile saved state. The plugin
+ * is compiled into this program and created through its descriptor against
+ * a stub host table. Input: byte 0 picks the RAM size, byte 1 the vCPU
+ * count and whether etc/e820 exists; then operations:
+ *   0 k k  select key k (16-bit write to the selector)
+ *   1      read a data byte        2  read a byte of the selector port
+ *   3 v    byte write (ignored)    4 w  read of width 1<<(w&3) at 0x510+(w>>2&1)
+ *   5 k k o o o o  load key/offset as a snapshot would, then post_load
+ *   6      platform reset          7 n  read n bytes (up to 255)
+ * The signature must read "QEMU" whenever it is selected afresh. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <modvm/modvm.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+extern const struct modvm_plugin_desc modvm_plugin_descriptor;
+
+#define CHECK(c) do { if (!(c)) abort(); } while (0)
+
+static struct {
+	uint64_t mem;
+	unsigned cpus;
+	bool e820;
+	const struct modvm_io_ops *ops;
+	void *opaque;
+	uint16_t base;
+	uint32_t len;
+} stub;
+
+static void s_log(modvm_inst *i, enum modvm_log_level l, const char *fmt, ...) {}
+static void s_set_error(modvm_inst *i, const char *fmt, ...) {}
+static bool s_prop_bool(modvm_inst *i, const char *n) { return stub.e820; }
+static int64_t s_prop_int(modvm_inst *i, const char *n) { return 0x510; }
+static const char *s_prop_string(modvm_inst *i, const char *n) { return ""; }
+static uint64_t s_mem_size(modvm_inst *i) { return stub.mem; }
+static unsigned s_cpu_count(modvm_inst *i) { return stub.cpus; }
+
+static modvm_region *s_pio_register(modvm_inst *i, uint16_t port, uint32_t len,
+				    const struct modvm_io_ops *ops, void *opaque)
+{
+	stub.ops = ops;
+	stub.opaque = opaque;
+	stub.base = port;
+	stub.len = len;
+	return (modvm_region *)&stub;
+}
+
+static const struct modvm_host host = {
+	.size = sizeof(struct modvm_host),
+	.abi_major = MODVM_ABI_MAJOR,
+	.abi_minor = MODVM_ABI_MINOR,
+	.log = s_log,
+	.set_error = s_set_error,
+	.prop_bool = s_prop_bool,
+	.prop_int = s_prop_int,
+	.prop_string = s_prop_string,
+	.mem_size = s_mem_size,
+	.pio_register = s_pio_register,
+	.cpu_count = s_cpu_count,
+};
+
+static uint64_t rd(unsigned off, unsigned size)
+{
+	return stub.ops->read(stub.opaque, off, size);
+}
+
+static void wr(unsigned off, uint64_t v, unsigned size)
+{
+	stub.ops->write(stub.opaque, off, v, size);
+}
+
+static void check_signature(void)
+{
+	wr(0, 0x0000, 2);
+	CHECK(rd(1, 1) == 'Q' && rd(1, 1) == 'E' && rd(1, 1) == 'M' && rd(1, 1) == 'U');
+	CHECK(rd(1, 1) == 0);
+}
+
+/* Set a state field as the core's loader would, by its declared offset. */
+static void load_field(void *dev, const struct modvm_state_field *f,
+		       const uint8_t *v)
+{
+	size_t n = f->type == MODVM_FIELD_U16 ? 2 : 4;
+
+	memcpy((uint8_t *)dev + f->offset, v, n);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint64_t mems[] = { 1 << 20, 2 << 20, 640 << 10, 3ull << 30,
+					 (3ull << 30) + 4096, 6ull << 30 };
+	const struct modvm_device_ops *ops = modvm_plugin_descriptor.ops;
+	const struct modvm_state_section *sec = modvm_plugin_descriptor.state[0];
+	size_t pos = 2;
+	void *dev;
+
+	if (size < 2)
+		return 0;
+	stub.mem = mems[data[0] % MODVM_COUNTOF(mems)];
+	stub.cpus = 1 + (data[1] & 0x7f);
+	stub.e820 = data[1] & 0x80;
+	dev = ops->create(&host, NULL);
+	CHECK(dev && stub.ops && stub.base == 0x510 && stub.len == 2);
+	check_signature();
+	while (pos < size) {
+		uint8_t op = data[pos++] % 8;
+		switch (op) {
+		case 0:
+			if (size - pos < 2)
+				goto out;
+			wr(0, data[pos] | data[pos + 1] << 8, 2);
+			pos += 2;
+			break;
+		case 1: (void)rd(1, 1); break;
+		case 2: (void)rd(0, 1); break;
+		case 3:
+			if (pos < size)
+				wr(data[pos++] & 1, 0x5a, 1);
+			break;
+		case 4:
+			if (pos < size) {
+				uint8_t w = data[pos++];
+				(void)rd((w >> 2) & 1, 1u << (w & 3));
+			}
+			break;
+		case 5:
+			if (size - pos < 6)
+				goto out;
+			load_field(dev, &sec->fields[0], data + pos);
+			load_field(dev, &sec->fields[1], data + pos + 2);
+			pos += 6;
+			CHECK(sec->post_load(dev) == 0);
+			break;
+		case 6:
+			ops->reset(dev);
+			CHECK(rd(1, 1) == 'Q');
+			break;
+		case 7:
+			if (pos < size)
+				for (unsigned n = data[pos++]; n; n--)
+					(void)rd(1, 1);
+			break;
+		}
+	}
+out:
+	check_signature();
+	ops->destroy(dev);
+	memset(&stub, 0, sizeof(stub));
+	return 0;
+}
