@@ -16,8 +16,10 @@ void irq_line_set(struct machine *m, unsigned line, int level)
 	}
 	level = level != 0;
 	machine_lock(m);
-	if (level && !irq->level[line])
+	if (level && !irq->level[line]) {
 		irq->raises[line]++;
+		atomic_fetch_add_explicit(&irq->events, 1, memory_order_relaxed);
+	}
 	irq->level[line] = level;
 	for (size_t i = 0; i < irq->nsinks; i++) {
 		struct modvm_irq_sink *s = irq->sinks[i];
@@ -70,6 +72,7 @@ void irq_msi_send(struct machine *m, uint64_t addr, uint32_t data)
 	struct irq_state *irq = &m->irq;
 
 	irq->msi_count++;
+	atomic_fetch_add_explicit(&irq->events, 1, memory_order_relaxed);
 	irq->msi_last_addr = addr;
 	irq->msi_last_data = data;
 	if (irq->msi)

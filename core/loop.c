@@ -81,7 +81,7 @@ static int64_t poll_timeout_ns(struct machine *m, int timeout_ms)
 		return cap;
 	now = vclock_now(&m->clock);
 	if (next <= now)
-		return 0;
+		return m->pace.waiting ? pace_poll_ns(m) : 0;
 	if (m->clock.manual)
 		return cap; /* manual time does not pass while we wait */
 	if (cap >= 0 && next - now > (uint64_t)cap)

@@ -96,6 +96,9 @@ struct irq_state {
 	modvm_inst *msi_inst;
 	struct eoi_listener *eoi;     /* told of level-triggered EOIs */
 	unsigned msi_count;           /* observed, for the test harness */
+	/* Rising edges and MSIs ever sent: a timer callback that changed it
+	 * raised an interrupt (timer.c paces the next one on it). */
+	atomic_ulong events;
 	uint64_t msi_last_addr;
 	uint32_t msi_last_data;
 };
@@ -155,8 +158,41 @@ void timer_disarm(modvm_timer *t);
 void timer_destroy(modvm_timer *t);
 /* Earliest armed deadline, or UINT64_MAX. */
 uint64_t timers_next(struct machine *m);
-/* Fire every timer due at `now`; returns how many ran. */
+/* Fire every timer due at `now`; returns how many ran. A timer may wait
+ * for the vCPUs instead (see struct timer_pace). */
 int timers_run_due(struct machine *m, uint64_t now);
+
+/* Pacing: after a timer callback raised an interrupt, the next timer runs
+ * only once every vCPU thread that wants to run has had the CPU for a
+ * while (or PACE_MAX_NS of host time went by), and the gate holds the
+ * clock meanwhile. Without it, a host that deschedules a vCPU thread for
+ * 10 ms lets the event loop raise several timer edges the guest never
+ * saw apart: they merge in the interrupt controller and the guest loses
+ * ticks (Linux's jiffies fall behind its TSC and it marks the TSC
+ * unstable). Guest time then stands while the vCPU cannot run: the
+ * "delay" lost-tick policy, applied to every timer-driven device. */
+struct vcpu_pace {
+	bool live;            /* the thread is in vcpu_main */
+	int tid;              /* for /proc/self/task/TID/stat */
+	clockid_t cpu;        /* the thread's CPU-time clock */
+	uint64_t mark;        /* its CPU time when the interrupt was raised */
+};
+
+struct timer_pace {
+	struct vcpu_pace *v;  /* one per vCPU while they run, else NULL */
+	unsigned n;
+	bool armed;           /* an interrupt was raised: check before the next */
+	bool waiting;         /* a due timer waits for the vCPUs */
+	uint64_t armed_host;  /* host ns when armed */
+	uint64_t holds;       /* rounds a due timer waited (statistics) */
+	uint64_t overruns;    /* waits ended by PACE_MAX_NS */
+};
+
+/* vCPU threads (run.c) register themselves for pacing. */
+void pace_vcpu_enter(struct machine *m, unsigned index);
+void pace_vcpu_leave(struct machine *m, unsigned index);
+/* How long the event loop may sleep while a timer waits (ns), or -1. */
+int64_t pace_poll_ns(struct machine *m);
 
 /* ---- event loop (loop.c) ----------------------------------------------- */
 struct modvm_watch {
@@ -229,6 +265,7 @@ struct machine {
 	struct irq_state irq;
 	struct vclock clock;
 	modvm_timer *timers;
+	struct timer_pace pace;
 	struct event_loop loop;
 	struct modvm_host host;
 	int verbosity;                /* enum modvm_log_level */

@@ -150,6 +150,7 @@ static void *vcpu_main(void *arg)
 	struct vcpu_thread *t = arg;
 	struct machine *m = t->m;
 
+	pace_vcpu_enter(m, t->index);
 	while (!pending_request(m)) {
 		park_if_paused(m);
 		if (pending_request(m))
@@ -166,6 +167,7 @@ static void *vcpu_main(void *arg)
 			machine_request(m, REQUEST_ERROR);
 		}
 	}
+	pace_vcpu_leave(m, t->index);
 	return NULL;
 }
 
@@ -308,6 +310,10 @@ static int run_cpus(struct machine *m)
 		free(t);
 		return REQUEST_ERROR;
 	}
+	machine_lock(m);
+	m->pace = (struct timer_pace){
+		.v = xcalloc(m->ncpus, sizeof(*m->pace.v)), .n = m->ncpus };
+	machine_unlock(m);
 	pthread_mutex_lock(&m->pause_lock);
 	m->vcpu_threads = m->ncpus;
 	pthread_mutex_unlock(&m->pause_lock);
@@ -333,6 +339,15 @@ static int run_cpus(struct machine *m)
 	pthread_mutex_unlock(&m->pause_lock);
 	loop_stop_thread(m);
 	vclock_stop(&m->clock);
+	machine_lock(m);
+	if (m->pace.holds)
+		machine_log(m, MODVM_LOG_DEBUG,
+			    "timers waited %llu times for a descheduled vCPU (%llu waits cut at 100 ms)",
+			    (unsigned long long)m->pace.holds,
+			    (unsigned long long)m->pace.overruns);
+	free(m->pace.v);
+	m->pace = (struct timer_pace){ 0 };
+	machine_unlock(m);
 	free(t);
 	return req;
 }

@@ -5,8 +5,12 @@
  * event loop may run a timer late, and the guest must not read a time
  * (PIT, PM timer, RTC, TSC) past a deadline whose interrupt it has not got;
  * time then stands at the deadline for that long, and moves on after. */
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "machine.h"
 
@@ -186,6 +190,117 @@ uint64_t timers_next(struct machine *m)
 	return next;
 }
 
+/* ---- pacing (struct timer_pace in machine.h) ---------------------------- */
+
+#define PACE_CPU_NS 20000ull       /* CPU a vCPU thread needs between edges */
+#define PACE_MAX_NS 100000000ull   /* never hold a timer longer (host time) */
+#define PACE_POLL_NS 200000        /* re-check a waiting timer this often */
+
+static uint64_t thread_cpu_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clk, &ts))
+		return UINT64_MAX; /* gone: never wait for it */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The scheduler state of a thread of this process ('R' runnable, 'S'
+ * sleeping, ...), or 0 when it cannot be read. */
+static char thread_state(int tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+void pace_vcpu_enter(struct machine *m, unsigned index)
+{
+	clockid_t clk;
+
+	machine_lock(m);
+	if (index < m->pace.n && !pthread_getcpuclockid(pthread_self(), &clk)) {
+		struct vcpu_pace *v = &m->pace.v[index];
+		v->cpu = clk;
+		v->tid = (int)gettid();
+		v->mark = thread_cpu_ns(clk);
+		v->live = true;
+	}
+	machine_unlock(m);
+}
+
+void pace_vcpu_leave(struct machine *m, unsigned index)
+{
+	machine_lock(m);
+	if (index < m->pace.n)
+		m->pace.v[index].live = false;
+	machine_unlock(m);
+}
+
+static void pace_arm(struct machine *m)
+{
+	struct timer_pace *p = &m->pace;
+	bool any = false;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		if (!p->v[i].live)
+			continue;
+		p->v[i].mark = thread_cpu_ns(p->v[i].cpu);
+		any = true;
+	}
+	p->armed = any;
+	p->armed_host = host_monotonic_ns();
+}
+
+/* Must the next timer wait for a vCPU? A vCPU that is not runnable
+ * (halted, parked, waiting for a lock) is no reason to: whatever wakes it
+ * lets it take the interrupt first. */
+static bool pace_holds(struct machine *m)
+{
+	struct timer_pace *p = &m->pace;
+
+	if (!p->armed)
+		return false;
+	if (host_monotonic_ns() - p->armed_host > PACE_MAX_NS) {
+		p->overruns++;
+		p->armed = false;
+		return false;
+	}
+	for (unsigned i = 0; i < p->n; i++) {
+		struct vcpu_pace *v = &p->v[i];
+		uint64_t now;
+
+		if (!v->live || v->mark == UINT64_MAX)
+			continue;
+		now = thread_cpu_ns(v->cpu);
+		if (now == UINT64_MAX || now - v->mark >= PACE_CPU_NS)
+			continue;
+		if (thread_state(v->tid) != 'R')
+			continue;
+		p->holds++;
+		return true;
+	}
+	p->armed = false;
+	return false;
+}
+
+int64_t pace_poll_ns(struct machine *m)
+{
+	return m->pace.waiting ? PACE_POLL_NS : -1;
+}
+
 /* Bound the work per round so a timer re-armed in the past cannot hang the
  * loop; the rest runs next round. */
 #define TIMER_BURST 4096
@@ -195,17 +310,27 @@ int timers_run_due(struct machine *m, uint64_t now)
 	int ran = 0;
 
 	machine_lock(m);
+	m->pace.waiting = false;
 	while (ran < TIMER_BURST) {
 		modvm_timer *due = NULL;
+		unsigned long ev;
+
 		for (modvm_timer *t = m->timers; t; t = t->next)
 			if (t->armed && t->deadline <= now &&
 			    (!due || t->deadline < due->deadline))
 				due = t;
 		if (!due)
 			break;
+		if (pace_holds(m)) {
+			m->pace.waiting = true;
+			break;
+		}
 		due->armed = false;
+		ev = atomic_load_explicit(&m->irq.events, memory_order_relaxed);
 		due->cb(due->opaque);
 		ran++;
+		if (atomic_load_explicit(&m->irq.events, memory_order_relaxed) != ev)
+			pace_arm(m);
 	}
 	update_gate(m);
 	machine_unlock(m);

@@ -438,15 +438,23 @@ static void test_timer_periodic(void)
 	CU_ASSERT_EQUAL(rd(l, LAPIC_TIMER_CCR), 75);
 	lapic_intack(l);
 	wr(l, LAPIC_EOI, 0);
-	/* a late engine: periods missed are not queued up */
+	/* a late engine (the vCPU thread was descheduled): the deadline at
+	 * t0+400 fires at t0+650, one whole period late; the interrupt of
+	 * the period missed comes when the guest takes this one */
 	eng.now = t0 + 650;
 	CU_ASSERT_EQUAL(rd(l, LAPIC_TIMER_CCR), 75);
 	lapic_timer_fire(l);
 	CU_ASSERT_TRUE(irr(l, 0x42));
 	CU_ASSERT_EQUAL(eng.armed, t0 + 800);
-	/* masked periodic: no wake-ups, the count still runs */
-	lapic_intack(l);
+	CU_ASSERT_EQUAL(lapic_intack(l), 0x42);
+	CU_ASSERT_TRUE(irr(l, 0x42)); /* the owed one, behind this one */
+	CU_ASSERT_EQUAL(lapic_pending_vector(l), -1); /* ISR blocks it */
 	wr(l, LAPIC_EOI, 0);
+	CU_ASSERT_EQUAL(lapic_intack(l), 0x42);
+	CU_ASSERT_FALSE(irr(l, 0x42)); /* nothing more owed */
+	wr(l, LAPIC_EOI, 0);
+	CU_ASSERT_EQUAL(lapic_pending_vector(l), -1);
+	/* masked periodic: no wake-ups, the count still runs */
 	wr(l, LAPIC_LVT_TIMER, 0x20000 | 0x10000 | 0x42);
 	CU_ASSERT_EQUAL(eng.armed, LAPIC_NO_DEADLINE);
 	eng.now = t0 + 1010;
@@ -467,6 +475,52 @@ static void test_timer_periodic(void)
 	wr(l, LAPIC_TIMER_DCR, 0xB);
 	CU_ASSERT_EQUAL(rd(l, LAPIC_TIMER_CCR), 90);
 	CU_ASSERT_EQUAL(eng.armed, eng.now + 90);
+}
+
+/* Expiries owed for a late engine are bounded and go away with the
+ * timer's programming. */
+static void test_timer_periodic_backlog(void)
+{
+	struct lapic *l = setup(0);
+	uint64_t t0 = eng.now;
+
+	enable(l);
+	wr(l, LAPIC_TIMER_DCR, 0x0); /* divide by 2 */
+	wr(l, LAPIC_LVT_TIMER, 0x20000 | 0x42);
+	wr(l, LAPIC_TIMER_ICR, 100); /* period 200 ns */
+	eng.now = t0 + 200 + 7 * 200 + 50; /* 7 whole periods late */
+	lapic_timer_fire(l);
+	CU_ASSERT_EQUAL(l->timer_backlog, 7);
+	for (int i = 0; i < 8; i++) {
+		CU_ASSERT_EQUAL(lapic_intack(l), 0x42);
+		wr(l, LAPIC_EOI, 0);
+	}
+	CU_ASSERT_EQUAL(lapic_pending_vector(l), -1);
+	CU_ASSERT_EQUAL(l->timer_backlog, 0);
+	/* at most one second of periods, and at most 1000 */
+	eng.now += 5000000000ull;
+	lapic_timer_fire(l);
+	CU_ASSERT_EQUAL(l->timer_backlog, 1000);
+	wr(l, LAPIC_TIMER_ICR, 100); /* reprogrammed: nothing owed */
+	CU_ASSERT_EQUAL(l->timer_backlog, 0);
+	CU_ASSERT_EQUAL(lapic_intack(l), 0x42);
+	CU_ASSERT_FALSE(irr(l, 0x42));
+	wr(l, LAPIC_EOI, 0);
+	eng.now += 200 + 3 * 200;
+	lapic_timer_fire(l);
+	CU_ASSERT_EQUAL(l->timer_backlog, 3);
+	wr(l, LAPIC_LVT_TIMER, 0x20000 | 0x10000 | 0x42); /* masked */
+	CU_ASSERT_EQUAL(l->timer_backlog, 0);
+	wr(l, LAPIC_LVT_TIMER, 0x20000 | 0x42);
+	CU_ASSERT_EQUAL(lapic_intack(l), 0x42);
+	CU_ASSERT_FALSE(irr(l, 0x42));
+	wr(l, LAPIC_EOI, 0);
+	/* a period of 1 ms: one second is 1000 periods; of 10 ms, 100 */
+	wr(l, LAPIC_TIMER_DCR, 0xB); /* divide by 1 */
+	wr(l, LAPIC_TIMER_ICR, 10000000);
+	eng.now += 10000000ull * 500;
+	lapic_timer_fire(l);
+	CU_ASSERT_EQUAL(l->timer_backlog, 100);
 }
 
 static void test_timer_tsc_deadline(void)
@@ -956,6 +1010,7 @@ int main(void)
 		TEST(test_timer_oneshot),
 		TEST(test_timer_divide_values),
 		TEST(test_timer_periodic),
+		TEST(test_timer_periodic_backlog),
 		TEST(test_timer_tsc_deadline),
 		TEST(test_lvt_masking),
 		TEST(test_icr_ipis),

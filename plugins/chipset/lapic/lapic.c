@@ -46,6 +46,7 @@ static const uint32_t lvt_writable[LVT_COUNT] = {
 /* A loaded deadline further out than this is clamped (the longest
  * countdown is 2^32 ticks of 128 ns). */
 #define DEADLINE_LIMIT (1ull << 40)
+#define LAPIC_BACKLOG_MAX 1000  /* late periodic expiries kept at most */
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -178,10 +179,17 @@ uint64_t lapic_get_cr8(const struct lapic *l)
 	return (l->tpr >> 4) & 0xF;
 }
 
+static bool timer_redeliver(struct lapic *l, uint8_t vector);
+
 void lapic_ack(struct lapic *l, uint8_t vector)
 {
 	vec_clear(l->irr, vector);
 	vec_set(l->isr, vector);
+	/* The next late tick waits in IRR until this one's EOI. */
+	if (l->timer_backlog && timer_redeliver(l, vector)) {
+		l->timer_backlog--;
+		vec_set(l->irr, vector);
+	}
 }
 
 int lapic_intack(struct lapic *l)
@@ -517,6 +525,7 @@ static void timer_rearm(struct lapic *l)
 static void timer_disarm(struct lapic *l)
 {
 	l->timer_deadline = DEADLINE_NONE;
+	l->timer_backlog = 0;
 	arm(l, LAPIC_NO_DEADLINE);
 }
 
@@ -525,12 +534,46 @@ static void timer_start(struct lapic *l, uint32_t count)
 	if (timer_mode(l) == LAPIC_TIMER_TSC_DEADLINE)
 		return; /* the initial count is ignored in this mode */
 	l->timer_initial = count;
+	l->timer_backlog = 0;
 	if (!count) {
 		timer_disarm(l);
 		return;
 	}
 	l->timer_deadline = now(l) + timer_period(l);
 	timer_rearm(l);
+}
+
+/* Is `vector`, just taken by the CPU, the periodic timer's, with late
+ * expiries to deliver? */
+static bool timer_redeliver(struct lapic *l, uint8_t vector)
+{
+	uint32_t lvt = l->lvt[LVT_TIMER];
+
+	if (timer_mode(l) != LAPIC_TIMER_PERIODIC || (lvt & LAPIC_LVT_MASKED) ||
+	    (lvt & LAPIC_VECTOR_MASK) != vector) {
+		l->timer_backlog = 0;
+		return false;
+	}
+	return true;
+}
+
+/* A periodic expiry fired at t, whole periods after its deadline: those
+ * periods' interrupts are owed (struct lapic, timer_backlog). */
+static void timer_note_missed(struct lapic *l, uint64_t t)
+{
+	uint64_t period = timer_period(l), missed, cap;
+
+	if (!period || (l->lvt[LVT_TIMER] & LAPIC_LVT_MASKED) ||
+	    t - l->timer_deadline < period)
+		return;
+	missed = (t - l->timer_deadline) / period;
+	cap = 1000000000ull / period;
+	if (cap > LAPIC_BACKLOG_MAX)
+		cap = LAPIC_BACKLOG_MAX;
+	if (cap < 1)
+		cap = 1;
+	missed += l->timer_backlog;
+	l->timer_backlog = (uint32_t)(missed < cap ? missed : cap);
 }
 
 void lapic_timer_fire(struct lapic *l)
@@ -546,6 +589,7 @@ void lapic_timer_fire(struct lapic *l)
 	lvt_fire(l, LVT_TIMER);
 	switch (timer_mode(l)) {
 	case LAPIC_TIMER_PERIODIC:
+		timer_note_missed(l, t);
 		timer_rearm(l);
 		break;
 	case LAPIC_TIMER_TSC_DEADLINE:
@@ -627,6 +671,7 @@ static void lvt_write(struct lapic *l, enum lvt_index i, uint32_t v)
 
 	l->lvt[i] = lvt_sanitize(l, i, v, l->lvt[i]);
 	if (i == LVT_TIMER) {
+		l->timer_backlog = 0;
 		/* Switching to or from TSC-deadline mode disarms the timer
 		 * (11.5.4.1). */
 		if ((old_mode == LAPIC_TIMER_TSC_DEADLINE) !=
@@ -985,6 +1030,8 @@ static void lapic_sanitize(struct lapic *l)
 {
 	uint64_t base = l->apic_base & APIC_BASE_VALID;
 
+	if (l->timer_backlog > LAPIC_BACKLOG_MAX)
+		l->timer_backlog = LAPIC_BACKLOG_MAX;
 	if ((base & LAPIC_BASE_EXTD) &&
 	    (!(base & LAPIC_BASE_EN) || !(l->flags & LAPIC_F_X2APIC)))
 		base &= ~LAPIC_BASE_EXTD;
@@ -1070,12 +1117,14 @@ static const struct modvm_state_field lapic_fields[] = {
 	MODVM_F_U8(L, lint1_level),
 	MODVM_F_U8(L, extint_msg),
 	MODVM_F_U64(L, saved_now),
+	{ .name = "timer_backlog", .type = MODVM_FIELD_U32,
+	  .offset = offsetof(L, timer_backlog), .since = 2 },
 };
 #undef L
 
 const struct modvm_state_section lapic_state_section = {
 	.name = "lapic",
-	.version = 1,
+	.version = 2,
 	.min_version = 1,
 	.fields = lapic_fields,
 	.nfields = MODVM_COUNTOF(lapic_fields),

@@ -196,6 +196,12 @@ struct lapic {
 	uint8_t extint_msg;       /* an ExtINT message waits for its INTA */
 	uint8_t pad;
 	uint64_t saved_now;       /* now() at the save, to rebase times */
+	/* Periodic expiries that went by while the vCPU could not run (its
+	 * host thread descheduled): each is delivered when the guest takes
+	 * the previous one, so a periodic tick counter (Linux's jiffies
+	 * before it goes tickless) stays with the clock (lost-tick policy
+	 * "delay"). Bounded by LAPIC_BACKLOG_MAX and one second. */
+	uint32_t timer_backlog;
 };
 
 /* Set up with APIC ID apic_id and power-on state (lapic_reset). */
