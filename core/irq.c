@@ -61,6 +61,7 @@ int irq_intr_ack(struct machine *m)
 	int v = -1;
 
 	machine_lock(m);
+	m->irq.acks++;
 	if (m->irq.intr_ack)
 		v = m->irq.intr_ack(m->irq.intr_ack_opaque);
 	machine_unlock(m);

@@ -10,7 +10,13 @@
 
 void machine_lock(struct machine *m)
 {
+	if (!pthread_mutex_trylock(&m->lock))
+		return;
+	/* contended: counted, so timer pacing knows a sleeping vCPU thread
+	 * may be waiting for this lock rather than halted (timer.c) */
+	atomic_fetch_add_explicit(&m->lock_waiters, 1, memory_order_relaxed);
 	pthread_mutex_lock(&m->lock);
+	atomic_fetch_sub_explicit(&m->lock_waiters, 1, memory_order_relaxed);
 }
 
 void machine_unlock(struct machine *m)

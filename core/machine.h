@@ -99,6 +99,7 @@ struct irq_state {
 	/* Rising edges and MSIs ever sent: a timer callback that changed it
 	 * raised an interrupt (timer.c paces the next one on it). */
 	atomic_ulong events;
+	uint64_t acks;                /* INTR acknowledges (under the lock) */
 	uint64_t msi_last_addr;
 	uint32_t msi_last_data;
 };
@@ -163,9 +164,10 @@ uint64_t timers_next(struct machine *m);
 int timers_run_due(struct machine *m, uint64_t now);
 
 /* Pacing: after a timer callback raised an interrupt, the next timer runs
- * only once every vCPU thread that wants to run has had the CPU for a
- * while (or PACE_MAX_NS of host time went by), and the gate holds the
- * clock meanwhile. Without it, a host that deschedules a vCPU thread for
+ * only once the guest acknowledged an interrupt (INTA), or every vCPU
+ * thread that wants to run (runnable, or asleep on the machine lock) has
+ * had the CPU for a while, or PACE_MAX_NS of host time went by; the gate
+ * holds the clock meanwhile. Without it, a host that deschedules a vCPU thread for
  * 10 ms lets the event loop raise several timer edges the guest never
  * saw apart: they merge in the interrupt controller and the guest loses
  * ticks (Linux's jiffies fall behind its TSC and it marks the TSC
@@ -184,6 +186,7 @@ struct timer_pace {
 	bool armed;           /* an interrupt was raised: check before the next */
 	bool waiting;         /* a due timer waits for the vCPUs */
 	uint64_t armed_host;  /* host ns when armed */
+	uint64_t acks;        /* irq.acks when armed */
 	uint64_t holds;       /* rounds a due timer waited (statistics) */
 	uint64_t overruns;    /* waits ended by PACE_MAX_NS */
 };
@@ -261,6 +264,7 @@ struct machine {
 	const struct registry *reg;
 	struct vm_memory mem;
 	pthread_mutex_t lock;         /* recursive; held in device callbacks */
+	atomic_uint lock_waiters;     /* threads blocked in machine_lock */
 	struct io_space io;
 	struct irq_state irq;
 	struct vclock clock;

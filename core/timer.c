@@ -192,7 +192,10 @@ uint64_t timers_next(struct machine *m)
 
 /* ---- pacing (struct timer_pace in machine.h) ---------------------------- */
 
-#define PACE_CPU_NS 20000ull       /* CPU a vCPU thread needs between edges */
+/* CPU a vCPU thread must have had since the edge: enough to take an
+ * interrupt and more than a futex wake-up costs on a nested host. An
+ * interrupt acknowledge (INTA, the 8259 path) ends the wait sooner. */
+#define PACE_CPU_NS 200000ull
 #define PACE_MAX_NS 100000000ull   /* never hold a timer longer (host time) */
 #define PACE_POLL_NS 200000        /* re-check a waiting timer this often */
 
@@ -262,17 +265,22 @@ static void pace_arm(struct machine *m)
 	}
 	p->armed = any;
 	p->armed_host = host_monotonic_ns();
+	p->acks = m->irq.acks;
 }
 
-/* Must the next timer wait for a vCPU? A vCPU that is not runnable
- * (halted, parked, waiting for a lock) is no reason to: whatever wakes it
- * lets it take the interrupt first. */
+/* Must the next timer wait for a vCPU? One that sleeps (halted, parked)
+ * is no reason to: whatever wakes it lets it take the interrupt first;
+ * but one that sleeps on the machine lock must get it and run on. */
 static bool pace_holds(struct machine *m)
 {
 	struct timer_pace *p = &m->pace;
 
 	if (!p->armed)
 		return false;
+	if (m->irq.acks != p->acks) {
+		p->armed = false; /* the guest took an interrupt */
+		return false;
+	}
 	if (host_monotonic_ns() - p->armed_host > PACE_MAX_NS) {
 		p->overruns++;
 		p->armed = false;
@@ -287,7 +295,10 @@ static bool pace_holds(struct machine *m)
 		now = thread_cpu_ns(v->cpu);
 		if (now == UINT64_MAX || now - v->mark >= PACE_CPU_NS)
 			continue;
-		if (thread_state(v->tid) != 'R')
+		/* asleep: halted, parked, or waiting for the machine lock we
+		 * hold (then it must get it first) */
+		if (thread_state(v->tid) != 'R' &&
+		    !atomic_load_explicit(&m->lock_waiters, memory_order_relaxed))
 			continue;
 		p->holds++;
 		return true;

@@ -480,6 +480,11 @@ static void step(struct bt_cpu *c)
 	}
 }
 
+void bt_cpu_step(struct bt_cpu *c)
+{
+	step(c);
+}
+
 bool bt_cpu_step_n(struct bt_cpu *c, unsigned n)
 {
 	jmp_buf saved;

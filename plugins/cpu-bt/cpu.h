@@ -173,6 +173,9 @@ struct bt_cpu {
 	uint64_t jit_hflags;      /* host RFLAGS holding the guest's arithmetic flags */
 	uint64_t jit_link;        /* exit record of the last exit, 0 if none */
 	uint64_t jit_spill;       /* RAX while the flags are in AH/AL */
+	uint64_t jit_pflags;      /* the guest's flags as LAHF + SETO left them
+				     in AX (AH: SF ZF AF PF CF, AL: OF), while
+				     glue has clobbered the host's (jit.c) */
 	uint64_t jit_target;      /* indirect target / entry address */
 	uint8_t jit_interp;       /* interpret the next instruction */
 	uint8_t jit_dead;         /* the running block may have been invalidated */
@@ -333,6 +336,9 @@ uint64_t bt_tsc(struct bt_cpu *c);
 /* Debug aid for the translator (MODVM_BT_JIT_CHECK): run n instructions in
  * the interpreter; false if one faulted (the state is then undefined). */
 bool bt_cpu_step_n(struct bt_cpu *c, unsigned n);
+/* One instruction at RIP, as the run loop steps it; a fault unwinds to the
+ * caller's setjmp (c->jb), as from any instruction. */
+void bt_cpu_step(struct bt_cpu *c);
 #define BT_JOURNAL_MAX 256
 struct bt_journal {
 	unsigned n;

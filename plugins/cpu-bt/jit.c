@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "emit.h"
 #include "jit.h"
@@ -93,6 +94,8 @@ struct jblock {
 struct xlink {
 	struct jexit *x;
 	uint64_t tgt_page;     /* physical page of the target block */
+	uint64_t tgt_lin;      /* ... its linear page */
+	bool global;           /* ... mapped global: survives CR3 writes */
 };
 
 struct vcache {
@@ -133,8 +136,10 @@ struct bt_jit {
 	 * is watched here (the hash table knows the first) */
 	struct jblock *strad[STRAD_MAX];
 	unsigned nstrad;
-	struct xlink xl[XLINK_MAX];
-	unsigned nxl;
+	/* cross-page links into non-global [0] and global [1] pages: a CR3
+	 * write undoes only the first list */
+	struct xlink xl[2][XLINK_MAX];
+	unsigned nxl[2];
 
 	_Atomic(uint8_t *) chunk[NCHUNKS];
 	struct {
@@ -158,8 +163,11 @@ struct bt_jit {
 	uint8_t *last_exit;    /* emit_budget_check's exit of the block being made */
 	uint64_t debug_limit;  /* MODVM_BT_JIT_LIMIT: translate only so many blocks */
 	bool debug_trace;      /* MODVM_BT_JIT_TRACE: print each block */
+	FILE *perfmap;         /* MODVM_BT_JIT_PERFMAP: /tmp/perf-PID.map */
 	bool debug_check;      /* MODVM_BT_JIT_CHECK: compare with the interpreter */
 	uint64_t *debug_ops;   /* MODVM_BT_JIT_OPS: interpreted instructions by op */
+	uint64_t *debug_inplace; /* ... interpreted in place, by op */
+	uint64_t tlb_flushes;  /* TLB flushes (all or one page) so far */
 	uint64_t debug_why[5]; /* ... and why: see why_names */
 	int why;
 	uint64_t checks, check_fails;
@@ -298,11 +306,46 @@ static void unlink_exit(struct jexit *x)
 	em_patch32(x->disp, x->stub);
 }
 
-static void unlink_xlinks(struct bt_jit *j)
+/* Undo the links into other virtual pages that a TLB flush may have
+ * remapped: all of them (all = true), those into non-global pages (a CR3
+ * write), or those into linear page `lin` (INVLPG). */
+static void unlink_xlinks(struct bt_jit *j, bool all, bool one, uint64_t lin)
 {
-	for (unsigned i = 0; i < j->nxl; i++)
-		unlink_exit(j->xl[i].x);
-	j->nxl = 0;
+	for (int g = 0; g < 2; g++) {
+		if (!all && !one && g == 1)
+			break; /* a CR3 write: global pages keep their mapping */
+		if (all || !one) {
+			for (unsigned i = 0; i < j->nxl[g]; i++)
+				unlink_exit(j->xl[g][i].x);
+			j->nxl[g] = 0;
+			continue;
+		}
+		for (unsigned i = 0; i < j->nxl[g];) {
+			struct xlink *l = &j->xl[g][i];
+			if (l->tgt_lin == lin >> 12) {
+				unlink_exit(l->x);
+				*l = j->xl[g][--j->nxl[g]];
+			} else {
+				i++;
+			}
+		}
+	}
+}
+
+/* Drop the links of invalid blocks and those into physical page `page`
+ * (~0: none). */
+static void prune_xlinks(struct bt_jit *j, uint64_t page)
+{
+	for (int g = 0; g < 2; g++)
+		for (unsigned i = 0; i < j->nxl[g];) {
+			struct xlink *l = &j->xl[g][i];
+			if (l->tgt_page == page >> 12 || !l->x->src->valid) {
+				unlink_exit(l->x);
+				*l = j->xl[g][--j->nxl[g]];
+			} else {
+				i++;
+			}
+		}
 }
 
 /* What generated code depends on besides its bytes: the privilege (the
@@ -341,11 +384,11 @@ static void maybe_link(struct bt_cpu *c, struct jblock *b)
 	if ((x->src->lin >> 12) != (b->lin >> 12)) {
 		/* Another virtual page: valid until the next TLB flush, which
 		 * may remap either page. */
-		if (j->nxl == XLINK_MAX)
+		int g = bt_page_global(c, b->lin);
+		if (j->nxl[g] == XLINK_MAX)
 			return;
-		j->xl[j->nxl].x = x;
-		j->xl[j->nxl].tgt_page = b->gpa >> 12;
-		j->nxl++;
+		j->xl[g][j->nxl[g]] = (struct xlink){ x, b->gpa >> 12, b->lin >> 12, g };
+		j->nxl[g]++;
 	}
 	em_patch32(x->disp, b->code);
 	j->st.links++;
@@ -405,14 +448,7 @@ static void kill_block(struct bt_jit *j, struct jblock *b)
 		b->code[0] = 0xEB;
 		b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
 	}
-	for (unsigned i = 0; i < j->nxl;) {
-		if (!j->xl[i].x->src->valid) {
-			unlink_exit(j->xl[i].x);
-			j->xl[i] = j->xl[--j->nxl];
-		} else {
-			i++;
-		}
-	}
+	prune_xlinks(j, ~0ull);
 }
 
 /* Drop the page-crossing blocks that match: second physical page `page`
@@ -464,15 +500,7 @@ void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
 			pp = &b->hnext;
 		}
 	}
-	for (unsigned i = 0; i < j->nxl;) {
-		struct xlink *l = &j->xl[i];
-		if (l->tgt_page == page >> 12 || !l->x->src->valid) {
-			unlink_exit(l->x);
-			*l = j->xl[--j->nxl];
-		} else {
-			i++;
-		}
-	}
+	prune_xlinks(j, page);
 	c->jit_dead = 1;
 	j->st.invalidations++;
 	count_invalidation(j, page);
@@ -489,7 +517,7 @@ void bt_jit_flush_all(struct bt_cpu *c)
 	j->nstrad = 0;
 	memset(j->hash, 0, sizeof(j->hash));
 	j->gen++;
-	j->nxl = 0;
+	j->nxl[0] = j->nxl[1] = 0;
 	for (unsigned i = 0; i < NCHUNKS; i++) {
 		uint8_t *ch = atomic_load(&j->chunk[i]);
 		if (ch)
@@ -509,6 +537,7 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 {
 	struct bt_jit *j = c->jit;
 
+	j->tlb_flushes++;
 	for (int p = 0; p < 2; p++)
 		for (int i = 0; i < BT_JTLB_SIZE; i++) {
 			struct bt_jtlb *t = &c->jtlb[p][i];
@@ -548,13 +577,15 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 	}
 	if (j->nstrad)
 		kill_strad(c, 0, true, global_too);
-	unlink_xlinks(j);
+	unlink_xlinks(j, global_too, false, 0);
 	c->jit_link = 0;
 }
 
 void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 {
 	struct bt_jit *j = c->jit;
+
+	j->tlb_flushes++;
 	unsigned i = (unsigned)((lin >> 12) % BT_JTLB_SIZE);
 
 	for (int p = 0; p < 2; p++)
@@ -579,7 +610,8 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 			k++;
 		}
 	}
-	unlink_xlinks(j);
+	if (pfilter_has(j, lin)) /* every link target's page is in it */
+		unlink_xlinks(j, false, true, lin);
 	c->jit_link = 0;
 }
 
@@ -705,7 +737,7 @@ static bool parse_layout(const uint8_t *b, const struct bt_insn *in,
 
 enum kind {
 	K_NO, K_GEN, K_LEA, K_NOP, K_PAUSE, K_PUSH, K_PUSHI, K_POP, K_LEAVE,
-	K_CLI, K_PUSHF, K_MOVSEG, K_RDTSC,
+	K_CLI, K_PUSHF, K_MOVSEG, K_RDTSC, K_INTERP,
 	K_JMP, K_JCC, K_CALL, K_RET, K_JMPI, K_CALLI,  /* block ends: keep last */
 };
 
@@ -743,8 +775,57 @@ static bool wide_ok(const struct bt_insn *in)
 	return in->opsize == 2 || in->opsize == 4;
 }
 
+/* Instructions the interpreter runs from inside a block (jit_interp1):
+ * none of them changes control flow; whatever else they change that
+ * translated code depends on (mode, paging, IF, segments) ends the block
+ * after them. String and I/O instructions, division, x87/SSE, CPUID and
+ * the rarer integer forms. Not STI, MOV SS, POP SS (their interrupt
+ * shadow), nor HLT, MOV CR/DR, WRMSR, INVLPG and the control transfers. */
+static bool in_place(const struct bt_insn *in)
+{
+	switch (in->op) {
+	case BT_OP_MOVS: case BT_OP_CMPS: case BT_OP_STOS: case BT_OP_LODS:
+	case BT_OP_SCAS: case BT_OP_INS: case BT_OP_OUTS: case BT_OP_IN:
+	case BT_OP_OUT: case BT_OP_DIV: case BT_OP_IDIV: case BT_OP_CPUID:
+	case BT_OP_RDMSR: case BT_OP_SWAPGS: case BT_OP_POPF: case BT_OP_X87:
+	case BT_OP_SSE: case BT_OP_LDMXCSR: case BT_OP_STMXCSR:
+	case BT_OP_FXSAVE: case BT_OP_FXRSTOR: case BT_OP_CMPXCHG8B:
+	case BT_OP_CMPXCHG16B: case BT_OP_PUSHA: case BT_OP_POPA:
+	case BT_OP_ENTER: case BT_OP_DAA: case BT_OP_DAS: case BT_OP_AAA:
+	case BT_OP_AAS: case BT_OP_AAM: case BT_OP_AAD: case BT_OP_SALC:
+	case BT_OP_XLAT: case BT_OP_CLD: case BT_OP_STD: case BT_OP_RDTSCP:
+	case BT_OP_XGETBV: case BT_OP_CLI: case BT_OP_PUSHF:
+		return true;
+	case BT_OP_MOVSEG:
+	case BT_OP_POP:
+		/* MOV Sreg / POP Sreg: not SS (shadow), never CS */
+		return in->opnd[0].type != BT_OPND_REG || in->opnd[0].cls != BT_RC_SEG ||
+		       (in->opnd[0].reg != BT_SS && in->opnd[0].reg != BT_CS);
+	case BT_OP_PUSH: case BT_OP_LES: case BT_OP_LDS: case BT_OP_LFS:
+	case BT_OP_LGS: case BT_OP_BT: case BT_OP_BTS: case BT_OP_BTR:
+	case BT_OP_BTC: case BT_OP_MOV: case BT_OP_BSWAP: case BT_OP_LAHF:
+	case BT_OP_SAHF: case BT_OP_LEAVE:
+		return true; /* the forms the translator does not emit */
+	default:
+		return false;
+	}
+}
+
+static enum kind classify_emit(const struct bt_cpu *c, const struct bt_insn *in,
+			       const uint8_t *b, struct layout *L);
+
 static enum kind classify(const struct bt_cpu *c, const struct bt_insn *in,
 			  const uint8_t *b, struct layout *L)
+{
+	enum kind k = classify_emit(c, in, b, L);
+
+	if (k == K_NO && in_place(in))
+		return K_INTERP;
+	return k;
+}
+
+static enum kind classify_emit(const struct bt_cpu *c, const struct bt_insn *in,
+			       const uint8_t *b, struct layout *L)
 {
 	int mi;
 	bool mem = mem_opnd(in, &mi);
@@ -870,7 +951,8 @@ struct slow {
 	uint8_t *join;         /* where the fast path continues */
 	uint64_t rip;
 	uint32_t info;         /* size | write << 8 | rmw << 9, or SLOW_INTERP */
-	bool flags;            /* flags parked in AH/AL */
+	uint64_t next;         /* the instruction's end (~0: it ends the block) */
+	uint8_t *after;        /* ... and the code of the one after it */
 };
 
 /* a slow path that leaves the instruction to the interpreter directly
@@ -891,7 +973,19 @@ struct tctx {
 	bool m64;              /* 64-bit mode; else 16/32-bit, segmented */
 	unsigned sw;           /* 16/32-bit: stack width (SS.B: 4, else 2) */
 	uint32_t cslim;        /* 16/32-bit: CS limit (branch targets) */
+	int fs;                /* where the guest's arithmetic flags are: FS_* */
 };
+
+/* The guest's arithmetic flags, at a point of the code being emitted, are
+ * in the host's flags (FS_HOST), only in jit_pflags because glue (a TLB
+ * check) clobbered the host's (FS_SLOT), or in both. A TLB check saves
+ * them to jit_pflags first unless they are there already, and they come
+ * back into the host's only before an instruction that reads them (or
+ * writes only some of them) and before the block's exits: a run of memory
+ * accesses between two flag-setting instructions saves them once. Every
+ * slow path restores them from jit_pflags, so a fault delivers the
+ * guest's flags of that instruction. */
+enum { FS_HOST, FS_SLOT, FS_BOTH };
 
 static bool identity(int g)
 {
@@ -981,21 +1075,49 @@ static bool emit_addr(struct tctx *t, const struct bt_insn *in,
 	return true;
 }
 
+/* Make jit_pflags hold the guest's flags (FS_* above). */
+static void emit_flags_park(struct tctx *t)
+{
+	struct bt_emit *e = &t->e;
+
+	if (t->fs != FS_HOST)
+		return;
+	em_store(e, HR_R11, OFF(jit_spill), HR_RAX);
+	em_flags_to_ax(e);
+	em8(e, 0x66); em_op_rm(e, 0x89, false, HR_RAX, HR_R11, OFF(jit_pflags));
+	em_load(e, HR_RAX, HR_R11, OFF(jit_spill));
+	t->fs = FS_BOTH;
+}
+
+/* Bring them back into the host's flags, from jit_pflags. */
+static void emit_flags_from_slot(struct bt_emit *e)
+{
+	em_store(e, HR_R11, OFF(jit_spill), HR_RAX);
+	em8(e, 0x66); em_op_rm(e, 0x8B, false, HR_RAX, HR_R11, OFF(jit_pflags));
+	em_flags_from_ax(e);
+	em_load(e, HR_RAX, HR_R11, OFF(jit_spill));
+}
+
+static void emit_flags_unpark(struct tctx *t)
+{
+	if (t->fs != FS_SLOT)
+		return;
+	emit_flags_from_slot(&t->e);
+	t->fs = FS_BOTH;
+}
+
 /* The inline TLB check on R9 (clobbers flags, R8, R10); on a hit R9 is
  * the host address. The miss goes to a slow path emitted after the block.
  * In 16/32-bit code R9 is the offset in segment seg: its limit and type
  * (struct bt_jseg) are checked and its base added first. */
 static void emit_tlb_rmw(struct tctx *t, uint64_t rip, unsigned size, bool write,
-			 bool rmw, bool flags_live, int seg)
+			 bool rmw, bool flags_after, int seg)
 {
 	struct bt_emit *e = &t->e;
 	struct slow *s;
 	int32_t base = JTLB(t->priv);
 
-	if (flags_live) {
-		em_store(e, HR_R11, OFF(jit_spill), HR_RAX);
-		em_flags_to_ax(e);
-	}
+	emit_flags_park(t);
 	if (!t->m64) {
 		/* r8 = off + size - 1; cmp r8, lim; jg interpret;
 		 * add r9d, base (wraps at 4 GiB) */
@@ -1006,7 +1128,6 @@ static void emit_tlb_rmw(struct tctx *t, uint64_t rip, unsigned size, bool write
 		s->join = NULL;
 		s->rip = rip;
 		s->info = SLOW_INTERP;
-		s->flags = flags_live;
 		em_op_rm(e, 0x03, false, HR_R9, HR_R11, JSEG(seg, base));
 	}
 	s = &t->slow[t->nslow++];
@@ -1019,20 +1140,19 @@ static void emit_tlb_rmw(struct tctx *t, uint64_t rip, unsigned size, bool write
 		  base + (write ? 8 : 0));                          /* cmp */
 	s->jne = em_jcc32(e, 0x5);                                /* jne */
 	em_op_rmi(e, 0x03, true, HR_R9, HR_R11, HR_R10, 1, base + 16); /* add */
-	if (flags_live) {
-		em_flags_from_ax(e);
-		em_load(e, HR_RAX, HR_R11, OFF(jit_spill));
-	}
+	/* the slow path comes back here with the host's flags restored */
 	s->join = e->p;
 	s->rip = rip;
 	s->info = size | (write ? 0x100u : 0) | (rmw ? 0x200u : 0);
-	s->flags = flags_live;
+	t->fs = FS_SLOT;
+	if (flags_after)
+		emit_flags_unpark(t);
 }
 
 static void emit_tlb(struct tctx *t, uint64_t rip, unsigned size, bool write,
-		     bool flags_live, int seg)
+		     bool flags_after, int seg)
 {
-	emit_tlb_rmw(t, rip, size, write, false, flags_live, seg);
+	emit_tlb_rmw(t, rip, size, write, false, flags_after, seg);
 }
 
 /* Store the identity-mapped guest registers to struct bt_cpu. */
@@ -1543,6 +1663,8 @@ static void emit_budget_check(struct tctx *t, uint64_t rip, uint8_t **entry)
 	em_mov_rr(e, HR_RCX, HR_R10);
 }
 
+static void emit_interp_call(struct tctx *t, uint64_t next);
+
 static void emit_slow_paths(struct tctx *t, void *helper)
 {
 	struct bt_emit *e = &t->e;
@@ -1551,10 +1673,8 @@ static void emit_slow_paths(struct tctx *t, void *helper)
 		struct slow *s = &t->slow[i];
 		if (!e->full)
 			em_patch32(s->jne, e->p);
-		if (s->flags) {
-			em_flags_from_ax(e);
-			em_load(e, HR_RAX, HR_R11, OFF(jit_spill));
-		}
+		/* every TLB check parks the flags first (emit_flags_park) */
+		emit_flags_from_slot(e);
 		emit_save_flags_via(e, HR_R10); /* R9 holds the address */
 		emit_store_gprs(e);
 		if (s->info == SLOW_INTERP) {
@@ -1584,10 +1704,13 @@ static void emit_slow_paths(struct tctx *t, void *helper)
 		em_jmp_to(e, s->join);
 		if (!e->full)
 			em_patch32(jz, e->p);
-		em_rex(e, false, 0, 0, HR_R11, false); em8(e, 0xC6);
-		em_mem(e, 0, HR_R11, HR_NONE, 1, OFF(jit_interp)); em8(e, 1);
-		em_store_imm32(e, HR_R11, OFF(jit_link), 0);
-		em_jmp_to(e, t->j->exit_done);
+		/* MMIO, a page-crossing access, a write to code: the
+		 * interpreter runs the whole instruction from here */
+		emit_interp_call(t, s->next);
+		if (s->after)
+			em_jmp_to(e, s->after);
+		else /* never reached: jit_interp1 ends the block */
+			em_jmp_to(e, t->j->exit_done);
 	}
 }
 
@@ -1631,6 +1754,75 @@ static void jit_rdtsc(struct bt_cpu *c)
 	t = bt_tsc(c);
 	bt_set_reg(c, MODVM_RAX, 4, t);
 	bt_set_reg(c, MODVM_RDX, 4, t >> 32);
+}
+
+static bool usable(const struct bt_cpu *c);
+static void seg_refresh(struct bt_cpu *c);
+
+/* The instruction at c->s.rip, interpreted from inside a block with the
+ * state whole (K_INTERP, and memory accesses the TLB cannot serve: MMIO,
+ * page-crossing). Returns 0 when the block can go on at `next`, 1 when it
+ * must end (RIP is then wherever the instruction left it): a control
+ * transfer, a string instruction stopped part-way, a change of mode,
+ * paging, IF/TF/AC, an interrupt shadow, or translations or TLB entries
+ * dropped meanwhile. A fault unwinds as from the interpreter. */
+static int jit_interp1(struct bt_cpu *c, uint64_t next)
+{
+	struct bt_jit *j = c->jit;
+	uint32_t key = mode_key(c);
+	uint64_t cskey = cs_key(c), cr0 = c->s.cr0, cr3 = c->s.cr3;
+	uint64_t cr4 = c->s.cr4, efer = c->s.msr.efer, fl, gen = j->gen;
+	uint64_t tf = j->tlb_flushes;
+
+	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
+	fl = c->s.rflags;
+	bt_cpu_step(c);
+	c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
+	j->st.in_place++;
+	if (j->debug_inplace)
+		j->debug_inplace[c->in->op]++;
+	if (c->s.rip != next || c->jit_dead || mode_key(c) != key ||
+	    cs_key(c) != cskey || c->s.cr0 != cr0 || c->s.cr3 != cr3 ||
+	    c->s.cr4 != cr4 || c->s.msr.efer != efer || j->gen != gen ||
+	    j->tlb_flushes != tf ||
+	    ((c->s.rflags ^ fl) & (BT_IF | BT_TF | BT_AC | BT_RF)) ||
+	    !usable(c) || c->s.halted || (c->stop && *c->stop) ||
+	    c->nmi_pending || c->inject_vec >= 0 ||
+	    __atomic_load_n(&c->jit_exit_req, __ATOMIC_RELAXED) ||
+	    ((c->s.rflags & BT_IF) && c->bus->intr_pending(c->bus->opaque)) ||
+	    (c->a20_line && (*c->a20_line != 0) != c->a20_cur) ||
+	    atomic_load_explicit(&j->pend_flag, memory_order_relaxed)) {
+		j->st.in_place_exits++;
+		return 1;
+	}
+	if (c->mode != BT_MODE64)
+		seg_refresh(c); /* a segment load: the inline checks use these */
+	return 0;
+}
+
+/* Call jit_interp1 for the instruction at rip (RIP and insn_rip stored,
+ * GPRs stored, flags in jit_hflags); on 0 reload everything and go on,
+ * else leave the block with the state whole. */
+static void emit_interp_call(struct tctx *t, uint64_t next)
+{
+	struct bt_emit *e = &t->e;
+
+	em_mov_rr(e, HR_RDI, HR_R11);
+	em_mov_ri64(e, HR_RSI, next);
+	em_call_abs(e, (void *)jit_interp1);
+	em_load(e, HR_R11, HR_RSP, 0);
+	em8(e, 0x85); em8(e, 0xC0);                 /* test eax, eax */
+	uint8_t *jnz = em_jcc32(e, 0x5);
+	emit_load_gprs(e, true);
+	em_push_mem(e, HR_R11, OFF(jit_hflags));
+	em_popfq(e);
+	uint8_t *cont = em_jmp32(e);
+	if (!e->full)
+		em_patch32(jnz, e->p);
+	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+	em_jmp_to(e, t->j->exit_done);
+	if (!e->full)
+		em_patch32(cont, e->p);
 }
 
 struct dinsn {
@@ -1687,6 +1879,48 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
 	return n;
 }
 
+/* What an instruction emitted as itself does with the arithmetic flags:
+ * nothing (FLE_NONE), reads them without writing (FLE_READ: SETcc, CMOVcc),
+ * writes all six (FLE_ALL), or writes some and keeps or reads the others
+ * (FLE_PART: INC/DEC keep CF, ADC/SBB read CF, a shift by CL may be by 0;
+ * flags the manuals call undefined count as kept, the host decides). */
+enum { FLE_NONE, FLE_READ, FLE_ALL, FLE_PART };
+
+static int flag_effect(const struct bt_insn *in, const struct layout *L,
+		       const uint8_t *b)
+{
+	unsigned mask = in->opsize == 8 ? 63 : 31, opc = in->opcode;
+
+	switch (in->op) {
+	case BT_OP_ADD: case BT_OP_OR: case BT_OP_AND: case BT_OP_SUB:
+	case BT_OP_XOR: case BT_OP_CMP: case BT_OP_TEST: case BT_OP_NEG:
+	case BT_OP_CMPXCHG: case BT_OP_XADD:
+		return FLE_ALL;
+	case BT_OP_SHL: case BT_OP_SHR: case BT_OP_SAL: case BT_OP_SAR:
+		/* C0/C1 by imm8, D0/D1 by 1: a count of 0 keeps the flags */
+		if (in->map == 0 && (opc == 0xD0 || opc == 0xD1))
+			return FLE_ALL;
+		if (in->map == 0 && (opc == 0xC0 || opc == 0xC1))
+			return (b[in->len - 1] & mask) ? FLE_ALL : FLE_NONE;
+		return FLE_PART;
+	case BT_OP_SHLD: case BT_OP_SHRD:
+		if (in->map == 1 && (opc == 0xA4 || opc == 0xAC))
+			return (b[in->len - 1] & mask) ? FLE_ALL : FLE_NONE;
+		return FLE_PART;
+	case BT_OP_SETCC: case BT_OP_CMOVCC: case BT_OP_LAHF:
+		return FLE_READ;
+	case BT_OP_MOV: case BT_OP_MOVZX: case BT_OP_MOVSX: case BT_OP_MOVSXD:
+	case BT_OP_XCHG: case BT_OP_BSWAP: case BT_OP_CBW: case BT_OP_CWD:
+	case BT_OP_NOT: case BT_OP_FENCE: case BT_OP_NOP: case BT_OP_PREFETCH:
+		return FLE_NONE;
+	default:
+		/* ADC SBB INC DEC ROL ROR RCL RCR MUL IMUL BT* BSF BSR CLC STC
+		 * CMC SAHF, and anything not listed */
+		(void)L;
+		return FLE_PART;
+	}
+}
+
 /* Returns true, or false with *bad the index of the instruction that could
  * not be encoded. */
 static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *bad)
@@ -1698,6 +1932,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 	emit_budget_check(t, d[0].rip, &entry);
 	t->b->code = entry;
 	t->b->dead = t->j->last_exit + 3; /* after mov rcx, r10 */
+	t->fs = FS_HOST; /* entered with the guest's flags in the host's */
 	for (unsigned i = 0; i < n && !e->full; i++) {
 		struct dinsn *x = &d[i];
 		const struct bt_insn *in = &x->in;
@@ -1706,19 +1941,29 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 
 		if (!t->m64)
 			next &= 0xFFFFFFFFull;
-		/* Glue that clobbers flags (the TLB check) parks them in
-		 * AH/AL around every memory access, even where a later
-		 * instruction overwrites them: a fault there delivers them in
-		 * the exception frame, which must hold the guest's values. */
+		/* Every kind but K_GEN, K_LEA and K_NOP wants the flags in the
+		 * host's before it and after its memory accesses. */
 		bool fl = true;
+		unsigned slow0 = t->nslow;
+		if (x->k != K_GEN && x->k != K_LEA && x->k != K_NOP)
+			emit_flags_unpark(t);
 
 		switch (x->k) {
-		case K_GEN:
-			if (!emit_gen(t, in, x->bytes, &x->L, x->rip, fl)) {
+		case K_GEN: {
+			int eff = flag_effect(in, &x->L, x->bytes);
+			bool need = eff == FLE_READ || eff == FLE_PART;
+			int mi;
+			if (need && !mem_opnd(in, &mi))
+				emit_flags_unpark(t);
+			if (!emit_gen(t, in, x->bytes, &x->L, x->rip, need)) {
 				*bad = i;
 				return false;
 			}
+			/* whatever wrote flags left them in the host's only */
+			if (eff != FLE_NONE && eff != FLE_READ)
+				t->fs = FS_HOST;
 			break;
+		}
 		case K_LEA:
 			if (!emit_lea(t, in, x->rip)) {
 				*bad = i;
@@ -1756,6 +2001,15 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 				emit_push_value(t, x->rip, fl, -2, false, 0);
 			break;
 		}
+		case K_INTERP:
+			emit_save_flags(e);
+			emit_store_gprs(e);
+			em_mov_ri64(e, HR_R10, x->rip);
+			em_store(e, HR_R11, OFF(s.rip), HR_R10);
+			em_store(e, HR_R11, OFF(insn_rip), HR_R10);
+			emit_interp_call(t, next);
+			t->fs = FS_HOST; /* it may have written any flag */
+			break;
 		case K_RDTSC:
 			emit_save_flags(e);
 			emit_store_gprs(e);
@@ -1895,9 +2149,16 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			*bad = i;
 			return false;
 		}
+		/* where the interpreter, run from this instruction's slow
+		 * paths, lets the block go on */
+		for (unsigned k = slow0; k < t->nslow; k++) {
+			t->slow[k].next = ended ? ~0ull : next;
+			t->slow[k].after = ended ? NULL : e->p;
+		}
 	}
 	if (!ended) {
 		uint64_t next = d[n - 1].rip + d[n - 1].in.len;
+		emit_flags_unpark(t);
 		emit_exit_direct(t, em_jmp32(e), t->m64 ? next : next & 0xFFFFFFFFull, 0);
 	}
 	emit_stubs(t);
@@ -2028,6 +2289,12 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 				fclose(f);
 			}
 		}
+		if (j->perfmap)
+			fprintf(j->perfmap, "%llx %llx bt-%s-%llx\n",
+				(unsigned long long)(uintptr_t)(j->cache + j->used),
+				(unsigned long long)(t->e.p - (j->cache + j->used)),
+				c->cpl == 3 ? "user" : "kernel",
+				(unsigned long long)rip);
 		j->st.code_bytes += (uint64_t)(t->e.p - (j->cache + j->used));
 		j->used = (size_t)(t->e.p - j->cache);
 		j->used = (j->used + 15) & ~(size_t)15;
@@ -2316,6 +2583,7 @@ static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 	c->jit_budget = max_blocks;
 	c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
 	c->jit_link = 0;
+	c->jit_dead = 0; /* set by any invalidation from here on */
 	j->st.enters++;
 	j->enter(c, b->code);
 	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
@@ -2409,8 +2677,20 @@ int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
 		j->debug_limit = strtoull(getenv("MODVM_BT_JIT_LIMIT"), NULL, 0);
 	j->debug_trace = getenv("MODVM_BT_JIT_TRACE") != NULL;
 	j->debug_check = getenv("MODVM_BT_JIT_CHECK") != NULL;
+	if (getenv("MODVM_BT_JIT_PERFMAP")) {
+		/* perf(1) reads JIT symbols from /tmp/perf-PID.map; several
+		 * vCPUs append to the one file */
+		char name[64];
+		snprintf(name, sizeof(name), "/tmp/perf-%d.map", (int)getpid());
+		j->perfmap = fopen(name, "a");
+		if (j->perfmap)
+			setvbuf(j->perfmap, NULL, _IOLBF, 0);
+	}
 	if (getenv("MODVM_BT_JIT_OPS"))
+	{
 		j->debug_ops = calloc(BT_OP_COUNT, sizeof(uint64_t));
+		j->debug_inplace = calloc(BT_OP_COUNT, sizeof(uint64_t));
+	}
 	if (j->debug_trace) {
 		FILE *f = fopen("/tmp/bt-jit-tramp.bin", "wb");
 		if (f) {
@@ -2430,14 +2710,18 @@ void bt_jit_destroy(struct bt_cpu *c)
 
 	if (!j)
 		return;
+	if (j->perfmap)
+		fclose(j->perfmap);
 	if (getenv("MODVM_BT_JIT_STATS"))
 		fprintf(stderr, "bt-jit: %llu blocks, %llu insns, %llu KiB code, %.3f s translating, "
-			"%llu flushes, %llu invalidations, %llu enters, %llu links, %llu interp pages\n",
+			"%llu flushes, %llu invalidations, %llu enters, %llu links, %llu interp pages, "
+			"%llu in place (%llu ending their block)\n",
 			(unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
 			(unsigned long long)(j->st.code_bytes >> 10), j->st.translate_ns / 1e9,
 			(unsigned long long)j->st.flushes, (unsigned long long)j->st.invalidations,
 			(unsigned long long)j->st.enters, (unsigned long long)j->st.links,
-			(unsigned long long)j->st.interp_pages);
+			(unsigned long long)j->st.interp_pages,
+			(unsigned long long)j->st.in_place, (unsigned long long)j->st.in_place_exits);
 	if (j->debug_ops) {
 		/* the 60 most frequent, largest first */
 		fprintf(stderr, "bt-jit: interpreted instructions by operation:");
@@ -2452,6 +2736,18 @@ void bt_jit_destroy(struct bt_cpu *c)
 				(unsigned long long)j->debug_ops[best]);
 			j->debug_ops[best] = 0;
 		}
+		fprintf(stderr, "\nbt-jit: interpreted in place by operation:");
+		for (int k = 0; k < 40 && j->debug_inplace; k++) {
+			unsigned best = 0;
+			for (unsigned o = 1; o < BT_OP_COUNT; o++)
+				if (j->debug_inplace[o] > j->debug_inplace[best])
+					best = o;
+			if (!j->debug_inplace[best])
+				break;
+			fprintf(stderr, " %s %llu", bt_op_names[best],
+				(unsigned long long)j->debug_inplace[best]);
+			j->debug_inplace[best] = 0;
+		}
 		fprintf(stderr, "\nbt-jit: pages interpreted:");
 		for (unsigned k = 0; k < j->nnox; k++)
 			fprintf(stderr, " 0x%llx", (unsigned long long)j->nox_pages[k]);
@@ -2460,6 +2756,7 @@ void bt_jit_destroy(struct bt_cpu *c)
 			fprintf(stderr, " %s %llu;", why_names[k], (unsigned long long)j->debug_why[k]);
 		fprintf(stderr, "\n");
 		free(j->debug_ops);
+		free(j->debug_inplace);
 	}
 	c->jit = NULL;
 	munmap(j->cache, j->size);

@@ -24,6 +24,8 @@ struct bt_jit_stats {
 	uint64_t interp_pages;    /* times a page was left to the interpreter for a while
 				     (written too often) */
 	uint64_t jc_switches;     /* jump-cache halves cleared for another mode or CS */
+	uint64_t in_place;        /* instructions interpreted from inside a block */
+	uint64_t in_place_exits;  /* ... after which the block could not go on */
 	size_t cache_size, cache_used;
 };
 
