@@ -1364,6 +1364,61 @@ static bool seg_pair(struct fx *a, struct fx *b, const struct modvm_cpu_state *i
 	return ok;
 }
 
+
+/* ---- instructions interpreted inside a block ------------------------ */
+
+/* REP STOSB (run by the interpreter from inside the block) rewrites the
+ * immediate of the instruction after it: the new value must be seen, in
+ * the same block as in a later one. */
+static void test_in_place_smc(void)
+{
+	struct fx *f = mk(true, 0);
+
+	fx_asm(f,
+		"xor edx, edx\n xor ebx, ebx\n"
+		"l: lea rdi, [rel patch + 1]\n lea eax, [rbx + 7]\n mov ecx, 1\n"
+		"rep stosb\n"
+		"patch: mov eax, 3\n add edx, eax\n inc ebx\n cmp ebx, 3\n jb l\n hlt");
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX), 7 + 8 + 9);
+	CU_ASSERT(stats(f).in_place > 0);
+	fx_free(f);
+}
+
+/* DIV, CPUID and a string move in the middle of a loop's block: the
+ * interpreter runs them and the block goes on, so the loop enters the
+ * translated code a few times, not once per instruction; and the result
+ * is the interpreter's. */
+static void test_in_place_continues(void)
+{
+	static const char *prog =
+		"xor esi, esi\n xor r12d, r12d\n xor r13d, r13d\n"
+		"l: mov eax, esi\n xor edx, edx\n mov ecx, 7\n div ecx\n"
+		"add r12, rdx\n push rax\n mov eax, 1\n xor ecx, ecx\n cpuid\n pop rax\n"
+		"lea rsi, [rel src]\n lea rdi, [rel dst]\n mov ecx, 8\n cld\n rep movsb\n"
+		"mov esi, eax\n imul esi, esi, 7\n add esi, 1\n inc r13d\n"
+		"cmp r13d, 1000\n jb l\n hlt\n"
+		"align 4096\n src: db 1, 2, 3, 4, 5, 6, 7, 8\n dst: dq 0"; /* not on the code page */
+	struct fx *t = mk(true, 0), *i = mk(false, 0);
+
+	fx_asm(t, prog);
+	fx_asm(i, prog);
+	CU_ASSERT_EQUAL(fx_run_hlt(t), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_run_hlt(i), BT_EXIT_HLT);
+	for (int r = 0; r < 16; r++)
+		if (R(t, r) != R(i, r)) {
+			fprintf(stderr, "%s: translated 0x%llx, interpreted 0x%llx\n",
+				gpr_names[r], (unsigned long long)R(t, r),
+				(unsigned long long)R(i, r));
+			CU_FAIL("registers differ");
+		}
+	CU_ASSERT(stats(t).in_place >= 4000);
+	CU_ASSERT(stats(t).in_place_exits < 10);
+	CU_ASSERT(stats(t).enters < 200);
+	fx_free(t);
+	fx_free(i);
+}
+
 /* each ends with HLT (vector -1) unless it names a fault */
 static const struct { const char *src; int vector; } prog32[] = {
 	{ "mov eax, [esi + ecx*4 + 8]\n add [edi + 4], eax\n sub edx, [ebx]\n inc eax\n dec edx\n"
@@ -1540,7 +1595,8 @@ int main(void)
 		TEST(test_long_block), TEST(test_page_straddle), TEST(test_end_of_ram),
 		TEST(test_fault_in_flag_writer), TEST(test_kick_from_thread),
 		TEST(test_hi8_to_sp), TEST(test_rewritten_page_comes_back),
-		TEST(test_remap_code),
+		TEST(test_remap_code), TEST(test_in_place_smc),
+		TEST(test_in_place_continues),
 		TEST(test_segmented_diff),
 		TEST(test_real_mode_stack_and_cs), TEST(test_random_bytes_segmented),
 	};
