@@ -185,6 +185,16 @@ static inline void em_jmp_to(struct bt_emit *e, const void *target)
 		em_patch32(d, target);
 }
 
+/* call rel32 to code in the same cache */
+static inline void em_call_to(struct bt_emit *e, const void *target)
+{
+	em8(e, 0xE8);
+	uint8_t *d = e->p;
+	em32(e, 0);
+	if (!e->full)
+		em_patch32(d, target);
+}
+
 /* call an absolute address through RAX (clobbered) */
 static inline void em_call_abs(struct bt_emit *e, const void *fn)
 {

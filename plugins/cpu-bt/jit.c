@@ -116,6 +116,8 @@ struct bt_jit {
 	uint8_t *exit_flags;   /* save flags and registers, return */
 	uint8_t *exit_regs;    /* flags already saved: registers, return */
 	uint8_t *exit_done;    /* everything saved: return */
+	uint8_t *interp_full;  /* call: R10 = RIP, R9 = next; run in place */
+	uint8_t *interp_stored; /* ... the state already stored: R9 = next */
 
 	struct jblock *blocks;
 	unsigned nblocks, maxblocks;
@@ -1805,24 +1807,39 @@ static int jit_interp1(struct bt_cpu *c, uint64_t next)
  * else leave the block with the state whole. */
 static void emit_interp_call(struct tctx *t, uint64_t next)
 {
-	struct bt_emit *e = &t->e;
+	em_mov_ri64(&t->e, HR_R9, next);
+	em_call_to(&t->e, t->j->interp_stored);
+}
 
+/* The shared part of in-place interpretation (jit_interp1), called from
+ * blocks: interp_full saves the flags, the registers and RIP (R10) first;
+ * interp_stored finds them saved (a slow path). Either returns to the
+ * block with everything reloaded, or leaves for the dispatcher. */
+static void emit_interp_routines(struct bt_jit *j, struct bt_emit *e)
+{
+	j->interp_full = e->p;
+	emit_save_flags_via(e, HR_R8);
+	emit_store_gprs(e);
+	em_store(e, HR_R11, OFF(s.rip), HR_R10);
+	em_store(e, HR_R11, OFF(insn_rip), HR_R10);
+	j->interp_stored = e->p;
+	em_alu_ri(e, 5, true, HR_RSP, 8);          /* sub rsp, 8: align */
 	em_mov_rr(e, HR_RDI, HR_R11);
-	em_mov_ri64(e, HR_RSI, next);
+	em_mov_rr(e, HR_RSI, HR_R9);
 	em_call_abs(e, (void *)jit_interp1);
-	em_load(e, HR_R11, HR_RSP, 0);
+	em_alu_ri(e, 0, true, HR_RSP, 8);          /* add rsp, 8 */
+	em_load(e, HR_R11, HR_RSP, 8);              /* over the return address */
 	em8(e, 0x85); em8(e, 0xC0);                 /* test eax, eax */
 	uint8_t *jnz = em_jcc32(e, 0x5);
 	emit_load_gprs(e, true);
 	em_push_mem(e, HR_R11, OFF(jit_hflags));
 	em_popfq(e);
-	uint8_t *cont = em_jmp32(e);
+	em8(e, 0xC3);                               /* ret */
 	if (!e->full)
 		em_patch32(jnz, e->p);
+	em_alu_ri(e, 0, true, HR_RSP, 8);          /* drop the return address */
 	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
-	em_jmp_to(e, t->j->exit_done);
-	if (!e->full)
-		em_patch32(cont, e->p);
+	em_jmp_to(e, j->exit_done);
 }
 
 struct dinsn {
@@ -1928,6 +1945,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 	struct bt_emit *e = &t->e;
 	uint8_t *entry;
 	bool ended = false;
+	uint64_t end = 0;       /* where the last instruction ends */
 
 	emit_budget_check(t, d[0].rip, &entry);
 	t->b->code = entry;
@@ -1941,6 +1959,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 
 		if (!t->m64)
 			next &= 0xFFFFFFFFull;
+		end = x->rip + in->len;
 		/* Every kind but K_GEN, K_LEA and K_NOP wants the flags in the
 		 * host's before it and after its memory accesses. */
 		bool fl = true;
@@ -2002,12 +2021,9 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			break;
 		}
 		case K_INTERP:
-			emit_save_flags(e);
-			emit_store_gprs(e);
 			em_mov_ri64(e, HR_R10, x->rip);
-			em_store(e, HR_R11, OFF(s.rip), HR_R10);
-			em_store(e, HR_R11, OFF(insn_rip), HR_R10);
-			emit_interp_call(t, next);
+			em_mov_ri64(e, HR_R9, next);
+			em_call_to(e, t->j->interp_full);
 			t->fs = FS_HOST; /* it may have written any flag */
 			break;
 		case K_RDTSC:
@@ -2157,9 +2173,8 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 		}
 	}
 	if (!ended) {
-		uint64_t next = d[n - 1].rip + d[n - 1].in.len;
 		emit_flags_unpark(t);
-		emit_exit_direct(t, em_jmp32(e), t->m64 ? next : next & 0xFFFFFFFFull, 0);
+		emit_exit_direct(t, em_jmp32(e), t->m64 ? end : end & 0xFFFFFFFFull, 0);
 	}
 	emit_stubs(t);
 	emit_slow_paths(t, (void *)jit_slow);
@@ -2624,6 +2639,8 @@ static void emit_trampolines(struct bt_jit *j)
 	for (int i = 5; i >= 0; i--)
 		em_pop(&e, saved[i]);
 	em8(&e, 0xC3);
+	e.p = (uint8_t *)(((uintptr_t)e.p + 15) & ~(uintptr_t)15);
+	emit_interp_routines(j, &e);
 	j->base_used = (size_t)(((uintptr_t)e.p + 63 - (uintptr_t)j->cache) & ~(uintptr_t)63);
 	j->used = j->base_used;
 }
