@@ -2721,6 +2721,24 @@ int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
 	return 0;
 }
 
+/* MODVM_BT_JIT_OPS: the `most` largest counts of n, largest first (the
+ * counts are consumed) */
+static void print_ops(const char *what, uint64_t *n, int most)
+{
+	fprintf(stderr, "bt-jit: %s:", what);
+	for (int k = 0; k < most && n; k++) {
+		unsigned best = 0;
+		for (unsigned o = 1; o < BT_OP_COUNT; o++)
+			if (n[o] > n[best])
+				best = o;
+		if (!n[best])
+			break;
+		fprintf(stderr, " %s %llu", bt_op_names[best], (unsigned long long)n[best]);
+		n[best] = 0;
+	}
+	fprintf(stderr, "\n");
+}
+
 void bt_jit_destroy(struct bt_cpu *c)
 {
 	struct bt_jit *j = c->jit;
@@ -2740,32 +2758,9 @@ void bt_jit_destroy(struct bt_cpu *c)
 			(unsigned long long)j->st.interp_pages,
 			(unsigned long long)j->st.in_place, (unsigned long long)j->st.in_place_exits);
 	if (j->debug_ops) {
-		/* the 60 most frequent, largest first */
-		fprintf(stderr, "bt-jit: interpreted instructions by operation:");
-		for (int k = 0; k < 60; k++) {
-			unsigned best = 0;
-			for (unsigned o = 1; o < BT_OP_COUNT; o++)
-				if (j->debug_ops[o] > j->debug_ops[best])
-					best = o;
-			if (!j->debug_ops[best])
-				break;
-			fprintf(stderr, " %s %llu", bt_op_names[best],
-				(unsigned long long)j->debug_ops[best]);
-			j->debug_ops[best] = 0;
-		}
-		fprintf(stderr, "\nbt-jit: interpreted in place by operation:");
-		for (int k = 0; k < 40 && j->debug_inplace; k++) {
-			unsigned best = 0;
-			for (unsigned o = 1; o < BT_OP_COUNT; o++)
-				if (j->debug_inplace[o] > j->debug_inplace[best])
-					best = o;
-			if (!j->debug_inplace[best])
-				break;
-			fprintf(stderr, " %s %llu", bt_op_names[best],
-				(unsigned long long)j->debug_inplace[best]);
-			j->debug_inplace[best] = 0;
-		}
-		fprintf(stderr, "\nbt-jit: pages interpreted:");
+		print_ops("interpreted instructions by operation", j->debug_ops, 60);
+		print_ops("interpreted in place by operation", j->debug_inplace, 40);
+		fprintf(stderr, "bt-jit: pages interpreted:");
 		for (unsigned k = 0; k < j->nnox; k++)
 			fprintf(stderr, " 0x%llx", (unsigned long long)j->nox_pages[k]);
 		fprintf(stderr, "\nbt-jit: why:");

@@ -421,15 +421,23 @@ static void test_timer_divide_values(void)
 	}
 }
 
-static void test_timer_periodic(void)
+/* An enabled APIC with a periodic timer of 200 ns on vector 0x42. */
+static struct lapic *periodic_200ns(void)
 {
 	struct lapic *l = setup(0);
-	uint64_t t0 = eng.now;
 
 	enable(l);
 	wr(l, LAPIC_TIMER_DCR, 0x0); /* divide by 2 */
 	wr(l, LAPIC_LVT_TIMER, 0x20000 | 0x42);
 	wr(l, LAPIC_TIMER_ICR, 100); /* period 200 ns */
+	return l;
+}
+
+static void test_timer_periodic(void)
+{
+	struct lapic *l = periodic_200ns();
+	uint64_t t0 = eng.now; /* the timer started now */
+
 	run_to(l, t0 + 200);
 	CU_ASSERT_TRUE(irr(l, 0x42));
 	CU_ASSERT_EQUAL(eng.armed, t0 + 400);
@@ -481,13 +489,9 @@ static void test_timer_periodic(void)
  * timer's programming. */
 static void test_timer_periodic_backlog(void)
 {
-	struct lapic *l = setup(0);
-	uint64_t t0 = eng.now;
+	struct lapic *l = periodic_200ns();
+	uint64_t t0 = eng.now; /* the timer started now */
 
-	enable(l);
-	wr(l, LAPIC_TIMER_DCR, 0x0); /* divide by 2 */
-	wr(l, LAPIC_LVT_TIMER, 0x20000 | 0x42);
-	wr(l, LAPIC_TIMER_ICR, 100); /* period 200 ns */
 	eng.now = t0 + 200 + 7 * 200 + 50; /* 7 whole periods late */
 	lapic_timer_fire(l);
 	CU_ASSERT_EQUAL(l->timer_backlog, 7);
