@@ -98,6 +98,7 @@ enum {
 
 /* Software TLB: direct-mapped, one entry per 4 KiB linear page. */
 #define BT_TLB_SIZE 1024
+#define BT_NG_MAX 256
 #define TLBF_W 1   /* writable at every level */
 #define TLBF_U 2   /* user at every level */
 #define TLBF_NX 4  /* no-execute at some level */
@@ -243,6 +244,11 @@ struct bt_cpu {
 	struct bt_jtlb jtlb[2][BT_JTLB_SIZE];
 	struct bt_jc jit_jc[2][BT_JC_SIZE];
 	struct bt_icache_entry icache[BT_ICACHE_SIZE];
+	/* TLB slots filled with non-global entries since the last flush, so
+	 * that a CR3 write clears those instead of scanning every slot
+	 * (BT_NG_MAX + 1: too many, scan) */
+	uint16_t tlb_ng[BT_NG_MAX], jtlb_ng[2][BT_NG_MAX];
+	unsigned n_tlb_ng, n_jtlb_ng[2];
 };
 
 #define BT_TSC_HZ 1000000000ull /* virtual TSC: 1 GHz, 1 tick per ns */
@@ -339,6 +345,7 @@ bool bt_cpu_step_n(struct bt_cpu *c, unsigned n);
 /* One instruction at RIP, as the run loop steps it; a fault unwinds to the
  * caller's setjmp (c->jb), as from any instruction. */
 void bt_cpu_step(struct bt_cpu *c);
+void bt_tlb_ng_note(uint16_t *list, unsigned *n, unsigned i);
 #define BT_JOURNAL_MAX 256
 struct bt_journal {
 	unsigned n;

@@ -525,9 +525,11 @@ void bt_jit_flush_all(struct bt_cpu *c)
 		if (ch)
 			memset(ch, 0, CHUNK_PAGES / 8);
 	}
-	for (int p = 0; p < 2; p++)
+	for (int p = 0; p < 2; p++) {
 		for (int i = 0; i < BT_JTLB_SIZE; i++)
 			c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+		c->n_jtlb_ng[p] = 0;
+	}
 	jc_clear(c);
 	j->n_vc_ng = 0;
 	memset(j->pfilter, 0, sizeof(j->pfilter));
@@ -540,12 +542,22 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 	struct bt_jit *j = c->jit;
 
 	j->tlb_flushes++;
-	for (int p = 0; p < 2; p++)
-		for (int i = 0; i < BT_JTLB_SIZE; i++) {
-			struct bt_jtlb *t = &c->jtlb[p][i];
-			if (global_too || !(t->gpa & 1))
-				*t = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+	for (int p = 0; p < 2; p++) {
+		if (global_too || c->n_jtlb_ng[p] > BT_NG_MAX) {
+			for (int i = 0; i < BT_JTLB_SIZE; i++) {
+				struct bt_jtlb *t = &c->jtlb[p][i];
+				if (global_too || !(t->gpa & 1))
+					*t = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+			}
+		} else {
+			for (unsigned k = 0; k < c->n_jtlb_ng[p]; k++) {
+				struct bt_jtlb *t = &c->jtlb[p][c->jtlb_ng[p][k]];
+				if (!(t->gpa & 1))
+					*t = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+			}
 		}
+		c->n_jtlb_ng[p] = 0;
+	}
 	if (global_too) {
 		jc_clear(c);
 		j->gen++;

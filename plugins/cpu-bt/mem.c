@@ -26,11 +26,29 @@
 
 enum access { ACC_R, ACC_W, ACC_X };
 
+/* Note slot i of a TLB as holding a non-global entry (c->tlb_ng). */
+void bt_tlb_ng_note(uint16_t *list, unsigned *n, unsigned i)
+{
+	if (*n < BT_NG_MAX)
+		list[(*n)++] = (uint16_t)i;
+	else
+		*n = BT_NG_MAX + 1;
+}
+
 void bt_tlb_flush(struct bt_cpu *c, bool global_too)
 {
-	for (int i = 0; i < BT_TLB_SIZE; i++)
-		if (global_too || !(c->tlb[i].flags & TLBF_G))
-			c->tlb[i].tag = 0;
+	if (global_too || c->n_tlb_ng > BT_NG_MAX) {
+		for (int i = 0; i < BT_TLB_SIZE; i++)
+			if (global_too || !(c->tlb[i].flags & TLBF_G))
+				c->tlb[i].tag = 0;
+	} else {
+		for (unsigned k = 0; k < c->n_tlb_ng; k++) {
+			struct bt_tlb_entry *e = &c->tlb[c->tlb_ng[k]];
+			if (!(e->flags & TLBF_G))
+				e->tag = 0;
+		}
+	}
+	c->n_tlb_ng = 0;
 	if (global_too)
 		c->tlb_large = false;
 	if (c->jit)
@@ -233,6 +251,8 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 	e->tag = page | 1;
 	e->gpa = w.gpa;
 	e->flags = w.flags;
+	if (!(w.flags & TLBF_G))
+		bt_tlb_ng_note(c->tlb_ng, &c->n_tlb_ng, (unsigned)(e - c->tlb));
 	e->host = c->bus->ram_ptr(c->bus->opaque, w.gpa, 4096);
 	if (e->host && acc == ACC_W && c->bus->ram_dirty)
 		c->bus->ram_dirty(c->bus->opaque, w.gpa, 4096);
@@ -522,6 +542,9 @@ uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write,
 	t->rtag = page;
 	t->addend = (uint64_t)(uintptr_t)e->host - page;
 	t->gpa = e->gpa | ((e->flags & TLBF_G) ? 1 : 0);
+	if (!(e->flags & TLBF_G))
+		bt_tlb_ng_note(c->jtlb_ng[c->cpl == 3], &c->n_jtlb_ng[c->cpl == 3],
+			       (unsigned)(t - c->jtlb[c->cpl == 3]));
 	t->wtag = (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, c->cpl == 3) &&
 		  !bt_jit_is_code(c, e->gpa) ? page : ~0ull;
 	return e->host + (lin & 0xFFF);
