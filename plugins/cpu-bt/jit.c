@@ -794,7 +794,8 @@ static bool wide_ok(const struct bt_insn *in)
  * translated code depends on (mode, paging, IF, segments) ends the block
  * after them. String and I/O instructions, division, x87/SSE, CPUID and
  * the rarer integer forms. Not STI, MOV SS, POP SS (their interrupt
- * shadow), nor HLT, MOV CR/DR, WRMSR, INVLPG and the control transfers. */
+ * shadow, but STI runs together with the instruction after it and ends
+ * the block), nor HLT, MOV CR/DR, WRMSR, INVLPG and control transfers. */
 static bool in_place(const struct bt_insn *in)
 {
 	switch (in->op) {
@@ -809,6 +810,7 @@ static bool in_place(const struct bt_insn *in)
 	case BT_OP_AAS: case BT_OP_AAM: case BT_OP_AAD: case BT_OP_SALC:
 	case BT_OP_XLAT: case BT_OP_CLD: case BT_OP_STD: case BT_OP_RDTSCP:
 	case BT_OP_XGETBV: case BT_OP_CLI: case BT_OP_PUSHF:
+	case BT_OP_STI: /* with the instruction in its shadow; ends the block */
 		return true;
 	case BT_OP_MOVSEG:
 	case BT_OP_POP:
@@ -1791,6 +1793,18 @@ static int jit_interp1(struct bt_cpu *c, uint64_t next)
 	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
 	fl = c->s.rflags;
 	bt_cpu_step(c);
+	if (c->in->op == BT_OP_STI) {
+		/* STI ends its block (decode_block): the instruction in its
+		 * shadow (none if IF was set already) runs before any
+		 * interrupt, then the dispatcher looks at them */
+		if (c->s.ev.interrupt_shadow) {
+			j->st.in_place++;
+			bt_cpu_step(c);
+		}
+		c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
+		j->st.in_place_exits++;
+		return 1;
+	}
 	c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
 	j->st.in_place++;
 	if (j->debug_inplace)
@@ -1900,7 +1914,7 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
 		}
 		n++;
 		off += (unsigned)r;
-		if (x->k >= K_JMP)
+		if (x->k >= K_JMP || (x->k == K_INTERP && x->in.op == BT_OP_STI))
 			break;
 		if (off >= avail)
 			break;
@@ -2036,6 +2050,12 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			em_mov_ri64(e, HR_R10, x->rip);
 			em_mov_ri64(e, HR_R9, next);
 			em_call_to(e, t->j->interp_full);
+			if (in->op == BT_OP_STI) {
+				/* jit_interp1 always ends the block after STI and
+				 * the instruction after it */
+				em8(e, 0x0F); em8(e, 0x0B); /* ud2: never reached */
+				ended = true;
+			}
 			t->fs = FS_HOST; /* it may have written any flag */
 			break;
 		case K_RDTSC:
