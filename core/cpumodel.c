@@ -65,7 +65,8 @@ static const struct modvm_cpuid_leaf baseline_v2[] = {
 /* The "system" models: baseline-v1-xsave plus the operating-system
  * features kvm-unit-tests and current kernels look for, all implemented
  * by cpu-bt: leaf 1 ECX PCID, x2APIC, TSC-deadline; leaf 7.0 EBX SMEP,
- * INVPCID, SMAP and ECX UMIP, PKU, RDPID; leaf 0x80000001 EDX RDTSCP.
+ * INVPCID, SMAP and ECX UMIP, PKU, RDPID; leaf 0x80000001 EDX RDTSCP;
+ * leaf 1 EDX MCA (IA32_MCG_CAP, zero banks).
  * OSPKE (leaf 7 ECX bit 4) is CR4.PKE's, set by engines. system-v1 is
  * AuthenticAMD with the baselines' family 0Fh signature; TSC-deadline is
  * there as KVM offers it on AMD hosts (AMD parts do not have it).
@@ -75,6 +76,8 @@ static const struct modvm_cpuid_leaf baseline_v2[] = {
 #define SYS_L7_EBX ((1u << 7) | (1u << 10) | (1u << 20))
 #define SYS_L7_ECX ((1u << 2) | (1u << 3) | (1u << 22))
 #define RDTSCP_EDX (1u << 27)
+/* + MCA with no banks (MCG_CAP reads 0); no MCE: guests leave it alone */
+#define SYS_EDX1 (V1_EDX | (1u << 14))
 #define INTEL_EBX 0x756e6547 /* "Genu" */
 #define INTEL_EDX 0x49656e69 /* "ineI" */
 #define INTEL_ECX 0x6c65746e /* "ntel" */
@@ -82,7 +85,7 @@ static const struct modvm_cpuid_leaf baseline_v2[] = {
 
 static const struct modvm_cpuid_leaf system_v1[] = {
 	{ 0x0, 0, 0, 0xD, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX },
-	{ 0x1, 0, 0, SIGNATURE, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, V1_EDX },
+	{ 0x1, 0, 0, SIGNATURE, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, SYS_EDX1 },
 	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, SYS_L7_EBX, SYS_L7_ECX, 0 },
 	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0x3, XSAVE_AREA, XSAVE_AREA, 0 },
 	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },
@@ -99,7 +102,7 @@ static const struct modvm_cpuid_leaf system_v1[] = {
 /* Intel: leaf 0x80000000 names no vendor, 0x80000001 EAX is reserved. */
 static const struct modvm_cpuid_leaf system_v1_intel[] = {
 	{ 0x0, 0, 0, 0xD, INTEL_EBX, INTEL_ECX, INTEL_EDX },
-	{ 0x1, 0, 0, INTEL_SIGNATURE, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, V1_EDX },
+	{ 0x1, 0, 0, INTEL_SIGNATURE, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, SYS_EDX1 },
 	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, SYS_L7_EBX, SYS_L7_ECX, 0 },
 	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0x3, XSAVE_AREA, XSAVE_AREA, 0 },
 	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },

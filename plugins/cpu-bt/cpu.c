@@ -259,7 +259,7 @@ void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 	c->model = model;
 	c->has_pcid = c->has_x2apic = c->has_tsc_deadline = false;
 	c->has_smep = c->has_smap = c->has_invpcid = c->has_umip = false;
-	c->has_pku = c->has_rdpid = false;
+	c->has_pku = c->has_rdpid = c->has_mca = false;
 	if (l7) {
 		c->has_smep = l7->ebx & L7B_SMEP;
 		c->has_invpcid = l7->ebx & L7B_INVPCID;
@@ -279,6 +279,7 @@ void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 		c->has_pse = l1->edx & (1u << 3);
 		c->has_xsave = l1->ecx & XSAVE_BIT;
 		c->has_pcid = l1->ecx & PCID_BIT;
+		c->has_mca = l1->edx & (1u << 14);
 		c->has_x2apic = l1->ecx & X2APIC_BIT;
 		c->has_tsc_deadline = l1->ecx & TSC_DL_BIT;
 	}

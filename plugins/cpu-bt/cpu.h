@@ -243,7 +243,7 @@ struct bt_cpu {
 		has_pge, has_pse, has_rdtscp, has_1g, has_xsave, has_xsaveopt;
 	/* CPUID leaf 1 ECX and leaf 7.0 (SDM vol. 2 CPUID) */
 	bool has_pcid, has_x2apic, has_tsc_deadline, has_smep, has_smap,
-		has_invpcid, has_umip, has_pku, has_rdpid;
+		has_invpcid, has_umip, has_pku, has_rdpid, has_mca;
 	bool vendor_amd;     /* leaf 0 says "AuthenticAMD": AMD's rules apply */
 	uint64_t xcr0_ok;    /* XCR0 bits the model supports (leaf 0xD.0) */
 	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */

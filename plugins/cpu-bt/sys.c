@@ -12,6 +12,8 @@
 #define MSR_SPEC_CTRL 0x48
 #define MSR_MTRRCAP 0xFE
 #define MSR_SYSENTER_CS 0x174
+#define MSR_MCG_CAP 0x179
+#define MSR_MCG_STATUS 0x17A
 #define MSR_SYSENTER_ESP 0x175
 #define MSR_SYSENTER_EIP 0x176
 #define MSR_MISC_ENABLE 0x1A0
@@ -230,7 +232,6 @@ static uint64_t *msr_slot(struct bt_cpu *c, uint32_t msr)
 	struct modvm_msrs *m = &c->s.msr;
 
 	switch (msr) {
-	case MSR_SPEC_CTRL: return &m->spec_ctrl;
 	case MSR_SYSENTER_CS: return &m->sysenter_cs;
 	case MSR_SYSENTER_ESP: return &m->sysenter_esp;
 	case MSR_SYSENTER_EIP: return &m->sysenter_eip;
@@ -282,6 +283,13 @@ static void exec_rdmsr(struct bt_cpu *c)
 		if (!c->has_rdtscp && !c->has_rdpid)
 			bt_raise(c, BT_GP, 0);
 		v = c->s.msr.tsc_aux;
+		break;
+	/* MCA (CPUID.1:EDX bit 14) with no banks and no MCG_CTL: the two
+	 * global registers read 0 (SDM 3B 16.3.1) */
+	case MSR_MCG_CAP: case MSR_MCG_STATUS:
+		if (!c->has_mca)
+			bt_raise(c, BT_GP, 0);
+		v = 0;
 		break;
 	case MSR_TSC_DEADLINE:
 		/* the local APIC's value: 0 once the deadline has passed */
@@ -361,6 +369,11 @@ static void exec_wrmsr(struct bt_cpu *c)
 		break;
 	case MSR_AMD_SYSCFG:
 		return; /* writes ignored */
+	case MSR_MCG_STATUS:
+		/* no machine check is ever in progress: nothing to clear */
+		if (!c->has_mca)
+			bt_raise(c, BT_GP, 0);
+		return;
 	case MSR_TSC_AUX:
 		if (!c->has_rdtscp && !c->has_rdpid)
 			bt_raise(c, BT_GP, 0);
