@@ -172,6 +172,13 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 			      (l == 3 && c->lma && c->has_1g));
 		if ((e & PTE_PS) && l == 4)
 			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, ib));
+		/* PAE/IA-32e large pages: the address bits below the page size
+		 * above bit 12 (PAT) are reserved, 20:13 of a 2 MiB PDE, 29:13
+		 * of a 1 GiB PDPTE; PS in a PDPTE is reserved without 1 GiB
+		 * pages (SDM 3A 4.5.4, tables 4-15 to 4-17) */
+		if (pae && ((large && (e & (l == 2 ? 0x1FE000ull : 0x3FFFE000ull))) ||
+			    ((e & PTE_PS) && l == 3 && c->lma && !c->has_1g)))
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, ib));
 		if (l != 1 && !large && !(pae && !c->lma && l == 3) && !(e & PTE_A))
 			phys_set_bits(c, addr[n - 1], esz, PTE_A);
 		if (l == 1 || large) {

@@ -615,6 +615,38 @@ static void test_syscall_vendor(void)
 	}
 }
 
+/* ---- reserved bits of large pages ------------------------------------- */
+
+/* A 2 MiB PDE with a bit of 20:13 set, and a PDPTE with PS on a CPU
+ * without 1 GiB pages, are reserved-bit #PFs (P | RSVD), on any model. */
+static void test_large_page_reserved(void)
+{
+	struct fx *f = mk(NULL, false, 0);
+
+	fx_set64(f, FX_PT + 0x2000 + 8, fx_mem64(f, FX_PT + 0x2000 + 8) | (1ull << 13));
+	CU_ASSERT_EQUAL(run0(f, "mov rax, [0x200000]\n hlt"), BT_PFV);
+	CU_ASSERT_EQUAL(f->cpu.s.cr2, 0x200000);
+	CU_ASSERT_EQUAL(err0(f), 9);
+	fx_free(f);
+	f = mk(NULL, false, 0);
+	fx_set64(f, FX_PT + 0x2000 + 8, fx_mem64(f, FX_PT + 0x2000 + 8) | (1ull << 20));
+	CU_ASSERT_EQUAL(run0(f, "mov qword [0x200008], 1\n hlt"), BT_PFV);
+	CU_ASSERT_EQUAL(err0(f), 9 | PF_W);
+	fx_free(f);
+	/* bit 12 is PAT, not reserved */
+	f = mk(NULL, false, 0);
+	fx_set64(f, FX_PT + 0x2000 + 8, fx_mem64(f, FX_PT + 0x2000 + 8) | (1ull << 12));
+	CU_ASSERT_EQUAL(run0(f, "mov rax, [0x200000]\n mov ebx, 1\n hlt"), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 1);
+	fx_free(f);
+	f = mk(NULL, false, 0);
+	CU_ASSERT(!f->cpu.has_1g);
+	fx_set64(f, FX_PT + 0x1000 + 8, 0x40000000ull | 0x83);
+	CU_ASSERT_EQUAL(run0(f, "mov rax, 0x40000000\n mov rax, [rax]\n hlt"), BT_PFV);
+	CU_ASSERT_EQUAL(err0(f), 9);
+	fx_free(f);
+}
+
 /* ---- saved state ------------------------------------------------------ */
 
 /* PKRU (in the XSAVE area), TSC_AUX, CR4 and the PCID in CR3 travel in a
@@ -672,7 +704,8 @@ int main(void)
 		TEST(test_models_cpuid), TEST(test_smep), TEST(test_smap),
 		TEST(test_umip), TEST(test_pku), TEST(test_pcid),
 		TEST(test_invpcid), TEST(test_rdpid_tsc_aux), TEST(test_mca_vendor),
-		TEST(test_syscall_vendor), TEST(test_state), TEST(test_translated),
+		TEST(test_syscall_vendor), TEST(test_large_page_reserved),
+		TEST(test_state), TEST(test_translated),
 	};
 
 	return RUN_TESTS("bt_sysfeat", tests);
