@@ -219,37 +219,40 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
  *    explicit with EFLAGS.AC set;
  *  - PKU (CR4.PKE, IA-32e paging): PKRU's AD bit for the page's key
  *    denies data accesses to user pages, WD denies writes by user
- *    accesses, and by supervisor ones if CR0.WP. */
+ *    accesses, and by supervisor ones if CR0.WP; PK is reported with
+ *    any other violation of the same access. */
 static uint32_t denied(const struct bt_cpu *c, uint32_t f, enum access acc,
 		       int cpl)
 {
 	bool user = cpl == 3, upage = f & TLBF_U;
-	uint32_t pk;
+	uint32_t r = 0, pk;
 
 	if (user && !upage)
 		return PF_P;
 	if (acc == ACC_W && !(f & TLBF_W) && (user || (c->s.cr0 & CR0_WP)))
-		return PF_P;
+		r = PF_P;
 	if (acc == ACC_X) {
 		if ((f & TLBF_NX) && (c->s.msr.efer & EFER_NXE))
-			return PF_P;
+			r = PF_P;
 		if (!user && upage && (c->s.cr4 & CR4_SMEP))
-			return PF_P;
-		return 0;
+			r = PF_P;
+		return r;
 	}
 	if (!upage)
-		return 0;
+		return r;
 	if (!user && (c->s.cr4 & CR4_SMAP) &&
 	    (cpl == BT_CPL_SYS || !(c->s.rflags & BT_AC)))
-		return PF_P;
+		r = PF_P;
+	/* the key is checked for every data access to a user page, and
+	 * reported (PK) even when another right is missing too, as KVM's
+	 * permission_fault does */
 	if ((c->s.cr4 & CR4_PKE) && c->lma) {
 		pk = bt_pkru(c) >> (2 * TLBF_PKEY(f));
-		if (pk & 1)
-			return PF_P | PF_PK;
-		if (acc == ACC_W && (pk & 2) && (user || (c->s.cr0 & CR0_WP)))
-			return PF_P | PF_PK;
+		if ((pk & 1) ||
+		    (acc == ACC_W && (pk & 2) && (user || (c->s.cr0 & CR0_WP))))
+			r |= PF_P | PF_PK;
 	}
-	return 0;
+	return r;
 }
 
 static bool allowed(const struct bt_cpu *c, uint32_t f, enum access acc,

@@ -376,6 +376,22 @@ static void test_pku(void)
 	CU_ASSERT_EQUAL(fx_mem64(f, UPAGE + 0x10), 0);
 	fx_free(f);
 
+	/* a read-only user page with AD: a user write reports both (PK) */
+	f = mk("system-v1", true, 5 | key1);
+	for (int i = 0; i < 512; i++)
+		if ((uint64_t)i != UPAGE >> 12)
+			fx_set64(f, PT + 8 * i, ((uint64_t)i << 12) | 7);
+	pku_pre(pre, sizeof(pre), 1u << 2);
+	CU_ASSERT_EQUAL(run3(f, pre, "mov qword [0x40010], 7"), BT_PFV);
+	CU_ASSERT_EQUAL(err3(f), PF_P | PF_W | PF_U | PF_PK);
+	fx_free(f);
+	/* a user access to a supervisor page is not a key check */
+	f = mk("system-v1", true, 7 | key1);
+	pku_pre(pre, sizeof(pre), 1u << 2);
+	CU_ASSERT_EQUAL(run3u(f, pre, "mov rbx, [0x41000]"), BT_PFV);
+	CU_ASSERT_EQUAL(err3(f), PF_P | PF_U);
+	fx_free(f);
+
 	/* supervisor writes: WD applies with CR0.WP, AD always */
 	f = mk("system-v1", true, 7 | key1);
 	snprintf(src, sizeof(src), "%s mov rax, cr0\n bts rax, 16\n mov cr0, rax\n"
