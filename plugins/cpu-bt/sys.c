@@ -9,6 +9,7 @@
 
 #define MSR_TSC 0x10
 #define MSR_APIC_BASE 0x1B
+#define MSR_UCODE_REV 0x8B /* Intel BIOS_SIGN_ID, AMD PATCH_LEVEL */
 #define MSR_SPEC_CTRL 0x48
 #define MSR_MTRRCAP 0xFE
 #define MSR_SYSENTER_CS 0x174
@@ -276,6 +277,11 @@ static void exec_rdmsr(struct bt_cpu *c)
 	case MSR_APIC_BASE: v = c->s.msr.apic_base; break;
 	case MSR_EFER: v = c->s.msr.efer; break;
 	case MSR_MTRRCAP: v = 0x508; break; /* 8 variable, fixed, WC */
+	/* The microcode revision every P6/K8 and later CPU has: Linux's
+	 * early_init_intel writes 0 and reads it without a fault handler.
+	 * Revision 1 in EDX (Intel's layout), as KVM reports it; AMD's patch
+	 * level (EAX) is 0. */
+	case MSR_UCODE_REV: v = 1ull << 32; break;
 	/* The model is AMD's: Linux reads SYSCFG without a fault handler
 	 * (MTRR setup). All its features off, as KVM reports it. */
 	case MSR_AMD_SYSCFG: v = 0; break;
@@ -368,6 +374,7 @@ static void exec_wrmsr(struct bt_cpu *c)
 			c->bus->wrmsr(c->bus->opaque, msr, v);
 		break;
 	case MSR_AMD_SYSCFG:
+	case MSR_UCODE_REV: /* Intel: writing 0 before CPUID; no updates */
 		return; /* writes ignored */
 	case MSR_MCG_STATUS:
 		/* no machine check is ever in progress: nothing to clear */

@@ -599,6 +599,13 @@ static void test_mca_vendor(void)
 	f = mk("baseline-v1", false, 0);
 	CU_ASSERT_EQUAL(run0(f, "mov ecx, 0x179\n rdmsr\n hlt"), BT_GP);
 	fx_free(f);
+	/* the microcode revision MSR: write 0, read revision 1 in EDX */
+	f = mk("system-v1-intel", false, 0);
+	CU_ASSERT_EQUAL(run0(f, "mov ecx, 0x8B\n xor eax, eax\n xor edx, edx\n wrmsr\n"
+			       "mov eax, -1\n rdmsr\n hlt"), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX), 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX), 1);
+	fx_free(f);
 	/* Intel: no AMD performance counters */
 	f = mk("system-v1-intel", false, 0);
 	CU_ASSERT_EQUAL(run0(f, "mov ecx, 0xC0010000\n rdmsr\n hlt"), BT_GP);
