@@ -62,6 +62,60 @@ static const struct modvm_cpuid_leaf baseline_v2[] = {
 	COMMON_LEAVES(2, V2_ECX, LAHF_LM),
 };
 
+/* The "system" models: baseline-v1-xsave plus the operating-system
+ * features kvm-unit-tests and current kernels look for, all implemented
+ * by cpu-bt: leaf 1 ECX PCID, x2APIC, TSC-deadline; leaf 7.0 EBX SMEP,
+ * INVPCID, SMAP and ECX UMIP, PKU, RDPID; leaf 0x80000001 EDX RDTSCP;
+ * leaf 1 EDX MCA (IA32_MCG_CAP, zero banks).
+ * OSPKE (leaf 7 ECX bit 4) is CR4.PKE's, set by engines. system-v1 is
+ * AuthenticAMD with the baselines' family 0Fh signature; TSC-deadline is
+ * there as KVM offers it on AMD hosts (AMD parts do not have it).
+ * system-v1-intel is GenuineIntel (family 0Fh model 6, as QEMU's kvm64),
+ * with Intel's rules where the vendors differ (docs/engines-bt.md). */
+#define SYS_ECX1 (XSAVE_ECX | (1u << 17) | (1u << 21) | (1u << 24))
+#define SYS_L7_EBX ((1u << 7) | (1u << 10) | (1u << 20))
+#define SYS_L7_ECX ((1u << 2) | (1u << 3) | (1u << 22))
+#define RDTSCP_EDX (1u << 27)
+/* + MCA with no banks (MCG_CAP reads 0); no MCE: guests leave it alone */
+#define SYS_EDX1 (V1_EDX | (1u << 14))
+#define INTEL_EBX 0x756e6547 /* "Genu" */
+#define INTEL_EDX 0x49656e69 /* "ineI" */
+#define INTEL_ECX 0x6c65746e /* "ntel" */
+#define INTEL_SIGNATURE 0x00000f61
+
+static const struct modvm_cpuid_leaf system_v1[] = {
+	{ 0x0, 0, 0, 0xD, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX },
+	{ 0x1, 0, 0, SIGNATURE, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, SYS_EDX1 },
+	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, SYS_L7_EBX, SYS_L7_ECX, 0 },
+	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0x3, XSAVE_AREA, XSAVE_AREA, 0 },
+	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },
+	{ 0x40000000, 0, 0, 0x40000000, 0x76646f6d, 0x646f6d6d, 0x6d76 },
+	{ 0x80000000, 0, 0, 0x80000008, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX },
+	{ 0x80000001, 0, 0, SIGNATURE, 0, 0, EXT_EDX | RDTSCP_EDX },
+	/* "modvm system-v1 CPU" */
+	{ 0x80000002, 0, 0, 0x76646f6d, 0x7973206d, 0x6d657473, 0x2031762d },
+	{ 0x80000003, 0, 0, 0x00555043, 0, 0, 0 },
+	{ 0x80000004, 0, 0, 0, 0, 0, 0 },
+	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
+};
+
+/* Intel: leaf 0x80000000 names no vendor, 0x80000001 EAX is reserved. */
+static const struct modvm_cpuid_leaf system_v1_intel[] = {
+	{ 0x0, 0, 0, 0xD, INTEL_EBX, INTEL_ECX, INTEL_EDX },
+	{ 0x1, 0, 0, INTEL_SIGNATURE, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, SYS_EDX1 },
+	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, SYS_L7_EBX, SYS_L7_ECX, 0 },
+	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0x3, XSAVE_AREA, XSAVE_AREA, 0 },
+	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },
+	{ 0x40000000, 0, 0, 0x40000000, 0x76646f6d, 0x646f6d6d, 0x6d76 },
+	{ 0x80000000, 0, 0, 0x80000008, 0, 0, 0 },
+	{ 0x80000001, 0, 0, 0, 0, 0, EXT_EDX | RDTSCP_EDX },
+	/* "modvm system-v1-intel CPU" */
+	{ 0x80000002, 0, 0, 0x76646f6d, 0x7973206d, 0x6d657473, 0x2d31762d },
+	{ 0x80000003, 0, 0, 0x65746e69, 0x5043206c, 0x00000055, 0 },
+	{ 0x80000004, 0, 0, 0, 0, 0, 0 },
+	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
+};
+
 static const struct modvm_cpu_model model_v1 = {
 	.name = "baseline-v1",
 	.description = "x86-64 baseline (SSE2), runs on every x86-64 host",
@@ -84,16 +138,32 @@ static const struct modvm_cpu_model model_v2 = {
 	.migratable = 1,
 };
 
+static const struct modvm_cpu_model model_sys = {
+	.name = "system-v1",
+	.description = "baseline-v1-xsave + RDTSCP, RDPID, UMIP, SMEP, SMAP, PKU, "
+		       "PCID, INVPCID, x2APIC, TSC-deadline (AuthenticAMD)",
+	.leaves = system_v1, .nleaves = MODVM_COUNTOF(system_v1),
+	.migratable = 1,
+};
+
+static const struct modvm_cpu_model model_sys_intel = {
+	.name = "system-v1-intel",
+	.description = "system-v1 as a GenuineIntel CPU: Intel's MSRs and rules",
+	.leaves = system_v1_intel, .nleaves = MODVM_COUNTOF(system_v1_intel),
+	.migratable = 1,
+};
+
 static const struct modvm_cpu_model model_host = {
 	.name = "host",
 	.description = "the host CPU's features (KVM engines only; not migratable)",
 	.migratable = 0,
 };
 
-/* baseline-v1-xsave last: tests/unit/test_config.c matches the start of
- * the "allowed values" list. */
+/* baseline-v1-xsave and the later models after the first three:
+ * tests/unit/test_config.c matches the start of the "allowed values" list. */
 const struct modvm_cpu_model *const cpu_models[] = {
-	&model_v1, &model_v2, &model_host, &model_v1_xsave, NULL
+	&model_v1, &model_v2, &model_host, &model_v1_xsave, &model_sys,
+	&model_sys_intel, NULL
 };
 
 const struct modvm_cpu_model *cpu_model_find(const char *name)

@@ -100,22 +100,32 @@ else
 fi
 
 # ---- modvm's CPU models, by the QEMU feature names tests ask for ---------
-# (core/cpumodel.c: every model is AuthenticAMD with 40 physical address
-# bits; none has x2APIC, TSC deadline, PCID, INVPCID, UMIP, SMAP, PKU, LA57,
-# RDTSCP, VMX or SVM)
+# (core/cpumodel.c: every model has 40 physical address bits; the baselines
+# and system-v1 are AuthenticAMD, system-v1-intel GenuineIntel; system-v1*
+# add x2APIC, TSC deadline, PCID, INVPCID, UMIP, SMEP, SMAP, PKU, RDTSCP and
+# RDPID to baseline-v1-xsave; none has LA57, PKS, VMX or SVM)
 common_feats=" fpu de pse tsc msr pae cx8 apic sep mtrr pge cmov pat clflush mmx fxsr sse sse2 syscall nx lm hypervisor "
+sys_feats=" x2apic tsc-deadline tsc_deadline_timer pcid invpcid umip smep smap pku rdtscp rdpid "
 declare -A model_feats=(
 	[baseline-v1]="$common_feats"
 	[baseline-v1-xsave]="$common_feats xsave "
 	[baseline-v2]="$common_feats pni sse3 ssse3 cx16 sse4.1 sse4_1 sse4.2 sse4_2 popcnt lahf-lm lahf_lm "
+	[system-v1]="$common_feats xsave $sys_feats"
+	[system-v1-intel]="$common_feats xsave $sys_feats"
+)
+declare -A model_vendor=(
+	[baseline-v1]=AuthenticAMD [baseline-v1-xsave]=AuthenticAMD
+	[baseline-v2]=AuthenticAMD [system-v1]=AuthenticAMD
+	[system-v1-intel]=GenuineIntel
 )
 # Which model stands for a QEMU CPU name, in order of preference: the first
 # that has every +feature and none of the -features of the entry wins.
 models_for_cpu() {
 	case "$1" in
-	qemu64 | kvm64 | Opteron_G*) echo "baseline-v1 baseline-v1-xsave baseline-v2" ;;
-	"") echo "baseline-v1 baseline-v1-xsave baseline-v2" ;;
-	max) echo "baseline-v1-xsave baseline-v1 baseline-v2" ;; # xsave.flat needs XSAVE
+	qemu64 | kvm64 | Opteron_G*) echo "baseline-v1 baseline-v1-xsave baseline-v2 system-v1 system-v1-intel" ;;
+	"") echo "baseline-v1 baseline-v1-xsave baseline-v2 system-v1 system-v1-intel" ;;
+	# QEMU's max has every feature TCG can do (SMAP, PKU, RDTSCP, ...)
+	max) echo "system-v1 system-v1-intel baseline-v1-xsave baseline-v1 baseline-v2" ;;
 	*) echo "" ;;
 	esac
 }
@@ -179,8 +189,13 @@ map_modvm() {
 	local plus="" minus=""
 	for f in ${flags//,/ }; do
 		case "$f" in
-		vendor=AuthenticAMD) ;;
-		vendor=*) m_skip="needs vendor ${f#vendor=} (every modvm CPU model is AuthenticAMD)"; return ;;
+		vendor=AuthenticAMD | vendor=GenuineIntel)
+			local keep=""
+			for model in $cands; do
+				[ "${model_vendor[$model]}" = "${f#vendor=}" ] && keep+=" $model"
+			done
+			cands=$keep ;;
+		vendor=*) m_skip="needs vendor ${f#vendor=} (modvm models are AuthenticAMD or GenuineIntel)"; return ;;
 		host-phys-bits | host-phys-bits=on) m_notes+="host-phys-bits: the model's 40 physical address bits; " ;;
 		host-phys-bits=off | migratable=*) ;;
 		phys-bits=40) ;;

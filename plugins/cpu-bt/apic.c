@@ -143,7 +143,9 @@ int bt_apic_create(struct bt_vcpu *v)
 		return -1;
 	v->apic->deadline = UINT64_MAX;
 	lapic_init(&v->apic->l, &ap_ops, v, v->index,
-		   (v->index == 0 ? LAPIC_F_BSP : 0) | LAPIC_F_VIRTUAL_WIRE);
+		   (v->index == 0 ? LAPIC_F_BSP : 0) | LAPIC_F_VIRTUAL_WIRE |
+		   (v->cpu.has_x2apic ? LAPIC_F_X2APIC : 0) |
+		   (v->cpu.has_tsc_deadline ? LAPIC_F_TSC_DEADLINE : 0));
 	return 0;
 }
 
@@ -248,10 +250,36 @@ void bt_apic_set_intr(struct bt_vcpu *v, int level)
 	pthread_mutex_unlock(&v->lock);
 }
 
+bool bt_apic_rdmsr(struct bt_vcpu *v, uint32_t msr, uint64_t *val)
+{
+	int r = -1;
+
+	pthread_mutex_lock(&v->lock);
+	if (msr >= LAPIC_MSR_X2APIC_FIRST && msr <= LAPIC_MSR_X2APIC_LAST) {
+		r = lapic_msr_read(&v->apic->l, msr, val);
+	} else if (msr == 0x6E0) {
+		*val = lapic_read_tsc_deadline(&v->apic->l);
+		r = 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return r == 0;
+}
+
 bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val)
 {
 	int r = 0;
 
+	if (msr >= LAPIC_MSR_X2APIC_FIRST && msr <= LAPIC_MSR_X2APIC_LAST) {
+		/* as an MMIO write: the ICR queues IPIs, EOI may broadcast */
+		pthread_mutex_lock(&v->lock);
+		r = lapic_msr_write(&v->apic->l, msr, val);
+		pthread_mutex_unlock(&v->lock);
+		flush_ipis(v);
+		flush_eois(v);
+		if (atomic_exchange(&v->nmi_req, 0))
+			v->cpu.nmi_pending = true;
+		return r == 0;
+	}
 	pthread_mutex_lock(&v->lock);
 	if (msr == LAPIC_MSR_APIC_BASE)
 		r = lapic_set_base(&v->apic->l, val);
@@ -370,6 +398,11 @@ void bt_apic_set_intr(struct bt_vcpu *v, int level)
 bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val)
 {
 	return true;
+}
+
+bool bt_apic_rdmsr(struct bt_vcpu *v, uint32_t msr, uint64_t *val)
+{
+	return false;
 }
 
 uint64_t bt_apic_cr8_read(struct bt_vcpu *v)

@@ -118,7 +118,22 @@ void bt_cpu_update_mode(struct bt_cpu *c)
 /* Features of leaf 1 and 0x80000001 the interpreter implements. */
 #define OK_1_EDX 0x078BFB7Du  /* FPU DE PSE TSC MSR PAE CX8 APIC SEP MTRR
 				 PGE CMOV PAT PSE36 CLFSH MMX FXSR SSE SSE2 */
-#define OK_1_ECX 0x84002000u  /* CX16, XSAVE, hypervisor */
+#define OK_1_ECX 0x85222000u  /* CX16, PCID, x2APIC, TSC-deadline, XSAVE,
+				 hypervisor */
+#define PCID_BIT (1u << 17)
+#define X2APIC_BIT (1u << 21)
+#define TSC_DL_BIT (1u << 24)
+/* leaf 7.0: EBX SMEP INVPCID SMAP; ECX UMIP PKU OSPKE RDPID (OSPKE is
+ * CR4.PKE's, set by the engine like OSXSAVE) */
+#define L7B_SMEP (1u << 7)
+#define L7B_INVPCID (1u << 10)
+#define L7B_SMAP (1u << 20)
+#define L7C_UMIP (1u << 2)
+#define L7C_PKU (1u << 3)
+#define L7C_OSPKE (1u << 4)
+#define L7C_RDPID (1u << 22)
+#define OK_7_EBX (L7B_SMEP | L7B_INVPCID | L7B_SMAP)
+#define OK_7_ECX (L7C_UMIP | L7C_PKU | L7C_OSPKE | L7C_RDPID)
 #define XSAVE_BIT (1u << 26)
 #define XCR0_OK 3u            /* x87 and SSE state components */
 #define OK_X_EDX (OK_1_EDX | (1u << 11) | (1u << 20) | (1u << 26) | \
@@ -181,7 +196,7 @@ static int check_xsave(const struct modvm_cpu_model *m, char *why, size_t len)
 
 int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 {
-	const struct modvm_cpuid_leaf *l1, *x1;
+	const struct modvm_cpuid_leaf *l1, *x1, *l7;
 	uint32_t bad;
 
 	if (!m || !m->leaves) {
@@ -205,6 +220,17 @@ int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 	}
 	if (l1 && (l1->ecx & XSAVE_BIT) && check_xsave(m, why, len))
 		return -1;
+	l7 = subleaf(m, 7, 0);
+	if (!l7)
+		l7 = leaf(m, 7);
+	if (l7 && ((l7->ebx & ~OK_7_EBX) || (l7->ecx & ~OK_7_ECX) || l7->edx ||
+		   l7->eax)) {
+		snprintf(why, len, "CPU model \"%s\" advertises CPUID.7.0 features "
+			 "(EBX 0x%08x ECX 0x%08x EDX 0x%08x, or sub-leaves EAX %u) "
+			 "that cpu-bt does not implement", m->name,
+			 l7->ebx & ~OK_7_EBX, l7->ecx & ~OK_7_ECX, l7->edx, l7->eax);
+		return -1;
+	}
 	if (x1 && ((bad = x1->ecx & ~OK_X_ECX) || (x1->edx & ~OK_X_EDX))) {
 		snprintf(why, len, "CPU model \"%s\" advertises extended features "
 			 "(CPUID.80000001h ECX 0x%08x EDX 0x%08x) that cpu-bt does "
@@ -220,9 +246,28 @@ void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 	const struct modvm_cpuid_leaf *l1 = model && model->leaves ? leaf(model, 1) : NULL;
 	const struct modvm_cpuid_leaf *x1 = model && model->leaves
 					    ? leaf(model, 0x80000001) : NULL;
-	const struct modvm_cpuid_leaf *d0 = NULL, *d1 = NULL;
+	const struct modvm_cpuid_leaf *d0 = NULL, *d1 = NULL, *l7 = NULL;
 
+	if (model && model->leaves) {
+		const struct modvm_cpuid_leaf *l0 = leaf(model, 0);
+		l7 = subleaf(model, 7, 0);
+		if (!l7)
+			l7 = leaf(model, 7);
+		if (!l0 || l0->eax < 7)
+			l7 = NULL; /* beyond the maximum leaf: not seen */
+	}
 	c->model = model;
+	c->has_pcid = c->has_x2apic = c->has_tsc_deadline = false;
+	c->has_smep = c->has_smap = c->has_invpcid = c->has_umip = false;
+	c->has_pku = c->has_rdpid = c->has_mca = false;
+	if (l7) {
+		c->has_smep = l7->ebx & L7B_SMEP;
+		c->has_invpcid = l7->ebx & L7B_INVPCID;
+		c->has_smap = l7->ebx & L7B_SMAP;
+		c->has_umip = l7->ecx & L7C_UMIP;
+		c->has_pku = l7->ecx & L7C_PKU;
+		c->has_rdpid = l7->ecx & L7C_RDPID;
+	}
 	c->has_cx16 = c->has_pge = c->has_pse = c->has_xsave = false;
 	c->has_lahf64 = c->has_syscall = c->has_nx = c->has_1g = false;
 	c->has_rdtscp = c->has_lm = c->has_xsaveopt = false;
@@ -233,6 +278,10 @@ void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 		c->has_pge = l1->edx & (1u << 13);
 		c->has_pse = l1->edx & (1u << 3);
 		c->has_xsave = l1->ecx & XSAVE_BIT;
+		c->has_pcid = l1->ecx & PCID_BIT;
+		c->has_mca = l1->edx & (1u << 14);
+		c->has_x2apic = l1->ecx & X2APIC_BIT;
+		c->has_tsc_deadline = l1->ecx & TSC_DL_BIT;
 	}
 	if (c->has_xsave) {
 		d0 = subleaf(model, 0xD, 0);
@@ -553,4 +602,27 @@ enum bt_exit bt_cpu_run(struct bt_cpu *c, uint64_t budget)
 		done = done + 1;
 	}
 	return BT_EXIT_BUDGET;
+}
+
+uint32_t bt_pkru(const struct bt_cpu *c)
+{
+	uint64_t bv;
+	uint32_t v;
+
+	memcpy(&bv, c->s.xsave + 512, 8);
+	if (!(bv & (1ull << 9)))
+		return 0;
+	memcpy(&v, c->s.xsave + BT_XS_PKRU, 4);
+	return v;
+}
+
+void bt_set_pkru(struct bt_cpu *c, uint32_t v)
+{
+	uint64_t bv;
+
+	memcpy(&bv, c->s.xsave + 512, 8);
+	bv |= 1ull << 9;
+	memcpy(c->s.xsave + 512, &bv, 8);
+	memcpy(c->s.xsave + BT_XS_PKRU, &v, 4);
+	memset(c->s.xsave + BT_XS_PKRU + 4, 0, 4);
 }

@@ -38,6 +38,9 @@ struct bt_bus {
 	 * register. */
 	uint64_t (*cr8_read)(void *opaque);
 	void (*cr8_write)(void *opaque, uint64_t val);
+	/* The vCPU read an MSR the core does not own (the x2APIC registers
+	 * 0x800-0x8FF); may be NULL. Returns false for #GP. */
+	bool (*rdmsr)(void *opaque, uint32_t msr, uint64_t *val);
 };
 
 /* RFLAGS bits (SDM vol. 1 3.4.3) */
@@ -82,7 +85,12 @@ struct bt_bus {
 #define CR4_PCE (1ull << 8)
 #define CR4_OSFXSR (1ull << 9)
 #define CR4_OSXMMEXCPT (1ull << 10)
+#define CR4_UMIP (1ull << 11)
+#define CR4_PCIDE (1ull << 17)
 #define CR4_OSXSAVE (1ull << 18)
+#define CR4_SMEP (1ull << 20)
+#define CR4_SMAP (1ull << 21)
+#define CR4_PKE (1ull << 22)
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
@@ -104,6 +112,9 @@ enum {
 #define TLBF_NX 4  /* no-execute at some level */
 #define TLBF_D 8   /* dirty bit already set (or no paging) */
 #define TLBF_G 16  /* global */
+/* bits 12-15: the leaf's protection key (PTE bits 62:59, IA-32e paging) */
+#define TLBF_PKEY_SHIFT 12
+#define TLBF_PKEY(f) (((f) >> TLBF_PKEY_SHIFT) & 15)
 
 struct bt_tlb_entry {
 	uint64_t tag;      /* linear page | 1, 0 if invalid */
@@ -234,6 +245,9 @@ struct bt_cpu {
 	/* cpuid-derived features */
 	bool has_cx16, has_lahf64, has_sse3, has_nx, has_syscall, has_lm,
 		has_pge, has_pse, has_rdtscp, has_1g, has_xsave, has_xsaveopt;
+	/* CPUID leaf 1 ECX and leaf 7.0 (SDM vol. 2 CPUID) */
+	bool has_pcid, has_x2apic, has_tsc_deadline, has_smep, has_smap,
+		has_invpcid, has_umip, has_pku, has_rdpid, has_mca;
 	bool vendor_amd;     /* leaf 0 says "AuthenticAMD": AMD's rules apply */
 	uint64_t xcr0_ok;    /* XCR0 bits the model supports (leaf 0xD.0) */
 	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */
@@ -269,6 +283,13 @@ void bt_cpu_update_mode(struct bt_cpu *c);
  * A20M# masks physical address bit 20). */
 void bt_cpu_apply_a20(struct bt_cpu *c);
 bool bt_cpu_intr_window(const struct bt_cpu *c);
+
+/* PKRU lives where XSAVE keeps it (state component 9, offset 0xA80 of
+ * the standard format; XSTATE_BV bit 9 clear: the initial value 0), so it
+ * travels in snapshots and to KVM with the XSAVE area. */
+#define BT_XS_PKRU 0xA80
+uint32_t bt_pkru(const struct bt_cpu *c);
+void bt_set_pkru(struct bt_cpu *c, uint32_t v);
 
 /* Internal interfaces between the core's files */
 _Noreturn void bt_raise(struct bt_cpu *c, int vec, uint32_t err);

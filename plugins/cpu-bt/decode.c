@@ -591,6 +591,10 @@ static bool group7_reg(struct bt_insn *in)
 		in->op = in->mode == BT_MODE64 ? BT_OP_SWAPGS : BT_OP_INVALID;
 		return true;
 	case 0xF9: in->op = BT_OP_RDTSCP; return true;
+	case 0xCA: in->op = BT_OP_CLAC; return true;
+	case 0xCB: in->op = BT_OP_STAC; return true;
+	case 0xEE: in->op = BT_OP_RDPKRU; return true;
+	case 0xEF: in->op = BT_OP_WRPKRU; return true;
 	default:
 		return (in->modrm >> 3 & 7) == 4 || (in->modrm >> 3 & 7) == 6;
 	}
@@ -744,6 +748,19 @@ static int decode_map3(struct dctx *c, int map)
 	c->in->map = map;
 	c->in->op = BT_OP_SSE;
 	decode_modrm(c);
+	/* 66 0F 38 82 /r: INVPCID r32/r64, m128 (the register is 64 bits in
+	 * 64-bit mode whatever the prefixes, 32 bits elsewhere) */
+	if (map == 2 && b == 0x82 && c->in->mandatory == 0x66) {
+		if (c->err || c->mod == 3)
+			return finish(c, c->err ? c->err : BT_DEC_UD);
+		c->in->op = BT_OP_INVPCID;
+		set_gpr(&c->in->opnd[0], c->in, c->reg,
+			c->in->mode == BT_MODE64 ? 8 : 4);
+		c->in->opnd[1] = c->mem;
+		c->in->opnd[1].size = 16;
+		c->in->nopnd = 2;
+		return finish(c, 0);
+	}
 	if (map == 3)
 		imm_operand(c, &c->in->opnd[2], 1, false);
 	return finish(c, BT_DEC_UD);
@@ -815,6 +832,15 @@ int bt_decode(const uint8_t *buf, size_t avail, enum bt_mode mode,
 		int r = c.reg & 7;
 		in->op = r >= 5 ? BT_OP_FENCE : BT_OP_INVALID;
 		return finish(&c, in->op == BT_OP_INVALID ? BT_DEC_UD : 0);
+	}
+	/* F3 0F C7 /7 with a register: RDPID r32/r64 (64 bits in 64-bit
+	 * mode whatever the prefixes) */
+	if (in->map == 1 && in->opcode == 0xC7 && c.mod == 3 &&
+	    (c.reg & 7) == 7 && in->mandatory == 0xF3) {
+		in->op = BT_OP_RDPID;
+		set_gpr(&in->opnd[0], in, c.rm, mode == BT_MODE64 ? 8 : 4);
+		in->nopnd = 1;
+		return finish(&c, 0);
 	}
 	if (in->map == 1 && in->opcode == 0xC7 && (in->rex & 8) &&
 	    in->op == BT_OP_CMPXCHG8B)

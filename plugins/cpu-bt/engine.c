@@ -101,6 +101,11 @@ static bool bus_wrmsr(void *o, uint32_t msr, uint64_t val)
 	return bt_apic_wrmsr(o, msr, val);
 }
 
+static bool bus_rdmsr(void *o, uint32_t msr, uint64_t *val)
+{
+	return bt_apic_rdmsr(o, msr, val);
+}
+
 static uint64_t bus_cr8_read(void *o)
 {
 	return bt_apic_cr8_read(o);
@@ -200,7 +205,7 @@ static void *vcpu_create(void *opaque, unsigned index)
 		.mmio_read = bus_mmio_read, .mmio_write = bus_mmio_write,
 		.pio_read = bus_pio_read, .pio_write = bus_pio_write,
 		.clock_ns = bus_clock, .intr_pending = bus_intr_pending,
-		.intr_ack = bus_intr_ack, .wrmsr = bus_wrmsr,
+		.intr_ack = bus_intr_ack, .wrmsr = bus_wrmsr, .rdmsr = bus_rdmsr,
 		.cr8_read = bus_cr8_read, .cr8_write = bus_cr8_write,
 	};
 	pthread_mutex_init(&v->lock, NULL);

@@ -52,6 +52,9 @@ bool bt_apic_intr_pending(struct bt_vcpu *v);
 int bt_apic_intr_ack(struct bt_vcpu *v);
 void bt_apic_set_intr(struct bt_vcpu *v, int level);
 bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val);
+/* MSRs of the local APIC: the x2APIC registers and IA32_TSC_DEADLINE;
+ * false: #GP (not in x2APIC mode, no such register) or not the APIC's. */
+bool bt_apic_rdmsr(struct bt_vcpu *v, uint32_t msr, uint64_t *val);
 uint64_t bt_apic_cr8_read(struct bt_vcpu *v);
 void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val);
 void bt_apic_msi(struct bt_vm *vm, uint64_t addr, uint32_t data);

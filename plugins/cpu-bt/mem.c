@@ -23,6 +23,7 @@
 #define PF_U 4u
 #define PF_RSVD 8u
 #define PF_I 16u
+#define PF_PK 32u
 
 enum access { ACC_R, ACC_W, ACC_X };
 
@@ -112,6 +113,7 @@ struct walk {
 	bool leaf_a, leaf_d;
 };
 
+/* I/D is reported for fetches when NX or SMEP is enabled (SDM 3A 4.7). */
 static uint32_t pf_err(enum access acc, bool user, uint32_t base, bool nxe)
 {
 	uint32_t e = base;
@@ -125,6 +127,11 @@ static uint32_t pf_err(enum access acc, bool user, uint32_t base, bool nxe)
 	return e;
 }
 
+static bool ibit(const struct bt_cpu *c)
+{
+	return (c->s.msr.efer & EFER_NXE) || (c->s.cr4 & CR4_SMEP);
+}
+
 /* Walk the tables for lin, setting A in the entries that reference another
  * table. Faults only for not-present and reserved-bit entries; permissions
  * are checked later (translate), which sets the leaf's A, and D for a
@@ -135,6 +142,7 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 		 struct walk *w)
 {
 	bool pae = c->s.cr4 & CR4_PAE, nxe = c->s.msr.efer & EFER_NXE;
+	bool ib = ibit(c);
 	unsigned esz = pae ? 8 : 4;
 	int levels, shift;
 	uint64_t table, e = 0, addr[4];
@@ -163,11 +171,11 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 		e = phys_read64(c, addr[n], esz);
 		n++;
 		if (!(e & PTE_P))
-			page_fault(c, lin, pf_err(acc, user, 0, nxe));
+			page_fault(c, lin, pf_err(acc, user, 0, ib));
 		if (pae && !nxe && (e & PTE_NX))
-			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, nxe));
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, ib));
 		if (pae && (e & 0x000FFF0000000000ull))
-			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, nxe));
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, ib));
 		/* The PAE PDPTEs (3-level) have no R/W, U/S or A bits. */
 		if (!(pae && !c->lma && l == 3)) {
 			if (!(e & PTE_W))
@@ -181,7 +189,14 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 			     ((l == 2 && (pae || (c->s.cr4 & CR4_PSE))) ||
 			      (l == 3 && c->lma && c->has_1g));
 		if ((e & PTE_PS) && l == 4)
-			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, nxe));
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, ib));
+		/* PAE/IA-32e large pages: the address bits below the page size
+		 * above bit 12 (PAT) are reserved, 20:13 of a 2 MiB PDE, 29:13
+		 * of a 1 GiB PDPTE; PS in a PDPTE is reserved without 1 GiB
+		 * pages (SDM 3A 4.5.4, tables 4-15 to 4-17) */
+		if (pae && ((large && (e & (l == 2 ? 0x1FE000ull : 0x3FFFE000ull))) ||
+			    ((e & PTE_PS) && l == 3 && c->lma && !c->has_1g)))
+			page_fault(c, lin, pf_err(acc, user, PF_P | PF_RSVD, ib));
 		if (l != 1 && !large && !(pae && !c->lma && l == 3) && !(e & PTE_A))
 			phys_set_bits(c, addr[n - 1], esz, PTE_A);
 		if (l == 1 || large) {
@@ -202,6 +217,9 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 				flags |= TLBF_D;
 			if ((e & PTE_G) && (c->s.cr4 & CR4_PGE))
 				flags |= TLBF_G;
+			/* protection key, IA-32e paging only (SDM 3A 4.6.2) */
+			if (c->lma)
+				flags |= (uint32_t)((e >> 59) & 15) << TLBF_PKEY_SHIFT;
 			w->flags = flags;
 			return;
 		}
@@ -209,15 +227,65 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 	}
 }
 
-static bool allowed(struct bt_cpu *c, uint32_t f, enum access acc, bool user)
+/* Does the access right check of SDM 3A 4.6 refuse an access to a page
+ * with rights f? Returns 0 if allowed, else the #PF error code bits it
+ * adds (PF_P, and PF_PK for a protection key). cpl is the access's: 3 a
+ * user access, 0-2 an explicit supervisor one, BT_CPL_SYS an implicit
+ * supervisor access (descriptor tables, TSS), at any CPL.
+ *  - SMEP: no supervisor fetch from a user page;
+ *  - SMAP: no supervisor data access to a user page, unless it is
+ *    explicit with EFLAGS.AC set;
+ *  - PKU (CR4.PKE, IA-32e paging): PKRU's AD bit for the page's key
+ *    denies data accesses to user pages, WD denies writes by user
+ *    accesses, and by supervisor ones if CR0.WP; PK is reported with
+ *    any other violation of the same access. */
+static uint32_t denied(const struct bt_cpu *c, uint32_t f, enum access acc,
+		       int cpl)
 {
-	if (user && !(f & TLBF_U))
-		return false;
+	bool user = cpl == 3, upage = f & TLBF_U;
+	uint32_t r = 0, pk;
+
+	if (user && !upage)
+		return PF_P;
 	if (acc == ACC_W && !(f & TLBF_W) && (user || (c->s.cr0 & CR0_WP)))
-		return false;
-	if (acc == ACC_X && (f & TLBF_NX) && (c->s.msr.efer & EFER_NXE))
-		return false;
-	return true;
+		r = PF_P;
+	if (acc == ACC_X) {
+		if ((f & TLBF_NX) && (c->s.msr.efer & EFER_NXE))
+			r = PF_P;
+		if (!user && upage && (c->s.cr4 & CR4_SMEP))
+			r = PF_P;
+		return r;
+	}
+	if (!upage)
+		return r;
+	if (!user && (c->s.cr4 & CR4_SMAP) &&
+	    (cpl == BT_CPL_SYS || !(c->s.rflags & BT_AC)))
+		r = PF_P;
+	/* the key is checked for every data access to a user page, and
+	 * reported (PK) even when another right is missing too, as KVM's
+	 * permission_fault does */
+	if ((c->s.cr4 & CR4_PKE) && c->lma) {
+		pk = bt_pkru(c) >> (2 * TLBF_PKEY(f));
+		if ((pk & 1) ||
+		    (acc == ACC_W && (pk & 2) && (user || (c->s.cr0 & CR0_WP))))
+			r |= PF_P | PF_PK;
+	}
+	return r;
+}
+
+static bool allowed(const struct bt_cpu *c, uint32_t f, enum access acc,
+		    int cpl)
+{
+	return !denied(c, f, acc, cpl);
+}
+
+/* May a read at cpl use a TLB hit without the full check? Only when no
+ * SMAP or protection key can refuse it. */
+static inline bool read_fast(const struct bt_cpu *c, uint32_t f, int cpl)
+{
+	if (!(f & TLBF_U))
+		return cpl != 3;
+	return !(c->s.cr4 & (cpl == 3 ? CR4_PKE : CR4_SMAP | CR4_PKE));
 }
 
 /* Translate the page of lin; returns its TLB entry. */
@@ -228,15 +296,15 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 	struct bt_tlb_entry *e = &c->tlb[(lin >> 12) % BT_TLB_SIZE];
 	bool user = cpl == 3;
 	struct walk w;
+	uint32_t err;
 
-	if (e->tag == (page | 1) && allowed(c, e->flags, acc, user) &&
+	if (e->tag == (page | 1) && allowed(c, e->flags, acc, cpl) &&
 	    (acc != ACC_W || (e->flags & TLBF_D)))
 		return e;
 	if (c->s.cr0 & CR0_PG) {
 		walk(c, lin, acc, user, &w);
-		if (!allowed(c, w.flags, acc, user))
-			page_fault(c, lin, pf_err(acc, user, PF_P,
-						  c->s.msr.efer & EFER_NXE));
+		if ((err = denied(c, w.flags, acc, cpl)))
+			page_fault(c, lin, pf_err(acc, user, err, ibit(c)));
 		if (acc == ACC_W && !w.leaf_d) {
 			phys_set_bits(c, w.leaf, w.esz, PTE_D | PTE_A);
 			w.flags |= TLBF_D;
@@ -325,8 +393,6 @@ void bt_lin_read_buf(struct bt_cpu *c, uint64_t lin, void *buf, unsigned n,
 	unsigned first = 4096 - (lin & 0xFFF);
 	struct bt_tlb_entry *e;
 
-	if (cpl == BT_CPL_SYS)
-		cpl = 0;
 	if (n <= first) {
 		page_read(c, translate(c, lin, ACC_R, cpl), lin, buf, n);
 		return;
@@ -346,8 +412,6 @@ void bt_lin_write_buf(struct bt_cpu *c, uint64_t lin, const void *buf,
 	unsigned first = 4096 - (lin & 0xFFF);
 	struct bt_tlb_entry *e;
 
-	if (cpl == BT_CPL_SYS)
-		cpl = 0;
 	if (n <= first) {
 		page_write(c, translate(c, lin, ACC_W, cpl), lin, buf, n);
 		return;
@@ -368,7 +432,7 @@ uint64_t bt_lin_read(struct bt_cpu *c, uint64_t lin, unsigned size, int cpl)
 
 	/* Fast path: RAM, same page, TLB hit with sufficient rights. */
 	if (e->tag == ((lin & ~0xFFFull) | 1) && e->host && off + size <= 4096 &&
-	    (cpl != 3 || (e->flags & TLBF_U))) {
+	    read_fast(c, e->flags, cpl)) {
 		memcpy(&v, e->host + off, size);
 		return v;
 	}
@@ -383,7 +447,7 @@ void bt_lin_write(struct bt_cpu *c, uint64_t lin, unsigned size, uint64_t v,
 	unsigned off = lin & 0xFFF;
 
 	if (e->tag == ((lin & ~0xFFFull) | 1) && e->host && off + size <= 4096 &&
-	    (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, cpl == 3)) {
+	    (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, cpl)) {
 		if (c->journal)
 			bt_journal_add(c, e->host + off, size);
 		memcpy(e->host + off, &v, size);
@@ -399,7 +463,8 @@ const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin)
 
 	/* fast path: a TLB hit that allows this fetch */
 	if (e->tag == ((lin & ~0xFFFull) | 1) && e->host &&
-	    (c->cpl != 3 || (e->flags & TLBF_U)) &&
+	    (c->cpl == 3 ? (e->flags & TLBF_U)
+			  : !((e->flags & TLBF_U) && (c->s.cr4 & CR4_SMEP))) &&
 	    (!(e->flags & TLBF_NX) || !(c->s.msr.efer & EFER_NXE)))
 		return e->host + (lin & 0xFFF);
 	e = translate(c, lin, ACC_X, c->cpl);
@@ -539,13 +604,18 @@ uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write,
 	e = translate(c, lin, write ? ACC_W : ACC_R, c->cpl);
 	if (!e->host || c->jit_dead)
 		return NULL;
+	/* SMAP depends on EFLAGS.AC, which the translator's TLB is not keyed
+	 * by (STAC, CLAC, POPF, IRET change it without a flush): supervisor
+	 * accesses to user pages are interpreted while CR4.SMAP is set */
+	if ((e->flags & TLBF_U) && (c->s.cr4 & CR4_SMAP) && c->cpl < 3)
+		return e->host + (lin & 0xFFF);
 	t->rtag = page;
 	t->addend = (uint64_t)(uintptr_t)e->host - page;
 	t->gpa = e->gpa | ((e->flags & TLBF_G) ? 1 : 0);
 	if (!(e->flags & TLBF_G))
 		bt_tlb_ng_note(c->jtlb_ng[c->cpl == 3], &c->n_jtlb_ng[c->cpl == 3],
 			       (unsigned)(t - c->jtlb[c->cpl == 3]));
-	t->wtag = (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, c->cpl == 3) &&
+	t->wtag = (e->flags & TLBF_D) && allowed(c, e->flags, ACC_W, c->cpl) &&
 		  !bt_jit_is_code(c, e->gpa) ? page : ~0ull;
 	return e->host + (lin & 0xFFF);
 }

@@ -9,9 +9,12 @@
 
 #define MSR_TSC 0x10
 #define MSR_APIC_BASE 0x1B
+#define MSR_UCODE_REV 0x8B /* Intel BIOS_SIGN_ID, AMD PATCH_LEVEL */
 #define MSR_SPEC_CTRL 0x48
 #define MSR_MTRRCAP 0xFE
 #define MSR_SYSENTER_CS 0x174
+#define MSR_MCG_CAP 0x179
+#define MSR_MCG_STATUS 0x17A
 #define MSR_SYSENTER_ESP 0x175
 #define MSR_SYSENTER_EIP 0x176
 #define MSR_MISC_ENABLE 0x1A0
@@ -34,6 +37,8 @@
 #define MSR_AMD_PERF_CTL0 0xC0010000 /* PerfEvtSel0-3, then PerfCtr0-3 */
 #define MSR_AMD_PERF_NR 8
 #define MSR_AMD_SYSCFG 0xC0010010
+#define MSR_X2APIC_FIRST 0x800
+#define MSR_X2APIC_LAST 0x8FF
 
 /* The legacy performance counters every AMD64 processor has (APM vol. 2
  * 13.2.1). An AMD model accepts them as KVM does with its PMU off: reads
@@ -60,6 +65,14 @@ static void need_pm(struct bt_cpu *c)
 		bt_raise_noerr(c, BT_UD);
 }
 
+/* CR4.UMIP: SGDT, SIDT, SLDT, SMSW and STR are #GP(0) above CPL 0 (SDM 3A
+ * 2.5; V86 mode is CPL 3) */
+static void umip_check(struct bt_cpu *c)
+{
+	if ((c->s.cr4 & CR4_UMIP) && c->cpl > 0)
+		bt_raise(c, BT_GP, 0);
+}
+
 uint64_t bt_tsc(struct bt_cpu *c)
 {
 	return c->bus->clock_ns(c->bus->opaque) + c->tsc_offset;
@@ -83,6 +96,9 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 				bt_raise(c, BT_GP, 0);
 			c->s.msr.efer |= EFER_LMA;
 		}
+		/* clearing PG with CR4.PCIDE set: #GP (SDM vol. 2 MOV CR) */
+		if (!(v & CR0_PG) && (c->s.cr4 & CR4_PCIDE))
+			bt_raise(c, BT_GP, 0);
 		if (!(v & CR0_PG) && (old & CR0_PG) && c->lma) {
 			if (c->mode == BT_MODE64)
 				bt_raise(c, BT_GP, 0);
@@ -97,6 +113,13 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 		c->s.cr2 = v;
 		return;
 	case 3:
+		/* With CR4.PCIDE, bits 11:0 are the PCID and bit 63 asks not to
+		 * invalidate; it is not part of CR3 (SDM 3A 4.10.4.1). Neither
+		 * TLB is tagged by PCID: every CR3 write drops the non-global
+		 * entries, which the architecture allows (a TLB may drop any
+		 * entry at any time, SDM 3A 4.10.2.2). */
+		if (c->lma && (c->s.cr4 & CR4_PCIDE))
+			v &= ~(1ull << 63);
 		if (c->lma && (v >> 52))
 			bt_raise(c, BT_GP, 0);
 		c->s.cr3 = c->lma ? v : (uint32_t)v;
@@ -105,14 +128,26 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 	case 4: {
 		uint64_t ok = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE |
 			      CR4_PAE | CR4_MCE | CR4_PGE | CR4_PCE | CR4_OSFXSR |
-			      CR4_OSXMMEXCPT | (c->has_xsave ? CR4_OSXSAVE : 0);
+			      CR4_OSXMMEXCPT | (c->has_xsave ? CR4_OSXSAVE : 0) |
+			      (c->has_umip ? CR4_UMIP : 0) |
+			      (c->has_pcid ? CR4_PCIDE : 0) |
+			      (c->has_smep ? CR4_SMEP : 0) |
+			      (c->has_smap ? CR4_SMAP : 0) |
+			      (c->has_pku ? CR4_PKE : 0);
 		if (v & ~ok)
 			bt_raise(c, BT_GP, 0);
 		if (c->lma && !(v & CR4_PAE))
 			bt_raise(c, BT_GP, 0);
 		old = c->s.cr4;
+		/* PCIDE 0 -> 1 needs IA-32e mode and PCID 0 in CR3 */
+		if ((v & CR4_PCIDE) && !(old & CR4_PCIDE) &&
+		    (!c->lma || (c->s.cr3 & 0xFFF)))
+			bt_raise(c, BT_GP, 0);
 		c->s.cr4 = v;
-		if ((old ^ v) & (CR4_PSE | CR4_PAE | CR4_PGE))
+		/* SMEP, SMAP and PKE change what the cached rights allow, in
+		 * both TLBs (the translator's checks none of them inline) */
+		if ((old ^ v) & (CR4_PSE | CR4_PAE | CR4_PGE | CR4_PCIDE |
+				 CR4_SMEP | CR4_SMAP | CR4_PKE))
 			bt_tlb_flush(c, true);
 		return;
 	}
@@ -198,7 +233,6 @@ static uint64_t *msr_slot(struct bt_cpu *c, uint32_t msr)
 	struct modvm_msrs *m = &c->s.msr;
 
 	switch (msr) {
-	case MSR_SPEC_CTRL: return &m->spec_ctrl;
 	case MSR_SYSENTER_CS: return &m->sysenter_cs;
 	case MSR_SYSENTER_ESP: return &m->sysenter_esp;
 	case MSR_SYSENTER_EIP: return &m->sysenter_eip;
@@ -243,12 +277,40 @@ static void exec_rdmsr(struct bt_cpu *c)
 	case MSR_APIC_BASE: v = c->s.msr.apic_base; break;
 	case MSR_EFER: v = c->s.msr.efer; break;
 	case MSR_MTRRCAP: v = 0x508; break; /* 8 variable, fixed, WC */
+	/* The microcode revision every P6/K8 and later CPU has: Linux's
+	 * early_init_intel writes 0 and reads it without a fault handler.
+	 * Revision 1 in EDX (Intel's layout), as KVM reports it; AMD's patch
+	 * level (EAX) is 0. */
+	case MSR_UCODE_REV: v = 1ull << 32; break;
 	/* The model is AMD's: Linux reads SYSCFG without a fault handler
 	 * (MTRR setup). All its features off, as KVM reports it. */
 	case MSR_AMD_SYSCFG: v = 0; break;
+	case MSR_TSC_AUX:
+		if (!c->has_rdtscp && !c->has_rdpid)
+			bt_raise(c, BT_GP, 0);
+		v = c->s.msr.tsc_aux;
+		break;
+	/* MCA (CPUID.1:EDX bit 14) with no banks and no MCG_CTL: the two
+	 * global registers read 0 (SDM 3B 16.3.1) */
+	case MSR_MCG_CAP: case MSR_MCG_STATUS:
+		if (!c->has_mca)
+			bt_raise(c, BT_GP, 0);
+		v = 0;
+		break;
+	case MSR_TSC_DEADLINE:
+		/* the local APIC's value: 0 once the deadline has passed */
+		if (!c->bus->rdmsr || !c->bus->rdmsr(c->bus->opaque, msr, &v))
+			v = c->s.msr.tsc_deadline;
+		break;
 	default:
 		if (amd_perf_msr(c, msr)) {
 			v = 0;
+			break;
+		}
+		if (msr >= MSR_X2APIC_FIRST && msr <= MSR_X2APIC_LAST) {
+			if (!c->has_x2apic || !c->bus->rdmsr ||
+			    !c->bus->rdmsr(c->bus->opaque, msr, &v))
+				bt_raise(c, BT_GP, 0);
 			break;
 		}
 		p = msr_slot(c, msr);
@@ -312,10 +374,31 @@ static void exec_wrmsr(struct bt_cpu *c)
 			c->bus->wrmsr(c->bus->opaque, msr, v);
 		break;
 	case MSR_AMD_SYSCFG:
+	case MSR_UCODE_REV: /* Intel: writing 0 before CPUID; no updates */
 		return; /* writes ignored */
+	case MSR_MCG_STATUS:
+		/* no machine check is ever in progress: nothing to clear */
+		if (!c->has_mca)
+			bt_raise(c, BT_GP, 0);
+		return;
+	case MSR_TSC_AUX:
+		if (!c->has_rdtscp && !c->has_rdpid)
+			bt_raise(c, BT_GP, 0);
+		/* bits 63:32 are reserved on Intel (#GP); AMD CPUs ignore
+		 * them and read them as 0 (as KVM does per vendor) */
+		if ((v >> 32) && !c->vendor_amd)
+			bt_raise(c, BT_GP, 0);
+		c->s.msr.tsc_aux = (uint32_t)v;
+		return;
 	default:
 		if (amd_perf_msr(c, msr))
 			return;
+		if (msr >= MSR_X2APIC_FIRST && msr <= MSR_X2APIC_LAST) {
+			if (!c->has_x2apic || !c->bus->wrmsr ||
+			    !c->bus->wrmsr(c->bus->opaque, msr, v))
+				bt_raise(c, BT_GP, 0);
+			return;
+		}
 		break;
 	}
 	p = msr_slot(c, msr);
@@ -363,6 +446,12 @@ static void exec_cpuid(struct bt_cpu *c)
 		if (c->s.cr4 & CR4_OSXSAVE)
 			cc |= 1u << 27;
 	}
+	/* OSPKE mirrors CR4.PKE (leaf 7.0 ECX bit 4) */
+	if (fn == 7 && idx == 0) {
+		cc &= ~(1u << 4);
+		if (c->s.cr4 & CR4_PKE)
+			cc |= 1u << 4;
+	}
 	if ((fn == 0xB || fn == 0x1F) && l)
 		d = c->index;
 	bt_set_reg(c, MODVM_RAX, 4, a);
@@ -393,6 +482,7 @@ static void exec_dtable(struct bt_cpu *c)
 		t->base = base;
 		return;
 	}
+	umip_check(c);
 	bt_check_write(c, m->seg, a, 2 + bsize);
 	bt_write(c, m->seg, a, 2, t->limit);
 	bt_write(c, m->seg, (a + 2) & bt_mask(c->in->addrsize), bsize, t->base);
@@ -498,6 +588,11 @@ static void exec_syscall(struct bt_cpu *c)
 	uint16_t sel = (c->s.msr.star >> 32) & 0xFFFF;
 
 	if (!(c->s.msr.efer & EFER_SCE) || !c->has_syscall)
+		bt_raise_noerr(c, BT_UD);
+	/* Intel: only in 64-bit mode (SDM vol. 2 SYSCALL); AMD also in legacy
+	 * and compatibility mode (APM vol. 3) */
+	if (!c->vendor_amd && c->model && c->model->leaves &&
+	    c->mode != BT_MODE64)
 		bt_raise_noerr(c, BT_UD);
 	if (!c->lma) {
 		c->s.gpr[MODVM_RCX] = (uint32_t)c->next_rip;
@@ -675,6 +770,61 @@ static void exec_arpl(struct bt_cpu *c)
 	}
 }
 
+/* RDPKRU, WRPKRU (SDM vol. 2): #UD unless CR4.PKE (which needs PKU);
+ * ECX, and for WRPKRU EDX, must be 0. Any CPL. */
+static void exec_pkru(struct bt_cpu *c)
+{
+	if (!c->has_pku || !(c->s.cr4 & CR4_PKE))
+		bt_raise_noerr(c, BT_UD);
+	if ((uint32_t)c->s.gpr[MODVM_RCX])
+		bt_raise(c, BT_GP, 0);
+	if (c->in->op == BT_OP_RDPKRU) {
+		bt_set_reg(c, MODVM_RAX, 4, bt_pkru(c));
+		bt_set_reg(c, MODVM_RDX, 4, 0);
+		return;
+	}
+	if ((uint32_t)c->s.gpr[MODVM_RDX])
+		bt_raise(c, BT_GP, 0);
+	bt_set_pkru(c, (uint32_t)c->s.gpr[MODVM_RAX]);
+	/* the translator's TLB holds rights checked against the old PKRU */
+	bt_tlb_flush(c, true);
+}
+
+/* INVPCID type, m128 (SDM vol. 2 INVPCID). The TLBs are not tagged by
+ * PCID, so each type drops at least what it must: type 0 the page (any
+ * PCID), 1 and 3 the non-global entries, 2 everything. */
+static void exec_invpcid(struct bt_cpu *c)
+{
+	const struct bt_operand *m = op1(c);
+	uint64_t type = bt_get(c, op0(c)), a, pcid, lin;
+
+	if (!c->has_invpcid || (c->s.rflags & BT_VM))
+		bt_raise_noerr(c, BT_UD);
+	need_cpl0(c);
+	if (type > 3)
+		bt_raise(c, BT_GP, 0);
+	a = bt_opnd_addr(c, m);
+	pcid = bt_read(c, m->seg, a, 8);
+	lin = bt_read(c, m->seg, (a + 8) & bt_mask(c->in->addrsize), 8);
+	if (pcid >> 12)
+		bt_raise(c, BT_GP, 0);
+	if (type <= 1 && pcid && !(c->s.cr4 & CR4_PCIDE))
+		bt_raise(c, BT_GP, 0);
+	switch (type) {
+	case 0:
+		if (!canonical(lin))
+			bt_raise(c, BT_GP, 0);
+		bt_tlb_flush_page(c, lin);
+		break;
+	case 2:
+		bt_tlb_flush(c, true);
+		break;
+	default:
+		bt_tlb_flush(c, false);
+		break;
+	}
+}
+
 /* Returns non-zero for an instruction it does not know (#UD). */
 int bt_exec_system(struct bt_cpu *c)
 {
@@ -716,6 +866,25 @@ int bt_exec_system(struct bt_cpu *c)
 			bt_set_reg(c, MODVM_RCX, 4, c->s.msr.tsc_aux);
 		}
 		return 0;
+	case BT_OP_RDPID:
+		/* TSC_AUX in a register of the mode's size (SDM vol. 2 RDPID) */
+		if (!c->has_rdpid)
+			bt_raise_noerr(c, BT_UD);
+		bt_put(c, op0(c), c->s.msr.tsc_aux);
+		return 0;
+	case BT_OP_STAC: case BT_OP_CLAC:
+		/* #UD without SMAP and above CPL 0 (V86 included) */
+		if (!c->has_smap || c->cpl > 0)
+			bt_raise_noerr(c, BT_UD);
+		if (c->in->op == BT_OP_STAC)
+			c->s.rflags |= BT_AC;
+		else
+			c->s.rflags &= ~(uint64_t)BT_AC;
+		return 0;
+	case BT_OP_RDPKRU: case BT_OP_WRPKRU:
+		exec_pkru(c);
+		return 0;
+	case BT_OP_INVPCID: exec_invpcid(c); return 0;
 	case BT_OP_RDMSR: exec_rdmsr(c); return 0;
 	case BT_OP_WRMSR: exec_wrmsr(c); return 0;
 	case BT_OP_RDPMC:
@@ -726,13 +895,16 @@ int bt_exec_system(struct bt_cpu *c)
 	case BT_OP_LLDT: case BT_OP_LTR: exec_lldt_ltr(c); return 0;
 	case BT_OP_SLDT:
 		need_pm(c);
+		umip_check(c);
 		bt_put(c, op0(c), c->s.ldt.selector);
 		return 0;
 	case BT_OP_STR:
 		need_pm(c);
+		umip_check(c);
 		bt_put(c, op0(c), c->s.tr.selector);
 		return 0;
 	case BT_OP_SMSW:
+		umip_check(c);
 		bt_put(c, op0(c), c->s.cr0 & (op0(c)->type == BT_OPND_MEM ? 0xFFFF
 						  : bt_mask(op0(c)->size)));
 		return 0;

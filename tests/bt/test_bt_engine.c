@@ -432,6 +432,87 @@ static void test_nmi_ipi(void)
 	teardown(vm, vcpu);
 }
 
+/* x2APIC and TSC-deadline on a model that offers them (leaf 1 ECX bits
+ * 21, 24): the x2APIC MSRs #GP in xAPIC mode and work once IA32_APIC_BASE
+ * has EXTD; a self IPI through MSR 0x83F and a TSC deadline (LVT timer
+ * mode 10b) arrive; the deadline MSR reads 0 after it passed. On the
+ * fixture's model (without them) EXTD is #GP. */
+static const struct modvm_cpuid_leaf x2_leaves[] = {
+	{ 0x0, 0, 0, 0x1, 0x68747541, 0x444d4163, 0x69746e65 },
+	{ 0x1, 0, 0, 0xf10, 0x800, (1u << 21) | (1u << 24), 0x0789bb7d },
+	{ 0x80000000, 0, 0, 0x80000001, 0x68747541, 0x444d4163, 0x69746e65 },
+	{ 0x80000001, 0, 0, 0xf10, 0, 0, (1u << 11) | (1u << 20) | (1u << 29) },
+};
+static const struct modvm_cpu_model x2_model = {
+	.name = "x2apic", .leaves = x2_leaves, .nleaves = 4,
+};
+
+static void run_x2(const struct modvm_cpu_model *m, const char *src,
+		   struct modvm_cpu_state *s)
+{
+	void *vm, *vcpu;
+	struct runner r;
+
+	model = m;
+	vcpu = setup(&vm, src, false);
+	r = (struct runner){ .vcpu = vcpu };
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(100);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	ops()->get_state(vcpu, s);
+	teardown(vm, vcpu);
+	model = &fx_model;
+}
+
+static void test_x2apic_tsc_deadline(void)
+{
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+	const char *extd = "mov ecx, 0x1B\n rdmsr\n bts eax, 10\n wrmsr\n";
+	char src[1024];
+
+	/* xAPIC mode: the x2APIC ID register is #GP */
+	run_x2(&x2_model, "mov ecx, 0x802\n rdmsr\n mov ebx, 1\n hlt", s);
+	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * BT_GP + 1);
+	CU_ASSERT_NOT_EQUAL(s->gpr[MODVM_RBX], 1);
+	/* no x2APIC in the model: EXTD is #GP */
+	snprintf(src, sizeof(src), "%s mov ebx, 1\n hlt", extd);
+	run_x2(&fx_model, src, s);
+	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * BT_GP + 1);
+	/* x2APIC mode: ID, version, TPR read/write, then a self IPI */
+	snprintf(src, sizeof(src), "%s mov ecx, 0x802\n rdmsr\n mov esi, eax\n"
+		 "mov ecx, 0x803\n rdmsr\n mov edi, eax\n"
+		 "mov ecx, 0x808\n mov eax, 0x20\n xor edx, edx\n wrmsr\n rdmsr\n mov ebp, eax\n"
+		 "xor eax, eax\n wrmsr\n"
+		 "mov ecx, 0x83F\n mov eax, 0x40\n wrmsr\n sti\n nop\n mov ebx, 1\n hlt", extd);
+	run_x2(&x2_model, src, s);
+	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * 0x40 + 1);
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RSI] & 0xFFFFFFFF, 0);       /* x2APIC ID 0 */
+	CU_ASSERT_NOT_EQUAL(s->gpr[MODVM_RDI] & 0xFF, 0);          /* version */
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RBP] & 0xFFFFFFFF, 0x20);    /* TPR */
+	CU_ASSERT_NOT_EQUAL(s->gpr[MODVM_RBX], 1);
+	CU_ASSERT(s->msr.apic_base & (1u << 10));
+	/* TSC deadline: LVT timer mode 10b, vector 0x41, deadline soon */
+	snprintf(src, sizeof(src), "%s mov ecx, 0x832\n mov eax, 0x41 | (2 << 17)\n"
+		 "xor edx, edx\n wrmsr\n rdtsc\n add eax, 1000000\n adc edx, 0\n"
+		 "mov ecx, 0x6E0\n wrmsr\n sti\n w: hlt\n jmp w", extd);
+	run_x2(&x2_model, src, s);
+	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * 0x41 + 1);
+	/* the deadline MSR reads 0 once it fired */
+	snprintf(src, sizeof(src), "%s mov ecx, 0x832\n mov eax, 0x41 | (2 << 17)\n"
+		 "xor edx, edx\n wrmsr\n rdtsc\n add eax, 1000000\n adc edx, 0\n"
+		 "mov ecx, 0x6E0\n wrmsr\n rdmsr\n mov esi, eax\n mov edi, edx\n"
+		 "mov ebx, 200\n"
+		 "w: pause\n dec ebx\n jnz w\n rdtsc\n mov ebp, eax\n"
+		 "w2: rdtsc\n sub eax, ebp\n cmp eax, 3000000\n jb w2\n"
+		 "mov ecx, 0x6E0\n rdmsr\n mov ebx, eax\n or ebx, edx\n hlt", extd);
+	run_x2(&x2_model, src, s);
+	CU_ASSERT(s->halted);
+	CU_ASSERT(s->gpr[MODVM_RSI] != 0 || s->gpr[MODVM_RDI] != 0); /* armed */
+	CU_ASSERT_EQUAL(s->gpr[MODVM_RBX], 0);                       /* passed */
+	free(s);
+}
+
 /* A self-NMI sent through the ICR is taken at the boundary right after
  * the ICR write (as KVM injects it before re-entering the guest), not
  * after the instructions that follow; both with the vCPU's own APIC ID
@@ -555,6 +636,7 @@ int main(void)
 		TEST(test_intr_wakes_halt), TEST(test_triple_fault), TEST(test_a20), TEST(test_nmi_ipi),
 		TEST(test_model_refusal), TEST(test_state_roundtrip),
 		TEST(test_cr8_is_tpr), TEST(test_cr8_apic_disabled),
+		TEST(test_x2apic_tsc_deadline),
 		TEST(test_self_nmi_at_once), TEST(test_level_eoi_broadcast),
 		TEST(test_smp_init_sipi),
 	};

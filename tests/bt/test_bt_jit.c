@@ -670,6 +670,86 @@ static void test_directed_diff(void)
 	fx_free(b);
 }
 
+/* ---- SMAP and protection keys ----------------------------------------- */
+
+/* The translator's TLB is keyed by neither EFLAGS.AC nor PKRU: loops that
+ * switch them (STAC/CLAC, POPF, WRPKRU) around accesses to a user page
+ * must fault exactly where the interpreter does, with the same state. */
+static const struct modvm_cpuid_leaf smap_pku_leaves[] = {
+	{ 0x0, 0, 0, 0x7, 0x68747541, 0x444d4163, 0x69746e65 },
+	{ 0x1, 0, 0, 0xf10, 0x800, 0, 0x0789bb7d },
+	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, 1u << 20, 1u << 3, 0 },
+	{ 0x80000000, 0, 0, 0x80000001, 0x68747541, 0x444d4163, 0x69746e65 },
+	{ 0x80000001, 0, 0, 0xf10, 0, 0, (1u << 11) | (1u << 20) | (1u << 29) },
+};
+static const struct modvm_cpu_model smap_pku_model = {
+	.name = "smap-pku", .leaves = smap_pku_leaves, .nleaves = 5,
+};
+
+static struct fx *smap_machine(bool jit)
+{
+	struct fx *f = mk(jit, 0);
+	uint64_t pt = 0x110000;
+
+	bt_cpu_set_model(&f->cpu, &smap_pku_model);
+	/* supervisor 4 KiB pages, but 0x40000: user, protection key 1 */
+	for (int i = 0; i < 512; i++)
+		fx_set64(f, pt + 8 * i, ((uint64_t)i << 12) | 3);
+	fx_set64(f, FX_PT + 0x2000, pt | 7);
+	fx_set64(f, pt + 8 * 0x40, 0x40000 | 7 | (1ull << 59));
+	fx_set64(f, 0x40000, 0x1234);
+	bt_tlb_flush(&f->cpu, true);
+	return f;
+}
+
+static void test_smap_pku_agree(void)
+{
+	static const char *const progs[] = {
+		/* STAC/CLAC around user accesses, then one without AC */
+		"mov rax, cr4\n bts rax, 21\n mov cr4, rax\n mov r8d, 200\n"
+		"l: stac\n add rbx, [0x40000]\n mov [0x40008], rbx\n clac\n"
+		"add rbx, [0x41000]\n dec r8d\n jnz l\n mov rcx, [0x40000]\n hlt",
+		/* POPF setting and clearing AC */
+		"mov rax, cr4\n bts rax, 21\n mov cr4, rax\n mov r8d, 200\n"
+		"l: pushfq\n or dword [rsp], 0x40000\n popfq\n add rbx, [0x40000]\n"
+		"pushfq\n and dword [rsp], ~0x40000\n popfq\n add rbx, [0x41000]\n"
+		"dec r8d\n jnz l\n add rbx, [0x40000]\n hlt",
+		/* WRPKRU switching key 1 between all rights and write-disable
+		 * (CR0.WP: supervisor writes too), then a write while disabled */
+		"mov rax, cr0\n bts rax, 16\n mov cr0, rax\n"
+		"mov rax, cr4\n bts rax, 22\n mov cr4, rax\n mov r8d, 200\n xor ecx, ecx\n xor edx, edx\n"
+		"l: xor eax, eax\n wrpkru\n add rbx, [0x40000]\n mov [0x40010], rbx\n"
+		"mov eax, 8\n wrpkru\n add rbx, [0x40000]\n dec r8d\n jnz l\n"
+		"mov [0x40018], rbx\n hlt",
+		/* access-disable: the read faults after a loop of allowed reads */
+		"mov rax, cr4\n bts rax, 22\n mov cr4, rax\n mov r8d, 200\n xor ecx, ecx\n xor edx, edx\n"
+		"l: add rbx, [0x40000]\n dec r8d\n jnz l\n mov eax, 4\n wrpkru\n"
+		"add rbx, [0x40000]\n hlt",
+	};
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		struct fx *a = smap_machine(true), *b = smap_machine(false);
+
+		fx_asm(a, progs[i]);
+		fx_asm(b, progs[i]);
+		fx_run_hlt(a);
+		fx_run_hlt(b);
+		if (!same_state(a, b, 0, progs[i]))
+			bad++;
+		CU_ASSERT_EQUAL(fx_vector(a), BT_PFV);
+		CU_ASSERT_EQUAL(fx_vector(b), BT_PFV);
+		CU_ASSERT_EQUAL(a->cpu.s.cr2, b->cpu.s.cr2);
+		CU_ASSERT_EQUAL(fx_mem64(a, FX_STACK - 48), fx_mem64(b, FX_STACK - 48));
+		CU_ASSERT_EQUAL(memcmp(a->ram + 0x40000, b->ram + 0x40000, 64), 0);
+		CU_ASSERT(R(b, MODVM_RBX) != 0);
+		CU_ASSERT(stats(a).blocks > 0);
+		fx_free(a);
+		fx_free(b);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- random programs --------------------------------------------------- */
 
 enum { W8L, W8R, W16, W32, W64 };
@@ -1591,6 +1671,7 @@ int main(void)
 		TEST(test_gp_de_in_block), TEST(test_noncanonical_branch),
 		TEST(test_interrupt_in_loop), TEST(test_cache_full),
 		TEST(test_directed_diff), TEST(test_random_diff),
+		TEST(test_smap_pku_agree),
 		TEST(test_random_bytes), TEST(test_self_rewriting_loop),
 		TEST(test_long_block), TEST(test_page_straddle), TEST(test_end_of_ram),
 		TEST(test_fault_in_flag_writer), TEST(test_kick_from_thread),

@@ -80,6 +80,10 @@ qemu_params = -cpu max,vendor=GenuineIntel
 file = pass.flat
 qemu_params = -cpu qemu64,+x2apic
 
+[la57]
+file = pass.flat
+qemu_params = -cpu qemu64,+la57
+
 [xsave]
 file = pass.flat
 qemu_params = -cpu max,host-phys-bits
@@ -132,13 +136,16 @@ result i386-only SKIP SKIP "i386 only"
 result manual SKIP SKIP "test marked as manual run only"
 result kvm-only SKIP SKIP "kvm only"
 result missing SKIP SKIP "Test file 'nothere.flat' not found"
-result intel SKIP "" "needs vendor GenuineIntel"
-result x2apic SKIP "" "needs CPU feature +x2apic"
+result intel PASS PASS
+result x2apic PASS PASS
+result la57 SKIP "" "needs CPU feature +la57"
 result xsave PASS PASS "host-phys-bits"
 result q35 SKIP "" "needs QEMU machine option q35"
 out=$table
-expect_out "PASS   5  FAIL   3  SKIP   8"
-check "the model chosen for -cpu max has XSAVE" grep -q 'model = "baseline-v1-xsave"' "$work/out/xsave.cfg"
+expect_out "PASS   7  FAIL   3  SKIP   7"
+check "the model chosen for -cpu max has XSAVE" grep -q 'model = "system-v1"' "$work/out/xsave.cfg"
+check "vendor=GenuineIntel picks the Intel model" grep -q 'model = "system-v1-intel"' "$work/out/intel.cfg"
+check "+x2apic picks a model with x2APIC" grep -q 'model = "system-v1"' "$work/out/x2apic.cfg"
 check "the kernel's path starts the command line" grep -q "cmdline = \"$kut/x86/args.flat hello\"" "$work/out/args.cfg"
 check "smp = 2 gives two vCPUs" grep -q "cpus = 2;" "$work/out/smp2.cfg"
 check "-m 64 gives 64 MiB" grep -q 'memory = "64M"' "$work/out/smp2.cfg"
@@ -149,8 +156,8 @@ expect_out "PASS   2  FAIL   0  SKIP   0"
 check "-m forces the model" grep -q 'model = "baseline-v1"' "$work/out2/pass.cfg"
 
 # -f runs it without the feature, saying so
-expect_code 0 "$runner" -b "$build" -o "$work/out3" --no-qemu -f -s x2apic "$kut"
-expect_out "without +x2apic (no model has it)"
+expect_code 0 "$runner" -b "$build" -o "$work/out3" --no-qemu -f -s la57 "$kut"
+expect_out "without +la57 (no model has it)"
 expect_out "PASS   1  FAIL   0  SKIP   0"
 
 # trees the runner cannot use

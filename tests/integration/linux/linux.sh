@@ -50,6 +50,25 @@ selftest-xsave)
 	expect_out "x86/fpu: Enabled xstate features 0x3"
 	expect_out "selftest: PASS"
 	;;
+selftest-system | selftest-system-intel)
+	# The same under the system models: the kernel turns on SMEP, SMAP,
+	# UMIP, PCID and PKU, uses x2APIC MSRs only if it wants them and the
+	# TSC-deadline timer; the Intel one takes Linux's Intel paths
+	# (early_init_intel's microcode-revision MSR, no AMD MSRs).
+	model=system-v1
+	[ "$case_name" = selftest-system-intel ] && model=system-v1-intel
+	check "selftest under cpu-bt, model $model" "$run" -e cpu-bt \
+		-m "$model" -t 1400 -b "$build" -g "$guest" \
+		-l "$work/console.log" selftest
+	out=$(cat "$work/console.log")
+	expect_out "cpu-model: modvm $model CPU"
+	expect_out "User Mode Instruction Prevention (UMIP) activated"
+	expect_out "TSC deadline timer available"
+	expect_out " smep "
+	expect_out " smap "
+	expect_out " pku ospke "
+	expect_out "selftest: PASS"
+	;;
 truncated-kernel)
 	head -c 1000000 "$guest/vmlinuz" >"$work/vmlinuz"
 	cat >"$work/vm.cfg" <<CFG
