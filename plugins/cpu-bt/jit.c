@@ -598,10 +598,9 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 {
 	struct bt_jit *j = c->jit;
-
-	j->tlb_flushes++;
 	unsigned i = (unsigned)((lin >> 12) % BT_JTLB_SIZE);
 
+	j->tlb_flushes++;
 	for (int p = 0; p < 2; p++)
 		c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
 	/* jump-cache entries into that page may now map elsewhere */
@@ -1929,8 +1928,7 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
  * flags the manuals call undefined count as kept, the host decides). */
 enum { FLE_NONE, FLE_READ, FLE_ALL, FLE_PART };
 
-static int flag_effect(const struct bt_insn *in, const struct layout *L,
-		       const uint8_t *b)
+static int flag_effect(const struct bt_insn *in, const uint8_t *b)
 {
 	unsigned mask = in->opsize == 8 ? 63 : 31, opc = in->opcode;
 
@@ -1959,7 +1957,6 @@ static int flag_effect(const struct bt_insn *in, const struct layout *L,
 	default:
 		/* ADC SBB INC DEC ROL ROR RCL RCR MUL IMUL BT* BSF BSR CLC STC
 		 * CMC SAHF, and anything not listed */
-		(void)L;
 		return FLE_PART;
 	}
 }
@@ -1995,7 +1992,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 
 		switch (x->k) {
 		case K_GEN: {
-			int eff = flag_effect(in, &x->L, x->bytes);
+			int eff = flag_effect(in, x->bytes);
 			bool need = eff == FLE_READ || eff == FLE_PART;
 			int mi;
 			if (need && !mem_opnd(in, &mi))
