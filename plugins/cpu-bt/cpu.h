@@ -112,6 +112,8 @@ enum {
 #define TLBF_NX 4  /* no-execute at some level */
 #define TLBF_D 8   /* dirty bit already set (or no paging) */
 #define TLBF_G 16  /* global */
+#define TLBF_CW 32 /* writable and dirty, but the page holds translations:
+		      each write reports its bytes (bt_jit_code_write) */
 /* bits 12-15: the leaf's protection key (PTE bits 62:59, IA-32e paging) */
 #define TLBF_PKEY_SHIFT 12
 #define TLBF_PKEY(f) (((f) >> TLBF_PKEY_SHIFT) & 15)
@@ -327,8 +329,9 @@ void bt_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
 void bt_check_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size);
 void bt_align_check(struct bt_cpu *c, uint64_t lin, unsigned align);
 /* Host address of lin for a data access at the current CPL, NULL if not
- * RAM (may raise #PF; a write to a page holding translations drops them). */
-uint8_t *bt_lin_ptr(struct bt_cpu *c, uint64_t lin, bool write);
+ * RAM (may raise #PF). wlen: the bytes about to be written there (0: a
+ * read); translations made from them are dropped first. */
+uint8_t *bt_lin_ptr(struct bt_cpu *c, uint64_t lin, unsigned wlen);
 uint64_t bt_fetch_lin(struct bt_cpu *c, uint64_t lin, uint8_t *buf,
 		      unsigned n);
 const uint8_t *bt_fetch_ptr(struct bt_cpu *c, uint64_t lin);

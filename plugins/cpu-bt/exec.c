@@ -665,9 +665,9 @@ static bool string_pages(struct bt_cpu *c, unsigned size)
 		k = n;
 	if (!k)
 		return false;
-	if (movs && !(src = bt_lin_ptr(c, slin, false)))
+	if (movs && !(src = bt_lin_ptr(c, slin, 0)))
 		return false;
-	if (!(dst = bt_lin_ptr(c, dlin, true)))
+	if (!(dst = bt_lin_ptr(c, dlin, (unsigned)(k * size))))
 		return false;
 	if (movs) {
 		/* element-wise forward copying differs from memmove when the

@@ -15,7 +15,8 @@
  *  - direct exits are patched into jumps to the next block (chaining);
  *    indirect ones return to the dispatcher, which checks events.
  * Pages holding translations are write-watched (jtlb wtag, TLBF_D), so a
- * write to code drops its blocks before the new code runs.
+ * write to code drops the blocks made from the bytes it writes before the
+ * new code runs (bt_jit_code_write); blocks elsewhere on the page stay.
  * Everything not listed in classify() is interpreted, one instruction at
  * a time, by the reference interpreter.
  */
@@ -35,8 +36,9 @@
 
 #define BLOCK_MAX 64          /* guest instructions per block */
 #define BLOCK_ROOM 65536      /* code bytes a block may need at most */
-#define HASH_SIZE 65536       /* block hash buckets (by physical page) */
-#define VC_SIZE 4096          /* virtual-RIP lookup cache */
+#define HASH_SIZE 65536       /* block hash buckets by physical page */
+#define LHASH_SIZE 131072     /* ... by physical address (lookups) */
+#define VC_SIZE 32768         /* virtual-RIP lookup cache */
 #define XLINK_MAX 8192        /* cross-page links (undone on TLB flushes) */
 #define INVAL_TABLE 1024      /* pages counted for repeated invalidation */
 #define INVAL_LIMIT 32        /* ... within INVAL_WINDOW_NS, after which */
@@ -83,11 +85,15 @@ struct jblock {
 	uint8_t strad;         /* one instruction crossing into the next page: */
 	uint8_t strad_global;  /* ... both pages global */
 	uint64_t gpa2, lin2;   /* ... that page */
+	uint16_t len, len2;    /* guest bytes translated in the first page
+				  (from gpa) and in the second (from its start) */
 	uint8_t *code;         /* entry; NULL: the interpreter runs this RIP */
 	uint8_t *dead;         /* the exit to the dispatcher before the entry,
 				  past its RCX restore: an invalidated block's
 				  entry is patched to jump there */
-	struct jblock *hnext;
+	struct jblock *hnext;  /* the blocks of its page (invalidation) */
+	struct jblock *lnext;  /* of its lookup bucket; invalid ones are
+				  dropped by lookup as it meets them */
 	struct jexit exit[2];
 };
 
@@ -122,6 +128,7 @@ struct bt_jit {
 	struct jblock *blocks;
 	unsigned nblocks, maxblocks;
 	struct jblock *hash[HASH_SIZE];
+	struct jblock *lhash[LHASH_SIZE];
 	struct vcache vc[VC_SIZE];
 	uint32_t gen;
 	bool jc_global[2][BT_JC_SIZE]; /* the jump cache entry's page is global */
@@ -171,6 +178,7 @@ struct bt_jit {
 	uint64_t *debug_inplace; /* ... interpreted in place, by op */
 	uint64_t tlb_flushes;  /* TLB flushes (all or one page) so far */
 	uint64_t debug_why[5]; /* ... and why: see why_names */
+	struct { uint64_t lin, n; } debug_noxpg[64]; /* ... on pages written too often */
 	int why;
 	uint64_t checks, check_fails;
 };
@@ -405,6 +413,11 @@ static unsigned hash_page(uint64_t gpa)
 	return (unsigned)((p ^ (p >> 16)) * 0x9E3779B1u) % HASH_SIZE;
 }
 
+static unsigned hash_gpa(uint64_t gpa)
+{
+	return (unsigned)((gpa ^ (gpa >> 17)) * 0x9E3779B1u) % LHASH_SIZE;
+}
+
 static void count_invalidation(struct bt_jit *j, uint64_t page)
 {
 	unsigned i = (unsigned)((page >> 12) % INVAL_TABLE);
@@ -508,6 +521,70 @@ void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
 	count_invalidation(j, page);
 }
 
+/* Does [a, a + alen) overlap [b, b + blen)? */
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+void bt_jit_code_write(struct bt_cpu *c, uint64_t gpa, unsigned len)
+{
+	struct bt_jit *j = c->jit;
+	uint64_t page = gpa & ~0xFFFull;
+	struct jblock **pp;
+	bool killed = false, left = false;
+
+	if (!j || !len || !bt_jit_is_code(c, page))
+		return;
+	pp = &j->hash[hash_page(page)];
+	if (len > 4096 - (gpa & 0xFFF))
+		len = 4096 - (unsigned)(gpa & 0xFFF);
+	while (*pp) {
+		struct jblock *b = *pp;
+		if ((b->gpa & ~0xFFFull) != page) {
+			pp = &b->hnext;
+		} else if (b->code && !overlaps(b->gpa, b->len, gpa, len)) {
+			left = true;
+			pp = &b->hnext;
+		} else {
+			/* its bytes are written (or it is a marker for the
+			 * interpreter, cheap to make again): see bt_jit_invalidate */
+			b->valid = 0;
+			*pp = b->hnext;
+			if (b->code) {
+				b->code[0] = 0xEB;
+				b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
+				killed = true;
+			}
+		}
+	}
+	for (unsigned i = 0; i < j->nstrad;) {
+		struct jblock *b = j->strad[i];
+		if (b->valid && (b->gpa2 & ~0xFFFull) == page &&
+		    overlaps(page, b->len2, gpa, len)) {
+			kill_block(j, b);
+			killed = true;
+		}
+		if (!b->valid) {
+			j->strad[i] = j->strad[--j->nstrad];
+			continue;
+		}
+		if ((b->gpa2 & ~0xFFFull) == page)
+			left = true;
+		i++;
+	}
+	if (!left)
+		code_bit(j, page, false); /* writes to the page go fast again */
+	if (!killed) {
+		j->st.code_writes_kept++;
+		return;
+	}
+	prune_xlinks(j, ~0ull);
+	c->jit_dead = 1;
+	j->st.invalidations++;
+	count_invalidation(j, page);
+}
+
 void bt_jit_flush_all(struct bt_cpu *c)
 {
 	struct bt_jit *j = c->jit;
@@ -518,6 +595,7 @@ void bt_jit_flush_all(struct bt_cpu *c)
 	j->nblocks = 0;
 	j->nstrad = 0;
 	memset(j->hash, 0, sizeof(j->hash));
+	memset(j->lhash, 0, sizeof(j->lhash));
 	j->gen++;
 	j->nxl[0] = j->nxl[1] = 0;
 	for (unsigned i = 0; i < NCHUNKS; i++) {
@@ -609,9 +687,10 @@ void bt_jit_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 			if (c->jit_jc[p][k].rip != ~0ull &&
 			    (jc_lin(j, p, c->jit_jc[p][k].rip) >> 12) == (lin >> 12))
 				c->jit_jc[p][k].rip = ~0ull;
-	for (unsigned k = 0; k < VC_SIZE && pfilter_has(j, lin); k++)
-		if ((j->vc[k].lin >> 12) == (lin >> 12))
-			j->vc[k].rip = ~0ull;
+	/* ... and lookup-cache entries: all of them at once (a scan of the
+	 * table costs more than the lookups that fill it again) */
+	if (pfilter_has(j, lin))
+		j->gen++;
 	/* page-crossing blocks whose second page it is */
 	for (unsigned k = 0; k < j->nstrad;) {
 		struct jblock *b = j->strad[k];
@@ -2226,6 +2305,9 @@ static struct jblock *new_block(struct bt_jit *j, uint64_t rip, uint64_t gpa,
 	unsigned h = hash_page(gpa);
 	b->hnext = j->hash[h];
 	j->hash[h] = b;
+	h = hash_gpa(gpa);
+	b->lnext = j->lhash[h];
+	j->lhash[h] = b;
 	return b;
 }
 
@@ -2286,8 +2368,11 @@ static struct jblock *translate(struct bt_cpu *c, uint64_t rip, uint64_t gpa,
 	if (!n)
 		return b; /* b->code NULL: interpret */
 	mark_code(c, gpa);
+	b->len = (uint16_t)(d[n - 1].rip + d[n - 1].in.len - rip);
 	if (strad) {
 		mark_code(c, gpa2);
+		b->len = (uint16_t)avail;
+		b->len2 = (uint16_t)(d[0].in.len - avail);
 		b->strad = 1;
 		b->strad_global = g2;
 		b->gpa2 = gpa2;
@@ -2373,18 +2458,24 @@ static struct jblock *lookup(struct bt_cpu *c, uint32_t key, uint64_t cskey)
 	if (v->gen == j->gen && v->rip == rip && v->key == key && v->cskey == cskey &&
 	    v->b->valid)
 		return v->b;
+
 	p = bt_fetch_ptr(c, lin); /* may raise #PF: the fetch's own fault */
 	if (!p)
 		return NULL;
 	gpa = bt_fetch_gpa(c, lin);
-	for (struct jblock *b = j->hash[hash_page(gpa)]; b; b = b->hnext)
-		if (b->gpa == gpa && b->rip == rip && b->key == key && b->cskey == cskey &&
-		    b->valid) {
+	for (struct jblock **pp = &j->lhash[hash_gpa(gpa)], *b; (b = *pp);) {
+		if (!b->valid) {
+			*pp = b->lnext;
+			continue;
+		}
+		if (b->gpa == gpa && b->rip == rip && b->key == key && b->cskey == cskey) {
 			*v = (struct vcache){ rip, cskey, lin, key, j->gen, b,
 					      bt_page_global(c, lin) };
 			vc_noted(j, v, lin);
 			return b;
 		}
+		pp = &b->lnext;
+	}
 	struct jblock *b = translate(c, rip, gpa, p, key, cskey, lin);
 	*v = (struct vcache){ rip, cskey, lin, key, j->gen, b, bt_page_global(c, lin) };
 	vc_noted(j, v, lin);
@@ -2551,6 +2642,18 @@ static void count_interpreted(struct bt_cpu *c)
 	if (bt_decode(buf, 15, c->mode, &in) > 0)
 		c->jit->debug_ops[in.op]++;
 	c->jit->debug_why[c->jit->why]++;
+	if (c->jit->why == 3) {
+		/* count by linear page (open addressing, full table: drop) */
+		uint64_t pg = lin & ~0xFFFull;
+		for (unsigned i = 0, k = (unsigned)(pg >> 12) % 64; i < 64; i++, k = (k + 1) % 64) {
+			if (!c->jit->debug_noxpg[k].n)
+				c->jit->debug_noxpg[k].lin = pg;
+			if (c->jit->debug_noxpg[k].lin == pg) {
+				c->jit->debug_noxpg[k].n++;
+				break;
+			}
+		}
+	}
 }
 
 static const char *const why_names[5] = {
@@ -2778,11 +2881,12 @@ void bt_jit_destroy(struct bt_cpu *c)
 		fclose(j->perfmap);
 	if (getenv("MODVM_BT_JIT_STATS"))
 		fprintf(stderr, "bt-jit: %llu blocks, %llu insns, %llu KiB code, %.3f s translating, "
-			"%llu flushes, %llu invalidations, %llu enters, %llu links, %llu interp pages, "
+			"%llu flushes, %llu invalidations (%llu writes to code pages kept them), %llu enters, %llu links, %llu interp pages, "
 			"%llu in place (%llu ending their block)\n",
 			(unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
 			(unsigned long long)(j->st.code_bytes >> 10), j->st.translate_ns / 1e9,
 			(unsigned long long)j->st.flushes, (unsigned long long)j->st.invalidations,
+			(unsigned long long)j->st.code_writes_kept,
 			(unsigned long long)j->st.enters, (unsigned long long)j->st.links,
 			(unsigned long long)j->st.interp_pages,
 			(unsigned long long)j->st.in_place, (unsigned long long)j->st.in_place_exits);
@@ -2795,6 +2899,11 @@ void bt_jit_destroy(struct bt_cpu *c)
 		fprintf(stderr, "\nbt-jit: why:");
 		for (int k = 0; k < 5; k++)
 			fprintf(stderr, " %s %llu;", why_names[k], (unsigned long long)j->debug_why[k]);
+		fprintf(stderr, "\nbt-jit: interpreted on pages written too often, by linear page:");
+		for (unsigned k = 0; k < 64; k++)
+			if (j->debug_noxpg[k].n)
+				fprintf(stderr, " 0x%llx %llu", (unsigned long long)j->debug_noxpg[k].lin,
+					(unsigned long long)j->debug_noxpg[k].n);
 		fprintf(stderr, "\n");
 		free(j->debug_ops);
 		free(j->debug_inplace);

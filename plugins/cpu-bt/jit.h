@@ -18,7 +18,8 @@ struct bt_jit_stats {
 	uint64_t code_bytes;      /* host code emitted */
 	uint64_t translate_ns;    /* time spent translating */
 	uint64_t flushes;         /* whole-cache flushes (cache full, state load) */
-	uint64_t invalidations;   /* pages whose translations a write removed */
+	uint64_t invalidations;   /* writes that removed translations */
+	uint64_t code_writes_kept; /* writes to code pages that removed none */
 	uint64_t enters;          /* dispatcher entries into translated code */
 	uint64_t links;           /* exits patched into direct jumps */
 	uint64_t interp_pages;    /* times a page was left to the interpreter for a while
@@ -48,6 +49,11 @@ void bt_jit_flush_all(struct bt_cpu *c);
  * (a write reached it). */
 bool bt_jit_is_code(struct bt_cpu *c, uint64_t gpa);
 void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa);
+/* The vCPU writes len bytes at gpa (within one page) of a page holding
+ * translations: the blocks made from those bytes are dropped, the others
+ * stay (a kernel patching its alternatives next to code that runs, data
+ * next to code). The page stops being watched when no block is left. */
+void bt_jit_code_write(struct bt_cpu *c, uint64_t gpa, unsigned len);
 
 /* Another thread (device DMA) wrote guest RAM: translations of the pages
  * are dropped before the vCPU runs translated code again. */

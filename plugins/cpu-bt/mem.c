@@ -96,6 +96,8 @@ static void phys_set_bits(struct bt_cpu *c, uint64_t gpa, unsigned size,
 	p = c->bus->ram_ptr(c->bus->opaque, gpa, size);
 	if (!p)
 		return;
+	if (c->jit)
+		bt_jit_code_write(c, gpa, size); /* page tables on a code page */
 	/* Atomic: another vCPU may update the same entry. */
 	if (size == 8)
 		__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_SEQ_CST);
@@ -299,8 +301,11 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 	uint32_t err;
 
 	if (e->tag == (page | 1) && allowed(c, e->flags, acc, cpl) &&
-	    (acc != ACC_W || (e->flags & TLBF_D)))
+	    (acc != ACC_W || (e->flags & (TLBF_D | TLBF_CW)))) {
+		if ((e->flags & TLBF_CW) && !bt_jit_is_code(c, e->gpa))
+			e->flags = (e->flags & ~(uint32_t)TLBF_CW) | TLBF_D;
 		return e;
+	}
 	if (c->s.cr0 & CR0_PG) {
 		walk(c, lin, acc, user, &w);
 		if ((err = denied(c, w.flags, acc, cpl)))
@@ -324,13 +329,14 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 	e->host = c->bus->ram_ptr(c->bus->opaque, w.gpa, 4096);
 	if (e->host && acc == ACC_W && c->bus->ram_dirty)
 		c->bus->ram_dirty(c->bus->opaque, w.gpa, 4096);
-	/* A page holding translations: a write drops them first; other
-	 * fills leave D clear so that the first write comes back here. */
+	/* A page holding translations: D stays clear in the entry, so that
+	 * writes come here and on to page_write or bt_jit_fill, which report
+	 * the bytes written (bt_jit_code_write); a write fill marks the entry
+	 * CW (dirty, checked for writing) so that the next one skips the walk. */
 	if (e->host && c->jit && bt_jit_is_code(c, w.gpa)) {
-		if (acc == ACC_W)
-			bt_jit_invalidate(c, w.gpa);
-		else
-			e->flags &= ~(uint32_t)TLBF_D;
+		if (acc == ACC_W && (e->flags & TLBF_D))
+			e->flags |= TLBF_CW;
+		e->flags &= ~(uint32_t)TLBF_D;
 	}
 	return e;
 }
@@ -373,6 +379,8 @@ static void page_write(struct bt_cpu *c, struct bt_tlb_entry *e, uint64_t lin,
 	const uint8_t *p = buf;
 
 	if (e->host) {
+		if (e->flags & TLBF_CW)
+			bt_jit_code_write(c, e->gpa + off, n);
 		if (c->journal)
 			bt_journal_add(c, e->host + off, n);
 		memcpy(e->host + off, buf, n);
@@ -602,6 +610,8 @@ uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write,
 	if (rmw)
 		translate(c, lin, ACC_R, c->cpl);
 	e = translate(c, lin, write ? ACC_W : ACC_R, c->cpl);
+	if (write && e->host && (e->flags & TLBF_CW))
+		bt_jit_code_write(c, e->gpa + (lin & 0xFFF), size);
 	if (!e->host || c->jit_dead)
 		return NULL;
 	/* SMAP depends on EFLAGS.AC, which the translator's TLB is not keyed
@@ -634,9 +644,11 @@ void bt_journal_add(struct bt_cpu *c, uint8_t *p, unsigned len)
 	j->n++;
 }
 
-uint8_t *bt_lin_ptr(struct bt_cpu *c, uint64_t lin, bool write)
+uint8_t *bt_lin_ptr(struct bt_cpu *c, uint64_t lin, unsigned wlen)
 {
-	struct bt_tlb_entry *e = translate(c, lin, write ? ACC_W : ACC_R, c->cpl);
+	struct bt_tlb_entry *e = translate(c, lin, wlen ? ACC_W : ACC_R, c->cpl);
 
+	if (wlen && e->host && (e->flags & TLBF_CW))
+		bt_jit_code_write(c, e->gpa + (lin & 0xFFF), wlen);
 	return e->host ? e->host + (lin & 0xFFF) : NULL;
 }

@@ -1499,6 +1499,80 @@ static void test_in_place_continues(void)
 	fx_free(i);
 }
 
+/* Data written next to code on its page (a counter after a loop, as in
+ * small programs and a kernel patching alternatives beside code that
+ * runs): the loop's blocks stay translated, each write is checked
+ * against the bytes they were made from, nothing is invalidated. */
+static void test_data_beside_code(void)
+{
+	struct fx *f = mk(true, 0);
+
+	fx_asm(f,
+		"xor ebx, ebx\n"
+		"l: add dword [rel counter], 3\n mov [rel last], ebx\n"
+		"inc ebx\n cmp ebx, 20000\n jb l\n"
+		"mov eax, [rel counter]\n mov edx, [rel last]\n hlt\n"
+		"counter: dd 0\n last: dd 0");
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX), 60000);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX), 19999);
+	CU_ASSERT_EQUAL(stats(f).invalidations, 0);
+	CU_ASSERT(stats(f).code_writes_kept >= 40000);
+	CU_ASSERT(stats(f).enters < 100);
+	fx_free(f);
+}
+
+/* A write into the middle of a block that ran (an immediate in a called
+ * function, after two other instructions of its block) drops that block,
+ * and only that one: the caller's loop on the same page stays. */
+static void test_write_mid_block(void)
+{
+	struct fx *t = mk(true, 0), *i = mk(false, 0);
+	static const char *prog =
+		"xor edx, edx\n xor ebx, ebx\n"
+		"l: call f\n inc byte [rel imm]\n inc ebx\n cmp ebx, 50\n jb l\n hlt\n"
+		"f: nop\n nop\n db 0x83, 0xC2\n imm: db 1\n ret";
+
+	fx_asm(t, prog);
+	fx_asm(i, prog);
+	CU_ASSERT_EQUAL(fx_run_hlt(t), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_run_hlt(i), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(R(t, MODVM_RDX), 50 * 51 / 2);
+	CU_ASSERT_EQUAL(R(t, MODVM_RDX), R(i, MODVM_RDX));
+	/* f's block is made again after each write (until the page is left
+	 * to the interpreter for being written too often); the loop's blocks
+	 * are made once */
+	CU_ASSERT(stats(t).invalidations >= 30);
+	CU_ASSERT(stats(t).blocks < stats(t).invalidations + 10);
+	fx_free(t);
+	fx_free(i);
+}
+
+/* An instruction that crosses into the next page, patched in its bytes
+ * on that page: its block (made from both pages) is dropped; a write to
+ * data after the RET that follows it leaves both blocks. */
+static void test_write_crossing_insn(void)
+{
+	struct fx *t = mk(true, 0), *i = mk(false, 0);
+	static const char *prog =
+		"xor edx, edx\n xor ebx, ebx\n"
+		"l: call f\n add edx, eax\n inc byte [rel f + 3]\n inc dword [rel farv]\n"
+		"inc ebx\n cmp ebx, 20\n jb l\n hlt\n"
+		"times 4094 - ($ - $$) db 0xCC\n"
+		"f: mov eax, 0\n ret\n farv: dd 0";
+
+	fx_asm(t, prog);
+	fx_asm(i, prog);
+	CU_ASSERT_EQUAL(fx_run_hlt(t), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_run_hlt(i), BT_EXIT_HLT);
+	/* eax = 0x10000 * (calls before): 0 + 1 + ... + 19 */
+	CU_ASSERT_EQUAL(R(t, MODVM_RDX), 0x10000ull * (19 * 20 / 2));
+	CU_ASSERT_EQUAL(R(t, MODVM_RDX), R(i, MODVM_RDX));
+	CU_ASSERT(stats(t).code_writes_kept >= 19);
+	fx_free(t);
+	fx_free(i);
+}
+
 /* each ends with HLT (vector -1) unless it names a fault */
 static const struct { const char *src; int vector; } prog32[] = {
 	{ "mov eax, [esi + ecx*4 + 8]\n add [edi + 4], eax\n sub edx, [ebx]\n inc eax\n dec edx\n"
@@ -1677,7 +1751,8 @@ int main(void)
 		TEST(test_fault_in_flag_writer), TEST(test_kick_from_thread),
 		TEST(test_hi8_to_sp), TEST(test_rewritten_page_comes_back),
 		TEST(test_remap_code), TEST(test_in_place_smc),
-		TEST(test_in_place_continues),
+		TEST(test_in_place_continues), TEST(test_data_beside_code),
+		TEST(test_write_mid_block), TEST(test_write_crossing_insn),
 		TEST(test_segmented_diff),
 		TEST(test_real_mode_stack_and_cs), TEST(test_random_bytes_segmented),
 	};
