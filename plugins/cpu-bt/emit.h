@@ -130,6 +130,20 @@ static inline void em_mov_ri64(struct bt_emit *e, int reg, uint64_t v)
 	em64(e, v);
 }
 
+/* reg = v in the fewest bytes: mov r32, imm32 (zero-extending), mov
+ * r/m64, imm32 (sign-extending: kernel addresses) or movabs */
+static inline void em_mov_rimm(struct bt_emit *e, int reg, uint64_t v)
+{
+	if (v > 0xFFFFFFFFull && (int64_t)v == (int32_t)(uint32_t)v) {
+		em_rex(e, true, 0, 0, reg, false);
+		em8(e, 0xC7);
+		em8(e, 0xC0 | (reg & 7));
+		em32(e, (uint32_t)v);
+		return;
+	}
+	em_mov_ri64(e, reg, v);
+}
+
 /* lea reg, [base + index*scale + disp]; w=false: 32-bit result */
 static inline void em_lea(struct bt_emit *e, bool w, int reg, int base,
 			  int index, unsigned scale, int32_t disp)

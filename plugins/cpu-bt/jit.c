@@ -123,7 +123,8 @@ struct bt_jit {
 	uint8_t *exit_regs;    /* flags already saved: registers, return */
 	uint8_t *exit_done;    /* everything saved: return */
 	uint8_t *interp_full;  /* call: R10 = RIP, R9 = next; run in place */
-	uint8_t *interp_stored; /* ... the state already stored: R9 = next */
+	uint8_t *slow_common;  /* call: R9 = address, R10 = RIP, R8 = slow info;
+				  the TLB miss path of every access (jit_slow2) */
 
 	struct jblock *blocks;
 	unsigned nblocks, maxblocks;
@@ -1757,21 +1758,21 @@ static void emit_budget_check(struct tctx *t, uint64_t rip, uint8_t **entry)
 	em_mov_rr(e, HR_RCX, HR_R10);
 }
 
-static void emit_interp_call(struct tctx *t, uint64_t next);
-
-static void emit_slow_paths(struct tctx *t, void *helper)
+static void emit_slow_paths(struct tctx *t)
 {
 	struct bt_emit *e = &t->e;
 
 	for (unsigned i = 0; i < t->nslow; i++) {
 		struct slow *s = &t->slow[i];
+		if (s->info != SLOW_INTERP)
+			continue; /* emit_slow_stubs */
 		if (!e->full)
 			em_patch32(s->jne, e->p);
 		/* every TLB check parks the flags first (emit_flags_park) */
 		emit_flags_from_slot(e);
 		emit_save_flags_via(e, HR_R10); /* R9 holds the address */
 		emit_store_gprs(e);
-		if (s->info == SLOW_INTERP) {
+		{
 			em_mov_ri64(e, HR_R10, s->rip);
 			em_store(e, HR_R11, OFF(s.rip), HR_R10);
 			em_rex(e, false, 0, 0, HR_R11, false); em8(e, 0xC6);
@@ -1780,27 +1781,27 @@ static void emit_slow_paths(struct tctx *t, void *helper)
 			em_jmp_to(e, t->j->exit_done);
 			continue;
 		}
-		em_mov_ri64(e, HR_R10, s->rip);
-		em_store(e, HR_R11, OFF(s.rip), HR_R10);
-		em_store(e, HR_R11, OFF(insn_rip), HR_R10);
-		em_mov_rr(e, HR_RDI, HR_R11);
-		em_mov_rr(e, HR_RSI, HR_R9);
-		em_mov_ri64(e, HR_RDX, s->info);
-		em_call_abs(e, helper);
-		em_load(e, HR_R11, HR_RSP, 0);
-		/* test rax, rax; jz interp */
-		em8(e, 0x48); em8(e, 0x85); em8(e, 0xC0);
-		uint8_t *jz = em_jcc32(e, 0x4);
-		em_mov_rr(e, HR_R9, HR_RAX);
-		emit_load_gprs(e, false);
-		em_push_mem(e, HR_R11, OFF(jit_hflags));
-		em_popfq(e);
-		em_jmp_to(e, s->join);
+	}
+}
+
+/* The TLB miss paths of a block: a stub each that calls slow_common,
+ * which returns to the jump back to the fast path, or 5 bytes further on,
+ * to the jump past the instruction when the interpreter ran it. */
+static void emit_slow_stubs(struct tctx *t)
+{
+	struct bt_emit *e = &t->e;
+
+	for (unsigned i = 0; i < t->nslow; i++) {
+		struct slow *s = &t->slow[i];
+		uint32_t len = s->next == ~0ull ? 0 : (uint32_t)((s->next - s->rip) & 15);
+		if (s->info == SLOW_INTERP)
+			continue;
 		if (!e->full)
-			em_patch32(jz, e->p);
-		/* MMIO, a page-crossing access, a write to code: the
-		 * interpreter runs the whole instruction from here */
-		emit_interp_call(t, s->next);
+			em_patch32(s->jne, e->p);
+		em_mov_rimm(e, HR_R10, s->rip);
+		em_mov_ri64(e, HR_R8, s->info | len << 16);
+		em_call_to(e, t->j->slow_common);
+		em_jmp_to(e, s->join);
 		if (s->after)
 			em_jmp_to(e, s->after);
 		else /* never reached: jit_interp1 ends the block */
@@ -1834,6 +1835,29 @@ static uint8_t *jit_slow(struct bt_cpu *c, uint64_t lin, uint32_t info)
 	/* A fault unwinds from here: the state must be whole already. */
 	c->s.rflags = (c->s.rflags & ~(uint64_t)BT_ARITH) | (c->jit_hflags & BT_ARITH);
 	return bt_jit_fill(c, lin, info & 0xFF, info & 0x100, info & 0x200);
+}
+
+static int jit_interp1(struct bt_cpu *c, uint64_t next);
+
+/* The shared slow path (slow_common): the host address of the access
+ * (bt_jit_fill), else the instruction is interpreted in place (MMIO, a
+ * page-crossing access, a write to code): 0, go on after it in the block,
+ * or 1, leave the block. info bits 16-19: the instruction's length (0: it
+ * ends the block). */
+static uintptr_t jit_slow2(struct bt_cpu *c, uint64_t lin, uint32_t info)
+{
+	uint8_t *p = jit_slow(c, lin, info & 0x3FF);
+	uint64_t next = ~0ull;
+	unsigned len = (info >> 16) & 15;
+
+	if (p)
+		return (uintptr_t)p;
+	if (len) {
+		next = c->s.rip + len;
+		if (c->mode != BT_MODE64)
+			next &= 0xFFFFFFFFull;
+	}
+	return (uintptr_t)jit_interp1(c, next);
 }
 
 /* RDTSC from translated code: the state is whole (RIP at the RDTSC), so
@@ -1906,19 +1930,11 @@ static int jit_interp1(struct bt_cpu *c, uint64_t next)
 	return 0;
 }
 
-/* Call jit_interp1 for the instruction at rip (RIP and insn_rip stored,
- * GPRs stored, flags in jit_hflags); on 0 reload everything and go on,
- * else leave the block with the state whole. */
-static void emit_interp_call(struct tctx *t, uint64_t next)
-{
-	em_mov_ri64(&t->e, HR_R9, next);
-	em_call_to(&t->e, t->j->interp_stored);
-}
-
-/* The shared part of in-place interpretation (jit_interp1), called from
- * blocks: interp_full saves the flags, the registers and RIP (R10) first;
- * interp_stored finds them saved (a slow path). Either returns to the
- * block with everything reloaded, or leaves for the dispatcher. */
+/* Routines shared by all blocks. interp_full: in-place interpretation
+ * (jit_interp1) of the instruction at R10, ending at R9, with the flags,
+ * the registers and RIP saved first. slow_common: the TLB miss path
+ * (jit_slow2). Each returns to the block with everything reloaded, or
+ * leaves for the dispatcher. */
 static void emit_interp_routines(struct bt_jit *j, struct bt_emit *e)
 {
 	j->interp_full = e->p;
@@ -1926,7 +1942,6 @@ static void emit_interp_routines(struct bt_jit *j, struct bt_emit *e)
 	emit_store_gprs(e);
 	em_store(e, HR_R11, OFF(s.rip), HR_R10);
 	em_store(e, HR_R11, OFF(insn_rip), HR_R10);
-	j->interp_stored = e->p;
 	em_alu_ri(e, 5, true, HR_RSP, 8);          /* sub rsp, 8: align */
 	em_mov_rr(e, HR_RDI, HR_R11);
 	em_mov_rr(e, HR_RSI, HR_R9);
@@ -1941,6 +1956,43 @@ static void emit_interp_routines(struct bt_jit *j, struct bt_emit *e)
 	em8(e, 0xC3);                               /* ret */
 	if (!e->full)
 		em_patch32(jnz, e->p);
+	em_alu_ri(e, 0, true, HR_RSP, 8);          /* drop the return address */
+	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+	em_jmp_to(e, j->exit_done);
+
+	/* slow_common: the state whole first (a fault unwinds from the
+	 * helper; the flags are parked in jit_pflags by the TLB check) */
+	j->slow_common = e->p;
+	em_store(e, HR_R11, OFF(s.rip), HR_R10);
+	em_store(e, HR_R11, OFF(insn_rip), HR_R10);
+	emit_flags_from_slot(e);
+	emit_save_flags_via(e, HR_R10);
+	emit_store_gprs(e);
+	em_alu_ri(e, 5, true, HR_RSP, 8);          /* sub rsp, 8: align */
+	em_mov_rr(e, HR_RDI, HR_R11);
+	em_mov_rr(e, HR_RSI, HR_R9);
+	em_mov_rr(e, HR_RDX, HR_R8);
+	em_call_abs(e, (void *)jit_slow2);
+	em_alu_ri(e, 0, true, HR_RSP, 8);          /* add rsp, 8 */
+	em_load(e, HR_R11, HR_RSP, 8);              /* over the return address */
+	em8(e, 0x48); em8(e, 0x83); em8(e, 0xF8); em8(e, 1); /* cmp rax, 1 */
+	uint8_t *leave = em_jcc32(e, 0x4);          /* je: leave the block */
+	uint8_t *interp = em_jcc32(e, 0x2);         /* jb (0): interpreted */
+	em_mov_rr(e, HR_R9, HR_RAX);                /* the host address */
+	emit_load_gprs(e, false);
+	em_push_mem(e, HR_R11, OFF(jit_hflags));
+	em_popfq(e);
+	em8(e, 0xC3);                               /* ret: to the join jump */
+	if (!e->full)
+		em_patch32(interp, e->p);
+	/* add qword [rsp], 5: return to the jump past the instruction */
+	em8(e, 0x48); em8(e, 0x83); em8(e, 0x04); em8(e, 0x24); em8(e, 5);
+	emit_load_gprs(e, true);
+	em_push_mem(e, HR_R11, OFF(jit_hflags));
+	em_popfq(e);
+	em8(e, 0xC3);
+	if (!e->full)
+		em_patch32(leave, e->p);
 	em_alu_ri(e, 0, true, HR_RSP, 8);          /* drop the return address */
 	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
 	em_jmp_to(e, j->exit_done);
@@ -2285,7 +2337,8 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 		emit_exit_direct(t, em_jmp32(e), t->m64 ? end : end & 0xFFFFFFFFull, 0);
 	}
 	emit_stubs(t);
-	emit_slow_paths(t, (void *)jit_slow);
+	emit_slow_paths(t);
+	emit_slow_stubs(t);
 	*bad = n;
 	return !e->full;
 }
@@ -2810,6 +2863,10 @@ int bt_jit_create(struct bt_cpu *c, size_t cache_bytes, char *why, size_t len)
 		free(j);
 		return -1;
 	}
+	/* A Linux boot fills ~55 MiB of it: 2 MiB pages where the host has
+	 * them (transparent huge pages on madvise) save most of the
+	 * instruction-TLB misses. Advisory: without them it works the same. */
+	(void)madvise(j->cache, cache_bytes, MADV_HUGEPAGE);
 	j->maxblocks = (unsigned)(cache_bytes / 256); /* blocks average ~650 bytes */
 	j->blocks = calloc(j->maxblocks, sizeof(*j->blocks));
 	if (!j->blocks) {
