@@ -107,6 +107,7 @@ enum {
 /* Software TLB: direct-mapped, one entry per 4 KiB linear page. */
 #define BT_TLB_SIZE 1024
 #define BT_NG_MAX 256
+#define BT_LARGE_MAX 32
 #define TLBF_W 1   /* writable at every level */
 #define TLBF_U 2   /* user at every level */
 #define TLBF_NX 4  /* no-execute at some level */
@@ -227,7 +228,12 @@ struct bt_cpu {
 	uint32_t dbg_held;   /* DR6 B0-B3 and BS held over that instruction */
 	bool holding_lock;   /* inside a LOCKed read-modify-write */
 	bool dbg_data;       /* DR7 enables a data breakpoint */
-	bool tlb_large;      /* the TLB holds pieces of a 2M/4M/1G page */
+	/* Large pages (2M/4M/1G) whose 4 KiB pieces the TLB may hold: INVLPG
+	 * of an address inside one must drop them all (SDM 3A 4.10.4.1), of
+	 * an address elsewhere only its own entry. nlarge BT_LARGE_MAX + 1:
+	 * more than the list holds, every INVLPG flushes the whole TLB. */
+	struct { uint64_t base, mask; bool global; } large[BT_LARGE_MAX];
+	unsigned nlarge;
 	uint64_t dr6_pending;
 	volatile int *stop;  /* set from another thread: return soon */
 	/* the chipset's A20 gate (nonzero: enabled), read before every

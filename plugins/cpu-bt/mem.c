@@ -50,8 +50,15 @@ void bt_tlb_flush(struct bt_cpu *c, bool global_too)
 		}
 	}
 	c->n_tlb_ng = 0;
-	if (global_too)
-		c->tlb_large = false;
+	if (global_too) {
+		c->nlarge = 0;
+	} else if (c->nlarge <= BT_LARGE_MAX) {
+		unsigned k = 0; /* the non-global ones are gone */
+		for (unsigned i = 0; i < c->nlarge; i++)
+			if (c->large[i].global)
+				c->large[k++] = c->large[i];
+		c->nlarge = k;
+	}
 	if (c->jit)
 		bt_jit_tlb_flush(c, global_too);
 }
@@ -66,8 +73,33 @@ void bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 		bt_jit_tlb_flush_page(c, lin);
 	/* A large page is cached as many 4 KiB entries: INVLPG of any
 	 * address in it must drop them all (SDM 3A 4.10.4.1). */
-	if (c->tlb_large)
-		bt_tlb_flush(c, true);
+	for (unsigned i = 0; i < c->nlarge; i++)
+		if (i == BT_LARGE_MAX || (lin & ~c->large[i].mask) == c->large[i].base) {
+			bt_tlb_flush(c, true);
+			return;
+		}
+}
+
+/* The walk found a large page (2^shift bytes) at lin: note it for INVLPG. */
+static void note_large(struct bt_cpu *c, uint64_t lin, unsigned shift, bool global)
+{
+	uint64_t mask = (1ull << shift) - 1;
+
+	if (c->nlarge > BT_LARGE_MAX)
+		return;
+	for (unsigned i = 0; i < c->nlarge; i++)
+		if (c->large[i].base == (lin & ~mask) && c->large[i].mask == mask) {
+			c->large[i].global |= global;
+			return;
+		}
+	if (c->nlarge == BT_LARGE_MAX) {
+		c->nlarge = BT_LARGE_MAX + 1;
+		return;
+	}
+	c->large[c->nlarge].base = lin & ~mask;
+	c->large[c->nlarge].mask = mask;
+	c->large[c->nlarge].global = global;
+	c->nlarge++;
 }
 
 static _Noreturn void page_fault(struct bt_cpu *c, uint64_t lin, uint32_t err)
@@ -210,7 +242,8 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
 				base = e & PHYS_MASK & ~((1ull << shift) - 1);
 			w->gpa = base + (lin & ((1ull << shift) - 1) & ~0xFFFull);
 			if (large)
-				c->tlb_large = true;
+				note_large(c, lin, shift,
+					   (e & PTE_G) && (c->s.cr4 & CR4_PGE));
 			w->leaf = addr[n - 1];
 			w->esz = esz;
 			w->leaf_a = e & PTE_A;

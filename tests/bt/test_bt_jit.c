@@ -1228,8 +1228,8 @@ static void test_remap_code(void)
 	fx_set64(f, 0x346000 + 8 * 2, 0x347000 | 7);
 	fx_set64(f, 0x347000, 0x342000 | 3);
 	/* the first set maps the low 4 MiB with 4 KiB pages only, so that
-	 * INVLPG drops one page (with a large page cached the interpreter
-	 * flushes everything) */
+	 * INVLPG drops one page (INVLPG inside a cached large page flushes
+	 * everything) */
 	memset(f->ram + 0x348000, 0, 0x5000);
 	fx_set64(f, 0x348000, 0x349000 | 7);
 	fx_set64(f, 0x349000, 0x34A000 | 7);
@@ -1262,6 +1262,42 @@ static void test_remap_code(void)
 	CU_ASSERT_EQUAL(R(f, MODVM_R9), 16);
 	CU_ASSERT_EQUAL(R(f, MODVM_R10), 8);
 	CU_ASSERT(stats(f).links > 0);
+	fx_free(f);
+}
+
+/* INVLPG inside a cached 2 MiB page drops every 4 KiB piece of it (SDM
+ * 3A 4.10.4.1): a read through another piece sees the new mapping. */
+static void test_invlpg_large_page(void)
+{
+	struct fx *f = mk(true, 0);
+
+	fx_set64(f, 0x205000, 0x1111);
+	fx_set64(f, 0x005000, 0x2222);
+	fx_asm(f,
+		"mov rax, [0x205000]\n"
+		"mov qword [0x102000 + 8 * 1], 0x000087\n" /* PDE 1: 0x200000 -> 0 */
+		"invlpg [0x200000]\n"
+		"mov rdx, [0x205000]\n hlt");
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX), 0x1111);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX), 0x2222);
+	fx_free(f);
+}
+
+/* INVLPG of an address outside every cached large page (Linux flushing
+ * a user page while its kernel runs on 2 MiB pages) drops one entry:
+ * the translator's links between the loop's two pages survive it. */
+static void test_invlpg_elsewhere_keeps_links(void)
+{
+	struct fx *f = mk(true, 0);
+
+	fx_asm(f,
+		"mov esi, 1000\n mov rbx, 0x40000000000\n"
+		"l: invlpg [rbx]\n jmp p2\n"
+		"align 4096\n p2: dec esi\n jnz l\n hlt");
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(R(f, MODVM_RSI), 0);
+	CU_ASSERT(stats(f).links < 100);
 	fx_free(f);
 }
 
@@ -1753,6 +1789,7 @@ int main(void)
 		TEST(test_remap_code), TEST(test_in_place_smc),
 		TEST(test_in_place_continues), TEST(test_data_beside_code),
 		TEST(test_write_mid_block), TEST(test_write_crossing_insn),
+		TEST(test_invlpg_large_page), TEST(test_invlpg_elsewhere_keeps_links),
 		TEST(test_segmented_diff),
 		TEST(test_real_mode_stack_and_cs), TEST(test_random_bytes_segmented),
 	};
