@@ -61,7 +61,9 @@
 			 (size_t)(p) * BT_JC_SIZE * sizeof(struct bt_jc)))
 #define JC_SHIFT 10
 
-#define HFLAGS_BASE 0x202ull  /* reserved bit 1 and IF: the host's own */
+#define HFLAGS_BASE 0x202ull
+/* jit_link after an indirect exit that missed the jump cache */
+#define LINK_IMISS 1  /* reserved bit 1 and IF: the host's own */
 
 struct jblock;
 
@@ -389,6 +391,10 @@ static void maybe_link(struct bt_cpu *c, struct jblock *b)
 	struct jexit *x = (struct jexit *)(uintptr_t)c->jit_link;
 
 	c->jit_link = 0;
+	if (x == (struct jexit *)LINK_IMISS) {
+		j->st.jc_misses++;
+		return;
+	}
 	if (!x || !x->src->valid || x->target != b->rip || x->src->key != b->key ||
 	    x->src->cskey != b->cskey)
 		return;
@@ -1306,7 +1312,7 @@ static void emit_exit_indirect(struct tctx *t)
 	if (!e->full)
 		em_patch32(miss, e->p);
 	em_store(e, HR_R11, OFF(s.rip), HR_R10);
-	em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+	em_store_imm32(e, HR_R11, OFF(jit_link), LINK_IMISS);
 	em_jmp_to(e, t->j->exit_regs);
 }
 
@@ -2938,13 +2944,14 @@ void bt_jit_destroy(struct bt_cpu *c)
 		fclose(j->perfmap);
 	if (getenv("MODVM_BT_JIT_STATS"))
 		fprintf(stderr, "bt-jit: %llu blocks, %llu insns, %llu KiB code, %.3f s translating, "
-			"%llu flushes, %llu invalidations (%llu writes to code pages kept them), %llu enters, %llu links, %llu interp pages, "
+			"%llu flushes, %llu invalidations (%llu writes to code pages kept them), %llu enters, %llu links, %llu jump-cache misses, %llu interp pages, "
 			"%llu in place (%llu ending their block)\n",
 			(unsigned long long)j->st.blocks, (unsigned long long)j->st.insns,
 			(unsigned long long)(j->st.code_bytes >> 10), j->st.translate_ns / 1e9,
 			(unsigned long long)j->st.flushes, (unsigned long long)j->st.invalidations,
 			(unsigned long long)j->st.code_writes_kept,
 			(unsigned long long)j->st.enters, (unsigned long long)j->st.links,
+			(unsigned long long)j->st.jc_misses,
 			(unsigned long long)j->st.interp_pages,
 			(unsigned long long)j->st.in_place, (unsigned long long)j->st.in_place_exits);
 	if (j->debug_ops) {

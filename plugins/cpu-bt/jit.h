@@ -19,6 +19,7 @@ struct bt_jit_stats {
 	uint64_t translate_ns;    /* time spent translating */
 	uint64_t flushes;         /* whole-cache flushes (cache full, state load) */
 	uint64_t invalidations;   /* writes that removed translations */
+	uint64_t jc_misses;       /* indirect exits that missed the jump cache */
 	uint64_t code_writes_kept; /* writes to code pages that removed none */
 	uint64_t enters;          /* dispatcher entries into translated code */
 	uint64_t links;           /* exits patched into direct jumps */
