@@ -897,6 +897,12 @@ static bool in_place(const struct bt_insn *in)
 	case BT_OP_XGETBV: case BT_OP_CLI: case BT_OP_PUSHF:
 	case BT_OP_STI: /* with the instruction in its shadow; ends the block */
 		return true;
+	case BT_OP_MOVCR: case BT_OP_WRMSR: case BT_OP_INVLPG:
+		/* a change of CR0/CR3/CR4/EFER, the TLB or what interrupts can
+		 * be taken (CR8, the x2APIC) ends the block after them
+		 * (jit_interp1); FS/GS bases are read from the state by
+		 * translated code */
+		return true;
 	case BT_OP_MOVSEG:
 	case BT_OP_POP:
 		/* MOV Sreg / POP Sreg: not SS (shadow), never CS */
@@ -905,7 +911,7 @@ static bool in_place(const struct bt_insn *in)
 	case BT_OP_PUSH: case BT_OP_LES: case BT_OP_LDS: case BT_OP_LFS:
 	case BT_OP_LGS: case BT_OP_BT: case BT_OP_BTS: case BT_OP_BTR:
 	case BT_OP_BTC: case BT_OP_MOV: case BT_OP_BSWAP: case BT_OP_LAHF:
-	case BT_OP_SAHF: case BT_OP_LEAVE:
+	case BT_OP_SAHF: case BT_OP_LEAVE: case BT_OP_BSF: case BT_OP_BSR:
 		return true; /* the forms the translator does not emit */
 	default:
 		return false;

@@ -1265,6 +1265,41 @@ static void test_remap_code(void)
 	fx_free(f);
 }
 
+/* MOV from CR, WRMSR, INVLPG and REP BSF (TZCNT's encoding, BSF on a
+ * model without BMI1) run in place in the middle of a loop's block;
+ * results as the interpreter's, the loop entered a few times only. */
+static void test_in_place_system(void)
+{
+	static const char *prog =
+		"xor esi, esi\n xor r12d, r12d\n xor r13d, r13d\n mov r14d, 77\n"
+		"l: mov rax, cr0\n add r12, rax\n mov rax, cr4\n add r12, rax\n"
+		"mov ecx, 0xC0000102\n mov eax, esi\n xor edx, edx\n wrmsr\n"
+		"mov rbx, 0x40000000000\n invlpg [rbx]\n"
+		"mov edx, esi\n and edx, 6\n rep bsf r14d, edx\n add r13, r14\n"
+		"inc esi\n cmp esi, 1000\n jb l\n"
+		"mov ecx, 0xC0000102\n rdmsr\n hlt";
+	struct fx *t = mk(true, 0), *i = mk(false, 0);
+
+	fx_asm(t, prog);
+	fx_asm(i, prog);
+	CU_ASSERT_EQUAL(fx_run_hlt(t), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_run_hlt(i), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_vector(t), -1);
+	for (int r = 0; r < 16; r++)
+		if (R(t, r) != R(i, r)) {
+			fprintf(stderr, "%s: translated 0x%llx, interpreted 0x%llx\n",
+				gpr_names[r], (unsigned long long)R(t, r),
+				(unsigned long long)R(i, r));
+			CU_FAIL("registers differ");
+		}
+	CU_ASSERT_EQUAL(R(t, MODVM_RAX), 999);
+	CU_ASSERT(stats(t).in_place >= 5000);
+	/* INVLPG ends the block after it (a TLB flush): one entry each */
+	CU_ASSERT(stats(t).enters < 2100);
+	fx_free(t);
+	fx_free(i);
+}
+
 /* INVLPG inside a cached 2 MiB page drops every 4 KiB piece of it (SDM
  * 3A 4.10.4.1): a read through another piece sees the new mapping. */
 static void test_invlpg_large_page(void)
@@ -1790,6 +1825,7 @@ int main(void)
 		TEST(test_in_place_continues), TEST(test_data_beside_code),
 		TEST(test_write_mid_block), TEST(test_write_crossing_insn),
 		TEST(test_invlpg_large_page), TEST(test_invlpg_elsewhere_keeps_links),
+		TEST(test_in_place_system),
 		TEST(test_segmented_diff),
 		TEST(test_real_mode_stack_and_cs), TEST(test_random_bytes_segmented),
 	};
