@@ -881,6 +881,14 @@ static bool wide_ok(const struct bt_insn *in)
  * the rarer integer forms. Not STI, MOV SS, POP SS (their interrupt
  * shadow, but STI runs together with the instruction after it and ends
  * the block), nor HLT, MOV CR/DR, WRMSR, INVLPG and control transfers. */
+/* In-place instructions after which the block always ends: the rest of
+ * the block is never reached (RIP, and for most the privilege, change). */
+static bool ends_in_place(unsigned op)
+{
+	return op == BT_OP_STI || op == BT_OP_IRET || op == BT_OP_SYSCALL ||
+	       op == BT_OP_SYSRET;
+}
+
 static bool in_place(const struct bt_insn *in)
 {
 	switch (in->op) {
@@ -896,6 +904,7 @@ static bool in_place(const struct bt_insn *in)
 	case BT_OP_XLAT: case BT_OP_CLD: case BT_OP_STD: case BT_OP_RDTSCP:
 	case BT_OP_XGETBV: case BT_OP_CLI: case BT_OP_PUSHF:
 	case BT_OP_STI: /* with the instruction in its shadow; ends the block */
+	case BT_OP_IRET: case BT_OP_SYSCALL: case BT_OP_SYSRET: /* end it too */
 		return true;
 	case BT_OP_MOVCR: case BT_OP_WRMSR: case BT_OP_INVLPG:
 		/* a change of CR0/CR3/CR4/EFER, the TLB or what interrupts can
@@ -1921,6 +1930,12 @@ static int jit_interp1(struct bt_cpu *c, uint64_t next)
 	}
 	c->jit_hflags = (c->s.rflags & BT_ARITH) | HFLAGS_BASE;
 	j->st.in_place++;
+	if (ends_in_place(c->in->op)) {
+		/* IRET, SYSCALL, SYSRET: nothing of the block follows (a UD2),
+		 * even if RIP happens to be the next instruction */
+		j->st.in_place_exits++;
+		return 1;
+	}
 	if (j->debug_inplace)
 		j->debug_inplace[c->in->op]++;
 	if (c->s.rip != next || c->jit_dead || mode_key(c) != key ||
@@ -2056,7 +2071,7 @@ static unsigned decode_block(struct bt_cpu *c, uint64_t rip, const uint8_t *p,
 		}
 		n++;
 		off += (unsigned)r;
-		if (x->k >= K_JMP || (x->k == K_INTERP && x->in.op == BT_OP_STI))
+		if (x->k >= K_JMP || (x->k == K_INTERP && ends_in_place(x->in.op)))
 			break;
 		if (off >= avail)
 			break;
@@ -2190,9 +2205,9 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 			em_mov_ri64(e, HR_R10, x->rip);
 			em_mov_ri64(e, HR_R9, next);
 			em_call_to(e, t->j->interp_full);
-			if (in->op == BT_OP_STI) {
-				/* jit_interp1 always ends the block after STI and
-				 * the instruction after it */
+			if (ends_in_place(in->op)) {
+				/* jit_interp1 always ends the block after these
+				 * (after STI, and the instruction after it) */
 				em8(e, 0x0F); em8(e, 0x0B); /* ud2: never reached */
 				ended = true;
 			}
