@@ -277,6 +277,7 @@ struct machine {
 	bool no_reboot;               /* --no-reboot: a guest reset ends modvm */
 	const char *snapshot_dir;     /* where `snapshot NAME` writes NAME */
 	const struct snapshot *resume_from; /* resume instead of booting */
+	int sandbox_cli;              /* --sandbox: enum sandbox_mode */
 
 	modvm_inst **insts;           /* devices and backends, creation order */
 	size_t ninsts;
