@@ -213,15 +213,29 @@ static void allow_list(struct build *b, unsigned role, const int *nrs, size_t n)
 		allow(b, role, nrs[i]);
 }
 
+/* One argument comparison with every field set (libseccomp's SCMP_An
+ * macros leave datum_b to the compiler, which clang's -Wextra refuses).
+ * For SCMP_CMP_MASKED_EQ, a is the mask and b the value. */
+static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op,
+				   scmp_datum_t a, scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){ .arg = arg, .op = op, .datum_a = a, .datum_b = b };
+}
+
+static struct scmp_arg_cmp arg_eq(unsigned arg, scmp_datum_t v)
+{
+	return arg_cmp(arg, SCMP_CMP_EQ, v, 0);
+}
+
 /* ioctl: a 32-bit request compared whatever the caller's upper bits. */
 static void allow_ioctl(struct build *b, unsigned role, unsigned long req)
 {
-	allow_if(b, role, SCMP_SYS(ioctl), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, req));
+	allow_if(b, role, SCMP_SYS(ioctl), arg_cmp(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, req));
 }
 
 static void allow_ioctl_type(struct build *b, unsigned role, unsigned type)
 {
-	allow_if(b, role, SCMP_SYS(ioctl), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00u, type << 8));
+	allow_if(b, role, SCMP_SYS(ioctl), arg_cmp(1, SCMP_CMP_MASKED_EQ, 0xff00u, type << 8));
 }
 
 /* What every thread does: memory, locks, time, I/O on descriptors it has,
@@ -288,22 +302,22 @@ static void add_rules(struct build *b)
 
 	/* No new executable memory: the translation cache is mapped at
 	 * set-up; nothing maps code after it. */
-	allow_if(b, R_BOTH, SCMP_SYS(mmap), SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	allow_if(b, R_BOTH, SCMP_SYS(mprotect), SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	allow_if(b, R_BOTH, SCMP_SYS(mmap), arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	allow_if(b, R_BOTH, SCMP_SYS(mprotect), arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	/* fstat() is fstatat(fd, "", AT_EMPTY_PATH) in glibc */
-	allow_if(b, R_BOTH, SCMP_SYS(newfstatat), SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH));
+	allow_if(b, R_BOTH, SCMP_SYS(newfstatat), arg_eq(3, AT_EMPTY_PATH));
 	/* Thread names (the SIGSYS message prints them). */
-	allow_if(b, R_BOTH, SCMP_SYS(prctl), SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
-	allow_if(b, R_BOTH, SCMP_SYS(prctl), SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+	allow_if(b, R_BOTH, SCMP_SYS(prctl), arg_eq(0, PR_GET_NAME));
+	allow_if(b, R_BOTH, SCMP_SYS(prctl), arg_eq(0, PR_SET_NAME));
 	/* Signals to this process's own threads (KVM kicks, abort). */
-	allow_if(b, R_BOTH, SCMP_SYS(tgkill), SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+	allow_if(b, R_BOTH, SCMP_SYS(tgkill), arg_eq(0, (scmp_datum_t)getpid()));
 	/* kill(pid, 0) only asks whether a process lives: a snapshot
 	 * recognises the leftovers of one whose modvm died (NAME.tmp-PID). */
-	allow_if(b, R_ALL, SCMP_SYS(kill), SCMP_A1(SCMP_CMP_EQ, 0));
+	allow_if(b, R_ALL, SCMP_SYS(kill), arg_eq(1, 0));
 	/* Handlers for anything but SIGSYS, which stays ours. */
-	allow_if(b, R_BOTH, SCMP_SYS(rt_sigaction), SCMP_A0(SCMP_CMP_NE, SIGSYS));
+	allow_if(b, R_BOTH, SCMP_SYS(rt_sigaction), arg_cmp(0, SCMP_CMP_NE, SIGSYS, 0));
 	/* getrlimit, never setting one */
-	allow_if(b, R_BOTH, SCMP_SYS(prlimit64), SCMP_A2(SCMP_CMP_EQ, 0));
+	allow_if(b, R_BOTH, SCMP_SYS(prlimit64), arg_eq(2, 0));
 	allow(b, R_BOTH, SCMP_SYS(getrlimit));
 	/* glibc tries clone3 first and falls back to clone on ENOSYS;
 	 * clone3's flags are in memory the filter cannot read. */
@@ -311,17 +325,17 @@ static void add_rules(struct build *b)
 	/* Threads only, with exactly the flags glibc's pthread_create
 	 * passes: never a new process (fork, vfork) nor a thread in new
 	 * namespaces. */
-	allow_if(b, R_ALL, SCMP_SYS(clone), SCMP_A0(SCMP_CMP_EQ, PTHREAD_CLONE_FLAGS));
+	allow_if(b, R_ALL, SCMP_SYS(clone), arg_eq(0, PTHREAD_CLONE_FLAGS));
 	/* A thread that narrows its own list (sandbox_enter); never TSYNC. */
 	{
 		struct scmp_arg_cmp a[2] = {
-			SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER),
-			SCMP_A1(SCMP_CMP_EQ, 0),
+			arg_eq(0, SECCOMP_SET_MODE_FILTER),
+			arg_eq(1, 0),
 		};
 		rule(b, R_ALL, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 2, a);
 	}
 	/* libfuse unmounts the FUSE view lazily at exit (as root). */
-	allow_if(b, R_ALL, SCMP_SYS(umount2), SCMP_A1(SCMP_CMP_EQ, MNT_DETACH));
+	allow_if(b, R_ALL, SCMP_SYS(umount2), arg_eq(1, MNT_DETACH));
 
 	/* ioctl: KVM's own (type 0xAE) on the VM and vCPU descriptors,
 	 * ppdev ('p') for the parallel port, and by number the terminal
