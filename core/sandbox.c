@@ -367,6 +367,7 @@ static void add_rules(struct build *b)
 	allow(b, R_BOTH, SCMP_SYS(openat));
 	allow(b, R_BOTH, SCMP_SYS(open));
 	allow(b, R_BOTH, SCMP_SYS(getdents64));
+	allow(b, R_BOTH, SCMP_SYS(getdents)); /* its thread lister's */
 	allow(b, R_BOTH, SCMP_SYS(sched_yield));
 	allow(b, R_BOTH, SCMP_SYS(newfstatat));
 	allow(b, R_BOTH, SCMP_SYS(readlink));
