@@ -13,7 +13,8 @@
 
 
 static const char *const vm_keys[] = { "name", "memory", "cpus", "cpu",
-				       "boot", "devices", "machine", NULL };
+				       "boot", "devices", "machine", "sandbox",
+				       NULL };
 static const char *const machine_types[] = { "pc", "none", NULL };
 
 /* The devices of a PC that machine = "pc" adds, unless the config lists a
@@ -28,6 +29,8 @@ static const char *const cpu_keys[] = { "engine", "model", NULL };
 static const char *const boot_keys[] = { "kernel", "initrd", "cmdline",
 					 "format", "load_address", "tables",
 					 NULL };
+static const char *const sandbox_keys[] = { "enable", "user", "uid", "gid",
+					    "namespaces", NULL };
 static const char *const boot_formats[] = { "auto", "linux", "multiboot",
 					    "flat", NULL };
 static const char *const boot_tables[] = { "acpi", "mptable", "none", NULL };
@@ -395,6 +398,82 @@ static void read_engine_settings(config_setting_t *cpu, struct vm_config *c)
 	}
 }
 
+static int get_bool(const config_setting_t *g, const char *key,
+		    const char *file, bool *out, char *err, size_t len)
+{
+	config_setting_t *s = config_setting_get_member(g, key);
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return set_err(err, len, "%s:%d: \"%s\" must be true or false",
+			       file, config_setting_source_line(s), key);
+	*out = config_setting_get_bool(s);
+	return 1;
+}
+
+static int get_id(const config_setting_t *g, const char *key, const char *file,
+		  bool *has, uint32_t *out, char *err, size_t len)
+{
+	config_setting_t *s = config_setting_get_member(g, key);
+	long long v;
+
+	if (!s)
+		return 0;
+	v = config_setting_get_int64(s);
+	if ((config_setting_type(s) != CONFIG_TYPE_INT &&
+	     config_setting_type(s) != CONFIG_TYPE_INT64) || v < 0 || v >= 0xffffffffll)
+		return set_err(err, len, "%s:%d: sandbox %s must be a number from 0 to 4294967294",
+			       file, config_setting_source_line(s), key);
+	*has = true;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* sandbox = true|false; or sandbox = { enable = ...; user = "..."; uid = N;
+ * gid = N; namespaces = true; } (docs/sandbox.md). Naming a user, a uid,
+ * a gid or namespaces without enable = false turns the sandbox on. */
+static int parse_sandbox(const config_setting_t *vm, struct vm_config *c,
+			 char *err, size_t len)
+{
+	config_setting_t *g = config_setting_get_member(vm, "sandbox");
+	struct sandbox_config *sb = &c->sandbox;
+	bool b = false;
+	int r;
+
+	if (!g)
+		return 0;
+	sb->line = config_setting_source_line(g);
+	if (config_setting_type(g) == CONFIG_TYPE_BOOL) {
+		sb->enable = config_setting_get_bool(g) ? SANDBOX_ON : SANDBOX_OFF;
+		return 0;
+	}
+	if (!config_setting_is_group(g))
+		return set_err(err, len, "%s:%d: sandbox must be true, false or a group like sandbox = { enable = true; user = \"nobody\"; };",
+			       c->path, sb->line);
+	if (check_keys(g, sandbox_keys, c->path, "sandbox", err, len) ||
+	    get_string(g, "user", c->path, &sb->user, NULL, err, len) ||
+	    get_id(g, "uid", c->path, &sb->has_uid, &sb->uid, err, len) ||
+	    get_id(g, "gid", c->path, &sb->has_gid, &sb->gid, err, len))
+		return -1;
+	r = get_bool(g, "namespaces", c->path, &sb->namespaces, err, len);
+	if (r < 0)
+		return -1;
+	if (sb->user || sb->has_uid || sb->has_gid || sb->namespaces)
+		sb->enable = SANDBOX_ON;
+	r = get_bool(g, "enable", c->path, &b, err, len);
+	if (r < 0)
+		return -1;
+	if (r)
+		sb->enable = b ? SANDBOX_ON : SANDBOX_OFF;
+	if (sb->enable == SANDBOX_OFF && (sb->user || sb->has_uid || sb->has_gid || sb->namespaces))
+		return set_err(err, len, "%s:%d: sandbox: enable = false with user, uid, gid or namespaces: they only apply inside the sandbox",
+			       c->path, sb->line);
+	if (sb->user && !*sb->user)
+		return set_err(err, len, "%s:%d: sandbox: user must not be empty", c->path, sb->line);
+	return 0;
+}
+
 static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 {
 	config_setting_t *vm = config_lookup(cf, "vm");
@@ -437,7 +516,8 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 	int machine = 0;
 	config_setting_t *ms = config_setting_get_member(vm, "machine");
 	if (parse_enum(vm, "machine", machine_types, c->path, &machine, err, len) ||
-	    parse_boot(vm, c, err, len) || parse_devices(vm, c, err, len))
+	    parse_boot(vm, c, err, len) || parse_devices(vm, c, err, len) ||
+	    parse_sandbox(vm, c, err, len))
 		return -1;
 	c->machine = xstrdup(machine_types[machine]);
 	add_machine_devices(c, ms ? config_setting_source_line(ms) :
@@ -783,6 +863,7 @@ void config_free(struct vm_config *c)
 	free(c->engine);
 	free(c->model);
 	free(c->machine);
+	free(c->sandbox.user);
 	memset(c, 0, sizeof(*c));
 }
 

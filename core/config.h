@@ -10,6 +10,7 @@
 #include "boot/boot.h"
 #include "propval.h"
 #include "registry.h"
+#include "sandbox.h"
 
 /* CFG_TEXT: a value given as text (test harness, command line), parsed by
  * the property's own type. */
@@ -64,6 +65,7 @@ struct vm_config {
 	int boot_line, kernel_line, initrd_line; /* for boot_load's errors */
 	struct cfg_device *devices;
 	size_t ndevices;
+	struct sandbox_config sandbox;  /* vm.sandbox */
 	/* Filled by config_validate: */
 	const struct plugin *engine_plugin;
 	struct resolved_props engine_props;

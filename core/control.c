@@ -17,6 +17,7 @@
 #include "fusefs.h"
 #include "machine.h"
 #include "run.h"
+#include "sandbox.h"
 #include "snapshot.h"
 #include "state_desc.h"
 
@@ -42,6 +43,7 @@ struct control {
 	int listen_fd;
 	int wake[2];
 	pthread_t thread;
+	bool serving;      /* the thread runs (control_serve) */
 	struct client clients[MAX_CLIENTS];
 };
 
@@ -256,6 +258,12 @@ static json_t *cmd_mount(struct machine *m, json_t *args, bool mount)
 	if (!path || path[0] != '/')
 		return error_reply("BadRequest", "%s needs {\"path\": an absolute directory}",
 				   mount ? "mount" : "umount");
+	if (mount && sandbox_active())
+		return error_reply("MountFailed", "mount %s: the sandbox is on, and mounting after set-up needs fusermount3 or mount(2), which it forbids: start the VM with --mount DIR instead, or with --sandbox=off (docs/sandbox.md)",
+				   path);
+	if (!mount && sandbox_unmount_needs_helper())
+		return error_reply("NotMounted", "umount %s: the sandbox is on and modvm is not root, so unmounting needs fusermount3, a new process it forbids: run fusermount3 -u %s yourself, or the mount goes when the VM ends (docs/sandbox.md)",
+				   path, path);
 	if (mount ? fusefs_mount(m, path, err, sizeof(err))
 		  : fusefs_unmount(m, path, err, sizeof(err)))
 		return error_reply(mount ? "MountFailed" : "NotMounted", "%s", err);
@@ -525,10 +533,6 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 		set_err(err, len, "control socket %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (pthread_create(&c->thread, NULL, control_main, c)) {
-		set_err(err, len, "control socket: cannot start its thread");
-		goto fail;
-	}
 	return c;
 fail:
 	if (bound)
@@ -543,14 +547,30 @@ fail:
 	return NULL;
 }
 
+void control_serve(struct control *c)
+{
+	if (!c)
+		return;
+	/* Without its thread the socket still takes connections (they
+	 * wait in the backlog); the failure is said, the VM runs. */
+	if (pthread_create(&c->thread, NULL, control_main, c)) {
+		fprintf(stderr, "modvm: control socket %s: cannot start its thread\n", c->path);
+		return;
+	}
+	pthread_setname_np(c->thread, "modvm-control");
+	c->serving = true;
+}
+
 void control_stop(struct control *c)
 {
 	if (!c)
 		return;
-	if (write(c->wake[1], "x", 1) < 0) {
-		/* the pipe cannot be full: one byte, one reader */
+	if (c->serving) {
+		if (write(c->wake[1], "x", 1) < 0) {
+			/* the pipe cannot be full: one byte, one reader */
+		}
+		pthread_join(c->thread, NULL);
 	}
-	pthread_join(c->thread, NULL);
 	/* Mounts made through the socket end with it, on every exit path. */
 	fusefs_unmount_all();
 	for (int i = 0; i < MAX_CLIENTS; i++)

@@ -9,9 +9,12 @@
 struct machine;
 struct control;
 
-/* Listen on path (refuses to replace a live socket; removes a stale one). */
+/* Listen on path (refuses to replace a live socket; removes a stale one).
+ * Connections wait in the backlog until control_serve starts the thread,
+ * after the sandbox (run.c), so the thread is born inside it. */
 struct control *control_start(struct machine *m, const char *path, char *err,
 			      size_t len);
+void control_serve(struct control *c);
 void control_stop(struct control *c);
 
 /* Client side for `modvm ctl`: send one command line, print the reply.

@@ -24,6 +24,7 @@
 #include "inspect.h"
 #include "machine.h"
 #include "run.h"
+#include "sandbox.h"
 #include "snapshot.h"
 #include "state_desc.h"
 
@@ -1275,7 +1276,11 @@ static struct fuse *new_fuse(struct fusefs *fs)
 
 static void fusefs_free(struct fusefs *fs)
 {
-	if (fs->mounted)
+	/* Without root, libfuse unmounts through fusermount3, a new process
+	 * the sandbox forbids: the fusermount3 that mounted with
+	 * auto_unmount (and kept its rights) unmounts when modvm exits
+	 * (docs/sandbox.md). As root libfuse calls umount2 itself. */
+	if (fs->mounted && !sandbox_unmount_needs_helper())
 		fuse_unmount(fs->fuse);
 	while (fs->handles)
 		handle_free(fs->handles);
@@ -1288,10 +1293,19 @@ static void fusefs_free(struct fusefs *fs)
 	free(fs);
 }
 
+static int start_thread(struct fusefs *fs)
+{
+	if (pthread_create(&fs->thread, NULL, fs_main, fs))
+		return -1;
+	fs->thread_running = true;
+	pthread_setname_np(fs->thread, "modvm-fuse");
+	return 0;
+}
+
 /* Mount m's tree on dir. `what` names the request in messages ("--mount"
- * or "mount"). */
+ * or "mount"); serve: start its thread now (else fusefs_serve does). */
 static int mount_at(struct machine *m, const char *dir, const char *what,
-		    struct fusefs **out, char *err, size_t len)
+		    bool serve, struct fusefs **out, char *err, size_t len)
 {
 	struct fusefs *fs;
 	char *abs;
@@ -1324,12 +1338,10 @@ static int mount_at(struct machine *m, const char *dir, const char *what,
 	}
 	fs->mounted = true;
 	fs->se = fuse_get_session(fs->fuse);
-	if (pthread_create(&fs->thread, NULL, fs_main, fs)) {
+	if (serve && start_thread(fs)) {
 		set_err(err, len, "%s: cannot start the filesystem thread", what);
 		goto fail;
 	}
-	fs->thread_running = true;
-	pthread_setname_np(fs->thread, "modvm-fuse");
 	*out = fs;
 	return 0;
 fail:
@@ -1344,7 +1356,15 @@ int fusefs_start(struct machine *m, struct fusefs **out, char *err,
 	if (wanted_machine != m || !wanted_dir)
 		return 0;
 	wanted_machine = NULL; /* one mount per request */
-	return mount_at(m, wanted_dir, "--mount", out, err, len);
+	return mount_at(m, wanted_dir, "--mount", false, out, err, len);
+}
+
+void fusefs_serve(struct fusefs *fs)
+{
+	/* Until the thread runs, requests wait in the kernel. */
+	if (fs && !fs->thread_running && start_thread(fs))
+		fprintf(stderr, "modvm: %s: cannot start the filesystem thread; the files will not answer\n",
+			fs->dir);
 }
 
 void fusefs_stop(struct fusefs *fs)
@@ -1413,7 +1433,7 @@ int fusefs_mount(struct machine *m, const char *dir, char *err, size_t len)
 			set_err(err, len, "mount %s: this VM is mounted there already", dir);
 			goto out;
 		}
-	if (check_empty(dir, err, len) || mount_at(m, dir, "mount", &fs, err, len))
+	if (check_empty(dir, err, len) || mount_at(m, dir, "mount", true, &fs, err, len))
 		goto out;
 	fs->next = live;
 	live = fs;

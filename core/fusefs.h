@@ -21,6 +21,10 @@ void fusefs_want_mount(struct machine *m, const char *dir);
  * note on stderr. */
 int fusefs_start(struct machine *m, struct fusefs **out, char *err,
 		 size_t len);
+/* Start the thread that serves the mount fusefs_start made: run.c calls
+ * it once the sandbox is on, so the thread is born inside it. Safe with
+ * NULL. */
+void fusefs_serve(struct fusefs *fs);
 /* Stop serving and unmount. Safe with NULL. */
 void fusefs_stop(struct fusefs *fs);
 

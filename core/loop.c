@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "machine.h"
+#include "run.h"
+#include "sandbox.h"
 
 int loop_init(struct event_loop *l, char *err, size_t len)
 {
@@ -145,6 +147,13 @@ static void *loop_thread(void *arg)
 {
 	struct machine *m = arg;
 
+	/* Device callbacks run here, on guest input: the narrow list. */
+	if (sandbox_enter(SANDBOX_ROLE_DEVICE, "modvm-loop")) {
+		machine_log(m, MODVM_LOG_ERROR, "event loop: sandbox: the kernel refused its filter: %s",
+			    strerror(errno));
+		machine_request(m, REQUEST_ERROR);
+		return NULL;
+	}
 	while (!atomic_load(&m->loop.stop))
 		loop_run_once(m, 1000);
 	return NULL;

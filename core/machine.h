@@ -175,7 +175,7 @@ int timers_run_due(struct machine *m, uint64_t now);
  * "delay" lost-tick policy, applied to every timer-driven device. */
 struct vcpu_pace {
 	bool live;            /* the thread is in vcpu_main */
-	int tid;              /* for /proc/self/task/TID/stat */
+	int stat_fd;          /* its /proc/self/task/TID/stat, or -1 */
 	clockid_t cpu;        /* the thread's CPU-time clock */
 	uint64_t mark;        /* its CPU time when the interrupt was raised */
 };
@@ -277,6 +277,7 @@ struct machine {
 	bool no_reboot;               /* --no-reboot: a guest reset ends modvm */
 	const char *snapshot_dir;     /* where `snapshot NAME` writes NAME */
 	const struct snapshot *resume_from; /* resume instead of booting */
+	int sandbox_cli;              /* --sandbox: enum sandbox_mode */
 
 	modvm_inst **insts;           /* devices and backends, creation order */
 	size_t ninsts;

@@ -16,13 +16,14 @@
 #include "machine.h"
 #include "registry.h"
 #include "run.h"
+#include "sandbox.h"
 #include "snapshot.h"
 
 static const char usage_text[] =
 	"usage: modvm COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
-	"  run CONFIG [-v] [--control SOCKET] [--mount DIR]\n"
+	"  run CONFIG [-v] [--control SOCKET] [--mount DIR] [--sandbox=on|off]\n"
 	"                      boot the VM described by CONFIG (a libconfig file)\n"
 	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices,\n"
 	"                      snapshot NAME\n"
@@ -39,7 +40,8 @@ static const char usage_text[] =
 	"of MODVM_PLUGIN_PATH, then in the install folder.\n"
 	"Exit codes: 0 guest powered off / success, 1 the VM failed while running,\n"
 	"2 bad command line or config (nothing ran), 3 guest panic, 4 guest reset\n"
-	"with --no-reboot, 130 interrupted.\n";
+	"with --no-reboot, 130 interrupted, 159 the sandbox stopped a forbidden\n"
+	"system call.\n";
 
 struct command {
 	const char *name;
@@ -138,6 +140,20 @@ static int cmd_check(int argc, char **argv)
 	return ret;
 }
 
+/* --sandbox=on|off (docs/sandbox.md); -1 with a message if neither. */
+static int parse_sandbox_opt(const char *prog, const char *v, int *out)
+{
+	if (!strcmp(v, "on")) {
+		*out = SANDBOX_ON;
+	} else if (!strcmp(v, "off")) {
+		*out = SANDBOX_OFF;
+	} else {
+		fprintf(stderr, "%s: --sandbox=%s: use --sandbox=on or --sandbox=off\n", prog, v);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -146,8 +162,10 @@ static int cmd_run(int argc, char **argv)
 		{ "snapshot-dir", required_argument, NULL, 's' },
 		{ "mount", required_argument, NULL, 'm' }, /* fuse: --mount */
 		{ "no-reboot", no_argument, NULL, 'R' },
+		{ "sandbox", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int sandbox = SANDBOX_UNSET;
 	struct registry r;
 	struct vm_config c;
 	struct machine m;
@@ -160,6 +178,10 @@ static int cmd_run(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "vc:s:m:", opts, NULL)) != -1) {
 		if (opt == 'R')
 			no_reboot = true;
+		else if (opt == 'S') {
+			if (parse_sandbox_opt("modvm run", optarg, &sandbox))
+				return EXIT_USAGE;
+		}
 		else if (opt == 'v')
 			verbosity++;
 		else if (opt == 'c')
@@ -193,6 +215,7 @@ static int cmd_run(int argc, char **argv)
 	m.control_path = control;
 	m.snapshot_dir = snapdir;
 	m.no_reboot = no_reboot;
+	m.sandbox_cli = sandbox;
 	if (mount)
 		fusefs_want_mount(&m, mount); /* fuse: --mount */
 	if (machine_add_config_devices(&m, &c, err, sizeof(err))) {
@@ -314,8 +337,10 @@ static int cmd_resume(int argc, char **argv)
 		{ "snapshot-dir", required_argument, NULL, 's' },
 		{ "no-verify-memory", no_argument, NULL, 'n' },
 		{ "mount", required_argument, NULL, 'm' }, /* fuse: --mount */
+		{ "sandbox", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int sandbox = SANDBOX_UNSET;
 	const char *control = NULL, *engine = NULL, *snapdir = ".", *mount = NULL;
 	const char *eprops[16];
 	unsigned neprops = 0;
@@ -343,6 +368,10 @@ static int cmd_resume(int argc, char **argv)
 		case 's': snapdir = optarg; break;
 		case 'n': verify = false; break;
 		case 'm': mount = optarg; break; /* fuse: --mount */
+		case 'S':
+			if (parse_sandbox_opt("modvm resume", optarg, &sandbox))
+				return EXIT_USAGE;
+			break;
 		default: return EXIT_USAGE;
 		}
 	}
@@ -382,6 +411,7 @@ static int cmd_resume(int argc, char **argv)
 	m.control_path = control;
 	m.snapshot_dir = snapdir;
 	m.resume_from = &s;
+	m.sandbox_cli = sandbox;
 	if (mount)
 		fusefs_want_mount(&m, mount); /* fuse: --mount */
 	if (machine_add_config_devices(&m, &c, err, sizeof(err)) ||
@@ -403,14 +433,17 @@ out:
 static const struct command commands[] = {
 	{ "run", cmd_run,
 	  "usage: modvm run CONFIG [-v|--verbose]... [--control SOCKET] [--mount DIR]\n"
-	  "                 [--snapshot-dir DIR] [--no-reboot]\n"
+	  "                 [--snapshot-dir DIR] [--no-reboot] [--sandbox=on|off]\n"
 	  "Validate CONFIG, create its devices, load the boot image and run the\n"
 	  "VM until it powers off (exit 0), fails (1) or is interrupted (130).\n"
 	  "-v raises the log level (info, then debug, then trace).\n"
 	  "--control SOCKET serves the control socket (see modvm ctl).\n"
 	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n"
 	  "--no-reboot: a guest reset (or triple fault) ends modvm with exit 4\n"
-	  "instead of booting again (tests: a guest panic with panic=-1).\n" },
+	  "instead of booting again (tests: a guest panic with panic=-1).\n"
+	  "--sandbox=on|off: after set-up, run under seccomp allow lists (and the\n"
+	  "config's uid/gid and namespaces); a forbidden system call ends modvm\n"
+	  "with exit 159 and a message naming it (docs/sandbox.md).\n" },
 	{ "ctl", cmd_ctl,
 	  "usage: modvm ctl SOCKET COMMAND\n"
 	  "Send COMMAND to the VM whose control socket is SOCKET (modvm run\n"
@@ -427,13 +460,14 @@ static const struct command commands[] = {
 	  "usage: modvm umount SOCKET DIR\n"
 	  "Unmount DIR, mounted by modvm mount SOCKET DIR; the VM keeps running.\n" },
 	{ "resume", cmd_resume,
-	  "usage: modvm resume DIR [--engine NAME] [--engine-prop NAME=VALUE]... [--control SOCKET] [--mount DIR] [--no-verify-memory] [-v]\n"
+	  "usage: modvm resume DIR [--engine NAME] [--engine-prop NAME=VALUE]... [--control SOCKET] [--mount DIR] [--no-verify-memory] [--sandbox=on|off] [-v]\n"
 	  "Resume the snapshot in DIR exactly where it stopped. Every file is\n"
 	  "checked against the manifest first (the memory image too, unless\n"
 	  "--no-verify-memory); a damaged or incompatible snapshot is refused.\n"
 	  "--engine resumes under another CPU engine (the state is canonical);\n"
 	  "--engine-prop sets one of its properties (e.g. mode=interpret for cpu-bt).\n"
-	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n" },
+	  "--mount DIR shows the VM as files in DIR (docs/fuse.md).\n"
+	  "--sandbox=on|off as for modvm run (docs/sandbox.md).\n" },
 	{ "check", cmd_check,
 	  "usage: modvm check CONFIG\n"
 	  "Validate CONFIG against the installed plugins and exit: 0 if valid,\n"

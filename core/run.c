@@ -10,6 +10,7 @@
 #include "boot/boot.h"
 #include "control.h"
 #include "fusefs.h"
+#include "sandbox.h"
 #include "snapshot.h"
 
 struct vcpu_thread {
@@ -149,8 +150,15 @@ static void *vcpu_main(void *arg)
 {
 	struct vcpu_thread *t = arg;
 	struct machine *m = t->m;
+	char name[16];
 
 	pace_vcpu_enter(m, t->index);
+	snprintf(name, sizeof(name), "modvm-cpu%u", t->index);
+	if (sandbox_enter(SANDBOX_ROLE_DEVICE, name)) {
+		machine_log(m, MODVM_LOG_ERROR, "cpu %u: sandbox: the kernel refused its filter: %s",
+			    t->index, strerror(errno));
+		machine_request(m, REQUEST_ERROR);
+	}
 	while (!pending_request(m)) {
 		park_if_paused(m);
 		if (pending_request(m))
@@ -352,6 +360,33 @@ static int run_cpus(struct machine *m)
 	return req;
 }
 
+static int enter_sandbox(struct machine *m, struct vm_config *cfg)
+{
+	char err[ERR_LEN];
+	const char *why;
+	bool on;
+
+	if (sandbox_decide(m->sandbox_cli, &cfg->sandbox, &on, &why, err, sizeof(err))) {
+		fprintf(stderr, "modvm: %s\n", err);
+		return -1;
+	}
+	if (!on) {
+		machine_log(m, MODVM_LOG_INFO, "sandbox: off (%s)", why);
+		return 0;
+	}
+	if (sandbox_apply(&cfg->sandbox, err, sizeof(err))) {
+		if (cfg->sandbox.line)
+			fprintf(stderr, "modvm: %s:%d: %s\n", cfg->path, cfg->sandbox.line, err);
+		else
+			fprintf(stderr, "modvm: %s\n", err);
+		return -1;
+	}
+	machine_log(m, MODVM_LOG_INFO, "sandbox: on (%s)%s%s", why,
+		    sandbox_dropped_uid() ? ", uid changed" : "",
+		    cfg->sandbox.namespaces ? ", private mount and network namespaces" : "");
+	return 0;
+}
+
 int machine_run(struct machine *m, struct vm_config *cfg)
 {
 	pthread_t sigthread;
@@ -364,6 +399,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	 * keeps callers that skipped it safe from here on). */
 	machine_block_stop_signals();
 	pthread_create(&sigthread, NULL, signal_main, m);
+	pthread_setname_np(sigthread, "modvm-signals");
 	pthread_detach(sigthread);
 
 	if (!cfg->has_boot && !m->resume_from) {
@@ -401,6 +437,15 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 			goto out;
 		}
 	}
+	/* Set-up is over: from here on only what the sandbox allows, and
+	 * the threads that serve the control socket and the FUSE view start
+	 * inside it (its namespaces too). */
+	if (enter_sandbox(m, cfg)) {
+		code = EXIT_USAGE;
+		goto out;
+	}
+	control_serve(ctl);
+	fusefs_serve(fs);
 	for (;;) {
 		req = run_cpus(m);
 		if (req != MODVM_REQUEST_RESET || m->no_reboot)

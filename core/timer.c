@@ -209,19 +209,17 @@ static uint64_t thread_cpu_ns(clockid_t clk)
 }
 
 /* The scheduler state of a thread of this process ('R' runnable, 'S'
- * sleeping, ...), or 0 when it cannot be read. */
-static char thread_state(int tid)
+ * sleeping, ...) from its /proc/self/task/TID/stat, opened once by the
+ * thread itself (the sandbox lets the event loop open no path), or 0 when
+ * it cannot be read. pread at 0 renders the file afresh. */
+static char thread_state(int stat_fd)
 {
-	char path[64], buf[512], *p;
+	char buf[512], *p;
 	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (stat_fd < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = pread(stat_fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;
@@ -236,8 +234,10 @@ void pace_vcpu_enter(struct machine *m, unsigned index)
 	machine_lock(m);
 	if (index < m->pace.n && !pthread_getcpuclockid(pthread_self(), &clk)) {
 		struct vcpu_pace *v = &m->pace.v[index];
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)gettid());
 		v->cpu = clk;
-		v->tid = (int)gettid();
+		v->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
 		v->mark = thread_cpu_ns(clk);
 		v->live = true;
 	}
@@ -247,8 +247,12 @@ void pace_vcpu_enter(struct machine *m, unsigned index)
 void pace_vcpu_leave(struct machine *m, unsigned index)
 {
 	machine_lock(m);
-	if (index < m->pace.n)
+	if (index < m->pace.n && m->pace.v[index].live) {
 		m->pace.v[index].live = false;
+		if (m->pace.v[index].stat_fd >= 0)
+			close(m->pace.v[index].stat_fd);
+		m->pace.v[index].stat_fd = -1;
+	}
 	machine_unlock(m);
 }
 
@@ -297,7 +301,7 @@ static bool pace_holds(struct machine *m)
 			continue;
 		/* asleep: halted, parked, or waiting for the machine lock we
 		 * hold (then it must get it first) */
-		if (thread_state(v->tid) != 'R' &&
+		if (thread_state(v->stat_fd) != 'R' &&
 		    !atomic_load_explicit(&m->lock_waiters, memory_order_relaxed))
 			continue;
 		p->holds++;

@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
 	libconfig-dev libcunit1-dev libfuse3-dev fuse3 zlib1g-dev libjansson-dev
+	libseccomp-dev     # the sandbox (core/sandbox.c)
 	nasm clang libclang-rt-14-dev
 	qemu-utils    # qemu-img, qemu-nbd: outside judges and NBD servers in tests
 	qemu-system-x86 # QEMU TCG: the reference guests and benchmarks compare with

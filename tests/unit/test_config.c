@@ -276,6 +276,68 @@ static void test_overlapping_ports_name_both_owners(void)
 	config_free(&c);
 }
 
+/* vm.sandbox (docs/sandbox.md): a boolean or a group; what it sets, and
+ * the precedence --sandbox > config > MODVM_SANDBOX > default on. */
+static void test_sandbox_setting(void)
+{
+	struct vm_config c;
+	const char *why;
+	bool on;
+
+	CU_ASSERT_EQUAL_FATAL(check(HEAD "};\n", &c), 0);
+	CU_ASSERT_EQUAL(c.sandbox.enable, SANDBOX_UNSET);
+	unsetenv("MODVM_SANDBOX");
+	CU_ASSERT_EQUAL(sandbox_decide(SANDBOX_UNSET, &c.sandbox, &on, &why, err, sizeof(err)), 0);
+	CU_ASSERT_TRUE(on);
+	CU_ASSERT_STRING_EQUAL(why, "the default");
+	setenv("MODVM_SANDBOX", "off", 1);
+	CU_ASSERT_EQUAL(sandbox_decide(SANDBOX_UNSET, &c.sandbox, &on, &why, err, sizeof(err)), 0);
+	CU_ASSERT_FALSE(on);
+	CU_ASSERT_STRING_EQUAL(why, "MODVM_SANDBOX");
+	CU_ASSERT_EQUAL(sandbox_decide(SANDBOX_ON, &c.sandbox, &on, &why, err, sizeof(err)), 0);
+	CU_ASSERT_TRUE(on);
+	CU_ASSERT_STRING_EQUAL(why, "--sandbox");
+	setenv("MODVM_SANDBOX", "sometimes", 1);
+	CU_ASSERT_EQUAL(sandbox_decide(SANDBOX_UNSET, &c.sandbox, &on, &why, err, sizeof(err)), -1);
+	CU_ASSERT_TRUE(has("MODVM_SANDBOX=sometimes: use on or off"));
+	unsetenv("MODVM_SANDBOX");
+	config_free(&c);
+
+	CU_ASSERT_EQUAL_FATAL(check(HEAD " sandbox = false;\n};\n", &c), 0);
+	CU_ASSERT_EQUAL(c.sandbox.enable, SANDBOX_OFF);
+	setenv("MODVM_SANDBOX", "on", 1);
+	CU_ASSERT_EQUAL(sandbox_decide(SANDBOX_UNSET, &c.sandbox, &on, &why, err, sizeof(err)), 0);
+	CU_ASSERT_FALSE(on);
+	CU_ASSERT_STRING_EQUAL(why, "the config");
+	CU_ASSERT_EQUAL(sandbox_decide(SANDBOX_ON, &c.sandbox, &on, &why, err, sizeof(err)), 0);
+	CU_ASSERT_TRUE(on);
+	unsetenv("MODVM_SANDBOX");
+	config_free(&c);
+
+	CU_ASSERT_EQUAL_FATAL(check(HEAD " sandbox = { user = \"nobody\"; gid = 7;\n namespaces = true; };\n};\n", &c), 0);
+	CU_ASSERT_EQUAL(c.sandbox.enable, SANDBOX_ON);
+	CU_ASSERT_STRING_EQUAL(c.sandbox.user, "nobody");
+	CU_ASSERT_FALSE(c.sandbox.has_uid);
+	CU_ASSERT_TRUE(c.sandbox.has_gid);
+	CU_ASSERT_EQUAL(c.sandbox.gid, 7);
+	CU_ASSERT_TRUE(c.sandbox.namespaces);
+	CU_ASSERT_EQUAL(c.sandbox.line, 5);
+	config_free(&c);
+
+	CU_ASSERT_EQUAL(check_free(HEAD " sandbox = 1;\n};\n"), -1);
+	CU_ASSERT_TRUE(has(":5: sandbox must be true, false or a group"));
+	CU_ASSERT_EQUAL(check_free(HEAD " sandbox = { enable = \"yes\"; };\n};\n"), -1);
+	CU_ASSERT_TRUE(has(":5: \"enable\" must be true or false"));
+	CU_ASSERT_EQUAL(check_free(HEAD " sandbox = { uid = 4294967295; };\n};\n"), -1);
+	CU_ASSERT_TRUE(has(":5: sandbox uid must be a number from 0 to 4294967294"));
+	CU_ASSERT_EQUAL(check_free(HEAD " sandbox = { enable = false; namespaces = true; };\n};\n"), -1);
+	CU_ASSERT_TRUE(has("enable = false with user, uid, gid or namespaces"));
+	CU_ASSERT_EQUAL(check_free(HEAD " sandbox = { user = \"\"; };\n};\n"), -1);
+	CU_ASSERT_TRUE(has("user must not be empty"));
+	CU_ASSERT_EQUAL(check_free(HEAD " sandbox = { jail = true; };\n};\n"), -1);
+	CU_ASSERT_TRUE(has("jail"));
+}
+
 int main(void)
 {
 	static const struct test_case cases[] = {
@@ -300,6 +362,7 @@ int main(void)
 		TEST(test_boot_section),
 		TEST(test_create_failure_names_plugin_and_reason),
 		TEST(test_overlapping_ports_name_both_owners),
+		TEST(test_sandbox_setting),
 	};
 	int r;
 
