@@ -329,7 +329,7 @@ static void test_hostile_tables(void)
 		CU_ASSERT(st == 0 || st == 1);
 		/* the rest of the disk still reads fine */
 		CU_ASSERT_EQUAL(request(d, T_IN, 8000, 512, true), 0); /* L1[1] */
-		CU_ASSERT_FALSE(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+		CU_ASSERT_FALSE(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 		drv_free(d);
 	}
 out:

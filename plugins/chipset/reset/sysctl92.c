@@ -19,8 +19,7 @@ struct sysctl92 {
 
 static void port92_a20(struct sysctl92 *s)
 {
-	if (MODVM_HOST_HAS(s->host, set_a20) && s->host->set_a20)
-		s->host->set_a20(s->inst, s->value & PORT92_A20);
+	s->host->set_a20(s->inst, s->value & PORT92_A20);
 }
 
 static uint64_t port92_read(void *opaque, uint64_t off, unsigned size)
