@@ -201,7 +201,9 @@ struct modvm_host {
 				enum modvm_machine_request req);
 
 	/* --- character devices (<modvm/chardev.h>) -------------------- */
-	/* Front end: open the backend named by property `prop`. */
+	/* Front end: open the backend named by property `prop`. fe may be
+	 * NULL for a device that only writes (input is dropped). Closed by
+	 * the core with the instance if the plugin does not close it. */
 	modvm_chardev *(*chardev_open)(modvm_inst *inst, const char *prop,
 				       const struct modvm_chardev_frontend *fe,
 				       void *opaque);
