@@ -30,6 +30,26 @@ static const struct resolved_props *backend_props(modvm_inst *fe,
 	return NULL;
 }
 
+/* The front end of a device that only writes (fe = NULL): input is taken
+ * and dropped, so a backend never waits for it. */
+static size_t drop_can_receive(void *opaque)
+{
+	(void)opaque;
+	return 4096;
+}
+
+static void drop_receive(void *opaque, const uint8_t *buf, size_t len)
+{
+	(void)opaque;
+	(void)buf;
+	(void)len;
+}
+
+static const struct modvm_chardev_frontend output_only = {
+	.can_receive = drop_can_receive,
+	.receive = drop_receive,
+};
+
 modvm_chardev *chardev_open(modvm_inst *inst, const char *prop,
 			    const struct modvm_chardev_frontend *fe,
 			    void *opaque)
@@ -47,9 +67,11 @@ modvm_chardev *chardev_open(modvm_inst *inst, const char *prop,
 			"property \"%s\" does not name a chardev backend", prop);
 		return NULL;
 	}
-	if (!fe || !fe->receive || !fe->can_receive) {
+	if (!fe)
+		fe = &output_only;
+	if (!fe->receive || !fe->can_receive) {
 		set_err(inst->error, sizeof(inst->error),
-			"chardev front end needs receive and can_receive");
+			"chardev front end needs receive and can_receive (or pass NULL for an output-only one)");
 		return NULL;
 	}
 	ops = rp->plugin->desc->ops;

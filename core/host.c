@@ -473,8 +473,7 @@ static void h_set_a20(modvm_inst *inst, bool enabled)
 	machine_lock(m);
 	a20_update(inst, enabled, false);
 	eff = a20_effective(m);
-	if (e && e->size >= offsetof(struct modvm_cpu_engine_ops, set_a20) +
-			    sizeof(e->set_a20) && e->set_a20) {
+	if (e && OPS_HAS(e, struct modvm_cpu_engine_ops, set_a20) && e->set_a20) {
 		if (m->evm)
 			e->set_a20(m->evm, eff);
 	} else if (!eff && e && !m->a20_told) {

@@ -28,8 +28,8 @@ void machine_mem_written(struct machine *m, uint64_t gpa, uint64_t len)
 {
 	const struct modvm_cpu_engine_ops *e = m->eops;
 
-	if (e && m->evm && e->size >= offsetof(struct modvm_cpu_engine_ops, mem_written) +
-					 sizeof(e->mem_written) && e->mem_written)
+	if (e && m->evm && OPS_HAS(e, struct modvm_cpu_engine_ops, mem_written) &&
+	    e->mem_written)
 		e->mem_written(m->evm, gpa, len);
 }
 
@@ -120,12 +120,81 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 	}
 }
 
+static void store_int(void *field, uint32_t size, uint64_t v)
+{
+	uint8_t u8 = (uint8_t)v;
+	uint16_t u16 = (uint16_t)v;
+	uint32_t u32 = (uint32_t)v;
+
+	switch (size) {
+	case 1: memcpy(field, &u8, 1); break;
+	case 2: memcpy(field, &u16, 2); break;
+	case 4: memcpy(field, &u32, 4); break;
+	default: memcpy(field, &v, 8); break;
+	}
+}
+
+/* Store the instance's bound properties (sizes checked by the registry). */
+static void bind_props(modvm_inst *inst, uint8_t *obj)
+{
+	for (size_t i = 0; inst->props && i < inst->props->n; i++) {
+		const struct prop_value *v = &inst->props->vals[i];
+		const struct modvm_prop_desc *d = v->desc;
+
+		if (!d || !d->field_size)
+			continue;
+		switch (d->type) {
+		case MODVM_PROP_BOOL:
+			memcpy(obj + d->offset, &v->b, sizeof(bool));
+			break;
+		case MODVM_PROP_INT:
+			store_int(obj + d->offset, d->field_size, (uint64_t)v->i);
+			break;
+		case MODVM_PROP_SIZE:
+			store_int(obj + d->offset, d->field_size, v->u);
+			break;
+		case MODVM_PROP_ENUM:
+			store_int(obj + d->offset, d->field_size, (uint64_t)v->choice);
+			break;
+		default: { /* STRING, BACKEND */
+			const char *str = v->s;
+			memcpy(obj + d->offset, &str, sizeof(str));
+			break;
+		}
+		}
+	}
+}
+
+/* A core-allocated instance: zeroed, its header filled, its bound
+ * properties stored; init runs next. */
+static struct modvm_dev *dev_alloc(struct machine *m, modvm_inst *inst,
+				   const struct modvm_device_ops *ops)
+{
+	struct modvm_dev *dev = xcalloc(1, ops->instance_size);
+
+	dev->host = &m->host;
+	dev->inst = inst;
+	bind_props(inst, (uint8_t *)dev);
+	return dev;
+}
+
+/* After release_inst: nothing the core holds points into it any more. */
+static void dev_free(modvm_inst *inst)
+{
+	const struct modvm_device_ops *ops = inst->plugin->desc->ops;
+
+	if (ops->init)
+		free(inst->obj);
+	inst->obj = NULL;
+}
+
 modvm_inst *machine_add_device(struct machine *m, const struct plugin *p,
 			       const char *id, const struct resolved_props *rp,
 			       struct cfg_device *cfg, char *err, size_t len)
 {
 	const struct modvm_device_ops *ops = p->desc->ops;
 	modvm_inst *inst;
+	bool failed;
 
 	if (p->desc->kind != MODVM_KIND_DEVICE) {
 		set_err(err, len, "%s is not a device plugin", p->desc->name);
@@ -133,13 +202,20 @@ modvm_inst *machine_add_device(struct machine *m, const struct plugin *p,
 	}
 	inst = inst_new(m, p, id, rp, cfg);
 	machine_lock(m);
-	inst->obj = ops->create(&m->host, inst);
-	if (!inst->obj) {
+	if (ops->init) {
+		inst->obj = dev_alloc(m, inst, ops);
+		failed = ops->init(inst->obj) != 0;
+	} else {
+		inst->obj = ops->create(&m->host, inst);
+		failed = !inst->obj;
+	}
+	if (failed) {
 		set_err(err, len, "%s%s%d: device \"%s\" (%s, %s) failed to start: %s",
 			cfg && m->cfg ? m->cfg->path : "", cfg && m->cfg ? ":" : "",
 			cfg ? cfg->line : 0, id, p->desc->name, p->path,
 			inst->error[0] ? inst->error : "the plugin gave no reason");
 		release_inst(m, inst);
+		dev_free(inst);
 		machine_unlock(m);
 		inst_free(inst);
 		return NULL;
@@ -220,6 +296,7 @@ void machine_destroy(struct machine *m)
 		if (ops->destroy)
 			ops->destroy(inst->obj);
 		release_inst(m, inst);
+		dev_free(inst);
 		inst_free(inst);
 	}
 	free(m->insts);

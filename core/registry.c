@@ -102,15 +102,90 @@ static void refuse(struct registry *r, const char *path, const char *reason)
 	r->nrefused++;
 }
 
+/* A callback the core calls without checking: name it when it is NULL. */
+#define NEED(ops, f)                                                          \
+	do {                                                                  \
+		if (!(ops)->f)                                                \
+			return set_err(err, len, "ops." #f " is NULL, but the core always calls it"); \
+	} while (0)
+
+static int check_engine_ops(const struct modvm_cpu_engine_ops *o, char *err,
+			    size_t len)
+{
+	NEED(o, vm_create);
+	NEED(o, vm_destroy);
+	NEED(o, vcpu_create);
+	NEED(o, vcpu_destroy);
+	NEED(o, vcpu_run);
+	NEED(o, vcpu_kick);
+	NEED(o, get_state);
+	NEED(o, set_state);
+	return 0;
+}
+
+/* Bound properties need a core-allocated instance to be stored in, and a
+ * field that holds every value the schema allows. */
+static int check_bound_props(const struct modvm_plugin_desc *d,
+			     const struct modvm_device_ops *o, char *err,
+			     size_t len)
+{
+	for (const struct modvm_prop_desc *p = d->props; p && p->name; p++) {
+		uint32_t fs = p->field_size;
+		bool ok;
+
+		if (!fs)
+			continue;
+		if (!o->init)
+			return set_err(err, len, "property \"%s\" is bound to a field, but the core allocates no instance (use init and instance_size, or the unbound MODVM_PROP_*_ form)",
+				       p->name);
+		if (p->offset > o->instance_size || fs > o->instance_size - p->offset)
+			return set_err(err, len, "property \"%s\" is bound past the end of the %u-byte instance",
+				       p->name, o->instance_size);
+		switch (p->type) {
+		case MODVM_PROP_BOOL:
+			ok = fs == sizeof(bool);
+			break;
+		case MODVM_PROP_STRING:
+		case MODVM_PROP_BACKEND:
+			ok = fs == sizeof(const char *);
+			break;
+		default: /* INT, SIZE, ENUM */
+			ok = fs == 1 || fs == 2 || fs == 4 || fs == 8;
+			if (ok && fs < 8 && p->type != MODVM_PROP_ENUM)
+				ok = p->min >= -(INT64_C(1) << (8 * fs - 1)) &&
+				     p->max < (INT64_C(1) << (8 * fs));
+			break;
+		}
+		if (!ok)
+			return set_err(err, len, "property \"%s\" (%s) is bound to a field of %u bytes that cannot hold its values",
+				       p->name, prop_type_name(p->type), fs);
+	}
+	return 0;
+}
+
+static int check_device_ops(const struct modvm_plugin_desc *d,
+			    const struct modvm_device_ops *o, char *err,
+			    size_t len)
+{
+	if (!o->init == !o->create)
+		return set_err(err, len, o->init ? "ops sets both init and create: choose one (init: the core allocates instance_size bytes; create: the plugin allocates)"
+					  : "ops.init and ops.create are both NULL: the core has nothing to call to create the device");
+	if (o->init && o->instance_size < sizeof(struct modvm_dev))
+		return set_err(err, len, "ops.instance_size is %u, smaller than the struct modvm_dev every core-allocated instance starts with",
+			       o->instance_size);
+	return check_bound_props(d, o, err, len);
+}
+
 static int check_ops(const struct modvm_plugin_desc *d, char *err, size_t len)
 {
-	/* Every ops struct starts with its size. */
+	/* Every ops struct starts with its size; the core accepts tables from
+	 * any minor of its major, so it needs at least the x.0 table. */
 	const uint32_t *size = d->ops;
 	uint32_t need;
 
 	switch (d->kind) {
 	case MODVM_KIND_CPU_ENGINE:
-		need = offsetof(struct modvm_cpu_engine_ops, deliver_msi) +
+		need = offsetof(struct modvm_cpu_engine_ops, mem_written) +
 		       sizeof(void *);
 		break;
 	case MODVM_KIND_DEVICE:
@@ -132,7 +207,26 @@ static int check_ops(const struct modvm_plugin_desc *d, char *err, size_t len)
 	if (*size < need)
 		return set_err(err, len, "ops table is %u bytes, smaller than ABI %d.0's %u",
 			       *size, MODVM_ABI_MAJOR, need);
-	return 0;
+	switch (d->kind) {
+	case MODVM_KIND_CPU_ENGINE:
+		return check_engine_ops(d->ops, err, len);
+	case MODVM_KIND_DEVICE:
+		return check_device_ops(d, d->ops, err, len);
+	case MODVM_KIND_CHARDEV: {
+		const struct modvm_chardev_ops *o = d->ops;
+		NEED(o, open);
+		NEED(o, close);
+		NEED(o, write);
+		return 0;
+	}
+	default: {
+		const struct modvm_block_ops *o = d->ops;
+		NEED(o, open);
+		NEED(o, close);
+		NEED(o, length);
+		return 0;
+	}
+	}
 }
 
 int registry_check_desc(const struct modvm_plugin_desc *d, char *err,

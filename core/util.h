@@ -8,6 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A plugin's size-prefixed ops table of C type `type` reaches `field`:
+ * for fields appended after the ABI's x.0 table (the registry guarantees
+ * the x.0 table). */
+#define OPS_HAS(ops, type, field) \
+	((ops)->size >= offsetof(type, field) + sizeof((ops)->field))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ERR_LEN 1024
 

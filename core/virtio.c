@@ -152,7 +152,7 @@ static int chain_indirect(struct vq *q, const struct vq_mem *mem,
 			  unsigned *tsize)
 {
 	if (!q->indirect)
-		return vq_bad(q, "indirect descriptor without VIRTIO_F_RING_INDIRECT_DESC");
+		return vq_bad(q, "indirect descriptor without MODVM_VIRTIO_F_RING_INDIRECT_DESC");
 	if (d->flags & VIRTQ_DESC_F_NEXT)
 		return vq_bad(q, "indirect descriptor with NEXT set");
 	if (!d->len || d->len % DESC_SIZE)
@@ -341,8 +341,9 @@ struct modvm_virtio_dev {
 	const struct modvm_host *h;
 	struct modvm_virtio_info info;
 	struct modvm_virtio_state *st;
+	struct modvm_virtio_queue_state *q; /* info.num_queues, in the plugin */
 	modvm_pci_dev *pci;
-	struct vq vq[MODVM_VIRTIO_QUEUES_MAX];
+	struct vq *vq;                      /* info.num_queues */
 	struct vq_mem mem;
 	uint64_t host_features;
 	bool warned;                    /* NEEDS_RESET logged since reset */
@@ -390,7 +391,7 @@ static void intx_or_msix(struct modvm_virtio_dev *d, uint16_t vector,
 
 static void config_interrupt(struct modvm_virtio_dev *d)
 {
-	if (d->st->status & VIRTIO_CONFIG_S_DRIVER_OK)
+	if (d->st->status & MODVM_VIRTIO_CONFIG_S_DRIVER_OK)
 		intx_or_msix(d, d->st->msix_config, ISR_CONFIG);
 }
 
@@ -401,9 +402,9 @@ static void needs_reset(struct modvm_virtio_dev *d, const char *why)
 		d->h->log(d->inst, MODVM_LOG_WARN,
 			  "virtio: %s; device needs reset", why);
 	d->warned = true;
-	if (d->st->status & VIRTIO_CONFIG_S_NEEDS_RESET)
+	if (d->st->status & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
-	d->st->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	d->st->status |= MODVM_VIRTIO_CONFIG_S_NEEDS_RESET;
 	d->st->config_generation++;
 	config_interrupt(d);
 }
@@ -413,8 +414,8 @@ static void queue_setup_flags(struct modvm_virtio_dev *d)
 	uint64_t f = d->st->driver_features;
 
 	for (unsigned i = 0; i < d->info.num_queues; i++) {
-		d->vq[i].indirect = f >> VIRTIO_F_RING_INDIRECT_DESC & 1;
-		d->vq[i].event_idx = f >> VIRTIO_F_RING_EVENT_IDX & 1;
+		d->vq[i].indirect = f >> MODVM_VIRTIO_F_RING_INDIRECT_DESC & 1;
+		d->vq[i].event_idx = f >> MODVM_VIRTIO_F_RING_EVENT_IDX & 1;
 	}
 }
 
@@ -432,11 +433,10 @@ static void transport_clear(struct modvm_virtio_dev *d)
 	s->isr = 0;
 	s->pcicfg_bar = 0;
 	s->pcicfg_offset = s->pcicfg_length = 0;
-	memset(s->q, 0, sizeof(s->q));
-	for (unsigned i = 0; i < MODVM_VIRTIO_QUEUES_MAX; i++) {
-		s->q[i].msix_vector = MODVM_VIRTIO_NO_VECTOR;
-		if (i < d->info.num_queues)
-			s->q[i].size = d->info.queue_size;
+	memset(d->q, 0, d->info.num_queues * sizeof(*d->q));
+	for (unsigned i = 0; i < d->info.num_queues; i++) {
+		d->q[i].msix_vector = MODVM_VIRTIO_NO_VECTOR;
+		d->q[i].size = d->info.queue_size;
 		vq_unmap(&d->vq[i]);
 	}
 	queue_setup_flags(d);
@@ -455,7 +455,7 @@ static struct modvm_virtio_queue_state *sel_queue(struct modvm_virtio_dev *d)
 {
 	unsigned q = d->st->queue_select;
 
-	return q < d->info.num_queues ? &d->st->q[q] : NULL;
+	return q < d->info.num_queues ? &d->q[q] : NULL;
 }
 
 static uint16_t vector_checked(struct modvm_virtio_dev *d, uint16_t v)
@@ -510,9 +510,9 @@ static bool features_acceptable(struct modvm_virtio_dev *d)
 {
 	uint64_t f = d->st->driver_features;
 
-	if (!(f >> VIRTIO_F_VERSION_1 & 1)) {
+	if (!(f >> MODVM_VIRTIO_F_VERSION_1 & 1)) {
 		d->h->log(d->inst, MODVM_LOG_WARN,
-			  "virtio: driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported)");
+			  "virtio: driver did not accept MODVM_VIRTIO_F_VERSION_1 (legacy drivers are not supported)");
 		return false;
 	}
 	if (f & ~d->host_features)
@@ -523,7 +523,7 @@ static bool features_acceptable(struct modvm_virtio_dev *d)
 static void kick_all(struct modvm_virtio_dev *d)
 {
 	for (unsigned i = 0; i < d->info.num_queues; i++)
-		if (d->st->q[i].enable && d->vq[i].desc)
+		if (d->q[i].enable && d->vq[i].desc)
 			d->info.queue_notify(d->info.opaque, i);
 }
 
@@ -531,28 +531,28 @@ static void kick_all(struct modvm_virtio_dev *d)
 static void status_write(struct modvm_virtio_dev *d, uint8_t v)
 {
 	struct modvm_virtio_state *s = d->st;
-	uint8_t old = s->status & (uint8_t)~VIRTIO_CONFIG_S_NEEDS_RESET;
+	uint8_t old = s->status & (uint8_t)~MODVM_VIRTIO_CONFIG_S_NEEDS_RESET;
 
 	if (!v) {
 		device_reset(d);
 		return;
 	}
-	v &= (uint8_t)~VIRTIO_CONFIG_S_NEEDS_RESET;
+	v &= (uint8_t)~MODVM_VIRTIO_CONFIG_S_NEEDS_RESET;
 	if (old & ~v) {
 		d->h->log(d->inst, MODVM_LOG_DEBUG,
 			  "virtio: status 0x%02x would clear bits of 0x%02x: ignored", v, old);
 		return;
 	}
-	if ((v & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
+	if ((v & MODVM_VIRTIO_CONFIG_S_FEATURES_OK) && !(old & MODVM_VIRTIO_CONFIG_S_FEATURES_OK)) {
 		if (!features_acceptable(d))
-			v &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
+			v &= (uint8_t)~MODVM_VIRTIO_CONFIG_S_FEATURES_OK;
 		else
 			queue_setup_flags(d);
 	}
-	if (!(v & VIRTIO_CONFIG_S_FEATURES_OK))
-		v &= (uint8_t)~VIRTIO_CONFIG_S_DRIVER_OK;
-	s->status = (uint8_t)(v | (s->status & VIRTIO_CONFIG_S_NEEDS_RESET));
-	if ((v & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK))
+	if (!(v & MODVM_VIRTIO_CONFIG_S_FEATURES_OK))
+		v &= (uint8_t)~MODVM_VIRTIO_CONFIG_S_DRIVER_OK;
+	s->status = (uint8_t)(v | (s->status & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET));
+	if ((v & MODVM_VIRTIO_CONFIG_S_DRIVER_OK) && !(old & MODVM_VIRTIO_CONFIG_S_DRIVER_OK))
 		kick_all(d);
 }
 
@@ -560,13 +560,13 @@ static void queue_enable(struct modvm_virtio_dev *d, unsigned qi)
 {
 	struct vq *q = &d->vq[qi];
 
-	if (d->st->q[qi].enable)
+	if (d->q[qi].enable)
 		return;
 	if (vq_map(q, &d->mem, d->info.queue_size)) {
 		needs_reset(d, q->error);
 		return;
 	}
-	d->st->q[qi].enable = 1;
+	d->q[qi].enable = 1;
 }
 
 static void set_half(uint64_t *field, bool high, uint64_t v, unsigned size)
@@ -641,7 +641,7 @@ static void common_write(struct modvm_virtio_dev *d, uint64_t off, uint64_t v,
 	case CC_GF:
 		/* 3.1.1: features are fixed once FEATURES_OK is set. */
 		if (size != 4 || s->driver_feature_select > 1 ||
-		    (s->status & VIRTIO_CONFIG_S_FEATURES_OK))
+		    (s->status & MODVM_VIRTIO_CONFIG_S_FEATURES_OK))
 			return;
 		set_half(&s->driver_features, s->driver_feature_select == 1, v, 4);
 		return;
@@ -667,9 +667,9 @@ static bool queue_live(struct modvm_virtio_dev *d, unsigned qi)
 {
 	uint8_t s = d->st->status;
 
-	return qi < d->info.num_queues && d->st->q[qi].enable &&
-	       (s & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	       !(s & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED));
+	return qi < d->info.num_queues && d->q[qi].enable &&
+	       (s & MODVM_VIRTIO_CONFIG_S_DRIVER_OK) &&
+	       !(s & (MODVM_VIRTIO_CONFIG_S_NEEDS_RESET | MODVM_VIRTIO_CONFIG_S_FAILED));
 }
 
 static void notify_write(struct modvm_virtio_dev *d, uint64_t off)
@@ -834,7 +834,7 @@ static int info_check(modvm_inst *inst, const struct modvm_virtio_info *i)
 	const char *why = NULL;
 
 	if (i->num_queues < 1 || i->num_queues > MODVM_VIRTIO_QUEUES_MAX)
-		why = "num_queues must be 1-8";
+		why = "num_queues must be 1-127";
 	else if (i->queue_size < 2 || i->queue_size > MODVM_VIRTIO_QUEUE_SIZE_MAX ||
 		 (i->queue_size & (i->queue_size - 1)))
 		why = "queue_size must be a power of two from 2 to 1024";
@@ -906,12 +906,13 @@ static void dev_link(struct modvm_virtio_dev *d, bool add)
 
 static modvm_virtio_dev *h_virtio_register(modvm_inst *inst,
 					   const struct modvm_virtio_info *info,
-					   struct modvm_virtio_state *state)
+					   struct modvm_virtio_state *state,
+					   struct modvm_virtio_queue_state *queues)
 {
 	struct modvm_virtio_dev *d;
 
-	if (!info || info->size < sizeof(*info) || !state) {
-		inst->m->host.set_error(inst, "virtio: struct modvm_virtio_info of %u bytes, the core needs %zu (set .size), and a state",
+	if (!info || info->size < sizeof(*info) || !state || !queues) {
+		inst->m->host.set_error(inst, "virtio: struct modvm_virtio_info of %u bytes, the core needs %zu (set .size), a state and queues",
 					info ? info->size : 0, sizeof(*info));
 		return NULL;
 	}
@@ -922,14 +923,17 @@ static modvm_virtio_dev *h_virtio_register(modvm_inst *inst,
 	d->h = &inst->m->host;
 	d->info = *info;
 	d->st = state;
+	d->q = queues;
+	d->vq = xcalloc(info->num_queues, sizeof(*d->vq));
 	d->mem = (struct vq_mem){ mem_ptr, mem_dirty, d };
-	d->host_features = info->features | 1ull << VIRTIO_F_VERSION_1 |
-			   1ull << VIRTIO_F_RING_INDIRECT_DESC |
-			   1ull << VIRTIO_F_RING_EVENT_IDX;
-	for (unsigned i = 0; i < MODVM_VIRTIO_QUEUES_MAX; i++)
-		d->vq[i].st = &state->q[i];
+	d->host_features = info->features | 1ull << MODVM_VIRTIO_F_VERSION_1 |
+			   1ull << MODVM_VIRTIO_F_RING_INDIRECT_DESC |
+			   1ull << MODVM_VIRTIO_F_RING_EVENT_IDX;
+	for (unsigned i = 0; i < info->num_queues; i++)
+		d->vq[i].st = &queues[i];
 	d->pci = pci_function(d);
 	if (!d->pci) {
+		free(d->vq);
 		free(d);
 		return NULL;
 	}
@@ -946,7 +950,7 @@ static int h_virtio_pop(modvm_virtio_dev *d, unsigned queue,
 {
 	int rc;
 
-	if (d->st->status & VIRTIO_CONFIG_S_NEEDS_RESET)
+	if (d->st->status & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET)
 		return -1;
 	if (!queue_live(d, queue) || !e || !e->iov || !e->gpa)
 		return 0;
@@ -974,7 +978,7 @@ static void dirty_written(struct modvm_virtio_dev *d,
 static void h_virtio_push(modvm_virtio_dev *d, const struct modvm_virtio_elem *e,
 			  uint32_t written)
 {
-	if (!e || e->queue >= d->info.num_queues || !d->st->q[e->queue].enable)
+	if (!e || e->queue >= d->info.num_queues || !d->q[e->queue].enable)
 		return;
 	if (written > e->write_len)
 		written = (uint32_t)e->write_len;
@@ -984,11 +988,11 @@ static void h_virtio_push(modvm_virtio_dev *d, const struct modvm_virtio_elem *e
 
 static void h_virtio_notify(modvm_virtio_dev *d, unsigned queue)
 {
-	if (queue >= d->info.num_queues || !d->st->q[queue].enable ||
-	    !(d->st->status & VIRTIO_CONFIG_S_DRIVER_OK))
+	if (queue >= d->info.num_queues || !d->q[queue].enable ||
+	    !(d->st->status & MODVM_VIRTIO_CONFIG_S_DRIVER_OK))
 		return;
 	if (vq_need_interrupt(&d->vq[queue]))
-		intx_or_msix(d, d->st->q[queue].msix_vector, ISR_QUEUE);
+		intx_or_msix(d, d->q[queue].msix_vector, ISR_QUEUE);
 }
 
 static void h_virtio_config_changed(modvm_virtio_dev *d)
@@ -1027,14 +1031,9 @@ static int h_virtio_post_load(modvm_virtio_dev *d)
 
 	if (s->driver_features & ~d->host_features)
 		why = "features the device does not offer";
-	for (unsigned i = 0; i < MODVM_VIRTIO_QUEUES_MAX && !why; i++) {
-		struct modvm_virtio_queue_state *q = &s->q[i];
+	for (unsigned i = 0; i < d->info.num_queues && !why; i++) {
+		struct modvm_virtio_queue_state *q = &d->q[i];
 		vq_unmap(&d->vq[i]);
-		if (i >= d->info.num_queues) {
-			if (q->enable || q->size)
-				why = "a queue the device does not have";
-			continue;
-		}
 		q->msix_vector = vector_checked(d, q->msix_vector);
 		if (q->enable && vq_map(&d->vq[i], &d->mem, d->info.queue_size))
 			why = d->vq[i].error;
@@ -1046,7 +1045,7 @@ static int h_virtio_post_load(modvm_virtio_dev *d)
 	}
 	s->msix_config = vector_checked(d, s->msix_config);
 	queue_setup_flags(d);
-	d->warned = (s->status & VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
+	d->warned = (s->status & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET) != 0;
 	d->h->pci_set_irq(d->pci, s->isr ? 1 : 0);
 	return 0;
 }
@@ -1057,6 +1056,7 @@ static void h_virtio_unregister(modvm_virtio_dev *d)
 		return;
 	dev_link(d, false);
 	d->st->dev = NULL;
+	free(d->vq);
 	free(d);
 }
 

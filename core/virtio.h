@@ -31,8 +31,8 @@ struct vq_mem {
  * derived from it by vq_map. */
 struct vq {
 	struct modvm_virtio_queue_state *st;
-	bool indirect;          /* VIRTIO_F_RING_INDIRECT_DESC negotiated */
-	bool event_idx;         /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool indirect;          /* MODVM_VIRTIO_F_RING_INDIRECT_DESC negotiated */
+	bool event_idx;         /* MODVM_VIRTIO_F_RING_EVENT_IDX negotiated */
 	uint8_t *desc, *avail, *used;
 	bool pushed;            /* used entries added since the last check */
 	const char *error;      /* why the last pop failed */

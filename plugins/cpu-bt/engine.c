@@ -168,9 +168,7 @@ static void *vm_create(const struct modvm_host *host, modvm_inst *inst,
 	vm->ncpus = ncpus;
 	vm->translate = host->prop_enum(inst, "mode") == 0;
 	vm->cache_bytes = host->prop_size(inst, "translation-cache");
-	vm->a20 = 1;
-	if (MODVM_HOST_HAS(host, a20_enabled) && host->a20_enabled)
-		vm->a20 = host->a20_enabled(inst);
+	vm->a20 = host->a20_enabled(inst);
 	vm->vcpus = calloc(ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		free(vm);

@@ -118,8 +118,7 @@ static void ioapic_eoi(struct kvm_vcpu *c)
 {
 	const struct modvm_host *h = c->vm->host;
 
-	if (MODVM_HOST_HAS(h, eoi_broadcast) && h->eoi_broadcast)
-		h->eoi_broadcast(c->vm->inst, c->run->eoi.vector);
+	h->eoi_broadcast(c->vm->inst, c->run->eoi.vector);
 }
 
 /* MSRs KVM does not know: a real CPU raises #GP, so does this (error = 1);

@@ -41,11 +41,6 @@ static void *debug_exit_create(const struct modvm_host *host, modvm_inst *inst)
 	int64_t size = host->prop_int(inst, "size");
 	struct debug_exit *d;
 
-	if (!MODVM_HOST_HAS(host, machine_exit) || !host->machine_exit) {
-		host->set_error(inst, "this modvm core (ABI %u.%u) cannot end a VM with a status: it needs ABI 1.3",
-				host->abi_major, host->abi_minor);
-		return NULL;
-	}
 	if (port + size > 0x10000) {
 		host->set_error(inst, "ports 0x%llx..0x%llx run past 0xffff: lower port or size",
 				(unsigned long long)port,

@@ -133,6 +133,12 @@ static uint64_t h_prop_size(modvm_inst *i, const char *name)
 	return 16u << 20;
 }
 
+static bool h_a20_enabled(modvm_inst *i)
+{
+	(void)i;
+	return true;
+}
+
 static const struct modvm_host host = {
 	.size = sizeof(struct modvm_host), .abi_major = MODVM_ABI_MAJOR,
 	.abi_minor = MODVM_ABI_MINOR, .log = h_log, .set_error = h_set_error,
@@ -142,6 +148,7 @@ static const struct modvm_host host = {
 	.intr_ack = h_intr_ack, .cpu_model = h_cpu_model,
 	.eoi_broadcast = h_eoi_broadcast,
 	.prop_enum = h_prop_enum, .prop_size = h_prop_size,
+	.a20_enabled = h_a20_enabled,
 };
 
 static const struct modvm_cpu_engine_ops *ops(void)

@@ -329,7 +329,7 @@ static void test_hostile_tables(void)
 		CU_ASSERT(st == 0 || st == 1);
 		/* the rest of the disk still reads fine */
 		CU_ASSERT_EQUAL(request(d, T_IN, 8000, 512, true), 0); /* L1[1] */
-		CU_ASSERT_FALSE(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+		CU_ASSERT_FALSE(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 		drv_free(d);
 	}
 out:
@@ -585,5 +585,7 @@ int main(void)
 	setup_dir();
 	rc = RUN_TESTS("block-qcow2", tests);
 	cleanup();
-	return rc;
+	/* Checks that need qemu-img did not run: report a skip (ctest 77),
+	 * not a pass, once everything else passed. */
+	return rc == 0 && !have_qemu_img ? 77 : rc;
 }

@@ -378,5 +378,7 @@ int main(void)
 		fprintf(stderr, "qemu-img not found (apt-get install qemu-utils): skipped\n");
 	rc = RUN_TESTS("block-qcow2-crash", tests);
 	hx_sh("rm -rf %s", dir);
-	return rc;
+	/* Checks that need qemu-img did not run: report a skip (ctest 77),
+	 * not a pass, once everything else passed. */
+	return rc == 0 && !have_qemu_img ? 77 : rc;
 }

@@ -80,9 +80,9 @@ static void test_feature_negotiation(void)
 	struct drv *d = drv_new();
 	uint64_t f = dev_features(d);
 
-	CU_ASSERT(f >> VIRTIO_F_VERSION_1 & 1);
-	CU_ASSERT(f >> VIRTIO_F_RING_INDIRECT_DESC & 1);
-	CU_ASSERT(f >> VIRTIO_F_RING_EVENT_IDX & 1);
+	CU_ASSERT(f >> MODVM_VIRTIO_F_VERSION_1 & 1);
+	CU_ASSERT(f >> MODVM_VIRTIO_F_RING_INDIRECT_DESC & 1);
+	CU_ASSERT(f >> MODVM_VIRTIO_F_RING_EVENT_IDX & 1);
 	CU_ASSERT(f >> 9 & 1);   /* FLUSH */
 	CU_ASSERT(f >> 13 & 1);  /* DISCARD */
 	CU_ASSERT(f >> 14 & 1);  /* WRITE_ZEROES */
@@ -97,11 +97,11 @@ static void test_feature_negotiation(void)
 	cc_wr(d, CC_STATUS, 0x07, 1);
 	CU_ASSERT_EQUAL(status(d), 0x03);
 	/* a feature the device does not offer */
-	set_features(d, 1ull << VIRTIO_F_VERSION_1 | 1ull << 20);
+	set_features(d, 1ull << MODVM_VIRTIO_F_VERSION_1 | 1ull << 20);
 	cc_wr(d, CC_STATUS, 0x0B, 1);
 	CU_ASSERT_EQUAL(status(d), 0x03);
 	/* good set */
-	set_features(d, 1ull << VIRTIO_F_VERSION_1 | 1ull << 9);
+	set_features(d, 1ull << MODVM_VIRTIO_F_VERSION_1 | 1ull << 9);
 	cc_wr(d, CC_STATUS, 0x0B, 1);
 	CU_ASSERT_EQUAL(status(d), 0x0B);
 	/* features are frozen after FEATURES_OK */
@@ -150,13 +150,13 @@ static void test_pci_cfg_window(void)
 	CU_ASSERT_EQUAL(cfg_rd(d->h, c + 2, 1), 20);  /* cap_len */
 	CU_ASSERT_EQUAL(cfg_rd(d->h, c + 3, 1), 5);   /* cfg_type */
 	/* read the status byte of the common config through it */
-	cc_wr(d, CC_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
+	cc_wr(d, CC_STATUS, MODVM_VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
 	cfg_wr(d->h, c + 4, 0, 1);
 	cfg_wr(d->h, c + 8, 0x14, 4);
 	cfg_wr(d->h, c + 12, 1, 4);
 	CU_ASSERT_EQUAL(cfg_rd(d->h, c + 8, 4), 0x14);
 	CU_ASSERT_EQUAL(cfg_rd(d->h, c + 12, 4), 1);
-	CU_ASSERT_EQUAL(cfg_rd(d->h, c + 16, 1), VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	CU_ASSERT_EQUAL(cfg_rd(d->h, c + 16, 1), MODVM_VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	/* and write it */
 	cfg_wr(d->h, c + 16, 3, 1);
 	CU_ASSERT_EQUAL(status(d), 3);
@@ -286,7 +286,7 @@ static void test_bad_requests(void)
 	CU_ASSERT_EQUAL(request(d, 99, 0, 512, true), 2);
 	/* the last sector is fine */
 	CU_ASSERT_EQUAL(request(d, T_IN, DISK_BYTES / 512 - 1, 512, true), 0);
-	CU_ASSERT_FALSE(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CU_ASSERT_FALSE(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 	drv_free(d);
 }
 
@@ -436,7 +436,7 @@ static void test_intx_and_isr(void)
 	CU_ASSERT_EQUAL(hx_irq_level(d->h, GSI), 0);         /* read clears */
 	CU_ASSERT_EQUAL(hx_mmio_read(d->h, d->isr, 1), 0);
 	/* VIRTQ_AVAIL_F_NO_INTERRUPT without event index */
-	drv_init(d, ~(1ull << VIRTIO_F_RING_EVENT_IDX));
+	drv_init(d, ~(1ull << MODVM_VIRTIO_F_RING_EVENT_IDX));
 	put16(d, AVAIL, 1);
 	CU_ASSERT_EQUAL(request(d, T_FLUSH, 0, 0, false), 0);
 	CU_ASSERT_EQUAL(hx_irq_level(d->h, GSI), 0);
@@ -492,7 +492,7 @@ static void expect_broken(struct drv *d)
 	hx_mem_write(d->h, STATUS, &st, 1);
 	kick(d, 0);
 	hx_poll(d->h, 20);
-	CU_ASSERT(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CU_ASSERT(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 	CU_ASSERT_EQUAL(mem16(d, USED + 2), d->used_seen);
 	/* config change interrupt through MSI-X vector 0 */
 	uint64_t addr;
@@ -505,7 +505,7 @@ static void expect_broken(struct drv *d)
 	/* a reset brings it back */
 	drv_init(d, ~0ull);
 	msix_setup(d);
-	CU_ASSERT_FALSE(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CU_ASSERT_FALSE(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 	CU_ASSERT_EQUAL(request(d, T_FLUSH, 0, 0, false), 0);
 }
 
@@ -581,13 +581,13 @@ static void test_hostile_indices(void)
 	/* head beyond the table */
 	kick(d, QSIZE + 3);
 	hx_poll(d->h, 10);
-	CU_ASSERT(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CU_ASSERT(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 	drv_init(d, ~0ull);
 	msix_setup(d);
 	/* avail idx jumping by more than the queue size */
 	put16(d, AVAIL + 2, QSIZE + 5);
 	hx_mmio_write(d->h, d->notify, 0, 2);
-	CU_ASSERT(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CU_ASSERT(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 	drv_free(d);
 }
 
@@ -637,7 +637,7 @@ static void test_hostile_rings(void)
 	/* rings outside RAM or misaligned: enabling fails into NEEDS_RESET */
 	cc_wr(d, CC_STATUS, 0, 1);
 	cc_wr(d, CC_STATUS, 3, 1);
-	set_features(d, 1ull << VIRTIO_F_VERSION_1);
+	set_features(d, 1ull << MODVM_VIRTIO_F_VERSION_1);
 	cc_wr(d, CC_STATUS, 0x0B, 1);
 	cc_wr(d, CC_QSELECT, 0, 2);
 	cc_wr(d, CC_QDESC, 0xFFFFF000, 4);
@@ -645,14 +645,14 @@ static void test_hostile_rings(void)
 	cc_wr(d, CC_QUSED, USED, 4);
 	cc_wr(d, CC_QENABLE, 1, 2);
 	CU_ASSERT_EQUAL(cc_rd(d, CC_QENABLE, 2), 0);
-	CU_ASSERT(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CU_ASSERT(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 	cc_wr(d, CC_STATUS, 0, 1);
 	CU_ASSERT_EQUAL(status(d), 0);
 	cc_wr(d, CC_STATUS, 3, 1);
 	cc_wr(d, CC_QDESC, DESC + 8, 4);
 	cc_wr(d, CC_QENABLE, 1, 2);
 	CU_ASSERT_EQUAL(cc_rd(d, CC_QENABLE, 2), 0);
-	CU_ASSERT(status(d) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CU_ASSERT(status(d) & MODVM_VIRTIO_CONFIG_S_NEEDS_RESET);
 	/* odd-sized accesses to the common config are dropped */
 	cc_wr(d, CC_STATUS, 0, 1);
 	cc_wr(d, CC_QSELECT, 0x00FF0000, 4);
@@ -721,7 +721,9 @@ static void test_state_round_trip(void)
 	sb_free(&sb);
 
 	/* a stream with a queue outside RAM is refused and b stays usable */
-	struct modvm_virtio_state *vs = hx_device(a->h, "disk0");
+	/* virtio-blk's instance starts with its transport state and queue */
+	struct { struct modvm_virtio_state vs; struct modvm_virtio_queue_state q[1]; }
+		*vs = hx_device(a->h, "disk0");
 	vs->q[0].desc = 0x7FFFFFF000ull;
 	sb_init(&sb);
 	hx_state_save_all(a->h, &sb);

@@ -224,9 +224,9 @@ static inline void queue_setup(struct drv *d, uint16_t size)
 static inline void drv_init(struct drv *d, uint64_t extra_features)
 {
 	cc_wr(d, CC_STATUS, 0, 1);
-	cc_wr(d, CC_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
-	cc_wr(d, CC_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER, 1);
-	set_features(d, (dev_features(d) & extra_features) | 1ull << VIRTIO_F_VERSION_1);
+	cc_wr(d, CC_STATUS, MODVM_VIRTIO_CONFIG_S_ACKNOWLEDGE, 1);
+	cc_wr(d, CC_STATUS, MODVM_VIRTIO_CONFIG_S_ACKNOWLEDGE | MODVM_VIRTIO_CONFIG_S_DRIVER, 1);
+	set_features(d, (dev_features(d) & extra_features) | 1ull << MODVM_VIRTIO_F_VERSION_1);
 	cc_wr(d, CC_STATUS, 0x0B, 1);
 	CU_ASSERT_EQUAL(status(d), 0x0B);
 	queue_setup(d, QSIZE);

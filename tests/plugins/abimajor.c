@@ -16,7 +16,7 @@ __attribute__((constructor)) static void ran(void)
 static const struct modvm_device_ops ops = { .size = sizeof(ops) };
 
 MODVM_EXPORT const struct modvm_plugin_desc MODVM_PLUGIN_SYMBOL = {
-	.abi_major = MODVM_ABI_MAJOR + 98, .abi_minor = 0,
+	.abi_major = 99, .abi_minor = 0,
 	.desc_size = sizeof(struct modvm_plugin_desc),
 	.kind = MODVM_KIND_DEVICE, .name = "abimajor", .version = "1.0.0",
 	.description = "built for ABI 99", .ops = &ops,

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <modvm/cpu.h>
 #include <modvm/device.h>
 
 #include "registry.h"
@@ -67,6 +68,22 @@ static void test_abi_major_refused_without_running_code(void)
 	registry_free(&r);
 }
 
+/* A plugin built with the previous major's SDK (the 1.3 headers). */
+static void test_abi_previous_major_refused(void)
+{
+	struct registry r;
+	char want[160];
+
+	registry_init(&r);
+	CU_ASSERT_EQUAL(load(&r, TP "/bad-abi1/abi1-debugcon.so"), -1);
+	snprintf(want, sizeof(want),
+		 "built for plugin ABI 1.3, but this modvm has ABI %d.%d (major versions differ)",
+		 MODVM_ABI_MAJOR, MODVM_ABI_MINOR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+	CU_ASSERT_EQUAL(r.n, 0);
+	registry_free(&r);
+}
+
 static void test_abi_minor_newer_refused(void)
 {
 	struct registry r;
@@ -121,9 +138,84 @@ static void test_bad_schema(void)
 	registry_free(&r);
 }
 
+static void *dummy_create(const struct modvm_host *h, modvm_inst *i)
+{
+	(void)h;
+	(void)i;
+	return NULL;
+}
+
+static int dummy_init(void *dev)
+{
+	(void)dev;
+	return -1;
+}
+
+struct bound {
+	struct modvm_dev dev;
+	uint8_t small;
+	uint16_t port;
+	bool on;
+	const char *name;
+};
+
+/* The mandatory callbacks and the bound-property checks. */
+static void test_ops_checks(void)
+{
+	struct modvm_device_ops ops = { .size = sizeof(ops) };
+	struct modvm_prop_desc props[] = {
+		MODVM_PROP_INT(struct bound, port, "port", "0x3f8", 0, 0xffff, "p"),
+		MODVM_PROP_BOOL(struct bound, on, "on", "true", "o"),
+		MODVM_PROP_STRING(struct bound, name, "name", "x", "n"),
+		MODVM_PROP_END
+	};
+	struct modvm_plugin_desc d = {
+		.abi_major = MODVM_ABI_MAJOR, .abi_minor = MODVM_ABI_MINOR,
+		.desc_size = sizeof(d), .kind = MODVM_KIND_DEVICE,
+		.name = "ops-check", .version = "1.0.0", .description = "x",
+		.ops = &ops, .props = props,
+	};
+	struct modvm_cpu_engine_ops eops = { .size = sizeof(eops) };
+
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "ops.init and ops.create are both NULL"));
+	ops.create = dummy_create;
+	ops.init = dummy_init;
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "both init and create"));
+	ops.init = NULL;
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"port\" is bound to a field, but the core allocates no instance"));
+	ops.create = NULL;
+	ops.init = dummy_init;
+	ops.instance_size = 4;
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "instance_size is 4"));
+	ops.instance_size = sizeof(struct bound);
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), 0);
+	/* 0..0xffff does not fit a uint8_t */
+	props[0] = (struct modvm_prop_desc)MODVM_PROP_INT(struct bound, small, "port",
+							 "0x3f8", 0, 0xffff, "p");
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "bound to a field of 1 bytes"));
+	props[0].max = 255;
+	props[0].def = "7";
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), 0);
+	ops.instance_size = offsetof(struct bound, name) + 4;
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "bound past the end"));
+
+	d.kind = MODVM_KIND_CPU_ENGINE;
+	d.props = NULL;
+	d.ops = &eops;
+	CU_ASSERT_EQUAL(registry_check_desc(&d, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "ops.vm_create is NULL"));
+}
+
 static void test_descriptor_checks(void)
 {
-	static const struct modvm_device_ops ops = { .size = sizeof(ops) };
+	static const struct modvm_device_ops ops = { .size = sizeof(ops),
+						      .create = dummy_create };
 	struct modvm_plugin_desc d = {
 		.abi_major = MODVM_ABI_MAJOR, .abi_minor = MODVM_ABI_MINOR,
 		.desc_size = sizeof(d), .kind = MODVM_KIND_DEVICE,
@@ -175,11 +267,13 @@ int main(void)
 		TEST(test_good_plugins_load),
 		TEST(test_no_descriptor),
 		TEST(test_abi_major_refused_without_running_code),
+		TEST(test_abi_previous_major_refused),
 		TEST(test_abi_minor_newer_refused),
 		TEST(test_duplicate_names_both_paths),
 		TEST(test_not_elf),
 		TEST(test_bad_schema),
 		TEST(test_descriptor_checks),
+		TEST(test_ops_checks),
 		TEST(test_scan_keeps_good_beside_bad),
 	};
 	return RUN_TESTS("registry", cases);

@@ -114,10 +114,6 @@ static void *pci_host_create(const struct modvm_host *host, modvm_inst *inst)
 {
 	struct pci_host *p;
 
-	if (!MODVM_HOST_HAS(host, pci_state_load)) {
-		host->set_error(inst, "this modvm core has no PCI bus services");
-		return NULL;
-	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		host->set_error(inst, "out of memory");

@@ -116,8 +116,7 @@ static void kbc_set_ctr(struct i8042 *k, uint8_t v)
  * 92h's bit and the CPU engine masks address bit 20 while both are 0. */
 static void kbc_a20(struct i8042 *k)
 {
-	if (MODVM_HOST_HAS(k->host, set_a20) && k->host->set_a20)
-		k->host->set_a20(k->inst, k->outport & OUT_A20);
+	k->host->set_a20(k->inst, k->outport & OUT_A20);
 }
 
 /* Write the output port; a 0 in bit 0 holds the CPU in reset. */

@@ -71,7 +71,8 @@ struct req {
 };
 
 struct vblk {
-	struct modvm_virtio_state vio;   /* the transport's state section */
+	struct modvm_virtio_state vio;   /* the transport's state section, */
+	struct modvm_virtio_queue_state vq[1]; /* with its one queue */
 	const struct modvm_host *host;
 	modvm_inst *inst;
 	modvm_virtio_dev *vdev;
@@ -90,7 +91,7 @@ struct vblk {
 	struct req *free;
 };
 
-MODVM_VIRTIO_STATE_SECTION(vblk_virtio_section, struct vblk, vio);
+MODVM_VIRTIO_STATE_SECTION(vblk_virtio_section, struct vblk, vio, vq);
 
 static const struct modvm_state_section *const vblk_state[] = {
 	&vblk_virtio_section, NULL
@@ -533,10 +534,6 @@ static void *vblk_create(const struct modvm_host *host, modvm_inst *inst)
 	struct vblk *b;
 	int64_t lbs, pbs;
 
-	if (!MODVM_HOST_HAS(host, block_close)) {
-		host->set_error(inst, "this modvm has no virtio or block services");
-		return NULL;
-	}
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
@@ -564,7 +561,7 @@ static void *vblk_create(const struct modvm_host *host, modvm_inst *inst)
 		.drain = vblk_drain,
 		.opaque = b,
 	};
-	b->vdev = host->virtio_register(inst, &info, &b->vio);
+	b->vdev = host->virtio_register(inst, &info, &b->vio, b->vq);
 	if (!b->vdev)
 		goto fail;
 	return b;

@@ -273,11 +273,9 @@ static int add_config_files(struct fw_cfg *f, const char *spec)
 static int add_standard_items(struct fw_cfg *f)
 {
 	uint8_t b[8], uuid[16] = { 0 };
-	unsigned cpus = 1;
+	unsigned cpus = f->host->cpu_count(f->inst);
 	int r = 0;
 
-	if (MODVM_HOST_HAS(f->host, cpu_count) && f->host->cpu_count)
-		cpus = f->host->cpu_count(f->inst);
 	r |= fwcfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
 	put_le(b, FW_CFG_VERSION, 4);
 	r |= fwcfg_add(f, FW_CFG_ID, b, 4);

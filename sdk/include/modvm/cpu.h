@@ -198,13 +198,13 @@ struct modvm_cpu_engine_ops {
 	 * physical address the vCPUs issue is forced to 0 from their next
 	 * instruction on. May be called from any thread, also before the
 	 * vCPUs run and after a snapshot load. NULL: A20 stays enabled (KVM
-	 * has no such control; the core logs that once). (ABI 1.1) */
+	 * has no such control; the core logs that once). */
 	void (*set_a20)(void *vm, bool enabled);
 	/* Something other than the vCPUs wrote guest RAM [gpa, gpa+len):
 	 * device DMA, mem_write, the FUSE memory file. Engines that keep
 	 * translations of guest code drop those of the pages before the
 	 * vCPUs run that code. May be called from any thread; must be cheap
-	 * when no translation is affected. NULL: nothing to do. (ABI 1.2) */
+	 * when no translation is affected. NULL: nothing to do. */
 	void (*mem_written)(void *vm, uint64_t gpa, uint64_t len);
 };
 

@@ -2,8 +2,9 @@
  *
  * The core passes a const struct modvm_host * to every plugin callback that
  * creates something. The table is size-prefixed: services are only ever
- * appended (an ABI minor bump), so a plugin built against ABI 1.N checks
- * MODVM_HOST_HAS(host, service) before calling a service added after 1.0.
+ * appended (an ABI minor bump). A core refuses plugins built against a newer
+ * minor than its own, so every service declared here exists in any core that
+ * loaded the plugin: call it without checking.
  *
  * Threading: device callbacks (I/O handlers, timers, fd watches, irq sinks)
  * are called with the machine lock held, one at a time, so a device needs no
@@ -39,6 +40,7 @@ struct modvm_cpu_model;
 typedef struct modvm_virtio_dev modvm_virtio_dev; /* see <modvm/virtio.h> */
 struct modvm_virtio_info;
 struct modvm_virtio_state;
+struct modvm_virtio_queue_state;
 struct modvm_virtio_elem;
 struct modvm_block;                         /* see <modvm/block.h> */
 
@@ -71,7 +73,7 @@ enum modvm_machine_request {
 	MODVM_REQUEST_QUIT = 4,     /* the user stopped the VM (Ctrl-A x): exit 130 */
 	/* The guest ended the VM with an exit status (a test device such as
 	 * isa-debug-exit): make it with host->machine_exit, which carries the
-	 * status; through machine_request the status is 0. (ABI 1.3) */
+	 * status; through machine_request the status is 0. */
 	MODVM_REQUEST_EXIT = 5,
 };
 
@@ -199,7 +201,9 @@ struct modvm_host {
 				enum modvm_machine_request req);
 
 	/* --- character devices (<modvm/chardev.h>) -------------------- */
-	/* Front end: open the backend named by property `prop`. */
+	/* Front end: open the backend named by property `prop`. fe may be
+	 * NULL for a device that only writes (input is dropped). Closed by
+	 * the core with the instance if the plugin does not close it. */
 	modvm_chardev *(*chardev_open)(modvm_inst *inst, const char *prop,
 				       const struct modvm_chardev_frontend *fe,
 				       void *opaque);
@@ -271,12 +275,14 @@ struct modvm_host {
 			      unsigned n);
 
 	/* --- virtio (<modvm/virtio.h>) ------------------------------- */
-	/* Become a virtio 1.x PCI device. state is the instance's embedded
-	 * struct modvm_virtio_state (see MODVM_VIRTIO_STATE_SECTION). NULL
-	 * (error set) if the info is invalid. Released with the instance. */
+	/* Become a virtio 1.x PCI device. state and queues (info->num_queues
+	 * entries) are embedded in the instance (see
+	 * MODVM_VIRTIO_STATE_SECTION). NULL (error set) if the info is
+	 * invalid. Released with the instance. */
 	modvm_virtio_dev *(*virtio_register)(
 		modvm_inst *inst, const struct modvm_virtio_info *info,
-		struct modvm_virtio_state *state);
+		struct modvm_virtio_state *state,
+		struct modvm_virtio_queue_state *queues);
 	/* Take the next available chain of `queue` into e (e->max, e->iov,
 	 * e->gpa set by the caller): 1 if popped, 0 if none is available,
 	 * -1 if the queue is broken (the device is now NEEDS_RESET). */
@@ -323,39 +329,34 @@ struct modvm_host {
 				     void (*cb)(void *opaque, uint8_t vector),
 				     void *opaque);
 
-	/* --- A20 gate (added after 1.0: check MODVM_HOST_HAS) --------- */
+	/* --- A20 gate ------------------------------------------------- */
 	/* Chipset devices: this instance's A20 gate input is now `enabled`
 	 * (port 92h bit 1, the 8042's output port bit 1). The core ORs the
 	 * inputs of all instances, as the PIIX4 does (A20M# only while all
 	 * are 0), and tells the CPU engine (set_a20 in its ops; an engine
 	 * without it keeps A20 enabled, logged once). Call it on every
 	 * change, from reset, and from post_load so a snapshot restores it.
-	 * An instance that never called it does not count. (ABI 1.1) */
+	 * An instance that never called it does not count. */
 	void (*set_a20)(modvm_inst *inst, bool enabled);
 	/* CPU engines: the gate as it is now, to start from in vm_create
 	 * (when resuming, the devices' state is loaded before the engine
-	 * exists, so their post_load calls reach no engine). (ABI 1.1) */
+	 * exists, so their post_load calls reach no engine). */
 	bool (*a20_enabled)(modvm_inst *inst);
 
-	/* --- added in ABI 1.3: check MODVM_HOST_HAS ------------------- */
+	/* --- ending the VM, vCPU count --------------------------------- */
 	/* Test devices: end the VM and have `modvm run` (or `modvm resume`)
 	 * exit with `status` once the VM has shut down as cleanly as after a
 	 * power-off (vCPUs stopped, devices destroyed). Only the low 8 bits
 	 * reach the parent process (POSIX exit status), and the guest may
 	 * pick a value modvm uses itself (docs/cli.md). A power-off or exit
 	 * already requested is final: the first one wins, and a later reset
-	 * undoes neither. (ABI 1.3) */
+	 * undoes neither. */
 	void (*machine_exit)(modvm_inst *inst, int status);
 	/* The number of vCPUs of the VM (the config's `cpus`), known from
 	 * the first device's create on, before the engine exists. Firmware
-	 * interfaces report it (fw_cfg FW_CFG_NB_CPUS). (ABI 1.3) */
+	 * interfaces report it (fw_cfg FW_CFG_NB_CPUS). */
 	unsigned (*cpu_count)(modvm_inst *inst);
 };
-
-/* True if the core's table is large enough to hold `field`. */
-#define MODVM_HOST_HAS(host, field)                                           \
-	((host)->size >= offsetof(struct modvm_host, field) +                 \
-				 sizeof((host)->field))
 
 /* Convenience wrappers so plugin code reads naturally. */
 #define modvm_log(h, i, lvl, ...) ((h)->log((i), (lvl), __VA_ARGS__))

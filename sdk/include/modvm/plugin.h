@@ -19,17 +19,19 @@ extern "C" {
 #endif
 
 /*
- * ABI versioning.
+ * ABI versioning (docs/sdk.md, "ABI versioning rules").
  *  - MAJOR changes when an existing structure, field or callback changes
- *    meaning, size or position: old plugins cannot work and are refused.
+ *    meaning, size or position: plugins built for another major are
+ *    refused.
  *  - MINOR changes when something is appended (a host service at the end of
- *    struct modvm_host, a new plugin kind, a new field type): plugins built
- *    against an older minor keep working; a plugin built against a newer
- *    minor than the core is refused, since it may call services the core
- *    lacks.
+ *    struct modvm_host, a new plugin kind, a new field type). A core runs
+ *    plugins built against its own or an older minor, and refuses a plugin
+ *    built against a newer minor. So every service a plugin's headers
+ *    declare exists in any core that loads it: there is nothing to test at
+ *    run time.
  */
-#define MODVM_ABI_MAJOR 1
-#define MODVM_ABI_MINOR 3
+#define MODVM_ABI_MAJOR 2
+#define MODVM_ABI_MINOR 0
 
 /* Name of the exported descriptor symbol. */
 #define MODVM_PLUGIN_SYMBOL modvm_plugin_descriptor
@@ -40,9 +42,9 @@ enum modvm_plugin_kind {
 	MODVM_KIND_CPU_ENGINE = 1, /* ops: struct modvm_cpu_engine_ops */
 	MODVM_KIND_DEVICE = 2,     /* ops: struct modvm_device_ops */
 	MODVM_KIND_CHARDEV = 3,    /* ops: struct modvm_chardev_ops */
-	MODVM_KIND_BLOCK = 4,      /* block format backend (reserved, ABI 1.x) */
-	MODVM_KIND_NET = 5,        /* network backend (reserved, ABI 1.x) */
-	MODVM_KIND_DISPLAY = 6,    /* display backend (reserved, ABI 1.x) */
+	MODVM_KIND_BLOCK = 4,      /* ops: struct modvm_block_ops */
+	MODVM_KIND_NET = 5,        /* network backend (reserved, not loadable yet) */
+	MODVM_KIND_DISPLAY = 6,    /* display backend (reserved, not loadable yet) */
 };
 
 /* The descriptor. Field order is part of the ABI: never reorder. */

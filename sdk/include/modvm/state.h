@@ -68,34 +68,71 @@ struct modvm_state_section {
 	int (*post_load)(void *instance);
 };
 
-/* Field helpers; `type` is the C struct the offsets refer to. */
-#define MODVM_FIELD_(ty, f, ft, n)                                         \
+/* Field helpers; `type` is the C struct the offsets refer to. The _V forms
+ * take the section version that added the field (QEMU's VMSTATE_*_V). */
+#define MODVM_FIELD_(ty, f, ft, n, v)                                      \
 	{ .name = #f, .type = (ft), .count = (n), .offset = offsetof(ty, f),  \
-	  .since = 0 }
-#define MODVM_F_U8(ty, f)   MODVM_FIELD_(ty, f, MODVM_FIELD_U8, 0)
-#define MODVM_F_U16(ty, f)  MODVM_FIELD_(ty, f, MODVM_FIELD_U16, 0)
-#define MODVM_F_U32(ty, f)  MODVM_FIELD_(ty, f, MODVM_FIELD_U32, 0)
-#define MODVM_F_U64(ty, f)  MODVM_FIELD_(ty, f, MODVM_FIELD_U64, 0)
-#define MODVM_F_I32(ty, f)  MODVM_FIELD_(ty, f, MODVM_FIELD_I32, 0)
-#define MODVM_F_I64(ty, f)  MODVM_FIELD_(ty, f, MODVM_FIELD_I64, 0)
-#define MODVM_F_BOOL(ty, f) MODVM_FIELD_(ty, f, MODVM_FIELD_BOOL, 0)
+	  .since = (v) }
+#define MODVM_F_U8_V(ty, f, v)   MODVM_FIELD_(ty, f, MODVM_FIELD_U8, 0, v)
+#define MODVM_F_U16_V(ty, f, v)  MODVM_FIELD_(ty, f, MODVM_FIELD_U16, 0, v)
+#define MODVM_F_U32_V(ty, f, v)  MODVM_FIELD_(ty, f, MODVM_FIELD_U32, 0, v)
+#define MODVM_F_U64_V(ty, f, v)  MODVM_FIELD_(ty, f, MODVM_FIELD_U64, 0, v)
+#define MODVM_F_I32_V(ty, f, v)  MODVM_FIELD_(ty, f, MODVM_FIELD_I32, 0, v)
+#define MODVM_F_I64_V(ty, f, v)  MODVM_FIELD_(ty, f, MODVM_FIELD_I64, 0, v)
+#define MODVM_F_BOOL_V(ty, f, v) MODVM_FIELD_(ty, f, MODVM_FIELD_BOOL, 0, v)
+#define MODVM_F_U8(ty, f)   MODVM_F_U8_V(ty, f, 0)
+#define MODVM_F_U16(ty, f)  MODVM_F_U16_V(ty, f, 0)
+#define MODVM_F_U32(ty, f)  MODVM_F_U32_V(ty, f, 0)
+#define MODVM_F_U64(ty, f)  MODVM_F_U64_V(ty, f, 0)
+#define MODVM_F_I32(ty, f)  MODVM_F_I32_V(ty, f, 0)
+#define MODVM_F_I64(ty, f)  MODVM_F_I64_V(ty, f, 0)
+#define MODVM_F_BOOL(ty, f) MODVM_F_BOOL_V(ty, f, 0)
 /* Arrays of integers: n elements. */
-#define MODVM_F_U8A(ty, f, n)  MODVM_FIELD_(ty, f, MODVM_FIELD_U8, n)
-#define MODVM_F_U16A(ty, f, n) MODVM_FIELD_(ty, f, MODVM_FIELD_U16, n)
-#define MODVM_F_U32A(ty, f, n) MODVM_FIELD_(ty, f, MODVM_FIELD_U32, n)
-#define MODVM_F_U64A(ty, f, n) MODVM_FIELD_(ty, f, MODVM_FIELD_U64, n)
-#define MODVM_F_BYTES(ty, f) \
-	MODVM_FIELD_(ty, f, MODVM_FIELD_BYTES, sizeof(((ty *)0)->f))
-#define MODVM_F_VBUF(ty, f, lenf)                                             \
+#define MODVM_F_U8A_V(ty, f, n, v)  MODVM_FIELD_(ty, f, MODVM_FIELD_U8, n, v)
+#define MODVM_F_U16A_V(ty, f, n, v) MODVM_FIELD_(ty, f, MODVM_FIELD_U16, n, v)
+#define MODVM_F_U32A_V(ty, f, n, v) MODVM_FIELD_(ty, f, MODVM_FIELD_U32, n, v)
+#define MODVM_F_U64A_V(ty, f, n, v) MODVM_FIELD_(ty, f, MODVM_FIELD_U64, n, v)
+#define MODVM_F_U8A(ty, f, n)  MODVM_F_U8A_V(ty, f, n, 0)
+#define MODVM_F_U16A(ty, f, n) MODVM_F_U16A_V(ty, f, n, 0)
+#define MODVM_F_U32A(ty, f, n) MODVM_F_U32A_V(ty, f, n, 0)
+#define MODVM_F_U64A(ty, f, n) MODVM_F_U64A_V(ty, f, n, 0)
+#define MODVM_F_BYTES_V(ty, f, v) \
+	MODVM_FIELD_(ty, f, MODVM_FIELD_BYTES, sizeof(((ty *)0)->f), v)
+#define MODVM_F_BYTES(ty, f) MODVM_F_BYTES_V(ty, f, 0)
+#define MODVM_F_VBUF_V(ty, f, lenf, v)                                        \
 	{ .name = #f, .type = MODVM_FIELD_VBUF,                               \
 	  .count = sizeof(((ty *)0)->f), .offset = offsetof(ty, f),           \
-	  .len_offset = offsetof(ty, lenf) }
-#define MODVM_F_STRUCT(ty, f, ety, subfields)                                 \
+	  .len_offset = offsetof(ty, lenf), .since = (v) }
+#define MODVM_F_VBUF(ty, f, lenf) MODVM_F_VBUF_V(ty, f, lenf, 0)
+#define MODVM_F_STRUCT_V(ty, f, ety, subfields, v)                            \
 	{ .name = #f, .type = MODVM_FIELD_STRUCT,                             \
 	  .count = sizeof(((ty *)0)->f) / sizeof(ety),                        \
 	  .offset = offsetof(ty, f), .stride = sizeof(ety),                   \
 	  .sub = (subfields),                                                 \
-	  .nsub = sizeof(subfields) / sizeof((subfields)[0]) }
+	  .nsub = sizeof(subfields) / sizeof((subfields)[0]), .since = (v) }
+#define MODVM_F_STRUCT(ty, f, ety, subfields) \
+	MODVM_F_STRUCT_V(ty, f, ety, subfields, 0)
+
+/* A section and its fields in one declaration:
+ *   MODVM_STATE_SECTION(uart_state, "uart", 2, 1,
+ *           MODVM_F_U8(struct uart, lcr), MODVM_F_U16_V(struct uart, dll, 2));
+ * defines `static const struct modvm_state_section uart_state`. The _HOOKS
+ * form adds pre_save and post_load (either may be NULL). */
+#define MODVM_STATE_SECTION_HOOKS(sym, nm, ver, minver, pre, post, ...)     \
+	static const struct modvm_state_field sym##_fields_[] = { __VA_ARGS__ }; \
+	static const struct modvm_state_section sym = {                       \
+		.name = (nm), .version = (ver), .min_version = (minver),      \
+		.fields = sym##_fields_,                                      \
+		.nfields = sizeof(sym##_fields_) / sizeof(sym##_fields_[0]),  \
+		.pre_save = (pre), .post_load = (post),                       \
+	}
+#define MODVM_STATE_SECTION(sym, nm, ver, minver, ...) \
+	MODVM_STATE_SECTION_HOOKS(sym, nm, ver, minver, NULL, NULL, __VA_ARGS__)
+
+/* The descriptor's list of sections: .state = MODVM_STATE(&a, &b). */
+#define MODVM_STATE(...)                                                      \
+	((const struct modvm_state_section *const[]){ __VA_ARGS__, NULL })
+
 #define MODVM_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
 #ifdef __cplusplus

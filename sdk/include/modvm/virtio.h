@@ -25,7 +25,10 @@ extern "C" {
 
 #define MODVM_VIRTIO_PCI_VENDOR      0x1AF4
 #define MODVM_VIRTIO_PCI_DEVICE_BASE 0x1040 /* + device type (4.1.2.1) */
-#define MODVM_VIRTIO_QUEUES_MAX      8      /* queues one device may have */
+/* Queues one device may have (num_queues + 1 MSI-X vectors fit the core's
+ * 128-entry table). No SDK structure is sized by it: the plugin sizes its
+ * own queue array, so raising it is a minor change. */
+#define MODVM_VIRTIO_QUEUES_MAX      127
 #define MODVM_VIRTIO_QUEUE_SIZE_MAX  1024   /* largest queue size offered */
 #define MODVM_VIRTIO_NO_VECTOR       0xFFFF /* 4.1.4.3: no MSI-X vector */
 
@@ -36,17 +39,17 @@ extern "C" {
 #define MODVM_VIRTIO_ID_RNG     4
 
 /* Reserved feature bits the transport handles (6). */
-#define VIRTIO_F_RING_INDIRECT_DESC 28
-#define VIRTIO_F_RING_EVENT_IDX     29
-#define VIRTIO_F_VERSION_1          32
+#define MODVM_VIRTIO_F_RING_INDIRECT_DESC 28
+#define MODVM_VIRTIO_F_RING_EVENT_IDX     29
+#define MODVM_VIRTIO_F_VERSION_1          32
 
 /* Device status (2.1). */
-#define VIRTIO_CONFIG_S_ACKNOWLEDGE 0x01
-#define VIRTIO_CONFIG_S_DRIVER      0x02
-#define VIRTIO_CONFIG_S_DRIVER_OK   0x04
-#define VIRTIO_CONFIG_S_FEATURES_OK 0x08
-#define VIRTIO_CONFIG_S_NEEDS_RESET 0x40
-#define VIRTIO_CONFIG_S_FAILED      0x80
+#define MODVM_VIRTIO_CONFIG_S_ACKNOWLEDGE 0x01
+#define MODVM_VIRTIO_CONFIG_S_DRIVER      0x02
+#define MODVM_VIRTIO_CONFIG_S_DRIVER_OK   0x04
+#define MODVM_VIRTIO_CONFIG_S_FEATURES_OK 0x08
+#define MODVM_VIRTIO_CONFIG_S_NEEDS_RESET 0x40
+#define MODVM_VIRTIO_CONFIG_S_FAILED      0x80
 
 typedef struct modvm_virtio_dev modvm_virtio_dev;
 
@@ -77,7 +80,9 @@ struct modvm_virtio_info {
 	uint8_t class_code, subclass; /* PCI class of the function */
 	int32_t slot;                /* PCI slot, or MODVM_PCI_SLOT_ANY */
 	uint64_t features;           /* device-specific bits offered (0-23) */
-	uint32_t num_queues;         /* 1..MODVM_VIRTIO_QUEUES_MAX */
+	uint32_t num_queues;         /* 1..MODVM_VIRTIO_QUEUES_MAX, the
+					length of the queue array given to
+					virtio_register */
 	uint16_t queue_size;         /* largest size per queue, power of 2 */
 	uint32_t config_size;        /* bytes of device config, at most 4096 */
 	/* Device config space (4.1.4.6): offset + size <= config_size, size
@@ -104,8 +109,11 @@ struct modvm_virtio_info {
 };
 
 /* Transport state kept in the plugin's instance, so snapshots carry it
- * through the section that MODVM_VIRTIO_STATE_SECTION declares. The core
- * reads and writes it; the plugin only embeds it and never touches it. */
+ * through the section that MODVM_VIRTIO_STATE_SECTION declares: a struct
+ * modvm_virtio_state and an array of one struct modvm_virtio_queue_state
+ * per queue (sized by the plugin, so a multiqueue device declares as many
+ * as it may use). The core reads and writes both; the plugin only embeds
+ * them and never touches them. */
 struct modvm_virtio_queue_state {
 	uint64_t desc, driver, device; /* ring addresses (4.1.4.3) */
 	uint16_t size;                 /* queue_size as the driver set it */
@@ -135,7 +143,6 @@ struct modvm_virtio_state {
 	uint8_t pad[5];
 	uint32_t pcicfg_offset;
 	uint32_t pcicfg_length;
-	struct modvm_virtio_queue_state q[MODVM_VIRTIO_QUEUES_MAX];
 };
 
 static inline void modvm_virtio_pre_save_(struct modvm_virtio_state *s)
@@ -159,12 +166,14 @@ static inline int modvm_virtio_post_load_(struct modvm_virtio_state *s)
 /*
  * Declare the transport's state section `sym` (named "virtio") for a
  * plugin whose instance type `ty` embeds a struct modvm_virtio_state as
- * member `m`. List &sym in the descriptor's state; no other code needed:
+ * member `m` and an array of struct modvm_virtio_queue_state as member
+ * `qm` (the one passed to virtio_register). List &sym in the descriptor's
+ * state; no other code needed:
  * pre_save drains in-flight requests, post_load checks what was loaded
  * and maps the rings again (a bad stream fails the load and leaves the
  * device reset).
  */
-#define MODVM_VIRTIO_STATE_SECTION(sym, ty, m)                                \
+#define MODVM_VIRTIO_STATE_SECTION(sym, ty, m, qm)                              \
 	static void sym##_pre_save(void *i)                                   \
 	{                                                                     \
 		modvm_virtio_pre_save_(&((ty *)i)->m);                        \
@@ -198,9 +207,9 @@ static inline int modvm_virtio_post_load_(struct modvm_virtio_state *s)
 		MODVM_VIRTIO_SF_(ty, m, pcicfg_offset, MODVM_FIELD_U32),      \
 		MODVM_VIRTIO_SF_(ty, m, pcicfg_length, MODVM_FIELD_U32),      \
 		{ .name = "queue", .type = MODVM_FIELD_STRUCT,                \
-		  .count = MODVM_VIRTIO_QUEUES_MAX,                           \
-		  .offset = offsetof(ty, m) +                                 \
-			    offsetof(struct modvm_virtio_state, q),           \
+		  .count = sizeof(((ty *)0)->qm) /                            \
+			   sizeof(struct modvm_virtio_queue_state),           \
+		  .offset = offsetof(ty, qm),                                 \
 		  .stride = sizeof(struct modvm_virtio_queue_state),          \
 		  .sub = sym##_qfields,                                       \
 		  .nsub = MODVM_COUNTOF(sym##_qfields) },                     \

@@ -36,7 +36,7 @@ case $case_name in
 version)
 	expect_code 0 "$modvm" --version
 	expect_out "modvm "
-	expect_out "(plugin ABI 1."
+	expect_out "(plugin ABI 2."
 	;;
 help)
 	expect_code 0 "$modvm" help

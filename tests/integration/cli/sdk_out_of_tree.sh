@@ -19,7 +19,7 @@ test -f "$work/example/example-debugcon.so"
 
 # The installed binary uses its own plugin folder, not the build tree's.
 out=$(MODVM_PLUGIN_PATH=$work/example "$prefix/bin/modvm" plugins)
-echo "$out" | grep -q "example-debugcon .*device .*1.0.0 .*$work/example/example-debugcon.so"
+echo "$out" | grep -q "example-debugcon .*device .*2.0.0 .*$work/example/example-debugcon.so"
 if echo "$out" | grep -qF "$build/plugins"; then
 	echo "FAIL: installed modvm searched the build tree"
 	exit 1
