@@ -1779,7 +1779,9 @@ static void emit_budget_check(struct tctx *t, uint64_t rip, uint8_t **entry)
 	em_mov_rr(e, HR_RCX, HR_R10);
 }
 
-static void emit_slow_paths(struct tctx *t)
+/* 16/32-bit segment checks that failed (SLOW_INTERP): the interpreter runs
+ * the instruction from the dispatcher and raises its fault. */
+static void emit_segment_exits(struct tctx *t)
 {
 	struct bt_emit *e = &t->e;
 
@@ -1793,15 +1795,12 @@ static void emit_slow_paths(struct tctx *t)
 		emit_flags_from_slot(e);
 		emit_save_flags_via(e, HR_R10); /* R9 holds the address */
 		emit_store_gprs(e);
-		{
-			em_mov_ri64(e, HR_R10, s->rip);
-			em_store(e, HR_R11, OFF(s.rip), HR_R10);
-			em_rex(e, false, 0, 0, HR_R11, false); em8(e, 0xC6);
-			em_mem(e, 0, HR_R11, HR_NONE, 1, OFF(jit_interp)); em8(e, 1);
-			em_store_imm32(e, HR_R11, OFF(jit_link), 0);
-			em_jmp_to(e, t->j->exit_done);
-			continue;
-		}
+		em_mov_ri64(e, HR_R10, s->rip);
+		em_store(e, HR_R11, OFF(s.rip), HR_R10);
+		em_rex(e, false, 0, 0, HR_R11, false); em8(e, 0xC6);
+		em_mem(e, 0, HR_R11, HR_NONE, 1, OFF(jit_interp)); em8(e, 1);
+		em_store_imm32(e, HR_R11, OFF(jit_link), 0);
+		em_jmp_to(e, t->j->exit_done);
 	}
 }
 
@@ -2364,7 +2363,7 @@ static bool emit_block(struct tctx *t, struct dinsn *d, unsigned n, unsigned *ba
 		emit_exit_direct(t, em_jmp32(e), t->m64 ? end : end & 0xFFFFFFFFull, 0);
 	}
 	emit_stubs(t);
-	emit_slow_paths(t);
+	emit_segment_exits(t);
 	emit_slow_stubs(t);
 	*bad = n;
 	return !e->full;
