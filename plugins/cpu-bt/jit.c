@@ -452,9 +452,16 @@ static void count_invalidation(struct bt_jit *j, uint64_t page)
 	}
 }
 
-/* Drop block b: off its hash chain; whatever still jumps to it leaves to
- * the dispatcher with RIP = its start (jmp rel8 back to its exit, over
- * the entry's first instruction). */
+/* Whatever still jumps to block b (the jump cache, a link, the block
+ * itself if it is running) leaves to the dispatcher with RIP = its start:
+ * jmp rel8 back to its exit, over the entry's first instruction. */
+static void drop_entry(struct jblock *b)
+{
+	b->code[0] = 0xEB;
+	b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
+}
+
+/* Drop block b: off its hash chain, its entry dropped (drop_entry). */
 static void kill_block(struct bt_jit *j, struct jblock *b)
 {
 	struct jblock **pp = &j->hash[hash_page(b->gpa)];
@@ -466,10 +473,8 @@ static void kill_block(struct bt_jit *j, struct jblock *b)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = b->hnext;
-	if (b->code) {
-		b->code[0] = 0xEB;
-		b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
-	}
+	if (b->code)
+		drop_entry(b);
 	prune_xlinks(j, ~0ull);
 }
 
@@ -494,40 +499,6 @@ static void kill_strad(struct bt_cpu *c, uint64_t page, bool tlb, bool all)
 	}
 }
 
-void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
-{
-	struct bt_jit *j = c->jit;
-	uint64_t page = gpa & ~0xFFFull;
-	struct jblock **pp = &j->hash[hash_page(page)];
-
-	if (!bt_jit_is_code(c, page))
-		return;
-	code_bit(j, page, false);
-	if (j->nstrad)
-		kill_strad(c, page, false, false);
-	while (*pp) {
-		struct jblock *b = *pp;
-		if ((b->gpa & ~0xFFFull) == page) {
-			b->valid = 0;
-			*pp = b->hnext;
-			/* Whatever still jumps here (the jump cache, a link, the
-			 * block itself if it is running) leaves to the
-			 * dispatcher with RIP = the block's start: jmp rel8 back
-			 * to its exit, over the entry's first instruction. */
-			if (b->code) {
-				b->code[0] = 0xEB;
-				b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
-			}
-		} else {
-			pp = &b->hnext;
-		}
-	}
-	prune_xlinks(j, page);
-	c->jit_dead = 1;
-	j->st.invalidations++;
-	count_invalidation(j, page);
-}
-
 /* Does [a, a + alen) overlap [b, b + blen)? */
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
@@ -543,10 +514,9 @@ void bt_jit_code_write(struct bt_cpu *c, uint64_t gpa, unsigned len)
 
 	if (!j || !len || !bt_jit_is_code(c, page))
 		return;
-	pp = &j->hash[hash_page(page)];
 	if (len > 4096 - (gpa & 0xFFF))
 		len = 4096 - (unsigned)(gpa & 0xFFF);
-	while (*pp) {
+	for (pp = &j->hash[hash_page(page)]; *pp;) {
 		struct jblock *b = *pp;
 		if ((b->gpa & ~0xFFFull) != page) {
 			pp = &b->hnext;
@@ -555,12 +525,11 @@ void bt_jit_code_write(struct bt_cpu *c, uint64_t gpa, unsigned len)
 			pp = &b->hnext;
 		} else {
 			/* its bytes are written (or it is a marker for the
-			 * interpreter, cheap to make again): see bt_jit_invalidate */
+			 * interpreter, cheap to make again) */
 			b->valid = 0;
 			*pp = b->hnext;
 			if (b->code) {
-				b->code[0] = 0xEB;
-				b->code[1] = (uint8_t)(int8_t)(b->dead - (b->code + 2));
+				drop_entry(b);
 				killed = true;
 			}
 		}
@@ -586,10 +555,24 @@ void bt_jit_code_write(struct bt_cpu *c, uint64_t gpa, unsigned len)
 		j->st.code_writes_kept++;
 		return;
 	}
-	prune_xlinks(j, ~0ull);
+	/* Links into the dropped blocks would go on through their dead
+	 * entries to the dispatcher, which makes no link from there: undo
+	 * those from the page's other blocks and those from other pages, to
+	 * be made again to the new blocks. */
+	for (struct jblock *b = j->hash[hash_page(page)]; b; b = b->hnext)
+		if ((b->gpa & ~0xFFFull) == page)
+			for (int k = 0; k < 2; k++)
+				if (b->exit[k].disp && b->exit[k].stub)
+					unlink_exit(&b->exit[k]);
+	prune_xlinks(j, page);
 	c->jit_dead = 1;
 	j->st.invalidations++;
 	count_invalidation(j, page);
+}
+
+void bt_jit_invalidate(struct bt_cpu *c, uint64_t gpa)
+{
+	bt_jit_code_write(c, gpa & ~0xFFFull, 4096);
 }
 
 void bt_jit_flush_all(struct bt_cpu *c)

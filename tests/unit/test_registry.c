@@ -68,7 +68,7 @@ static void test_abi_major_refused_without_running_code(void)
 	registry_free(&r);
 }
 
-/* A plugin built with the previous major's SDK (the 1.3 headers). */
+/* A plugin of the previous major, 1.3 (tests/plugins/abiprev.c). */
 static void test_abi_previous_major_refused(void)
 {
 	struct registry r;
