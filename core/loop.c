@@ -81,7 +81,7 @@ static int64_t poll_timeout_ns(struct machine *m, int timeout_ms)
 
 	if (next == UINT64_MAX || (!m->clock.running && !m->clock.manual))
 		return cap;
-	now = vclock_now(&m->clock);
+	now = vclock_peek(&m->clock);
 	if (next <= now)
 		return m->pace.waiting ? pace_poll_ns(m) : 0;
 	if (m->clock.manual)
@@ -128,7 +128,7 @@ int loop_run_once(struct machine *m, int timeout_ms)
 			/* nothing pending: fine */
 		}
 	}
-	ran += timers_run_due(m, vclock_now(&m->clock));
+	ran += timers_run_due(m, vclock_peek(&m->clock));
 	for (i = 1; i < n; i++) {
 		modvm_watch *w = who[i];
 		if (!pfd[i].revents || w->dead)

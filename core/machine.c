@@ -14,9 +14,11 @@ void machine_lock(struct machine *m)
 		return;
 	/* contended: counted, so timer pacing knows a sleeping vCPU thread
 	 * may be waiting for this lock rather than halted (timer.c) */
+	uint64_t t0 = host_monotonic_ns();
 	atomic_fetch_add_explicit(&m->lock_waiters, 1, memory_order_relaxed);
 	pthread_mutex_lock(&m->lock);
 	atomic_fetch_sub_explicit(&m->lock_waiters, 1, memory_order_relaxed);
+	steal_note_lock_wait(host_monotonic_ns() - t0);
 }
 
 void machine_unlock(struct machine *m)

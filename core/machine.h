@@ -131,6 +131,10 @@ struct vclock {
 	 * last: the highest value returned, so gating never goes back. */
 	_Atomic uint64_t gate;
 	_Atomic uint64_t last;
+	/* Host time taken out of the running clock while the lone vCPU thread
+	 * waited for a host CPU (timer.c, steal_check), and how many times. */
+	uint64_t hidden_ns;
+	uint64_t hides;
 };
 
 struct modvm_timer {
@@ -145,9 +149,15 @@ struct modvm_timer {
 
 void vclock_init(struct vclock *c, bool manual);
 uint64_t vclock_now(struct vclock *c);
+/* The time vclock_now would return, for deciding which timers are due:
+ * it does not count as seen (a vCPU's waits can still leave the clock). */
+uint64_t vclock_peek(struct vclock *c);
 void vclock_start(struct vclock *c);
 void vclock_stop(struct vclock *c);
 void vclock_advance(struct vclock *c, uint64_t ns); /* manual clocks only */
+/* Take ns of host time out of a running clock: it reads ns less from now
+ * on (never less than a value already returned). */
+void vclock_hide(struct vclock *c, uint64_t ns);
 /* Set the gate (timer.c keeps it at the earliest armed deadline). */
 void vclock_set_gate(struct vclock *c, uint64_t deadline);
 uint64_t host_monotonic_ns(void);
@@ -178,6 +188,14 @@ struct vcpu_pace {
 	int stat_fd;          /* its /proc/self/task/TID/stat, or -1 */
 	clockid_t cpu;        /* the thread's CPU-time clock */
 	uint64_t mark;        /* its CPU time when the interrupt was raised */
+	/* Run-queue waits taken out of the clock (timer.c, steal_check):
+	 * its /proc/self/task/TID/schedstat or -1, the wait total last read
+	 * from it and when (host ns). Touched by the vCPU thread only. */
+	int sched_fd;
+	uint64_t run_delay;
+	uint64_t checked;
+	uint64_t counted_ahead; /* a wait in the last read, counted already */
+	uint64_t lock_wait;   /* ns blocked in machine_lock since the last check */
 };
 
 struct timer_pace {
@@ -189,11 +207,16 @@ struct timer_pace {
 	uint64_t acks;        /* irq.acks when armed */
 	uint64_t holds;       /* rounds a due timer waited (statistics) */
 	uint64_t overruns;    /* waits ended by PACE_MAX_NS */
+	bool virtual_tsc;     /* the engine has MODVM_ENGINE_VIRTUAL_TSC */
+	bool hide_steal;      /* and one vCPU: its waits leave virtual time */
 };
 
 /* vCPU threads (run.c) register themselves for pacing. */
 void pace_vcpu_enter(struct machine *m, unsigned index);
 void pace_vcpu_leave(struct machine *m, unsigned index);
+/* machine_lock blocked the calling thread for ns (counted on vCPU threads
+ * whose waits leave virtual time: timer.c, steal_check). */
+void steal_note_lock_wait(uint64_t ns);
 /* How long the event loop may sleep while a timer waits (ns), or -1. */
 int64_t pace_poll_ns(struct machine *m);
 

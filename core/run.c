@@ -261,6 +261,14 @@ static void destroy_engine(struct machine *m)
 	m->eops = NULL;
 }
 
+/* The engine's MODVM_ENGINE_* flags (2.1; 0 from an older table). */
+static uint32_t engine_flags(const struct machine *m)
+{
+	const struct modvm_cpu_engine_ops *o = m->eops;
+
+	return o && OPS_HAS(o, struct modvm_cpu_engine_ops, flags) ? o->flags : 0;
+}
+
 /* Load the image and set every vCPU to its entry or reset state. */
 static int boot_cpus(struct machine *m, struct vm_config *cfg)
 {
@@ -320,7 +328,9 @@ static int run_cpus(struct machine *m)
 	}
 	machine_lock(m);
 	m->pace = (struct timer_pace){
-		.v = xcalloc(m->ncpus, sizeof(*m->pace.v)), .n = m->ncpus };
+		.v = xcalloc(m->ncpus, sizeof(*m->pace.v)), .n = m->ncpus,
+		.virtual_tsc = engine_flags(m) & MODVM_ENGINE_VIRTUAL_TSC,
+		.hide_steal = m->ncpus == 1 && engine_flags(m) & MODVM_ENGINE_VIRTUAL_TSC };
 	machine_unlock(m);
 	pthread_mutex_lock(&m->pause_lock);
 	m->vcpu_threads = m->ncpus;
@@ -348,6 +358,10 @@ static int run_cpus(struct machine *m)
 	loop_stop_thread(m);
 	vclock_stop(&m->clock);
 	machine_lock(m);
+	if (m->clock.hides)
+		machine_log(m, MODVM_LOG_DEBUG,
+			    "%.1f ms of host time the vCPU waited for a CPU left out of the clock (%llu waits)",
+			    (double)m->clock.hidden_ns / 1e6, (unsigned long long)m->clock.hides);
 	if (m->pace.holds)
 		machine_log(m, MODVM_LOG_DEBUG,
 			    "timers waited %llu times for a descheduled vCPU (%llu waits cut at 100 ms)",

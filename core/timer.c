@@ -33,25 +33,31 @@ void vclock_init(struct vclock *c, bool manual)
 	c->base_virt = 0;
 	atomic_init(&c->gate, UINT64_MAX);
 	atomic_init(&c->last, 0);
+	c->hidden_ns = 0;
+	c->hides = 0;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->boot_wall_ns = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-static uint64_t vclock_compute(const struct vclock *c)
+static uint64_t vclock_compute_at(const struct vclock *c, uint64_t host)
 {
 	if (c->manual || !c->running)
 		return c->base_virt;
-	return c->base_virt + (host_monotonic_ns() - c->base_host);
+	return c->base_virt + (host - c->base_host);
+}
+
+static uint64_t vclock_compute(const struct vclock *c)
+{
+	return vclock_compute_at(c, host_monotonic_ns());
 }
 
 /* v held at the gate, and never below a value already returned. */
-static uint64_t vclock_gated(struct vclock *c, uint64_t v)
+/* v counts as seen: no later reading is below it. Returns the highest
+ * value seen. */
+static uint64_t vclock_seen(struct vclock *c, uint64_t v)
 {
-	uint64_t g = atomic_load_explicit(&c->gate, memory_order_acquire);
 	uint64_t l = atomic_load_explicit(&c->last, memory_order_relaxed);
 
-	if (v > g)
-		v = g;
 	while (v > l && !atomic_compare_exchange_weak_explicit(
 				&c->last, &l, v, memory_order_relaxed,
 				memory_order_relaxed))
@@ -59,10 +65,49 @@ static uint64_t vclock_gated(struct vclock *c, uint64_t v)
 	return v > l ? v : l;
 }
 
+static uint64_t vclock_gated(struct vclock *c, uint64_t v)
+{
+	uint64_t g = atomic_load_explicit(&c->gate, memory_order_acquire);
+
+	return vclock_seen(c, v > g ? g : v);
+}
+
+/* vCPU waits left out of virtual time (steal_check, below) */
+#define STEAL_CHECK_NS 500000ull  /* read schedstat at most this often */
+#define STEAL_MIN_NS 1000000ull   /* shorter waits stay visible */
+#define STEAL_SLOW_NS 200000ull   /* a step this long was a wait */
+
+static uint64_t steal_check(struct vclock *c, bool force);
+
 uint64_t vclock_now(struct vclock *c)
 {
 	unsigned s1, s2;
-	uint64_t v;
+	uint64_t v, host, checked = steal_check(c, false);
+	bool gated;
+
+	for (;;) {
+		do {
+			s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
+			host = host_monotonic_ns();
+			v = vclock_compute_at(c, host);
+			gated = c->running && !c->manual;
+			atomic_thread_fence(memory_order_acquire);
+			s2 = atomic_load_explicit(&c->seq, memory_order_relaxed);
+		} while ((s1 & 1) || s1 != s2);
+		/* A vCPU thread descheduled between its check and here (a
+		 * guest polling a timer spends most of its time in this
+		 * function) checks again rather than show the wait. */
+		if (!checked || host - checked < STEAL_SLOW_NS)
+			break;
+		checked = steal_check(c, true);
+	}
+	return gated ? vclock_gated(c, v) : v;
+}
+
+uint64_t vclock_peek(struct vclock *c)
+{
+	unsigned s1, s2;
+	uint64_t v, g, l;
 	bool gated;
 
 	do {
@@ -72,7 +117,12 @@ uint64_t vclock_now(struct vclock *c)
 		atomic_thread_fence(memory_order_acquire);
 		s2 = atomic_load_explicit(&c->seq, memory_order_relaxed);
 	} while ((s1 & 1) || s1 != s2);
-	return gated ? vclock_gated(c, v) : v;
+	if (!gated)
+		return v;
+	g = atomic_load_explicit(&c->gate, memory_order_acquire);
+	l = atomic_load_explicit(&c->last, memory_order_relaxed);
+	v = v > g ? g : v;
+	return v > l ? v : l;
 }
 
 void vclock_set_gate(struct vclock *c, uint64_t deadline)
@@ -80,9 +130,22 @@ void vclock_set_gate(struct vclock *c, uint64_t deadline)
 	atomic_store_explicit(&c->gate, deadline, memory_order_release);
 }
 
+/* Writers exclude each other (a vCPU thread hides its waits while the
+ * event loop moves the gate): seq goes odd only from even. */
 static void write_begin(struct vclock *c)
 {
-	atomic_fetch_add_explicit(&c->seq, 1, memory_order_acq_rel);
+	unsigned s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+
+	for (;;) {
+		if (s & 1) {
+			s = atomic_load_explicit(&c->seq, memory_order_relaxed);
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(&c->seq, &s, s + 1,
+							  memory_order_acq_rel,
+							  memory_order_relaxed))
+			return;
+	}
 }
 
 static void write_end(struct vclock *c)
@@ -119,10 +182,136 @@ void vclock_advance(struct vclock *c, uint64_t ns)
 	write_end(c);
 }
 
-/* Called with the machine lock held whenever the armed set changes. */
+
+/* Inside write_begin/end: take up to ns out of the running clock, but only
+ * what no reader saw: going below `last` would make time stand until it
+ * caught up (a guest polling the PM timer would see it stopped, and Linux
+ * refuses such a clocksource). */
+static void hide_locked(struct vclock *c, uint64_t ns)
+{
+	uint64_t v = vclock_compute(c);
+	uint64_t l = atomic_load_explicit(&c->last, memory_order_relaxed);
+	uint64_t unseen = v > l ? v - l : 0;
+
+	if (ns > unseen)
+		ns = unseen;
+	c->base_host += ns;
+	c->hidden_ns += ns;
+	c->hides += ns != 0;
+}
+
+void vclock_hide(struct vclock *c, uint64_t ns)
+{
+	if (!c->running || c->manual)
+		return;
+	write_begin(c);
+	hide_locked(c, ns);
+	write_end(c);
+}
+
+/* A running clock that stood at gate g for STEAL_MIN_NS or more goes on
+ * from g instead of jumping by the time it stood. */
+static void vclock_resume_at(struct vclock *c, uint64_t g)
+{
+	uint64_t v;
+
+	if (!c->running || c->manual)
+		return;
+	write_begin(c);
+	v = vclock_compute(c);
+	if (v > g && v - g >= STEAL_MIN_NS)
+		hide_locked(c, v - g);
+	write_end(c);
+}
+
+/* ---- vCPU waits left out of virtual time -------------------------------- */
+
+/* A descheduled vCPU thread cannot run the guest while host time goes on:
+ * when it runs again, the guest's timer deadlines are long gone, and a
+ * guest that programs each tick from the last one (Linux's periodic tick
+ * on a one-shot timer) drops the ticks in between, so jiffies fall behind
+ * the TSC and a jiffies-based watchdog marks the TSC unstable. With one
+ * vCPU and an engine whose guest TSC follows this clock
+ * (MODVM_ENGINE_VIRTUAL_TSC), the time its thread could not run is taken
+ * out of virtual time before the thread next reads the clock: the waits on
+ * a host run queue (the kernel counts them per thread: schedstat's second
+ * field) and on the machine lock (its holder was descheduled, or busy).
+ * Guest time stands while the vCPU cannot run. Less than STEAL_MIN_NS per
+ * check stays in: wake-up latency on an idle host is no reason for a clock
+ * that drifts from the host's. */
+
+static _Thread_local struct vcpu_pace *steal_self; /* this vCPU thread's */
+static _Thread_local struct vclock *steal_clock;
+
+/* Run-queue wait of a thread so far (ns), or UINT64_MAX. */
+static uint64_t read_run_delay(int fd)
+{
+	char buf[96];
+	unsigned long long run, wait;
+	ssize_t n;
+
+	if (fd < 0)
+		return UINT64_MAX;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = 0;
+	if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+		return UINT64_MAX;
+	return wait;
+}
+
+void steal_note_lock_wait(uint64_t ns)
+{
+	if (steal_self)
+		steal_self->lock_wait += ns;
+}
+
+/* On the vCPU thread of a clock its waits leave: hide the waits since the
+ * last check (made at most every STEAL_CHECK_NS unless forced) and return
+ * the host time the check ended; 0 on every other thread. */
+static uint64_t steal_check(struct vclock *c, bool force)
+{
+	struct vcpu_pace *v = steal_self;
+	uint64_t now, after, wait, lost;
+
+	if (!v || steal_clock != c)
+		return 0;
+	now = host_monotonic_ns();
+	if (!force && now - v->checked < STEAL_CHECK_NS)
+		return now;
+	wait = read_run_delay(v->sched_fd);
+	after = host_monotonic_ns();
+	v->checked = after;
+	if (wait == UINT64_MAX || wait < v->run_delay)
+		return after;
+	/* Preempted on the way back from the read: that wait is not in
+	 * `wait` yet, so it counts now and not at the next read. */
+	lost = wait - v->run_delay;
+	lost = lost > v->counted_ahead ? lost - v->counted_ahead : 0;
+	v->counted_ahead = after - now > STEAL_SLOW_NS ? after - now : 0;
+	lost += v->counted_ahead + v->lock_wait;
+	v->run_delay = wait;
+	v->lock_wait = 0;
+	if (lost >= STEAL_MIN_NS)
+		vclock_hide(c, lost);
+	return after;
+}
+
+/* Called with the machine lock held whenever the armed set changes. A
+ * clock that stood at the gate for STEAL_MIN_NS or more while its timer
+ * waited (the event loop was descheduled, or pacing waited for the vCPU)
+ * goes on from there when the gate moves, instead of jumping by the time
+ * it stood, if the guest's TSC follows it (struct timer_pace). */
 static void update_gate(struct machine *m)
 {
-	vclock_set_gate(&m->clock, timers_next(m));
+	struct vclock *c = &m->clock;
+	uint64_t old = atomic_load_explicit(&c->gate, memory_order_relaxed);
+	uint64_t next = timers_next(m);
+
+	if (m->pace.virtual_tsc && next > old)
+		vclock_resume_at(c, old);
+	vclock_set_gate(c, next);
 }
 
 modvm_timer *timer_create_(struct machine *m, modvm_inst *inst,
@@ -240,6 +429,19 @@ void pace_vcpu_enter(struct machine *m, unsigned index)
 		v->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
 		v->mark = thread_cpu_ns(clk);
 		v->live = true;
+		v->sched_fd = -1;
+		if (m->pace.hide_steal) {
+			snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat",
+				 (int)gettid());
+			v->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
+			v->run_delay = read_run_delay(v->sched_fd);
+			v->checked = host_monotonic_ns();
+			v->counted_ahead = v->lock_wait = 0;
+			if (v->run_delay != UINT64_MAX) {
+				steal_self = v;
+				steal_clock = &m->clock;
+			}
+		}
 	}
 	machine_unlock(m);
 }
@@ -252,6 +454,11 @@ void pace_vcpu_leave(struct machine *m, unsigned index)
 		if (m->pace.v[index].stat_fd >= 0)
 			close(m->pace.v[index].stat_fd);
 		m->pace.v[index].stat_fd = -1;
+		if (m->pace.v[index].sched_fd >= 0)
+			close(m->pace.v[index].sched_fd);
+		m->pace.v[index].sched_fd = -1;
+		if (steal_self == &m->pace.v[index])
+			steal_self = NULL;
 	}
 	machine_unlock(m);
 }
@@ -340,6 +547,10 @@ int timers_run_due(struct machine *m, uint64_t now)
 			m->pace.waiting = true;
 			break;
 		}
+		/* its callback must not read a time before its deadline,
+		 * whatever a vCPU hid since `now` was read */
+		if (m->clock.running && !m->clock.manual)
+			vclock_seen(&m->clock, now);
 		due->armed = false;
 		ev = atomic_load_explicit(&m->irq.events, memory_order_relaxed);
 		due->cb(due->opaque);

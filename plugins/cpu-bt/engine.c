@@ -428,7 +428,7 @@ static const struct modvm_cpu_engine_ops ops = {
 	.vcpu_destroy = vcpu_destroy, .vcpu_run = vcpu_run,
 	.vcpu_kick = vcpu_kick, .get_state = get_state, .set_state = set_state,
 	.set_intr = set_intr, .deliver_msi = deliver_msi, .set_a20 = set_a20,
-	.mem_written = mem_written,
+	.mem_written = mem_written, .flags = MODVM_ENGINE_VIRTUAL_TSC,
 };
 
 MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_CPU_ENGINE, .name = "cpu-bt",

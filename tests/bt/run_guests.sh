@@ -8,7 +8,7 @@
 modvm=$1
 dir=$2
 shift 2
-guests=${*:-"hello modes pit-pic pit-time rtc pci-scan mmio counter compute compute32 pit-ioapic"}
+guests=${*:-"hello modes pit-pic pit-time clock-gap rtc pci-scan mmio counter compute compute32 pit-ioapic"}
 plugins=$(dirname "$modvm")/plugins
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -222,6 +222,37 @@ static void test_virtual_clock_stops_while_paused(void)
 	CU_ASSERT_TRUE(t2 >= t1 && t2 - t1 < 5000000);
 }
 
+/* Host time taken out of a running clock (a vCPU's waits, timer.c): it
+ * reads that much less from then on, but never less than a value already
+ * returned; a peek does not count as returned. */
+static void test_virtual_clock_hide(void)
+{
+	struct vclock c;
+	struct timespec ms20 = { 0, 20000000 };
+	uint64_t t1, t2, t3, p;
+
+	vclock_init(&c, false);
+	vclock_start(&c);
+	t1 = vclock_now(&c);
+	nanosleep(&ms20, NULL);
+	p = vclock_peek(&c);
+	CU_ASSERT_TRUE(p >= t1 + 20000000);
+	vclock_hide(&c, 20000000); /* nobody saw past t1: all of it goes */
+	t2 = vclock_now(&c);
+	CU_ASSERT_TRUE(t2 >= t1);
+	CU_ASSERT_TRUE(t2 < p);
+	CU_ASSERT_EQUAL(c.hidden_ns, 20000000);
+	nanosleep(&ms20, NULL);
+	t3 = vclock_now(&c);  /* seen now: hiding cannot go below it */
+	vclock_hide(&c, 1000000000);
+	CU_ASSERT_TRUE(vclock_now(&c) >= t3);
+	CU_ASSERT_TRUE(c.hidden_ns < 1000000000);
+	vclock_stop(&c);
+	t1 = vclock_now(&c);
+	vclock_hide(&c, 5000000); /* a stopped clock has nothing to hide */
+	CU_ASSERT_EQUAL(vclock_now(&c), t1);
+}
+
 struct fdseen {
 	int calls;
 	char buf[16];
@@ -311,6 +342,7 @@ int main(void)
 		TEST(test_irq_fan_out),
 		TEST(test_timers_manual_clock),
 		TEST(test_virtual_clock_stops_while_paused),
+		TEST(test_virtual_clock_hide),
 		TEST(test_fd_watch),
 		TEST(test_device_with_backend),
 		TEST(test_console_log_ring),

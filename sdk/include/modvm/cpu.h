@@ -206,7 +206,20 @@ struct modvm_cpu_engine_ops {
 	 * vCPUs run that code. May be called from any thread; must be cheap
 	 * when no translation is affected. NULL: nothing to do. */
 	void (*mem_written)(void *vm, uint64_t gpa, uint64_t len);
+
+	/* --- added in 2.1 ----------------------------------------------- */
+	/* MODVM_ENGINE_* bits (0 in tables built before 2.1). */
+	uint32_t flags;
 };
+
+/* The guest's TSC and the engine's own timers (a local APIC it models)
+ * follow host->clock_ns, as in a software CPU. The core may then leave out
+ * of virtual time the time a vCPU thread waited for a host CPU, so guest
+ * time stands while the vCPU cannot run instead of jumping past the
+ * guest's timer deadlines (docs/architecture.md, "Lost ticks"). An engine
+ * whose guest TSC runs on the host's (KVM) must not set it: the devices'
+ * time would drift from the guest's TSC. */
+#define MODVM_ENGINE_VIRTUAL_TSC (1u << 0)
 
 #ifdef __cplusplus
 }
