@@ -360,7 +360,7 @@ static int run_cpus(struct machine *m)
 	machine_lock(m);
 	if (m->clock.hides)
 		machine_log(m, MODVM_LOG_DEBUG,
-			    "%.1f ms of host time the vCPU waited for a CPU left out of the clock (%llu waits)",
+			    "%.1f ms of host time left out of the virtual clock while the vCPU could not run (%llu times)",
 			    (double)m->clock.hidden_ns / 1e6, (unsigned long long)m->clock.hides);
 	if (m->pace.holds)
 		machine_log(m, MODVM_LOG_DEBUG,

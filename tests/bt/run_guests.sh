@@ -4,7 +4,8 @@
 # Usage: run_guests.sh MODVM GUEST_DIR [guest...]
 # Guests whose devices are missing from the build are reported as SKIP.
 # BT_MODE=translate|interpret in the environment sets the engine's `mode`
-# (unset: the engine's default, translate).
+# (unset: the engine's default, translate). CPUS=N gives the VM N vCPUs
+# (default 1); a guest that prints "<name>: cpus=M" must have seen M = N.
 modvm=$1
 dir=$2
 shift 2
@@ -29,7 +30,7 @@ for g in $guests; do
 	fi
 	cat > "$tmp/$g.cfg" <<CFG
 vm: {
-  name = "$g"; memory = "16M"; cpus = 1; machine = "none";
+  name = "$g"; memory = "16M"; cpus = ${CPUS:-1}; machine = "none";
   cpu = { engine = "cpu-bt"; model = "baseline-v1";$mode };
   boot = { kernel = "$dir/$g.bin"; };
   devices = ( $devices );
@@ -41,6 +42,10 @@ CFG
 	secs=$(( $(date +%s) - start ))
 	if grep -q "refused plugin\|no device plugin" "$tmp/$g.log"; then
 		echo "SKIP $g: $(grep -m1 'refused plugin\|no device plugin' "$tmp/$g.log")"
+	elif grep -q "^$g: cpus=" "$tmp/$g.out" &&
+	     ! grep -q "^$g: cpus=${CPUS:-1} " "$tmp/$g.out"; then
+		echo "FAIL $g: $(grep -m1 "^$g: cpus=" "$tmp/$g.out") with cpus = ${CPUS:-1} in the config"
+		fail=1
 	elif [ $rc -eq 0 ] && grep -q "^$g: PASS" "$tmp/$g.out"; then
 		echo "PASS $g (${secs}s)${BT_MODE:+ mode=$BT_MODE}"
 	else

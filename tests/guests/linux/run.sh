@@ -3,7 +3,7 @@
 # (with -q) QEMU TCG as a reference, with a watchdog, and checks the result:
 # the ready marker, the script's PASS line and a clean power-off (exit 0).
 #
-#   tests/guests/linux/run.sh [-q] [-e ENGINE] [-m MODEL] [-t SECONDS] [-b BUILDDIR]
+#   tests/guests/linux/run.sh [-q] [-e ENGINE] [-m MODEL] [-c CPUS] [-t SECONDS] [-b BUILDDIR]
 #                             [-g GUESTDIR] [-k KERNEL] [-i INITRD]
 #                             [-a "CMDLINE..."] [-l LOG] SCRIPT
 #
@@ -18,6 +18,7 @@ repo=$(cd "$here/../../.." && pwd)
 qemu=0
 engine=cpu-bt
 model=baseline-v1
+cpus=1
 limit=600
 build=$repo/build
 guest=
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
 	-q) qemu=1; shift ;;
 	-e) engine=$2; shift 2 ;;
 	-m) model=$2; shift 2 ;;
+	-c) cpus=$2; shift 2 ;;
 	-t) limit=$2; shift 2 ;;
 	-b) build=$2; shift 2 ;;
 	-g) guest=$2; shift 2 ;;
@@ -61,7 +63,7 @@ trap 'rm -rf "$tmp"' EXIT
 log=${log:-$tmp/console.log}
 
 if [ "$qemu" = 1 ]; then
-	cmd=(qemu-system-x86_64 -accel tcg -m 512 -display none -monitor none
+	cmd=(qemu-system-x86_64 -accel tcg -m 512 -smp "$cpus" -display none -monitor none
 		-serial stdio -no-reboot -kernel "$kernel"
 		-initrd "$initrd" -append "$cmdline")
 else
@@ -71,7 +73,7 @@ else
 	cat >"$tmp/vm.cfg" <<-EOF
 	vm: {
 	  name = "linux-$script";
-	  memory = "512M";
+	  memory = "512M"; cpus = $cpus;
 	  cpu = { engine = "$engine"; model = "$model";$engine_mode };
 	  boot = { kernel = "$kernel"; initrd = "$initrd";
 	           format = "linux"; cmdline = "$cmdline"; };

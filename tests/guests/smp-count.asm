@@ -1,0 +1,189 @@
+; smp-count: every vCPU the VM has, started with INIT/SIPI, works on shared
+; memory at once. The boot CPU wakes the others with a broadcast INIT and
+; two SIPIs (vector 0x08: a real-mode trampoline copied to 0x8000 that
+; enters protected mode), waits 200 ms of PM time for them to check in,
+; then all of them (it included):
+;   1. add 1 to one counter with LOCK XADD and to another with a LOCK
+;      CMPXCHG loop, COUNT times each: the totals must be cpus * COUNT
+;      (an increment that is not atomic against the other vCPUs loses some);
+;   2. message passing: the boot CPU stores data = i, then flag = i, for
+;      i = 1 .. MESSAGES; the others read flag, then data, until flag is
+;      MESSAGES. x86 keeps stores in order and loads in order, so a reader
+;      must never see data older than the flag it read first.
+; Prints "smp-count: cpus=N" (the test checks N against the config).
+;
+; Final registers: EBX = RESULT_PASS, ECX = the number of CPUs.
+
+%define GUEST_NAME "smp-count"
+%include "lib/guest.inc"
+
+COUNT           equ 100000
+MESSAGES        equ 200000
+MAX_APS         equ 63
+TRAMPOLINE      equ 0x8000                      ; SIPI vector 0x08
+LAPIC_ICR_LO    equ LAPIC_BASE + 0x300
+ICR_INIT_ALL    equ 0x000C4500                  ; all but self, assert, INIT
+ICR_SIPI_ALL    equ 0x000C4600 | (TRAMPOLINE >> 12)
+PM_TMR          equ 0x608
+PM_WAIT         equ 715909                      ; 200 ms of PM time
+
+main:
+        mov     dword [LAPIC_SVR], 0x1FF        ; software-enable the LAPIC
+        ; the trampoline and its own copy of the GDT pointer (real mode
+        ; cannot reach gdt_ptr above 1 MiB)
+        mov     esi, trampoline
+        mov     edi, TRAMPOLINE
+        mov     ecx, trampoline_end - trampoline
+        rep movsb
+        mov     eax, [gdt_ptr + 2]
+        mov     [TRAMPOLINE + (tramp_gdt - trampoline) + 2], eax
+        mov     ax, [gdt_ptr]
+        mov     [TRAMPOLINE + (tramp_gdt - trampoline)], ax
+
+        mov     dword [LAPIC_ICR_LO], ICR_INIT_ALL
+        mov     ecx, 3579                       ; 1 ms
+        call    pm_wait
+        mov     dword [LAPIC_ICR_LO], ICR_SIPI_ALL
+        mov     ecx, 716                        ; 200 us
+        call    pm_wait
+        mov     dword [LAPIC_ICR_LO], ICR_SIPI_ALL
+        mov     ecx, PM_WAIT
+        call    pm_wait
+        mov     eax, [aps_in]
+        mov     [aps_seen], eax
+        lock inc dword [go]                     ; phase 1 for everyone
+
+        call    count_work
+        ; phase 2: the boot CPU writes, the others read
+        mov     ecx, 1
+.send:  mov     [msg_data], ecx
+        mov     [msg_flag], ecx
+        inc     ecx
+        cmp     ecx, MESSAGES
+        jbe     .send
+
+.wait:  mov     eax, [aps_done]
+        cmp     eax, [aps_seen]
+        jb      .wait
+        mov     eax, [aps_seen]
+        inc     eax
+        mov     [cpus], eax
+        print   GUEST_NAME, ": cpus="
+        print_dec [cpus]
+        print   " xadd="
+        print_dec [cnt_xadd]
+        print   " cmpxchg="
+        print_dec [cnt_cas]
+        print   " stale-reads="
+        print_dec [stale]
+        print   " mixed="
+        print_dec [mixed]
+        print_nl
+        mov     eax, [cpus]
+        imul    eax, eax, COUNT
+        cmp     eax, [cnt_xadd]
+        CHECK   e, "LOCK XADD lost increments (not atomic across vCPUs)"
+        cmp     eax, [cnt_cas]
+        CHECK   e, "LOCK CMPXCHG lost increments (not atomic across vCPUs)"
+        cmp     dword [stale], 0
+        CHECK   e, "a reader saw data older than the flag it read first (stores or loads reordered)"
+        PASS    [cpus]
+
+; COUNT increments of each counter by the calling CPU. `mixed` counts the
+; increments that found another CPU's in between (how much the vCPUs really
+; ran at once: printed, not checked, as it depends on the host).
+count_work:
+        mov     ecx, COUNT
+        mov     ebx, -2
+        xor     edi, edi
+.one:   mov     eax, 1
+        lock xadd [cnt_xadd], eax
+        inc     ebx
+        cmp     eax, ebx
+        je      .own
+        inc     edi
+.own:   mov     ebx, eax
+        mov     eax, [cnt_cas]
+.retry: lea     edx, [eax + 1]
+        lock cmpxchg [cnt_cas], edx
+        jne     .retry
+        dec     ecx
+        jnz     .one
+        lock add [mixed], edi
+        ret
+
+; Wait ECX PM timer counts (ECX < 2^23). Clobbers EAX, EDX, ESI, EDI.
+pm_wait:
+        mov     dx, PM_TMR
+        in      eax, dx
+        mov     esi, eax
+.poll:  in      eax, dx
+        sub     eax, esi
+        and     eax, 0xFFFFFF
+        cmp     eax, ecx
+        jb      .poll
+        ret
+
+; An application processor, in protected mode from the trampoline.
+ap_entry32:
+        mov     ax, SEL_DATA
+        mov     ds, ax
+        mov     es, ax
+        mov     ss, ax
+        mov     eax, 1
+        lock xadd [aps_in], eax                 ; EAX = this AP's index
+        cmp     eax, MAX_APS
+        jae     .park                           ; no stack for it: stay out
+        inc     eax
+        shl     eax, 12
+        lea     esp, [ap_stacks + eax]
+.go:    cmp     dword [go], 0
+        je      .go
+        call    count_work
+.recv:  mov     eax, [msg_flag]                 ; the flag, then the data
+        mov     edx, [msg_data]
+        cmp     edx, eax
+        jae     .fresh
+        lock inc dword [stale]
+.fresh: cmp     eax, MESSAGES
+        jb      .recv
+        lock inc dword [aps_done]
+.park:  cli
+        hlt
+        jmp     .park
+
+; Copied to TRAMPOLINE; SIPI starts it in real mode at CS = 0x0800, IP = 0.
+        bits    16
+trampoline:
+        cli
+        mov     ax, cs
+        mov     ds, ax
+        o32 lgdt [tramp_gdt - trampoline]
+        mov     eax, cr0
+        or      eax, 1
+        mov     cr0, eax
+        jmp     dword SEL_CODE32:ap_entry32
+        align   4
+tramp_gdt:
+        dw      0
+        dd      0
+trampoline_end:
+        bits    32
+
+        section .bss
+        alignb  4096
+ap_stacks:      resb 4096 * MAX_APS
+go:             resd 1
+aps_in:         resd 1
+aps_seen:       resd 1
+aps_done:       resd 1
+cnt_xadd:       resd 1
+cnt_cas:        resd 1
+msg_data:       resd 1
+msg_flag:       resd 1
+stale:          resd 1
+cpus:           resd 1
+mixed:          resd 1
+        section .text
+
+%include "lib/end.inc"
