@@ -13,6 +13,8 @@
 #            time over 2 s of wall time stays under 0.5 s): a correctness
 #            property (no busy wait), not a speed test
 #   storm    PIT at ~600 kHz into IRQ 0: 20000 interrupts, then power-off
+#   ipi      4 vCPUs: IPI storms, NMIs, IPIs to no one and with reserved
+#            modes, INIT/SIPI to running APs, self-IPIs: survives, PASS
 # Usage: bad_guests.sh MODVM GUEST_DIR
 # BT_MODE=translate|interpret in the environment sets cpu-bt's `mode`.
 set -u
@@ -37,7 +39,7 @@ esac
 config() {
 	cat > "$tmp/$1-$2.cfg" <<CFG
 vm: {
-  name = "$2"; memory = "64M"; cpus = 1;
+  name = "$2"; memory = "64M"; cpus = ${cpus:-1};
   cpu = { engine = "$1"; model = "baseline-v1";$(bt_mode "$1") };
   boot = { kernel = "$dir/bad-$2.bin"; format = "multiboot"; };
   devices = (
@@ -182,7 +184,17 @@ test_storm() {
 	echo "PASS storm under $1"
 }
 
-for g in triple garbage wild halt storm; do
+test_ipi() {
+	cpus=4 run "$1" ipi 120
+	survived "$1" ipi || return
+	if [ $rc -ne 0 ] || ! grep -q "^bad-ipi: PASS" "$tmp/$1-ipi.out"; then
+		pvm_limit "$1" ipi && return
+		bad "$1" ipi "exit $rc, no PASS"; return
+	fi
+	echo "PASS ipi under $1 ($(grep -o 'boot CPU took.*' "$tmp/$1-ipi.out"))"
+}
+
+for g in triple garbage wild halt storm ipi; do
 	[ -f "$dir/bad-$g.bin" ] || { echo "FAIL: no $dir/bad-$g.bin (build test-guests-system)"; exit 1; }
 done
 engines=cpu-bt
@@ -193,7 +205,7 @@ case $probe in
 *) engines="cpu-bt cpu-vtx" ;;
 esac
 for e in $engines; do
-	for g in triple garbage wild halt storm; do
+	for g in triple garbage wild halt storm ipi; do
 		"test_$g" "$e"
 	done
 done

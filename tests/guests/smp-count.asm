@@ -16,37 +16,15 @@
 
 %define GUEST_NAME "smp-count"
 %include "lib/guest.inc"
+%include "lib/smp.inc"
 
 COUNT           equ 100000
 MESSAGES        equ 200000
 MAX_APS         equ 63
-TRAMPOLINE      equ 0x8000                      ; SIPI vector 0x08
-LAPIC_ICR_LO    equ LAPIC_BASE + 0x300
-ICR_INIT_ALL    equ 0x000C4500                  ; all but self, assert, INIT
-ICR_SIPI_ALL    equ 0x000C4600 | (TRAMPOLINE >> 12)
-PM_TMR          equ 0x608
 PM_WAIT         equ 715909                      ; 200 ms of PM time
 
 main:
-        mov     dword [LAPIC_SVR], 0x1FF        ; software-enable the LAPIC
-        ; the trampoline and its own copy of the GDT pointer (real mode
-        ; cannot reach gdt_ptr above 1 MiB)
-        mov     esi, trampoline
-        mov     edi, TRAMPOLINE
-        mov     ecx, trampoline_end - trampoline
-        rep movsb
-        mov     eax, [gdt_ptr + 2]
-        mov     [TRAMPOLINE + (tramp_gdt - trampoline) + 2], eax
-        mov     ax, [gdt_ptr]
-        mov     [TRAMPOLINE + (tramp_gdt - trampoline)], ax
-
-        mov     dword [LAPIC_ICR_LO], ICR_INIT_ALL
-        mov     ecx, 3579                       ; 1 ms
-        call    pm_wait
-        mov     dword [LAPIC_ICR_LO], ICR_SIPI_ALL
-        mov     ecx, 716                        ; 200 us
-        call    pm_wait
-        mov     dword [LAPIC_ICR_LO], ICR_SIPI_ALL
+        call    smp_start_aps
         mov     ecx, PM_WAIT
         call    pm_wait
         mov     eax, [aps_in]
@@ -112,18 +90,6 @@ count_work:
         lock add [mixed], edi
         ret
 
-; Wait ECX PM timer counts (ECX < 2^23). Clobbers EAX, EDX, ESI, EDI.
-pm_wait:
-        mov     dx, PM_TMR
-        in      eax, dx
-        mov     esi, eax
-.poll:  in      eax, dx
-        sub     eax, esi
-        and     eax, 0xFFFFFF
-        cmp     eax, ecx
-        jb      .poll
-        ret
-
 ; An application processor, in protected mode from the trampoline.
 ap_entry32:
         mov     ax, SEL_DATA
@@ -151,24 +117,6 @@ ap_entry32:
 .park:  cli
         hlt
         jmp     .park
-
-; Copied to TRAMPOLINE; SIPI starts it in real mode at CS = 0x0800, IP = 0.
-        bits    16
-trampoline:
-        cli
-        mov     ax, cs
-        mov     ds, ax
-        o32 lgdt [tramp_gdt - trampoline]
-        mov     eax, cr0
-        or      eax, 1
-        mov     cr0, eax
-        jmp     dword SEL_CODE32:ap_entry32
-        align   4
-tramp_gdt:
-        dw      0
-        dd      0
-trampoline_end:
-        bits    32
 
         section .bss
         alignb  4096
