@@ -195,7 +195,6 @@ static int resolve_root(struct fusefs *fs, const char *c, struct node *n)
 	return -ENOENT;
 }
 
-#define MAX_DISKS 64
 
 /* Disk `device` as the block layer has it now (a snapshot may have moved
  * it onto an overlay); out may be NULL. */

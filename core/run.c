@@ -374,6 +374,22 @@ static int run_cpus(struct machine *m)
 	return req;
 }
 
+/* The places the VM writes after set-up (docs/sandbox.md, "Writes"):
+ * snapshots, the overlays next to writable disk images, and the control
+ * socket it removes at exit. */
+static void allow_writes(struct machine *m)
+{
+	struct block_disk disks[MAX_DISKS];
+	size_t n = block_disks(disks, MAX_DISKS);
+
+	sandbox_allow_writes(m->snapshot_dir ? m->snapshot_dir : ".", SANDBOX_W_TREE);
+	for (size_t i = 0; i < n; i++)
+		if (disks[i].path && !disks[i].readonly)
+			sandbox_allow_writes_in_parent(disks[i].path, SANDBOX_W_TREE);
+	if (m->control_path)
+		sandbox_allow_writes_in_parent(m->control_path, SANDBOX_W_REMOVE);
+}
+
 static int enter_sandbox(struct machine *m, struct vm_config *cfg)
 {
 	char err[ERR_LEN];
@@ -388,6 +404,7 @@ static int enter_sandbox(struct machine *m, struct vm_config *cfg)
 		machine_log(m, MODVM_LOG_INFO, "sandbox: off (%s)", why);
 		return 0;
 	}
+	allow_writes(m);
 	if (sandbox_apply(&cfg->sandbox, err, sizeof(err))) {
 		if (cfg->sandbox.line)
 			fprintf(stderr, "modvm: %s:%d: %s\n", cfg->path, cfg->sandbox.line, err);
@@ -395,9 +412,11 @@ static int enter_sandbox(struct machine *m, struct vm_config *cfg)
 			fprintf(stderr, "modvm: %s\n", err);
 		return -1;
 	}
-	machine_log(m, MODVM_LOG_INFO, "sandbox: on (%s)%s%s", why,
+	machine_log(m, MODVM_LOG_INFO, "sandbox: on (%s)%s%s%s", why,
 		    sandbox_dropped_uid() ? ", uid changed" : "",
-		    cfg->sandbox.namespaces ? ", private mount and network namespaces" : "");
+		    cfg->sandbox.namespaces ? ", private mount and network namespaces" : "",
+		    sandbox_landlock_abi() ? ", writes confined (Landlock)" :
+					     ", writes not confined (no Landlock in this kernel)");
 	return 0;
 }
 

@@ -82,7 +82,7 @@ bool sandbox_dropped_uid(void)
 
 bool sandbox_unmount_needs_helper(void)
 {
-	return atomic_load(&active) && geteuid() != 0;
+	return atomic_load(&active) && (geteuid() != 0 || sandbox_landlock_abi() > 0);
 }
 
 int sandbox_decide(int cli, const struct sandbox_config *c, bool *on,
@@ -545,6 +545,8 @@ int sandbox_apply(const struct sandbox_config *c, char *err, size_t len)
 		set_err(err, len, "sandbox: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 		goto out;
 	}
+	if (sandbox_landlock(err, len) < 0)
+		goto out;
 	r = seccomp_load(base);
 	if (r) {
 		set_err(err, len, "sandbox: the kernel refused the seccomp filter: %s%s",

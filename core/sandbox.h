@@ -52,14 +52,31 @@ int sandbox_apply(const struct sandbox_config *c, char *err, size_t len);
  * refused: the thread must not go on. */
 int sandbox_enter(enum sandbox_role role, const char *name);
 
+/* Where writes stay allowed in the sandbox (Landlock, core/landlock.c):
+ * SANDBOX_W_TREE: create, write, rename, truncate and remove anything
+ * under the folder path; SANDBOX_W_REMOVE: remove files in it (a socket
+ * unlinked at exit). Collected before sandbox_apply; a path that does not
+ * exist then is left out. -1 when the list is full. */
+#define SANDBOX_W_TREE 1u
+#define SANDBOX_W_REMOVE 2u
+int sandbox_allow_writes(const char *path, unsigned how);
+/* The same for the folder that holds path ("." for a bare name). */
+void sandbox_allow_writes_in_parent(const char *path, unsigned how);
+/* Apply the collected rules to the calling thread and those it starts
+ * later: 0, 1 when this kernel has no Landlock (nothing applied), -1 with
+ * err set. Needs PR_SET_NO_NEW_PRIVS (or CAP_SYS_ADMIN). */
+int sandbox_landlock(char *err, size_t len);
+/* The Landlock ABI version applied, 0 if none. */
+int sandbox_landlock_abi(void);
+
 bool sandbox_active(void);
 /* The sandbox changed the uid: what needs the old one (unmounting a FUSE
  * mount made as root) is left to helpers that kept it. */
 bool sandbox_dropped_uid(void);
 
 /* Unmounting the FUSE view would need fusermount3 (the sandbox is on
- * and modvm is not, or no longer, root): leave it to the auto_unmount
- * helper that mounted it. */
+ * and modvm is not, or no longer, root) or is refused (Landlock forbids
+ * umount): leave it to the auto_unmount helper that mounted it. */
 bool sandbox_unmount_needs_helper(void);
 
 /* For tests: the name libseccomp gives syscall nr on this host, or NULL. */

@@ -380,7 +380,6 @@ static size_t list_disks(const struct vm_config *c, struct disk_ref *out,
 	return n;
 }
 
-#define MAX_DISKS 64
 
 /* The backing file name in a qcow2 header (QCOW2 spec: offset 8, u64 BE
  * offset of the name; offset 16, u32 BE its length), or false. */

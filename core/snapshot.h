@@ -102,6 +102,7 @@ struct block_disk {
 	bool on_overlay;      /* path is an overlay a snapshot or resume made */
 	const char *overlay;  /* block_freeze_prepare's overlay, else NULL */
 };
+#define MAX_DISKS 64 /* block_disks lists at most this many */
 size_t block_disks(struct block_disk *out, size_t max);
 /* With the VM held: drain and flush every writable raw/qcow2 disk and
  * create its overlay "<path>.<tag>.qcow2" (block-qcow2 create=true over
