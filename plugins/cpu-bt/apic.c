@@ -312,6 +312,14 @@ void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val)
 	atomic_store(&v->wake, 1); /* a lower TPR may unmask an interrupt */
 }
 
+void bt_apic_init_signal(struct bt_vcpu *v)
+{
+	pthread_mutex_lock(&v->lock);
+	lapic_init_signal(&v->apic->l);
+	__atomic_store_n(&v->apic->deadline, UINT64_MAX, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&v->lock);
+}
+
 void bt_apic_msi(struct bt_vm *vm, uint64_t addr, uint32_t data)
 {
 	for (unsigned i = 0; i < vm->ncpus; i++) {
@@ -366,6 +374,7 @@ int bt_apic_create(struct bt_vcpu *v)
 
 void bt_apic_destroy(struct bt_vcpu *v) {}
 void bt_apic_set_state(struct bt_vcpu *v, const struct modvm_cpu_state *s) {}
+void bt_apic_init_signal(struct bt_vcpu *v) {}
 
 void bt_apic_get_state(struct bt_vcpu *v, struct modvm_cpu_state *s)
 {

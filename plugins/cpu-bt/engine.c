@@ -251,6 +251,11 @@ static void handle_signals(struct bt_vcpu *v)
 	if (atomic_exchange(&v->init_req, 0)) {
 		struct modvm_cpu_state *s = &c->s;
 		uint64_t apic_base = s->msr.apic_base;
+		/* An NMI from before the INIT is gone with the state it
+		 * interrupted, and NMIs are unblocked (as KVM resets them):
+		 * taken after the SIPI it would find no handler yet. */
+		c->nmi_pending = false;
+		s->ev.nmi_masked = 0;
 		memset(s->gpr, 0, sizeof(s->gpr));
 		s->rip = 0xFFF0;
 		s->rflags = 2;
@@ -264,9 +269,15 @@ static void handle_signals(struct bt_vcpu *v)
 			s->seg[i].s = 1;
 			s->seg[i].present = 1;
 		}
+		/* SDM 3A table 10-1 (INIT column): descriptor tables at 0,
+		 * limit 0xFFFF; LDTR and TR null with that limit */
+		s->gdt = s->idt = (struct modvm_dtable){ .base = 0, .limit = 0xFFFF };
+		s->ldt = (struct modvm_segment){ .limit = 0xFFFF, .type = 2, .present = 1 };
+		s->tr = (struct modvm_segment){ .limit = 0xFFFF, .type = 0xB, .present = 1 };
 		s->msr.apic_base = apic_base;
 		s->halted = 1;
 		v->wait_sipi = true;
+		bt_apic_init_signal(v);
 		bt_cpu_update_mode(c);
 		bt_tlb_flush(c, true);
 	}

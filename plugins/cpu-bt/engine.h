@@ -57,6 +57,9 @@ bool bt_apic_wrmsr(struct bt_vcpu *v, uint32_t msr, uint64_t val);
 bool bt_apic_rdmsr(struct bt_vcpu *v, uint32_t msr, uint64_t *val);
 uint64_t bt_apic_cr8_read(struct bt_vcpu *v);
 void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val);
+/* An INIT signal reached this vCPU: its local APIC goes to the INIT state
+ * (SDM 11.4.7.3: registers as at power-on but the APIC ID and base). */
+void bt_apic_init_signal(struct bt_vcpu *v);
 void bt_apic_msi(struct bt_vm *vm, uint64_t addr, uint32_t data);
 /* Fire the APIC timer if due; returns the next deadline (UINT64_MAX: none). */
 uint64_t bt_apic_poll_timer(struct bt_vcpu *v);
