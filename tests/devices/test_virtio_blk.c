@@ -721,8 +721,9 @@ static void test_state_round_trip(void)
 	sb_free(&sb);
 
 	/* a stream with a queue outside RAM is refused and b stays usable */
-	/* virtio-blk's instance starts with its transport state and queue */
-	struct { struct modvm_virtio_state vs; struct modvm_virtio_queue_state q[1]; }
+	/* virtio-blk's instance starts with its header, then its transport
+	 * state and queue */
+	struct { struct modvm_dev dev; struct modvm_virtio_state vs; struct modvm_virtio_queue_state q[1]; }
 		*vs = hx_device(a->h, "disk0");
 	vs->q[0].desc = 0x7FFFFFF000ull;
 	sb_init(&sb);
