@@ -12,6 +12,8 @@
 #include <modvm/modvm.h>
 #include <modvm/virtio.h>
 
+#include "bytes.h"
+
 /* Feature bits (5.2.3). */
 #define VIRTIO_BLK_F_SIZE_MAX     1
 #define VIRTIO_BLK_F_SEG_MAX      2
@@ -152,21 +154,6 @@ static int iov_slice(const struct iovec *iov, unsigned n, size_t skip,
 		skip = 0;
 	}
 	return k;
-}
-
-static uint64_t le_get(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	while (n--)
-		v = v << 8 | p[n];
-	return v;
-}
-
-static void le_put(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++, v >>= 8)
-		p[i] = (uint8_t)v;
 }
 
 /* ---- requests ------------------------------------------------------------ */

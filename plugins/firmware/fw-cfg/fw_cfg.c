@@ -16,6 +16,8 @@
 
 #include <modvm/modvm.h>
 
+#include "bytes.h"
+
 /* Selector keys (fw_cfg.rst, "Selector Register"; include/standard-headers/
  * linux/qemu_fw_cfg.h) */
 #define FW_CFG_SIGNATURE 0x00
@@ -100,24 +102,6 @@ static int fwcfg_add(struct fw_cfg *f, uint16_t key, const void *data,
 	return 0;
 }
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	put_be16(p, (uint16_t)(v >> 16));
-	put_be16(p + 2, (uint16_t)v);
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static int name_cmp(const void *a, const void *b)
 {
 	const struct fw_cfg_item *const *x = a, *const *y = b;
@@ -139,11 +123,11 @@ static int dir_rebuild(struct fw_cfg *f)
 			files[n++] = &f->items[i];
 	qsort(files, n, sizeof(files[0]), name_cmp);
 	memset(dir, 0, sizeof(dir));
-	put_be32(dir, n);
+	be_put(dir, n, 4);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *e = dir + 4 + 64 * i;
-		put_be32(e, files[i]->len);
-		put_be16(e + 4, files[i]->key);
+		be_put(e, files[i]->len, 4);
+		be_put(e + 4, files[i]->key, 2);
 		memcpy(e + 8, files[i]->name, strlen(files[i]->name));
 	}
 	return fwcfg_add(f, FW_CFG_FILE_DIR, dir, 4 + 64 * n);
@@ -203,9 +187,9 @@ static int add_e820(struct fw_cfg *f)
 	for (unsigned i = 0; i < MODVM_COUNTOF(map); i++) {
 		if (map[i][1] <= map[i][0])
 			continue;
-		put_le(buf + len, map[i][0], 8);
-		put_le(buf + len + 8, map[i][1] - map[i][0], 8);
-		put_le(buf + len + 16, map[i][2], 4);
+		le_put(buf + len, map[i][0], 8);
+		le_put(buf + len + 8, map[i][1] - map[i][0], 8);
+		le_put(buf + len + 16, map[i][2], 4);
 		len += 20;
 	}
 	return fwcfg_add_file(f, "etc/e820", buf, len);
@@ -279,18 +263,18 @@ static int add_standard_items(struct fw_cfg *f)
 	int r = 0;
 
 	r |= fwcfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
-	put_le(b, FW_CFG_VERSION, 4);
+	le_put(b, FW_CFG_VERSION, 4);
 	r |= fwcfg_add(f, FW_CFG_ID, b, 4);
 	r |= fwcfg_add(f, FW_CFG_UUID, uuid, sizeof(uuid));
-	put_le(b, f->dev.host->mem_size(f->dev.inst), 8);
+	le_put(b, f->dev.host->mem_size(f->dev.inst), 8);
 	r |= fwcfg_add(f, FW_CFG_RAM_SIZE, b, 8);
 	/* NB_CPUS: the CPUs present at boot; MAX_CPUS: also the hot-pluggable
 	 * ones, of which modvm has none. */
-	put_le(b, cpus, 2);
+	le_put(b, cpus, 2);
 	r |= fwcfg_add(f, FW_CFG_NB_CPUS, b, 2);
 	r |= fwcfg_add(f, FW_CFG_MAX_CPUS, b, 2);
 	/* The MADT routes ISA IRQ 0 to IOAPIC pin 2, as this says. */
-	put_le(b, 1, 4);
+	le_put(b, 1, 4);
 	r |= fwcfg_add(f, FW_CFG_IRQ0_OVERRIDE, b, 4);
 	r |= dir_rebuild(f);
 	if (r)
