@@ -597,13 +597,15 @@ static void render_props(const struct resolved_props *rp, const char *prefix,
 			  rp->vals[i].s ? rp->vals[i].s : "");
 }
 
-/* The device's properties, then its backends' as PLUGIN.NAME. */
+/* The device's properties, then its backends' as PLUGIN.NAME (PROPERTY.NAME
+ * for a device with several backends, which may be the same plugin). */
 static void render_properties(modvm_inst *inst, struct strbuf *b)
 {
 	render_props(inst->props, "", b);
 	for (size_t i = 0; inst->cfg && i < inst->cfg->nbackends; i++) {
 		const struct resolved_props *rp = &inst->cfg->backends[i];
-		char *pre = xasprintf("%s.", rp->plugin->desc->name);
+		char *pre = xasprintf("%s.", inst->cfg->nbackends > 1 ? rp->backend_of
+							      : rp->plugin->desc->name);
 		render_props(rp, pre, b);
 		free(pre);
 	}
