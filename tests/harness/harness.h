@@ -14,7 +14,9 @@
 struct hx;
 
 /* New machine with mem_size bytes of RAM (0: 16 MiB). Plugins come from the
- * build tree's plugin folder and the core tests' good plugins. Aborts the test program on setup failure. */
+ * build tree's plugin folder and the core tests' good plugins; in the
+ * harness installed with the SDK (pkg-config modvm-harness), from the
+ * folders of MODVM_PLUGIN_PATH. Aborts the test program on setup failure. */
 struct hx *hx_new(uint64_t mem_size);
 void hx_free(struct hx *h);
 
@@ -36,7 +38,16 @@ struct machine *hx_machine(struct hx *h);
  * device of another, through the core's binary form (what a snapshot does).
  * Returns 0, or -1 with the loader's message in hx_error(to). */
 int hx_state_copy(struct hx *from, struct hx *to, const char *id);
-/* Every device's state sections, in creation order, appended to sb (what a
+/* The state sections of device `id` (every device, in creation order, with
+ * id NULL) in the core's binary form, what a snapshot stores: a malloc'd
+ * buffer of *len bytes for free(). */
+void *hx_state_save(struct hx *h, const char *id, size_t *len);
+/* Load such a buffer into the same device(s) of a machine built the same
+ * way, then their post_load hooks. Returns 0, or -1 and hx_error() has the
+ * loader's message. */
+int hx_state_load(struct hx *h, const char *id, const void *buf, size_t len);
+/* In modvm's own tests, the same with the core's struct strbuf: every
+ * device's state sections, in creation order, appended to sb (what a
  * snapshot stores), and loaded back into a machine built the same way.
  * load returns 0, or -1 with the loader's message in err. */
 struct strbuf;
