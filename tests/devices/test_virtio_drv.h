@@ -16,8 +16,7 @@
 #include <modvm/virtio.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define SLOT        4

@@ -318,6 +318,11 @@ uint64_t hx_clock(struct hx *h)
 	return vclock_now(&h->m.clock);
 }
 
+uint64_t hx_timer_next(struct hx *h)
+{
+	return timers_next(&h->m);
+}
+
 void hx_clock_step(struct hx *h, uint64_t ns)
 {
 	uint64_t end = vclock_now(&h->m.clock) + ns;

@@ -73,6 +73,8 @@ void hx_mem_read(struct hx *h, uint64_t gpa, void *buf, size_t len);
 /* Virtual clock: starts at 0, moves only here; due timers fire inside. */
 uint64_t hx_clock(struct hx *h);
 void hx_clock_step(struct hx *h, uint64_t ns);
+/* The deadline of the earliest armed timer (virtual ns), UINT64_MAX none. */
+uint64_t hx_timer_next(struct hx *h);
 /* Run fd watches that are ready (backends with input), waiting at most
  * timeout_ms. Returns the number of callbacks run. */
 int hx_poll(struct hx *h, int timeout_ms);
