@@ -199,10 +199,11 @@ static int resolve_root(struct fusefs *fs, const char *c, struct node *n)
 
 /* Disk `device` as the block layer has it now (a snapshot may have moved
  * it onto an overlay); out may be NULL. */
-static bool find_disk(const char *device, struct block_disk *out)
+static bool find_disk(struct machine *m, const char *device,
+		      struct block_disk *out)
 {
 	struct block_disk d[MAX_DISKS];
-	size_t n = block_disks(d, MAX_DISKS);
+	size_t n = block_disks(m, d, MAX_DISKS);
 
 	for (size_t i = 0; i < n; i++)
 		if (d[i].path && !strcmp(d[i].device, device)) {
@@ -250,7 +251,7 @@ static int resolve_child(struct fusefs *fs, const char *c, struct node *n)
 		}
 		return -ENOENT;
 	case N_DISKS:
-		if (!find_disk(c, NULL))
+		if (!find_disk(fs->m, c, NULL))
 			return -ENOENT;
 		snprintf(n->file, sizeof(n->file), "%s", c);
 		n->kind = N_DISK;
@@ -462,7 +463,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
 		break;
 	case N_DISKS: {
 		struct block_disk d[MAX_DISKS];
-		size_t nd = block_disks(d, MAX_DISKS);
+		size_t nd = block_disks(m, d, MAX_DISKS);
 		for (size_t i = 0; i < nd; i++)
 			if (d[i].path)
 				fill(buf, d[i].device, NULL, 0, 0);
@@ -652,7 +653,7 @@ static int render_disk(struct machine *m, const char *device, struct strbuf *b)
 	int r = -ENOENT;
 
 	machine_lock(m);
-	if (find_disk(device, &d)) {
+	if (find_disk(m, device, &d)) {
 		sb_printf(b, "path = %s\nformat = %s\nreadonly = %s\noverlay = %s\n",
 			  d.path, d.format ? d.format : "other",
 			  d.readonly ? "true" : "false", d.on_overlay ? "true" : "false");
