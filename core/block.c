@@ -12,6 +12,8 @@
 #include "block.h"
 #include "machine.h"
 #include "propval.h"
+#include "registry.h"
+#include "snapshot.h"
 
 /* An open backend behind a front end's struct modvm_block. Snapshots swap
  * the backend behind pub (the front end keeps its pointer) for a qcow2
@@ -77,48 +79,81 @@ static struct core_block *block_new(modvm_inst *owner, const struct plugin *p,
 	return b;
 }
 
-/* Properties for block-qcow2 creating `overlay` on top of base (a file
- * name relative to the overlay's folder, so both can move together). */
-static struct resolved_props *overlay_props(const struct plugin *q,
+/* Properties for the overlay backend ov creating `overlay` on top of base
+ * (a file name relative to the overlay's folder, so both can move
+ * together). */
+static struct resolved_props *overlay_props(const struct plugin *ov,
 					    const char *overlay,
 					    const char *base, const char *fmt,
 					    char *err, size_t len)
 {
 	char *slash = strrchr(base, '/');
 	struct cfg_setting set[] = {
-		{ .name = "path", .type = CFG_TEXT, .s = (char *)overlay },
-		{ .name = "create", .type = CFG_TEXT, .s = "true" },
-		{ .name = "backing-file", .type = CFG_TEXT, .s = slash ? slash + 1 : (char *)base },
-		{ .name = "backing-format", .type = CFG_TEXT, .s = (char *)fmt },
+		{ .name = MODVM_BLOCK_PROP_PATH, .type = CFG_TEXT, .s = (char *)overlay },
+		{ .name = MODVM_BLOCK_PROP_CREATE, .type = CFG_TEXT, .s = "true" },
+		{ .name = MODVM_BLOCK_PROP_BACKING_FILE, .type = CFG_TEXT,
+		  .s = slash ? slash + 1 : (char *)base },
+		{ .name = MODVM_BLOCK_PROP_BACKING_FORMAT, .type = CFG_TEXT, .s = (char *)fmt },
 	};
 	struct resolved_props *rp = xcalloc(1, sizeof(*rp));
 
-	if (!prop_find(q->desc->props, "create") || !prop_find(q->desc->props, "backing-file")) {
-		set_err(err, len, "%s (%s) cannot create overlay images (no \"create\"/\"backing-file\" properties): install a newer one, or take the snapshot with disks = reference",
-			q->desc->name, q->path);
-		free(rp);
-		return NULL;
-	}
-	if (props_resolve(q, set, ARRAY_SIZE(set), "snapshot", overlay, rp, err, len)) {
+	if (props_resolve(ov, set, ARRAY_SIZE(set), "snapshot", overlay, rp, err, len)) {
 		free(rp);
 		return NULL;
 	}
 	return rp;
 }
 
-/* Open a new qcow2 overlay file (which must not exist) over base. */
+/* Whether plugin p can stack an overlay on an image of format fmt: it has
+ * the overlay properties, and fmt among its backing formats. */
+static bool overlay_capable(const struct plugin *p, const char *fmt)
+{
+	const struct modvm_prop_desc *bf =
+		prop_find(p->desc->props, MODVM_BLOCK_PROP_BACKING_FORMAT);
+
+	if (!prop_find(p->desc->props, MODVM_BLOCK_PROP_PATH) ||
+	    !prop_find(p->desc->props, MODVM_BLOCK_PROP_CREATE) ||
+	    !prop_find(p->desc->props, MODVM_BLOCK_PROP_BACKING_FILE) ||
+	    !bf || bf->type != MODVM_PROP_ENUM)
+		return false;
+	for (const char *const *c = bf->choices; c && *c; c++)
+		if (!strcmp(*c, fmt))
+			return true;
+	return false;
+}
+
+/* The backend of the snapshot overlay format, found as a config's
+ * `backend = "qcow2"` would find it. */
+static const struct plugin *overlay_backend(const struct machine *m,
+					    const char *fmt, char *err,
+					    size_t len)
+{
+	char *name = xasprintf("%s-%s", backend_prefix(MODVM_KIND_BLOCK),
+			       SNAPSHOT_OVERLAY_FORMAT);
+	const struct plugin *ov = registry_find_kind(m->reg, name, MODVM_KIND_BLOCK);
+
+	if (!ov)
+		set_err(err, len, "no block backend \"%s\" (plugin %s) is installed: it makes the overlay images of snapshots",
+			SNAPSHOT_OVERLAY_FORMAT, name);
+	else if (!overlay_capable(ov, fmt))
+		set_err(err, len, "%s (%s) cannot create overlay images over a %s image (it lacks the %s, %s or %s properties, or %s among its backing formats): install a newer one, or take the snapshot with disks = reference",
+			ov->desc->name, ov->path, fmt, MODVM_BLOCK_PROP_CREATE,
+			MODVM_BLOCK_PROP_BACKING_FILE, MODVM_BLOCK_PROP_BACKING_FORMAT, fmt);
+	free(name);
+	return ov && overlay_capable(ov, fmt) ? ov : NULL;
+}
+
+/* Open a new overlay file (which must not exist) over base. */
 static struct core_block *overlay_open(modvm_inst *owner, const char *overlay,
 				       const char *base, const char *fmt,
 				       char *err, size_t len)
 {
-	const struct plugin *q = registry_find(owner->m->reg, "block-qcow2");
+	const struct plugin *q = overlay_backend(owner->m, fmt, err, len);
 	struct resolved_props *rp;
 	struct core_block *b;
 
-	if (!q) {
-		set_err(err, len, "the block-qcow2 plugin is not installed: it makes the overlay images of snapshots");
+	if (!q)
 		return NULL;
-	}
 	/* create=true would open a file that is there: never someone's */
 	if (access(overlay, F_OK) == 0) {
 		set_err(err, len, "overlay %s exists already: remove it or choose another snapshot name",
@@ -215,21 +250,24 @@ static void block_free(struct core_block *b)
 
 static const char *block_path(const struct core_block *b)
 {
-	const struct prop_value *v = resolved_find(b->be_inst->props, "path");
+	const struct prop_value *v = resolved_find(b->be_inst->props, MODVM_BLOCK_PROP_PATH);
 
 	return v ? v->s : NULL;
 }
 
-/* "raw" or "qcow2": the file disks a snapshot can freeze. */
+/* The format of a file disk ("raw" for block-raw: the name of its
+ * backend as a config writes it), NULL for a backend without a path. A
+ * snapshot can freeze it if the overlay backend stacks on that format. */
 static const char *block_format(const struct core_block *b)
 {
-	const char *n = b->be_inst->plugin->desc->name;
+	const struct plugin *p = b->be_inst->plugin;
+	const char *pre = backend_prefix(MODVM_KIND_BLOCK);
+	size_t pl = strlen(pre);
 
-	if (!strcmp(n, "block-raw"))
-		return "raw";
-	if (!strcmp(n, "block-qcow2"))
-		return "qcow2";
-	return NULL;
+	if (!prop_find(p->desc->props, MODVM_BLOCK_PROP_PATH) ||
+	    strncmp(p->desc->name, pre, pl) || p->desc->name[pl] != '-')
+		return NULL;
+	return p->desc->name + pl + 1;
 }
 
 /* blk is the pub of a core_block of its owner's machine: found there, so a
@@ -254,8 +292,8 @@ static void h_block_close(const struct modvm_block *blk)
 		return;
 	/* The user has to know where the disk's content went. */
 	if (b->own_props && block_path(b))
-		fprintf(stderr, "modvm: disk %s: its current content is in %s (a qcow2 overlay)\r\n",
-			b->owner->id, block_path(b));
+		fprintf(stderr, "modvm: disk %s: its current content is in %s (a %s overlay)\r\n",
+			b->owner->id, block_path(b), SNAPSHOT_OVERLAY_FORMAT);
 	if (b->pending)
 		block_free(b->pending);
 	block_free(b);
@@ -267,7 +305,7 @@ size_t block_disks(struct machine *m, struct block_disk *out, size_t max)
 
 	pthread_mutex_lock(&m->virtio_lock);
 	for (struct core_block *b = m->blocks; b && n < max; b = b->next) {
-		const struct prop_value *ro = resolved_find(b->be_inst->props, "readonly");
+		const struct prop_value *ro = resolved_find(b->be_inst->props, MODVM_BLOCK_PROP_READONLY);
 		out[n++] = (struct block_disk){
 			.device = b->owner->id, .path = block_path(b),
 			.format = block_format(b), .readonly = ro && ro->b,
@@ -295,7 +333,7 @@ void block_freeze_abort(struct machine *m)
 int block_freeze_prepare(struct machine *m, const char *tag, char *err, size_t len)
 {
 	for (struct core_block *b = m->blocks; b; b = b->next) {
-		const struct prop_value *ro = resolved_find(b->be_inst->props, "readonly");
+		const struct prop_value *ro = resolved_find(b->be_inst->props, MODVM_BLOCK_PROP_READONLY);
 		const char *path = block_path(b), *fmt = block_format(b);
 		char msg[ERR_LEN];
 
@@ -308,7 +346,7 @@ int block_freeze_prepare(struct machine *m, const char *tag, char *err, size_t l
 			set_err(err, len, "disk %s of device %s: flush failed", path, b->owner->id);
 			goto fail;
 		}
-		char *overlay = xasprintf("%s.%s.qcow2", path, tag);
+		char *overlay = xasprintf("%s.%s.%s", path, tag, SNAPSHOT_OVERLAY_FORMAT);
 		b->pending = overlay_open(b->owner, overlay, path, fmt, msg, sizeof(msg));
 		free(overlay);
 		if (!b->pending) {

@@ -10,6 +10,11 @@
 #include "block.h"
 #include "machine.h"
 
+/* The format of the overlay images snapshots put running disks on
+ * (docs/snapshot-format.md, "Disks"); the block backend of that name
+ * (config `backend = "qcow2"`) creates them. */
+#define SNAPSHOT_OVERLAY_FORMAT "qcow2"
+
 /* 2: disks can be frozen; 3: a file's CRC-32 in the manifest covers its
  * name too (docs/snapshot-format.md); 1 and 2 are still read. */
 #define SNAPSHOT_FORMAT 3
