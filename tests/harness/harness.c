@@ -359,6 +359,16 @@ int hx_sh(const char *fmt, ...)
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+int hx_chardev_modem(struct hx *h, const char *id, unsigned lines)
+{
+	for (modvm_chardev *c = h->m.chardevs; c; c = c->next)
+		if (c->frontend && !strcmp(c->frontend->id, id)) {
+			h->m.host.chardev_modem_changed(c, lines);
+			return 0;
+		}
+	return -1;
+}
+
 void hx_irq_set(struct hx *h, unsigned line, int level)
 {
 	irq_line_set(&h->m, line, level);

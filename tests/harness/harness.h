@@ -82,6 +82,11 @@ int hx_poll(struct hx *h, int timeout_ms);
  * when it did not exit normally. For tests that call outside tools. */
 int hx_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The chardev backend of device `id` reports new modem input lines
+ * (MODVM_MODEM_*), as a pass-through serial backend would. Returns 0, or
+ * -1 when the device has no chardev. */
+int hx_chardev_modem(struct hx *h, const char *id, unsigned lines);
+
 /* Drive an interrupt line as a device would (tests of interrupt
  * controllers). */
 void hx_irq_set(struct hx *h, unsigned line, int level);
