@@ -20,13 +20,9 @@ static const struct resolved_props *backend_props(modvm_inst *fe,
 	if (!v || v->desc->type != MODVM_PROP_BACKEND)
 		return NULL;
 	*value = v->s;
-	for (size_t i = 0; i < d->nbackends; i++) {
-		const char *n = d->backends[i].plugin->desc->name;
-		const char *pre = backend_prefix(v->desc->backend_kind);
-		size_t pl = strlen(pre);
-		if (!strncmp(n, pre, pl) && n[pl] == '-' && !strcmp(n + pl + 1, v->s))
+	for (size_t i = 0; i < d->nbackends; i++)
+		if (!strcmp(d->backends[i].backend_of, prop))
 			return &d->backends[i];
-	}
 	return NULL;
 }
 

@@ -691,7 +691,8 @@ const struct prop_value *resolved_find(const struct resolved_props *rp,
 	return NULL;
 }
 
-/* Names a device group may hold: its own and its backends'. */
+/* Names a device group may hold: its own and its backends' (bare, or
+ * scoped by the BACKEND property: "log-path" for backend property "log"). */
 static char *valid_names(const struct cfg_device *d)
 {
 	struct strbuf b;
@@ -702,9 +703,14 @@ static char *valid_names(const struct cfg_device *d)
 	free(l);
 	for (size_t i = 0; i < d->nbackends; i++) {
 		l = prop_name_list(d->backends[i].plugin->desc->props);
-		if (*l)
+		if (*l && d->nbackends == 1)
 			sb_printf(&b, "; from backend %s: %s",
 				  d->backends[i].plugin->desc->name, l);
+		else if (*l)
+			sb_printf(&b, "; from backend %s (property %s; also as %s-NAME): %s",
+				  d->backends[i].plugin->desc->name,
+				  d->backends[i].backend_of,
+				  d->backends[i].backend_of, l);
 		free(l);
 	}
 	return sb_steal(&b);
@@ -715,24 +721,48 @@ static bool owned_by(const struct resolved_props *rp, const char *name)
 	return prop_find(rp->plugin->desc->props, name) != NULL;
 }
 
-static int resolve_backends(const char *file, struct cfg_device *d,
-			    const struct registry *r, const char *owner,
-			    char *err, size_t len)
+/* "log-path" for backend property "log" and a backend that has "path":
+ * the backend's property name, or NULL. A name the device itself has is
+ * never scoped. */
+static const char *scoped_name(const struct cfg_device *d, const char *prop,
+			       const struct plugin *bp, const char *setting)
+{
+	size_t pl = strlen(prop);
+
+	if (strncmp(setting, prop, pl) || setting[pl] != '-' ||
+	    owned_by(&d->props, setting) ||
+	    !prop_find(bp->desc->props, setting + pl + 1))
+		return NULL;
+	return setting + pl + 1;
+}
+
+static const struct cfg_setting *find_setting(const struct cfg_device *d,
+					      const char *name)
+{
+	for (size_t k = 0; k < d->nsettings; k++)
+		if (!strcmp(d->settings[k].name, name))
+			return &d->settings[k];
+	return NULL;
+}
+
+/* The backend plugin each BACKEND property names, in schema order. */
+static int find_backends(const char *file, const struct cfg_device *d,
+			 const struct registry *r, const char *owner,
+			 const struct plugin **bps, char *err, size_t len)
 {
 	const struct modvm_prop_desc *props = d->props.plugin->desc->props;
+	size_t nb = 0;
 
 	for (int i = 0; props && props[i].name; i++) {
 		const struct modvm_prop_desc *pd = &props[i];
-		const struct prop_value *v;
-		const struct plugin *bp;
+		const struct prop_value *v = &d->props.vals[i];
 		char *name;
 
 		if (pd->type != MODVM_PROP_BACKEND)
 			continue;
-		v = &d->props.vals[i];
 		name = xasprintf("%s-%s", backend_prefix(pd->backend_kind), v->s);
-		bp = registry_find_kind(r, name, pd->backend_kind);
-		if (!bp) {
+		bps[nb] = registry_find_kind(r, name, pd->backend_kind);
+		if (!bps[nb]) {
 			char *avail = registry_names(r, pd->backend_kind);
 			set_err(err, len, "%s:%d: %s: property \"%s\": no %s backend \"%s\" (plugin %s); installed %s backends: %s",
 				file, v->line ? v->line : d->line, owner, pd->name,
@@ -743,16 +773,120 @@ static int resolve_backends(const char *file, struct cfg_device *d,
 			return -1;
 		}
 		free(name);
-		d->backends = xrealloc(d->backends, (d->nbackends + 1) * sizeof(*d->backends));
-		char *bowner = xasprintf("%s backend %s", owner, bp->desc->name);
-		int rr = props_resolve(bp, d->settings, d->nsettings, file, bowner,
-				       &d->backends[d->nbackends], err, len);
-		free(bowner);
-		if (rr)
-			return -1;
-		d->nbackends++;
+		nb++;
 	}
 	return 0;
+}
+
+/* The settings backend `nb` (of BACKEND property `prop`) gets: its scoped
+ * ones ("prop-path" as "path"), then the bare ones no scoped one overrides.
+ * A bare name two backends of the device would both take is refused: with
+ * two files, both would write to one. */
+static int backend_settings(const char *file, const struct cfg_device *d,
+			    const char *const *bprops, const struct plugin **bps,
+			    size_t nbs, size_t nb, const char *owner,
+			    struct cfg_setting **out, size_t *nout,
+			    char *err, size_t len)
+{
+	const char *prop = bprops[nb];
+	const struct plugin *bp = bps[nb];
+
+	*out = xcalloc(d->nsettings + 1, sizeof(**out));
+	*nout = 0;
+	for (size_t k = 0; k < d->nsettings; k++) {
+		const struct cfg_setting *s = &d->settings[k];
+		const char *bare = scoped_name(d, prop, bp, s->name);
+
+		if (bare) {
+			(*out)[*nout] = *s;
+			(*out)[(*nout)++].name = (char *)bare;
+			continue;
+		}
+		if (!prop_find(bp->desc->props, s->name))
+			continue;
+		char *mine = xasprintf("%s-%s", prop, s->name);
+		bool overridden = find_setting(d, mine) != NULL;
+		free(mine);
+		if (overridden)
+			continue;
+		for (size_t o = 0; o < nbs; o++) {
+			if (o == nb || !prop_find(bps[o]->desc->props, s->name))
+				continue;
+			char *theirs = xasprintf("%s-%s", bprops[o], s->name);
+			bool scoped = find_setting(d, theirs) != NULL;
+			free(theirs);
+			if (scoped)
+				continue;
+			set_err(err, len, "%s:%d: %s: property \"%s\" would go to both backend \"%s\" (%s) and backend \"%s\" (%s): write %s-%s and %s-%s",
+				file, s->line, owner, s->name, prop, bp->desc->name,
+				bprops[o], bps[o]->desc->name, prop, s->name,
+				bprops[o], s->name);
+			free(*out);
+			return -1;
+		}
+		(*out)[(*nout)++] = *s;
+	}
+	return 0;
+}
+
+static int resolve_backends(const char *file, struct cfg_device *d,
+			    const struct registry *r, const char *owner,
+			    char *err, size_t len)
+{
+	const struct modvm_prop_desc *props = d->props.plugin->desc->props;
+	const struct plugin **bps;
+	const char **bprops;
+	size_t nbs = 0;
+	int ret = -1;
+
+	for (int i = 0; props && props[i].name; i++)
+		nbs += props[i].type == MODVM_PROP_BACKEND;
+	if (!nbs)
+		return 0;
+	bps = xcalloc(nbs, sizeof(*bps));
+	bprops = xcalloc(nbs, sizeof(*bprops));
+	for (int i = 0, b = 0; props[i].name; i++)
+		if (props[i].type == MODVM_PROP_BACKEND)
+			bprops[b++] = props[i].name;
+	if (find_backends(file, d, r, owner, bps, err, len))
+		goto out;
+	d->backends = xcalloc(nbs, sizeof(*d->backends));
+	for (size_t b = 0; b < nbs; b++) {
+		struct cfg_setting *set;
+		size_t nset;
+		char *bowner = xasprintf("%s backend %s", owner, bps[b]->desc->name);
+		int rr = backend_settings(file, d, bprops, bps, nbs, b, bowner,
+					  &set, &nset, err, len);
+		if (!rr) {
+			rr = props_resolve(bps[b], set, nset, file, bowner,
+					   &d->backends[b], err, len);
+			free(set);
+		}
+		free(bowner);
+		if (rr)
+			goto out;
+		d->backends[b].backend_of = bprops[b];
+		d->nbackends++;
+	}
+	ret = 0;
+out:
+	free(bps);
+	free(bprops);
+	return ret;
+}
+
+/* A setting is the device's, a backend's by its bare name, or a backend's
+ * scoped by its BACKEND property. */
+static bool setting_known(const struct cfg_device *d, const char *name)
+{
+	if (owned_by(&d->props, name))
+		return true;
+	for (size_t b = 0; b < d->nbackends; b++)
+		if (owned_by(&d->backends[b], name) ||
+		    scoped_name(d, d->backends[b].backend_of,
+				d->backends[b].plugin, name))
+			return true;
+	return false;
 }
 
 int config_validate_device(const char *file, struct cfg_device *d,
@@ -779,10 +913,7 @@ int config_validate_device(const char *file, struct cfg_device *d,
 		goto out;
 	for (size_t k = 0; k < d->nsettings; k++) {
 		const struct cfg_setting *s = &d->settings[k];
-		bool known = owned_by(&d->props, s->name);
-		for (size_t b = 0; b < d->nbackends && !known; b++)
-			known = owned_by(&d->backends[b], s->name);
-		if (!known) {
+		if (!setting_known(d, s->name)) {
 			char *valid = valid_names(d);
 			set_err(err, len, "%s:%d: %s: unknown property \"%s\"; valid properties: %s",
 				file, s->line, owner, s->name, valid);

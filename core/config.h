@@ -32,6 +32,8 @@ struct resolved_props {
 	const struct plugin *plugin;
 	struct prop_value *vals;
 	size_t n;
+	/* A device's backend: the name of the BACKEND property it serves. */
+	const char *backend_of;
 };
 
 struct cfg_device {

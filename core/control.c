@@ -69,10 +69,10 @@ static json_t *ok_reply(json_t *ret)
 }
 
 /* Where each disk's content is now: a snapshot moves it to an overlay. */
-static json_t *disk_list(void)
+static json_t *disk_list(struct machine *m)
 {
 	struct block_disk d[64];
-	size_t n = block_disks(d, 64);
+	size_t n = block_disks(m, d, 64);
 	json_t *list = json_array();
 
 	for (size_t i = 0; i < n; i++) {
@@ -100,7 +100,7 @@ static json_t *cmd_status(struct machine *m)
 		"memory", (json_int_t)m->mem.size,
 		"virtual-ns", (json_int_t)vclock_now(&m->clock));
 	machine_lock(m); /* snapshots swap disks under it */
-	json_object_set_new(st, "disks", disk_list());
+	json_object_set_new(st, "disks", disk_list(m));
 	machine_unlock(m);
 	return ok_reply(st);
 }

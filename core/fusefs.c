@@ -198,10 +198,11 @@ static int resolve_root(struct fusefs *fs, const char *c, struct node *n)
 
 /* Disk `device` as the block layer has it now (a snapshot may have moved
  * it onto an overlay); out may be NULL. */
-static bool find_disk(const char *device, struct block_disk *out)
+static bool find_disk(struct machine *m, const char *device,
+		      struct block_disk *out)
 {
 	struct block_disk d[MAX_DISKS];
-	size_t n = block_disks(d, MAX_DISKS);
+	size_t n = block_disks(m, d, MAX_DISKS);
 
 	for (size_t i = 0; i < n; i++)
 		if (d[i].path && !strcmp(d[i].device, device)) {
@@ -249,7 +250,7 @@ static int resolve_child(struct fusefs *fs, const char *c, struct node *n)
 		}
 		return -ENOENT;
 	case N_DISKS:
-		if (!find_disk(c, NULL))
+		if (!find_disk(fs->m, c, NULL))
 			return -ENOENT;
 		snprintf(n->file, sizeof(n->file), "%s", c);
 		n->kind = N_DISK;
@@ -461,7 +462,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
 		break;
 	case N_DISKS: {
 		struct block_disk d[MAX_DISKS];
-		size_t nd = block_disks(d, MAX_DISKS);
+		size_t nd = block_disks(m, d, MAX_DISKS);
 		for (size_t i = 0; i < nd; i++)
 			if (d[i].path)
 				fill(buf, d[i].device, NULL, 0, 0);
@@ -596,13 +597,15 @@ static void render_props(const struct resolved_props *rp, const char *prefix,
 			  rp->vals[i].s ? rp->vals[i].s : "");
 }
 
-/* The device's properties, then its backends' as PLUGIN.NAME. */
+/* The device's properties, then its backends' as PLUGIN.NAME (PROPERTY.NAME
+ * for a device with several backends, which may be the same plugin). */
 static void render_properties(modvm_inst *inst, struct strbuf *b)
 {
 	render_props(inst->props, "", b);
 	for (size_t i = 0; inst->cfg && i < inst->cfg->nbackends; i++) {
 		const struct resolved_props *rp = &inst->cfg->backends[i];
-		char *pre = xasprintf("%s.", rp->plugin->desc->name);
+		char *pre = xasprintf("%s.", inst->cfg->nbackends > 1 ? rp->backend_of
+							      : rp->plugin->desc->name);
 		render_props(rp, pre, b);
 		free(pre);
 	}
@@ -649,7 +652,7 @@ static int render_disk(struct machine *m, const char *device, struct strbuf *b)
 	int r = -ENOENT;
 
 	machine_lock(m);
-	if (find_disk(device, &d)) {
+	if (find_disk(m, device, &d)) {
 		sb_printf(b, "path = %s\nformat = %s\nreadonly = %s\noverlay = %s\n",
 			  d.path, d.format ? d.format : "other",
 			  d.readonly ? "true" : "false", d.on_overlay ? "true" : "false");

@@ -9,6 +9,7 @@
 
 #include "cpumodel.h"
 #include "machine.h"
+#include "block.h"
 #include "virtio.h"
 
 static const char *const level_names[] = { "error", "warning", "info",
@@ -551,6 +552,7 @@ void host_table_init(struct machine *m)
 	};
 	pci_host_services(&m->host);
 	virtio_host_services(&m->host);
+	block_host_services(&m->host);
 }
 
 modvm_inst *inst_new(struct machine *m, const struct plugin *p,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "machine.h"
+#include "block.h"
 #include "virtio.h"
 
 void machine_lock(struct machine *m)
@@ -52,6 +53,7 @@ static int machine_setup(struct machine *m, const char *image,
 	pthread_cond_init(&m->req_cond, NULL);
 	pthread_mutex_init(&m->pause_lock, NULL);
 	pthread_cond_init(&m->pause_cond, NULL);
+	pthread_mutex_init(&m->virtio_lock, NULL);
 	io_init(&m->io);
 	vclock_init(&m->clock, manual_clock);
 	host_table_init(m);
@@ -110,6 +112,7 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 			chardev_close(c);
 	}
 	virtio_release_inst(m, inst);
+	block_release_inst(m, inst);
 	/* Callbacks the instance registered must not outlive it. */
 	irq_eoi_forget(m, inst);
 	if (irq->intr_ack_inst == inst) {
@@ -320,4 +323,6 @@ void machine_destroy(struct machine *m)
 	pthread_cond_destroy(&m->req_cond);
 	pthread_mutex_destroy(&m->pause_lock);
 	pthread_cond_destroy(&m->pause_cond);
+	block_machine_free(m);
+	pthread_mutex_destroy(&m->virtio_lock);
 }

@@ -306,6 +306,13 @@ struct machine {
 	size_t ninsts;
 	modvm_chardev *chardevs;
 	struct pci_bus *pci;          /* PCI functions (pci.c), or NULL */
+	/* Virtio functions (virtio.c) and open block backends (block.c),
+	 * under virtio_lock; the disks a resume starts on overlays. */
+	pthread_mutex_t virtio_lock;
+	struct modvm_virtio_dev *virtio_devs;
+	struct core_block *blocks;
+	struct resume_disk *resume_disks;
+	size_t nresume_disks;
 
 	/* The engine, once created. */
 	modvm_inst *engine;

@@ -403,9 +403,13 @@ static int cmd_resume(int argc, char **argv)
 			 s.dir, s.cpus, (unsigned long long)s.memory, s.model);
 		goto bad;
 	}
-	if (snapshot_check_disks(&s, &c, err, sizeof(err)) ||
-	    machine_init_image(&m, s.memory_path, s.memory, err, sizeof(err)))
+	if (machine_init_image(&m, s.memory_path, s.memory, err, sizeof(err)))
 		goto bad;
+	/* before the devices: a frozen disk's front end starts on an overlay */
+	if (snapshot_check_disks(&m, &s, &c, err, sizeof(err))) {
+		machine_destroy(&m);
+		goto bad;
+	}
 	m.verbosity = verbosity > MODVM_LOG_TRACE ? MODVM_LOG_TRACE : verbosity;
 	m.reg = &r;
 	m.control_path = control;

@@ -380,7 +380,7 @@ static int run_cpus(struct machine *m)
 static void allow_writes(struct machine *m)
 {
 	struct block_disk disks[MAX_DISKS];
-	size_t n = block_disks(disks, MAX_DISKS);
+	size_t n = block_disks(m, disks, MAX_DISKS);
 
 	sandbox_allow_writes(m->snapshot_dir ? m->snapshot_dir : ".", SANDBOX_W_TREE);
 	for (size_t i = 0; i < n; i++)

@@ -498,7 +498,7 @@ static bool remove_incomplete_overlay(struct machine *m, const char *device,
 static void remove_incomplete_overlays(struct machine *m, const char *tag)
 {
 	struct block_disk disks[MAX_DISKS];
-	size_t n = block_disks(disks, MAX_DISKS);
+	size_t n = block_disks(m, disks, MAX_DISKS);
 
 	for (size_t i = 0; i < n; i++)
 		if (disks[i].path && !disks[i].readonly)
@@ -554,10 +554,10 @@ int snapshot_refuse_frozen_disks(const struct vm_config *c, const char *snapdir,
 /* Each disk by size and checksum (read after block_freeze_prepare drained
  * and flushed it); a frozen one also names its format and the overlay the
  * VM continues on (docs/snapshot-format.md, "Disks"). */
-static json_t *put_disks(struct writer *w)
+static json_t *put_disks(struct writer *w, struct machine *m)
 {
 	struct block_disk disks[MAX_DISKS];
-	size_t n = block_disks(disks, MAX_DISKS);
+	size_t n = block_disks(m, disks, MAX_DISKS);
 	json_t *list = json_array();
 
 	for (size_t i = n; i-- > 0;) { /* block_disks lists the newest first */
@@ -695,8 +695,8 @@ int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 	if (put_file(&w, "config.cfg", m->cfg->text, strlen(m->cfg->text)) ||
 	    put_cpus(&w, m) || !(devices = put_devices(&w, m)) ||
 	    (freeze && (remove_incomplete_overlays(m, basename(name_buf)),
-			block_freeze_prepare(basename(name_buf), err, len))) ||
-	    !(disks = put_disks(&w)) ||
+			block_freeze_prepare(m, basename(name_buf), err, len))) ||
+	    !(disks = put_disks(&w, m)) ||
 	    put_memory(&w, &m->mem, progress) ||
 	    put_manifest(&w, m, devices, disks) || fsync_dir(w.tmp))
 		goto fail;
@@ -706,12 +706,12 @@ int snapshot_save(struct machine *m, const char *dir, unsigned flags,
 	}
 	fsync_dir(dirname(parent_buf));
 	if (freeze)
-		block_freeze_commit();
+		block_freeze_commit(m);
 	r = 0;
 	goto out;
 fail:
 	if (freeze)
-		block_freeze_abort();
+		block_freeze_abort(m);
 	remove_tree(w.tmp);
 out:
 	json_decref(devices);
@@ -1173,8 +1173,8 @@ static char *resume_overlay_name(const char *base, const char *snap)
 	}
 }
 
-int snapshot_check_disks(const struct snapshot *s, const struct vm_config *c,
-			 char *err, size_t len)
+int snapshot_check_disks(struct machine *m, const struct snapshot *s,
+			 const struct vm_config *c, char *err, size_t len)
 {
 	json_t *want = json_object_get(s->manifest, "disks");
 	struct disk_ref disks[MAX_DISKS];
@@ -1204,7 +1204,7 @@ int snapshot_check_disks(const struct snapshot *s, const struct vm_config *c,
 				    s->dir, disks[i].id);
 		} else if (!(r = check_one_disk(base, disks[i].id, d, err, len))) {
 			char *overlay = resume_overlay_name(base, snap);
-			block_resume_on(disks[i].id, base, fmt, overlay);
+			block_resume_on(m, disks[i].id, base, fmt, overlay);
 			free(overlay);
 		}
 	}

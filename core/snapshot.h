@@ -7,7 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "block.h"
 #include "machine.h"
+
+/* The format of the overlay images snapshots put running disks on
+ * (docs/snapshot-format.md, "Disks"); the block backend of that name
+ * (config `backend = "qcow2"`) creates them. */
+#define SNAPSHOT_OVERLAY_FORMAT "qcow2"
 
 /* 2: disks can be frozen; 3: a file's CRC-32 in the manifest covers its
  * name too (docs/snapshot-format.md); 1 and 2 are still read. */
@@ -87,35 +93,7 @@ int snapshot_load_cpus(struct machine *m, const struct snapshot *s,
  * recorded (size and CRC-32); refuse otherwise, naming disk and device. A
  * frozen disk is checked at the path the manifest names, and its device is
  * set to start on a new overlay over it (block_resume_on). */
-int snapshot_check_disks(const struct snapshot *s, const struct vm_config *c,
-			 char *err, size_t len);
-
-/* ---- the block layer's side (core/virtio.c) ----------------------------- */
-
-/* A disk as the block layer has it now: after a snapshot froze it, path is
- * the overlay the VM writes. */
-struct block_disk {
-	const char *device;   /* front end id */
-	const char *path;     /* image file, NULL for backends without one */
-	const char *format;   /* "raw" or "qcow2"; NULL: not a file disk */
-	bool readonly;
-	bool on_overlay;      /* path is an overlay a snapshot or resume made */
-	const char *overlay;  /* block_freeze_prepare's overlay, else NULL */
-};
-#define MAX_DISKS 64 /* block_disks lists at most this many */
-size_t block_disks(struct block_disk *out, size_t max);
-/* With the VM held: drain and flush every writable raw/qcow2 disk and
- * create its overlay "<path>.<tag>.qcow2" (block-qcow2 create=true over
- * the image). -1 with err set and nothing changed if any fails. */
-int block_freeze_prepare(const char *tag, char *err, size_t len);
-/* The snapshot is on disk: every front end continues on its overlay. */
-void block_freeze_commit(void);
-/* The snapshot failed: close and delete the prepared overlays. */
-void block_freeze_abort(void);
-/* Before the devices exist (modvm resume): front end `device` starts on a
- * new overlay file over the frozen image base instead of its config's
- * backend, so the snapshot's image is never written. */
-void block_resume_on(const char *device, const char *base, const char *format,
-		     const char *overlay);
+int snapshot_check_disks(struct machine *m, const struct snapshot *s,
+			 const struct vm_config *c, char *err, size_t len);
 
 #endif

@@ -1,290 +1,17 @@
-/* Virtio 1.x in the core: split virtqueues with indirect descriptors and
- * event index, parsed defensively (the guest owns every byte of the rings),
- * the modern PCI transport (common/notify/ISR/device capabilities, MSI-X,
- * feature negotiation, status state machine), and the block_* services.
- * Section numbers refer to Virtual I/O Device (VIRTIO) Version 1.1. */
+/* The virtio 1.x modern PCI transport (virtio 1.1, 4.1): common, notify,
+ * ISR and device capabilities, the PCI_CFG window, MSI-X, feature
+ * negotiation and the status state machine, behind the virtio_* host
+ * services. The rings themselves are parsed by core/virtq.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <modvm/block.h>
 #include <modvm/pci.h>
 #include <modvm/virtio.h>
 
 #include "machine.h"
-#include "propval.h"
-#include "snapshot.h"
 #include "virtio.h"
-
-/* ==== split virtqueues (2.6) ============================================ */
-
-#define DESC_SIZE 16
-
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-static uint16_t ld16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return v;
-}
-
-static void st16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
-/* The guest writes the index fields concurrently from its vCPUs. */
-static uint16_t ld16_acquire(const uint8_t *p)
-{
-	return __atomic_load_n((const uint16_t *)(const void *)p, __ATOMIC_ACQUIRE);
-}
-
-static void st16_release(uint8_t *p, uint16_t v)
-{
-	__atomic_store_n((uint16_t *)(void *)p, v, __ATOMIC_RELEASE);
-}
-
-/* One copy of the descriptor: everything after validates the copy, so the
- * guest changing the table meanwhile cannot slip past a check. */
-static void desc_read(const uint8_t *table, unsigned i, struct desc *d)
-{
-	const uint8_t *p = table + (size_t)i * DESC_SIZE;
-
-	memcpy(&d->addr, p, 8);
-	memcpy(&d->len, p + 8, 4);
-	memcpy(&d->flags, p + 12, 2);
-	memcpy(&d->next, p + 14, 2);
-}
-
-static size_t avail_bytes(uint16_t size)
-{
-	return 6 + 2 * (size_t)size;
-}
-
-static size_t used_bytes(uint16_t size)
-{
-	return 6 + 8 * (size_t)size;
-}
-
-/* 2.6: descriptor table 16-byte, available ring 2-byte and used ring
- * 4-byte aligned; sizes are powers of two for split queues (2.6.1). */
-int vq_map(struct vq *q, const struct vq_mem *mem, uint16_t max)
-{
-	const struct modvm_virtio_queue_state *st = q->st;
-	uint16_t n = st->size;
-
-	vq_unmap(q);
-	if (!n || n > max || (n & (n - 1))) {
-		q->error = "queue size is not a power of two within the maximum";
-		return -1;
-	}
-	if ((st->desc & 15) || (st->driver & 1) || (st->device & 3)) {
-		q->error = "ring address is misaligned";
-		return -1;
-	}
-	q->desc = mem->ptr(mem->opaque, st->desc, (uint64_t)n * DESC_SIZE);
-	q->avail = mem->ptr(mem->opaque, st->driver, avail_bytes(n));
-	q->used = mem->ptr(mem->opaque, st->device, used_bytes(n));
-	if (!q->desc || !q->avail || !q->used) {
-		vq_unmap(q);
-		q->error = "ring is not in guest RAM";
-		return -1;
-	}
-	return 0;
-}
-
-void vq_unmap(struct vq *q)
-{
-	q->desc = q->avail = q->used = NULL;
-	q->pushed = false;
-}
-
-static int vq_bad(struct vq *q, const char *why)
-{
-	q->error = why;
-	return -1;
-}
-
-/* Append one data descriptor to e. Device-writable descriptors come after
- * all readable ones (2.6.4.2). */
-static int elem_add(struct vq *q, const struct vq_mem *mem,
-		    struct modvm_virtio_elem *e, const struct desc *d)
-{
-	unsigned n = e->nread + e->nwrite;
-	void *p;
-
-	if (!d->len)
-		return vq_bad(q, "descriptor of length zero");
-	p = mem->ptr(mem->opaque, d->addr, d->len);
-	if (!p)
-		return vq_bad(q, "descriptor buffer is not in guest RAM");
-	if (!(d->flags & VIRTQ_DESC_F_WRITE) && e->nwrite)
-		return vq_bad(q, "readable descriptor after a writable one");
-	if (n >= e->max)
-		return vq_bad(q, "descriptor chain longer than the device accepts");
-	e->iov[n].iov_base = p;
-	e->iov[n].iov_len = d->len;
-	e->gpa[n] = d->addr;
-	if (d->flags & VIRTQ_DESC_F_WRITE) {
-		e->nwrite++;
-		e->write_len += d->len;
-	} else {
-		e->nread++;
-		e->read_len += d->len;
-	}
-	return 0;
-}
-
-/* 2.6.5.3: an indirect descriptor names a table of len/16 descriptors that
- * replaces the rest of the chain; it may not be chained itself nor
- * appear inside an indirect table. */
-static int chain_indirect(struct vq *q, const struct vq_mem *mem,
-			  const struct desc *d, const uint8_t **table,
-			  unsigned *tsize)
-{
-	if (!q->indirect)
-		return vq_bad(q, "indirect descriptor without MODVM_VIRTIO_F_RING_INDIRECT_DESC");
-	if (d->flags & VIRTQ_DESC_F_NEXT)
-		return vq_bad(q, "indirect descriptor with NEXT set");
-	if (!d->len || d->len % DESC_SIZE)
-		return vq_bad(q, "indirect table length is not a multiple of 16");
-	if (d->len / DESC_SIZE > q->st->size)
-		return vq_bad(q, "indirect table longer than the queue size");
-	*table = mem->ptr(mem->opaque, d->addr, d->len);
-	if (!*table)
-		return vq_bad(q, "indirect table is not in guest RAM");
-	*tsize = d->len / DESC_SIZE;
-	return 0;
-}
-
-/* Walk the chain at head. A chain may not be longer than the queue size
- * (2.6.5.3.1), which also ends any loop; every NEXT index is checked
- * against the table it indexes. */
-static int chain_walk(struct vq *q, const struct vq_mem *mem, uint16_t head,
-		      struct modvm_virtio_elem *e)
-{
-	const uint8_t *table = q->desc;
-	unsigned tsize = q->st->size, i = head, steps = 0;
-	bool indirect = false;
-	struct desc d;
-
-	for (;;) {
-		if (++steps > q->st->size)
-			return vq_bad(q, "descriptor chain loops or is longer than the queue");
-		desc_read(table, i, &d);
-		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
-			if (indirect)
-				return vq_bad(q, "indirect descriptor inside an indirect table");
-			if (chain_indirect(q, mem, &d, &table, &tsize))
-				return -1;
-			indirect = true;
-			i = 0;
-			steps = 0;
-			continue;
-		}
-		if (elem_add(q, mem, e, &d))
-			return -1;
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
-			return 0;
-		if (d.next >= tsize)
-			return vq_bad(q, "NEXT index beyond the descriptor table");
-		i = d.next;
-	}
-}
-
-/* 2.6.7.2 / 2.6.10: with event index the device says in avail_event
- * (after the used ring) which avail index it wants to be told about. */
-static void set_avail_event(struct vq *q, uint16_t idx)
-{
-	if (q->event_idx)
-		st16_release(q->used + used_bytes(q->st->size) - 2, idx);
-}
-
-int vq_pop(struct vq *q, const struct vq_mem *mem, struct modvm_virtio_elem *e)
-{
-	struct modvm_virtio_queue_state *st = q->st;
-	uint16_t avail_idx, head;
-
-	if (!q->desc)
-		return vq_bad(q, "queue is not mapped");
-	avail_idx = ld16_acquire(q->avail + 2);
-	if ((uint16_t)(avail_idx - st->last_avail) > st->size)
-		return vq_bad(q, "available index moved by more than the queue size");
-	if (avail_idx == st->last_avail) {
-		set_avail_event(q, st->last_avail);
-		/* The driver may have added one before it saw avail_event. */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (ld16_acquire(q->avail + 2) == st->last_avail)
-			return 0;
-		return vq_pop(q, mem, e);
-	}
-	head = ld16(q->avail + 4 + 2 * (st->last_avail % st->size));
-	if (head >= st->size)
-		return vq_bad(q, "available ring names a descriptor beyond the table");
-	e->queue = 0;
-	e->head = head;
-	e->nread = e->nwrite = 0;
-	e->read_len = e->write_len = 0;
-	if (chain_walk(q, mem, head, e))
-		return -1;
-	st->last_avail++;
-	set_avail_event(q, st->last_avail);
-	return 1;
-}
-
-void vq_push(struct vq *q, const struct vq_mem *mem, uint16_t head,
-	     uint32_t len)
-{
-	struct modvm_virtio_queue_state *st = q->st;
-	size_t slot = 4 + 8 * (size_t)(st->used_idx % st->size);
-	uint32_t id = head;
-
-	if (!q->used)
-		return;
-	memcpy(q->used + slot, &id, 4);
-	memcpy(q->used + slot + 4, &len, 4);
-	st->used_idx++;
-	/* 2.6.8.2: the entry must be visible before the index. */
-	st16_release(q->used + 2, st->used_idx);
-	q->pushed = true;
-	if (mem->dirty) {
-		mem->dirty(mem->opaque, st->device + slot, 8);
-		mem->dirty(mem->opaque, st->device + 2, 2);
-	}
-}
-
-bool vq_need_interrupt(struct vq *q)
-{
-	struct modvm_virtio_queue_state *st = q->st;
-	uint16_t old = st->signalled_used, now = st->used_idx, event;
-	bool valid = st->signalled_valid;
-
-	if (!q->avail || !q->pushed)
-		return false;
-	q->pushed = false;
-	/* Our used index store must be ordered before reading the flag. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!q->event_idx)
-		return !(ld16_acquire(q->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT);
-	st->signalled_used = now;
-	st->signalled_valid = 1;
-	if (!valid)
-		return true;
-	event = ld16_acquire(q->avail + avail_bytes(st->size) - 2);
-	/* vring_need_event: did used_idx pass used_event since last time? */
-	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
-}
-
-/* ==== the modern PCI transport (4.1) ==================================== */
 
 #define VIRTIO_PCI_CAP_COMMON_CFG 1
 #define VIRTIO_PCI_CAP_NOTIFY_CFG 2
@@ -352,9 +79,6 @@ struct modvm_virtio_dev {
 	unsigned pcicfg_cap;            /* index of the PCI_CFG capability */
 	struct modvm_virtio_dev *next;
 };
-
-static pthread_mutex_t devs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct modvm_virtio_dev *devs;
 
 static void *mem_ptr(void *opaque, uint64_t gpa, uint64_t len)
 {
@@ -888,20 +612,23 @@ static modvm_pci_dev *pci_function(struct modvm_virtio_dev *d)
 	return d->h->pci_register(d->inst, &pi);
 }
 
+/* The machine's virtio devices, for virtio_release_inst. */
 static void dev_link(struct modvm_virtio_dev *d, bool add)
 {
-	pthread_mutex_lock(&devs_lock);
+	struct machine *m = d->inst->m;
+
+	pthread_mutex_lock(&m->virtio_lock);
 	if (add) {
-		d->next = devs;
-		devs = d;
+		d->next = m->virtio_devs;
+		m->virtio_devs = d;
 	} else {
-		for (struct modvm_virtio_dev **pp = &devs; *pp; pp = &(*pp)->next)
+		for (struct modvm_virtio_dev **pp = &m->virtio_devs; *pp; pp = &(*pp)->next)
 			if (*pp == d) {
 				*pp = d->next;
 				break;
 			}
 	}
-	pthread_mutex_unlock(&devs_lock);
+	pthread_mutex_unlock(&m->virtio_lock);
 }
 
 static modvm_virtio_dev *h_virtio_register(modvm_inst *inst,
@@ -1060,371 +787,18 @@ static void h_virtio_unregister(modvm_virtio_dev *d)
 	free(d);
 }
 
-/* ==== block backends ===================================================== */
-
-/* An open backend behind a front end's struct modvm_block. Snapshots swap
- * the backend behind pub (the front end keeps its pointer) for a qcow2
- * overlay on top of the frozen image: docs/snapshot-format.md, "Disks". */
-struct core_block {
-	struct modvm_block pub;
-	modvm_inst *be_inst;
-	modvm_inst *owner;
-	struct resolved_props *own_props; /* synthesized (overlays), else NULL */
-	struct core_block *pending;       /* prepared overlay (block_freeze_*) */
-	char *created;                    /* overlay file this process created */
-	struct core_block *next;
-};
-
-static struct core_block *blocks;
-
-/* Resume: front ends that start on a new overlay over a frozen image. */
-struct resume_disk {
-	char *device, *base, *format, *overlay;
-};
-static struct resume_disk *resume_disks;
-static size_t nresume_disks;
-
-/* The backend group for BACKEND property `prop` of the front end. */
-static const struct resolved_props *block_backend(modvm_inst *fe,
-						  const char *prop)
-{
-	const struct prop_value *v;
-	struct cfg_device *d = fe->cfg;
-
-	if (!fe->props || !d)
-		return NULL;
-	v = resolved_find(fe->props, prop);
-	if (!v || v->desc->type != MODVM_PROP_BACKEND ||
-	    v->desc->backend_kind != MODVM_KIND_BLOCK)
-		return NULL;
-	for (size_t i = 0; i < d->nbackends; i++) {
-		const char *n = d->backends[i].plugin->desc->name;
-		const char *pre = backend_prefix(MODVM_KIND_BLOCK);
-		size_t pl = strlen(pre);
-		if (!strncmp(n, pre, pl) && n[pl] == '-' && !strcmp(n + pl + 1, v->s))
-			return &d->backends[i];
-	}
-	return NULL;
-}
-
-/* Instantiate and open plugin p with properties rp for front end owner;
- * own (may be NULL) is freed with the block. */
-static struct core_block *block_new(modvm_inst *owner, const struct plugin *p,
-				    const struct resolved_props *rp,
-				    struct resolved_props *own, char *err,
-				    size_t len)
-{
-	struct machine *m = owner->m;
-	modvm_inst *be = inst_new(m, p, owner->id, rp, owner->cfg);
-	struct core_block *b = xcalloc(1, sizeof(*b));
-
-	b->pub.ops = p->desc->ops;
-	b->be_inst = be;
-	b->owner = owner;
-	b->own_props = own;
-	b->pub.be = b->pub.ops->open(&m->host, be);
-	if (!b->pub.be) {
-		set_err(err, len, "%s: %s", p->desc->name,
-			be->error[0] ? be->error : "open failed (no reason given)");
-		inst_free(be);
-		free(b);
-		return NULL;
-	}
-	be->obj = b->pub.be;
-	return b;
-}
-
-/* Properties for block-qcow2 creating `overlay` on top of base (a file
- * name relative to the overlay's folder, so both can move together). */
-static struct resolved_props *overlay_props(const struct plugin *q,
-					    const char *overlay,
-					    const char *base, const char *fmt,
-					    char *err, size_t len)
-{
-	char *slash = strrchr(base, '/');
-	struct cfg_setting set[] = {
-		{ .name = "path", .type = CFG_TEXT, .s = (char *)overlay },
-		{ .name = "create", .type = CFG_TEXT, .s = "true" },
-		{ .name = "backing-file", .type = CFG_TEXT, .s = slash ? slash + 1 : (char *)base },
-		{ .name = "backing-format", .type = CFG_TEXT, .s = (char *)fmt },
-	};
-	struct resolved_props *rp = xcalloc(1, sizeof(*rp));
-
-	if (!prop_find(q->desc->props, "create") || !prop_find(q->desc->props, "backing-file")) {
-		set_err(err, len, "%s (%s) cannot create overlay images (no \"create\"/\"backing-file\" properties): install a newer one, or take the snapshot with disks = reference",
-			q->desc->name, q->path);
-		free(rp);
-		return NULL;
-	}
-	if (props_resolve(q, set, ARRAY_SIZE(set), "snapshot", overlay, rp, err, len)) {
-		free(rp);
-		return NULL;
-	}
-	return rp;
-}
-
-/* Open a new qcow2 overlay file (which must not exist) over base. */
-static struct core_block *overlay_open(modvm_inst *owner, const char *overlay,
-				       const char *base, const char *fmt,
-				       char *err, size_t len)
-{
-	const struct plugin *q = registry_find(owner->m->reg, "block-qcow2");
-	struct resolved_props *rp;
-	struct core_block *b;
-
-	if (!q) {
-		set_err(err, len, "the block-qcow2 plugin is not installed: it makes the overlay images of snapshots");
-		return NULL;
-	}
-	/* create=true would open a file that is there: never someone's */
-	if (access(overlay, F_OK) == 0) {
-		set_err(err, len, "overlay %s exists already: remove it or choose another snapshot name",
-			overlay);
-		return NULL;
-	}
-	rp = overlay_props(q, overlay, base, fmt, err, len);
-	if (!rp)
-		return NULL;
-	b = block_new(owner, q, rp, rp, err, len);
-	if (!b) {
-		unlink(overlay); /* half-created */
-		resolved_props_free(rp);
-		free(rp);
-		return NULL;
-	}
-	b->created = xstrdup(overlay);
-	return b;
-}
-
-static const struct resume_disk *resume_find(const char *device)
-{
-	for (size_t i = 0; i < nresume_disks; i++)
-		if (!strcmp(resume_disks[i].device, device))
-			return &resume_disks[i];
-	return NULL;
-}
-
-static void link_block(struct core_block *b)
-{
-	pthread_mutex_lock(&devs_lock);
-	b->next = blocks;
-	blocks = b;
-	pthread_mutex_unlock(&devs_lock);
-}
-
-static const struct modvm_block *h_block_open(modvm_inst *inst,
-					      const char *prop)
-{
-	const struct resolved_props *rp = block_backend(inst, prop);
-	const struct resume_disk *rd = resume_find(inst->id);
-	struct core_block *b;
-
-	if (!rp || rp->plugin->desc->kind != MODVM_KIND_BLOCK) {
-		set_err(inst->error, sizeof(inst->error),
-			"property \"%s\" does not name a block backend", prop);
-		return NULL;
-	}
-	if (rd) {
-		b = overlay_open(inst, rd->overlay, rd->base, rd->format,
-				 inst->error, sizeof(inst->error));
-		if (b)
-			fprintf(stderr, "modvm: disk %s: resumed on overlay %s over the snapshot's frozen %s\r\n",
-				inst->id, rd->overlay, rd->base);
-	} else {
-		b = block_new(inst, rp->plugin, rp, NULL, inst->error, sizeof(inst->error));
-	}
-	if (!b)
-		return NULL;
-	link_block(b);
-	return &b->pub;
-}
-
-/* What the backend left registered goes with it. */
-static void backend_release(struct machine *m, modvm_inst *be)
-{
-	machine_lock(m);
-	for (modvm_watch *w = m->loop.watches; w; w = w->next)
-		if (w->inst == be)
-			w->dead = true;
-	for (modvm_timer *t = m->timers, *next; t; t = next) {
-		next = t->next;
-		if (t->inst == be)
-			timer_destroy(t);
-	}
-	machine_unlock(m);
-}
-
-static void block_free(struct core_block *b)
-{
-	b->pub.ops->close(b->pub.be);
-	backend_release(b->be_inst->m, b->be_inst);
-	inst_free(b->be_inst);
-	if (b->own_props) {
-		resolved_props_free(b->own_props);
-		free(b->own_props);
-	}
-	free(b->created);
-	free(b);
-}
-
-static const char *block_path(const struct core_block *b)
-{
-	const struct prop_value *v = resolved_find(b->be_inst->props, "path");
-
-	return v ? v->s : NULL;
-}
-
-/* "raw" or "qcow2": the file disks a snapshot can freeze. */
-static const char *block_format(const struct core_block *b)
-{
-	const char *n = b->be_inst->plugin->desc->name;
-
-	if (!strcmp(n, "block-raw"))
-		return "raw";
-	if (!strcmp(n, "block-qcow2"))
-		return "qcow2";
-	return NULL;
-}
-
-static void h_block_close(const struct modvm_block *blk)
-{
-	struct core_block *b = NULL;
-
-	if (!blk)
-		return;
-	pthread_mutex_lock(&devs_lock);
-	for (struct core_block **pp = &blocks; *pp; pp = &(*pp)->next)
-		if (&(*pp)->pub == blk) {
-			b = *pp;
-			*pp = b->next;
-			break;
-		}
-	pthread_mutex_unlock(&devs_lock);
-	if (!b)
-		return;
-	/* The user has to know where the disk's content went. */
-	if (b->own_props && block_path(b))
-		fprintf(stderr, "modvm: disk %s: its current content is in %s (a qcow2 overlay)\r\n",
-			b->owner->id, block_path(b));
-	if (b->pending)
-		block_free(b->pending);
-	block_free(b);
-}
-
-size_t block_disks(struct block_disk *out, size_t max)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&devs_lock);
-	for (struct core_block *b = blocks; b && n < max; b = b->next) {
-		const struct prop_value *ro = resolved_find(b->be_inst->props, "readonly");
-		out[n++] = (struct block_disk){
-			.device = b->owner->id, .path = block_path(b),
-			.format = block_format(b), .readonly = ro && ro->b,
-			.overlay = b->pending ? b->pending->created : NULL,
-			.on_overlay = b->own_props != NULL,
-		};
-	}
-	pthread_mutex_unlock(&devs_lock);
-	return n;
-}
-
-void block_freeze_abort(void)
-{
-	for (struct core_block *b = blocks; b; b = b->next) {
-		if (!b->pending)
-			continue;
-		char *created = xstrdup(b->pending->created);
-		block_free(b->pending);
-		b->pending = NULL;
-		unlink(created);
-		free(created);
-	}
-}
-
-int block_freeze_prepare(const char *tag, char *err, size_t len)
-{
-	for (struct core_block *b = blocks; b; b = b->next) {
-		const struct prop_value *ro = resolved_find(b->be_inst->props, "readonly");
-		const char *path = block_path(b), *fmt = block_format(b);
-		char msg[ERR_LEN];
-
-		if (!path || !fmt || (ro && ro->b))
-			continue; /* not a file the VM writes */
-		/* Every request done and on stable storage: the image is now
-		 * what the snapshot's memory expects. */
-		b->pub.ops->drain(b->pub.be);
-		if (b->pub.ops->flush(b->pub.be)) {
-			set_err(err, len, "disk %s of device %s: flush failed", path, b->owner->id);
-			goto fail;
-		}
-		char *overlay = xasprintf("%s.%s.qcow2", path, tag);
-		b->pending = overlay_open(b->owner, overlay, path, fmt, msg, sizeof(msg));
-		free(overlay);
-		if (!b->pending) {
-			set_err(err, len, "disk %s of device %s: %s", path, b->owner->id, msg);
-			goto fail;
-		}
-	}
-	return 0;
-fail:
-	block_freeze_abort();
-	return -1;
-}
-
-/* Swap each prepared overlay in behind the front end's struct modvm_block
- * (the VM is held, the machine lock taken) and close the frozen image. */
-void block_freeze_commit(void)
-{
-	for (struct core_block *b = blocks; b; b = b->next) {
-		struct core_block *p = b->pending, old;
-
-		if (!p)
-			continue;
-		fprintf(stderr, "modvm: disk %s: %s is frozen in the snapshot; the VM now writes to %s\r\n",
-			b->owner->id, block_path(b), p->created);
-		old = *b;
-		b->pub = p->pub;
-		b->be_inst = p->be_inst;
-		b->own_props = p->own_props;
-		b->created = p->created;
-		b->pending = NULL;
-		p->pub = old.pub;
-		p->be_inst = old.be_inst;
-		p->own_props = old.own_props;
-		p->created = old.created;
-		p->pending = NULL;
-		block_free(p);
-	}
-}
-
-void block_resume_on(const char *device, const char *base, const char *format,
-		     const char *overlay)
-{
-	resume_disks = xrealloc(resume_disks, (nresume_disks + 1) * sizeof(*resume_disks));
-	resume_disks[nresume_disks++] = (struct resume_disk){
-		xstrdup(device), xstrdup(base), xstrdup(format), xstrdup(overlay),
-	};
-}
-
 void virtio_release_inst(struct machine *m, modvm_inst *inst)
 {
 	struct modvm_virtio_dev *d;
-	struct core_block *b;
 
-	(void)m;
 	do {
-		pthread_mutex_lock(&devs_lock);
-		for (d = devs; d && d->inst != inst; d = d->next)
+		pthread_mutex_lock(&m->virtio_lock);
+		for (d = m->virtio_devs; d && d->inst != inst; d = d->next)
 			;
-		for (b = blocks; b && b->owner != inst; b = b->next)
-			;
-		pthread_mutex_unlock(&devs_lock);
+		pthread_mutex_unlock(&m->virtio_lock);
 		if (d)
 			h_virtio_unregister(d);
-		if (b)
-			h_block_close(&b->pub);
-	} while (d || b);
+	} while (d);
 }
 
 void virtio_host_services(struct modvm_host *h)
@@ -1440,6 +814,4 @@ void virtio_host_services(struct modvm_host *h)
 	h->virtio_pre_save = h_virtio_pre_save;
 	h->virtio_post_load = h_virtio_post_load;
 	h->virtio_unregister = h_virtio_unregister;
-	h->block_open = h_block_open;
-	h->block_close = h_block_close;
 }

@@ -1,7 +1,6 @@
-/* Virtio in the core: split virtqueue parsing (every guest descriptor is
- * validated here) and the virtio 1.x modern PCI transport that device
- * plugins reach through the virtio_* host services; also the block_*
- * services that connect disk front ends to block backend plugins. */
+/* Virtio in the core: the virtio 1.x modern PCI transport that device
+ * plugins reach through the virtio_* host services (core/virtio.c), over
+ * the split virtqueues of core/virtq.c. */
 #ifndef MODVM_CORE_VIRTIO_H
 #define MODVM_CORE_VIRTIO_H
 
@@ -10,49 +9,11 @@
 
 #include <modvm/virtio.h>
 
+#include "virtq.h"
+
 struct machine;
 
-/* Split virtqueue descriptor flags (2.6.5) and ring flags (2.6.6, 2.6.8). */
-#define VIRTQ_DESC_F_NEXT          1
-#define VIRTQ_DESC_F_WRITE         2
-#define VIRTQ_DESC_F_INDIRECT      4
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-#define VIRTQ_USED_F_NO_NOTIFY     1
-
-/* Guest-physical to host translation: NULL unless all of [gpa, gpa+len)
- * is contiguous guest RAM. */
-struct vq_mem {
-	void *(*ptr)(void *opaque, uint64_t gpa, uint64_t len);
-	void (*dirty)(void *opaque, uint64_t gpa, uint64_t len); /* may be NULL */
-	void *opaque;
-};
-
-/* One split virtqueue. st holds what is saved; the ring pointers are
- * derived from it by vq_map. */
-struct vq {
-	struct modvm_virtio_queue_state *st;
-	bool indirect;          /* MODVM_VIRTIO_F_RING_INDIRECT_DESC negotiated */
-	bool event_idx;         /* MODVM_VIRTIO_F_RING_EVENT_IDX negotiated */
-	uint8_t *desc, *avail, *used;
-	bool pushed;            /* used entries added since the last check */
-	const char *error;      /* why the last pop failed */
-};
-
-/* Map the rings st describes: -1 (error set) if the size is not a power
- * of two up to max, an address is misaligned or a ring is not in RAM. */
-int vq_map(struct vq *q, const struct vq_mem *mem, uint16_t max);
-void vq_unmap(struct vq *q);
-/* 1: a chain was taken into e; 0: nothing available; -1: the guest gave a
- * malformed chain or ring (q->error says what), nothing is consumed. */
-int vq_pop(struct vq *q, const struct vq_mem *mem, struct modvm_virtio_elem *e);
-/* Put head with len written bytes in the used ring. */
-void vq_push(struct vq *q, const struct vq_mem *mem, uint16_t head,
-	     uint32_t len);
-/* After pushes: whether the driver wants an interrupt now (2.6.7, 2.6.10).
- * Records the used index as signalled. */
-bool vq_need_interrupt(struct vq *q);
-
-/* Fill the virtio_* and block_* entries of the host-services table. */
+/* Fill the virtio_* entries of the host-services table. */
 void virtio_host_services(struct modvm_host *h);
 /* Forget the virtio devices and block backends an instance still holds
  * (its destroy did not release them, or its create failed). */

@@ -11,6 +11,7 @@ packages=(
 	qemu-system-x86 # QEMU TCG: the reference guests and benchmarks compare with
 	libnbd-dev nbdkit  # the NBD block backend and a server for its tests
 	e2fsprogs fdisk    # mke2fs/debugfs/e2fsck and sfdisk for the disk tests
+	lcov               # scripts/coverage.sh
 )
 missing=()
 for p in "${packages[@]}"; do

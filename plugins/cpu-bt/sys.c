@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alu.h"
+#include "cpu_model.h"
 
 #define MSR_TSC 0x10
 #define MSR_APIC_BASE 0x1B
@@ -409,25 +410,11 @@ static void exec_wrmsr(struct bt_cpu *c)
 
 /* ---- CPUID ------------------------------------------------------------ */
 
-static const struct modvm_cpuid_leaf *find_leaf(const struct modvm_cpu_model *m,
-						uint32_t fn, uint32_t idx)
-{
-	for (uint32_t i = 0; m && m->leaves && i < m->nleaves; i++) {
-		const struct modvm_cpuid_leaf *l = &m->leaves[i];
-		if (l->function != fn)
-			continue;
-		if ((l->flags & MODVM_CPUID_SIGNIFICANT_INDEX) && l->index != idx)
-			continue;
-		return l;
-	}
-	return NULL;
-}
-
 static void exec_cpuid(struct bt_cpu *c)
 {
 	uint32_t fn = (uint32_t)c->s.gpr[MODVM_RAX];
 	uint32_t idx = (uint32_t)c->s.gpr[MODVM_RCX];
-	const struct modvm_cpuid_leaf *l = find_leaf(c->model, fn, idx);
+	const struct modvm_cpuid_leaf *l = cpuid_model_leaf(c->model, fn, idx);
 	uint32_t a = 0, b = 0, cc = 0, d = 0;
 
 	/* Missing leaves read as zero, as on the model's vendor (AMD). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kvm.h"
+#include "cpu_model.h"
 
 enum { EAX, EBX, ECX, EDX };
 
@@ -120,21 +121,6 @@ static struct kvm_cpuid_entry2 *find_entry(const struct kvm_cpuid_buf *b,
 	return NULL;
 }
 
-static const struct modvm_cpuid_leaf *model_leaf(const struct modvm_cpu_model *m,
-						 uint32_t function,
-						 uint32_t index)
-{
-	for (uint32_t i = 0; i < m->nleaves; i++) {
-		const struct modvm_cpuid_leaf *l = &m->leaves[i];
-		if (l->function != function)
-			continue;
-		if ((l->flags & MODVM_CPUID_SIGNIFICANT_INDEX) && l->index != index)
-			continue;
-		return l;
-	}
-	return NULL;
-}
-
 static uint32_t leaf_reg(const struct modvm_cpuid_leaf *l, int reg)
 {
 	switch (reg) {
@@ -173,7 +159,7 @@ static int check_features(const struct modvm_cpu_model *m,
 		const struct feature_reg *f = &feature_regs[i];
 		uint32_t want, have = 0;
 
-		l = model_leaf(m, f->function, f->index);
+		l = cpuid_model_leaf(m, f->function, f->index);
 		if (!l)
 			continue;
 		e = find_entry(sup, f->function, f->index);
@@ -186,7 +172,7 @@ static int check_features(const struct modvm_cpu_model *m,
 	}
 	/* Guest physical address width: RAM or MMIO the guest may place
 	 * above what the host translates would be unreachable. */
-	l = model_leaf(m, 0x80000008, 0);
+	l = cpuid_model_leaf(m, 0x80000008, 0);
 	e = find_entry(sup, 0x80000008, 0);
 	if (l && e && (l->eax & 0xFF) > (e->eax & 0xFF)) {
 		size_t used = strlen(list);

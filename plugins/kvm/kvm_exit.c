@@ -9,9 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "kvm.h"
-
-#define CR0_PE 1ull
-#define EFER_LMA (1ull << 10)
+#include "x86_regs.h"
 
 static const char *exit_name(uint32_t reason)
 {

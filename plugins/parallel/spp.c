@@ -4,7 +4,6 @@
  * BUSY/ACK handshake and the ACK interrupt), or the registers go to the
  * host's real port through ppdev. Register names after IEEE 1284-2000
  * annex and the IBM PC/AT technical reference. */
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -44,14 +43,15 @@ enum spp_mode { MODE_CHARDEV, MODE_PPDEV };
 enum printer_phase { PH_IDLE, PH_BUSY, PH_ACK, PH_COUNT };
 
 struct spp {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	uint16_t port;          /* properties */
+	unsigned irq;
+	int mode;               /* enum spp_mode */
+	const char *ppdev_path;
 	modvm_chardev *chr;
 	modvm_region *region;
 	modvm_timer *timer;
 	modvm_watch *irq_watch;
-	unsigned irq;
-	int mode;
 	int pp_fd;
 	bool irq_out;
 
@@ -67,22 +67,9 @@ struct spp {
 
 static const char *const modes[] = { "chardev", "ppdev", NULL };
 
-static const struct modvm_prop_desc props[] = {
-	MODVM_PROP_INT_("port", "0x378", 0, 0xfffd,
-			"base I/O port (LPT1 0x378, LPT2 0x278, MDA 0x3bc)"),
-	MODVM_PROP_INT_("irq", "7", 0, 15, "ISA interrupt line (LPT1: 7, LPT2: 5)"),
-	MODVM_PROP_ENUM_("mode", "chardev", modes,
-			 "chardev: a virtual printer writing to the backend; ppdev: the host port at ppdev-path"),
-	MODVM_PROP_BACKEND_("backend", "null", MODVM_KIND_CHARDEV,
-			    "mode chardev: where printed bytes go (file, pty, socket, null, ...)"),
-	MODVM_PROP_STRING_("ppdev-path", "/dev/parport0",
-			   "mode ppdev: the host parallel port device"),
-	MODVM_PROP_END
-};
-
 static uint64_t now_ns(const struct spp *p)
 {
-	return p->host->clock_ns(p->inst);
+	return p->dev.host->clock_ns(p->dev.inst);
 }
 
 /* The PC gates -ACK with the IRQ enable bit onto the ISA line. */
@@ -94,13 +81,13 @@ static void update_irq(struct spp *p)
 	if (level == p->irq_out)
 		return;
 	p->irq_out = level;
-	p->host->irq_set(p->inst, p->irq, level);
+	p->dev.host->irq_set(p->dev.inst, p->irq, level);
 }
 
 static void schedule(struct spp *p, uint64_t delay)
 {
 	p->deadline = now_ns(p) + delay;
-	p->host->timer_mod(p->timer, p->deadline);
+	p->dev.host->timer_mod(p->timer, p->deadline);
 }
 
 static void printer_idle(struct spp *p)
@@ -108,7 +95,7 @@ static void printer_idle(struct spp *p)
 	p->phase = PH_IDLE;
 	p->pending = false;
 	p->deadline = 0;
-	p->host->timer_del(p->timer);
+	p->dev.host->timer_del(p->timer);
 }
 
 /* The printer takes the byte off the lines into its paper (the backend). */
@@ -116,7 +103,7 @@ static bool printer_output(struct spp *p)
 {
 	if (!p->pending)
 		return true;
-	if (!p->host->chardev_write(p->chr, &p->pending_byte, 1))
+	if (!p->dev.host->chardev_write(p->chr, &p->pending_byte, 1))
 		return false;
 	p->pending = false;
 	return true;
@@ -256,8 +243,8 @@ static void ppdev_irq_ready(void *opaque, int fd, unsigned revents)
 	if (ppdev_take_irqs(fd) <= 0 || !(p->ctrl & CTL_IRQEN))
 		return;
 	p->irq_flag = true;
-	p->host->irq_set(p->inst, p->irq, 1);
-	p->host->irq_set(p->inst, p->irq, 0);
+	p->dev.host->irq_set(p->dev.inst, p->irq, 1);
+	p->dev.host->irq_set(p->dev.inst, p->irq, 0);
 }
 
 /* The virtual printer prints, it does not type: input is refused. */
@@ -277,14 +264,6 @@ static const struct modvm_chardev_frontend frontend = {
 
 /* ---- state -------------------------------------------------------------- */
 
-#define P struct spp
-static const struct modvm_state_field spp_fields[] = {
-	MODVM_F_U8(P, data), MODVM_F_U8(P, ctrl), MODVM_F_BOOL(P, irq_flag),
-	MODVM_F_U8(P, phase), MODVM_F_BOOL(P, pending),
-	MODVM_F_U8(P, pending_byte), MODVM_F_U64(P, deadline),
-};
-#undef P
-
 static int spp_post_load(void *opaque)
 {
 	struct spp *p = opaque;
@@ -296,9 +275,9 @@ static int spp_post_load(void *opaque)
 	if (p->phase == PH_IDLE) {
 		p->pending = false;
 		p->deadline = 0;
-		p->host->timer_del(p->timer);
+		p->dev.host->timer_del(p->timer);
 	} else {
-		p->host->timer_mod(p->timer, p->deadline ? p->deadline : now_ns(p));
+		p->dev.host->timer_mod(p->timer, p->deadline ? p->deadline : now_ns(p));
 	}
 	if (p->mode == MODE_PPDEV) {
 		ppdev_write_data(p->pp_fd, p->data);
@@ -306,16 +285,16 @@ static int spp_post_load(void *opaque)
 	}
 	p->irq_out = p->mode == MODE_CHARDEV && p->phase == PH_ACK &&
 		     (p->ctrl & CTL_IRQEN);
-	p->host->irq_set(p->inst, p->irq, p->irq_out);
+	p->dev.host->irq_set(p->dev.inst, p->irq, p->irq_out);
 	return bad ? -1 : 0;
 }
 
-static const struct modvm_state_section spp_section = {
-	.name = "spp", .version = 1, .min_version = 1,
-	.fields = spp_fields, .nfields = MODVM_COUNTOF(spp_fields),
-	.post_load = spp_post_load,
-};
-static const struct modvm_state_section *const sections[] = { &spp_section, NULL };
+#define P struct spp
+MODVM_STATE_SECTION_HOOKS(spp_state, "spp", 1, 1, NULL, spp_post_load,
+	MODVM_F_U8(P, data), MODVM_F_U8(P, ctrl), MODVM_F_BOOL(P, irq_flag),
+	MODVM_F_U8(P, phase), MODVM_F_BOOL(P, pending),
+	MODVM_F_U8(P, pending_byte), MODVM_F_U64(P, deadline));
+#undef P
 
 /* ---- lifetime ----------------------------------------------------------- */
 
@@ -336,76 +315,63 @@ static void spp_reset(void *dev)
 	update_irq(p);
 }
 
+/* The fd is ours; the core drops the region, timer and chardev. */
 static void spp_destroy(void *dev)
 {
 	struct spp *p = dev;
 
 	if (p->irq_watch)
-		p->host->fd_unwatch(p->irq_watch);
+		p->dev.host->fd_unwatch(p->irq_watch);
 	if (p->pp_fd >= 0)
 		ppdev_close(p->pp_fd);
-	if (p->chr)
-		p->host->chardev_close(p->chr);
-	if (p->timer)
-		p->host->timer_free(p->timer);
-	if (p->region)
-		p->host->region_remove(p->region);
 	if (p->irq_out)
-		p->host->irq_set(p->inst, p->irq, 0);
-	free(p);
+		p->dev.host->irq_set(p->dev.inst, p->irq, 0);
 }
 
 static int open_ppdev(struct spp *p)
 {
 	char err[512];
 
-	p->pp_fd = ppdev_open(p->host->prop_string(p->inst, "ppdev-path"), err,
-			      sizeof(err));
+	p->pp_fd = ppdev_open(p->ppdev_path, err, sizeof(err));
 	if (p->pp_fd < 0) {
-		p->host->set_error(p->inst, "%s", err);
+		p->dev.host->set_error(p->dev.inst, "%s", err);
 		return -1;
 	}
-	p->irq_watch = p->host->fd_watch(p->inst, p->pp_fd, MODVM_FD_IN,
-					 ppdev_irq_ready, p);
+	p->irq_watch = p->dev.host->fd_watch(p->dev.inst, p->pp_fd, MODVM_FD_IN,
+					     ppdev_irq_ready, p);
 	return 0;
 }
 
-static void *spp_create(const struct modvm_host *host, modvm_inst *inst)
+static int spp_init(void *dev)
 {
-	struct spp *p = calloc(1, sizeof(*p));
+	struct spp *p = dev;
+	const struct modvm_host *host = p->dev.host;
 
-	if (!p) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	p->host = host;
-	p->inst = inst;
 	p->pp_fd = -1;
-	p->irq = (unsigned)host->prop_int(inst, "irq");
-	p->mode = host->prop_enum(inst, "mode");
-	p->region = host->pio_register(inst, (uint16_t)host->prop_int(inst, "port"),
-				       SPP_NPORTS, &spp_io, p);
-	p->timer = host->timer_new(inst, printer_step, p);
+	p->region = host->pio_register(p->dev.inst, p->port, SPP_NPORTS, &spp_io, p);
+	p->timer = host->timer_new(p->dev.inst, printer_step, p);
 	if (!p->region || !p->timer)
-		goto fail;
+		return -1;
 	if (p->mode == MODE_PPDEV ? open_ppdev(p) :
-	    !(p->chr = host->chardev_open(inst, "backend", &frontend, p)))
-		goto fail;
+	    !(p->chr = host->chardev_open(p->dev.inst, "backend", &frontend, p)))
+		return -1;
 	spp_reset(p);
-	return p;
-fail:
-	spp_destroy(p);
-	return NULL;
+	return 0;
 }
 
-static const struct modvm_device_ops ops = {
-	.size = sizeof(ops),
-	.create = spp_create,
-	.destroy = spp_destroy,
-	.reset = spp_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "parallel-spp",
-		    .version = "1.0.0",
-		    .description = "PC parallel port (SPP) with a virtual printer or host ppdev pass-through",
-		    .props = props, .state = sections, .ops = &ops);
+MODVM_DEVICE_DEFINE(.name = "parallel-spp", .version = "1.0.0",
+	.description = "PC parallel port (SPP) with a virtual printer or host ppdev pass-through",
+	.props = MODVM_PROPS(
+		MODVM_PROP_INT(struct spp, port, "port", "0x378", 0, 0xfffd,
+			       "base I/O port (LPT1 0x378, LPT2 0x278, MDA 0x3bc)"),
+		MODVM_PROP_INT(struct spp, irq, "irq", "7", 0, 15,
+			       "ISA interrupt line (LPT1: 7, LPT2: 5)"),
+		MODVM_PROP_ENUM(struct spp, mode, "mode", "chardev", modes,
+				"chardev: a virtual printer writing to the backend; ppdev: the host port at ppdev-path"),
+		MODVM_PROP_BACKEND_("backend", "null", MODVM_KIND_CHARDEV,
+				    "mode chardev: where printed bytes go (file, pty, socket, null, ...)"),
+		MODVM_PROP_STRING(struct spp, ppdev_path, "ppdev-path", "/dev/parport0",
+				  "mode ppdev: the host parallel port device")),
+	.state = MODVM_STATE(&spp_state),
+	.ops = MODVM_DEVICE_OPS(struct spp, .init = spp_init, .destroy = spp_destroy,
+				.reset = spp_reset));

@@ -3,7 +3,6 @@
  * modem lines, connected to a chardev backend. Register and bit names and
  * the section numbers cited are those of the PC16550D datasheet (1995).
  * Bytes leave as soon as the guest writes them (no wire-time pacing). */
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -88,14 +87,14 @@
 #define TX_RETRY_MAX_NS 10000000ull
 
 struct uart {
-	/* Wiring, set up by create. */
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	uint16_t port;         /* property "port" */
+	unsigned irq;          /* property "irq" */
+	/* Wiring, set up by init. */
 	modvm_chardev *chr;
 	modvm_region *region;
 	modvm_timer *cti_timer;
 	modvm_timer *tx_timer;
-	unsigned irq;
 	/* Derived; recomputed after a load. */
 	bool irq_out;          /* level last driven on the IRQ line */
 	bool rx_held;          /* the backend waits for accept_input */
@@ -120,15 +119,6 @@ struct uart {
 	uint32_t modem_in;     /* backend input lines, MODVM_MODEM_* */
 };
 
-static const struct modvm_prop_desc props[] = {
-	MODVM_PROP_INT_("port", "0x3f8", 0, 0xfff8,
-			"base I/O port (COM1 0x3f8, COM2 0x2f8, COM3 0x3e8, COM4 0x2e8)"),
-	MODVM_PROP_INT_("irq", "4", 0, 15, "ISA interrupt line (COM1/3: 4, COM2/4: 3)"),
-	MODVM_PROP_BACKEND_("backend", "stdio", MODVM_KIND_CHARDEV,
-			    "where the port's bytes go: stdio, file, pty, socket, serial, null"),
-	MODVM_PROP_END
-};
-
 /* ---- small helpers --------------------------------------------------- */
 
 static bool fifo_on(const struct uart *u)
@@ -151,7 +141,7 @@ static uint32_t rx_trigger(const struct uart *u)
 
 static uint64_t now_ns(const struct uart *u)
 {
-	return u->host->clock_ns(u->inst);
+	return u->dev.host->clock_ns(u->dev.inst);
 }
 
 /* One character on the wire at the programmed rate: start bit, data,
@@ -205,7 +195,7 @@ static void update_irq(struct uart *u)
 	if (level == u->irq_out)
 		return;
 	u->irq_out = level;
-	u->host->irq_set(u->inst, u->irq, level);
+	u->dev.host->irq_set(u->dev.inst, u->irq, level);
 }
 
 /* ---- backend line settings -------------------------------------------- */
@@ -232,7 +222,7 @@ static void push_params(struct uart *u, bool force)
 		return;
 	u->params_sent = p;
 	u->params_known = true;
-	u->host->chardev_set_params(u->chr, &p);
+	u->dev.host->chardev_set_params(u->chr, &p);
 }
 
 static void push_modem(struct uart *u, bool force)
@@ -245,7 +235,7 @@ static void push_modem(struct uart *u, bool force)
 	if (!force && lines == u->modem_sent)
 		return;
 	u->modem_sent = lines;
-	u->host->chardev_set_modem(u->chr, (unsigned)lines);
+	u->dev.host->chardev_set_modem(u->chr, (unsigned)lines);
 }
 
 /* ---- modem status ------------------------------------------------------ */
@@ -291,10 +281,10 @@ static void cti_restart(struct uart *u)
 {
 	if (fifo_on(u) && u->rx_count) {
 		u->cti_deadline = now_ns(u) + 4 * char_ns(u);
-		u->host->timer_mod(u->cti_timer, u->cti_deadline);
+		u->dev.host->timer_mod(u->cti_timer, u->cti_deadline);
 	} else {
 		u->cti_deadline = 0;
-		u->host->timer_del(u->cti_timer);
+		u->dev.host->timer_del(u->cti_timer);
 	}
 }
 
@@ -350,7 +340,7 @@ static void rx_release(struct uart *u)
 	if (!u->rx_held || (u->mcr & MCR_LOOP) || u->rx_count >= fifo_capacity(u))
 		return;
 	u->rx_held = false;
-	u->host->chardev_accept_input(u->chr);
+	u->dev.host->chardev_accept_input(u->chr);
 }
 
 static uint8_t rbr_read(struct uart *u)
@@ -381,7 +371,7 @@ static void tx_arm_retry(struct uart *u)
 	if (wait > TX_RETRY_MAX_NS)
 		wait = TX_RETRY_MAX_NS;
 	u->tx_deadline = now_ns(u) + wait;
-	u->host->timer_mod(u->tx_timer, u->tx_deadline);
+	u->dev.host->timer_mod(u->tx_timer, u->tx_deadline);
 }
 
 /* Give the XMIT FIFO to the backend. What it does not take stays, and
@@ -392,7 +382,7 @@ static void tx_flush(struct uart *u)
 
 	if (!u->tx_count)
 		return;
-	n = u->host->chardev_write(u->chr, u->tx_fifo, u->tx_count);
+	n = u->dev.host->chardev_write(u->chr, u->tx_fifo, u->tx_count);
 	if (n > u->tx_count)
 		n = u->tx_count;
 	u->tx_count -= (uint32_t)n;
@@ -402,7 +392,7 @@ static void tx_flush(struct uart *u)
 		return;
 	}
 	u->tx_deadline = 0;
-	u->host->timer_del(u->tx_timer);
+	u->dev.host->timer_del(u->tx_timer);
 	u->thri = true;
 }
 
@@ -458,7 +448,7 @@ static void tx_clear(struct uart *u)
 		return;
 	u->tx_count = 0;
 	u->tx_deadline = 0;
-	u->host->timer_del(u->tx_timer);
+	u->dev.host->timer_del(u->tx_timer);
 	u->thri = true; /* THR just became empty */
 }
 
@@ -652,18 +642,6 @@ static const struct modvm_chardev_frontend frontend = {
 
 /* ---- state ---------------------------------------------------------- */
 
-#define U struct uart
-static const struct modvm_state_field uart_fields[] = {
-	MODVM_F_U8(U, dll), MODVM_F_U8(U, dlm), MODVM_F_U8(U, ier),
-	MODVM_F_U8(U, fcr), MODVM_F_U8(U, lcr), MODVM_F_U8(U, mcr),
-	MODVM_F_U8(U, lsr), MODVM_F_U8(U, msr), MODVM_F_U8(U, scr),
-	MODVM_F_U8(U, rbr), MODVM_F_BOOL(U, thri), MODVM_F_BOOL(U, cti),
-	MODVM_F_VBUF(U, rx_fifo, rx_count), MODVM_F_BYTES(U, rx_flags),
-	MODVM_F_VBUF(U, tx_fifo, tx_count),
-	MODVM_F_U64(U, cti_deadline), MODVM_F_U64(U, tx_deadline),
-	MODVM_F_U32(U, modem_in),
-};
-#undef U
 
 /* A loaded image is guest- or user-supplied: mask what no register can
  * hold, then rebuild timers, the IRQ line and the backend's settings. A
@@ -696,30 +674,35 @@ static int uart_post_load(void *opaque)
 	u->modem_in &= 0x3f;
 
 	if (u->cti_deadline && fifo_on(u) && u->rx_count)
-		u->host->timer_mod(u->cti_timer, u->cti_deadline);
+		u->dev.host->timer_mod(u->cti_timer, u->cti_deadline);
 	else
-		u->host->timer_del(u->cti_timer);
+		u->dev.host->timer_del(u->cti_timer);
 	if (u->tx_count)
-		u->host->timer_mod(u->tx_timer, u->tx_deadline ? u->tx_deadline : now_ns(u));
+		u->dev.host->timer_mod(u->tx_timer, u->tx_deadline ? u->tx_deadline : now_ns(u));
 	else
-		u->host->timer_del(u->tx_timer);
+		u->dev.host->timer_del(u->tx_timer);
 
 	push_params(u, true);
 	push_modem(u, true);
 	u->irq_out = !(iir_value(u) & IIR_NO_INT) && (u->mcr & MCR_OUT2) &&
 		     !(u->mcr & MCR_LOOP);
-	u->host->irq_set(u->inst, u->irq, u->irq_out);
+	u->dev.host->irq_set(u->dev.inst, u->irq, u->irq_out);
 	u->rx_held = true;
 	rx_release(u);
 	return bad ? -1 : 0;
 }
 
-static const struct modvm_state_section uart_section = {
-	.name = "uart", .version = 1, .min_version = 1,
-	.fields = uart_fields, .nfields = MODVM_COUNTOF(uart_fields),
-	.post_load = uart_post_load,
-};
-static const struct modvm_state_section *const sections[] = { &uart_section, NULL };
+#define U struct uart
+MODVM_STATE_SECTION_HOOKS(uart_state, "uart", 1, 1, NULL, uart_post_load,
+	MODVM_F_U8(U, dll), MODVM_F_U8(U, dlm), MODVM_F_U8(U, ier),
+	MODVM_F_U8(U, fcr), MODVM_F_U8(U, lcr), MODVM_F_U8(U, mcr),
+	MODVM_F_U8(U, lsr), MODVM_F_U8(U, msr), MODVM_F_U8(U, scr),
+	MODVM_F_U8(U, rbr), MODVM_F_BOOL(U, thri), MODVM_F_BOOL(U, cti),
+	MODVM_F_VBUF(U, rx_fifo, rx_count), MODVM_F_BYTES(U, rx_flags),
+	MODVM_F_VBUF(U, tx_fifo, tx_count),
+	MODVM_F_U64(U, cti_deadline), MODVM_F_U64(U, tx_deadline),
+	MODVM_F_U32(U, modem_in));
+#undef U
 
 /* ---- lifetime --------------------------------------------------------- */
 
@@ -736,52 +719,37 @@ static void uart_reset(void *dev)
 	rx_clear(u);
 	u->tx_count = 0;
 	u->tx_deadline = 0;
-	u->host->timer_del(u->tx_timer);
+	u->dev.host->timer_del(u->tx_timer);
 	u->msr = msr_inputs(u);
 	push_modem(u, false);
 	update_irq(u);
 	rx_release(u);
 }
 
+/* Lower the line for the interrupt controller, which outlives us. */
 static void uart_destroy(void *dev)
 {
 	struct uart *u = dev;
 
-	if (u->chr)
-		u->host->chardev_close(u->chr);
-	if (u->cti_timer)
-		u->host->timer_free(u->cti_timer);
-	if (u->tx_timer)
-		u->host->timer_free(u->tx_timer);
-	if (u->region)
-		u->host->region_remove(u->region);
 	if (u->irq_out)
-		u->host->irq_set(u->inst, u->irq, 0);
-	free(u);
+		u->dev.host->irq_set(u->dev.inst, u->irq, 0);
 }
 
-static void *uart_create(const struct modvm_host *host, modvm_inst *inst)
+static int uart_init(void *dev)
 {
-	struct uart *u = calloc(1, sizeof(*u));
+	struct uart *u = dev;
+	const struct modvm_host *host = u->dev.host;
 	unsigned lines;
 
-	if (!u) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	u->host = host;
-	u->inst = inst;
-	u->irq = (unsigned)host->prop_int(inst, "irq");
 	u->modem_sent = -1;
-	u->region = host->pio_register(inst, (uint16_t)host->prop_int(inst, "port"),
-				       UART_NPORTS, &uart_io, u);
-	u->cti_timer = host->timer_new(inst, cti_expired, u);
-	u->tx_timer = host->timer_new(inst, tx_retry, u);
+	u->region = host->pio_register(u->dev.inst, u->port, UART_NPORTS, &uart_io, u);
+	u->cti_timer = host->timer_new(u->dev.inst, cti_expired, u);
+	u->tx_timer = host->timer_new(u->dev.inst, tx_retry, u);
 	if (!u->region || !u->cti_timer || !u->tx_timer)
-		goto fail;
-	u->chr = host->chardev_open(inst, "backend", &frontend, u);
+		return -1;
+	u->chr = host->chardev_open(u->dev.inst, "backend", &frontend, u);
 	if (!u->chr)
-		goto fail;
+		return -1;
 	/* A backend without modem lines (a file, a terminal) behaves like
 	 * a cable to a peer that is always ready. */
 	u->modem_in = MODVM_MODEM_CTS | MODVM_MODEM_DSR | MODVM_MODEM_DCD;
@@ -790,20 +758,18 @@ static void *uart_create(const struct modvm_host *host, modvm_inst *inst)
 	/* The divisor is undefined at power-on; start at 9600 baud. */
 	u->dll = 12;
 	uart_reset(u);
-	return u;
-fail:
-	uart_destroy(u);
-	return NULL;
+	return 0;
 }
 
-static const struct modvm_device_ops ops = {
-	.size = sizeof(ops),
-	.create = uart_create,
-	.destroy = uart_destroy,
-	.reset = uart_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "serial-16550",
-		    .version = "1.0.0",
-		    .description = "16550A UART with 16-byte FIFOs (PC COM port)",
-		    .props = props, .state = sections, .ops = &ops);
+MODVM_DEVICE_DEFINE(.name = "serial-16550", .version = "1.0.0",
+	.description = "16550A UART with 16-byte FIFOs (PC COM port)",
+	.props = MODVM_PROPS(
+		MODVM_PROP_INT(struct uart, port, "port", "0x3f8", 0, 0xfff8,
+			       "base I/O port (COM1 0x3f8, COM2 0x2f8, COM3 0x3e8, COM4 0x2e8)"),
+		MODVM_PROP_INT(struct uart, irq, "irq", "4", 0, 15,
+			       "ISA interrupt line (COM1/3: 4, COM2/4: 3)"),
+		MODVM_PROP_BACKEND_("backend", "stdio", MODVM_KIND_CHARDEV,
+				    "where the port's bytes go: stdio, file, pty, socket, serial, null")),
+	.state = MODVM_STATE(&uart_state),
+	.ops = MODVM_DEVICE_OPS(struct uart, .init = uart_init,
+				.destroy = uart_destroy, .reset = uart_reset));

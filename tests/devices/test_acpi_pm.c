@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define PM_HZ 3579545ull

@@ -96,9 +96,21 @@ static int read_sector(struct drv *d, uint64_t sector)
 	return buf[0];
 }
 
+/* The machine of the disk under test, and a resume to set up in it. */
+static struct machine *cur;
+static const char *resume_base, *resume_overlay;
+
+static void before_add(struct hx *h)
+{
+	cur = hx_machine(h);
+	if (resume_base)
+		block_resume_on(cur, "disk0", resume_base, "raw", resume_overlay);
+	resume_base = resume_overlay = NULL;
+}
+
 static const struct block_disk *disk0(struct block_disk *d)
 {
-	size_t n = block_disks(d, 4);
+	size_t n = block_disks(cur, d, 4);
 
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(d[i].device, "disk0"))
@@ -149,7 +161,7 @@ static void test_freeze_raw(void)
 	CU_ASSERT_FATAL(frozen && n == DISK_BYTES);
 	CU_ASSERT_EQUAL(frozen[0], 0xA1);
 
-	if (block_freeze_prepare("s1", err, sizeof(err)))
+	if (block_freeze_prepare(cur, "s1", err, sizeof(err)))
 		fprintf(stderr, "freeze: %s\n", err);
 	CU_ASSERT_FATAL(access(ov1, F_OK) == 0);
 	b = disk0(bd);
@@ -157,7 +169,7 @@ static void test_freeze_raw(void)
 	CU_ASSERT_STRING_EQUAL(b->path, base);
 	CU_ASSERT_STRING_EQUAL(b->overlay, ov1);
 	CU_ASSERT_STRING_EQUAL(b->format, "raw");
-	block_freeze_commit();
+	block_freeze_commit(cur);
 	b = disk0(bd);
 	CU_ASSERT_STRING_EQUAL(b->path, ov1);
 	CU_ASSERT_STRING_EQUAL(b->format, "qcow2");
@@ -173,8 +185,8 @@ static void test_freeze_raw(void)
 	CU_ASSERT(same_file(base, frozen, n));
 
 	/* a second snapshot freezes the overlay in turn (qcow2 backing) */
-	CU_ASSERT_EQUAL(block_freeze_prepare("s2", err, sizeof(err)), 0);
-	block_freeze_commit();
+	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s2", err, sizeof(err)), 0);
+	block_freeze_commit(cur);
 	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, ov2);
 	CU_ASSERT_EQUAL(write_sector(d, 3, 0xD4), 0);
 	CU_ASSERT_EQUAL(read_sector(d, 3), 0xD4);
@@ -208,7 +220,7 @@ static void test_freeze_fails(void)
 	close(fd);
 	struct drv *d = attach(base, "raw");
 
-	CU_ASSERT_EQUAL(block_freeze_prepare("s1", err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s1", err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "exists already"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "device disk0"));
 	CU_ASSERT(same_file(ov, (const uint8_t *)"mine", 4));
@@ -223,8 +235,8 @@ static void test_freeze_fails(void)
 	CU_ASSERT_EQUAL(byte, 0xE5);
 
 	/* a freeze after the failure works, under another name */
-	CU_ASSERT_EQUAL(block_freeze_prepare("s2", err, sizeof(err)), 0);
-	block_freeze_abort();
+	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s2", err, sizeof(err)), 0);
+	block_freeze_abort(cur);
 	snprintf(ov, sizeof(ov), "%s.s2.qcow2", base);
 	CU_ASSERT(access(ov, F_OK) != 0); /* abort deletes the overlay */
 	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, base);
@@ -256,7 +268,7 @@ static void test_freeze_inflight(void)
 	desc_put(d, DESC, 1, DATA, 512, F_NEXT, 2);
 	desc_put(d, DESC, 2, STATUS, 1, F_WRITE, 0);
 	kick(d, 0); /* submitted; not waited for */
-	CU_ASSERT_EQUAL(block_freeze_prepare("s1", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s1", err, sizeof(err)), 0);
 	/* drained: complete, and in the image that is about to freeze */
 	CU_ASSERT_NOT_EQUAL(mem16(d, USED + 2), 0);
 	hx_mem_read(d->h, STATUS, &st, 1);
@@ -265,7 +277,7 @@ static void test_freeze_inflight(void)
 	CU_ASSERT_EQUAL(pread(fd, &byte, 1, 7 * 512), 1);
 	close(fd);
 	CU_ASSERT_EQUAL(byte, 0x77);
-	block_freeze_commit();
+	block_freeze_commit(cur);
 	d->used_seen = mem16(d, USED + 2);
 	CU_ASSERT_EQUAL(read_sector(d, 7), 0x77);
 	drv_free(d);
@@ -286,7 +298,8 @@ static void test_resume_on_overlay(void)
 	snprintf(ov, sizeof(ov), "%s.s1-resume1.qcow2", base);
 	make_raw(base);
 	frozen = slurp_file(base, &n);
-	block_resume_on("disk0", base, "raw", ov);
+	resume_base = base;
+	resume_overlay = ov;
 	struct drv *d = attach(base, "raw");
 	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, ov);
 	CU_ASSERT(disk0(bd)->on_overlay);
@@ -314,9 +327,9 @@ static void test_readonly_not_frozen(void)
 	make_raw(base);
 	struct drv *d = drv_attach(base, "raw", "readonly=true", NULL);
 	CU_ASSERT_EQUAL_FATAL(d->added, 0);
-	CU_ASSERT_EQUAL(block_freeze_prepare("s1", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s1", err, sizeof(err)), 0);
 	CU_ASSERT_PTR_NULL(disk0(bd)->overlay);
-	block_freeze_commit();
+	block_freeze_commit(cur);
 	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, base);
 	drv_free(d);
 	remove_dir();
@@ -329,8 +342,9 @@ int main(void)
 		TEST(test_freeze_fails),
 		TEST(test_freeze_inflight),
 		TEST(test_readonly_not_frozen),
-		TEST(test_resume_on_overlay), /* last: it stays registered */
+		TEST(test_resume_on_overlay),
 	};
 
+	drv_before_add = before_add;
 	return RUN_TESTS("blk-freeze", cases);
 }

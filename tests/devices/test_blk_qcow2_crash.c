@@ -20,7 +20,6 @@ static int rec_fdatasync(int fd);
 
 #define pwrite rec_pwrite
 #define fdatasync rec_fdatasync
-#include "../../plugins/disk/blockpool.c"
 #include "../../plugins/disk/block-qcow2/qcow2_open.c"
 #include "../../plugins/disk/block-qcow2/qcow2_meta.c"
 #include "../../plugins/disk/block-qcow2/qcow2.c"

@@ -10,7 +10,6 @@
 #include "harness.h"
 #include "testmain.h"
 
-#include "../../plugins/disk/blockpool.c"
 #include "../../plugins/disk/block-qcow2/qcow2_open.c"
 #include "../../plugins/disk/block-qcow2/qcow2_meta.c"
 #include "../../plugins/disk/block-qcow2/qcow2.c"

@@ -196,6 +196,62 @@ static void test_null_backend(void)
 
 /* ---- termios mapping (pure) -------------------------------------------- */
 
+static char *slurp(const char *path)
+{
+	static char buf[256];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	return buf;
+}
+
+/* Two chardev backends in one device: "out-path" and "log-path" scope path
+ * to each; a bare "path" both would take is refused, naming both. */
+static void test_two_backends_scoped_path(void)
+{
+	const char *out = tmp_path("two-out"), *log = tmp_path("two-log");
+	struct hx *h = hx_new(0);
+
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "test-twochar", "t", "out=file", "log=file",
+				     hx_prop("out-path", out), hx_prop("log-path", log),
+				     NULL), 0);
+	hx_outb(h, 0x530, 'A');
+	hx_free(h);
+	CU_ASSERT_STRING_EQUAL(slurp(out), "A");
+	CU_ASSERT_STRING_EQUAL(slurp(log), "log: 41\n");
+
+	/* one scoped, the other bare: the bare one is no longer shared */
+	h = hx_new(0);
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "test-twochar", "t", "out=file", "log=file",
+				     hx_prop("path", out), hx_prop("log-path", log),
+				     "out-append=false", "log-append=false", NULL), 0);
+	hx_outb(h, 0x530, 'B');
+	hx_free(h);
+	CU_ASSERT_STRING_EQUAL(slurp(out), "B");
+	CU_ASSERT_STRING_EQUAL(slurp(log), "log: 42\n");
+
+	h = hx_new(0);
+	CU_ASSERT_EQUAL(hx_add(h, "test-twochar", "t", "out=file", "log=file",
+			       hx_prop("path", out), NULL), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "property \"path\" would go to both backend \"out\" (chardev-file) and backend \"log\" (chardev-file): write out-path and log-path"));
+	/* a scoped name of a property the backend lacks is unknown */
+	CU_ASSERT_EQUAL(hx_add(h, "test-twochar", "t2", "out=null", "out-path=x", NULL), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "unknown property \"out-path\""));
+	hx_free(h);
+	/* one file backend and a null one: a bare path is unambiguous */
+	h = hx_new(0);
+	CU_ASSERT_EQUAL(hx_add(h, "test-twochar", "t", "out=file", hx_prop("path", out),
+			       "append=false", NULL), 0);
+	hx_outb(h, 0x530, 'C');
+	hx_free(h);
+	CU_ASSERT_STRING_EQUAL(slurp(out), "C");
+	unlink(out);
+	unlink(log);
+}
+
 static void test_termios_params(void)
 {
 	struct modvm_serial_params p = { .baud = 9600, .data_bits = 7,
@@ -283,6 +339,7 @@ int main(void)
 		TEST(test_pty_link_errors),
 		TEST(test_unknown_backend),
 		TEST(test_null_backend),
+		TEST(test_two_backends_scoped_path),
 		TEST(test_termios_params),
 		TEST(test_termios_nearest_speed),
 		TEST(test_termios_modem_lines),

@@ -9,8 +9,7 @@
 #include <modvm/pc.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define BASE MODVM_PC_IOAPIC_BASE
@@ -359,24 +358,12 @@ static void test_reset(void)
 	hx_free(h);
 }
 
-static const struct modvm_state_section *ioapic_section(struct hx *h)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++)
-		if (!strcmp(m->insts[i]->id, "ioapic"))
-			return m->insts[i]->plugin->desc->state[0];
-	return NULL;
-}
-
 static void test_state_round_trip(void)
 {
 	struct hx *a = ioapic_machine(NULL), *b = ioapic_machine(NULL);
-	const struct modvm_state_section *s = ioapic_section(a);
-	struct strbuf sb;
-	char err[256];
+	size_t len;
+	void *st;
 
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	reg_write(a, 0x00, 5u << 24);
 	rte_write(a, 2, 0x30, 0x00);
 	rte_write(a, 9, 0x50 | RTE_LEVEL, 0x02);
@@ -385,11 +372,9 @@ static void test_state_round_trip(void)
 	line(a, 20, 1);
 	hx_mmio_write(a, IOREGSEL, 0x13, 4);
 
-	sb_init(&sb);
-	state_save(s, hx_device(a, "ioapic"), &sb);
-	CU_ASSERT_EQUAL_FATAL(state_load(s, hx_device(b, "ioapic"), sb.s,
-					 sb.len, NULL, err, sizeof(err)), 0);
-	sb_free(&sb);
+	st = hx_state_save(a, "ioapic", &len);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b, "ioapic", st, len), 0);
+	free(st);
 	CU_ASSERT_EQUAL(hx_msi_count(b), 0); /* loading sends nothing */
 	CU_ASSERT_EQUAL(hx_mmio_read(b, IOREGSEL, 4), 0x13);
 	for (unsigned reg = 0; reg < 0x40; reg++)

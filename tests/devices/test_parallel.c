@@ -11,8 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define BASE 0x378
@@ -270,21 +269,17 @@ static void test_hostile_sequences(void)
 static void test_state_round_trip(void)
 {
 	struct hx *a = lpt_new("backend=null", NULL), *b = lpt_new("backend=null", NULL);
-	const struct modvm_state_section *s =
-		registry_find(hx_machine(a)->reg, "parallel-spp")->desc->state[0];
-	struct strbuf buf;
-	char err[256];
+	size_t len;
+	void *st;
 
 	hx_outb(a, CONTROL, CTL_INIT | CTL_SEL | CTL_IRQEN);
 	hx_outb(a, DATA, 0x42);
 	hx_outb(a, CONTROL, CTL_INIT | CTL_SEL | CTL_IRQEN | CTL_STROBE);
 	hx_clock_step(a, 6000); /* inside the ACK pulse, IRQ high */
 	CU_ASSERT_EQUAL(hx_irq_level(a, IRQ), 1);
-	sb_init(&buf);
-	state_save(s, hx_device(a, "lpt1"), &buf);
+	st = hx_state_save(a, "lpt1", &len);
 	hx_clock_step(b, hx_clock(a));
-	CU_ASSERT_EQUAL_FATAL(state_load(s, hx_device(b, "lpt1"), buf.s, buf.len,
-					 NULL, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b, "lpt1", st, len), 0);
 	CU_ASSERT_EQUAL(hx_irq_level(b, IRQ), 1);
 	CU_ASSERT_EQUAL(hx_inb(b, DATA), 0x42);
 	CU_ASSERT_EQUAL(hx_inb(b, CONTROL), 0xc0 | CTL_INIT | CTL_SEL | CTL_IRQEN | CTL_STROBE);
@@ -294,7 +289,7 @@ static void test_state_round_trip(void)
 	hx_clock_step(b, 1); /* ends at 10 us, as it would have */
 	CU_ASSERT_EQUAL(hx_inb(b, STATUS), ST_IDLE);
 	CU_ASSERT_EQUAL(hx_irq_level(b, IRQ), 0);
-	sb_free(&buf);
+	free(st);
 	hx_free(a);
 	hx_free(b);
 }

@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define PIT_HZ 1193182ull

@@ -10,8 +10,7 @@
 #include <modvm/pc.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define SEC 1000000000ull
@@ -350,12 +349,12 @@ static void test_periodic_exact_time(void)
 	hx_clock_step(h, 1);
 	CU_ASSERT_EQUAL(hx_irq_level(h, RTC_IRQ), 1);
 	/* without a read of C the line stays up and no timer runs */
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), UINT64_MAX);
+	CU_ASSERT_EQUAL(hx_timer_next(h), UINT64_MAX);
 	hx_clock_step(h, 10 * MS);
 	CU_ASSERT_EQUAL(hx_irq_raises(h, RTC_IRQ), 1);
 	CU_ASSERT_EQUAL(rd(h, REG_C), C_IRQF | C_PF);
 	/* next tick: 12 periods = 11718750 ns */
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), 11718750);
+	CU_ASSERT_EQUAL(hx_timer_next(h), 11718750);
 	hx_free(h);
 }
 
@@ -363,16 +362,16 @@ static void test_no_timer_when_idle(void)
 {
 	struct hx *h = rtc_machine(0, "2020-01-01T00:00:00");
 
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), UINT64_MAX);
+	CU_ASSERT_EQUAL(hx_timer_next(h), UINT64_MAX);
 	hx_clock_step(h, 1500 * MS);
 	/* flags are still set, computed when C is read; IRQ stays low */
 	CU_ASSERT_EQUAL(rd(h, REG_C), C_PF | C_UF);
 	CU_ASSERT_EQUAL(hx_irq_raises(h, RTC_IRQ), 0);
 	CU_ASSERT_EQUAL(rd(h, REG_C), 0);
 	wr(h, REG_B, B_UIE | B_24H);
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), 2 * SEC);
+	CU_ASSERT_EQUAL(hx_timer_next(h), 2 * SEC);
 	wr(h, REG_B, B_24H);
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), UINT64_MAX);
+	CU_ASSERT_EQUAL(hx_timer_next(h), UINT64_MAX);
 	/* enabling an interrupt whose flag is set raises IRQ at once */
 	hx_clock_step(h, 5 * MS);
 	wr(h, REG_B, B_PIE | B_24H);
@@ -411,7 +410,7 @@ static void test_alarm(void)
 	wr(h, MINUTES_ALARM, 0x00);
 	wr(h, SECONDS_ALARM, 0x00);
 	wr(h, REG_B, B_AIE | B_24H);
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), 2 * SEC);
+	CU_ASSERT_EQUAL(hx_timer_next(h), 2 * SEC);
 	hx_clock_step(h, 2 * SEC - 1);
 	CU_ASSERT_EQUAL(hx_irq_level(h, RTC_IRQ), 0);
 	hx_clock_step(h, 1);
@@ -419,13 +418,13 @@ static void test_alarm(void)
 	CU_ASSERT_EQUAL(rd(h, REG_C) & (C_IRQF | C_AF), C_IRQF | C_AF);
 	check_time(h, "2020-01-02 00:00:00 5");
 	/* the next match is a day later */
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), (2 + 86400) * SEC);
+	CU_ASSERT_EQUAL(hx_timer_next(h), (2 + 86400) * SEC);
 
 	/* don't care hours and minutes: every minute at :30 */
 	wr(h, HOURS_ALARM, 0xC0);
 	wr(h, MINUTES_ALARM, 0xFF);
 	wr(h, SECONDS_ALARM, 0x30);
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), 32 * SEC);
+	CU_ASSERT_EQUAL(hx_timer_next(h), 32 * SEC);
 	hx_clock_step(h, 30 * SEC);
 	CU_ASSERT_EQUAL(hx_irq_level(h, RTC_IRQ), 1);
 	rd(h, REG_C);
@@ -440,7 +439,7 @@ static void test_alarm(void)
 	CU_ASSERT_EQUAL(rd(h, REG_C) & C_AF, C_AF);
 	/* a byte no clock shows (BCD 0x5A) never matches */
 	wr(h, SECONDS_ALARM, 0x5A);
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), UINT64_MAX);
+	CU_ASSERT_EQUAL(hx_timer_next(h), UINT64_MAX);
 	hx_clock_step(h, 3 * 86400 * SEC);
 	CU_ASSERT_EQUAL(rd(h, REG_C) & C_AF, 0);
 	hx_free(h);
@@ -459,7 +458,7 @@ static void test_alarm_12_hour(void)
 	CU_ASSERT_EQUAL(hx_irq_level(h, RTC_IRQ), 1);
 	rd(h, REG_C);
 	wr(h, HOURS_ALARM, 0x01); /* 1 AM: 12 hours on */
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), (5 + 12 * 3600) * SEC);
+	CU_ASSERT_EQUAL(hx_timer_next(h), (5 + 12 * 3600) * SEC);
 	hx_free(h);
 }
 
@@ -488,7 +487,7 @@ static void test_reset(void)
 	CU_ASSERT_EQUAL(hx_irq_level(h, RTC_IRQ), 0);
 	CU_ASSERT_EQUAL(rd(h, REG_B), B_24H);
 	CU_ASSERT_EQUAL(rd(h, REG_C), 0);
-	CU_ASSERT_EQUAL(timers_next(hx_machine(h)), UINT64_MAX);
+	CU_ASSERT_EQUAL(hx_timer_next(h), UINT64_MAX);
 	hx_clock_step(h, SEC);
 	CU_ASSERT_EQUAL(rd(h, SECONDS), 1); /* the clock kept running */
 	hx_free(h);
@@ -579,26 +578,14 @@ static void test_bad_start(void)
 	}
 }
 
-static const struct modvm_state_section *rtc_section(struct hx *h)
-{
-	struct machine *m = hx_machine(h);
-
-	for (size_t i = 0; i < m->ninsts; i++)
-		if (!strcmp(m->insts[i]->id, "rtc"))
-			return m->insts[i]->plugin->desc->state[0];
-	return NULL;
-}
-
 static void test_state_round_trip(void)
 {
 	struct hx *a = rtc_machine(0, "2020-02-28T23:59:50");
 	struct hx *b = rtc_machine(0, "1999-01-01T00:00:00");
-	const struct modvm_state_section *s = rtc_section(a);
-	struct strbuf sb;
-	char err[256];
 	char ta[64], tb[64];
+	size_t len;
+	void *st;
 
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	wr(a, 0x40, 0x77);
 	wr(a, REG_A, 0x2F); /* 2 Hz periodic */
 	wr(a, REG_B, B_PIE | B_24H);
@@ -606,11 +593,9 @@ static void test_state_round_trip(void)
 	CU_ASSERT_EQUAL(hx_irq_level(a, RTC_IRQ), 1);
 	hx_clock_step(b, 123 * MS); /* b's clock differs from a's */
 
-	sb_init(&sb);
-	state_save(s, hx_device(a, "rtc"), &sb);
-	CU_ASSERT_EQUAL_FATAL(state_load(s, hx_device(b, "rtc"), sb.s, sb.len,
-					 NULL, err, sizeof(err)), 0);
-	sb_free(&sb);
+	st = hx_state_save(a, "rtc", &len);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b, "rtc", st, len), 0);
+	free(st);
 	CU_ASSERT_EQUAL(hx_irq_level(b, RTC_IRQ), 1);
 	time_str(a, ta, sizeof(ta));
 	time_str(b, tb, sizeof(tb));
@@ -638,17 +623,14 @@ static void test_state_frozen_round_trip(void)
 {
 	struct hx *a = rtc_machine(0, "2020-01-01T00:00:00");
 	struct hx *b = rtc_machine(0, "2020-01-01T00:00:00");
-	const struct modvm_state_section *s = rtc_section(a);
-	struct strbuf sb;
-	char err[256];
+	size_t len;
+	void *st;
 
 	wr(a, REG_B, B_SET | B_24H | B_DM_BINARY);
 	wr(a, HOURS, 7);
-	sb_init(&sb);
-	state_save(s, hx_device(a, "rtc"), &sb);
-	CU_ASSERT_EQUAL_FATAL(state_load(s, hx_device(b, "rtc"), sb.s, sb.len,
-					 NULL, err, sizeof(err)), 0);
-	sb_free(&sb);
+	st = hx_state_save(a, "rtc", &len);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b, "rtc", st, len), 0);
+	free(st);
 	hx_clock_step(b, 5 * SEC);
 	CU_ASSERT_EQUAL(rd(b, HOURS), 7);
 	CU_ASSERT_EQUAL(rd(b, SECONDS), 0);
@@ -665,24 +647,20 @@ static void test_state_frozen_round_trip(void)
 static void test_state_hostile(void)
 {
 	struct hx *a = rtc_machine(0, "2020-01-01T00:00:00");
-	const struct modvm_state_section *s = rtc_section(a);
-	struct strbuf sb;
-	char err[256];
-	size_t name = strlen(s->name), payload = 4 + 2 + 2 + name + 4 + 4;
+	size_t len, name = strlen("rtc"), payload = 4 + 2 + 2 + name + 4 + 4;
 	size_t base_ns_at = payload + 128 + 1 + 1 + 8;
 	uint32_t crc;
 	int64_t evil = INT64_MIN + 5;
 
 	wr(a, REG_B, B_SET | B_24H); /* the bytes hold 00:00:00 */
-	sb_init(&sb);
-	state_save(s, hx_device(a, "rtc"), &sb);
-	memcpy(sb.s + base_ns_at, &evil, 8);
-	crc = (uint32_t)crc32(0, (const Bytef *)sb.s, (uInt)(sb.len - 4));
-	memcpy(sb.s + sb.len - 4, &crc, 4);
-	CU_ASSERT_EQUAL(state_load(s, hx_device(a, "rtc"), sb.s, sb.len, NULL,
-				   err, sizeof(err)), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "rejected"));
-	sb_free(&sb);
+	uint8_t *st = hx_state_save(a, "rtc", &len);
+
+	memcpy(st + base_ns_at, &evil, 8);
+	crc = (uint32_t)crc32(0, (const Bytef *)st, (uInt)(len - 4));
+	memcpy(st + len - 4, &crc, 4);
+	CU_ASSERT_EQUAL(hx_state_load(a, "rtc", st, len), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(a), "rejected"));
+	free(st);
 	wr(a, REG_B, B_24H);
 	hx_clock_step(a, 2 * SEC);
 	check_time(a, "2020-01-01 00:00:02 4");

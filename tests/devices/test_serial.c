@@ -7,8 +7,7 @@
 #include <zlib.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define BASE 0x3f8
@@ -209,31 +208,28 @@ static void test_modem_status_interrupt(void)
 static void test_modem_lines_from_backend(void)
 {
 	struct hx *h = uart_new();
-	struct machine *m = hx_machine(h);
-	modvm_chardev *chr = m->chardevs;
 
-	CU_ASSERT_FATAL(chr != NULL && !strcmp(chr->frontend->id, "com1"));
 	hx_outb(h, MCR, 0x08);
 	hx_outb(h, IER, 0x08);
 	CU_ASSERT_EQUAL(hx_inb(h, MSR), 0xb0);
 	CU_ASSERT_EQUAL(hx_irq_level(h, IRQ), 0);
 	/* carrier lost, ring starts */
-	m->host.chardev_modem_changed(chr, MODVM_MODEM_CTS | MODVM_MODEM_DSR |
-					   MODVM_MODEM_RI);
+	CU_ASSERT_EQUAL_FATAL(hx_chardev_modem(h, "com1", MODVM_MODEM_CTS |
+					       MODVM_MODEM_DSR | MODVM_MODEM_RI), 0);
 	CU_ASSERT_EQUAL(hx_irq_level(h, IRQ), 1);
 	CU_ASSERT_EQUAL(hx_inb(h, IIR), 0x00);
 	CU_ASSERT_EQUAL(hx_inb(h, MSR), 0x78); /* CTS DSR RI, DDCD */
 	CU_ASSERT_EQUAL(hx_irq_level(h, IRQ), 0);
 	/* ring ends: TERI; the same lines again: no change */
-	m->host.chardev_modem_changed(chr, MODVM_MODEM_CTS | MODVM_MODEM_DSR);
+	hx_chardev_modem(h, "com1", MODVM_MODEM_CTS | MODVM_MODEM_DSR);
 	CU_ASSERT_EQUAL(hx_inb(h, MSR), 0x34);
-	m->host.chardev_modem_changed(chr, MODVM_MODEM_CTS | MODVM_MODEM_DSR);
+	hx_chardev_modem(h, "com1", MODVM_MODEM_CTS | MODVM_MODEM_DSR);
 	CU_ASSERT_EQUAL(hx_inb(h, MSR), 0x30);
 	CU_ASSERT_EQUAL(hx_irq_raises(h, IRQ), 2);
 	/* in loop mode the line changes wait until loop mode ends */
 	hx_outb(h, MCR, 0x10);
 	hx_inb(h, MSR);
-	m->host.chardev_modem_changed(chr, MODVM_MODEM_DCD);
+	hx_chardev_modem(h, "com1", MODVM_MODEM_DCD);
 	CU_ASSERT_EQUAL(hx_inb(h, MSR), 0x00);
 	hx_outb(h, MCR, 0x08);
 	CU_ASSERT_EQUAL(hx_inb(h, MSR), 0x88);
@@ -469,22 +465,12 @@ static void test_hostile_sequences(void)
 
 /* ---- state round trip ---------------------------------------------------- */
 
-static const struct modvm_state_section *uart_section(struct hx *h)
-{
-	const struct plugin *p = registry_find(hx_machine(h)->reg, "serial-16550");
-
-	CU_ASSERT_FATAL(p && p->desc->state && p->desc->state[0]);
-	return p->desc->state[0];
-}
-
 static void test_state_round_trip(void)
 {
 	struct hx *a = uart_new(), *b = uart_new();
-	const struct modvm_state_section *s = uart_section(a);
 	uint64_t four = 4 * CHAR_NS_115200;
-	struct strbuf buf;
-	char err[256];
-	size_t used;
+	size_t len;
+	void *st;
 
 	set_115200_8n1(a);
 	hx_outb(a, FCR, 0x81);
@@ -498,13 +484,11 @@ static void test_state_round_trip(void)
 	hx_outb(a, LCR, 0x03);
 	hx_clock_step(a, 1000);
 
-	sb_init(&buf);
-	state_save(s, hx_device(a, "com1"), &buf);
+	st = hx_state_save(a, "com1", &len);
 	/* the fresh machine's clock must be where the saved one was */
 	hx_clock_step(b, hx_clock(a));
-	CU_ASSERT_EQUAL_FATAL(state_load(s, hx_device(b, "com1"), buf.s, buf.len,
-					 &used, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(used, buf.len);
+	/* (every byte used, or the load fails) */
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b, "com1", st, len), 0);
 
 	/* same registers, same FIFO, same pending timeout */
 	CU_ASSERT_EQUAL(hx_inb(b, SCR), 0x42);
@@ -522,7 +506,7 @@ static void test_state_round_trip(void)
 	CU_ASSERT_EQUAL(hx_inb(b, RBR), 0);
 	hx_outb(b, LCR, 0x80);
 	CU_ASSERT_EQUAL(hx_inb(b, DLL), 1);
-	sb_free(&buf);
+	free(st);
 	hx_free(a);
 	hx_free(b);
 }
@@ -532,27 +516,24 @@ static void test_state_round_trip(void)
 static void test_state_rejects_bad_values(void)
 {
 	struct hx *a = uart_new(), *b = uart_new();
-	const struct modvm_state_section *s = uart_section(a);
 	const size_t payload = 16 + 4; /* header with the name "uart" */
-	struct strbuf buf;
 	uint32_t crc;
-	char err[256];
+	size_t len;
+	uint8_t *st;
 
 	hx_outb(a, MCR, 0x10);
-	sb_init(&buf);
-	state_save(s, hx_device(a, "com1"), &buf);
+	st = hx_state_save(a, "com1", &len);
 	/* fields: dll dlm ier fcr lcr mcr ...; forge MCR, fix the CRC */
-	CU_ASSERT_EQUAL_FATAL((uint8_t)buf.s[payload + 5], 0x10);
-	buf.s[payload + 5] = (char)0xff;
-	crc = (uint32_t)crc32(0, (const Bytef *)buf.s, (uInt)(buf.len - 4));
-	memcpy(buf.s + buf.len - 4, &crc, 4);
-	CU_ASSERT_NOT_EQUAL(state_load(s, hx_device(b, "com1"), buf.s, buf.len,
-				       NULL, err, sizeof(err)), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "rejected"));
+	CU_ASSERT_EQUAL_FATAL(st[payload + 5], 0x10);
+	st[payload + 5] = 0xff;
+	crc = (uint32_t)crc32(0, (const Bytef *)st, (uInt)(len - 4));
+	memcpy(st + len - 4, &crc, 4);
+	CU_ASSERT_NOT_EQUAL(hx_state_load(b, "com1", st, len), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(b), "rejected"));
 	CU_ASSERT_EQUAL(hx_inb(b, MCR), 0x1f);
 	hx_outb(b, THR, 'z'); /* loop mode from the masked value */
 	CU_ASSERT_EQUAL(hx_inb(b, RBR), 'z');
-	sb_free(&buf);
+	free(st);
 	hx_free(a);
 	hx_free(b);
 }

@@ -15,8 +15,7 @@
 #include <modvm/virtio.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 #include "test_virtio_drv.h"
 
@@ -407,18 +406,16 @@ static void test_reset_in_flight(void)
 static void test_save_drains_write_through(void)
 {
 	struct drv *d = drv_new_with("queue-size=32", "flush=false");
-	struct strbuf sb;
 	uint8_t st[4];
+	size_t len;
 
 	drv_init(d, ~0ull);
 	submit_many(d, 4, T_OUT);
-	sb_init(&sb);
-	hx_state_save_all(d->h, &sb);
+	free(hx_state_save(d->h, NULL, &len));
 	CU_ASSERT_EQUAL(mem16(d, USED + 2), 4);
 	hx_mem_read(d->h, STATUS, st, sizeof(st));
 	for (unsigned r = 0; r < 4; r++)
 		CU_ASSERT_EQUAL(st[r], 0);
-	sb_free(&sb);
 	drv_free(d);
 }
 
@@ -691,20 +688,19 @@ static void test_reset(void)
 static void test_state_round_trip(void)
 {
 	struct drv *a = drv_new(), *b = drv_new();
-	struct strbuf sb;
-	char err[512] = "";
+	size_t len;
+	void *st;
 	uint8_t guest[0x40000];
 
 	drv_init(a, ~0ull);
 	msix_setup(a);
 	CU_ASSERT_EQUAL(request(a, T_FLUSH, 0, 0, false), 0);
 	CU_ASSERT_EQUAL(request(a, T_FLUSH, 0, 0, false), 0);
-	sb_init(&sb);
-	hx_state_save_all(a->h, &sb);
+	st = hx_state_save(a->h, NULL, &len);
 	/* guest memory goes with the snapshot too */
 	hx_mem_read(a->h, 0, guest, sizeof(guest));
 	hx_mem_write(b->h, 0, guest, sizeof(guest));
-	CU_ASSERT_EQUAL_FATAL(hx_state_load_all(b->h, sb.s, sb.len, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b->h, NULL, st, len), 0);
 	b->avail_idx = a->avail_idx;
 	b->used_seen = a->used_seen;
 	CU_ASSERT_EQUAL(status(b), 0x0F);
@@ -718,20 +714,20 @@ static void test_state_round_trip(void)
 	CU_ASSERT_EQUAL(request(b, T_GET_ID, 0, 20, true), 0);
 	CU_ASSERT_EQUAL(mem16(b, USED + 2), 3);
 	CU_ASSERT_EQUAL(hx_msi_count(b->h), before + 1);
-	sb_free(&sb);
+	free(st);
 
 	/* a stream with a queue outside RAM is refused and b stays usable */
-	/* virtio-blk's instance starts with its transport state and queue */
-	struct { struct modvm_virtio_state vs; struct modvm_virtio_queue_state q[1]; }
+	/* virtio-blk's instance starts with its header, then its transport
+	 * state and queue */
+	struct { struct modvm_dev dev; struct modvm_virtio_state vs; struct modvm_virtio_queue_state q[1]; }
 		*vs = hx_device(a->h, "disk0");
 	vs->q[0].desc = 0x7FFFFFF000ull;
-	sb_init(&sb);
-	hx_state_save_all(a->h, &sb);
-	CU_ASSERT_EQUAL(hx_state_load_all(b->h, sb.s, sb.len, err, sizeof(err)), -1);
+	st = hx_state_save(a->h, NULL, &len);
+	CU_ASSERT_EQUAL(hx_state_load(b->h, NULL, st, len), -1);
 	CU_ASSERT_EQUAL(status(b), 0);
 	drv_init(b, ~0ull);
 	CU_ASSERT_EQUAL(request(b, T_FLUSH, 0, 0, false), 0);
-	sb_free(&sb);
+	free(st);
 	drv_free(a);
 	drv_free(b);
 }

@@ -16,8 +16,7 @@
 #include <modvm/virtio.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define SLOT        4
@@ -172,6 +171,10 @@ static inline void set_features(struct drv *d, uint64_t f)
 /* A machine with pci-host and a virtio-blk on image `path` behind
  * `backend`, Bus Master on and the capabilities found. d->added is what
  * hx_add returned. */
+/* Called by drv_attach with the new machine before its devices exist (a
+ * test that inspects the core's block layer sets it). */
+static void (*drv_before_add)(struct hx *h);
+
 static inline struct drv *drv_attach(const char *path, const char *backend,
 				     const char *extra1, const char *extra2)
 {
@@ -179,6 +182,8 @@ static inline struct drv *drv_attach(const char *path, const char *backend,
 	char p[300], b[48];
 
 	d->h = hx_new(0);
+	if (drv_before_add)
+		drv_before_add(d->h);
 	snprintf(d->path, sizeof(d->path), "%s", path);
 	snprintf(p, sizeof(p), "path=%s", path);
 	snprintf(b, sizeof(b), "backend=%s", backend);

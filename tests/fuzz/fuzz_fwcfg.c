@@ -1,7 +1,8 @@
 /* Fuzz target: the fw-cfg device (plugins/firmware/fw-cfg) driven through
  * its ports as a hostile guest would, plus hostile saved state. The plugin
  * is compiled into this program and created through its descriptor against
- * a stub host table. Input: byte 0 picks the RAM size, byte 1 the vCPU
+ * a stub host table, as the core would: instance_size zeroed bytes, the
+ * struct modvm_dev header, the bound properties stored, then init. Input: byte 0 picks the RAM size, byte 1 the vCPU
  * count and whether etc/e820 exists; then operations:
  *   0 k k  select key k (16-bit write to the selector)
  *   1      read a data byte        2  read a byte of the selector port
@@ -34,9 +35,6 @@ static struct {
 
 static void s_log(modvm_inst *i, enum modvm_log_level l, const char *fmt, ...) {}
 static void s_set_error(modvm_inst *i, const char *fmt, ...) {}
-static bool s_prop_bool(modvm_inst *i, const char *n) { return stub.e820; }
-static int64_t s_prop_int(modvm_inst *i, const char *n) { return 0x510; }
-static const char *s_prop_string(modvm_inst *i, const char *n) { return ""; }
 static uint64_t s_mem_size(modvm_inst *i) { return stub.mem; }
 static unsigned s_cpu_count(modvm_inst *i) { return stub.cpus; }
 
@@ -56,9 +54,6 @@ static const struct modvm_host host = {
 	.abi_minor = MODVM_ABI_MINOR,
 	.log = s_log,
 	.set_error = s_set_error,
-	.prop_bool = s_prop_bool,
-	.prop_int = s_prop_int,
-	.prop_string = s_prop_string,
 	.mem_size = s_mem_size,
 	.pio_register = s_pio_register,
 	.cpu_count = s_cpu_count,
@@ -79,6 +74,32 @@ static void check_signature(void)
 	wr(0, 0x0000, 2);
 	CHECK(rd(1, 1) == 'Q' && rd(1, 1) == 'E' && rd(1, 1) == 'M' && rd(1, 1) == 'U');
 	CHECK(rd(1, 1) == 0);
+}
+
+/* The core's part of creating a device: allocate, fill the header, store
+ * the bound properties (port 0x510, e820 as the input says, no files). */
+static void *create(const struct modvm_device_ops *ops)
+{
+	struct modvm_dev *dev = calloc(1, ops->instance_size);
+	static const char *const no_files = "";
+	uint16_t port = 0x510;
+
+	CHECK(dev);
+	dev->host = &host;
+	for (const struct modvm_prop_desc *p = modvm_plugin_descriptor.props; p->name; p++) {
+		uint8_t *field = (uint8_t *)dev + p->offset;
+		if (!strcmp(p->name, "port"))
+			memcpy(field, &port, sizeof(port));
+		else if (!strcmp(p->name, "e820"))
+			memcpy(field, &stub.e820, sizeof(bool));
+		else if (!strcmp(p->name, "files"))
+			memcpy(field, &no_files, sizeof(no_files));
+	}
+	if (ops->init(dev)) {
+		free(dev);
+		return NULL;
+	}
+	return dev;
 }
 
 /* Set a state field as the core's loader would, by its declared offset. */
@@ -104,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	stub.mem = mems[data[0] % MODVM_COUNTOF(mems)];
 	stub.cpus = 1 + (data[1] & 0x7f);
 	stub.e820 = data[1] & 0x80;
-	dev = ops->create(&host, NULL);
+	dev = create(ops);
 	CHECK(dev && stub.ops && stub.base == 0x510 && stub.len == 2);
 	check_signature();
 	while (pos < size) {
@@ -150,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 out:
 	check_signature();
 	ops->destroy(dev);
+	free(dev);
 	memset(&stub, 0, sizeof(stub));
 	return 0;
 }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <sys/mman.h>
 
-#include "../../plugins/disk/blockpool.c"
 #include "../../plugins/disk/block-qcow2/qcow2_open.c"
 #include "../../plugins/disk/block-qcow2/qcow2_meta.c"
 #include "../../plugins/disk/block-qcow2/qcow2.c"

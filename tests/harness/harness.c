@@ -36,8 +36,14 @@ struct hx *hx_new(uint64_t mem_size)
 	char err[ERR_LEN];
 
 	registry_init(&h->reg);
+#ifdef MODVM_TEST_PLUGIN_DIR
+	/* in modvm's build tree: its plugins and the test plugins */
 	registry_add_dir(&h->reg, MODVM_TEST_PLUGIN_DIR);
 	registry_add_dir(&h->reg, MODVM_TEST_GOOD_PLUGIN_DIR);
+#else
+	/* installed with the SDK: MODVM_PLUGIN_PATH, as modvm searches it */
+	registry_default_dirs(&h->reg);
+#endif
 	registry_scan(&h->reg);
 	if (machine_init(&h->m, mem_size ? mem_size : 16 << 20, true, err, sizeof(err)))
 		die("machine_init", err);
@@ -160,6 +166,66 @@ int hx_state_copy(struct hx *from, struct hx *to, const char *id)
 	return r;
 }
 
+/* The sections of one instance (every one with inst NULL) into sb. */
+static void save_sections(struct hx *h, modvm_inst *inst, struct strbuf *sb)
+{
+	for (size_t i = 0; i < h->m.ninsts; i++) {
+		const struct modvm_state_section *const *s = h->m.insts[i]->plugin->desc->state;
+		if (inst && h->m.insts[i] != inst)
+			continue;
+		for (; s && *s; s++)
+			state_save(*s, h->m.insts[i]->obj, sb);
+	}
+}
+
+static int load_sections(struct hx *h, modvm_inst *inst, const void *buf,
+			 size_t len, char *err, size_t err_len)
+{
+	const uint8_t *p = buf;
+	size_t pos = 0, used;
+
+	for (size_t i = 0; i < h->m.ninsts; i++) {
+		const struct modvm_state_section *const *s = h->m.insts[i]->plugin->desc->state;
+		if (inst && h->m.insts[i] != inst)
+			continue;
+		for (; s && *s; s++) {
+			if (state_load(*s, h->m.insts[i]->obj, p + pos, len - pos,
+				       &used, err, err_len))
+				return -1;
+			pos += used;
+		}
+	}
+	if (pos != len) {
+		snprintf(err, err_len, "%zu of %zu bytes used", pos, len);
+		return -1;
+	}
+	return 0;
+}
+
+void *hx_state_save(struct hx *h, const char *id, size_t *len)
+{
+	modvm_inst *inst = id ? find_inst(h, id) : NULL;
+	struct strbuf sb;
+
+	if (id && !inst)
+		die("hx_state_save", "no such device");
+	sb_init(&sb);
+	save_sections(h, inst, &sb);
+	*len = sb.len;
+	return sb_steal(&sb);
+}
+
+int hx_state_load(struct hx *h, const char *id, const void *buf, size_t len)
+{
+	modvm_inst *inst = id ? find_inst(h, id) : NULL;
+
+	if (id && !inst) {
+		snprintf(h->error, sizeof(h->error), "no device %s", id);
+		return -1;
+	}
+	return load_sections(h, inst, buf, len, h->error, sizeof(h->error));
+}
+
 void hx_state_save_all(struct hx *h, struct strbuf *sb)
 {
 	for (size_t i = 0; i < h->m.ninsts; i++) {
@@ -252,6 +318,11 @@ uint64_t hx_clock(struct hx *h)
 	return vclock_now(&h->m.clock);
 }
 
+uint64_t hx_timer_next(struct hx *h)
+{
+	return timers_next(&h->m);
+}
+
 void hx_clock_step(struct hx *h, uint64_t ns)
 {
 	uint64_t end = vclock_now(&h->m.clock) + ns;
@@ -286,6 +357,16 @@ int hx_sh(const char *fmt, ...)
 	va_end(ap);
 	rc = system(cmd);
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int hx_chardev_modem(struct hx *h, const char *id, unsigned lines)
+{
+	for (modvm_chardev *c = h->m.chardevs; c; c = c->next)
+		if (c->frontend && !strcmp(c->frontend->id, id)) {
+			h->m.host.chardev_modem_changed(c, lines);
+			return 0;
+		}
+	return -1;
 }
 
 void hx_irq_set(struct hx *h, unsigned line, int level)

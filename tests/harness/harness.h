@@ -14,7 +14,9 @@
 struct hx;
 
 /* New machine with mem_size bytes of RAM (0: 16 MiB). Plugins come from the
- * build tree's plugin folder and the core tests' good plugins. Aborts the test program on setup failure. */
+ * build tree's plugin folder and the core tests' good plugins; in the
+ * harness installed with the SDK (pkg-config modvm-harness), from the
+ * folders of MODVM_PLUGIN_PATH. Aborts the test program on setup failure. */
 struct hx *hx_new(uint64_t mem_size);
 void hx_free(struct hx *h);
 
@@ -36,7 +38,16 @@ struct machine *hx_machine(struct hx *h);
  * device of another, through the core's binary form (what a snapshot does).
  * Returns 0, or -1 with the loader's message in hx_error(to). */
 int hx_state_copy(struct hx *from, struct hx *to, const char *id);
-/* Every device's state sections, in creation order, appended to sb (what a
+/* The state sections of device `id` (every device, in creation order, with
+ * id NULL) in the core's binary form, what a snapshot stores: a malloc'd
+ * buffer of *len bytes for free(). */
+void *hx_state_save(struct hx *h, const char *id, size_t *len);
+/* Load such a buffer into the same device(s) of a machine built the same
+ * way, then their post_load hooks. Returns 0, or -1 and hx_error() has the
+ * loader's message. */
+int hx_state_load(struct hx *h, const char *id, const void *buf, size_t len);
+/* In modvm's own tests, the same with the core's struct strbuf: every
+ * device's state sections, in creation order, appended to sb (what a
  * snapshot stores), and loaded back into a machine built the same way.
  * load returns 0, or -1 with the loader's message in err. */
 struct strbuf;
@@ -62,12 +73,19 @@ void hx_mem_read(struct hx *h, uint64_t gpa, void *buf, size_t len);
 /* Virtual clock: starts at 0, moves only here; due timers fire inside. */
 uint64_t hx_clock(struct hx *h);
 void hx_clock_step(struct hx *h, uint64_t ns);
+/* The deadline of the earliest armed timer (virtual ns), UINT64_MAX none. */
+uint64_t hx_timer_next(struct hx *h);
 /* Run fd watches that are ready (backends with input), waiting at most
  * timeout_ms. Returns the number of callbacks run. */
 int hx_poll(struct hx *h, int timeout_ms);
 /* Run a shell command (printf-style, up to 1 KiB); its exit status, or -1
  * when it did not exit normally. For tests that call outside tools. */
 int hx_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The chardev backend of device `id` reports new modem input lines
+ * (MODVM_MODEM_*), as a pass-through serial backend would. Returns 0, or
+ * -1 when the device has no chardev. */
+int hx_chardev_modem(struct hx *h, const char *id, unsigned lines);
 
 /* Drive an interrupt line as a device would (tests of interrupt
  * controllers). */

@@ -186,6 +186,30 @@ static void test_unknown_property_lists_valid(void)
 	CU_ASSERT_TRUE(has(":6: device \"d\" (test-device): unknown property \"prot\"; valid properties: port, verbose, buffer, label, mode, backend, fail; from backend chardev-testsink: sink-limit"));
 }
 
+/* Two chardev backends of one device: a shared bare key is refused with
+ * its line; scoped keys resolve to each backend. */
+static void test_two_backends_scope_their_keys(void)
+{
+	struct vm_config c;
+
+	CU_ASSERT_EQUAL(check_free(HEAD " devices = ( { plugin = \"test-twochar\"; id = \"t\";\n"
+				   " out = \"testsink\"; log = \"testsink\";\n sink-limit = 3; } );\n};\n"), -1);
+	CU_ASSERT_TRUE(has(":7: device \"t\" (test-twochar) backend chardev-testsink: property \"sink-limit\" would go to both backend \"out\" (chardev-testsink) and backend \"log\" (chardev-testsink): write out-sink-limit and log-sink-limit"));
+	CU_ASSERT_EQUAL_FATAL(check(HEAD " devices = ( { plugin = \"test-twochar\"; id = \"t\";\n"
+				    " out = \"testsink\"; log = \"testsink\";\n out-sink-limit = 3; log-sink-limit = 4; } );\n};\n", &c), 0);
+	CU_ASSERT_EQUAL_FATAL(c.devices[0].nbackends, 2);
+	CU_ASSERT_STRING_EQUAL(c.devices[0].backends[0].backend_of, "out");
+	CU_ASSERT_EQUAL(resolved_find(&c.devices[0].backends[0], "sink-limit")->i, 3);
+	CU_ASSERT_EQUAL(resolved_find(&c.devices[0].backends[0], "sink-limit")->line, 7);
+	CU_ASSERT_STRING_EQUAL(c.devices[0].backends[1].backend_of, "log");
+	CU_ASSERT_EQUAL(resolved_find(&c.devices[0].backends[1], "sink-limit")->i, 4);
+	config_free(&c);
+	/* the list of valid names says how to scope them */
+	CU_ASSERT_EQUAL(check_free(HEAD " devices = ( { plugin = \"test-twochar\"; id = \"t\";\n"
+				   " out = \"testsink\"; log = \"testsink\"; lgo-sink-limit = 1; } );\n};\n"), -1);
+	CU_ASSERT_TRUE(has("unknown property \"lgo-sink-limit\"; valid properties: port, out, log; from backend chardev-testsink (property out; also as out-NAME): sink-limit; from backend chardev-testsink (property log; also as log-NAME): sink-limit"));
+}
+
 static void test_unknown_backend_lists_backends(void)
 {
 	CU_ASSERT_EQUAL(check_free(HEAD " devices = ( { plugin = \"test-device\";\n backend = \"carrier-pigeon\"; } );\n};\n"), -1);
@@ -345,6 +369,7 @@ int main(void)
 		TEST(test_syntax_error_has_line),
 		TEST(test_missing_file),
 		TEST(test_include_refused),
+		TEST(test_two_backends_scope_their_keys),
 		TEST(test_unknown_vm_setting),
 		TEST(test_bad_memory),
 		TEST(test_cpus_range),

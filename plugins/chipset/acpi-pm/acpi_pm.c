@@ -4,7 +4,6 @@
  * The FADT has no SMI_CMD, so the platform is always in ACPI mode:
  * SCI_EN reads 1 and cannot be cleared (4.8.2.5, "Legacy/ACPI Select").
  */
-#include <stdlib.h>
 
 #include <modvm/modvm.h>
 
@@ -42,8 +41,7 @@
 #define PM1_CNT_RW (BM_RLD | SLP_TYP_MASK)
 
 struct acpi_pm {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
 	modvm_timer *timer;
 	uint16_t pm1_sts;
 	uint16_t pm1_en;
@@ -67,7 +65,7 @@ static uint64_t ticks_to_ns(uint64_t tick)
 
 static uint64_t pm_ticks(struct acpi_pm *pm)
 {
-	return ns_to_ticks(pm->host->clock_ns(pm->inst));
+	return ns_to_ticks(pm->dev.host->clock_ns(pm->dev.inst));
 }
 
 /* TMR_STS is set whenever bit 23 of the timer changes (4.8.3.3). */
@@ -91,7 +89,7 @@ static void pm_drive_sci(struct acpi_pm *pm, bool force)
 	if (sci == pm->sci && !force)
 		return;
 	pm->sci = sci;
-	pm->host->irq_set(pm->inst, MODVM_PC_SCI_IRQ, sci);
+	pm->dev.host->irq_set(pm->dev.inst, MODVM_PC_SCI_IRQ, sci);
 }
 
 /* A host timer is needed only to raise the SCI for an enabled TMR_STS;
@@ -101,11 +99,11 @@ static void pm_schedule(struct acpi_pm *pm, uint64_t t)
 	uint64_t next;
 
 	if (!(pm->pm1_en & TMR_STS) || (pm->pm1_sts & TMR_STS)) {
-		pm->host->timer_del(pm->timer);
+		pm->dev.host->timer_del(pm->timer);
 		return;
 	}
 	next = ((t >> TMR_STS_SHIFT) + 1) << TMR_STS_SHIFT;
-	pm->host->timer_mod(pm->timer, ticks_to_ns(next));
+	pm->dev.host->timer_mod(pm->timer, ticks_to_ns(next));
 }
 
 static void pm_update(struct acpi_pm *pm, uint64_t t)
@@ -126,11 +124,11 @@ static void pm_timer_cb(void *opaque)
 static void pm_sleep(struct acpi_pm *pm, unsigned slp_typ)
 {
 	if (slp_typ == MODVM_PC_SLP_TYP_S5) {
-		pm->host->log(pm->inst, MODVM_LOG_DEBUG, "guest entered S5");
-		pm->host->machine_request(pm->inst, MODVM_REQUEST_POWEROFF);
+		pm->dev.host->log(pm->dev.inst, MODVM_LOG_DEBUG, "guest entered S5");
+		pm->dev.host->machine_request(pm->dev.inst, MODVM_REQUEST_POWEROFF);
 		return;
 	}
-	pm->host->log(pm->inst, MODVM_LOG_WARN,
+	pm->dev.host->log(pm->dev.inst, MODVM_LOG_WARN,
 		      "sleep type %u is not supported (only S5, type %u): ignored",
 		      slp_typ, MODVM_PC_SLP_TYP_S5);
 }
@@ -218,15 +216,8 @@ static void acpi_pm_reset(void *dev)
 	pm->pm1_cnt = SCI_EN;
 	pm->tmr_seen = pm_ticks(pm) >> TMR_STS_SHIFT;
 	pm_drive_sci(pm, true);
-	pm->host->timer_del(pm->timer);
+	pm->dev.host->timer_del(pm->timer);
 }
-
-static const struct modvm_state_field pm_fields[] = {
-	MODVM_F_U16(struct acpi_pm, pm1_sts),
-	MODVM_F_U16(struct acpi_pm, pm1_en),
-	MODVM_F_U16(struct acpi_pm, pm1_cnt),
-	MODVM_F_U64(struct acpi_pm, tmr_seen),
-};
 
 static int pm_post_load(void *dev)
 {
@@ -239,55 +230,30 @@ static int pm_post_load(void *dev)
 	return 0;
 }
 
-static const struct modvm_state_section pm_section = {
-	.name = "pm1", .version = 1, .min_version = 1,
-	.fields = pm_fields, .nfields = MODVM_COUNTOF(pm_fields),
-	.post_load = pm_post_load,
-};
-static const struct modvm_state_section *const pm_sections[] = {
-	&pm_section, NULL
-};
+#define P struct acpi_pm
+MODVM_STATE_SECTION_HOOKS(pm_state, "pm1", 1, 1, NULL, pm_post_load,
+	MODVM_F_U16(P, pm1_sts), MODVM_F_U16(P, pm1_en), MODVM_F_U16(P, pm1_cnt),
+	MODVM_F_U64(P, tmr_seen));
+#undef P
 
-static void *acpi_pm_create(const struct modvm_host *host, modvm_inst *inst)
-{
-	struct acpi_pm *pm = calloc(1, sizeof(*pm));
-
-	if (!pm) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	pm->host = host;
-	pm->inst = inst;
-	pm->timer = host->timer_new(inst, pm_timer_cb, pm);
-	if (!pm->timer) {
-		host->set_error(inst, "cannot create a timer");
-		goto fail;
-	}
-	if (!host->pio_register(inst, MODVM_PC_PM_BASE, MODVM_PC_PM_LEN, &pm_ops, pm))
-		goto fail;
-	acpi_pm_reset(pm);
-	return pm;
-fail:
-	free(pm); /* the core releases the timer and the region */
-	return NULL;
-}
-
-static void acpi_pm_destroy(void *dev)
+static int acpi_pm_init(void *dev)
 {
 	struct acpi_pm *pm = dev;
+	const struct modvm_host *host = pm->dev.host;
 
-	pm->host->timer_free(pm->timer);
-	free(pm);
+	pm->timer = host->timer_new(pm->dev.inst, pm_timer_cb, pm);
+	if (!pm->timer) {
+		host->set_error(pm->dev.inst, "cannot create a timer");
+		return -1;
+	}
+	if (!host->pio_register(pm->dev.inst, MODVM_PC_PM_BASE, MODVM_PC_PM_LEN, &pm_ops, pm))
+		return -1;
+	acpi_pm_reset(pm);
+	return 0;
 }
 
-static const struct modvm_device_ops acpi_pm_ops = {
-	.size = sizeof(acpi_pm_ops),
-	.create = acpi_pm_create,
-	.destroy = acpi_pm_destroy,
-	.reset = acpi_pm_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "acpi-pm",
-		    .version = "1.0.0",
-		    .description = "ACPI PM1a event/control blocks and PM timer; S5 powers off",
-		    .props = NULL, .state = pm_sections, .ops = &acpi_pm_ops);
+MODVM_DEVICE_DEFINE(.name = "acpi-pm", .version = "1.0.0",
+	.description = "ACPI PM1a event/control blocks and PM timer; S5 powers off",
+	.state = MODVM_STATE(&pm_state),
+	.ops = MODVM_DEVICE_OPS(struct acpi_pm, .init = acpi_pm_init,
+				.reset = acpi_pm_reset));

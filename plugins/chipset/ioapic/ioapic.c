@@ -3,7 +3,6 @@
  * followed). Interrupts leave as MSI-format messages through host->msi_send,
  * which every engine delivers to its local APICs.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -54,8 +53,8 @@
 #define IOAPIC_LINES IOAPIC_PINS
 
 struct ioapic {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	uint8_t reset_id;            /* property "apic-id" */
 
 	/* --- state ---------------------------------------------------- */
 	uint8_t id;
@@ -90,7 +89,7 @@ static void ioapic_deliver(struct ioapic *s, unsigned pin)
 		/* Remote IRR: accepted, waiting for the EOI (82093AA 3.2.4). */
 		s->redir[pin] |= RTE_REMOTE_IRR;
 	}
-	s->host->msi_send(s->inst, addr, data);
+	s->dev.host->msi_send(s->dev.inst, addr, data);
 }
 
 /* A level-triggered pin sends while it is asserted, unmasked and not
@@ -252,7 +251,7 @@ static void ioapic_reset(void *dev)
 	struct ioapic *s = dev;
 
 	s->regsel = 0;
-	s->id = (uint8_t)s->host->prop_int(s->inst, "apic-id");
+	s->id = s->reset_id;
 	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
 		s->redir[pin] = RTE_MASK;
 }
@@ -262,35 +261,20 @@ static void ioapic_eoi_cb(void *opaque, uint8_t vector)
 	ioapic_eoi(opaque, vector);
 }
 
-static void *ioapic_create(const struct modvm_host *host, modvm_inst *inst)
+static int ioapic_init(void *dev)
 {
-	struct ioapic *s = calloc(1, sizeof(*s));
+	struct ioapic *s = dev;
+	const struct modvm_host *host = s->dev.host;
 
-	if (!s) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	s->host = host;
-	s->inst = inst;
 	ioapic_reset(s);
-	if (!host->mmio_register(inst, MODVM_PC_IOAPIC_BASE, IOAPIC_MMIO_SIZE,
+	if (!host->mmio_register(s->dev.inst, MODVM_PC_IOAPIC_BASE, IOAPIC_MMIO_SIZE,
 				 &ioapic_io_ops, s))
-		goto fail;
-	if (!host->irq_sink_register(inst, 0, IOAPIC_LINES, ioapic_set_line, s))
-		goto fail;
+		return -1;
+	if (!host->irq_sink_register(s->dev.inst, 0, IOAPIC_LINES, ioapic_set_line, s))
+		return -1;
 	/* Local APICs broadcast EOIs of level-triggered vectors: that is
 	 * how Linux ends a level interrupt (the EOI register is the other). */
-	if (host->eoi_listener_register(inst, ioapic_eoi_cb, s))
-		goto fail;
-	return s;
-fail:
-	free(s);
-	return NULL;
-}
-
-static void ioapic_destroy(void *dev)
-{
-	free(dev);
+	return host->eoi_listener_register(s->dev.inst, ioapic_eoi_cb, s) ? -1 : 0;
 }
 
 static int ioapic_post_load(void *dev)
@@ -308,42 +292,14 @@ static int ioapic_post_load(void *dev)
 }
 
 #define S struct ioapic
-static const struct modvm_state_field ioapic_fields[] = {
-	MODVM_F_U8(S, id),
-	MODVM_F_U8(S, regsel),
-	MODVM_F_U32(S, pin_level),
-	MODVM_F_U64A(S, redir, IOAPIC_PINS),
-};
+MODVM_STATE_SECTION_HOOKS(ioapic_state, "ioapic", 1, 1, NULL, ioapic_post_load,
+	MODVM_F_U8(S, id), MODVM_F_U8(S, regsel), MODVM_F_U32(S, pin_level),
+	MODVM_F_U64A(S, redir, IOAPIC_PINS));
+
+MODVM_DEVICE_DEFINE(.name = "ioapic", .version = "1.0.0",
+	.description = "82093AA-style I/O APIC, 24 pins, delivering MSI messages",
+	.props = MODVM_PROPS(MODVM_PROP_INT(S, reset_id, "apic-id", "1", 0, 15,
+		"IOAPIC ID at reset; the MADT gives the number of CPUs")),
+	.state = MODVM_STATE(&ioapic_state),
+	.ops = MODVM_DEVICE_OPS(S, .init = ioapic_init, .reset = ioapic_reset));
 #undef S
-
-static const struct modvm_state_section ioapic_section = {
-	.name = "ioapic",
-	.version = 1,
-	.min_version = 1,
-	.fields = ioapic_fields,
-	.nfields = MODVM_COUNTOF(ioapic_fields),
-	.post_load = ioapic_post_load,
-};
-
-static const struct modvm_state_section *const ioapic_sections[] = {
-	&ioapic_section, NULL
-};
-
-static const struct modvm_prop_desc ioapic_props[] = {
-	MODVM_PROP_INT_("apic-id", "1", 0, 15,
-			"IOAPIC ID at reset; the MADT gives the number of CPUs"),
-	MODVM_PROP_END
-};
-
-static const struct modvm_device_ops ioapic_ops = {
-	.size = sizeof(ioapic_ops),
-	.create = ioapic_create,
-	.destroy = ioapic_destroy,
-	.reset = ioapic_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "ioapic",
-		    .version = "1.0.0",
-		    .description = "82093AA-style I/O APIC, 24 pins, delivering MSI messages",
-		    .props = ioapic_props, .state = ioapic_sections,
-		    .ops = &ioapic_ops);

@@ -2,9 +2,6 @@
  * it), configuration mechanism #1 at ports 0xCF8/0xCFC (PCI Local Bus
  * Specification 3.0, 3.2.2.3.2) and the reset control register at 0xCF9.
  * The bus itself (config space, BARs, interrupts) lives in the core. */
-#include <stdlib.h>
-#include <string.h>
-
 #include <modvm/modvm.h>
 #include <modvm/pci.h>
 
@@ -26,20 +23,13 @@
 #define RCR_KEPT       (RCR_SYS_RST | RCR_FULL_RST)
 
 struct pci_host {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	bool assign;           /* property "assign-bars" */
 	modvm_pci_dev *self;
-	bool assign;
 	uint32_t config_address;
 	uint8_t rcr;
 	/* The bus as state, filled just before a save (see pre_save). */
 	struct modvm_pci_func_state funcs[MODVM_PCI_SLOTS];
-};
-
-static const struct modvm_prop_desc props[] = {
-	MODVM_PROP_BOOL_("assign-bars", "true",
-			 "at start and reset, place BARs, set Interrupt Line and enable decode as firmware would"),
-	MODVM_PROP_END
 };
 
 static uint16_t ca_bdf(uint32_t ca)
@@ -57,7 +47,7 @@ static uint64_t host_read(void *opaque, uint64_t off, unsigned size)
 		return p->rcr;
 	if (off < OFF_DATA || !(p->config_address & CA_ENABLE))
 		return ~0ull; /* not a config cycle: nothing answers */
-	return p->host->pci_config_read(p->inst, ca_bdf(p->config_address),
+	return p->dev.host->pci_config_read(p->dev.inst, ca_bdf(p->config_address),
 					(p->config_address & 0xFC) + (unsigned)(off & 3),
 					size);
 }
@@ -67,7 +57,7 @@ static void rcr_write(struct pci_host *p, uint8_t v)
 {
 	p->rcr = v & RCR_KEPT;
 	if (v & RCR_RST_CPU)
-		p->host->machine_request(p->inst, MODVM_REQUEST_RESET);
+		p->dev.host->machine_request(p->dev.inst, MODVM_REQUEST_RESET);
 }
 
 /* Only a dword access to 0xCF8 is CONFIG_ADDRESS; byte and word accesses
@@ -86,7 +76,7 @@ static void host_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 	}
 	if (off < OFF_DATA || !(p->config_address & CA_ENABLE))
 		return;
-	p->host->pci_config_write(p->inst, ca_bdf(p->config_address),
+	p->dev.host->pci_config_write(p->dev.inst, ca_bdf(p->config_address),
 				  (p->config_address & 0xFC) + (unsigned)(off & 3),
 				  (uint32_t)v, size);
 }
@@ -107,45 +97,29 @@ static void pci_host_reset(void *opaque)
 
 	p->config_address = 0;
 	p->rcr = 0;
-	p->host->pci_bus_reset(p->inst, p->assign);
+	p->dev.host->pci_bus_reset(p->dev.inst, p->assign);
 }
 
-static void *pci_host_create(const struct modvm_host *host, modvm_inst *inst)
+static int pci_host_init(void *dev)
 {
-	struct pci_host *p;
+	struct pci_host *p = dev;
 
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	p->host = host;
-	p->inst = inst;
-	p->assign = host->prop_bool(inst, "assign-bars");
-	if (!host->pio_register(inst, PORT_BASE, PORT_LEN, &host_ops, p))
-		goto fail;
-	p->self = host->pci_register(inst, &bridge_info);
+	if (!p->dev.host->pio_register(p->dev.inst, PORT_BASE, PORT_LEN, &host_ops, p))
+		return -1;
+	p->self = p->dev.host->pci_register(p->dev.inst, &bridge_info);
 	if (!p->self)
-		goto fail;
+		return -1;
 	/* Functions registered before the bridge get the same treatment as
 	 * those after it (assign-bars may be false). */
 	pci_host_reset(p);
-	return p;
-fail:
-	free(p);
-	return NULL;
-}
-
-static void pci_host_destroy(void *opaque)
-{
-	free(opaque);
+	return 0;
 }
 
 static void pre_save(void *opaque)
 {
 	struct pci_host *p = opaque;
 
-	p->host->pci_state_save(p->inst, p->funcs, MODVM_PCI_SLOTS);
+	p->dev.host->pci_state_save(p->dev.inst, p->funcs, MODVM_PCI_SLOTS);
 }
 
 static int post_load(void *opaque)
@@ -154,44 +128,27 @@ static int post_load(void *opaque)
 
 	p->config_address &= CA_WRITABLE;
 	p->rcr &= RCR_KEPT;
-	return p->host->pci_state_load(p->inst, p->funcs, MODVM_PCI_SLOTS) ? -1 : 0;
+	return p->dev.host->pci_state_load(p->dev.inst, p->funcs, MODVM_PCI_SLOTS) ? -1 : 0;
 }
 
 #define H struct pci_host
 #define F struct modvm_pci_func_state
-static const struct modvm_state_field reg_fields[] = {
-	MODVM_F_U32(H, config_address),
-	MODVM_F_U8(H, rcr),
-};
 static const struct modvm_state_field func_fields[] = {
 	MODVM_F_U16(F, vendor_id), MODVM_F_U16(F, device_id), MODVM_F_U8(F, intx),
 	MODVM_F_BYTES(F, config), MODVM_F_VBUF(F, msix, msix_len),
 };
-static const struct modvm_state_field bus_fields[] = {
-	MODVM_F_STRUCT(H, funcs, F, func_fields),
-};
-
-static const struct modvm_state_section regs_section = {
-	.name = "regs", .version = 1, .min_version = 1,
-	.fields = reg_fields, .nfields = MODVM_COUNTOF(reg_fields),
-};
+MODVM_STATE_SECTION(regs_state, "regs", 1, 1,
+		    MODVM_F_U32(H, config_address), MODVM_F_U8(H, rcr));
 /* Config space, BAR placement and MSI-X tables of every slot; loading
  * checks each slot holds the same function, then maps the BARs again. */
-static const struct modvm_state_section bus_section = {
-	.name = "bus", .version = 1, .min_version = 1,
-	.fields = bus_fields, .nfields = MODVM_COUNTOF(bus_fields),
-	.pre_save = pre_save, .post_load = post_load,
-};
-static const struct modvm_state_section *const sections[] = {
-	&regs_section, &bus_section, NULL
-};
+MODVM_STATE_SECTION_HOOKS(bus_state, "bus", 1, 1, pre_save, post_load,
+			  MODVM_F_STRUCT(H, funcs, F, func_fields));
+#undef F
 
-static const struct modvm_device_ops ops = {
-	.size = sizeof(ops), .create = pci_host_create,
-	.destroy = pci_host_destroy, .reset = pci_host_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "pci-host",
-		    .version = "1.0.0",
-		    .description = "PCI host bridge (i440FX IDs), config mechanism #1 and reset register",
-		    .props = props, .state = sections, .ops = &ops);
+MODVM_DEVICE_DEFINE(.name = "pci-host", .version = "1.0.0",
+	.description = "PCI host bridge (i440FX IDs), config mechanism #1 and reset register",
+	.props = MODVM_PROPS(MODVM_PROP_BOOL(H, assign, "assign-bars", "true",
+		"at start and reset, place BARs, set Interrupt Line and enable decode as firmware would")),
+	.state = MODVM_STATE(&regs_state, &bus_state),
+	.ops = MODVM_DEVICE_OPS(H, .init = pci_host_init, .reset = pci_host_reset));
+#undef H

@@ -3,7 +3,6 @@
  * numbers cite the Intel 8259A datasheet (order no. 231468); the ELCR is
  * from the 82371AB (PIIX4) datasheet, 4.1.9.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -60,8 +59,7 @@ struct pic_chip {
 };
 
 struct pic {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
 	struct pic_chip chip[2];
 	bool intr; /* level driven on the CPU's INTR pin */
 };
@@ -161,7 +159,7 @@ static void pic_drive(struct pic *p, bool force)
 	intr = chip_resolve(&p->chip[MASTER], true) >= 0;
 	if (intr != p->intr || force) {
 		p->intr = intr;
-		p->host->intr_set(p->inst, intr);
+		p->dev.host->intr_set(p->dev.inst, intr);
 	}
 }
 
@@ -479,11 +477,6 @@ static const struct modvm_state_field chip_fields[] = {
 };
 #undef C
 
-static const struct modvm_state_field pic_fields[] = {
-	/* chip[0] is the master at 0x20, chip[1] the slave at 0xA0 */
-	MODVM_F_STRUCT(struct pic, chip, struct pic_chip, chip_fields),
-};
-
 /* Anything a snapshot could hold is a state the registers can reach,
  * except out-of-range small fields: clamp those. */
 static int pic_post_load(void *dev)
@@ -503,51 +496,27 @@ static int pic_post_load(void *dev)
 	return 0;
 }
 
-static const struct modvm_state_section pic_section = {
-	.name = "pic", .version = 1, .min_version = 1,
-	.fields = pic_fields, .nfields = MODVM_COUNTOF(pic_fields),
-	.post_load = pic_post_load,
-};
-static const struct modvm_state_section *const pic_sections[] = {
-	&pic_section, NULL
-};
+/* chip[0] is the master at 0x20, chip[1] the slave at 0xA0 */
+MODVM_STATE_SECTION_HOOKS(pic_state, "pic", 1, 1, NULL, pic_post_load,
+	MODVM_F_STRUCT(struct pic, chip, struct pic_chip, chip_fields));
 
-static void *pic_create(const struct modvm_host *host, modvm_inst *inst)
+static int pic_init(void *dev)
 {
-	struct pic *p = calloc(1, sizeof(*p));
+	struct pic *p = dev;
+	const struct modvm_host *host = p->dev.host;
+	modvm_inst *inst = p->dev.inst;
 
-	if (!p) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	p->host = host;
-	p->inst = inst;
 	if (!host->pio_register(inst, MODVM_PC_PORT_PIC1, 2, &master_ops, p) ||
 	    !host->pio_register(inst, MODVM_PC_PORT_PIC2, 2, &slave_ops, p) ||
 	    !host->pio_register(inst, MODVM_PC_PORT_ELCR, 2, &elcr_ops, p) ||
 	    !host->irq_sink_register(inst, 0, 16, pic_irq_set, p) ||
 	    host->intr_source_register(inst, pic_intack, p))
-		goto fail;
+		return -1;
 	pic_reset(p);
-	return p;
-fail:
-	free(p);
-	return NULL;
+	return 0;
 }
 
-static void pic_destroy(void *dev)
-{
-	free(dev);
-}
-
-static const struct modvm_device_ops pic_ops = {
-	.size = sizeof(pic_ops),
-	.create = pic_create,
-	.destroy = pic_destroy,
-	.reset = pic_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "pic-8259",
-		    .version = "1.0.0",
-		    .description = "Dual 8259A interrupt controller with the PIIX ELCR",
-		    .props = NULL, .state = pic_sections, .ops = &pic_ops);
+MODVM_DEVICE_DEFINE(.name = "pic-8259", .version = "1.0.0",
+	.description = "Dual 8259A interrupt controller with the PIIX ELCR",
+	.state = MODVM_STATE(&pic_state),
+	.ops = MODVM_DEVICE_OPS(struct pic, .init = pic_init, .reset = pic_reset));

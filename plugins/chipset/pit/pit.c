@@ -3,7 +3,6 @@
  * ticked; only channel 0's output edges (IRQ 0) need a host timer. Section
  * names cite the Intel 8254 datasheet (order no. 231164).
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -59,10 +58,9 @@ struct pit_channel {
 };
 
 struct pit {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	uint64_t min_period_ns; /* property "min-period-ns" */
 	modvm_timer *timer;
-	uint64_t min_period_ns;
 	uint64_t last_fire_ns;
 	bool fired;            /* last_fire_ns is valid */
 	struct pit_channel ch[3];
@@ -88,7 +86,7 @@ static uint64_t ticks_to_ns(uint64_t tick)
 
 static uint64_t pit_now(struct pit *p)
 {
-	return ns_to_ticks(p->host->clock_ns(p->inst));
+	return ns_to_ticks(p->dev.host->clock_ns(p->dev.inst));
 }
 
 /* ---- one counter as a function of time --------------------------------- */
@@ -291,7 +289,7 @@ static void irq_level(struct pit *p, bool level)
 	if (p->line == level)
 		return;
 	p->line = level;
-	p->host->irq_set(p->inst, MODVM_PC_IRQ_PIT, level);
+	p->dev.host->irq_set(p->dev.inst, MODVM_PC_IRQ_PIT, level);
 }
 
 /* Timer callbacks may come late (and are throttled), so several edges
@@ -356,19 +354,19 @@ static void ch0_schedule(struct pit *p, uint64_t t)
 	uint64_t tick, ns;
 
 	if (!ch0_next_edge(&p->ch[0], t, &tick)) {
-		p->host->timer_del(p->timer);
+		p->dev.host->timer_del(p->timer);
 		return;
 	}
 	ns = ticks_to_ns(tick);
 	if (p->fired && ns < p->last_fire_ns + p->min_period_ns)
 		ns = p->last_fire_ns + p->min_period_ns;
-	p->host->timer_mod(p->timer, ns);
+	p->dev.host->timer_mod(p->timer, ns);
 }
 
 static void pit_timer(void *opaque)
 {
 	struct pit *p = opaque;
-	uint64_t now = p->host->clock_ns(p->inst);
+	uint64_t now = p->dev.host->clock_ns(p->dev.inst);
 	uint64_t t = ns_to_ticks(now);
 
 	p->last_fire_ns = now;
@@ -623,7 +621,7 @@ static void pit_reset(void *dev)
 	}
 	p->portb = 0;
 	p->fired = false;
-	p->host->timer_del(p->timer);
+	p->dev.host->timer_del(p->timer);
 	p->line = true;
 	irq_level(p, false);
 }
@@ -642,12 +640,6 @@ static const struct modvm_state_field ch_fields[] = {
 	MODVM_F_U64(CH, frozen), MODVM_F_U64(CH, last_tick),
 };
 #undef CH
-
-static const struct modvm_state_field pit_fields[] = {
-	MODVM_F_STRUCT(struct pit, ch, struct pit_channel, ch_fields),
-	MODVM_F_U8(struct pit, portb),
-	MODVM_F_BOOL(struct pit, line),
-};
 
 /* Clock values beyond this are centuries of virtual time: corrupt. */
 #define TICK_SANE (1ull << 60)
@@ -670,7 +662,7 @@ static int pit_post_load(void *dev)
 
 	for (unsigned i = 0; i < 3; i++) {
 		if (!channel_valid(&p->ch[i])) {
-			p->host->log(p->inst, MODVM_LOG_ERROR,
+			p->dev.host->log(p->dev.inst, MODVM_LOG_ERROR,
 				     "state of channel %u is invalid: not loaded", i);
 			pit_reset(p);
 			return -1;
@@ -684,63 +676,33 @@ static int pit_post_load(void *dev)
 	return 0;
 }
 
-static const struct modvm_state_section pit_section = {
-	.name = "pit", .version = 1, .min_version = 1,
-	.fields = pit_fields, .nfields = MODVM_COUNTOF(pit_fields),
-	.post_load = pit_post_load,
-};
-static const struct modvm_state_section *const pit_sections[] = {
-	&pit_section, NULL
-};
+#define P struct pit
+MODVM_STATE_SECTION_HOOKS(pit_state, "pit", 1, 1, NULL, pit_post_load,
+	MODVM_F_STRUCT(P, ch, struct pit_channel, ch_fields),
+	MODVM_F_U8(P, portb), MODVM_F_BOOL(P, line));
 
-static const struct modvm_prop_desc pit_props[] = {
-	MODVM_PROP_INT_("min-period-ns", "10000", 1000, 10000000,
-			"shortest virtual time between two channel 0 timer callbacks; faster outputs are coalesced"),
-	MODVM_PROP_END
-};
-
-static void *pit_create(const struct modvm_host *host, modvm_inst *inst)
-{
-	struct pit *p = calloc(1, sizeof(*p));
-
-	if (!p) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	p->host = host;
-	p->inst = inst;
-	p->min_period_ns = (uint64_t)host->prop_int(inst, "min-period-ns");
-	p->timer = host->timer_new(inst, pit_timer, p);
-	if (!p->timer) {
-		host->set_error(inst, "cannot create a timer");
-		goto fail;
-	}
-	if (!host->pio_register(inst, MODVM_PC_PORT_PIT, 4, &pit_ops, p) ||
-	    !host->pio_register(inst, MODVM_PC_PORT_SYSCTL_B, 1, &portb_ops, p))
-		goto fail;
-	pit_reset(p);
-	return p;
-fail:
-	free(p); /* the core releases the timer and regions */
-	return NULL;
-}
-
-static void pit_destroy(void *dev)
+static int pit_init(void *dev)
 {
 	struct pit *p = dev;
+	const struct modvm_host *host = p->dev.host;
 
-	p->host->timer_free(p->timer);
-	free(p);
+	p->timer = host->timer_new(p->dev.inst, pit_timer, p);
+	if (!p->timer) {
+		host->set_error(p->dev.inst, "cannot create a timer");
+		return -1;
+	}
+	if (!host->pio_register(p->dev.inst, MODVM_PC_PORT_PIT, 4, &pit_ops, p) ||
+	    !host->pio_register(p->dev.inst, MODVM_PC_PORT_SYSCTL_B, 1, &portb_ops, p))
+		return -1;
+	pit_reset(p);
+	return 0;
 }
 
-static const struct modvm_device_ops pit_ops_dev = {
-	.size = sizeof(pit_ops_dev),
-	.create = pit_create,
-	.destroy = pit_destroy,
-	.reset = pit_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "pit-8254",
-		    .version = "1.0.0",
-		    .description = "8254 interval timer with system control port B",
-		    .props = pit_props, .state = pit_sections, .ops = &pit_ops_dev);
+MODVM_DEVICE_DEFINE(.name = "pit-8254", .version = "1.0.0",
+	.description = "8254 interval timer with system control port B",
+	.props = MODVM_PROPS(MODVM_PROP_INT(P, min_period_ns, "min-period-ns", "10000",
+		1000, 10000000,
+		"shortest virtual time between two channel 0 timer callbacks; faster outputs are coalesced")),
+	.state = MODVM_STATE(&pit_state),
+	.ops = MODVM_DEVICE_OPS(P, .init = pit_init, .reset = pit_reset));
+#undef P

@@ -5,7 +5,6 @@
  * device" answer (FEh with the time-out bit), and no scan codes ever come.
  * Commands follow the IBM PS/2 keyboard controller (8042/8242) interface.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -61,8 +60,7 @@ enum {
 #define RAM_SIZE 32
 
 struct i8042 {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
 	uint8_t ram[RAM_SIZE]; /* ram[0] is the command byte */
 	uint8_t status;
 	uint8_t obuf;          /* output buffer (stale once read) */
@@ -81,11 +79,11 @@ static void kbc_drive_irqs(struct i8042 *k, bool force)
 
 	if (kbd_irq != k->irq_kbd || force) {
 		k->irq_kbd = kbd_irq;
-		k->host->irq_set(k->inst, MODVM_PC_IRQ_KBD, kbd_irq);
+		k->dev.host->irq_set(k->dev.inst, MODVM_PC_IRQ_KBD, kbd_irq);
 	}
 	if (aux_irq != k->irq_aux || force) {
 		k->irq_aux = aux_irq;
-		k->host->irq_set(k->inst, IRQ_AUX, aux_irq);
+		k->dev.host->irq_set(k->dev.inst, IRQ_AUX, aux_irq);
 	}
 }
 
@@ -101,8 +99,8 @@ static void kbc_output(struct i8042 *k, uint8_t v, bool aux, bool timeout)
 
 static void kbc_request_reset(struct i8042 *k, const char *why)
 {
-	k->host->log(k->inst, MODVM_LOG_DEBUG, "CPU reset through %s", why);
-	k->host->machine_request(k->inst, MODVM_REQUEST_RESET);
+	k->dev.host->log(k->dev.inst, MODVM_LOG_DEBUG, "CPU reset through %s", why);
+	k->dev.host->machine_request(k->dev.inst, MODVM_REQUEST_RESET);
 }
 
 static void kbc_set_ctr(struct i8042 *k, uint8_t v)
@@ -116,7 +114,7 @@ static void kbc_set_ctr(struct i8042 *k, uint8_t v)
  * 92h's bit and the CPU engine masks address bit 20 while both are 0. */
 static void kbc_a20(struct i8042 *k)
 {
-	k->host->set_a20(k->inst, k->outport & OUT_A20);
+	k->dev.host->set_a20(k->dev.inst, k->outport & OUT_A20);
 }
 
 /* Write the output port; a 0 in bit 0 holds the CPU in reset. */
@@ -192,7 +190,7 @@ static void kbc_command(struct i8042 *k, uint8_t cmd)
 		kbc_output(k, 0, false, false);
 		break;
 	default:
-		k->host->log(k->inst, MODVM_LOG_DEBUG,
+		k->dev.host->log(k->dev.inst, MODVM_LOG_DEBUG,
 			     "command %02Xh is not emulated", cmd);
 		break;
 	}
@@ -285,14 +283,6 @@ static void i8042_reset(void *dev)
 	kbc_a20(k);
 }
 
-static const struct modvm_state_field i8042_fields[] = {
-	MODVM_F_BYTES(struct i8042, ram),
-	MODVM_F_U8(struct i8042, status),
-	MODVM_F_U8(struct i8042, obuf),
-	MODVM_F_U8(struct i8042, outport),
-	MODVM_F_U8(struct i8042, pending),
-};
-
 static int i8042_post_load(void *dev)
 {
 	kbc_drive_irqs(dev, true);
@@ -300,48 +290,25 @@ static int i8042_post_load(void *dev)
 	return 0;
 }
 
-static const struct modvm_state_section i8042_section = {
-	.name = "kbc", .version = 1, .min_version = 1,
-	.fields = i8042_fields, .nfields = MODVM_COUNTOF(i8042_fields),
-	.post_load = i8042_post_load,
-};
-static const struct modvm_state_section *const i8042_sections[] = {
-	&i8042_section, NULL
-};
+#define K struct i8042
+MODVM_STATE_SECTION_HOOKS(i8042_state, "kbc", 1, 1, NULL, i8042_post_load,
+	MODVM_F_BYTES(K, ram), MODVM_F_U8(K, status), MODVM_F_U8(K, obuf),
+	MODVM_F_U8(K, outport), MODVM_F_U8(K, pending));
+#undef K
 
-static void *i8042_create(const struct modvm_host *host, modvm_inst *inst)
+static int i8042_init(void *dev)
 {
-	struct i8042 *k = calloc(1, sizeof(*k));
+	struct i8042 *k = dev;
 
-	if (!k) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	k->host = host;
-	k->inst = inst;
 	/* 61h between them belongs to the PIT's port B. */
-	if (!host->pio_register(inst, MODVM_PC_PORT_KBC_DATA, 1, &data_ops, k) ||
-	    !host->pio_register(inst, MODVM_PC_PORT_KBC_CMD, 1, &cmd_ops, k)) {
-		free(k);
-		return NULL;
-	}
+	if (!k->dev.host->pio_register(k->dev.inst, MODVM_PC_PORT_KBC_DATA, 1, &data_ops, k) ||
+	    !k->dev.host->pio_register(k->dev.inst, MODVM_PC_PORT_KBC_CMD, 1, &cmd_ops, k))
+		return -1;
 	i8042_reset(k);
-	return k;
+	return 0;
 }
 
-static void i8042_destroy(void *dev)
-{
-	free(dev);
-}
-
-static const struct modvm_device_ops i8042_ops = {
-	.size = sizeof(i8042_ops),
-	.create = i8042_create,
-	.destroy = i8042_destroy,
-	.reset = i8042_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "i8042",
-		    .version = "1.0.0",
-		    .description = "8042 keyboard controller without keyboard: self-test, reset line, A20 gate",
-		    .props = NULL, .state = i8042_sections, .ops = &i8042_ops);
+MODVM_DEVICE_DEFINE(.name = "i8042", .version = "1.0.0",
+	.description = "8042 keyboard controller without keyboard: self-test, reset line, A20 gate",
+	.state = MODVM_STATE(&i8042_state),
+	.ops = MODVM_DEVICE_OPS(struct i8042, .init = i8042_init, .reset = i8042_reset));

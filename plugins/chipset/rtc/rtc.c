@@ -6,7 +6,6 @@
  * so a paused VM's clock stops and an idle RTC costs nothing.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -85,8 +84,8 @@ enum {
 #define TIME_SEC_LIMIT (1ll << 40)
 
 struct rtc {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	const char *start;   /* property "start" */
 	modvm_timer *timer;
 	int irq_out; /* level last driven on IRQ 8 */
 
@@ -176,7 +175,7 @@ static void civil_from_days(int64_t days, int64_t *y, int *m, int *d)
 
 static int64_t now_ns(struct rtc *r)
 {
-	return (int64_t)r->host->clock_ns(r->inst);
+	return (int64_t)r->dev.host->clock_ns(r->dev.inst);
 }
 
 static bool chain_running(const struct rtc *r)
@@ -400,7 +399,7 @@ static void update_irq(struct rtc *r)
 	r->cmos[RTC_REG_C] = c | (level ? REG_C_IRQF : 0);
 	if (level != r->irq_out) {
 		r->irq_out = level;
-		r->host->irq_set(r->inst, MODVM_PC_IRQ_RTC, level);
+		r->dev.host->irq_set(r->dev.inst, MODVM_PC_IRQ_RTC, level);
 	}
 }
 
@@ -451,9 +450,9 @@ static void rtc_rearm(struct rtc *r)
 	if (next <= t)
 		next = t + 1;
 	if (next == INT64_MAX)
-		r->host->timer_del(r->timer);
+		r->dev.host->timer_del(r->timer);
 	else
-		r->host->timer_mod(r->timer, (uint64_t)next);
+		r->dev.host->timer_mod(r->timer, (uint64_t)next);
 }
 
 static void rtc_timer_cb(void *opaque)
@@ -627,7 +626,7 @@ static uint64_t cap(uint64_t v, uint64_t max)
 
 static void cmos_fill_memory(struct rtc *r)
 {
-	uint64_t size = r->host->mem_size(r->inst);
+	uint64_t size = r->dev.host->mem_size(r->dev.inst);
 	uint64_t low = size < MODVM_PC_PCI_HOLE ? size : MODVM_PC_PCI_HOLE;
 	uint64_t high = size - low;
 	uint64_t ext = low > (1 << 20) ? (low - (1 << 20)) >> 10 : 0;
@@ -659,7 +658,7 @@ static int parse_start(struct rtc *r, const char *s, int64_t *sec)
 	int y, mo, d, h, mi, se, end = -1;
 
 	if (!strcmp(s, "host")) {
-		int64_t wall = r->host->boot_wall_ns(r->inst);
+		int64_t wall = r->dev.host->boot_wall_ns(r->dev.inst);
 		/* wall + clock_ns is the host's time: an update at each of
 		 * its whole seconds. */
 		*sec = floor_div(wall, NS_PER_SEC);
@@ -670,7 +669,7 @@ static int parse_start(struct rtc *r, const char *s, int64_t *sec)
 		   &end) != 6 || end != (int)strlen(s) || y < 0 || y > 9999 ||
 	    mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
 	    h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59) {
-		r->host->set_error(r->inst,
+		r->dev.host->set_error(r->dev.inst,
 				   "start = \"%s\": expected \"host\" or a time like 2020-01-01T00:00:00",
 				   s);
 		return -1;
@@ -692,38 +691,6 @@ static void rtc_reset(void *dev)
 	r->cmos[RTC_REG_C] = 0;
 	update_irq(r);
 	rtc_rearm(r);
-}
-
-static void *rtc_create(const struct modvm_host *host, modvm_inst *inst)
-{
-	struct rtc *r = calloc(1, sizeof(*r));
-
-	if (!r) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	r->host = host;
-	r->inst = inst;
-	if (parse_start(r, host->prop_string(inst, "start"), &r->base_sec))
-		goto fail;
-	r->evaluated_ns = now_ns(r);
-	r->cmos[RTC_REG_A] = REG_A_POWER_ON;
-	r->cmos[RTC_REG_B] = REG_B_POWER_ON;
-	cmos_fill_memory(r);
-	r->timer = host->timer_new(inst, rtc_timer_cb, r);
-	if (!r->timer)
-		goto fail;
-	if (!host->pio_register(inst, MODVM_PC_PORT_RTC, 2, &rtc_io_ops, r))
-		goto fail;
-	return r;
-fail:
-	free(r);
-	return NULL;
-}
-
-static void rtc_destroy(void *dev)
-{
-	free(dev);
 }
 
 /* ---- state --------------------------------------------------------------- */
@@ -773,45 +740,34 @@ static int rtc_post_load(void *dev)
 }
 
 #define R struct rtc
-static const struct modvm_state_field rtc_fields[] = {
-	MODVM_F_BYTES(R, cmos),
-	MODVM_F_U8(R, index),
-	MODVM_F_U8(R, wday_adjust),
-	MODVM_F_I64(R, base_sec),
-	MODVM_F_I64(R, base_ns),
-	MODVM_F_I64(R, evaluated_ns),
-	MODVM_F_I64(R, saved_ns),
-};
+MODVM_STATE_SECTION_HOOKS(rtc_state, "rtc", 1, 1, rtc_pre_save, rtc_post_load,
+	MODVM_F_BYTES(R, cmos), MODVM_F_U8(R, index), MODVM_F_U8(R, wday_adjust),
+	MODVM_F_I64(R, base_sec), MODVM_F_I64(R, base_ns),
+	MODVM_F_I64(R, evaluated_ns), MODVM_F_I64(R, saved_ns));
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static int rtc_init(void *dev)
+{
+	struct rtc *r = dev;
+	const struct modvm_host *host = r->dev.host;
+
+	if (parse_start(r, r->start, &r->base_sec))
+		return -1;
+	r->evaluated_ns = now_ns(r);
+	r->cmos[RTC_REG_A] = REG_A_POWER_ON;
+	r->cmos[RTC_REG_B] = REG_B_POWER_ON;
+	cmos_fill_memory(r);
+	r->timer = host->timer_new(r->dev.inst, rtc_timer_cb, r);
+	if (!r->timer)
+		return -1;
+	return host->pio_register(r->dev.inst, MODVM_PC_PORT_RTC, 2, &rtc_io_ops, r) ? 0 : -1;
+}
+
+MODVM_DEVICE_DEFINE(.name = "rtc-cmos", .version = "1.0.0",
+	.description = "MC146818A real-time clock and CMOS RAM at ports 0x70-0x71",
+	.props = MODVM_PROPS(MODVM_PROP_STRING(R, start, "start", "host",
+		"time at power-on: \"host\" (the host's UTC clock) or a fixed YYYY-MM-DDTHH:MM:SS")),
+	.state = MODVM_STATE(&rtc_state),
+	.ops = MODVM_DEVICE_OPS(R, .init = rtc_init, .reset = rtc_reset));
 #undef R
-
-static const struct modvm_state_section rtc_section = {
-	.name = "rtc",
-	.version = 1,
-	.min_version = 1,
-	.fields = rtc_fields,
-	.nfields = MODVM_COUNTOF(rtc_fields),
-	.pre_save = rtc_pre_save,
-	.post_load = rtc_post_load,
-};
-
-static const struct modvm_state_section *const rtc_sections[] = {
-	&rtc_section, NULL
-};
-
-static const struct modvm_prop_desc rtc_props[] = {
-	MODVM_PROP_STRING_("start", "host",
-			   "time at power-on: \"host\" (the host's UTC clock) or a fixed YYYY-MM-DDTHH:MM:SS"),
-	MODVM_PROP_END
-};
-
-static const struct modvm_device_ops rtc_ops = {
-	.size = sizeof(rtc_ops),
-	.create = rtc_create,
-	.destroy = rtc_destroy,
-	.reset = rtc_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "rtc-cmos",
-		    .version = "1.0.0",
-		    .description = "MC146818A real-time clock and CMOS RAM at ports 0x70-0x71",
-		    .props = rtc_props, .state = rtc_sections, .ops = &rtc_ops);

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bytes.h" /* plugins/lib: be_get, be_put */
+
 #define QCOW_MAGIC            0x514649FBu  /* "QFI\xfb" */
 #define HDR_V2_LEN            72
 #define HDR_V3_LEN            104
@@ -77,8 +79,6 @@ struct qimg {
 };
 
 /* file helpers (qcow2_open.c) */
-uint64_t be_get(const uint8_t *p, unsigned n);
-void be_put(uint8_t *p, uint64_t v, unsigned n);
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int put_be64(int fd, uint64_t off, uint64_t v);

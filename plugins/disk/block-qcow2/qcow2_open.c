@@ -14,26 +14,9 @@
 #include <linux/fs.h>
 
 #include "qcow2.h"
-#ifdef MODVM_HAVE_HOSTDEV
 #include "../hostdev.h"
-#endif
 
 /* ---- big-endian file access ------------------------------------------- */
-
-uint64_t be_get(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-void be_put(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = n; i-- > 0; v >>= 8)
-		p[i] = (uint8_t)v;
-}
 
 int pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -286,14 +269,7 @@ static int open_backing(struct qimg *q, const uint8_t *h, const char *path,
  * while nothing else uses it. */
 static int check_blockdev(const char *path, char *err, size_t len)
 {
-#ifdef MODVM_HAVE_HOSTDEV
 	return hostdev_check_unused(path, err, len) ? -1 : 0;
-#else
-	/* built without plugins/disk/hostdev.c (tests and fuzz targets that
-	 * compile these sources directly): no mount/swap/holder check */
-	(void)path; (void)err; (void)len;
-	return 0;
-#endif
 }
 
 static int open_file(const char *path, bool writable, bool top, uint64_t *size,

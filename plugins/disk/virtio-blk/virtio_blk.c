@@ -12,6 +12,8 @@
 #include <modvm/modvm.h>
 #include <modvm/virtio.h>
 
+#include "bytes.h"
+
 /* Feature bits (5.2.3). */
 #define VIRTIO_BLK_F_SIZE_MAX     1
 #define VIRTIO_BLK_F_SEG_MAX      2
@@ -71,19 +73,25 @@ struct req {
 };
 
 struct vblk {
+	struct modvm_dev dev;
 	struct modvm_virtio_state vio;   /* the transport's state section, */
 	struct modvm_virtio_queue_state vq[1]; /* with its one queue */
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	/* properties */
+	const char *serial;
+	uint32_t lbs, pbs;               /* logical, physical block size */
+	bool flush, discard, write_zeroes; /* offered (discard and write_zeroes
+					      only if the backend can) */
+	uint32_t max_discard, max_wz;
+	uint32_t size_max;
+	uint16_t queue_size;
+	int32_t slot;
+	/* wiring */
 	modvm_virtio_dev *vdev;
 	const struct modvm_block *blk;
 	uint64_t sectors;
-	bool ro, flush, discard, write_zeroes;
+	bool ro;
 	bool resetting;
-	uint16_t queue_size;
-	uint32_t max_discard, max_wz;
-	uint32_t size_max;
-	char serial[VIRTIO_BLK_ID_BYTES];
+	char id[VIRTIO_BLK_ID_BYTES];    /* serial, zero-padded (GET_ID) */
 	uint8_t cfg[CFG_LEN];
 	struct req *reqs;
 	struct iovec *iov_pool;
@@ -92,33 +100,6 @@ struct vblk {
 };
 
 MODVM_VIRTIO_STATE_SECTION(vblk_virtio_section, struct vblk, vio, vq);
-
-static const struct modvm_state_section *const vblk_state[] = {
-	&vblk_virtio_section, NULL
-};
-
-static const struct modvm_prop_desc vblk_props[] = {
-	MODVM_PROP_BACKEND_("backend", "raw", MODVM_KIND_BLOCK,
-			    "block backend: raw or qcow2 (its properties, e.g. path, go in the same group)"),
-	MODVM_PROP_STRING_("serial", "", "serial number the guest reads (GET_ID), up to 20 bytes"),
-	MODVM_PROP_INT_("logical-block-size", "512", 512, 4096,
-			"logical block size in bytes (power of two)"),
-	MODVM_PROP_INT_("physical-block-size", "512", 512, 65536,
-			"physical block size in bytes (power of two, >= logical)"),
-	MODVM_PROP_BOOL_("flush", "true",
-			 "offer a volatile write cache with FLUSH; false: every write is synced (write-through)"),
-	MODVM_PROP_BOOL_("discard", "true", "offer DISCARD if the backend supports it"),
-	MODVM_PROP_BOOL_("write-zeroes", "true", "offer WRITE_ZEROES if the backend supports it"),
-	MODVM_PROP_INT_("max-discard-sectors", "4194304", 1, 0xFFFFFFFFll,
-			"largest DISCARD in 512-byte sectors"),
-	MODVM_PROP_INT_("max-write-zeroes-sectors", "4194304", 1, 0xFFFFFFFFll,
-			"largest WRITE_ZEROES in 512-byte sectors"),
-	MODVM_PROP_SIZE_("size-max", "0", 0, 0xFFFFFFFFll,
-			 "largest data segment the driver may use (0: no limit, SIZE_MAX not offered)"),
-	MODVM_PROP_INT_("queue-size", "256", 4, 1024, "request queue size (power of two)"),
-	MODVM_PROP_INT_("slot", "-1", -1, 31, "PCI slot, -1: any free"),
-	MODVM_PROP_END
-};
 
 /* ---- iovec helpers ------------------------------------------------------- */
 
@@ -175,21 +156,6 @@ static int iov_slice(const struct iovec *iov, unsigned n, size_t skip,
 	return k;
 }
 
-static uint64_t le_get(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	while (n--)
-		v = v << 8 | p[n];
-	return v;
-}
-
-static void le_put(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* ---- requests ------------------------------------------------------------ */
 
 static void process_queue(struct vblk *b);
@@ -200,7 +166,7 @@ static void req_finish(struct req *r, uint8_t status)
 	uint64_t len = r->elem.write_len;
 
 	*r->status = status;
-	b->host->virtio_push(b->vdev, &r->elem,
+	b->dev.host->virtio_push(b->vdev, &r->elem,
 			     len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
 	r->next_free = b->free;
 	b->free = r;
@@ -220,12 +186,12 @@ static void io_done(struct modvm_block_req *io, int result)
 		result = -EIO;
 	}
 	if (result)
-		b->host->log(b->inst, MODVM_LOG_DEBUG, "request type %u failed: %s",
+		b->dev.host->log(b->dev.inst, MODVM_LOG_DEBUG, "request type %u failed: %s",
 			     r->type, strerror(-result));
 	req_finish(r, result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 	if (b->resetting)
 		return;
-	b->host->virtio_notify(b->vdev, 0);
+	b->dev.host->virtio_notify(b->vdev, 0);
 	process_queue(b);
 }
 
@@ -273,7 +239,7 @@ static uint8_t get_id(struct vblk *b, struct req *r)
 	size_t room = e->write_len - 1;
 	size_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
 
-	iov_copy_to(e->iov + e->nread, e->nwrite, b->serial, n);
+	iov_copy_to(e->iov + e->nread, e->nwrite, b->id, n);
 	return VIRTIO_BLK_S_OK;
 }
 
@@ -334,7 +300,7 @@ static void handle(struct vblk *b, struct req *r)
 
 	if (e->read_len < HDR_LEN || e->write_len < 1) {
 		/* The queue is dead until reset: do not touch it again. */
-		b->host->virtio_needs_reset(b->vdev,
+		b->dev.host->virtio_needs_reset(b->vdev,
 			"request without a 16-byte header or a status byte");
 		r->next_free = b->free;
 		b->free = r;
@@ -354,12 +320,12 @@ static void process_queue(struct vblk *b)
 {
 	while (b->free) {
 		struct req *r = b->free;
-		if (b->host->virtio_pop(b->vdev, 0, &r->elem) <= 0)
+		if (b->dev.host->virtio_pop(b->vdev, 0, &r->elem) <= 0)
 			break;
 		b->free = r->next_free;
 		handle(b, r);
 	}
-	b->host->virtio_notify(b->vdev, 0);
+	b->dev.host->virtio_notify(b->vdev, 0);
 }
 
 /* ---- transport callbacks ------------------------------------------------- */
@@ -442,34 +408,24 @@ static uint64_t features(struct vblk *b)
 	return f;
 }
 
-static int read_props(struct vblk *b, int64_t *lbs, int64_t *pbs)
+/* What the schema's ranges do not say. */
+static int check_props(struct vblk *b)
 {
-	const struct modvm_host *h = b->host;
-	const char *serial = h->prop_string(b->inst, "serial");
-	int64_t qs = h->prop_int(b->inst, "queue-size");
+	const struct modvm_host *h = b->dev.host;
 
-	*lbs = h->prop_int(b->inst, "logical-block-size");
-	*pbs = h->prop_int(b->inst, "physical-block-size");
-	if (!pow2(*lbs) || !pow2(*pbs) || *pbs < *lbs) {
-		h->set_error(b->inst, "block sizes must be powers of two with physical-block-size >= logical-block-size");
+	if (!pow2(b->lbs) || !pow2(b->pbs) || b->pbs < b->lbs) {
+		h->set_error(b->dev.inst, "block sizes must be powers of two with physical-block-size >= logical-block-size");
 		return -1;
 	}
-	if (!pow2(qs)) {
-		h->set_error(b->inst, "queue-size %lld is not a power of two", (long long)qs);
+	if (!pow2(b->queue_size)) {
+		h->set_error(b->dev.inst, "queue-size %u is not a power of two", b->queue_size);
 		return -1;
 	}
-	if (strlen(serial) > VIRTIO_BLK_ID_BYTES) {
-		h->set_error(b->inst, "serial \"%s\" is longer than 20 bytes", serial);
+	if (strlen(b->serial) > VIRTIO_BLK_ID_BYTES) {
+		h->set_error(b->dev.inst, "serial \"%s\" is longer than 20 bytes", b->serial);
 		return -1;
 	}
-	strncpy(b->serial, serial, VIRTIO_BLK_ID_BYTES);
-	b->queue_size = (uint16_t)qs;
-	b->flush = h->prop_bool(b->inst, "flush");
-	b->discard = h->prop_bool(b->inst, "discard");
-	b->write_zeroes = h->prop_bool(b->inst, "write-zeroes");
-	b->max_discard = (uint32_t)h->prop_int(b->inst, "max-discard-sectors");
-	b->max_wz = (uint32_t)h->prop_int(b->inst, "max-write-zeroes-sectors");
-	b->size_max = (uint32_t)h->prop_size(b->inst, "size-max");
+	strncpy(b->id, b->serial, VIRTIO_BLK_ID_BYTES);
 	return 0;
 }
 
@@ -496,20 +452,24 @@ static int alloc_reqs(struct vblk *b)
 	return 0;
 }
 
+/* The backend is closed before the requests that its completions name are
+ * freed (the core would close it only after destroy). */
 static void vblk_destroy(void *dev)
 {
 	struct vblk *b = dev;
 
-	if (!b)
-		return;
 	if (b->blk)
-		b->host->block_close(b->blk);
+		b->dev.host->block_close(b->blk);
+	b->blk = NULL;
 	if (b->vdev)
-		b->host->virtio_unregister(b->vdev);
+		b->dev.host->virtio_unregister(b->vdev);
+	b->vdev = NULL;
 	free(b->reqs);
 	free(b->iov_pool);
 	free(b->gpa_pool);
-	free(b);
+	b->reqs = NULL;
+	b->iov_pool = NULL;
+	b->gpa_pool = NULL;
 }
 
 static int open_backend(struct vblk *b)
@@ -517,7 +477,7 @@ static int open_backend(struct vblk *b)
 	const struct modvm_block_ops *ops;
 	uint32_t caps;
 
-	b->blk = b->host->block_open(b->inst, "backend");
+	b->blk = b->dev.host->block_open(b->dev.inst, "backend");
 	if (!b->blk)
 		return -1; /* the core set the error */
 	ops = b->blk->ops;
@@ -529,28 +489,23 @@ static int open_backend(struct vblk *b)
 	return 0;
 }
 
-static void *vblk_create(const struct modvm_host *host, modvm_inst *inst)
+static int vblk_init(void *dev)
 {
-	struct vblk *b;
-	int64_t lbs, pbs;
+	struct vblk *b = dev;
+	const struct modvm_host *host = b->dev.host;
 
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	b->host = host;
-	b->inst = inst;
-	if (read_props(b, &lbs, &pbs) || open_backend(b))
+	if (check_props(b) || open_backend(b))
 		goto fail;
 	if (alloc_reqs(b)) {
-		host->set_error(inst, "out of memory");
+		host->set_error(b->dev.inst, "out of memory");
 		goto fail;
 	}
-	build_config(b, (uint32_t)lbs, (uint32_t)pbs);
+	build_config(b, b->lbs, b->pbs);
 	struct modvm_virtio_info info = {
 		.size = sizeof(info),
 		.device_type = MODVM_VIRTIO_ID_BLOCK,
 		.class_code = 0x01, .subclass = 0x80, /* mass storage, other */
-		.slot = (int32_t)host->prop_int(inst, "slot"),
+		.slot = b->slot,
 		.features = features(b),
 		.num_queues = 1,
 		.queue_size = b->queue_size,
@@ -561,35 +516,50 @@ static void *vblk_create(const struct modvm_host *host, modvm_inst *inst)
 		.drain = vblk_drain,
 		.opaque = b,
 	};
-	b->vdev = host->virtio_register(inst, &info, &b->vio, b->vq);
+	b->vdev = host->virtio_register(b->dev.inst, &info, &b->vio, b->vq);
 	if (!b->vdev)
 		goto fail;
-	return b;
+	return 0;
 fail:
 	vblk_destroy(b);
-	return NULL;
+	return -1;
 }
 
 static void vblk_reset(void *dev)
 {
 	struct vblk *b = dev;
 
-	b->host->virtio_reset(b->vdev);
+	b->dev.host->virtio_reset(b->vdev);
 }
 
-static const struct modvm_device_ops vblk_ops = {
-	.size = sizeof(struct modvm_device_ops),
-	.create = vblk_create,
-	.destroy = vblk_destroy,
-	.reset = vblk_reset,
-};
-
-MODVM_PLUGIN_DEFINE(
-	.kind = MODVM_KIND_DEVICE,
-	.name = "virtio-blk",
-	.version = "1.0.0",
+#define B struct vblk
+MODVM_DEVICE_DEFINE(.name = "virtio-blk", .version = "1.0.0",
 	.description = "Virtio block device (virtio 1.x over PCI)",
-	.props = vblk_props,
-	.state = vblk_state,
-	.ops = &vblk_ops,
-);
+	.props = MODVM_PROPS(
+		MODVM_PROP_BACKEND_("backend", "raw", MODVM_KIND_BLOCK,
+				    "block backend: raw or qcow2 (its properties, e.g. path, go in the same group)"),
+		MODVM_PROP_STRING(B, serial, "serial", "",
+				  "serial number the guest reads (GET_ID), up to 20 bytes"),
+		MODVM_PROP_INT(B, lbs, "logical-block-size", "512", 512, 4096,
+			       "logical block size in bytes (power of two)"),
+		MODVM_PROP_INT(B, pbs, "physical-block-size", "512", 512, 65536,
+			       "physical block size in bytes (power of two, >= logical)"),
+		MODVM_PROP_BOOL(B, flush, "flush", "true",
+				"offer a volatile write cache with FLUSH; false: every write is synced (write-through)"),
+		MODVM_PROP_BOOL(B, discard, "discard", "true",
+				"offer DISCARD if the backend supports it"),
+		MODVM_PROP_BOOL(B, write_zeroes, "write-zeroes", "true",
+				"offer WRITE_ZEROES if the backend supports it"),
+		MODVM_PROP_INT(B, max_discard, "max-discard-sectors", "4194304", 1, 0xFFFFFFFFll,
+			       "largest DISCARD in 512-byte sectors"),
+		MODVM_PROP_INT(B, max_wz, "max-write-zeroes-sectors", "4194304", 1, 0xFFFFFFFFll,
+			       "largest WRITE_ZEROES in 512-byte sectors"),
+		MODVM_PROP_SIZE(B, size_max, "size-max", "0", 0, 0xFFFFFFFFll,
+				"largest data segment the driver may use (0: no limit, SIZE_MAX not offered)"),
+		MODVM_PROP_INT(B, queue_size, "queue-size", "256", 4, 1024,
+			       "request queue size (power of two)"),
+		MODVM_PROP_INT(B, slot, "slot", "-1", -1, 31, "PCI slot, -1: any free")),
+	.state = MODVM_STATE(&vblk_virtio_section),
+	.ops = MODVM_DEVICE_OPS(B, .init = vblk_init, .destroy = vblk_destroy,
+				.reset = vblk_reset));
+#undef B

@@ -16,6 +16,8 @@
 
 #include <modvm/modvm.h>
 
+#include "bytes.h"
+
 /* Selector keys (fw_cfg.rst, "Selector Register"; include/standard-headers/
  * linux/qemu_fw_cfg.h) */
 #define FW_CFG_SIGNATURE 0x00
@@ -54,8 +56,10 @@ struct fw_cfg_item {
 };
 
 struct fw_cfg {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	uint16_t port;               /* properties */
+	bool e820;
+	const char *files;
 	struct fw_cfg_item items[FW_CFG_FILE_FIRST + FW_CFG_MAX_FILE + 8];
 	unsigned nitems;
 	unsigned nfiles;
@@ -98,24 +102,6 @@ static int fwcfg_add(struct fw_cfg *f, uint16_t key, const void *data,
 	return 0;
 }
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	put_be16(p, (uint16_t)(v >> 16));
-	put_be16(p + 2, (uint16_t)v);
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static int name_cmp(const void *a, const void *b)
 {
 	const struct fw_cfg_item *const *x = a, *const *y = b;
@@ -137,11 +123,11 @@ static int dir_rebuild(struct fw_cfg *f)
 			files[n++] = &f->items[i];
 	qsort(files, n, sizeof(files[0]), name_cmp);
 	memset(dir, 0, sizeof(dir));
-	put_be32(dir, n);
+	be_put(dir, n, 4);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *e = dir + 4 + 64 * i;
-		put_be32(e, files[i]->len);
-		put_be16(e + 4, files[i]->key);
+		be_put(e, files[i]->len, 4);
+		be_put(e + 4, files[i]->key, 2);
 		memcpy(e + 8, files[i]->name, strlen(files[i]->name));
 	}
 	return fwcfg_add(f, FW_CFG_FILE_DIR, dir, 4 + 64 * n);
@@ -157,17 +143,17 @@ static int fwcfg_add_file(struct fw_cfg *f, const char *name,
 	struct fw_cfg_item *it;
 
 	if (!name[0] || strlen(name) >= FW_CFG_NAME_LEN) {
-		f->host->set_error(f->inst, "file name \"%s\": 1 to %d bytes",
+		f->dev.host->set_error(f->dev.inst, "file name \"%s\": 1 to %d bytes",
 				   name, FW_CFG_NAME_LEN - 1);
 		return -1;
 	}
 	for (unsigned i = 0; i < f->nitems; i++)
 		if (!strcmp(f->items[i].name, name)) {
-			f->host->set_error(f->inst, "file \"%s\" is given twice", name);
+			f->dev.host->set_error(f->dev.inst, "file \"%s\" is given twice", name);
 			return -1;
 		}
 	if (f->nfiles == FW_CFG_MAX_FILE || fwcfg_add(f, key, data, len)) {
-		f->host->set_error(f->inst, "no room for file \"%s\" (at most %d files)",
+		f->dev.host->set_error(f->dev.inst, "no room for file \"%s\" (at most %d files)",
 				   name, FW_CFG_MAX_FILE);
 		return -1;
 	}
@@ -175,7 +161,7 @@ static int fwcfg_add_file(struct fw_cfg *f, const char *name,
 	snprintf(it->name, sizeof(it->name), "%s", name);
 	f->nfiles++;
 	if (dir_rebuild(f)) {
-		f->host->set_error(f->inst, "out of memory");
+		f->dev.host->set_error(f->dev.inst, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -185,7 +171,7 @@ static int fwcfg_add_file(struct fw_cfg *f, const char *name,
  * (packed, 20 bytes), as QEMU's hw/i386/e820_memory_layout.h. */
 static int add_e820(struct fw_cfg *f)
 {
-	uint64_t size = f->host->mem_size(f->inst);
+	uint64_t size = f->dev.host->mem_size(f->dev.inst);
 	uint64_t low = size < MODVM_PC_PCI_HOLE ? size : MODVM_PC_PCI_HOLE;
 	uint64_t conv = low < CONV_END ? low : CONV_END;
 	const uint64_t map[][3] = {
@@ -201,9 +187,9 @@ static int add_e820(struct fw_cfg *f)
 	for (unsigned i = 0; i < MODVM_COUNTOF(map); i++) {
 		if (map[i][1] <= map[i][0])
 			continue;
-		put_le(buf + len, map[i][0], 8);
-		put_le(buf + len + 8, map[i][1] - map[i][0], 8);
-		put_le(buf + len + 16, map[i][2], 4);
+		le_put(buf + len, map[i][0], 8);
+		le_put(buf + len + 8, map[i][1] - map[i][0], 8);
+		le_put(buf + len + 16, map[i][2], 4);
 		len += 20;
 	}
 	return fwcfg_add_file(f, "etc/e820", buf, len);
@@ -218,24 +204,24 @@ static int add_host_file(struct fw_cfg *f, const char *name, const char *path)
 	int r = -1;
 
 	if (!fp) {
-		f->host->set_error(f->inst, "files: %s (for \"%s\"): %s", path, name,
+		f->dev.host->set_error(f->dev.inst, "files: %s (for \"%s\"): %s", path, name,
 				   strerror(errno));
 		return -1;
 	}
 	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode) ||
 	    st.st_size > FW_CFG_MAX_FILE_SIZE) {
-		f->host->set_error(f->inst, "files: %s (for \"%s\") is not a regular file of at most %u MiB",
+		f->dev.host->set_error(f->dev.inst, "files: %s (for \"%s\") is not a regular file of at most %u MiB",
 				   path, name, FW_CFG_MAX_FILE_SIZE >> 20);
 		goto out;
 	}
 	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
 	if (!buf) {
-		f->host->set_error(f->inst, "out of memory");
+		f->dev.host->set_error(f->dev.inst, "out of memory");
 		goto out;
 	}
 	got = fread(buf, 1, (size_t)st.st_size, fp);
 	if (got != (size_t)st.st_size) {
-		f->host->set_error(f->inst, "files: %s: short read", path);
+		f->dev.host->set_error(f->dev.inst, "files: %s: short read", path);
 		goto out;
 	}
 	r = fwcfg_add_file(f, name, buf, (uint32_t)got);
@@ -252,14 +238,14 @@ static int add_config_files(struct fw_cfg *f, const char *spec)
 	int r = 0;
 
 	if (!copy) {
-		f->host->set_error(f->inst, "out of memory");
+		f->dev.host->set_error(f->dev.inst, "out of memory");
 		return -1;
 	}
 	for (char *e = strtok_r(copy, ";", &save); e && !r;
 	     e = strtok_r(NULL, ";", &save)) {
 		char *eq = strchr(e, '=');
 		if (!eq || eq == e || !eq[1]) {
-			f->host->set_error(f->inst, "files: \"%s\" is not NAME=PATH (entries are separated by ';')", e);
+			f->dev.host->set_error(f->dev.inst, "files: \"%s\" is not NAME=PATH (entries are separated by ';')", e);
 			r = -1;
 			break;
 		}
@@ -273,26 +259,26 @@ static int add_config_files(struct fw_cfg *f, const char *spec)
 static int add_standard_items(struct fw_cfg *f)
 {
 	uint8_t b[8], uuid[16] = { 0 };
-	unsigned cpus = f->host->cpu_count(f->inst);
+	unsigned cpus = f->dev.host->cpu_count(f->dev.inst);
 	int r = 0;
 
 	r |= fwcfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
-	put_le(b, FW_CFG_VERSION, 4);
+	le_put(b, FW_CFG_VERSION, 4);
 	r |= fwcfg_add(f, FW_CFG_ID, b, 4);
 	r |= fwcfg_add(f, FW_CFG_UUID, uuid, sizeof(uuid));
-	put_le(b, f->host->mem_size(f->inst), 8);
+	le_put(b, f->dev.host->mem_size(f->dev.inst), 8);
 	r |= fwcfg_add(f, FW_CFG_RAM_SIZE, b, 8);
 	/* NB_CPUS: the CPUs present at boot; MAX_CPUS: also the hot-pluggable
 	 * ones, of which modvm has none. */
-	put_le(b, cpus, 2);
+	le_put(b, cpus, 2);
 	r |= fwcfg_add(f, FW_CFG_NB_CPUS, b, 2);
 	r |= fwcfg_add(f, FW_CFG_MAX_CPUS, b, 2);
 	/* The MADT routes ISA IRQ 0 to IOAPIC pin 2, as this says. */
-	put_le(b, 1, 4);
+	le_put(b, 1, 4);
 	r |= fwcfg_add(f, FW_CFG_IRQ0_OVERRIDE, b, 4);
 	r |= dir_rebuild(f);
 	if (r)
-		f->host->set_error(f->inst, "out of memory");
+		f->dev.host->set_error(f->dev.inst, "out of memory");
 	return r ? -1 : 0;
 }
 
@@ -352,71 +338,44 @@ static int fwcfg_post_load(void *dev)
 	return 0;
 }
 
-static const struct modvm_state_field fwcfg_fields[] = {
-	MODVM_F_U16(struct fw_cfg, cur_key),
-	MODVM_F_U32(struct fw_cfg, cur_offset),
-};
+MODVM_STATE_SECTION_HOOKS(fwcfg_state, "fw-cfg", 1, 1, NULL, fwcfg_post_load,
+	MODVM_F_U16(struct fw_cfg, cur_key), MODVM_F_U32(struct fw_cfg, cur_offset));
 
-static const struct modvm_state_section fwcfg_section = {
-	.name = "fw-cfg", .version = 1, .min_version = 1,
-	.fields = fwcfg_fields, .nfields = MODVM_COUNTOF(fwcfg_fields),
-	.post_load = fwcfg_post_load,
-};
-static const struct modvm_state_section *const fwcfg_sections[] = {
-	&fwcfg_section, NULL
-};
-
+/* The item copies are ours (also after a failed init). */
 static void fwcfg_destroy(void *dev)
 {
 	struct fw_cfg *f = dev;
 
 	for (unsigned i = 0; i < f->nitems; i++)
 		free(f->items[i].data);
-	free(f);
+	f->nitems = 0;
 }
 
-static void *fwcfg_create(const struct modvm_host *host, modvm_inst *inst)
+static int fwcfg_init(void *dev)
 {
-	struct fw_cfg *f = calloc(1, sizeof(*f));
-	int64_t port = host->prop_int(inst, "port");
+	struct fw_cfg *f = dev;
 
-	if (!f) {
-		host->set_error(inst, "out of memory");
-		return NULL;
+	if (add_standard_items(f) || (f->e820 && add_e820(f)) ||
+	    add_config_files(f, f->files) ||
+	    !f->dev.host->pio_register(f->dev.inst, f->port, 2, &fwcfg_ops, f)) {
+		fwcfg_destroy(f);
+		return -1;
 	}
-	f->host = host;
-	f->inst = inst;
-	if (add_standard_items(f) ||
-	    (host->prop_bool(inst, "e820") && add_e820(f)) ||
-	    add_config_files(f, host->prop_string(inst, "files")))
-		goto fail;
-	if (!host->pio_register(inst, (uint16_t)port, 2, &fwcfg_ops, f))
-		goto fail;
 	fwcfg_reset(f);
-	return f;
-fail:
-	fwcfg_destroy(f);
-	return NULL;
+	return 0;
 }
 
-static const struct modvm_prop_desc fwcfg_props[] = {
-	MODVM_PROP_INT_("port", "0x510", 0, 0xfffe,
-			"selector port; the data port follows it (QEMU: 0x510, 0x511)"),
-	MODVM_PROP_BOOL_("e820", "true", "offer modvm's E820 memory map as file etc/e820"),
-	MODVM_PROP_STRING_("files", "",
-			   "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)"),
-	MODVM_PROP_END
-};
-
-static const struct modvm_device_ops fwcfg_dev_ops = {
-	.size = sizeof(fwcfg_dev_ops),
-	.create = fwcfg_create,
-	.destroy = fwcfg_destroy,
-	.reset = fwcfg_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "fw-cfg",
-		    .version = "1.0.0",
-		    .description = "QEMU firmware configuration interface (ports 0x510/0x511): signature, CPUs, RAM, file directory",
-		    .props = fwcfg_props, .state = fwcfg_sections,
-		    .ops = &fwcfg_dev_ops);
+#define F struct fw_cfg
+MODVM_DEVICE_DEFINE(.name = "fw-cfg", .version = "1.0.0",
+	.description = "QEMU firmware configuration interface (ports 0x510/0x511): signature, CPUs, RAM, file directory",
+	.props = MODVM_PROPS(
+		MODVM_PROP_INT(F, port, "port", "0x510", 0, 0xfffe,
+			       "selector port; the data port follows it (QEMU: 0x510, 0x511)"),
+		MODVM_PROP_BOOL(F, e820, "e820", "true",
+				"offer modvm's E820 memory map as file etc/e820"),
+		MODVM_PROP_STRING(F, files, "files", "",
+				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)")),
+	.state = MODVM_STATE(&fwcfg_state),
+	.ops = MODVM_DEVICE_OPS(F, .init = fwcfg_init, .destroy = fwcfg_destroy,
+				.reset = fwcfg_reset));
+#undef F

@@ -22,6 +22,19 @@
 extern "C" {
 #endif
 
+/* Property names with a meaning the core relies on. A file backend has
+ * PATH (and READONLY); snapshots move a running disk onto an overlay image
+ * over its frozen one and open it with the backend of the snapshot's
+ * overlay format (docs/snapshot-format.md, "Disks") given PATH, CREATE =
+ * true, BACKING_FILE and BACKING_FORMAT (an ENUM whose choices are the
+ * formats it can stack on): a backend that has these can hold overlays.
+ * Names only: no ABI. */
+#define MODVM_BLOCK_PROP_PATH           "path"
+#define MODVM_BLOCK_PROP_READONLY       "readonly"
+#define MODVM_BLOCK_PROP_CREATE         "create"
+#define MODVM_BLOCK_PROP_BACKING_FILE   "backing-file"
+#define MODVM_BLOCK_PROP_BACKING_FORMAT "backing-format"
+
 enum modvm_block_op {
 	MODVM_BLOCK_READ = 1,
 	MODVM_BLOCK_WRITE = 2,

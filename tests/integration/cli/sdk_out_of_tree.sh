@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs modvm into a temporary prefix, builds the SDK example against that
-# prefix only (pkg-config), and checks the installed modvm finds and shows it.
+# prefix only (pkg-config), runs its device tests through the installed
+# harness (make check), checks the installed modvm finds and shows it, and
+# runs a guest that writes to the example's port.
 set -eu
 build=$1
 work=$(mktemp -d /tmp/modvm-sdk.XXXXXX)
@@ -27,4 +29,29 @@ fi
 out=$(MODVM_PLUGIN_PATH=$work/example "$prefix/bin/modvm" inspect example-debugcon)
 echo "$out" | grep -q "port             integer in 0..65535"
 echo "$out" | grep -q "section debugcon, version 1"
+
+# Its tests, through the harness installed with the SDK (modvm-harness.pc).
+test -f "$prefix/include/modvm-harness/harness.h"
+PKG_CONFIG_PATH=$(dirname "$pc") make -C "$work/example" check >"$work/check.log" 2>&1 ||
+	{ cat "$work/check.log"; echo "FAIL: make check"; exit 1; }
+grep -q "tests  *3  *3  *3  *0" "$work/check.log" ||
+	{ cat "$work/check.log"; echo "FAIL: make check ran other than 3 passing tests"; exit 1; }
+
+# A flat real-mode guest that writes "hi" to port 0xE9 and powers off
+# through ACPI (PM1a_CNT at 0x604: SLP_EN with SLP_TYP 0, S5).
+printf '\xb0\x68\xe6\xe9\xb0\x69\xe6\xe9\xba\x04\x06\xb8\x00\x20\xef\xf4\xeb\xfd' \
+	>"$work/hi.bin"
+cat >"$work/hi.cfg" <<CFG
+vm: {
+  memory = "16M";
+  cpu = { engine = "cpu-bt"; };
+  boot = { kernel = "$work/hi.bin"; format = "flat"; };
+  devices = (
+    { plugin = "example-debugcon"; id = "dbg"; backend = "file";
+      path = "$work/dbg.log"; append = false; }
+  );
+};
+CFG
+MODVM_PLUGIN_PATH=$work/example timeout 60 "$prefix/bin/modvm" run "$work/hi.cfg" </dev/null
+test "$(cat "$work/dbg.log")" = "hi" || { echo "FAIL: dbg.log holds \"$(cat "$work/dbg.log")\""; exit 1; }
 echo "sdk out of tree: 1 passed, 0 failed"
