@@ -91,6 +91,7 @@ struct bt_bus {
 #define CR4_SMEP (1ull << 20)
 #define CR4_SMAP (1ull << 21)
 #define CR4_PKE (1ull << 22)
+#define CR4_PKS (1ull << 24)
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
@@ -255,10 +256,14 @@ struct bt_cpu {
 		has_pge, has_pse, has_rdtscp, has_1g, has_xsave, has_xsaveopt;
 	/* CPUID leaf 1 ECX and leaf 7.0 (SDM vol. 2 CPUID) */
 	bool has_pcid, has_x2apic, has_tsc_deadline, has_smep, has_smap,
-		has_invpcid, has_umip, has_pku, has_rdpid, has_mca;
+		has_invpcid, has_umip, has_pku, has_pks, has_rdpid, has_mca;
 	bool vendor_amd;     /* leaf 0 says "AuthenticAMD": AMD's rules apply */
 	uint64_t xcr0_ok;    /* XCR0 bits the model supports (leaf 0xD.0) */
 	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */
+	/* IA32_PKRS (MSR 6E1H): the supervisor protection keys. Engine
+	 * state: struct modvm_cpu_state has no field for it yet, so a
+	 * snapshot does not carry it (docs/engines-bt.md). */
+	uint32_t pkrs;
 
 	uint64_t icount;
 	uint64_t icache_hits;
@@ -392,6 +397,8 @@ void bt_fx_hide_pointers(const struct bt_cpu *c, uint8_t *img);
 void bt_fxrstor(struct bt_cpu *c, int seg, uint64_t off);
 /* XGETBV, XSETBV, XSAVE, XSAVEOPT, XRSTOR (xsave.c) */
 void bt_exec_xsave(struct bt_cpu *c);
+/* Bytes of the standard-format XSAVE area the components in xcr0 need. */
+uint32_t bt_xsave_size(uint64_t xcr0);
 /* A state from elsewhere: components its XSTATE_BV marks as initial get
  * their initial values, XCR0 is checked against the model. */
 void bt_xsave_import(struct bt_cpu *c);

@@ -273,7 +273,10 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
  *  - PKU (CR4.PKE, IA-32e paging): PKRU's AD bit for the page's key
  *    denies data accesses to user pages, WD denies writes by user
  *    accesses, and by supervisor ones if CR0.WP; PK is reported with
- *    any other violation of the same access. */
+ *    any other violation of the same access;
+ *  - PKS (CR4.PKS, IA-32e paging): the same with IA32_PKRS for the
+ *    (explicit and implicit) supervisor data accesses to supervisor
+ *    pages, WD only if CR0.WP (SDM 3A 4.6.2). */
 static uint32_t denied(const struct bt_cpu *c, uint32_t f, enum access acc,
 		       int cpl)
 {
@@ -291,8 +294,15 @@ static uint32_t denied(const struct bt_cpu *c, uint32_t f, enum access acc,
 			r = PF_P;
 		return r;
 	}
-	if (!upage)
+	if (!upage) {
+		if ((c->s.cr4 & CR4_PKS) && c->lma) {
+			pk = c->pkrs >> (2 * TLBF_PKEY(f));
+			if ((pk & 1) ||
+			    (acc == ACC_W && (pk & 2) && (c->s.cr0 & CR0_WP)))
+				r |= PF_P | PF_PK;
+		}
 		return r;
+	}
 	if (!user && (c->s.cr4 & CR4_SMAP) &&
 	    (cpl == BT_CPL_SYS || !(c->s.rflags & BT_AC)))
 		r = PF_P;
@@ -319,7 +329,7 @@ static bool allowed(const struct bt_cpu *c, uint32_t f, enum access acc,
 static inline bool read_fast(const struct bt_cpu *c, uint32_t f, int cpl)
 {
 	if (!(f & TLBF_U))
-		return cpl != 3;
+		return cpl != 3 && !(c->s.cr4 & CR4_PKS);
 	return !(c->s.cr4 & (cpl == 3 ? CR4_PKE : CR4_SMAP | CR4_PKE));
 }
 

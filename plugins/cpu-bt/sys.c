@@ -25,6 +25,7 @@
 #define MSR_PAT 0x277
 #define MSR_MTRR_DEF 0x2FF
 #define MSR_TSC_DEADLINE 0x6E0
+#define MSR_PKRS 0x6E1
 #define MSR_EFER 0xC0000080
 #define MSR_STAR 0xC0000081
 #define MSR_LSTAR 0xC0000082
@@ -133,7 +134,8 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 			      (c->has_pcid ? CR4_PCIDE : 0) |
 			      (c->has_smep ? CR4_SMEP : 0) |
 			      (c->has_smap ? CR4_SMAP : 0) |
-			      (c->has_pku ? CR4_PKE : 0);
+			      (c->has_pku ? CR4_PKE : 0) |
+			      (c->has_pks ? CR4_PKS : 0);
 		if (v & ~ok)
 			bt_raise(c, BT_GP, 0);
 		if (c->lma && !(v & CR4_PAE))
@@ -144,10 +146,11 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 		    (!c->lma || (c->s.cr3 & 0xFFF)))
 			bt_raise(c, BT_GP, 0);
 		c->s.cr4 = v;
-		/* SMEP, SMAP and PKE change what the cached rights allow, in
-		 * both TLBs (the translator's checks none of them inline) */
+		/* SMEP, SMAP, PKE and PKS change what the cached rights
+		 * allow, in both TLBs (the translator's checks none of them
+		 * inline) */
 		if ((old ^ v) & (CR4_PSE | CR4_PAE | CR4_PGE | CR4_PCIDE |
-				 CR4_SMEP | CR4_SMAP | CR4_PKE))
+				 CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_PKS))
 			bt_tlb_flush(c, true);
 		return;
 	}
@@ -297,6 +300,11 @@ static void exec_rdmsr(struct bt_cpu *c)
 			bt_raise(c, BT_GP, 0);
 		v = 0;
 		break;
+	case MSR_PKRS:
+		if (!c->has_pks)
+			bt_raise(c, BT_GP, 0);
+		v = c->pkrs;
+		break;
 	case MSR_TSC_DEADLINE:
 		/* the local APIC's value: 0 once the deadline has passed */
 		if (!c->bus->rdmsr || !c->bus->rdmsr(c->bus->opaque, msr, &v))
@@ -369,6 +377,14 @@ static void exec_wrmsr(struct bt_cpu *c)
 		if (!canonical(v))
 			bt_raise(c, BT_GP, 0);
 		break;
+	case MSR_PKRS:
+		/* bits 63:32 are reserved (SDM 3A 4.6.2). Like WRPKRU, the
+		 * write changes what the cached rights allow. */
+		if (!c->has_pks || (v >> 32))
+			bt_raise(c, BT_GP, 0);
+		c->pkrs = (uint32_t)v;
+		bt_tlb_flush(c, true);
+		return;
 	case MSR_TSC_DEADLINE:
 		if (c->bus->wrmsr)
 			c->bus->wrmsr(c->bus->opaque, msr, v);
@@ -454,6 +470,10 @@ static void exec_cpuid(struct bt_cpu *c)
 	}
 	if ((fn == 0xB || fn == 0x1F) && l)
 		d = c->index;
+	/* (0xD,0) EBX: the area XSAVE needs for the components enabled in
+	 * XCR0 (SDM vol. 2 CPUID), the model's value being for all of them */
+	if (fn == 0xD && idx == 0 && l)
+		b = bt_xsave_size(c->s.xcr0);
 	bt_set_reg(c, MODVM_RAX, 4, a);
 	bt_set_reg(c, MODVM_RBX, 4, b);
 	bt_set_reg(c, MODVM_RCX, 4, cc);
