@@ -343,6 +343,7 @@ void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s)
 	c->s.rflags |= 2;
 	c->shadow = 0;
 	c->dbg_held = 0;
+	c->dbg_wake = 0;
 	c->nmi_pending = s->ev.nmi_pending;
 	c->delivering = -1;
 	c->shutdown = false;
@@ -484,12 +485,27 @@ decoded:
 		c->next_rip &= 0xFFFFFFFFull;
 }
 
-/* Deliver an NMI or a maskable interrupt if one is pending and allowed. */
+#define DR6_BS (1u << 14)
+
+/* Deliver an NMI or a maskable interrupt if one is pending and allowed.
+ * A HLT that was single-stepped takes its #DB when such an event ends the
+ * halt, first: traps of the previous instruction come before NMIs and
+ * interrupts (SDM 3A 6.9, priorities 4 and 5), and the handler then runs
+ * with the event still pending. */
 static void take_events(struct bt_cpu *c)
 {
 	if (c->s.ev.interrupt_shadow)
 		return;
 	c->insn_rip = c->s.rip;
+	if (c->dbg_wake && c->s.halted &&
+	    ((c->nmi_pending && !c->s.ev.nmi_masked) ||
+	     ((c->s.rflags & BT_IF) && c->bus->intr_pending(c->bus->opaque)))) {
+		c->s.dr6 = (c->s.dr6 & ~0xFull) | c->dbg_wake;
+		c->dbg_wake = 0;
+		c->s.halted = 0;
+		bt_deliver(c, BT_DB, false, 0, BT_EV_EXC, c->s.rip);
+		return;
+	}
 	if (c->nmi_pending && !c->s.ev.nmi_masked) {
 		c->nmi_pending = false;
 		c->s.halted = 0;
@@ -505,8 +521,6 @@ static void take_events(struct bt_cpu *c)
 	}
 }
 
-#define DR6_BS (1u << 14)
-
 static void step(struct bt_cpu *c)
 {
 	bool tf = c->s.rflags & BT_TF;
@@ -515,6 +529,7 @@ static void step(struct bt_cpu *c)
 	c->insn_rip = c->s.rip;
 	c->shadow = 0;
 	c->dbg_hold = false;
+	c->sw_event = false;
 	if (c->s.dr7 & 0xFF)
 		dbg_insn(c);
 	fetch(c);
@@ -537,12 +552,20 @@ static void step(struct bt_cpu *c)
 	 * next one, together with its own (SDM 3A 6.8.3) */
 	dbg = (uint32_t)c->dr6_pending | (tf ? DR6_BS : 0);
 	c->dr6_pending = 0;
+	if (c->sw_event) {
+		c->dbg_held = 0;
+		return;
+	}
 	if (c->dbg_hold) {
 		c->dbg_held |= dbg;
 		return;
 	}
 	dbg |= c->dbg_held;
 	c->dbg_held = 0;
+	if (dbg && c->s.halted && c->in->op == BT_OP_HLT) {
+		c->dbg_wake = dbg; /* HLT ends when the CPU wakes */
+		return;
+	}
 	if (dbg) {
 		c->s.dr6 = (c->s.dr6 & ~0xFull) | dbg;
 		c->insn_rip = c->s.rip;

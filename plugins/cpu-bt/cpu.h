@@ -227,6 +227,10 @@ struct bt_cpu {
 	bool dbg_hold;       /* MOV SS / POP SS ran: its debug traps wait for
 				the next instruction (SDM 3A 6.8.3) */
 	uint32_t dbg_held;   /* DR6 B0-B3 and BS held over that instruction */
+	bool sw_event;       /* the instruction was ICEBP (INT1): its debug
+				traps and held ones are dropped */
+	uint32_t dbg_wake;   /* DR6 bits of HLT's single-step trap, taken when
+				the halt ends (before the waking event) */
 	bool holding_lock;   /* inside a LOCKed read-modify-write */
 	bool dbg_data;       /* DR7 enables a data breakpoint */
 	/* Large pages (2M/4M/1G) whose 4 KiB pieces the TLB may hold: INVLPG

@@ -266,6 +266,7 @@ static void handle_signals(struct bt_vcpu *v)
 		}
 		s->msr.apic_base = apic_base;
 		s->halted = 1;
+		c->dbg_wake = 0;
 		v->wait_sipi = true;
 		bt_cpu_update_mode(c);
 		bt_tlb_flush(c, true);
