@@ -668,10 +668,20 @@ static void exec_sysret(struct bt_cpu *c)
 	bt_cpu_update_mode(c);
 }
 
+/* AMD CPUs have SYSENTER and SYSEXIT in legacy mode only: in long mode
+ * (64-bit and compatibility) both are #UD (AMD64 APM vol. 3); Intel runs
+ * them there. */
+static void sysenter_vendor_check(struct bt_cpu *c)
+{
+	if (c->vendor_amd && c->lma)
+		bt_raise_noerr(c, BT_UD);
+}
+
 static void exec_sysenter(struct bt_cpu *c)
 {
 	uint16_t cs = c->s.msr.sysenter_cs & 0xFFFC;
 
+	sysenter_vendor_check(c);
 	if (!c->pm || !cs)
 		bt_raise(c, BT_GP, 0);
 	c->s.rflags &= ~(uint64_t)(BT_VM | BT_IF | BT_RF);
@@ -689,6 +699,7 @@ static void exec_sysexit(struct bt_cpu *c)
 	uint16_t cs = c->s.msr.sysenter_cs & 0xFFFC;
 	bool to64 = c->in->opsize == 8;
 
+	sysenter_vendor_check(c);
 	if (!c->pm || c->cpl != 0 || !cs)
 		bt_raise(c, BT_GP, 0);
 	if (to64) {

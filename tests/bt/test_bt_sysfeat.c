@@ -859,6 +859,47 @@ static void test_syscall_vendor(void)
 	}
 }
 
+/* SYSENTER/SYSEXIT: AMD has them in legacy mode only (#UD in long mode),
+ * Intel in every protected mode. */
+static void test_sysenter_vendor(void)
+{
+	for (int intel = 0; intel < 2; intel++) {
+		const char *model = intel ? "system-v1-intel" : "system-v1";
+		struct fx *f = fx_new(FX_PROT32);
+
+		/* legacy mode: both vendors enter at SYSENTER_EIP */
+		use_model(f, model);
+		fx_idt(f);
+		f->cpu.s.msr.sysenter_cs = 0x08;
+		f->cpu.s.msr.sysenter_eip = FX_CODE + 0x100;
+		f->cpu.s.msr.sysenter_esp = 0x70000;
+		fx_asm_at(f, FX_CODE + 0x100, "bits 32\n mov ebx, 0x5E\n hlt");
+		fx_asm(f, "sysenter\n hlt");
+		fx_run_hlt(f);
+		CU_ASSERT_EQUAL(fx_vector(f), -1);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0x5E);
+		fx_free(f);
+
+		/* 64-bit mode: Intel enters (CS = SYSENTER_CS, 64-bit), AMD #UD */
+		f = mk(model, false, 0);
+		f->cpu.s.msr.sysenter_cs = 0x28;
+		f->cpu.s.msr.sysenter_eip = FX_CODE + 0x100;
+		f->cpu.s.msr.sysenter_esp = 0x70000;
+		fx_asm_at(f, FX_CODE + 0x100, "bits 64\n mov ebx, 0x5E\n hlt");
+		CU_ASSERT_EQUAL(run0(f, "sysenter\n hlt"), intel ? -1 : BT_UD);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), intel ? 0x5E : 0);
+		fx_free(f);
+
+		/* SYSEXIT (REX.W) at CPL 0: Intel returns to CPL 3 at RDX, where
+		 * HLT is #GP; AMD #UD */
+		f = mk(model, false, 0);
+		f->cpu.s.msr.sysenter_cs = 0x08;
+		CU_ASSERT_EQUAL(run0(f, "lea rdx, [rel user]\n mov rcx, rsp\n o64 sysexit\n"
+				       "user: hlt"), intel ? BT_GP : BT_UD);
+		fx_free(f);
+	}
+}
+
 /* ---- reserved bits of large pages ------------------------------------- */
 
 /* A 2 MiB PDE with a bit of 20:13 set, and a PDPTE with PS on a CPU
@@ -949,7 +990,8 @@ int main(void)
 		TEST(test_umip), TEST(test_pku), TEST(test_pks),
 		TEST(test_xsave_pkru), TEST(test_pcid),
 		TEST(test_invpcid), TEST(test_rdpid_tsc_aux), TEST(test_mca_vendor),
-		TEST(test_syscall_vendor), TEST(test_large_page_reserved),
+		TEST(test_syscall_vendor), TEST(test_sysenter_vendor),
+		TEST(test_large_page_reserved),
 		TEST(test_state), TEST(test_translated),
 	};
 
