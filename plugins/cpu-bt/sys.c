@@ -657,7 +657,15 @@ static void exec_sysret(struct bt_cpu *c)
 		c->s.rflags |= BT_IF;
 		c->next_rip = (uint32_t)c->s.gpr[MODVM_RCX];
 	}
-	/* SS keeps its cached attributes except selector and DPL (AMD) */
+	/* Intel loads a flat SS (base 0, 4 GiB, DPL 3: SDM vol. 2 SYSRET);
+	 * AMD keeps its cached attributes (Linux's X86_BUG_SYSRET_SS_ATTRS),
+	 * here all but the selector, DPL and a usable data type */
+	if (!c->vendor_amd) {
+		flat_seg(&c->s.seg[BT_SS], (sel + 8) | 3, false, false, 3);
+		c->cpl = 3;
+		bt_cpu_update_mode(c);
+		return;
+	}
 	c->s.seg[BT_SS].selector = (sel + 8) | 3;
 	c->s.seg[BT_SS].dpl = 3;
 	c->s.seg[BT_SS].unusable = 0;

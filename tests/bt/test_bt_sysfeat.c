@@ -900,6 +900,36 @@ static void test_sysenter_vendor(void)
 	}
 }
 
+/* SYSRET's SS: Intel loads it flat (base 0, limit 4 GiB, DPL 3, B and G
+ * set), whatever the kernel's SS was; AMD keeps the cached attributes but
+ * the selector (and DPL). */
+static void test_sysret_ss_vendor(void)
+{
+	for (int intel = 0; intel < 2; intel++) {
+		struct fx *f = mk(intel ? "system-v1-intel" : "system-v1", false, 0);
+		struct modvm_segment *ss = &f->cpu.s.seg[BT_SS];
+
+		f->cpu.s.msr.efer |= EFER_SCE;
+		f->cpu.s.msr.star = 0x08ull << 48;   /* SYSRET CS 0x0B, SS 0x13 */
+		ss->base = 0x1000;
+		ss->limit = 0xFFFF;
+		f->cpu.s.gpr[MODVM_RCX] = FX_CODE + 0x100;
+		f->cpu.s.gpr[MODVM_R11] = 2;
+		fx_asm_at(f, FX_CODE + 0x100, "bits 32\n jmp $");
+		fx_asm(f, "sysret");                 /* to compatibility mode */
+		fx_run(f, 1000);
+		CU_ASSERT_EQUAL(f->cpu.s.rip, FX_CODE + 0x100);
+		CU_ASSERT_EQUAL(f->cpu.cpl, 3);
+		CU_ASSERT_EQUAL(ss->selector, 0x13);
+		CU_ASSERT_EQUAL(ss->dpl, 3);
+		CU_ASSERT_EQUAL(ss->base, intel ? 0 : 0x1000);
+		CU_ASSERT_EQUAL(ss->limit, intel ? 0xFFFFFFFFu : 0xFFFFu);
+		if (intel)
+			CU_ASSERT(ss->db && ss->g && ss->present && ss->type == 3);
+		fx_free(f);
+	}
+}
+
 /* ---- reserved bits of large pages ------------------------------------- */
 
 /* A 2 MiB PDE with a bit of 20:13 set, and a PDPTE with PS on a CPU
@@ -991,6 +1021,7 @@ int main(void)
 		TEST(test_xsave_pkru), TEST(test_pcid),
 		TEST(test_invpcid), TEST(test_rdpid_tsc_aux), TEST(test_mca_vendor),
 		TEST(test_syscall_vendor), TEST(test_sysenter_vendor),
+		TEST(test_sysret_ss_vendor),
 		TEST(test_large_page_reserved),
 		TEST(test_state), TEST(test_translated),
 	};
