@@ -280,6 +280,12 @@ struct bt_cpu {
 	 * (BT_NG_MAX + 1: too many, scan) */
 	uint16_t tlb_ng[BT_NG_MAX], jtlb_ng[2][BT_NG_MAX];
 	unsigned n_tlb_ng, n_jtlb_ng[2];
+	/* Every slot filled from empty since the last global flush (some
+	 * twice), so that a global flush (CR0/CR4 writes, WRPKRU, a PKRS
+	 * write: kvm-unit-tests' access test makes one for each of its 19
+	 * million checks) clears those instead of every slot. */
+	uint16_t tlb_all[BT_NG_MAX], jtlb_all[2][BT_NG_MAX];
+	unsigned n_tlb_all, n_jtlb_all[2];
 };
 
 #define BT_TSC_HZ 1000000000ull /* virtual TSC: 1 GHz, 1 tick per ns */
