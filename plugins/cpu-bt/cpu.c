@@ -438,6 +438,10 @@ static void fetch(struct bt_cpu *c)
 	int r;
 
 	if (c->mode == BT_MODE64) {
+		/* only AMD's SYSRET can leave a non-canonical RIP: the fetch
+		 * faults, at the new CPL (branches check their targets) */
+		if ((uint64_t)((int64_t)(rip << 16) >> 16) != rip)
+			bt_raise(c, BT_GP, 0);
 		lin = rip;
 		n = 15;
 	} else {

@@ -2785,6 +2785,10 @@ static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 	j->why = 1;
 	if (!usable(c))
 		return 0;
+	/* a non-canonical RIP (AMD's SYSRET leaves one): the interpreter's
+	 * fetch raises the #GP */
+	if (c->mode == BT_MODE64 && !canonical(c->s.rip))
+		return 0;
 	j->why = 2;
 	c->insn_rip = c->s.rip;
 	key = mode_key(c);

@@ -643,7 +643,10 @@ static void exec_sysret(struct bt_cpu *c)
 	if (!c->pm || c->cpl != 0)
 		bt_raise(c, BT_GP, 0);
 	if (c->lma) {
-		if (to64 && !canonical(c->s.gpr[MODVM_RCX]))
+		/* a non-canonical RCX: Intel raises #GP(0) at CPL 0; AMD
+		 * returns and faults on the fetch at CPL 3 (Xen XSA-7, Linux's
+		 * entry_64.S on the Intel-only SYSRET hazard) */
+		if (to64 && !canonical(c->s.gpr[MODVM_RCX]) && !c->vendor_amd)
 			bt_raise(c, BT_GP, 0);
 		if (to64)
 			flat_seg(&c->s.seg[BT_CS], (sel + 16) | 3, true, true, 3);

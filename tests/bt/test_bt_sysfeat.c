@@ -930,6 +930,33 @@ static void test_sysret_ss_vendor(void)
 	}
 }
 
+/* SYSRET (REX.W) to a non-canonical RCX: Intel raises #GP(0) at CPL 0
+ * (the kernel's stack, RIP at the SYSRET); AMD returns to CPL 3 and the
+ * fetch there raises #GP, taken from CPL 3 onto RSP0 with the
+ * non-canonical RIP pushed. */
+static void test_sysret_noncanonical_vendor(void)
+{
+	for (int intel = 0; intel < 2; intel++) {
+		struct fx *f = mk(intel ? "system-v1-intel" : "system-v1", false, 0);
+
+		f->cpu.s.msr.efer |= EFER_SCE;
+		f->cpu.s.msr.star = 0x08ull << 48;   /* SYSRET CS 0x1B, SS 0x13 */
+		CU_ASSERT_EQUAL(run0(f, "mov rcx, 0x0000800000000000\n mov r11, 2\n"
+				       "o64 sysret\n hlt"), BT_GP);
+		if (intel) {
+			CU_ASSERT_EQUAL(err0(f), 0);
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 40), FX_CODE + 16); /* SYSRET */
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 32) & 3, 0);
+		} else {
+			CU_ASSERT_EQUAL(err3(f), 0);
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 0x10000 - 40),
+					0x0000800000000000ull);
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 0x10000 - 32), 0x1B);
+		}
+		fx_free(f);
+	}
+}
+
 /* ---- reserved bits of large pages ------------------------------------- */
 
 /* A 2 MiB PDE with a bit of 20:13 set, and a PDPTE with PS on a CPU
@@ -1021,7 +1048,7 @@ int main(void)
 		TEST(test_xsave_pkru), TEST(test_pcid),
 		TEST(test_invpcid), TEST(test_rdpid_tsc_aux), TEST(test_mca_vendor),
 		TEST(test_syscall_vendor), TEST(test_sysenter_vendor),
-		TEST(test_sysret_ss_vendor),
+		TEST(test_sysret_ss_vendor), TEST(test_sysret_noncanonical_vendor),
 		TEST(test_large_page_reserved),
 		TEST(test_state), TEST(test_translated),
 	};
