@@ -116,6 +116,47 @@ static const struct modvm_cpuid_leaf system_v1_intel[] = {
 	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
 };
 
+/* The v2 system models: v1 + the PKRU state component (XCR0 bit 9, 8
+ * bytes at 0xA80 of the standard XSAVE area), which every CPU with PKU
+ * has; system-v2-intel also has PKS (leaf 7.0 ECX bit 31, CR4.PKS,
+ * IA32_PKRS), which only Intel CPUs have. (0xD,0) EBX is the size for
+ * every component; engines report it for the ones XCR0 enables. */
+#define XCR0_V2 0x203
+#define XSAVE_AREA_V2 0xA88
+#define PKS_ECX (1u << 31)
+#define SYSTEM_V2(vendor_ebx, vendor_ecx, vendor_edx, sig, l7ecx)           \
+	{ 0x0, 0, 0, 0xD, vendor_ebx, vendor_ecx, vendor_edx },             \
+	{ 0x1, 0, 0, sig, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, SYS_EDX1 },     \
+	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, SYS_L7_EBX, l7ecx, 0 }, \
+	{ 0xD, 0, MODVM_CPUID_SIGNIFICANT_INDEX, XCR0_V2, XSAVE_AREA_V2,    \
+	  XSAVE_AREA_V2, 0 },                                               \
+	{ 0xD, 1, MODVM_CPUID_SIGNIFICANT_INDEX, 0x1, 0, 0, 0 },            \
+	{ 0xD, 9, MODVM_CPUID_SIGNIFICANT_INDEX, 8, 0xA80, 0, 0 },          \
+	{ 0x40000000, 0, 0, 0x40000000, 0x76646f6d, 0x646f6d6d, 0x6d76 }
+
+static const struct modvm_cpuid_leaf system_v2[] = {
+	SYSTEM_V2(VENDOR_EBX, VENDOR_ECX, VENDOR_EDX, SIGNATURE, SYS_L7_ECX),
+	{ 0x80000000, 0, 0, 0x80000008, VENDOR_EBX, VENDOR_ECX, VENDOR_EDX },
+	{ 0x80000001, 0, 0, SIGNATURE, 0, 0, EXT_EDX | RDTSCP_EDX },
+	/* "modvm system-v2 CPU" */
+	{ 0x80000002, 0, 0, 0x76646f6d, 0x7973206d, 0x6d657473, 0x2032762d },
+	{ 0x80000003, 0, 0, 0x00555043, 0, 0, 0 },
+	{ 0x80000004, 0, 0, 0, 0, 0, 0 },
+	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
+};
+
+static const struct modvm_cpuid_leaf system_v2_intel[] = {
+	SYSTEM_V2(INTEL_EBX, INTEL_ECX, INTEL_EDX, INTEL_SIGNATURE,
+		  SYS_L7_ECX | PKS_ECX),
+	{ 0x80000000, 0, 0, 0x80000008, 0, 0, 0 },
+	{ 0x80000001, 0, 0, 0, 0, 0, EXT_EDX | RDTSCP_EDX },
+	/* "modvm system-v2-intel CPU" */
+	{ 0x80000002, 0, 0, 0x76646f6d, 0x7973206d, 0x6d657473, 0x2d32762d },
+	{ 0x80000003, 0, 0, 0x65746e69, 0x5043206c, 0x00000055, 0 },
+	{ 0x80000004, 0, 0, 0, 0, 0, 0 },
+	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
+};
+
 static const struct modvm_cpu_model model_v1 = {
 	.name = "baseline-v1",
 	.description = "x86-64 baseline (SSE2), runs on every x86-64 host",
@@ -153,6 +194,21 @@ static const struct modvm_cpu_model model_sys_intel = {
 	.migratable = 1,
 };
 
+static const struct modvm_cpu_model model_sys2 = {
+	.name = "system-v2",
+	.description = "system-v1 + XSAVE of PKRU (XCR0 bit 9) (AuthenticAMD)",
+	.leaves = system_v2, .nleaves = MODVM_COUNTOF(system_v2),
+	.migratable = 1,
+};
+
+static const struct modvm_cpu_model model_sys2_intel = {
+	.name = "system-v2-intel",
+	.description = "system-v2 as a GenuineIntel CPU, + PKS (supervisor "
+		       "protection keys, IA32_PKRS)",
+	.leaves = system_v2_intel, .nleaves = MODVM_COUNTOF(system_v2_intel),
+	.migratable = 1,
+};
+
 static const struct modvm_cpu_model model_host = {
 	.name = "host",
 	.description = "the host CPU's features (KVM engines only; not migratable)",
@@ -163,7 +219,7 @@ static const struct modvm_cpu_model model_host = {
  * tests/unit/test_config.c matches the start of the "allowed values" list. */
 const struct modvm_cpu_model *const cpu_models[] = {
 	&model_v1, &model_v2, &model_host, &model_v1_xsave, &model_sys,
-	&model_sys_intel, NULL
+	&model_sys_intel, &model_sys2, &model_sys2_intel, NULL
 };
 
 const struct modvm_cpu_model *cpu_model_find(const char *name)

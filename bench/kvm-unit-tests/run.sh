@@ -101,9 +101,11 @@ fi
 
 # ---- modvm's CPU models, by the QEMU feature names tests ask for ---------
 # (core/cpumodel.c: every model has 40 physical address bits; the baselines
-# and system-v1 are AuthenticAMD, system-v1-intel GenuineIntel; system-v1*
-# add x2APIC, TSC deadline, PCID, INVPCID, UMIP, SMEP, SMAP, PKU, RDTSCP and
-# RDPID to baseline-v1-xsave; none has LA57, PKS, VMX or SVM)
+# and system-v1/v2 are AuthenticAMD, system-v1-intel and system-v2-intel
+# GenuineIntel; system-v1* add x2APIC, TSC deadline, PCID, INVPCID, UMIP,
+# SMEP, SMAP, PKU, RDTSCP and RDPID to baseline-v1-xsave, system-v2* the
+# XSAVE of PKRU, system-v2-intel PKS (Intel's only); none has LA57, VMX or
+# SVM)
 common_feats=" fpu de pse tsc msr pae cx8 apic sep mtrr pge cmov pat clflush mmx fxsr sse sse2 syscall nx lm hypervisor "
 sys_feats=" x2apic tsc-deadline tsc_deadline_timer pcid invpcid umip smep smap pku rdtscp rdpid "
 declare -A model_feats=(
@@ -112,20 +114,25 @@ declare -A model_feats=(
 	[baseline-v2]="$common_feats pni sse3 ssse3 cx16 sse4.1 sse4_1 sse4.2 sse4_2 popcnt lahf-lm lahf_lm "
 	[system-v1]="$common_feats xsave $sys_feats"
 	[system-v1-intel]="$common_feats xsave $sys_feats"
+	[system-v2]="$common_feats xsave $sys_feats"
+	[system-v2-intel]="$common_feats xsave $sys_feats pks "
 )
 declare -A model_vendor=(
 	[baseline-v1]=AuthenticAMD [baseline-v1-xsave]=AuthenticAMD
 	[baseline-v2]=AuthenticAMD [system-v1]=AuthenticAMD
-	[system-v1-intel]=GenuineIntel
+	[system-v1-intel]=GenuineIntel [system-v2]=AuthenticAMD
+	[system-v2-intel]=GenuineIntel
 )
 # Which model stands for a QEMU CPU name, in order of preference: the first
 # that has every +feature and none of the -features of the entry wins.
 models_for_cpu() {
 	case "$1" in
-	qemu64 | kvm64 | Opteron_G*) echo "baseline-v1 baseline-v1-xsave baseline-v2 system-v1 system-v1-intel" ;;
-	"") echo "baseline-v1 baseline-v1-xsave baseline-v2 system-v1 system-v1-intel" ;;
-	# QEMU's max has every feature TCG can do (SMAP, PKU, RDTSCP, ...)
-	max) echo "system-v1 system-v1-intel baseline-v1-xsave baseline-v1 baseline-v2" ;;
+	qemu64 | kvm64 | Opteron_G*) echo "baseline-v1 baseline-v1-xsave baseline-v2 system-v1 system-v1-intel system-v2 system-v2-intel" ;;
+	"") echo "baseline-v1 baseline-v1-xsave baseline-v2 system-v1 system-v1-intel system-v2 system-v2-intel" ;;
+	# QEMU's max has every feature TCG can do (SMAP, PKU, PKS, RDTSCP, ...),
+	# PKS even with an AMD vendor; modvm's model with the most features is
+	# system-v2-intel (system-v2's and PKS, which only Intel has)
+	max) echo "system-v2-intel system-v2 system-v1 system-v1-intel baseline-v1-xsave baseline-v1 baseline-v2" ;;
 	*) echo "" ;;
 	esac
 }

@@ -123,8 +123,8 @@ void bt_cpu_update_mode(struct bt_cpu *c)
 #define PCID_BIT (1u << 17)
 #define X2APIC_BIT (1u << 21)
 #define TSC_DL_BIT (1u << 24)
-/* leaf 7.0: EBX SMEP INVPCID SMAP; ECX UMIP PKU OSPKE RDPID (OSPKE is
- * CR4.PKE's, set by the engine like OSXSAVE) */
+/* leaf 7.0: EBX SMEP INVPCID SMAP; ECX UMIP PKU OSPKE RDPID PKS (OSPKE
+ * is CR4.PKE's, set by the engine like OSXSAVE; PKS is Intel's only) */
 #define L7B_SMEP (1u << 7)
 #define L7B_INVPCID (1u << 10)
 #define L7B_SMAP (1u << 20)
@@ -132,10 +132,12 @@ void bt_cpu_update_mode(struct bt_cpu *c)
 #define L7C_PKU (1u << 3)
 #define L7C_OSPKE (1u << 4)
 #define L7C_RDPID (1u << 22)
+#define L7C_PKS (1u << 31)
 #define OK_7_EBX (L7B_SMEP | L7B_INVPCID | L7B_SMAP)
-#define OK_7_ECX (L7C_UMIP | L7C_PKU | L7C_OSPKE | L7C_RDPID)
+#define OK_7_ECX (L7C_UMIP | L7C_PKU | L7C_OSPKE | L7C_RDPID | L7C_PKS)
 #define XSAVE_BIT (1u << 26)
-#define XCR0_OK 3u            /* x87 and SSE state components */
+#define XCR0_OK 0x203u        /* x87, SSE and PKRU state components */
+#define XCR0_PKRU (1u << 9)
 #define OK_X_EDX (OK_1_EDX | (1u << 11) | (1u << 20) | (1u << 26) | \
 		  (1u << 27) | (1u << 29)) /* SYSCALL NX 1G RDTSCP LM */
 #define OK_X_ECX 0x00000001u  /* LAHF/SAHF in 64-bit mode */
@@ -169,20 +171,31 @@ static bool is_amd(const struct modvm_cpu_model *m)
 	       l0->ecx == 0x444d4163;
 }
 
-/* XSAVE needs leaf 0xD within the maximum leaf, naming only the x87 and
- * SSE components (x87 included: SDM vol. 1 13.3) and of the sub-leaf 1
- * features only XSAVEOPT, which is all cpu-bt implements. */
+/* XSAVE needs leaf 0xD within the maximum leaf, naming only the x87,
+ * SSE and PKRU components (x87 included: SDM vol. 1 13.3; PKRU only with
+ * PKU, at its standard offset 0xA80, 8 bytes: sub-leaf 9) and of the
+ * sub-leaf 1 features only XSAVEOPT, which is all cpu-bt implements. */
 static int check_xsave(const struct modvm_cpu_model *m, char *why, size_t len)
 {
 	const struct modvm_cpuid_leaf *l0 = leaf(m, 0);
 	const struct modvm_cpuid_leaf *d0 = subleaf(m, 0xD, 0);
 	const struct modvm_cpuid_leaf *d1 = subleaf(m, 0xD, 1);
+	const struct modvm_cpuid_leaf *d9 = subleaf(m, 0xD, 9);
+	const struct modvm_cpuid_leaf *l7 = subleaf(m, 7, 0);
 
 	if (!l0 || l0->eax < 0xD || !d0 || !(d0->eax & 1) ||
 	    (d0->eax & ~XCR0_OK) || d0->edx) {
 		snprintf(why, len, "CPU model \"%s\" advertises XSAVE without a "
-			 "leaf 0xD naming only the x87 and SSE components (0x3): "
-			 "cpu-bt implements XSAVE for those only", m->name);
+			 "leaf 0xD naming only the x87, SSE and PKRU components "
+			 "(0x203): cpu-bt implements XSAVE for those only", m->name);
+		return -1;
+	}
+	if ((d0->eax & XCR0_PKRU) &&
+	    (!l7 || !(l7->ecx & L7C_PKU) || !d9 || d9->eax != 8 ||
+	     d9->ebx != 0xA80 || d9->ecx || d0->ecx < 0xA88)) {
+		snprintf(why, len, "CPU model \"%s\" names the PKRU state "
+			 "component (XCR0 bit 9) without PKU, or without sub-leaf "
+			 "(0xD,9) giving 8 bytes at 0xA80", m->name);
 		return -1;
 	}
 	if (d1 && (d1->eax & ~1u)) {
@@ -231,6 +244,13 @@ int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 			 l7->ebx & ~OK_7_EBX, l7->ecx & ~OK_7_ECX, l7->edx, l7->eax);
 		return -1;
 	}
+	/* PKS is Intel's (SDM 3A 4.6.2); models stay vendor-consistent */
+	if (l7 && (l7->ecx & L7C_PKS) && is_amd(m)) {
+		snprintf(why, len, "CPU model \"%s\" is AuthenticAMD and advertises "
+			 "PKS (CPUID.7.0:ECX bit 31), which only Intel CPUs have",
+			 m->name);
+		return -1;
+	}
 	if (x1 && ((bad = x1->ecx & ~OK_X_ECX) || (x1->edx & ~OK_X_EDX))) {
 		snprintf(why, len, "CPU model \"%s\" advertises extended features "
 			 "(CPUID.80000001h ECX 0x%08x EDX 0x%08x) that cpu-bt does "
@@ -259,13 +279,14 @@ void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 	c->model = model;
 	c->has_pcid = c->has_x2apic = c->has_tsc_deadline = false;
 	c->has_smep = c->has_smap = c->has_invpcid = c->has_umip = false;
-	c->has_pku = c->has_rdpid = c->has_mca = false;
+	c->has_pku = c->has_pks = c->has_rdpid = c->has_mca = false;
 	if (l7) {
 		c->has_smep = l7->ebx & L7B_SMEP;
 		c->has_invpcid = l7->ebx & L7B_INVPCID;
 		c->has_smap = l7->ebx & L7B_SMAP;
 		c->has_umip = l7->ecx & L7C_UMIP;
 		c->has_pku = l7->ecx & L7C_PKU;
+		c->has_pks = l7->ecx & L7C_PKS;
 		c->has_rdpid = l7->ecx & L7C_RDPID;
 	}
 	c->has_cx16 = c->has_pge = c->has_pse = c->has_xsave = false;
@@ -322,6 +343,7 @@ void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s)
 	c->s.rflags |= 2;
 	c->shadow = 0;
 	c->dbg_held = 0;
+	c->dbg_wake = 0;
 	c->nmi_pending = s->ev.nmi_pending;
 	c->delivering = -1;
 	c->shutdown = false;
@@ -416,6 +438,10 @@ static void fetch(struct bt_cpu *c)
 	int r;
 
 	if (c->mode == BT_MODE64) {
+		/* only AMD's SYSRET can leave a non-canonical RIP: the fetch
+		 * faults, at the new CPL (branches check their targets) */
+		if ((uint64_t)((int64_t)(rip << 16) >> 16) != rip)
+			bt_raise(c, BT_GP, 0);
 		lin = rip;
 		n = 15;
 	} else {
@@ -463,12 +489,27 @@ decoded:
 		c->next_rip &= 0xFFFFFFFFull;
 }
 
-/* Deliver an NMI or a maskable interrupt if one is pending and allowed. */
+#define DR6_BS (1u << 14)
+
+/* Deliver an NMI or a maskable interrupt if one is pending and allowed.
+ * A HLT that was single-stepped takes its #DB when such an event ends the
+ * halt, first: traps of the previous instruction come before NMIs and
+ * interrupts (SDM 3A 6.9, priorities 4 and 5), and the handler then runs
+ * with the event still pending. */
 static void take_events(struct bt_cpu *c)
 {
 	if (c->s.ev.interrupt_shadow)
 		return;
 	c->insn_rip = c->s.rip;
+	if (c->dbg_wake && c->s.halted &&
+	    ((c->nmi_pending && !c->s.ev.nmi_masked) ||
+	     ((c->s.rflags & BT_IF) && c->bus->intr_pending(c->bus->opaque)))) {
+		c->s.dr6 = (c->s.dr6 & ~0xFull) | c->dbg_wake;
+		c->dbg_wake = 0;
+		c->s.halted = 0;
+		bt_deliver(c, BT_DB, false, 0, BT_EV_EXC, c->s.rip);
+		return;
+	}
 	if (c->nmi_pending && !c->s.ev.nmi_masked) {
 		c->nmi_pending = false;
 		c->s.halted = 0;
@@ -484,8 +525,6 @@ static void take_events(struct bt_cpu *c)
 	}
 }
 
-#define DR6_BS (1u << 14)
-
 static void step(struct bt_cpu *c)
 {
 	bool tf = c->s.rflags & BT_TF;
@@ -494,6 +533,7 @@ static void step(struct bt_cpu *c)
 	c->insn_rip = c->s.rip;
 	c->shadow = 0;
 	c->dbg_hold = false;
+	c->sw_event = false;
 	if (c->s.dr7 & 0xFF)
 		dbg_insn(c);
 	fetch(c);
@@ -516,12 +556,20 @@ static void step(struct bt_cpu *c)
 	 * next one, together with its own (SDM 3A 6.8.3) */
 	dbg = (uint32_t)c->dr6_pending | (tf ? DR6_BS : 0);
 	c->dr6_pending = 0;
+	if (c->sw_event) {
+		c->dbg_held = 0;
+		return;
+	}
 	if (c->dbg_hold) {
 		c->dbg_held |= dbg;
 		return;
 	}
 	dbg |= c->dbg_held;
 	c->dbg_held = 0;
+	if (dbg && c->s.halted && c->in->op == BT_OP_HLT) {
+		c->dbg_wake = dbg; /* HLT ends when the CPU wakes */
+		return;
+	}
 	if (dbg) {
 		c->s.dr6 = (c->s.dr6 & ~0xFull) | dbg;
 		c->insn_rip = c->s.rip;

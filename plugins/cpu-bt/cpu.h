@@ -195,6 +195,10 @@ struct bt_cpu {
 	bool dbg_hold;       /* MOV SS / POP SS ran: its debug traps wait for
 				the next instruction (SDM 3A 6.8.3) */
 	uint32_t dbg_held;   /* DR6 B0-B3 and BS held over that instruction */
+	bool sw_event;       /* the instruction was ICEBP (INT1): its debug
+				traps and held ones are dropped */
+	uint32_t dbg_wake;   /* DR6 bits of HLT's single-step trap, taken when
+				the halt ends (before the waking event) */
 	bool holding_lock;   /* inside a LOCKed read-modify-write */
 	bool dbg_data;       /* DR7 enables a data breakpoint */
 	/* Large pages (2M/4M/1G) whose 4 KiB pieces the TLB may hold: INVLPG
@@ -224,10 +228,14 @@ struct bt_cpu {
 		has_pge, has_pse, has_rdtscp, has_1g, has_xsave, has_xsaveopt;
 	/* CPUID leaf 1 ECX and leaf 7.0 (SDM vol. 2 CPUID) */
 	bool has_pcid, has_x2apic, has_tsc_deadline, has_smep, has_smap,
-		has_invpcid, has_umip, has_pku, has_rdpid, has_mca;
+		has_invpcid, has_umip, has_pku, has_pks, has_rdpid, has_mca;
 	bool vendor_amd;     /* leaf 0 says "AuthenticAMD": AMD's rules apply */
 	uint64_t xcr0_ok;    /* XCR0 bits the model supports (leaf 0xD.0) */
 	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */
+	/* IA32_PKRS (MSR 6E1H): the supervisor protection keys. Engine
+	 * state: struct modvm_cpu_state has no field for it yet, so a
+	 * snapshot does not carry it (docs/engines-bt.md). */
+	uint32_t pkrs;
 
 	uint64_t icount;
 	uint64_t icache_hits;
@@ -240,6 +248,12 @@ struct bt_cpu {
 	 * (BT_NG_MAX + 1: too many, scan) */
 	uint16_t tlb_ng[BT_NG_MAX], jtlb_ng[2][BT_NG_MAX];
 	unsigned n_tlb_ng, n_jtlb_ng[2];
+	/* Every slot filled from empty since the last global flush (some
+	 * twice), so that a global flush (CR0/CR4 writes, WRPKRU, a PKRS
+	 * write: kvm-unit-tests' access test makes one for each of its 19
+	 * million checks) clears those instead of every slot. */
+	uint16_t tlb_all[BT_NG_MAX], jtlb_all[2][BT_NG_MAX];
+	unsigned n_tlb_all, n_jtlb_all[2];
 };
 
 #define BT_TSC_HZ 1000000000ull /* virtual TSC: 1 GHz, 1 tick per ns */
@@ -361,6 +375,8 @@ void bt_fx_hide_pointers(const struct bt_cpu *c, uint8_t *img);
 void bt_fxrstor(struct bt_cpu *c, int seg, uint64_t off);
 /* XGETBV, XSETBV, XSAVE, XSAVEOPT, XRSTOR (xsave.c) */
 void bt_exec_xsave(struct bt_cpu *c);
+/* Bytes of the standard-format XSAVE area the components in xcr0 need. */
+uint32_t bt_xsave_size(uint64_t xcr0);
 /* A state from elsewhere: components its XSTATE_BV marks as initial get
  * their initial values, XCR0 is checked against the model. */
 void bt_xsave_import(struct bt_cpu *c);

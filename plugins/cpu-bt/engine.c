@@ -276,6 +276,7 @@ static void handle_signals(struct bt_vcpu *v)
 		s->tr = (struct modvm_segment){ .limit = 0xFFFF, .type = 0xB, .present = 1 };
 		s->msr.apic_base = apic_base;
 		s->halted = 1;
+		c->dbg_wake = 0;
 		v->wait_sipi = true;
 		bt_apic_init_signal(v);
 		bt_cpu_update_mode(c);

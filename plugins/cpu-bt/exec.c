@@ -1022,8 +1022,15 @@ static void exec_flagop(struct bt_cpu *c)
 	}
 }
 
+/* ICEBP's #DB is the only one taken for it: its single-step trap and
+ * the traps a MOV SS held for it are dropped (single-stepping resumes
+ * after the handler's IRET). INT n, INT3 and INTO still take those at
+ * the handler's first instruction. kvm-unit-tests x86/debug.c checks
+ * both on hardware: "Single-Step + ICEBP #DB w/ MOVSS blocking", "MOV
+ * SS + watchpoint + ICEBP" (one #DB), "... + int $1" (two). */
 static void exec_interrupt_sw(struct bt_cpu *c)
 {
+	c->sw_event = c->in->op == BT_OP_INT1;
 	switch (c->in->op) {
 	case BT_OP_INT:
 		if ((c->s.rflags & BT_VM) && iopl(c) < 3)

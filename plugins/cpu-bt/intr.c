@@ -456,6 +456,11 @@ void bt_deliver(struct bt_cpu *c, int vec, bool has_err, uint32_t err,
 
 	if (kind == BT_EV_EXC && vec < 32 && outer < 0)
 		ext = 0; /* an exception from an instruction is not external */
+	/* entering the #DB handler clears DR7.GD, so that it can use the
+	 * debug registers (SDM 3A 17.2.4); ICEBP is not a debug exception
+	 * in that sense and leaves it */
+	if (vec == BT_DB && kind == BT_EV_EXC)
+		c->s.dr7 &= ~(1ull << 13);
 	c->delivering = vec;
 	if (!c->pm && !(c->s.rflags & BT_VM))
 		deliver_real(c, vec, ret);

@@ -144,6 +144,11 @@ struct bt_jit {
 	uint16_t vc_ng[NG_MAX], jc_ng[2][NG_MAX];
 	unsigned n_vc_ng, n_jc_ng[2];
 	uint64_t pfilter[PFILTER_BITS / 64];
+	/* as the CPU's tlb_all: the jump-cache entries filled from empty and
+	 * the pfilter words made non-zero, so that a global flush clears
+	 * those, not 128 KiB and 8 KiB (NG_MAX + 1: more, clear it all) */
+	uint16_t jc_all[2][NG_MAX], pf_words[NG_MAX];
+	unsigned n_jc_all[2], n_pf_words;
 	/* blocks of one instruction that crosses a page: their second page
 	 * is watched here (the hash table knows the first) */
 	struct jblock *strad[STRAD_MAX];
@@ -274,17 +279,41 @@ static unsigned jc_index(uint64_t rip)
 	return (unsigned)((rip ^ (rip >> JC_SHIFT)) & (BT_JC_SIZE - 1));
 }
 
+static void ng_note(uint16_t *list, unsigned *n, unsigned k);
+
 static void jc_clear(struct bt_cpu *c)
 {
-	memset(c->jit_jc, 0xFF, sizeof(c->jit_jc));
-	c->jit->n_jc_ng[0] = c->jit->n_jc_ng[1] = 0;
+	struct bt_jit *j = c->jit;
+
+	for (int p = 0; p < 2; p++) {
+		if (j->n_jc_all[p] <= NG_MAX) {
+			for (unsigned k = 0; k < j->n_jc_all[p]; k++)
+				c->jit_jc[p][j->jc_all[p][k]].rip = ~0ull;
+		} else {
+			memset(c->jit_jc[p], 0xFF, sizeof(c->jit_jc[p]));
+		}
+		j->n_jc_all[p] = j->n_jc_ng[p] = 0;
+	}
 }
 
 static void pfilter_set(struct bt_jit *j, uint64_t lin)
 {
 	unsigned h = (unsigned)(lin >> 12) % PFILTER_BITS;
 
+	if (!j->pfilter[h / 64])
+		ng_note(j->pf_words, &j->n_pf_words, h / 64);
 	j->pfilter[h / 64] |= 1ull << (h % 64);
+}
+
+static void pfilter_clear(struct bt_jit *j)
+{
+	if (j->n_pf_words <= NG_MAX) {
+		for (unsigned k = 0; k < j->n_pf_words; k++)
+			j->pfilter[j->pf_words[k]] = 0;
+	} else {
+		memset(j->pfilter, 0, sizeof(j->pfilter));
+	}
+	j->n_pf_words = 0;
 }
 
 static bool pfilter_has(const struct bt_jit *j, uint64_t lin)
@@ -596,11 +625,12 @@ void bt_jit_flush_all(struct bt_cpu *c)
 	for (int p = 0; p < 2; p++) {
 		for (int i = 0; i < BT_JTLB_SIZE; i++)
 			c->jtlb[p][i] = (struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
-		c->n_jtlb_ng[p] = 0;
+		c->n_jtlb_ng[p] = c->n_jtlb_all[p] = 0;
+		j->n_jc_all[p] = NG_MAX + 1; /* all of it (a new CPU's is 0s) */
 	}
 	jc_clear(c);
 	j->n_vc_ng = 0;
-	memset(j->pfilter, 0, sizeof(j->pfilter));
+	pfilter_clear(j);
 	c->jit_link = 0;
 	j->st.flushes++;
 }
@@ -611,7 +641,11 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 
 	j->tlb_flushes++;
 	for (int p = 0; p < 2; p++) {
-		if (global_too || c->n_jtlb_ng[p] > BT_NG_MAX) {
+		if (global_too && c->n_jtlb_all[p] <= BT_NG_MAX) {
+			for (unsigned k = 0; k < c->n_jtlb_all[p]; k++)
+				c->jtlb[p][c->jtlb_all[p][k]] =
+					(struct bt_jtlb){ ~0ull, ~0ull, 0, ~0ull };
+		} else if (global_too || c->n_jtlb_ng[p] > BT_NG_MAX) {
 			for (int i = 0; i < BT_JTLB_SIZE; i++) {
 				struct bt_jtlb *t = &c->jtlb[p][i];
 				if (global_too || !(t->gpa & 1))
@@ -625,12 +659,14 @@ void bt_jit_tlb_flush(struct bt_cpu *c, bool global_too)
 			}
 		}
 		c->n_jtlb_ng[p] = 0;
+		if (global_too)
+			c->n_jtlb_all[p] = 0;
 	}
 	if (global_too) {
 		jc_clear(c);
 		j->gen++;
 		j->n_vc_ng = 0;
-		memset(j->pfilter, 0, sizeof(j->pfilter));
+		pfilter_clear(j);
 	} else {
 		/* a CR3 write: translations of global pages (the kernel's)
 		 * stay valid, the others may map elsewhere now */
@@ -2749,6 +2785,10 @@ static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 	j->why = 1;
 	if (!usable(c))
 		return 0;
+	/* a non-canonical RIP (AMD's SYSRET leaves one): the interpreter's
+	 * fetch raises the #GP */
+	if (c->mode == BT_MODE64 && !canonical(c->s.rip))
+		return 0;
 	j->why = 2;
 	c->insn_rip = c->s.rip;
 	key = mode_key(c);
@@ -2775,11 +2815,13 @@ static uint64_t jit_exec(struct bt_cpu *c, uint64_t max_blocks)
 		if (j->jc_key[p] != key || j->jc_cskey[p] != cskey) {
 			/* the half holds another mode's (or CS base's) code */
 			memset(c->jit_jc[p], 0xFF, sizeof(c->jit_jc[p]));
-			j->n_jc_ng[p] = 0;
+			j->n_jc_ng[p] = j->n_jc_all[p] = 0;
 			j->jc_key[p] = key;
 			j->jc_cskey[p] = cskey;
 			j->st.jc_switches++;
 		}
+		if (jce->rip == ~0ull)
+			ng_note(j->jc_all[p], &j->n_jc_all[p], k);
 		jce->rip = b->rip;
 		jce->code = b->code;
 		j->jc_global[p][k] = bt_page_global(c, b->lin);

@@ -27,7 +27,7 @@
 
 enum access { ACC_R, ACC_W, ACC_X };
 
-/* Note slot i of a TLB as holding a non-global entry (c->tlb_ng). */
+/* Note slot i of a TLB in a list of slots (c->tlb_ng, c->tlb_all). */
 void bt_tlb_ng_note(uint16_t *list, unsigned *n, unsigned i)
 {
 	if (*n < BT_NG_MAX)
@@ -38,7 +38,10 @@ void bt_tlb_ng_note(uint16_t *list, unsigned *n, unsigned i)
 
 void bt_tlb_flush(struct bt_cpu *c, bool global_too)
 {
-	if (global_too || c->n_tlb_ng > BT_NG_MAX) {
+	if (global_too && c->n_tlb_all <= BT_NG_MAX) {
+		for (unsigned k = 0; k < c->n_tlb_all; k++)
+			c->tlb[c->tlb_all[k]].tag = 0;
+	} else if (global_too || c->n_tlb_ng > BT_NG_MAX) {
 		for (int i = 0; i < BT_TLB_SIZE; i++)
 			if (global_too || !(c->tlb[i].flags & TLBF_G))
 				c->tlb[i].tag = 0;
@@ -51,6 +54,7 @@ void bt_tlb_flush(struct bt_cpu *c, bool global_too)
 	}
 	c->n_tlb_ng = 0;
 	if (global_too) {
+		c->n_tlb_all = 0;
 		c->nlarge = 0;
 	} else if (c->nlarge <= BT_LARGE_MAX) {
 		unsigned k = 0; /* the non-global ones are gone */
@@ -273,7 +277,10 @@ static void walk(struct bt_cpu *c, uint64_t lin, enum access acc, bool user,
  *  - PKU (CR4.PKE, IA-32e paging): PKRU's AD bit for the page's key
  *    denies data accesses to user pages, WD denies writes by user
  *    accesses, and by supervisor ones if CR0.WP; PK is reported with
- *    any other violation of the same access. */
+ *    any other violation of the same access;
+ *  - PKS (CR4.PKS, IA-32e paging): the same with IA32_PKRS for the
+ *    (explicit and implicit) supervisor data accesses to supervisor
+ *    pages, WD only if CR0.WP (SDM 3A 4.6.2). */
 static uint32_t denied(const struct bt_cpu *c, uint32_t f, enum access acc,
 		       int cpl)
 {
@@ -291,8 +298,15 @@ static uint32_t denied(const struct bt_cpu *c, uint32_t f, enum access acc,
 			r = PF_P;
 		return r;
 	}
-	if (!upage)
+	if (!upage) {
+		if ((c->s.cr4 & CR4_PKS) && c->lma) {
+			pk = c->pkrs >> (2 * TLBF_PKEY(f));
+			if ((pk & 1) ||
+			    (acc == ACC_W && (pk & 2) && (c->s.cr0 & CR0_WP)))
+				r |= PF_P | PF_PK;
+		}
 		return r;
+	}
 	if (!user && (c->s.cr4 & CR4_SMAP) &&
 	    (cpl == BT_CPL_SYS || !(c->s.rflags & BT_AC)))
 		r = PF_P;
@@ -319,7 +333,7 @@ static bool allowed(const struct bt_cpu *c, uint32_t f, enum access acc,
 static inline bool read_fast(const struct bt_cpu *c, uint32_t f, int cpl)
 {
 	if (!(f & TLBF_U))
-		return cpl != 3;
+		return cpl != 3 && !(c->s.cr4 & CR4_PKS);
 	return !(c->s.cr4 & (cpl == 3 ? CR4_PKE : CR4_SMAP | CR4_PKE));
 }
 
@@ -354,6 +368,8 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 		w.flags = TLBF_W | TLBF_U | TLBF_D;
 	}
 	w.gpa &= c->a20_mask; /* A20 gate: bit 20 of the page number */
+	if (!e->tag)
+		bt_tlb_ng_note(c->tlb_all, &c->n_tlb_all, (unsigned)(e - c->tlb));
 	e->tag = page | 1;
 	e->gpa = w.gpa;
 	e->flags = w.flags;
@@ -652,6 +668,9 @@ uint8_t *bt_jit_fill(struct bt_cpu *c, uint64_t lin, unsigned size, bool write,
 	 * accesses to user pages are interpreted while CR4.SMAP is set */
 	if ((e->flags & TLBF_U) && (c->s.cr4 & CR4_SMAP) && c->cpl < 3)
 		return e->host + (lin & 0xFFF);
+	if (t->rtag == ~0ull)
+		bt_tlb_ng_note(c->jtlb_all[c->cpl == 3], &c->n_jtlb_all[c->cpl == 3],
+			       (unsigned)(t - c->jtlb[c->cpl == 3]));
 	t->rtag = page;
 	t->addend = (uint64_t)(uintptr_t)e->host - page;
 	t->gpa = e->gpa | ((e->flags & TLBF_G) ? 1 : 0);

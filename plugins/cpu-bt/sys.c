@@ -26,6 +26,7 @@
 #define MSR_PAT 0x277
 #define MSR_MTRR_DEF 0x2FF
 #define MSR_TSC_DEADLINE 0x6E0
+#define MSR_PKRS 0x6E1
 #define MSR_EFER 0xC0000080
 #define MSR_STAR 0xC0000081
 #define MSR_LSTAR 0xC0000082
@@ -134,7 +135,8 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 			      (c->has_pcid ? CR4_PCIDE : 0) |
 			      (c->has_smep ? CR4_SMEP : 0) |
 			      (c->has_smap ? CR4_SMAP : 0) |
-			      (c->has_pku ? CR4_PKE : 0);
+			      (c->has_pku ? CR4_PKE : 0) |
+			      (c->has_pks ? CR4_PKS : 0);
 		if (v & ~ok)
 			bt_raise(c, BT_GP, 0);
 		if (c->lma && !(v & CR4_PAE))
@@ -145,10 +147,11 @@ void bt_set_cr(struct bt_cpu *c, int cr, uint64_t v)
 		    (!c->lma || (c->s.cr3 & 0xFFF)))
 			bt_raise(c, BT_GP, 0);
 		c->s.cr4 = v;
-		/* SMEP, SMAP and PKE change what the cached rights allow, in
-		 * both TLBs (the translator's checks none of them inline) */
+		/* SMEP, SMAP, PKE and PKS change what the cached rights
+		 * allow, in both TLBs (the translator's checks none of them
+		 * inline) */
 		if ((old ^ v) & (CR4_PSE | CR4_PAE | CR4_PGE | CR4_PCIDE |
-				 CR4_SMEP | CR4_SMAP | CR4_PKE))
+				 CR4_SMEP | CR4_SMAP | CR4_PKE | CR4_PKS))
 			bt_tlb_flush(c, true);
 		return;
 	}
@@ -298,6 +301,11 @@ static void exec_rdmsr(struct bt_cpu *c)
 			bt_raise(c, BT_GP, 0);
 		v = 0;
 		break;
+	case MSR_PKRS:
+		if (!c->has_pks)
+			bt_raise(c, BT_GP, 0);
+		v = c->pkrs;
+		break;
 	case MSR_TSC_DEADLINE:
 		/* the local APIC's value: 0 once the deadline has passed */
 		if (!c->bus->rdmsr || !c->bus->rdmsr(c->bus->opaque, msr, &v))
@@ -370,6 +378,14 @@ static void exec_wrmsr(struct bt_cpu *c)
 		if (!canonical(v))
 			bt_raise(c, BT_GP, 0);
 		break;
+	case MSR_PKRS:
+		/* bits 63:32 are reserved (SDM 3A 4.6.2). Like WRPKRU, the
+		 * write changes what the cached rights allow. */
+		if (!c->has_pks || (v >> 32))
+			bt_raise(c, BT_GP, 0);
+		c->pkrs = (uint32_t)v;
+		bt_tlb_flush(c, true);
+		return;
 	case MSR_TSC_DEADLINE:
 		if (c->bus->wrmsr)
 			c->bus->wrmsr(c->bus->opaque, msr, v);
@@ -441,6 +457,10 @@ static void exec_cpuid(struct bt_cpu *c)
 	}
 	if ((fn == 0xB || fn == 0x1F) && l)
 		d = c->index;
+	/* (0xD,0) EBX: the area XSAVE needs for the components enabled in
+	 * XCR0 (SDM vol. 2 CPUID), the model's value being for all of them */
+	if (fn == 0xD && idx == 0 && l)
+		b = bt_xsave_size(c->s.xcr0);
 	bt_set_reg(c, MODVM_RAX, 4, a);
 	bt_set_reg(c, MODVM_RBX, 4, b);
 	bt_set_reg(c, MODVM_RCX, 4, cc);
@@ -610,7 +630,10 @@ static void exec_sysret(struct bt_cpu *c)
 	if (!c->pm || c->cpl != 0)
 		bt_raise(c, BT_GP, 0);
 	if (c->lma) {
-		if (to64 && !canonical(c->s.gpr[MODVM_RCX]))
+		/* a non-canonical RCX: Intel raises #GP(0) at CPL 0; AMD
+		 * returns and faults on the fetch at CPL 3 (Xen XSA-7, Linux's
+		 * entry_64.S on the Intel-only SYSRET hazard) */
+		if (to64 && !canonical(c->s.gpr[MODVM_RCX]) && !c->vendor_amd)
 			bt_raise(c, BT_GP, 0);
 		if (to64)
 			flat_seg(&c->s.seg[BT_CS], (sel + 16) | 3, true, true, 3);
@@ -624,7 +647,15 @@ static void exec_sysret(struct bt_cpu *c)
 		c->s.rflags |= BT_IF;
 		c->next_rip = (uint32_t)c->s.gpr[MODVM_RCX];
 	}
-	/* SS keeps its cached attributes except selector and DPL (AMD) */
+	/* Intel loads a flat SS (base 0, 4 GiB, DPL 3: SDM vol. 2 SYSRET);
+	 * AMD keeps its cached attributes (Linux's X86_BUG_SYSRET_SS_ATTRS),
+	 * here all but the selector, DPL and a usable data type */
+	if (!c->vendor_amd) {
+		flat_seg(&c->s.seg[BT_SS], (sel + 8) | 3, false, false, 3);
+		c->cpl = 3;
+		bt_cpu_update_mode(c);
+		return;
+	}
 	c->s.seg[BT_SS].selector = (sel + 8) | 3;
 	c->s.seg[BT_SS].dpl = 3;
 	c->s.seg[BT_SS].unusable = 0;
@@ -635,10 +666,20 @@ static void exec_sysret(struct bt_cpu *c)
 	bt_cpu_update_mode(c);
 }
 
+/* AMD CPUs have SYSENTER and SYSEXIT in legacy mode only: in long mode
+ * (64-bit and compatibility) both are #UD (AMD64 APM vol. 3); Intel runs
+ * them there. */
+static void sysenter_vendor_check(struct bt_cpu *c)
+{
+	if (c->vendor_amd && c->lma)
+		bt_raise_noerr(c, BT_UD);
+}
+
 static void exec_sysenter(struct bt_cpu *c)
 {
 	uint16_t cs = c->s.msr.sysenter_cs & 0xFFFC;
 
+	sysenter_vendor_check(c);
 	if (!c->pm || !cs)
 		bt_raise(c, BT_GP, 0);
 	c->s.rflags &= ~(uint64_t)(BT_VM | BT_IF | BT_RF);
@@ -656,6 +697,7 @@ static void exec_sysexit(struct bt_cpu *c)
 	uint16_t cs = c->s.msr.sysenter_cs & 0xFFFC;
 	bool to64 = c->in->opsize == 8;
 
+	sysenter_vendor_check(c);
 	if (!c->pm || c->cpl != 0 || !cs)
 		bt_raise(c, BT_GP, 0);
 	if (to64) {

@@ -1,7 +1,8 @@
-/* cpu-bt: the XSAVE feature set for the x87 (component 0) and SSE
- * (component 1) state: XGETBV, XSETBV, XSAVE, XSAVEOPT and the standard
- * form of XRSTOR (SDM vol. 1 ch. 13, vol. 2 instruction pages). Both
- * components live in the legacy region, so the area is 576 bytes.
+/* cpu-bt: the XSAVE feature set for the x87 (component 0), SSE
+ * (component 1) and PKRU (component 9) state: XGETBV, XSETBV, XSAVE,
+ * XSAVEOPT and the standard form of XRSTOR (SDM vol. 1 ch. 13, vol. 2
+ * instruction pages). x87 and SSE live in the legacy region (576 bytes
+ * with the header), PKRU at 0xA80 (8 bytes: 0xA88 in all).
  */
 #include <string.h>
 
@@ -12,8 +13,15 @@
 #define XS_XMM 160
 #define XS_HDR 512
 #define XS_SIZE 576
+#define XS_PKRU_SIZE 8
 #define XCR0_X87 1ull
 #define XCR0_SSE 2ull
+#define XCR0_PKRU (1ull << 9)
+
+uint32_t bt_xsave_size(uint64_t xcr0)
+{
+	return xcr0 & XCR0_PKRU ? BT_XS_PKRU + XS_PKRU_SIZE : XS_SIZE;
+}
 
 static const struct bt_operand *op0(struct bt_cpu *c) { return &c->in->opnd[0]; }
 
@@ -38,8 +46,9 @@ static unsigned nxmm(const struct bt_cpu *c)
 
 /* XINUSE (SDM vol. 1 13.6): 0 only for a component in its initial
  * configuration. x87: FCW 037FH, FSW/FTW/FOP/FIP/FDP 0, ST0-7 0; SSE:
- * XMM registers 0 (MXCSR is not tracked). Computing it from the values is
- * allowed: XINUSE[i] = 1 for a component in its initial state is legal. */
+ * XMM registers 0 (MXCSR is not tracked); PKRU: 0. Computing it from the
+ * values is allowed: XINUSE[i] = 1 for a component in its initial state
+ * is legal. */
 static uint64_t xinuse(const struct bt_cpu *c)
 {
 	const uint8_t *x = c->s.xsave;
@@ -50,6 +59,8 @@ static uint64_t xinuse(const struct bt_cpu *c)
 		u |= XCR0_X87;
 	if (!all_zero(x + XS_XMM, 16 * nxmm(c)))
 		u |= XCR0_SSE;
+	if (bt_pkru(c))
+		u |= XCR0_PKRU;
 	return u;
 }
 
@@ -124,7 +135,11 @@ static void exec_xsave(struct bt_cpu *c, bool opt)
 	const uint8_t *x = c->s.xsave;
 	uint8_t mx[8], fx[XS_MXCSR];
 
-	bt_check_write(c, seg, off, XS_SIZE); /* no fault after a store */
+	/* no fault after a store: the legacy region and header are always
+	 * written, PKRU's bytes when requested */
+	bt_check_write(c, seg, off, XS_SIZE);
+	if (put & XCR0_PKRU)
+		bt_check_write(c, seg, off + BT_XS_PKRU, XS_PKRU_SIZE);
 	lin = bt_seg_lin(c, seg, off, XS_SIZE, true);
 	bv = bt_lin_read(c, lin + XS_HDR, 8, c->cpl);
 	if (put & XCR0_X87) {
@@ -142,6 +157,12 @@ static void exec_xsave(struct bt_cpu *c, bool opt)
 	}
 	if (put & XCR0_SSE)
 		bt_lin_write_buf(c, lin + XS_XMM, x + XS_XMM, 16 * nxmm(c), c->cpl);
+	if (put & XCR0_PKRU) {
+		/* PKRU, then 4 reserved bytes written as 0 (as hardware does) */
+		uint64_t pkru = bt_pkru(c);
+		uint64_t plin = bt_seg_lin(c, seg, off + BT_XS_PKRU, XS_PKRU_SIZE, true);
+		bt_lin_write(c, plin, XS_PKRU_SIZE, pkru, c->cpl);
+	}
 	bv = (bv & ~rfbm) | (inuse & rfbm);
 	bt_lin_write(c, lin + XS_HDR, 8, bv, c->cpl);
 }
@@ -158,7 +179,7 @@ static void exec_xrstor(struct bt_cpu *c)
 	uint64_t off = area_offset(c), rfbm = c->s.xcr0 & edx_eax(c), lin;
 	uint8_t img[XS_SIZE];
 	uint64_t bv;
-	uint32_t mx;
+	uint32_t mx, pkru = 0;
 
 	lin = bt_seg_lin(c, seg, off, XS_SIZE, false);
 	bt_lin_read_buf(c, lin, img, XS_SIZE, c->cpl);
@@ -168,6 +189,11 @@ static void exec_xrstor(struct bt_cpu *c)
 	memcpy(&mx, img + XS_MXCSR, 4);
 	if ((rfbm & XCR0_SSE) && (mx & ~0xFFFFu))
 		bt_raise(c, BT_GP, 0);
+	/* PKRU: from the area if XSTATE_BV[9], else its initial value 0;
+	 * read before anything changes */
+	if ((rfbm & XCR0_PKRU) && (bv & XCR0_PKRU))
+		pkru = (uint32_t)bt_lin_read(c, bt_seg_lin(c, seg, off + BT_XS_PKRU,
+					     XS_PKRU_SIZE, false), XS_PKRU_SIZE, c->cpl);
 	if (rfbm & XCR0_X87) {
 		if (bv & XCR0_X87) {
 			memcpy(c->s.xsave, img, XS_MXCSR);
@@ -183,6 +209,11 @@ static void exec_xrstor(struct bt_cpu *c)
 		else
 			memset(xmm, 0, 16 * nxmm(c));
 		memcpy(c->s.xsave + XS_MXCSR, &mx, 4);
+	}
+	if ((rfbm & XCR0_PKRU) && pkru != bt_pkru(c)) {
+		bt_set_pkru(c, pkru);
+		/* the TLBs hold rights checked against the old PKRU */
+		bt_tlb_flush(c, true);
 	}
 }
 

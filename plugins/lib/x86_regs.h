@@ -31,6 +31,7 @@
 #define CR4_SMEP (1ull << 20)
 #define CR4_SMAP (1ull << 21)
 #define CR4_PKE (1ull << 22)
+#define CR4_PKS (1ull << 24)
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)

@@ -195,6 +195,69 @@ static void test_single_step_mov_ss(void)
 	fx_free(f);
 }
 
+/* ICEBP (INT1) in a MOV SS shadow with TF set: its own #DB is the only
+ * one, with no DR6.BS (the single-step traps of MOV SS and of ICEBP are
+ * dropped, as kvm-unit-tests x86/debug.c "Single-Step + ICEBP #DB w/
+ * MOVSS blocking" checks on hardware); before, a second #DB with BS came
+ * at the handler's first instruction. */
+static void test_icebp_in_mov_ss_shadow(void)
+{
+	struct fx *f = fx_new(FX_PROT32);
+
+	fx_idt(f);
+	fx_asm(f, "mov eax, 0x10\n pushfd\n or dword [esp], 0x100\n popfd\n"
+		  "mov ss, ax\n icebp\n after: mov ebx, 1\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_DB);
+	CU_ASSERT_EQUAL(R(f, MODVM_RSP), FX_STACK - 12);        /* one frame */
+	CU_ASSERT_EQUAL(fx_mem32(f, FX_STACK - 12), FX_CODE + 17); /* after */
+	CU_ASSERT_EQUAL(f->cpu.s.dr6 & 0xF00F, 0);               /* no BS */
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	fx_free(f);
+}
+
+/* DR7.GD: a MOV DR is a #DB fault with DR6.BD, and entering the handler
+ * clears GD so that it can use the debug registers (SDM 3A 17.2.4);
+ * before, GD stayed set and the handler's own MOV DR faulted again. */
+static void test_general_detect_clears_gd(void)
+{
+	struct fx *f = fx_new(FX_PROT32);
+
+	fx_idt(f);
+	fx_asm(f, "mov eax, 0x2400\n mov dr7, eax\n mov eax, dr6\n hlt");
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_DB);
+	CU_ASSERT_EQUAL(fx_mem32(f, FX_STACK - 12), FX_CODE + 8); /* the MOV */
+	CU_ASSERT(f->cpu.s.dr6 & (1u << 13));                     /* BD */
+	CU_ASSERT_EQUAL(f->cpu.s.dr7 & (1u << 13), 0);            /* GD */
+	fx_free(f);
+}
+
+/* HLT with TF: the CPU halts, and the single-step #DB (after the HLT)
+ * comes when an interrupt ends the halt, before the interrupt (traps of
+ * the previous instruction first); before, the #DB was delivered at once
+ * and left the CPU halted at the handler with IF=0 (kvm-unit-tests
+ * x86/debug.c "Single-step #DB w/ STI;HLT" hung there). */
+static void test_single_step_hlt(void)
+{
+	struct fx *f = fx_new(FX_PROT32);
+
+	fx_idt(f);
+	fx_asm(f, "pushfd\n or dword [esp], 0x300\n popfd\n hlt\n mov ebx, 1\n hlt");
+	CU_ASSERT_EQUAL(fx_run_hlt(f), BT_EXIT_HLT);
+	CU_ASSERT_EQUAL(fx_vector(f), -1);
+	CU_ASSERT_EQUAL(f->cpu.s.rip, FX_CODE + 10);  /* halted after the HLT */
+	f->intr = true;
+	f->intr_vec = 0x40;
+	fx_run_hlt(f);
+	CU_ASSERT_EQUAL(fx_vector(f), BT_DB);
+	CU_ASSERT_EQUAL(fx_mem32(f, FX_STACK - 12), FX_CODE + 10);
+	CU_ASSERT(f->cpu.s.dr6 & (1u << 14));         /* BS */
+	CU_ASSERT_EQUAL(f->intr_acks, 0);             /* the interrupt waits */
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0);
+	fx_free(f);
+}
+
 /* IRET to an outer level nulls ES, DS, FS, GS that the new CPL may not use
  * (SDM vol. 2 IRET). The selector becomes 0; the hidden base stays, as
  * Bochs (validate_seg_reg) and QEMU (validate_seg) keep it, and in 64-bit
@@ -330,6 +393,8 @@ int main(void)
 	static const struct test_case tests[] = {
 		TEST(test_pop_ss_stack_size), TEST(test_paging_ad_on_fault),
 		TEST(test_ltr_lldt_canonical), TEST(test_single_step_mov_ss),
+		TEST(test_icebp_in_mov_ss_shadow), TEST(test_general_detect_clears_gd),
+		TEST(test_single_step_hlt),
 		TEST(test_iret_null_gs_keeps_base), TEST(test_syscall_sysret_tf),
 		TEST(test_amd_perf_msrs),
 	};

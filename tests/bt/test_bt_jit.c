@@ -767,6 +767,65 @@ static void test_smap_pku_agree(void)
 	CU_ASSERT_EQUAL(bad, 0);
 }
 
+/* PKS: the same for supervisor pages and IA32_PKRS (a GenuineIntel model
+ * with PKS; 0x42000 a supervisor page with key 1). */
+static const struct modvm_cpuid_leaf pks_leaves[] = {
+	{ 0x0, 0, 0, 0x7, 0x756e6547, 0x6c65746e, 0x49656e69 },
+	{ 0x1, 0, 0, 0xf61, 0x800, 0, 0x0789bb7d },
+	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, 0, 1u << 31, 0 },
+	{ 0x80000000, 0, 0, 0x80000001, 0, 0, 0 },
+	{ 0x80000001, 0, 0, 0, 0, 0, (1u << 11) | (1u << 20) | (1u << 29) },
+};
+static const struct modvm_cpu_model pks_model = {
+	.name = "pks", .leaves = pks_leaves, .nleaves = 5,
+};
+
+static void test_pks_agree(void)
+{
+	static const char *const progs[] = {
+		/* WRMSR switching key 1 between all rights and write-disable
+		 * (CR0.WP), then a write while disabled */
+		"mov rax, cr0\n bts rax, 16\n mov cr0, rax\n"
+		"mov rax, cr4\n bts rax, 24\n mov cr4, rax\n mov r8d, 200\n"
+		"mov ecx, 0x6E1\n xor edx, edx\n"
+		"l: xor eax, eax\n wrmsr\n add rbx, [0x42000]\n mov [0x42010], rbx\n"
+		"mov eax, 8\n wrmsr\n add rbx, [0x42000]\n dec r8d\n jnz l\n"
+		"mov [0x42018], rbx\n hlt",
+		/* access-disable: the read faults after a loop of allowed reads */
+		"mov rax, cr4\n bts rax, 24\n mov cr4, rax\n mov r8d, 200\n"
+		"mov ecx, 0x6E1\n xor edx, edx\n"
+		"l: add rbx, [0x42000]\n dec r8d\n jnz l\n mov eax, 4\n wrmsr\n"
+		"add rbx, [0x42000]\n hlt",
+	};
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		struct fx *m[2] = { smap_machine(true), smap_machine(false) };
+
+		for (int k = 0; k < 2; k++) {
+			bt_cpu_set_model(&m[k]->cpu, &pks_model);
+			fx_set64(m[k], 0x110000 + 8 * 0x42, 0x42000 | 3 | (1ull << 59));
+			fx_set64(m[k], 0x42000, 0x5678);
+			bt_tlb_flush(&m[k]->cpu, true);
+			fx_asm(m[k], progs[i]);
+			fx_run_hlt(m[k]);
+		}
+		if (!same_state(m[0], m[1], 0, progs[i]))
+			bad++;
+		CU_ASSERT_EQUAL(fx_vector(m[0]), BT_PFV);
+		CU_ASSERT_EQUAL(fx_vector(m[1]), BT_PFV);
+		CU_ASSERT_EQUAL(m[0]->cpu.s.cr2 & ~0xFFFull, 0x42000);
+		CU_ASSERT_EQUAL(m[1]->cpu.s.cr2, m[0]->cpu.s.cr2);
+		CU_ASSERT_EQUAL(fx_mem64(m[0], FX_STACK - 48), fx_mem64(m[1], FX_STACK - 48));
+		CU_ASSERT_EQUAL(memcmp(m[0]->ram + 0x42000, m[1]->ram + 0x42000, 64), 0);
+		CU_ASSERT(R(m[1], MODVM_RBX) != 0);
+		CU_ASSERT(stats(m[0]).blocks > 0);
+		fx_free(m[0]);
+		fx_free(m[1]);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* ---- random programs --------------------------------------------------- */
 
 enum { W8L, W8R, W16, W32, W64 };
@@ -1805,7 +1864,7 @@ int main(void)
 		TEST(test_gp_de_in_block), TEST(test_noncanonical_branch),
 		TEST(test_interrupt_in_loop), TEST(test_cache_full),
 		TEST(test_directed_diff), TEST(test_random_diff),
-		TEST(test_smap_pku_agree),
+		TEST(test_smap_pku_agree), TEST(test_pks_agree),
 		TEST(test_random_bytes), TEST(test_self_rewriting_loop),
 		TEST(test_long_block), TEST(test_page_straddle), TEST(test_end_of_ram),
 		TEST(test_fault_in_flag_writer), TEST(test_kick_from_thread),

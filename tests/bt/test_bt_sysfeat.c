@@ -1,5 +1,6 @@
 /* cpu-bt: the operating-system features of the system-v1 models (core/
- * cpumodel.c): SMEP, SMAP, UMIP, PKU, PCID/INVPCID, RDPID and TSC_AUX, the
+ * cpumodel.c) and the v2 ones: SMEP, SMAP, UMIP, PKU, PKS, XSAVE of PKRU,
+ * PCID/INVPCID, RDPID and TSC_AUX, the
  * models' CPUID, and PKRU/TSC_AUX/PCID through a saved state. Each feature
  * is checked for its faults and its good path, and against a model
  * without it (the fixture's, as baseline-v1), where it must not exist.
@@ -447,6 +448,226 @@ static void test_pku(void)
 	fx_free(f);
 }
 
+/* ---- PKS -------------------------------------------------------------- */
+
+#define SPAGE 0x42000ull /* a supervisor page with key 1 (split machine) */
+
+/* The split machine on `model` with SPAGE keyed 1 (flags 3 | key), then
+ * CR4.PKS, CR0.WP = wp and IA32_PKRS = pkrs before `code`. */
+static int run_pks(struct fx *f, bool wp, uint32_t pkrs, const char *code)
+{
+	char src[1024];
+
+	fx_set64(f, PT + 8 * (SPAGE >> 12), SPAGE | 3 | (1ull << 59));
+	fx_set64(f, SPAGE, 0xAABBCCDDull);
+	bt_tlb_flush(&f->cpu, true);
+	snprintf(src, sizeof(src),
+		 "mov rax, cr4\n bts rax, 24\n mov cr4, rax\n"
+		 "mov rax, cr0\n %s rax, 16\n mov cr0, rax\n"
+		 "mov ecx, 0x6E1\n xor edx, edx\n mov eax, 0x%x\n wrmsr\n%s\n hlt",
+		 wp ? "bts" : "btr", pkrs, code);
+	return run0(f, src);
+}
+
+static void test_pks(void)
+{
+	struct fx *f;
+	uint32_t r[4];
+	char why[256];
+
+	/* AD for key 1: a supervisor read faults with PK; other keys do not */
+	f = mk("system-v2-intel", true, 7);
+	CU_ASSERT_EQUAL(run_pks(f, true, 1u << 2,
+				"mov rbx, [0x41000]\n mov rdi, [0x42000]"), BT_PFV);
+	CU_ASSERT_EQUAL(f->cpu.s.cr2, SPAGE);
+	CU_ASSERT_EQUAL(err0(f), PF_P | PF_PK);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDI), 0);
+	fx_free(f);
+	/* AD stops writes whatever CR0.WP says */
+	f = mk("system-v2-intel", true, 7);
+	CU_ASSERT_EQUAL(run_pks(f, false, 1u << 2, "mov dword [0x42010], 5"), BT_PFV);
+	CU_ASSERT_EQUAL(err0(f), PF_P | PF_W | PF_PK);
+	CU_ASSERT_EQUAL(fx_mem64(f, SPAGE + 0x10), 0);
+	fx_free(f);
+	/* WD: reads work, writes fault only with CR0.WP */
+	f = mk("system-v2-intel", true, 7);
+	CU_ASSERT_EQUAL(run_pks(f, true, 2u << 2,
+				"mov rbx, [0x42000]\n mov dword [0x42010], 5"), BT_PFV);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0xAABBCCDDull);
+	CU_ASSERT_EQUAL(err0(f), PF_P | PF_W | PF_PK);
+	CU_ASSERT_EQUAL(fx_mem64(f, SPAGE + 0x10), 0);
+	fx_free(f);
+	f = mk("system-v2-intel", true, 7);
+	CU_ASSERT_EQUAL(run_pks(f, false, 2u << 2, "mov dword [0x42010], 5"), -1);
+	CU_ASSERT_EQUAL(fx_mem64(f, SPAGE + 0x10), 5);
+	fx_free(f);
+	/* PKRS is for supervisor pages: a user page with key 1 is PKRU's */
+	f = mk("system-v2-intel", true, 7 | (1ull << 59));
+	CU_ASSERT_EQUAL(run_pks(f, true, 3u << 2,
+				"mov rbx, [0x40000]\n mov qword [0x40010], 9"), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0x1122334455667788ull);
+	CU_ASSERT_EQUAL(fx_mem64(f, UPAGE + 0x10), 9);
+	fx_free(f);
+	/* without CR4.PKS the keys are not checked */
+	f = mk("system-v2-intel", true, 7);
+	fx_set64(f, PT + 8 * (SPAGE >> 12), SPAGE | 3 | (1ull << 59));
+	bt_tlb_flush(&f->cpu, true);
+	CU_ASSERT_EQUAL(run0(f, "mov ecx, 0x6E1\n xor edx, edx\n mov eax, 4\n wrmsr\n"
+			       "mov dword [0x42010], 6\n hlt"), -1);
+	CU_ASSERT_EQUAL(fx_mem64(f, SPAGE + 0x10), 6);
+	fx_free(f);
+	/* a cached translation does not outlive a write of PKRS: read, deny,
+	 * read */
+	f = mk("system-v2-intel", true, 7);
+	CU_ASSERT_EQUAL(run_pks(f, true, 0,
+				"mov rbx, [0x42000]\n mov ecx, 0x6E1\n mov eax, 4\n"
+				"wrmsr\n mov rdi, [0x42000]"), BT_PFV);
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0xAABBCCDDull);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDI), 0);
+	CU_ASSERT_EQUAL(err0(f), PF_P | PF_PK);
+	fx_free(f);
+	/* RDMSR reads it back; bits 63:32 are reserved */
+	f = mk("system-v2-intel", true, 7);
+	CU_ASSERT_EQUAL(run_pks(f, true, 0x55555554,
+				"xor eax, eax\n mov edx, -1\n rdmsr"), -1);
+	CU_ASSERT_EQUAL(R(f, MODVM_RAX), 0x55555554);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX), 0);
+	fx_free(f);
+	f = mk("system-v2-intel", false, 0);
+	CU_ASSERT_EQUAL(run0(f, "mov ecx, 0x6E1\n mov edx, 1\n xor eax, eax\n wrmsr\n hlt"),
+			BT_GP);
+	fx_free(f);
+	/* CPUID: Intel's v2 model only; elsewhere no MSR and no CR4.PKS */
+	f = mk("system-v2-intel", false, 0);
+	cpuid(f, 7, 0, r);
+	CU_ASSERT(r[2] & (1u << 31));
+	fx_free(f);
+	for (int i = 0; i < 3; i++) {
+		static const char *const other[] = { "system-v2", "system-v1-intel", NULL };
+		f = mk(other[i], false, 0);
+		cpuid(f, 7, 0, r);
+		CU_ASSERT(!(r[2] & (1u << 31)));
+		CU_ASSERT_EQUAL(run0(f, "mov ecx, 0x6E1\n rdmsr\n hlt"), BT_GP);
+		CU_ASSERT_EQUAL(run0(f, "mov rax, cr4\n bts rax, 24\n mov cr4, rax\n hlt"), BT_GP);
+		fx_free(f);
+	}
+	/* an AuthenticAMD model with PKS is refused */
+	{
+		static const struct modvm_cpuid_leaf leaves[] = {
+			{ 0x0, 0, 0, 7, 0x68747541, 0x444d4163, 0x69746e65 },
+			{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, 0, 1u << 31, 0 },
+		};
+		const struct modvm_cpu_model m = { .name = "amd-pks", .leaves = leaves,
+						   .nleaves = 2 };
+		CU_ASSERT_EQUAL(bt_model_check(&m, why, sizeof(why)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(why, "PKS"));
+	}
+}
+
+/* ---- XSAVE of PKRU (state component 9) --------------------------------- */
+
+#define XAREA 0x60000ull /* a 64-byte aligned XSAVE area (4 KiB) */
+
+static void test_xsave_pkru(void)
+{
+	static const char *const names[] = { "system-v2", "system-v2-intel" };
+	char src[1024];
+	struct fx *f;
+	uint32_t r[4];
+
+	for (int i = 0; i < 2; i++) {
+		/* leaf 0xD: XCR0 bit 9, 8 bytes at 0xA80; EBX follows XCR0 */
+		f = mk(names[i], false, 0);
+		CU_ASSERT_EQUAL(run0(f, "mov rax, cr4\n bts rax, 18\n mov cr4, rax\n hlt"), -1);
+		cpuid(f, 0xD, 0, r);
+		CU_ASSERT_EQUAL(r[0], 0x203);
+		CU_ASSERT_EQUAL(r[1], 576);
+		CU_ASSERT_EQUAL(r[2], 0xA88);
+		cpuid(f, 0xD, 9, r);
+		CU_ASSERT(r[0] == 8 && r[1] == 0xA80 && r[2] == 0);
+		CU_ASSERT_EQUAL(run0(f, "xor ecx, ecx\n xor edx, edx\n mov eax, 0x203\n"
+				       "xsetbv\n hlt"), -1);
+		cpuid(f, 0xD, 0, r);
+		CU_ASSERT_EQUAL(r[1], 0xA88);
+		fx_free(f);
+
+		/* XSAVE writes PKRU and XSTATE_BV[9] = (PKRU != 0) */
+		f = mk(names[i], false, 0);
+		fx_set64(f, XAREA + 0xA80, ~0ull);
+		snprintf(src, sizeof(src),
+			 "mov rax, cr4\n or rax, (1 << 18) | (1 << 22)\n mov cr4, rax\n"
+			 "xor ecx, ecx\n xor edx, edx\n mov eax, 0x203\n xsetbv\n"
+			 "mov eax, 0x12345678\n wrpkru\n"
+			 "mov eax, -1\n mov edx, -1\n xsave64 [0x%llx]\n hlt",
+			 (unsigned long long)XAREA);
+		CU_ASSERT_EQUAL(run0(f, src), -1);
+		CU_ASSERT_EQUAL(fx_mem64(f, XAREA + 0xA80), 0x12345678);
+		CU_ASSERT_EQUAL(fx_mem64(f, XAREA + 512) & (1ull << 9), 1ull << 9);
+		fx_free(f);
+		/* PKRU 0 is its initial state: XSAVE writes 0 and BV[9] = 0,
+		 * XSAVEOPT leaves the bytes alone */
+		f = mk(names[i], false, 0);
+		fx_set64(f, XAREA + 0xA80, 0x77);
+		fx_set64(f, XAREA + 0x1A80, 0x77);
+		fx_set64(f, XAREA + 512, 1ull << 9);
+		snprintf(src, sizeof(src),
+			 "mov rax, cr4\n or rax, (1 << 18) | (1 << 22)\n mov cr4, rax\n"
+			 "xor ecx, ecx\n xor edx, edx\n mov eax, 0x203\n xsetbv\n"
+			 "mov eax, -1\n mov edx, -1\n xsaveopt64 [0x%llx]\n"
+			 "xsave64 [0x%llx]\n hlt",
+			 (unsigned long long)XAREA + 0x1000, (unsigned long long)XAREA);
+		CU_ASSERT_EQUAL(run0(f, src), -1);
+		CU_ASSERT_EQUAL(fx_mem64(f, XAREA + 0xA80), 0);
+		CU_ASSERT_EQUAL(fx_mem64(f, XAREA + 512) & (1ull << 9), 0);
+		CU_ASSERT_EQUAL(fx_mem64(f, XAREA + 0x1A80), 0x77);
+		fx_free(f);
+
+		/* XRSTOR loads PKRU (and the keys follow it at once), or
+		 * initialises it when XSTATE_BV[9] is 0; RFBM[9] = 0 keeps it */
+		f = mk(names[i], true, 7 | (1ull << 59));
+		fx_set64(f, XAREA + 512, 3ull | (1ull << 9));
+		fx_set64(f, XAREA + 0xA80, 1u << 2); /* AD for key 1 */
+		fx_set64(f, XAREA + 24, 0x1F80);
+		fx_set64(f, XAREA, 0x37F);
+		snprintf(src, sizeof(src),
+			 "mov rax, cr4\n or rax, (1 << 18) | (1 << 22)\n mov cr4, rax\n"
+			 "xor ecx, ecx\n xor edx, edx\n mov eax, 0x203\n xsetbv\n"
+			 "mov rbx, [0x40000]\n"
+			 "mov eax, -1\n mov edx, -1\n xrstor64 [0x%llx]\n"
+			 "xor ecx, ecx\n rdpkru\n mov esi, eax\n mov rcx, [0x40000]\n hlt",
+			 (unsigned long long)XAREA);
+		CU_ASSERT_EQUAL(run0(f, src), BT_PFV);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0x1122334455667788ull);
+		CU_ASSERT_EQUAL(R(f, MODVM_RSI), 1u << 2);
+		CU_ASSERT_EQUAL(err0(f), PF_P | PF_PK);
+		fx_free(f);
+		f = mk(names[i], false, 0);
+		fx_set64(f, XAREA + 512, 3);
+		fx_set64(f, XAREA + 0xA80, 0x44);
+		fx_set64(f, XAREA + 24, 0x1F80);
+		fx_set64(f, XAREA, 0x37F);
+		snprintf(src, sizeof(src),
+			 "mov rax, cr4\n or rax, (1 << 18) | (1 << 22)\n mov cr4, rax\n"
+			 "xor ecx, ecx\n xor edx, edx\n mov eax, 0x203\n xsetbv\n"
+			 "mov eax, 8\n wrpkru\n"
+			 "mov eax, 3\n xrstor64 [0x%llx]\n"
+			 "xor ecx, ecx\n rdpkru\n mov esi, eax\n"
+			 "mov eax, -1\n mov edx, -1\n xrstor64 [0x%llx]\n"
+			 "xor ecx, ecx\n rdpkru\n mov edi, eax\n hlt",
+			 (unsigned long long)XAREA, (unsigned long long)XAREA);
+		CU_ASSERT_EQUAL(run0(f, src), -1);
+		CU_ASSERT_EQUAL(R(f, MODVM_RSI), 8);
+		CU_ASSERT_EQUAL(R(f, MODVM_RDI), 0);
+		fx_free(f);
+	}
+	/* system-v1 has PKU but not the component: XCR0 bit 9 is refused */
+	f = mk("system-v1", false, 0);
+	CU_ASSERT_EQUAL(run0(f, "mov rax, cr4\n bts rax, 18\n mov cr4, rax\n"
+			       "xor ecx, ecx\n xor edx, edx\n mov eax, 0x203\n xsetbv\n hlt"),
+			BT_GP);
+	fx_free(f);
+}
+
 /* ---- PCID, INVPCID ---------------------------------------------------- */
 
 static void test_pcid(void)
@@ -638,6 +859,104 @@ static void test_syscall_vendor(void)
 	}
 }
 
+/* SYSENTER/SYSEXIT: AMD has them in legacy mode only (#UD in long mode),
+ * Intel in every protected mode. */
+static void test_sysenter_vendor(void)
+{
+	for (int intel = 0; intel < 2; intel++) {
+		const char *model = intel ? "system-v1-intel" : "system-v1";
+		struct fx *f = fx_new(FX_PROT32);
+
+		/* legacy mode: both vendors enter at SYSENTER_EIP */
+		use_model(f, model);
+		fx_idt(f);
+		f->cpu.s.msr.sysenter_cs = 0x08;
+		f->cpu.s.msr.sysenter_eip = FX_CODE + 0x100;
+		f->cpu.s.msr.sysenter_esp = 0x70000;
+		fx_asm_at(f, FX_CODE + 0x100, "bits 32\n mov ebx, 0x5E\n hlt");
+		fx_asm(f, "sysenter\n hlt");
+		fx_run_hlt(f);
+		CU_ASSERT_EQUAL(fx_vector(f), -1);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), 0x5E);
+		fx_free(f);
+
+		/* 64-bit mode: Intel enters (CS = SYSENTER_CS, 64-bit), AMD #UD */
+		f = mk(model, false, 0);
+		f->cpu.s.msr.sysenter_cs = 0x28;
+		f->cpu.s.msr.sysenter_eip = FX_CODE + 0x100;
+		f->cpu.s.msr.sysenter_esp = 0x70000;
+		fx_asm_at(f, FX_CODE + 0x100, "bits 64\n mov ebx, 0x5E\n hlt");
+		CU_ASSERT_EQUAL(run0(f, "sysenter\n hlt"), intel ? -1 : BT_UD);
+		CU_ASSERT_EQUAL(R(f, MODVM_RBX), intel ? 0x5E : 0);
+		fx_free(f);
+
+		/* SYSEXIT (REX.W) at CPL 0: Intel returns to CPL 3 at RDX, where
+		 * HLT is #GP; AMD #UD */
+		f = mk(model, false, 0);
+		f->cpu.s.msr.sysenter_cs = 0x08;
+		CU_ASSERT_EQUAL(run0(f, "lea rdx, [rel user]\n mov rcx, rsp\n o64 sysexit\n"
+				       "user: hlt"), intel ? BT_GP : BT_UD);
+		fx_free(f);
+	}
+}
+
+/* SYSRET's SS: Intel loads it flat (base 0, limit 4 GiB, DPL 3, B and G
+ * set), whatever the kernel's SS was; AMD keeps the cached attributes but
+ * the selector (and DPL). */
+static void test_sysret_ss_vendor(void)
+{
+	for (int intel = 0; intel < 2; intel++) {
+		struct fx *f = mk(intel ? "system-v1-intel" : "system-v1", false, 0);
+		struct modvm_segment *ss = &f->cpu.s.seg[BT_SS];
+
+		f->cpu.s.msr.efer |= EFER_SCE;
+		f->cpu.s.msr.star = 0x08ull << 48;   /* SYSRET CS 0x0B, SS 0x13 */
+		ss->base = 0x1000;
+		ss->limit = 0xFFFF;
+		f->cpu.s.gpr[MODVM_RCX] = FX_CODE + 0x100;
+		f->cpu.s.gpr[MODVM_R11] = 2;
+		fx_asm_at(f, FX_CODE + 0x100, "bits 32\n jmp $");
+		fx_asm(f, "sysret");                 /* to compatibility mode */
+		fx_run(f, 1000);
+		CU_ASSERT_EQUAL(f->cpu.s.rip, FX_CODE + 0x100);
+		CU_ASSERT_EQUAL(f->cpu.cpl, 3);
+		CU_ASSERT_EQUAL(ss->selector, 0x13);
+		CU_ASSERT_EQUAL(ss->dpl, 3);
+		CU_ASSERT_EQUAL(ss->base, intel ? 0 : 0x1000);
+		CU_ASSERT_EQUAL(ss->limit, intel ? 0xFFFFFFFFu : 0xFFFFu);
+		if (intel)
+			CU_ASSERT(ss->db && ss->g && ss->present && ss->type == 3);
+		fx_free(f);
+	}
+}
+
+/* SYSRET (REX.W) to a non-canonical RCX: Intel raises #GP(0) at CPL 0
+ * (the kernel's stack, RIP at the SYSRET); AMD returns to CPL 3 and the
+ * fetch there raises #GP, taken from CPL 3 onto RSP0 with the
+ * non-canonical RIP pushed. */
+static void test_sysret_noncanonical_vendor(void)
+{
+	for (int intel = 0; intel < 2; intel++) {
+		struct fx *f = mk(intel ? "system-v1-intel" : "system-v1", false, 0);
+
+		f->cpu.s.msr.efer |= EFER_SCE;
+		f->cpu.s.msr.star = 0x08ull << 48;   /* SYSRET CS 0x1B, SS 0x13 */
+		CU_ASSERT_EQUAL(run0(f, "mov rcx, 0x0000800000000000\n mov r11, 2\n"
+				       "o64 sysret\n hlt"), BT_GP);
+		if (intel) {
+			CU_ASSERT_EQUAL(err0(f), 0);
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 40), FX_CODE + 16); /* SYSRET */
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 32) & 3, 0);
+		} else {
+			CU_ASSERT_EQUAL(err3(f), 0);
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 0x10000 - 40),
+					0x0000800000000000ull);
+			CU_ASSERT_EQUAL(fx_mem64(f, FX_STACK - 0x10000 - 32), 0x1B);
+		}
+		fx_free(f);
+	}
+}
+
 /* ---- reserved bits of large pages ------------------------------------- */
 
 /* A 2 MiB PDE with a bit of 20:13 set, and a PDPTE with PS on a CPU
@@ -725,9 +1044,12 @@ int main(void)
 {
 	static const struct test_case tests[] = {
 		TEST(test_models_cpuid), TEST(test_smep), TEST(test_smap),
-		TEST(test_umip), TEST(test_pku), TEST(test_pcid),
+		TEST(test_umip), TEST(test_pku), TEST(test_pks),
+		TEST(test_xsave_pkru), TEST(test_pcid),
 		TEST(test_invpcid), TEST(test_rdpid_tsc_aux), TEST(test_mca_vendor),
-		TEST(test_syscall_vendor), TEST(test_large_page_reserved),
+		TEST(test_syscall_vendor), TEST(test_sysenter_vendor),
+		TEST(test_sysret_ss_vendor), TEST(test_sysret_noncanonical_vendor),
+		TEST(test_large_page_reserved),
 		TEST(test_state), TEST(test_translated),
 	};
 

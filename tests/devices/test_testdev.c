@@ -124,8 +124,21 @@ static void test_irq_lines(void)
 	CU_ASSERT_EQUAL(hx_irq_raises(h, 14), 1);
 	hx_outb(h, 0x2017, 0x80); /* any non-zero value is high */
 	CU_ASSERT_EQUAL(hx_irq_level(h, 23), 1);
-	hx_outw(h, 0x2000, 1); /* only byte writes count */
+	hx_outb(h, 0x200c, 1);
+	hx_outl(h, 0x200b, 1); /* byte by byte: line 11 high, 12-14 low */
+	CU_ASSERT_EQUAL(hx_irq_level(h, 11), 1);
+	CU_ASSERT_EQUAL(hx_irq_level(h, 12), 0);
+	CU_ASSERT_EQUAL(hx_irq_raises(h, 12), 1);
+	hx_outw(h, 0x2000, 0x0100); /* line 0 low, line 1 high */
 	CU_ASSERT_EQUAL(hx_irq_level(h, 0), 0);
+	CU_ASSERT_EQUAL(hx_irq_level(h, 1), 1);
+	hx_outl(h, 0x2016, 0x01010101u); /* lines 22, 23; the rest dropped */
+	CU_ASSERT_EQUAL(hx_irq_level(h, 22), 1);
+	CU_ASSERT_EQUAL(hx_irq_level(h, 23), 1);
+	CU_ASSERT_EQUAL(hx_irq_level(h, 24), 0);
+	CU_ASSERT_EQUAL(hx_inb(h, 0x200b), 0); /* reads give 0, as in QEMU */
+	CU_ASSERT_EQUAL(hx_inl(h, 0x2000), 0);
+	CU_ASSERT_EQUAL(hx_inl(h, 0x2016), 0xffff0000u);
 	hx_outb(h, 0x2018, 1); /* past line 23: not the device */
 	CU_ASSERT_EQUAL(hx_irq_level(h, 24), 0);
 	hx_reset(h); /* lines go low */
