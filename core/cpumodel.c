@@ -124,6 +124,10 @@ static const struct modvm_cpuid_leaf system_v1_intel[] = {
 #define XCR0_V2 0x203
 #define XSAVE_AREA_V2 0xA88
 #define PKS_ECX (1u << 31)
+/* Leaf 0x80000007 EDX bit 8: the TSC runs at a constant rate in every
+ * state (engines keep the TSC on the virtual clock, or on the host's
+ * invariant TSC). Without it Linux distrusts an AMD TSC across CPUs. */
+#define INVARIANT_TSC_EDX (1u << 8)
 #define SYSTEM_V2(vendor_ebx, vendor_ecx, vendor_edx, sig, l7ecx)           \
 	{ 0x0, 0, 0, 0xD, vendor_ebx, vendor_ecx, vendor_edx },             \
 	{ 0x1, 0, 0, sig, LEAF1_EBX, SYS_ECX1 | HYPERVISOR, SYS_EDX1 },     \
@@ -142,6 +146,7 @@ static const struct modvm_cpuid_leaf system_v2[] = {
 	{ 0x80000002, 0, 0, 0x76646f6d, 0x7973206d, 0x6d657473, 0x2032762d },
 	{ 0x80000003, 0, 0, 0x00555043, 0, 0, 0 },
 	{ 0x80000004, 0, 0, 0, 0, 0, 0 },
+	{ 0x80000007, 0, 0, 0, 0, 0, INVARIANT_TSC_EDX },
 	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
 };
 
@@ -154,6 +159,7 @@ static const struct modvm_cpuid_leaf system_v2_intel[] = {
 	{ 0x80000002, 0, 0, 0x76646f6d, 0x7973206d, 0x6d657473, 0x2d32762d },
 	{ 0x80000003, 0, 0, 0x65746e69, 0x5043206c, 0x00000055, 0 },
 	{ 0x80000004, 0, 0, 0, 0, 0, 0 },
+	{ 0x80000007, 0, 0, 0, 0, 0, INVARIANT_TSC_EDX },
 	{ 0x80000008, 0, 0, 0x00003028, 0, 0, 0 },
 };
 

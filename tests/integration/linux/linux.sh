@@ -69,18 +69,20 @@ selftest-system | selftest-system-intel)
 	expect_out " pku ospke "
 	expect_out "selftest: PASS"
 	;;
-selftest-smp2)
+selftest-smp2 | selftest-smp2-intel)
 	# Two vCPUs (two host threads): both come up through INIT/SIPI, the
-	# selftest sees both in /proc/cpuinfo, and the TSCs agree. The Intel
-	# system model: Linux trusts an AMD TSC across CPUs only with the
-	# invariant-TSC bit (CPUID 0x80000007 EDX[8]), which no AMD model
-	# sets yet (docs/linux-guest.md).
-	check "selftest under cpu-bt, 2 vCPUs, model system-v1-intel" "$run" -e cpu-bt \
-		-m system-v1-intel -c 2 -t 1400 -b "$build" -g "$guest" \
+	# selftest sees both in /proc/cpuinfo, and the TSCs agree. The v2
+	# system models say the TSC is invariant (CPUID 0x80000007 EDX[8]):
+	# without it Linux distrusts an AMD TSC across CPUs at once.
+	model=system-v2
+	[ "$case_name" = selftest-smp2-intel ] && model=system-v2-intel
+	check "selftest under cpu-bt, 2 vCPUs, model $model" "$run" -e cpu-bt \
+		-m "$model" -c 2 -t 1400 -b "$build" -g "$guest" \
 		-l "$work/console.log" selftest
 	out=$(cat "$work/console.log")
 	expect_out "smp: Brought up 1 node, 2 CPUs"
 	expect_out "model-name: ok (2)"
+	expect_out " constant_tsc "
 	expect_out "clock: ok (no clocksource marked unstable)"
 	expect_out "selftest: PASS"
 	;;
