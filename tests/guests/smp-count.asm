@@ -27,7 +27,7 @@ main:
         call    smp_start_aps
         mov     ecx, PM_WAIT
         call    pm_wait
-        mov     eax, [aps_in]
+        mov     eax, [smp_aps_in]
         mov     [aps_seen], eax
         lock inc dword [go]                     ; phase 1 for everyone
 
@@ -91,13 +91,7 @@ count_work:
         ret
 
 ; An application processor, in protected mode from the trampoline.
-ap_entry32:
-        mov     ax, SEL_DATA
-        mov     ds, ax
-        mov     es, ax
-        mov     ss, ax
-        mov     eax, 1
-        lock xadd [aps_in], eax                 ; EAX = this AP's index
+ap_entry32:                                     ; EAX = this AP's index
         cmp     eax, MAX_APS
         jae     .park                           ; no stack for it: stay out
         inc     eax
@@ -122,7 +116,6 @@ ap_entry32:
         alignb  4096
 ap_stacks:      resb 4096 * MAX_APS
 go:             resd 1
-aps_in:         resd 1
 aps_seen:       resd 1
 aps_done:       resd 1
 cnt_xadd:       resd 1

@@ -30,7 +30,7 @@ main:
         call    smp_start_aps
         mov     ecx, PM_1MS * 50
         call    pm_wait
-        mov     eax, [aps_in]
+        mov     eax, [smp_aps_in]
         mov     [aps_first], eax
         call    wait_ready
         print   GUEST_NAME, ": APs in: "
@@ -95,7 +95,7 @@ main:
         print   " NMIs (then "
         print_dec [nmis]
         print   "); APs started "
-        print_dec [aps_in]
+        print_dec [smp_aps_in]
         print   " times"
         print_nl
         cmp     dword [bsp_ipis], 0
@@ -104,7 +104,7 @@ main:
         cmp     [nmis_first], eax
         CHECK   e, "the NMI to all but self did not reach each AP once"
         shl     eax, 1
-        cmp     [aps_in], eax
+        cmp     [smp_aps_in], eax
         CHECK   e, "INIT, SIPI, SIPI to running APs did not start each over once"
         PASS    [aps_first]
 
@@ -126,7 +126,7 @@ icr_idle:
 wait_ready:
         mov     edi, 100
 .again: mov     eax, [aps_ready]
-        cmp     eax, [aps_in]
+        cmp     eax, [smp_aps_in]
         jae     .done
         mov     ecx, PM_1MS * 20
         call    pm_wait
@@ -152,13 +152,7 @@ nmi_isr:
         iretd
 
 ; Each AP: its own stack, the boot CPU's IDT, then interrupts on and halt.
-ap_entry32:
-        mov     ax, SEL_DATA
-        mov     ds, ax
-        mov     es, ax
-        mov     ss, ax
-        mov     eax, 1
-        lock xadd [aps_in], eax
+ap_entry32:                                     ; EAX = this AP's index
         and     eax, MAX_APS - 1                ; restarted APs reuse stacks
         inc     eax
         shl     eax, 12
@@ -173,7 +167,6 @@ ap_entry32:
         section .bss
         alignb  4096
 ap_stacks:      resb 4096 * (MAX_APS + 1)
-aps_in:         resd 1
 aps_first:      resd 1
 aps_ready:      resd 1
 nmis_first:     resd 1
