@@ -236,16 +236,3 @@ const struct modvm_cpu_model *cpu_model_find(const char *name)
 	return NULL;
 }
 
-const struct modvm_cpuid_leaf *cpu_model_leaf(const struct modvm_cpu_model *m,
-					      uint32_t function, uint32_t index)
-{
-	for (uint32_t i = 0; m->leaves && i < m->nleaves; i++) {
-		const struct modvm_cpuid_leaf *l = &m->leaves[i];
-		if (l->function != function)
-			continue;
-		if ((l->flags & MODVM_CPUID_SIGNIFICANT_INDEX) && l->index != index)
-			continue;
-		return l;
-	}
-	return NULL;
-}

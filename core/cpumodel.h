@@ -6,8 +6,5 @@
 
 extern const struct modvm_cpu_model *const cpu_models[]; /* NULL-terminated */
 const struct modvm_cpu_model *cpu_model_find(const char *name);
-/* A leaf of a model, or NULL. */
-const struct modvm_cpuid_leaf *cpu_model_leaf(const struct modvm_cpu_model *m,
-					      uint32_t function, uint32_t index);
 
 #endif

@@ -79,21 +79,31 @@ static uint64_t vclock_gated(struct vclock *c, uint64_t v)
 
 static uint64_t steal_check(struct vclock *c, bool force);
 
-uint64_t vclock_now(struct vclock *c)
+/* The clock before gating, consistent under the seqlock; *host is the host
+ * time it was computed at, *gated whether the gate and `last` apply. */
+static uint64_t vclock_read(struct vclock *c, uint64_t *host, bool *gated)
 {
 	unsigned s1, s2;
+	uint64_t v;
+
+	do {
+		s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
+		*host = host_monotonic_ns();
+		v = vclock_compute_at(c, *host);
+		*gated = c->running && !c->manual;
+		atomic_thread_fence(memory_order_acquire);
+		s2 = atomic_load_explicit(&c->seq, memory_order_relaxed);
+	} while ((s1 & 1) || s1 != s2);
+	return v;
+}
+
+uint64_t vclock_now(struct vclock *c)
+{
 	uint64_t v, host, checked = steal_check(c, false);
 	bool gated;
 
 	for (;;) {
-		do {
-			s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
-			host = host_monotonic_ns();
-			v = vclock_compute_at(c, host);
-			gated = c->running && !c->manual;
-			atomic_thread_fence(memory_order_acquire);
-			s2 = atomic_load_explicit(&c->seq, memory_order_relaxed);
-		} while ((s1 & 1) || s1 != s2);
+		v = vclock_read(c, &host, &gated);
 		/* A vCPU thread descheduled between its check and here (a
 		 * guest polling a timer spends most of its time in this
 		 * function) checks again rather than show the wait. */
@@ -106,17 +116,10 @@ uint64_t vclock_now(struct vclock *c)
 
 uint64_t vclock_peek(struct vclock *c)
 {
-	unsigned s1, s2;
-	uint64_t v, g, l;
+	uint64_t v, g, l, host;
 	bool gated;
 
-	do {
-		s1 = atomic_load_explicit(&c->seq, memory_order_acquire);
-		v = vclock_compute(c);
-		gated = c->running && !c->manual;
-		atomic_thread_fence(memory_order_acquire);
-		s2 = atomic_load_explicit(&c->seq, memory_order_relaxed);
-	} while ((s1 & 1) || s1 != s2);
+	v = vclock_read(c, &host, &gated);
 	if (!gated)
 		return v;
 	g = atomic_load_explicit(&c->gate, memory_order_acquire);

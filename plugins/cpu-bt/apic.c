@@ -315,8 +315,7 @@ void bt_apic_cr8_write(struct bt_vcpu *v, uint64_t val)
 void bt_apic_init_signal(struct bt_vcpu *v)
 {
 	pthread_mutex_lock(&v->lock);
-	lapic_init_signal(&v->apic->l);
-	__atomic_store_n(&v->apic->deadline, UINT64_MAX, __ATOMIC_RELAXED);
+	lapic_init_signal(&v->apic->l); /* disarms the timer through ap_arm */
 	pthread_mutex_unlock(&v->lock);
 }
 

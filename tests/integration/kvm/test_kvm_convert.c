@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu_model.h"
 #include "cpumodel.h"
 #include "kvm.h"
 #include "testmain.h"
@@ -403,8 +404,8 @@ static void cpuid_baseline_v1_fits(void)
 	CU_ASSERT_EQUAL(leaf(&out, 0, 0)->ebx, 0x68747541);   /* "Auth" */
 	CU_ASSERT_EQUAL(leaf(&out, 1, 0)->ebx >> 24, 3);
 	CU_ASSERT_EQUAL(leaf(&out, 1, 0)->ebx & 0xFFFFFF,
-			cpu_model_leaf(m, 1, 0)->ebx & 0xFFFFFF);
-	CU_ASSERT_EQUAL(leaf(&out, 1, 0)->edx, cpu_model_leaf(m, 1, 0)->edx);
+			cpuid_model_leaf(m, 1, 0)->ebx & 0xFFFFFF);
+	CU_ASSERT_EQUAL(leaf(&out, 1, 0)->edx, cpuid_model_leaf(m, 1, 0)->edx);
 	CU_ASSERT_EQUAL(leaf(&out, 0x40000000, 0)->ebx, 0x76646f6d); /* "modv" */
 }
 
