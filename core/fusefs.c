@@ -16,8 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpustate.h"
@@ -42,6 +45,8 @@ struct fusefs {
 	struct fuse *fuse;
 	struct fuse_session *se;
 	int wake[2];
+	int helper;             /* our end of fusermount3's auto_unmount
+				 * socket, or -1 (see find_helper_socket) */
 	pthread_t thread;
 	bool thread_running;
 	bool mounted;
@@ -1276,18 +1281,118 @@ static struct fuse *new_fuse(struct fusefs *fs)
 	return f;
 }
 
+/* ---- unmounting under the sandbox ---------------------------------------- */
+
+#define MAX_SCAN_FDS 64
+
+/* An unnamed Unix stream socket with an unnamed peer: one end of a
+ * socketpair(2). */
+static bool is_socketpair_end(int fd)
+{
+	struct sockaddr_un a;
+	socklen_t n = sizeof(a);
+	int type = 0;
+	socklen_t tn = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tn) || type != SOCK_STREAM)
+		return false;
+	if (getsockname(fd, (struct sockaddr *)&a, &n) || a.sun_family != AF_UNIX ||
+	    n != sizeof(sa_family_t))
+		return false;
+	n = sizeof(a);
+	return !getpeername(fd, (struct sockaddr *)&a, &n) && n == sizeof(sa_family_t);
+}
+
+/* The socketpair ends among this process's open descriptors, up to max. */
+static int socketpair_fds(int *fds, int max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) && n < max) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end || end == e->d_name || fd == dirfd(d))
+			continue;
+		if (is_socketpair_end((int)fd))
+			fds[n++] = (int)fd;
+	}
+	closedir(d);
+	return n;
+}
+
+/* With auto_unmount, libfuse starts `fusermount3 --auto-unmount` and
+ * leaves this process one end of a socketpair it keeps no handle on:
+ * fusermount3 unmounts when that socket closes. fusermount3 was started
+ * before the sandbox, so it may unmount when modvm may not (Landlock
+ * forbids umount(2), seccomp forbids a new process). The socket is the one
+ * socketpair end that fuse_mount added; if that is not exactly one, modvm
+ * keeps none and fusermount3 unmounts at exit as before. */
+static int find_helper_socket(const int *before, int n_before)
+{
+	int after[MAX_SCAN_FDS], n = socketpair_fds(after, MAX_SCAN_FDS), found = -1;
+
+	for (int i = 0; i < n; i++) {
+		bool old = false;
+		for (int j = 0; j < n_before && !old; j++)
+			old = after[i] == before[j];
+		if (old)
+			continue;
+		if (found >= 0)
+			return -1;
+		found = after[i];
+	}
+	/* A process modvm starts later must not keep the mount alive. */
+	if (found >= 0)
+		fcntl(found, F_SETFD, FD_CLOEXEC);
+	return found;
+}
+
+/* Close the helper socket and wait (up to 5 s) until fusermount3 has
+ * unmounted fs->dir, so that whoever started modvm finds the directory
+ * plain again when modvm exits. */
+static void unmount_by_helper(struct fusefs *fs)
+{
+	struct timespec tick = { 0, 10 * 1000 * 1000 };
+	char *type = NULL;
+
+	close(fs->helper);
+	fs->helper = -1;
+	for (int i = 0; i < 500; i++) {
+		type = mount_type_at(fs->dir);
+		if (!type || strcmp(type, FS_TYPE))
+			break;
+		free(type);
+		type = NULL;
+		nanosleep(&tick, NULL);
+	}
+	if (type)
+		fprintf(stderr, "modvm: %s: fusermount3 has not unmounted it after 5 s; it does when modvm exits, or run `fusermount3 -u %s`\n",
+			fs->dir, fs->dir);
+	free(type);
+}
+
 static void fusefs_free(struct fusefs *fs)
 {
-	/* Without root, libfuse unmounts through fusermount3, a new process
-	 * the sandbox forbids: the fusermount3 that mounted with
-	 * auto_unmount (and kept its rights) unmounts when modvm exits
-	 * (docs/sandbox.md). As root libfuse calls umount2 itself. */
-	if (fs->mounted && !sandbox_unmount_needs_helper())
+	/* Under the sandbox modvm may not unmount (no umount(2) under
+	 * Landlock; without root, no new fusermount3 -u): the fusermount3
+	 * that mounted with auto_unmount unmounts once the connection is
+	 * closed (fuse_destroy) and its socket too (docs/sandbox.md). */
+	bool by_helper = fs->mounted && sandbox_unmount_needs_helper();
+
+	if (fs->mounted && !by_helper)
 		fuse_unmount(fs->fuse);
 	while (fs->handles)
 		handle_free(fs->handles);
 	if (fs->fuse)
 		fuse_destroy(fs->fuse);
+	if (by_helper && fs->helper >= 0)
+		unmount_by_helper(fs);
+	else if (fs->helper >= 0)
+		close(fs->helper); /* unmounted: fusermount3 may exit */
 	for (int i = 0; i < 2; i++)
 		if (fs->wake[i] >= 0)
 			close(fs->wake[i]);
@@ -1324,6 +1429,7 @@ static int mount_at(struct machine *m, const char *dir, const char *what,
 	fs->m = m;
 	fs->dir = abs;
 	fs->wake[0] = fs->wake[1] = -1;
+	fs->helper = -1;
 	if (pipe2(fs->wake, O_CLOEXEC)) {
 		set_err(err, len, "%s: %s", what, strerror(errno));
 		goto fail;
@@ -1333,12 +1439,15 @@ static int mount_at(struct machine *m, const char *dir, const char *what,
 		set_err(err, len, "%s %s: libfuse refused its options", what, dir);
 		goto fail;
 	}
+	int before[MAX_SCAN_FDS], n_before = socketpair_fds(before, MAX_SCAN_FDS);
 	if (fuse_mount(fs->fuse, abs)) {
 		set_err(err, len, "%s %s: mounting failed (is /dev/fuse there, and fusermount3 installed?)",
 			what, dir);
 		goto fail;
 	}
 	fs->mounted = true;
+	if (n_before >= 0 && n_before < MAX_SCAN_FDS)
+		fs->helper = find_helper_socket(before, n_before);
 	fs->se = fuse_get_session(fs->fuse);
 	if (serve && start_thread(fs)) {
 		set_err(err, len, "%s: cannot start the filesystem thread", what);
