@@ -27,9 +27,11 @@ _Noreturn void bt_raise_noerr(struct bt_cpu *c, int vec)
 	longjmp(c->jb, 1);
 }
 
-/* One lock for every LOCKed read-modify-write of every vCPU: they are
- * atomic against each other (plain stores from other vCPUs are not
- * excluded, which is what spinlock release and seqlocks rely on anyway). */
+/* The fallback for LOCKed read-modify-writes the host cannot do with one
+ * atomic instruction on RAM (exec.c, lock_atomic: MMIO, an operand split
+ * across a page or misaligned): they are atomic against each other, not
+ * against plain stores or host atomics of other vCPUs on the same bytes.
+ * Real CPUs take a bus lock there; guests avoid split locks. */
 static pthread_mutex_t lock_prefix_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 void bt_lock_begin(struct bt_cpu *c)
@@ -40,6 +42,7 @@ void bt_lock_begin(struct bt_cpu *c)
 
 void bt_lock_end(struct bt_cpu *c)
 {
+	c->lk_state = BT_LK_OFF;
 	if (!c->holding_lock)
 		return;
 	c->holding_lock = false;

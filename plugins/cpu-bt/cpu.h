@@ -200,6 +200,12 @@ struct bt_cpu {
 	uint32_t dbg_wake;   /* DR6 bits of HLT's single-step trap, taken when
 				the halt ends (before the waking event) */
 	bool holding_lock;   /* inside a LOCKed read-modify-write */
+	/* A LOCKed read-modify-write of RAM done as a host compare-and-swap
+	 * (exec.c, lock_atomic): while armed, the instruction's read of
+	 * lk_lin gets lk_old and its write goes to lk_new, not to RAM. */
+	int lk_state;        /* BT_LK_OFF, BT_LK_ARMED or BT_LK_WRITTEN */
+	unsigned lk_size;
+	uint64_t lk_lin, lk_old, lk_new;
 	bool dbg_data;       /* DR7 enables a data breakpoint */
 	/* Large pages (2M/4M/1G) whose 4 KiB pieces the TLB may hold: INVLPG
 	 * of an address inside one must drop them all (SDM 3A 4.10.4.1), of
@@ -296,7 +302,10 @@ void bt_deliver(struct bt_cpu *c, int vec, bool has_err, uint32_t err,
 /* debug registers (SDM 3A 17.2) */
 void bt_dbg_update(struct bt_cpu *c);
 void bt_dbg_data(struct bt_cpu *c, uint64_t lin, unsigned size, bool write);
-/* LOCKed instructions are serialised across vCPUs */
+/* LOCKed instructions the host cannot do atomically on RAM (MMIO, split
+ * or misaligned operands) are serialised across vCPUs by one mutex;
+ * bt_lock_end also disarms a compare-and-swap one (after a fault). */
+enum { BT_LK_OFF, BT_LK_ARMED, BT_LK_WRITTEN };
 void bt_lock_begin(struct bt_cpu *c);
 void bt_lock_end(struct bt_cpu *c);
 

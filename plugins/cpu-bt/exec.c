@@ -358,6 +358,30 @@ static void exec_div(struct bt_cpu *c)
 
 /* ---- bit operations -------------------------------------------------- */
 
+/* BT/BTS/BTR/BTC: the bit offset (an immediate is taken modulo the
+ * operand's width, a register is signed) and, for a memory operand, the
+ * address of the operand-sized piece that holds the bit: a register
+ * offset may address outside the operand (SDM vol. 2 BT). */
+static int64_t bit_offset(struct bt_cpu *c)
+{
+	unsigned size = op0(c)->size;
+
+	if (op1(c)->type == BT_OPND_IMM)
+		return (int64_t)(op1(c)->imm & (8 * size - 1));
+	return bt_sext(bt_get(c, op1(c)), size);
+}
+
+static uint64_t bit_addr(struct bt_cpu *c, int64_t off)
+{
+	const struct bt_operand *d = op0(c);
+	unsigned size = d->size;
+	int64_t byte = (off >> (size == 8 ? 6 : size == 4 ? 5 : 4)) * (int64_t)size;
+
+	if (op1(c)->type == BT_OPND_IMM)
+		byte = 0;
+	return (bt_opnd_addr(c, d) + (uint64_t)byte) & bt_mask(c->in->addrsize);
+}
+
 static void exec_bt(struct bt_cpu *c)
 {
 	const struct bt_operand *d = op0(c);
@@ -366,17 +390,9 @@ static void exec_bt(struct bt_cpu *c)
 	uint64_t v, addr = 0, bit;
 	int op = c->in->op;
 
-	if (op1(c)->type == BT_OPND_IMM)
-		off = (int64_t)(op1(c)->imm & (bits - 1));
-	else
-		off = bt_sext(bt_get(c, op1(c)), size);
+	off = bit_offset(c);
 	if (is_mem(d)) {
-		/* A register bit offset may address outside the operand
-		 * (SDM vol. 2 BT: bit base + offset). */
-		int64_t byte = (off >> (size == 8 ? 6 : size == 4 ? 5 : 4)) * (int64_t)size;
-		if (op1(c)->type == BT_OPND_IMM)
-			byte = 0;
-		addr = (bt_opnd_addr(c, d) + (uint64_t)byte) & bt_mask(c->in->addrsize);
+		addr = bit_addr(c, off);
 		v = bt_read(c, d->seg, addr, size);
 	} else {
 		v = bt_get(c, d);
@@ -454,18 +470,28 @@ static void exec_cmpxchg(struct bt_cpu *c)
 	}
 }
 
-static void exec_cmpxchg8b(struct bt_cpu *c)
+/* CMPXCHG8B/16B's operand address, after the checks that come first
+ * (#UD without CX16, #GP for a misaligned 16-byte operand); *half = 4 or 8. */
+static uint64_t cmpxchg8b_addr(struct bt_cpu *c, unsigned *half)
 {
-	const struct bt_operand *d = op0(c);
-	uint64_t addr = bt_opnd_addr(c, d);
+	uint64_t addr = bt_opnd_addr(c, op0(c));
 	bool wide = c->in->op == BT_OP_CMPXCHG16B;
-	unsigned half = wide ? 8 : 4;
-	uint64_t m = bt_mask(half), lo, hi;
 
 	if (wide && !c->has_cx16)
 		bt_raise_noerr(c, BT_UD);
 	if (wide && (addr & 15))
 		bt_raise(c, BT_GP, 0);
+	*half = wide ? 8 : 4;
+	return addr;
+}
+
+static void exec_cmpxchg8b(struct bt_cpu *c)
+{
+	const struct bt_operand *d = op0(c);
+	unsigned half;
+	uint64_t addr = cmpxchg8b_addr(c, &half);
+	uint64_t m = bt_mask(half), lo, hi;
+
 	bt_check_write(c, d->seg, addr, 2 * half);
 	lo = bt_read(c, d->seg, addr, half);
 	hi = bt_read(c, d->seg, addr + half, half);
@@ -1067,9 +1093,150 @@ static void exec_bound(struct bt_cpu *c)
 
 static void exec_one(struct bt_cpu *c);
 
+/* ---- LOCK: host atomics on guest RAM ------------------------------------ */
+
+/* Host pointer to a locked operand of `size` bytes at seg:off if one host
+ * atomic instruction can update it: RAM, naturally aligned (so within a
+ * page), no debug journal. Faults as the instruction's store would. */
+static uint8_t *lock_ptr(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
+			 uint64_t *lin)
+{
+	if (c->journal)
+		return NULL;
+	*lin = bt_seg_lin(c, seg, off, size, true);
+	if (*lin & (size - 1))
+		return NULL;
+	return bt_lin_ptr(c, *lin, size);
+}
+
+static uint64_t atomic_load(const uint8_t *p, unsigned size)
+{
+	switch (size) {
+	case 1: return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+	case 2: return __atomic_load_n((const uint16_t *)p, __ATOMIC_SEQ_CST);
+	case 4: return __atomic_load_n((const uint32_t *)p, __ATOMIC_SEQ_CST);
+	default: return __atomic_load_n((const uint64_t *)p, __ATOMIC_SEQ_CST);
+	}
+}
+
+static bool atomic_cas(uint8_t *p, unsigned size, uint64_t old, uint64_t new)
+{
+	switch (size) {
+	case 1: {
+		uint8_t o = (uint8_t)old;
+		return __atomic_compare_exchange_n(p, &o, (uint8_t)new, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	case 2: {
+		uint16_t o = (uint16_t)old;
+		return __atomic_compare_exchange_n((uint16_t *)p, &o, (uint16_t)new, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	case 4: {
+		uint32_t o = (uint32_t)old;
+		return __atomic_compare_exchange_n((uint32_t *)p, &o, (uint32_t)new, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	default:
+		return __atomic_compare_exchange_n((uint64_t *)p, &old, new, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+}
+
+/* 16 bytes at p (16-aligned): RDX:RAX-style compare, RCX:RBX-style store;
+ * on a mismatch *lo and *hi get what memory held. */
+static bool atomic_cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo,
+			 uint64_t nhi)
+{
+	bool ok;
+
+	__asm__ volatile("lock cmpxchg16b %1"
+			 : "=@ccz"(ok), "+m"(*(unsigned __int128 *)(void *)p),
+			   "+a"(*lo), "+d"(*hi)
+			 : "b"(nlo), "c"(nhi)
+			 : "memory");
+	return ok;
+}
+
+/* LOCK CMPXCHG8B/16B as one host compare-and-swap. */
+static bool lock_cmpxchg8b(struct bt_cpu *c)
+{
+	unsigned half;
+	uint64_t addr = cmpxchg8b_addr(c, &half), lin, m, lo, hi;
+	uint8_t *p = lock_ptr(c, op0(c)->seg, addr, 2 * half, &lin);
+	bool ok;
+
+	if (!p)
+		return false;
+	m = bt_mask(half);
+	lo = c->s.gpr[MODVM_RAX] & m;
+	hi = c->s.gpr[MODVM_RDX] & m;
+	if (half == 8) {
+		ok = atomic_cas16(p, &lo, &hi, c->s.gpr[MODVM_RBX], c->s.gpr[MODVM_RCX]);
+	} else {
+		uint64_t old = lo | hi << 32;
+		ok = __atomic_compare_exchange_n((uint64_t *)(void *)p, &old,
+						 (c->s.gpr[MODVM_RBX] & m) |
+						 (c->s.gpr[MODVM_RCX] & m) << 32,
+						 false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		lo = old & m;
+		hi = old >> 32;
+	}
+	if (ok) {
+		c->s.rflags |= BT_ZF;
+	} else {
+		bt_set_reg(c, MODVM_RAX, half, lo);
+		bt_set_reg(c, MODVM_RDX, half, hi);
+		c->s.rflags &= ~(uint64_t)BT_ZF;
+	}
+	return true;
+}
+
+/* A LOCKed read-modify-write (or XCHG with memory) of RAM as a host
+ * compare-and-swap, so it is atomic against every other vCPU's accesses:
+ * their locked operations (interpreted, or translated to host LOCKed
+ * instructions) and their plain stores. The instruction runs with its
+ * operand's read answered by a snapshot of memory and its write kept
+ * aside; the write then goes in with one compare-and-swap against that
+ * snapshot, and if another vCPU changed the operand meanwhile the
+ * instruction runs again from its registers as they were (locked
+ * instructions change only GPRs, flags and the operand). False: not RAM,
+ * misaligned or split, which the mutex in cpu.c serialises instead. */
+static bool lock_atomic(struct bt_cpu *c)
+{
+	const struct bt_operand *d = op0(c);
+	uint64_t gpr[MODVM_NR_GPRS], rflags, off, lin;
+	uint8_t *p;
+
+	if (c->in->op == BT_OP_CMPXCHG8B || c->in->op == BT_OP_CMPXCHG16B)
+		return lock_cmpxchg8b(c);
+	off = bt_opnd_addr(c, d);
+	if (c->in->op == BT_OP_BTS || c->in->op == BT_OP_BTR || c->in->op == BT_OP_BTC)
+		off = bit_addr(c, bit_offset(c));
+	p = lock_ptr(c, d->seg, off, d->size, &lin);
+	if (!p)
+		return false;
+	memcpy(gpr, c->s.gpr, sizeof(gpr));
+	rflags = c->s.rflags;
+	for (;;) {
+		uint64_t old = atomic_load(p, d->size);
+		c->lk_lin = lin;
+		c->lk_size = d->size;
+		c->lk_old = old;
+		c->lk_state = BT_LK_ARMED;
+		exec_one(c);
+		bool written = c->lk_state == BT_LK_WRITTEN;
+		c->lk_state = BT_LK_OFF;
+		if (!written || atomic_cas(p, d->size, old, c->lk_new))
+			return true;
+		memcpy(c->s.gpr, gpr, sizeof(gpr));
+		c->s.rflags = rflags;
+	}
+}
+
 /* Dispatch: integer and control instructions here, the rest elsewhere.
- * LOCKed forms (and XCHG with memory, locked implicitly) run under the
- * cross-vCPU lock. */
+ * LOCKed forms (and XCHG with memory, locked implicitly) are host atomics
+ * on RAM (lock_atomic), else run under the cross-vCPU mutex. */
 void bt_exec(struct bt_cpu *c)
 {
 	const struct bt_insn *in = c->in;
@@ -1077,6 +1244,8 @@ void bt_exec(struct bt_cpu *c)
 	check_lock(c);
 	if ((in->prefix & BT_PFX_LOCK) ||
 	    (in->op == BT_OP_XCHG && in->opnd[0].type == BT_OPND_MEM)) {
+		if (lock_atomic(c))
+			return;
 		bt_lock_begin(c);
 		exec_one(c);
 		bt_lock_end(c);

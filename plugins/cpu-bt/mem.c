@@ -619,6 +619,9 @@ uint64_t bt_read(struct bt_cpu *c, int seg, uint64_t off, unsigned size)
 
 	if (c->dbg_data)
 		bt_dbg_data(c, lin, size, false);
+	if (__builtin_expect(c->lk_state != BT_LK_OFF, 0) && lin == c->lk_lin &&
+	    size == c->lk_size)
+		return c->lk_old; /* the value the compare-and-swap expects */
 	return bt_lin_read(c, lin, size, c->cpl);
 }
 
@@ -629,6 +632,12 @@ void bt_write(struct bt_cpu *c, int seg, uint64_t off, unsigned size,
 
 	if (c->dbg_data)
 		bt_dbg_data(c, lin, size, true);
+	if (__builtin_expect(c->lk_state != BT_LK_OFF, 0) && lin == c->lk_lin &&
+	    size == c->lk_size) {
+		c->lk_new = v; /* stored by the compare-and-swap */
+		c->lk_state = BT_LK_WRITTEN;
+		return;
+	}
 	bt_lin_write(c, lin, size, v, c->cpl);
 }
 

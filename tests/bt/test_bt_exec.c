@@ -203,6 +203,60 @@ static void test_exchange(void)
 	fx_free(f);
 }
 
+/* LOCKed read-modify-writes: on aligned RAM they are host compare-and-swaps
+ * (exec.c, lock_atomic); misaligned, page-split and MMIO operands take the
+ * mutex. Each form's result, flags and registers, both ways. */
+static void test_lock_atomic(void)
+{
+	struct fx *f = run(FX_LONG64,
+		"mov qword [0x20010], 1\n mov qword [0x20018], 2\n"
+		"mov eax, 1\n mov edx, 2\n mov ebx, 7\n mov ecx, 8\n"
+		"lock cmpxchg16b [0x20010]\n setz r9b\n"
+		"mov eax, 1\n mov edx, 2\n lock cmpxchg16b [0x20010]\n setz r11b\n"
+		"mov r12, rax\n mov r13, rdx\n"
+		"mov dword [0x20030], 5\n mov dword [0x20034], 6\n"
+		"mov eax, 5\n mov edx, 6\n mov ebx, 0x11\n mov ecx, 0x22\n"
+		"lock cmpxchg8b [0x20030]\n setz r14b\n"
+		"lock cmpxchg8b [0x20030]\n setz r15b\n mov [0x20040], eax\n mov [0x20044], edx\n"
+		/* bit 67 of a qword operand: bit 3 of the next qword */
+		"mov rax, 67\n lock bts qword [0x20050], rax\n setc bl\n"
+		"lock btc qword [0x20050], rax\n setc bh\n"
+		"mov rax, -1\n lock bts qword [0x20068], rax\n"
+		/* misaligned and page-split: the mutex */
+		"mov dword [0x20071], 10\n mov edx, 3\n lock xadd [0x20071], edx\n mov [0x20078], edx\n"
+		"mov dword [0x20FFE], 0x100\n lock add dword [0x20FFE], 0x23\n"
+		"mov rsi, 0xE0000000\n mov dword [rsi], 41\n lock inc dword [rsi]\n"
+		"mov word [0x20080], 0x7FFF\n lock inc word [0x20080]\n seto cl\n"
+		"mov byte [0x20090], 9\n mov dl, 4\n lock xchg [0x20090], dl\n"
+		"hlt");
+
+	CU_ASSERT_EQUAL(R(f, MODVM_R9) & 0xFF, 1);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20010), 7);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20018), 8);
+	CU_ASSERT_EQUAL(R(f, MODVM_R11) & 0xFF, 0);
+	CU_ASSERT_EQUAL(R(f, MODVM_R12), 7);
+	CU_ASSERT_EQUAL(R(f, MODVM_R13), 8);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20030), 0x11);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20034), 0x22);
+	CU_ASSERT_EQUAL(R(f, MODVM_R14) & 0xFF, 1);
+	CU_ASSERT_EQUAL(R(f, MODVM_R15) & 0xFF, 0); /* EDX:EAX was 6:5 again */
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20040), 0x11);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20044), 0x22);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20050), 0);
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20058), 0); /* set, then complemented */
+	CU_ASSERT_EQUAL(R(f, MODVM_RBX) & 0xFFFF, 0x0100); /* CF 0 then 1 */
+	CU_ASSERT_EQUAL(fx_mem64(f, 0x20060), 1ull << 63); /* bit -1 */
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20071), 13);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20078), 10);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20FFE), 0x123);
+	CU_ASSERT_EQUAL(f->mmio[0], 42);
+	CU_ASSERT_EQUAL(fx_mem32(f, 0x20080) & 0xFFFF, 0x8000);
+	CU_ASSERT_EQUAL(R(f, MODVM_RCX) & 0xFF, 1);
+	CU_ASSERT_EQUAL(f->ram[0x20090], 4);
+	CU_ASSERT_EQUAL(R(f, MODVM_RDX) & 0xFF, 9);
+	fx_free(f);
+}
+
 static void test_strings(void)
 {
 	struct fx *f = run(FX_PROT32,
@@ -1518,7 +1572,8 @@ int main(void)
 	static const struct test_case tests[] = {
 		TEST(test_alu_flags), TEST(test_alu_64), TEST(test_shifts),
 		TEST(test_muldiv), TEST(test_divide_error), TEST(test_bcd),
-		TEST(test_bitops), TEST(test_exchange), TEST(test_strings),
+		TEST(test_bitops), TEST(test_exchange), TEST(test_lock_atomic),
+		TEST(test_strings),
 		TEST(test_stack_calls), TEST(test_cpuid_tsc_msr),
 		TEST(test_io_permission), TEST(test_real_mode), TEST(test_a20_mask),
 		TEST(test_mode_switch), TEST(test_segment_checks),

@@ -9,7 +9,14 @@
 ;   2. message passing: the boot CPU stores data = i, then flag = i, for
 ;      i = 1 .. MESSAGES; the others read flag, then data, until flag is
 ;      MESSAGES. x86 keeps stores in order and loads in order, so a reader
-;      must never see data older than the flag it read first.
+;      must never see data older than the flag it read first;
+;   3. with 2 vCPUs or more, a locked read-modify-write against a plain
+;      store to the same dword: the boot CPU adds 0x100 to `shared` with
+;      LOCK ADD P3_COUNT times while the first AP stores its own counter into
+;      the dword's low byte with plain byte stores, reading it back before
+;      each next store. A locked operation must not write back a stale low
+;      byte (a read and a later write, as an emulator may do under a lock
+;      of its own, undoes the AP's store in between), and no add is lost.
 ; Prints "smp-count: cpus=N" (the test checks N against the config).
 ;
 ; Final registers: EBX = RESULT_PASS, ECX = the number of CPUs.
@@ -20,6 +27,7 @@
 
 COUNT           equ 100000
 MESSAGES        equ 200000
+P3_COUNT        equ 1000000                     ; phase 3's locked adds
 MAX_APS         equ 63
 PM_WAIT         equ 715909                      ; 200 ms of PM time
 
@@ -40,6 +48,17 @@ main:
         cmp     ecx, MESSAGES
         jbe     .send
 
+        ; phase 3, when there is an AP to store plain bytes meanwhile
+        cmp     dword [aps_seen], 0
+        je      .wait
+.p3rdy: cmp     dword [p3_ready], 0
+        je      .p3rdy
+        mov     ecx, P3_COUNT
+.p3:    lock add dword [shared], 0x100
+        dec     ecx
+        jnz     .p3
+        mov     dword [p3_done], 1
+
 .wait:  mov     eax, [aps_done]
         cmp     eax, [aps_seen]
         jb      .wait
@@ -56,6 +75,8 @@ main:
         print_dec [stale]
         print   " mixed="
         print_dec [mixed]
+        print   " lost-stores="
+        print_dec [lost]
         print_nl
         mov     eax, [cpus]
         imul    eax, eax, COUNT
@@ -65,6 +86,15 @@ main:
         CHECK   e, "LOCK CMPXCHG lost increments (not atomic across vCPUs)"
         cmp     dword [stale], 0
         CHECK   e, "a reader saw data older than the flag it read first (stores or loads reordered)"
+        cmp     dword [lost], 0
+        CHECK   e, "a LOCKed add wrote back a stale byte over another vCPU's plain store"
+        mov     eax, [shared]
+        shr     eax, 8
+        cmp     dword [aps_seen], 0
+        je      .p3ok
+        cmp     eax, P3_COUNT
+        CHECK   e, "LOCK ADD lost increments against plain byte stores"
+.p3ok:
         PASS    [cpus]
 
 ; COUNT increments of each counter by the calling CPU. `mixed` counts the
@@ -94,6 +124,7 @@ count_work:
 ap_entry32:                                     ; EAX = this AP's index
         cmp     eax, MAX_APS
         jae     .park                           ; no stack for it: stay out
+        mov     esi, eax
         inc     eax
         shl     eax, 12
         lea     esp, [ap_stacks + eax]
@@ -107,7 +138,19 @@ ap_entry32:                                     ; EAX = this AP's index
         lock inc dword [stale]
 .fresh: cmp     eax, MESSAGES
         jb      .recv
-        lock inc dword [aps_done]
+        test    esi, esi                        ; phase 3: the first AP only
+        jnz     .done
+        mov     dword [p3_ready], 1
+        xor     ecx, ecx
+.store: inc     ecx
+        mov     [shared], cl                    ; the low byte is this AP's
+        pause
+        cmp     [shared], cl                    ; nobody else writes it
+        je      .kept
+        lock inc dword [lost]
+.kept:  cmp     dword [p3_done], 0
+        je      .store
+.done:  lock inc dword [aps_done]
 .park:  cli
         hlt
         jmp     .park
@@ -125,6 +168,10 @@ msg_flag:       resd 1
 stale:          resd 1
 cpus:           resd 1
 mixed:          resd 1
+shared:         resd 1
+lost:           resd 1
+p3_ready:       resd 1
+p3_done:        resd 1
         section .text
 
 %include "lib/end.inc"

@@ -86,6 +86,26 @@ selftest-smp2 | selftest-smp2-intel)
 	expect_out "clock: ok (no clocksource marked unstable)"
 	expect_out "selftest: PASS"
 	;;
+smp-par2 | smp-par4)
+	# One sha256 worker pinned to each of N vCPUs at once (rootfs/scripts/
+	# smp-par): the guest sees N CPUs, each worker ran on its CPU, and each
+	# hash equals the host's.
+	n=${case_name#smp-par}
+	check "smp-par under cpu-bt, $n vCPUs" "$run" -e cpu-bt -m system-v2 -c "$n" \
+		-t 1400 -b "$build" -g "$guest" -a "modvm.mib=16" -l "$work/console.log" smp-par
+	out=$(cat "$work/console.log")
+	expect_out "smp: Brought up 1 node, $n CPUs"
+	expect_out "smp-par: nproc=$n mib=16 workers=$n"
+	want=$(head -c 16M /dev/zero | sha256sum | cut -d ' ' -f 1)
+	for ((k = 0; k < n; k++)); do
+		expect_out "smp-par: worker $k cpu $k sha256 $want"
+	done
+	expect_out "smp-par: done"
+	# every CPU was busy for the run: ticks > 0 on each
+	ticks=$(sed -n 's/^smp-par: busy-ticks //p' "$work/console.log")
+	check "busy ticks on $n CPUs ($ticks)" test "$(echo "$ticks" | awk '{ for (i = 1; i <= NF; i++) if ($i > 0) k++; print k + 0 }')" = "$n"
+	grep "^smp-par: elapsed" "$work/console.log"
+	;;
 truncated-kernel)
 	head -c 1000000 "$guest/vmlinuz" >"$work/vmlinuz"
 	cat >"$work/vm.cfg" <<CFG
