@@ -1,7 +1,7 @@
 ; smp-count: every vCPU the VM has, started with INIT/SIPI, works on shared
 ; memory at once. The boot CPU wakes the others with a broadcast INIT and
 ; two SIPIs (vector 0x08: a real-mode trampoline copied to 0x8000 that
-; enters protected mode), waits 200 ms of PM time for them to check in,
+; enters protected mode), waits until no more of them check in (smp_wait_aps),
 ; then all of them (it included):
 ;   1. add 1 to one counter with LOCK XADD and to another with a LOCK
 ;      CMPXCHG loop, COUNT times each: the totals must be cpus * COUNT
@@ -29,13 +29,10 @@ COUNT           equ 100000
 MESSAGES        equ 200000
 P3_COUNT        equ 1000000                     ; phase 3's locked adds
 MAX_APS         equ 63
-PM_WAIT         equ 715909                      ; 200 ms of PM time
 
 main:
         call    smp_start_aps
-        mov     ecx, PM_WAIT
-        call    pm_wait
-        mov     eax, [smp_aps_in]
+        call    smp_wait_aps
         mov     [aps_seen], eax
         lock inc dword [go]                     ; phase 1 for everyone
 

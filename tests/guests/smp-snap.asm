@@ -22,7 +22,6 @@
 %include "lib/smp.inc"
 
 MAX_APS         equ 63
-PM_WAIT         equ 715909                      ; 200 ms of PM time
 RUN_TIME        equ 4 * 3579545                 ; 4 s of PM time
 CHECK_EVERY     equ 4096                        ; loop steps between PM reads
 LCG_A           equ 1664525
@@ -30,9 +29,7 @@ LCG_C           equ 1013904223
 
 main:
         call    smp_start_aps
-        mov     ecx, PM_WAIT
-        call    pm_wait
-        mov     eax, [smp_aps_in]
+        call    smp_wait_aps
         cmp     eax, MAX_APS
         jbe     .n_ok
         mov     eax, MAX_APS                    ; the rest stay parked
