@@ -162,6 +162,12 @@ void bt_apic_set_state(struct bt_vcpu *v, const struct modvm_cpu_state *s)
 	lapic_set_base(&v->apic->l, s->msr.apic_base);
 	if (s->lapic_valid)
 		lapic_from_page(&v->apic->l, s->lapic);
+	/* The page holds no TSC deadline (an MSR): armed again here, or a
+	 * guest whose tick was a pending deadline at the save never got
+	 * another timer interrupt. bt_cpu_set_state set the TSC offset. */
+	if (s->msr.tsc_deadline)
+		lapic_write_tsc_deadline(&v->apic->l, s->msr.tsc_deadline,
+					 s->msr.tsc_deadline - v->cpu.tsc_offset);
 	pthread_mutex_unlock(&v->lock);
 }
 
@@ -170,6 +176,8 @@ void bt_apic_get_state(struct bt_vcpu *v, struct modvm_cpu_state *s)
 	pthread_mutex_lock(&v->lock);
 	lapic_to_page(&v->apic->l, s->lapic);
 	s->msr.apic_base = lapic_get_base(&v->apic->l);
+	/* the deadline still armed: 0 once it fired (SDM 3A 11.5.4.1) */
+	s->msr.tsc_deadline = lapic_read_tsc_deadline(&v->apic->l);
 	pthread_mutex_unlock(&v->lock);
 	s->lapic_valid = 1;
 }

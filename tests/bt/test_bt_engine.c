@@ -520,6 +520,50 @@ static void test_x2apic_tsc_deadline(void)
 	free(s);
 }
 
+/* Run vcpu for ms milliseconds, stop it, and take its state. */
+static void run_for(void *vcpu, unsigned ms, struct modvm_cpu_state *s)
+{
+	struct runner r = { .vcpu = vcpu };
+
+	pthread_create(&r.t, NULL, run_thread, &r);
+	sleep_ms(ms);
+	ops()->vcpu_kick(vcpu);
+	pthread_join(r.t, NULL);
+	ops()->get_state(vcpu, s);
+}
+
+/* A TSC deadline still armed when the state is taken (a snapshot of a
+ * guest whose next tick is pending) fires in the VM the state is loaded
+ * into: the LAPIC register page does not hold it, so set_state arms it
+ * from the MSR. It once did not, and a Linux guest resumed on the
+ * system-v2 model never had a timer interrupt again. */
+static void test_tsc_deadline_across_state(void)
+{
+	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
+	void *vm, *vcpu;
+
+	model = &x2_model;
+	vcpu = setup(&vm, "mov ecx, 0x1B\n rdmsr\n bts eax, 10\n wrmsr\n"
+		     "mov ecx, 0x832\n mov eax, 0x41 | (2 << 17)\n xor edx, edx\n wrmsr\n"
+		     "rdtsc\n add eax, 300000000\n adc edx, 0\n"
+		     "mov ecx, 0x6E0\n wrmsr\n sti\n w: hlt\n jmp w", false);
+	run_for(vcpu, 50, s);
+	teardown(vm, vcpu);
+	CU_ASSERT(s->halted);
+	CU_ASSERT_NOT_EQUAL(s->msr.tsc_deadline, 0); /* armed, 250 ms to go */
+	vm = ops()->vm_create(&host, NULL, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
+	vcpu = ops()->vcpu_create(vm, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vcpu);
+	CU_ASSERT_EQUAL(ops()->set_state(vcpu, s), 0);
+	run_for(vcpu, 700, s);
+	teardown(vm, vcpu);
+	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * 0x41 + 1);
+	CU_ASSERT_EQUAL(s->msr.tsc_deadline, 0); /* fired */
+	model = &fx_model;
+	free(s);
+}
+
 /* A self-NMI sent through the ICR is taken at the boundary right after
  * the ICR write (as KVM injects it before re-entering the guest), not
  * after the instructions that follow; both with the vCPU's own APIC ID
@@ -643,7 +687,7 @@ int main(void)
 		TEST(test_intr_wakes_halt), TEST(test_triple_fault), TEST(test_a20), TEST(test_nmi_ipi),
 		TEST(test_model_refusal), TEST(test_state_roundtrip),
 		TEST(test_cr8_is_tpr), TEST(test_cr8_apic_disabled),
-		TEST(test_x2apic_tsc_deadline),
+		TEST(test_x2apic_tsc_deadline), TEST(test_tsc_deadline_across_state),
 		TEST(test_self_nmi_at_once), TEST(test_level_eoi_broadcast),
 		TEST(test_smp_init_sipi),
 	};

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # linux/snapshot: a Linux guest snapshotted while it counts onto its disk,
 # copied, and resumed in a new modvm process (docs/snapshot-format.md).
-# usage: snapshot.sh BUILD_DIR SOURCE_DIR
+# usage: snapshot.sh BUILD_DIR SOURCE_DIR [CPUS]
+#
+# With CPUS > 1 (linux/snapshot-smp2) the VM has that many vCPUs (model
+# system-v2) and every CPU but the first runs a pinned hashing worker
+# (modvm.busy=1): the snapshot catches all of them mid-work, query-cpus
+# must list CPUS stopped vCPUs, and each worker's hash must stay right
+# across the resume.
 #
 # The guest runs rootfs/scripts/snaploop under cpu-bt with a virtio-blk raw
 # disk: "snaploop: N" on the console and N appended to a file on ext2, with
@@ -19,6 +25,13 @@
 set -u
 build=$1
 src=$2
+cpus=${3:-1}
+model=baseline-v1
+busy=
+if [ "$cpus" -gt 1 ]; then
+	model=system-v2
+	busy=" modvm.busy=1"
+fi
 modvm=$build/modvm
 guest=$build/guests/linux
 work=$(mktemp -d /tmp/modvm-linuxsnap.XXXXXX)
@@ -91,10 +104,10 @@ truncate -s 64M "$work/disk.img"
 cat >"$work/vm.cfg" <<CFG
 vm: {
   name = "linux-snapshot";
-  memory = "512M";
-  cpu = { engine = "cpu-bt"; model = "baseline-v1"; };
+  memory = "512M"; cpus = $cpus;
+  cpu = { engine = "cpu-bt"; model = "$model"; };
   boot = { kernel = "$guest/vmlinuz"; initrd = "$guest/initrd.gz"; format = "linux";
-           cmdline = "console=ttyS0 nokaslr no_timer_check panic=-1 modvm.script=snaploop"; };
+           cmdline = "console=ttyS0 nokaslr no_timer_check panic=-1 modvm.script=snaploop$busy"; };
   devices = (
     { plugin = "serial-16550"; id = "com1"; backend = "stdio"; },
     { plugin = "virtio-blk"; id = "vda"; backend = "raw"; path = "$work/disk.img"; }
@@ -123,6 +136,11 @@ if ! wait_line "$work/console1" "^snaploop: $BEFORE\$" $BOOT_LIMIT "$pid"; then
 fi
 t_boot=$((SECONDS - t0))
 expect_code 0 "$modvm" ctl "$sock" pause
+n=$("$modvm" ctl "$sock" query-cpus |
+	python3 -c 'import json,sys; c=json.load(sys.stdin); print(len(c), sum(1 for x in c if x.get("halted")))')
+checks=$((checks + 1))
+[ "${n%% *}" = "$cpus" ] || fail "query-cpus lists ${n%% *} vCPUs, the VM has $cpus"
+echo "paused: query-cpus lists $cpus vCPUs, ${n#* } of them halted"
 t1=${EPOCHREALTIME/./}
 expect_code 0 "$modvm" ctl "$sock" snapshot s1
 t_snap=$(((${EPOCHREALTIME/./} - t1) / 1000))
@@ -204,7 +222,7 @@ M=$(sed -n 's/^snaploop: stopped at \([0-9]*\)$/\1/p' <<<"$out")
 checks=$((checks + 1))
 seqerr=$(awk '
 	/^snaploop: [0-9]+$/ { if ($2 != last + 1) { print "value " $2 " after " last; exit } last = $2; next }
-	/^snaploop: (start|stopped at [0-9]+|PASS [0-9]+|FAIL .*)$/ { next }
+	/^snaploop: (start|stopped at [0-9]+|PASS [0-9]+|FAIL .*|busy cpu [0-9]+ rounds [0-9]+)$/ { next }
 	/snaploop:/ { print "damaged line: " $0; exit }
 	END { print "last " last }' <<<"$out")
 case "$seqerr" in
@@ -212,6 +230,9 @@ case "$seqerr" in
 *) fail "console sequence: $seqerr (guest stopped at '$M')" ;;
 esac
 expect_out "snaploop: PASS $M"
+for ((k = 1; k < cpus; k++)); do
+	expect_out "snaploop: busy cpu $k rounds "
+done
 expect_out "MODVM-SCRIPT-END snaploop rc=0"
 
 # The resumed VM wrote into a fresh overlay over the frozen image, named
