@@ -82,11 +82,12 @@ static const struct modvm_state_field cpu_fields[] = {
 	MODVM_F_BYTES(CS, xsave),
 	MODVM_F_U8(CS, lapic_valid),
 	MODVM_F_BYTES(CS, lapic),
+	MODVM_F_U64_V(CS, pkrs, 2),
 };
 
 const struct modvm_state_section cpu_state_section = {
 	.name = "cpu",
-	.version = 1,
+	.version = 2,    /* 2: pkrs */
 	.min_version = 1,
 	.fields = cpu_fields,
 	.nfields = MODVM_COUNTOF(cpu_fields),

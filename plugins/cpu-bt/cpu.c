@@ -351,6 +351,7 @@ void bt_cpu_set_state(struct bt_cpu *c, const struct modvm_cpu_state *s)
 	c->delivering = -1;
 	c->shutdown = false;
 	c->tsc_offset = s->msr.tsc - c->bus->clock_ns(c->bus->opaque);
+	c->pkrs = c->has_pks ? (uint32_t)s->pkrs : 0;
 	bt_xsave_import(c);
 	bt_cpu_update_mode(c);
 	bt_dbg_update(c);
@@ -385,6 +386,7 @@ void bt_cpu_get_state(struct bt_cpu *c, struct modvm_cpu_state *s)
 {
 	*s = c->s;
 	s->msr.tsc = bt_tsc(c);
+	s->pkrs = c->pkrs;
 	s->ev.nmi_pending = c->nmi_pending;
 }
 

@@ -238,9 +238,9 @@ struct bt_cpu {
 	bool vendor_amd;     /* leaf 0 says "AuthenticAMD": AMD's rules apply */
 	uint64_t xcr0_ok;    /* XCR0 bits the model supports (leaf 0xD.0) */
 	uint64_t tsc_offset; /* TSC = clock_ns * BT_TSC_GHZ + tsc_offset */
-	/* IA32_PKRS (MSR 6E1H): the supervisor protection keys. Engine
-	 * state: struct modvm_cpu_state has no field for it yet, so a
-	 * snapshot does not carry it (docs/engines-bt.md). */
+	/* IA32_PKRS (MSR 6E1H): the supervisor protection keys (kept here,
+	 * not in c->s, so the TLB check reads one word; struct
+	 * modvm_cpu_state.pkrs carries it in and out). */
 	uint32_t pkrs;
 
 	uint64_t icount;

@@ -123,7 +123,11 @@ struct modvm_cpu_state {
 	uint8_t lapic_valid;
 	uint8_t pad2[7];
 	uint8_t lapic[1024];
-	uint8_t reserved[56];    /* explicit tail padding to 64 bytes */
+	/* IA32_PKRS (MSR 6E1H, Intel PKS): supervisor protection keys, bits
+	 * 31:0. Taken from the tail padding (the size is unchanged): an engine
+	 * that does not know it leaves it 0, its value at reset. */
+	uint64_t pkrs;
+	uint8_t reserved[48];    /* explicit tail padding to 64 bytes */
 };
 
 /* A CPU model: the CPUID the guest sees, independent of the host, so a VM
