@@ -64,6 +64,18 @@ const struct modvm_cpu_model fx_model_xsave_intel = {
 	.migratable = 1,
 };
 
+/* GenuineIntel with PKS (leaf 7 ECX[31]) */
+static const struct modvm_cpuid_leaf pks_leaves[] = {
+	{ 0x0, 0, 0, 0x7, 0x756e6547, 0x6c65746e, 0x49656e69 },
+	{ 0x1, 0, 0, 0xf61, 0x800, 0, 0x0789bb7d },
+	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, 0, 1u << 31, 0 },
+	{ 0x80000000, 0, 0, 0x80000001, 0, 0, 0 },
+	{ 0x80000001, 0, 0, 0, 0, 0, (1u << 11) | (1u << 20) | (1u << 29) },
+};
+const struct modvm_cpu_model fx_model_pks = {
+	.name = "pks", .leaves = pks_leaves, .nleaves = MODVM_COUNTOF(pks_leaves),
+};
+
 static void *fx_ram_ptr(void *o, uint64_t gpa, uint64_t len)
 {
 	struct fx *f = o;

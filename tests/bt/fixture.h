@@ -84,5 +84,7 @@ extern const struct modvm_cpu_model fx_model;
 extern const struct modvm_cpu_model fx_model_xsave;
 /* fx_model_xsave with the vendor "GenuineIntel" (the others: AMD) */
 extern const struct modvm_cpu_model fx_model_xsave_intel;
+/* a GenuineIntel model with PKS (leaf 7 ECX[31]): IA32_PKRS, CR4.PKS */
+extern const struct modvm_cpu_model fx_model_pks;
 
 #endif

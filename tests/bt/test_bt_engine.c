@@ -520,6 +520,19 @@ static void test_x2apic_tsc_deadline(void)
 	free(s);
 }
 
+/* A new VM whose one vCPU starts from state s. */
+static void *vcpu_from_state(void **vm, const struct modvm_cpu_state *s)
+{
+	void *vcpu;
+
+	*vm = ops()->vm_create(&host, NULL, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(*vm);
+	vcpu = ops()->vcpu_create(*vm, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(vcpu);
+	CU_ASSERT_EQUAL(ops()->set_state(vcpu, s), 0);
+	return vcpu;
+}
+
 /* Run vcpu for ms milliseconds, stop it, and take its state. */
 static void run_for(void *vcpu, unsigned ms, struct modvm_cpu_state *s)
 {
@@ -551,11 +564,7 @@ static void test_tsc_deadline_across_state(void)
 	teardown(vm, vcpu);
 	CU_ASSERT(s->halted);
 	CU_ASSERT_NOT_EQUAL(s->msr.tsc_deadline, 0); /* armed, 250 ms to go */
-	vm = ops()->vm_create(&host, NULL, 1);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
-	vcpu = ops()->vcpu_create(vm, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(vcpu);
-	CU_ASSERT_EQUAL(ops()->set_state(vcpu, s), 0);
+	vcpu = vcpu_from_state(&vm, s);
 	run_for(vcpu, 700, s);
 	teardown(vm, vcpu);
 	CU_ASSERT_EQUAL(s->rip, FX_STUBS + 16 * 0x41 + 1);
@@ -566,34 +575,20 @@ static void test_tsc_deadline_across_state(void)
 
 /* IA32_PKRS travels in the state (struct modvm_cpu_state.pkrs): written by
  * the guest, taken out, loaded into a new vCPU, read back by the guest. */
-static const struct modvm_cpuid_leaf pks_leaves[] = {
-	{ 0x0, 0, 0, 0x7, 0x756e6547, 0x6c65746e, 0x49656e69 },
-	{ 0x1, 0, 0, 0xf61, 0x800, 0, 0x0789bb7d },
-	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, 0, 1u << 31, 0 },
-	{ 0x80000000, 0, 0, 0x80000001, 0, 0, 0 },
-	{ 0x80000001, 0, 0, 0, 0, 0, (1u << 11) | (1u << 20) | (1u << 29) },
-};
-static const struct modvm_cpu_model pks_model = {
-	.name = "pks", .leaves = pks_leaves, .nleaves = 5,
-};
 
 static void test_pkrs_in_state(void)
 {
 	struct modvm_cpu_state *s = calloc(1, sizeof(*s));
 	void *vm, *vcpu;
 
-	model = &pks_model;
+	model = &fx_model_pks;
 	vcpu = setup(&vm, "mov ecx, 0x6E1\n mov eax, 0x5\n xor edx, edx\n wrmsr\n hlt\n"
 		     "rdmsr\n mov ebx, eax\n hlt", false);
 	run_for(vcpu, 50, s);
 	teardown(vm, vcpu);
 	CU_ASSERT_EQUAL(s->pkrs, 5);
 	s->halted = 0;
-	vm = ops()->vm_create(&host, NULL, 1);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(vm);
-	vcpu = ops()->vcpu_create(vm, 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(vcpu);
-	CU_ASSERT_EQUAL(ops()->set_state(vcpu, s), 0);
+	vcpu = vcpu_from_state(&vm, s);
 	run_for(vcpu, 50, s);
 	teardown(vm, vcpu);
 	CU_ASSERT_EQUAL(s->gpr[MODVM_RBX] & 0xFFFFFFFF, 5);

@@ -767,19 +767,8 @@ static void test_smap_pku_agree(void)
 	CU_ASSERT_EQUAL(bad, 0);
 }
 
-/* PKS: the same for supervisor pages and IA32_PKRS (a GenuineIntel model
- * with PKS; 0x42000 a supervisor page with key 1). */
-static const struct modvm_cpuid_leaf pks_leaves[] = {
-	{ 0x0, 0, 0, 0x7, 0x756e6547, 0x6c65746e, 0x49656e69 },
-	{ 0x1, 0, 0, 0xf61, 0x800, 0, 0x0789bb7d },
-	{ 0x7, 0, MODVM_CPUID_SIGNIFICANT_INDEX, 0, 0, 1u << 31, 0 },
-	{ 0x80000000, 0, 0, 0x80000001, 0, 0, 0 },
-	{ 0x80000001, 0, 0, 0, 0, 0, (1u << 11) | (1u << 20) | (1u << 29) },
-};
-static const struct modvm_cpu_model pks_model = {
-	.name = "pks", .leaves = pks_leaves, .nleaves = 5,
-};
-
+/* PKS: the same for supervisor pages and IA32_PKRS (fx_model_pks;
+ * 0x42000 a supervisor page with key 1). */
 static void test_pks_agree(void)
 {
 	static const char *const progs[] = {
@@ -803,7 +792,7 @@ static void test_pks_agree(void)
 		struct fx *m[2] = { smap_machine(true), smap_machine(false) };
 
 		for (int k = 0; k < 2; k++) {
-			bt_cpu_set_model(&m[k]->cpu, &pks_model);
+			bt_cpu_set_model(&m[k]->cpu, &fx_model_pks);
 			fx_set64(m[k], 0x110000 + 8 * 0x42, 0x42000 | 3 | (1ull << 59));
 			fx_set64(m[k], 0x42000, 0x5678);
 			bt_tlb_flush(&m[k]->cpu, true);
