@@ -21,6 +21,7 @@
 #define MSR_IA32_PAT 0x277
 #define MSR_MTRR_DEF_TYPE 0x2FF
 #define MSR_IA32_TSC_DEADLINE 0x6E0
+#define MSR_IA32_PKRS 0x6E1
 #define MSR_STAR 0xC0000081
 #define MSR_LSTAR 0xC0000082
 #define MSR_CSTAR 0xC0000083
@@ -41,12 +42,12 @@
 
 struct msr_map {
 	uint32_t index;
-	size_t offset;      /* in struct modvm_msrs */
+	size_t offset;      /* in struct modvm_cpu_state */
 	const char *name;
 };
 
-#define M(idx, field) { (idx), offsetof(struct modvm_msrs, field), #field }
-#define N(idx, field, name) { (idx), offsetof(struct modvm_msrs, field), name }
+#define M(idx, field) { (idx), offsetof(struct modvm_cpu_state, msr.field), #field }
+#define N(idx, field, name) { (idx), offsetof(struct modvm_cpu_state, msr.field), name }
 #define FIX4K(i, a) N(MSR_MTRR_FIX4K_C0000 + (i), mtrr_fixed[3 + (i)], "mtrr_fix4k_" a)
 #define VAR(n) N(MSR_MTRR_PHYSBASE0 + 2 * (n), mtrr_var[2 * (n)], "mtrr_physbase" #n), \
 	N(MSR_MTRR_PHYSBASE0 + 2 * (n) + 1, mtrr_var[2 * (n) + 1], "mtrr_physmask" #n)
@@ -70,6 +71,7 @@ static const struct msr_map msr_map[] = {
 	FIX4K(4, "e0000"), FIX4K(5, "e8000"), FIX4K(6, "f0000"), FIX4K(7, "f8000"),
 	VAR(0), VAR(1), VAR(2), VAR(3), VAR(4), VAR(5), VAR(6), VAR(7),
 	M(MSR_MTRR_DEF_TYPE, mtrr_def_type),
+	{ MSR_IA32_PKRS, offsetof(struct modvm_cpu_state, pkrs), "pkrs" },
 	M(MSR_IA32_TSC_DEADLINE, tsc_deadline),
 };
 
@@ -109,12 +111,12 @@ static bool msr_listed(const struct kvm_state_caps *caps, uint32_t index)
 	return false;
 }
 
-static uint64_t *msr_field(struct modvm_msrs *m, const struct msr_map *e)
+static uint64_t *msr_field(struct modvm_cpu_state *m, const struct msr_map *e)
 {
 	return (uint64_t *)((uint8_t *)m + e->offset);
 }
 
-static uint64_t msr_value(const struct modvm_msrs *m, const struct msr_map *e)
+static uint64_t msr_value(const struct modvm_cpu_state *m, const struct msr_map *e)
 {
 	return *(const uint64_t *)((const uint8_t *)m + e->offset);
 }
@@ -422,7 +424,7 @@ static void msrs_to_kvm(const struct modvm_cpu_state *s,
 			continue;
 		k->msrs[k->nmsrs++] = (struct kvm_msr_entry){
 			.index = msr_map[i].index,
-			.data = msr_value(&s->msr, &msr_map[i]),
+			.data = msr_value(s, &msr_map[i]),
 		};
 	}
 }
@@ -433,7 +435,7 @@ static void msrs_from_kvm(const struct kvm_cpu_regs *k,
 	for (unsigned i = 0; i < k->nmsrs && i < KVM_STATE_MAX_MSRS; i++) {
 		const struct msr_map *m = msr_find(k->msrs[i].index);
 		if (m)
-			*msr_field(&s->msr, m) = k->msrs[i].data;
+			*msr_field(s, m) = k->msrs[i].data;
 	}
 }
 

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # A snapshot of a VM with several vCPUs, all of them busy: the smp-snap
 # guest (tests/guests/smp-snap.asm) is paused mid-run, its vCPUs are looked
 # at through query-cpus and the FUSE view (cpus/0 .. cpus/N-1), it is
@@ -8,6 +8,8 @@
 # (its PASS line); the run before the snapshot must not have ended.
 # Usage: snapshot_smp.sh MODVM GUEST_DIR CPUS
 # BT_MODE=translate|interpret: the mode of the first run (default translate).
+# FROM_KVM=1: the first run is under the host's KVM engine (cpu-svm or
+# cpu-vtx) and the resume under cpu-bt; skipped (77) where neither runs.
 modvm=$(realpath "$1")
 dir=$(realpath "$2")
 cpus=$3
@@ -17,6 +19,24 @@ translate) to=interpret ;;
 interpret) to=translate ;;
 *) echo "FAIL: BT_MODE=$from (translate or interpret)"; exit 1 ;;
 esac
+engine_cfg="engine = \"cpu-bt\"; model = \"baseline-v1\"; mode = \"$from\";"
+resume_args=(--engine-prop "mode=$to")
+first="cpu-bt mode=$from"
+then="cpu-bt mode=$to"
+if [ -n "${FROM_KVM:-}" ]; then
+	kvm=
+	for e in cpu-svm cpu-vtx; do
+		"$modvm" plugins 2>/dev/null | grep -q "^engine $e: runs on this host: yes" && kvm=$e
+	done
+	if [ -z "$kvm" ]; then
+		echo "SKIP: neither cpu-svm nor cpu-vtx runs on this host"
+		exit 77
+	fi
+	engine_cfg="engine = \"$kvm\"; model = \"baseline-v1\";"
+	resume_args=(--engine cpu-bt)
+	first=$kvm
+	then=cpu-bt
+fi
 tmp=$(mktemp -d)
 pid=
 cleanup() {
@@ -31,7 +51,7 @@ no() { echo "FAIL: $*"; fail=1; }
 cat > vm.cfg <<CFG
 vm: {
   name = "smp-snap"; memory = "16M"; cpus = $cpus; machine = "none";
-  cpu = { engine = "cpu-bt"; model = "baseline-v1"; mode = "$from"; };
+  cpu = { $engine_cfg };
   boot = { kernel = "$dir/smp-snap.bin"; };
   devices = (
     { plugin = "serial-16550"; id = "com1"; backend = "stdio"; },
@@ -74,13 +94,13 @@ pid=
 grep -q "^smp-snap: \(PASS\|FAIL\)" first.out &&
 	no "the first run ended before the snapshot (make RUN_TIME longer): $(grep '^smp-snap:' first.out | tail -n 1)"
 
-timeout 600 "$modvm" resume s1 --engine-prop "mode=$to" > second.out 2> second.err
+timeout 600 "$modvm" resume s1 "${resume_args[@]}" > second.out 2> second.err
 rc=$?
 grep "^smp-snap: cpus=" second.out
 if [ $rc -ne 0 ] || ! grep -q "^smp-snap: PASS" second.out; then
-	no "resumed with mode=$to (exit $rc):"
+	no "resumed under $then (exit $rc):"
 	tail -n 3 second.out second.err
 fi
 grep -q "^smp-snap: cpus=$cpus " second.out || no "the resumed guest did not count $cpus CPUs"
-[ $fail = 0 ] && echo "PASS: $cpus vCPUs snapshotted under mode=$from, resumed under mode=$to"
+[ $fail = 0 ] && echo "PASS: $cpus vCPUs snapshotted under $first, resumed under $then"
 exit $fail

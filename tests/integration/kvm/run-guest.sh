@@ -15,11 +15,15 @@
 #       OUT_DIR/ENGINE-GUEST (default: a temporary folder, removed
 #       afterwards unless the run fails)
 #   -M  CPU model (default baseline-v1); -i irqchip property (split, none)
+#   -n  vCPUs (default 1); a guest that prints "<name>: cpus=N" must see N
 #   -k  the guest needs something KVM without hardware assistance (kvm_pvm)
 #       cannot do (REASON, see docs/engines-kvm.md): on such a host a
 #       failure whose modvm messages or serial output match the extended
 #       regular expression PATTERN (-p) is reported as skipped, with the
 #       reason; any other failure fails, and a pass is a pass
+#   -s  the guest cannot finish within the time limit on KVM without
+#       hardware assistance (REASON): on such a host it is skipped at once,
+#       with the reason, instead of running until the watchdog
 #   -c  the guest's ECX on PASS (tests/guests/README.md, "Final registers");
 #       the other final registers are checked always, from the engine's
 #       "final state" line at debug level (EAX 0x2000, EBX 0x600D600D,
@@ -41,14 +45,16 @@ model=baseline-v1
 irqchip=split
 known=
 pattern=
+slow=
 ecx=
+cpus=1
 
 usage() {
 	sed -n '/^# usage/,/^#$/p' "$0" >&2
 	exit 2
 }
 
-while getopts t:e:m:g:o:M:i:k:p:c: opt; do
+while getopts t:e:m:g:o:M:i:k:p:s:c:n: opt; do
 	case $opt in
 	t) timeout_s=$OPTARG ;;
 	e) engine=$OPTARG ;;
@@ -59,7 +65,9 @@ while getopts t:e:m:g:o:M:i:k:p:c: opt; do
 	i) irqchip=$OPTARG ;;
 	k) known=$OPTARG ;;
 	p) pattern=$OPTARG ;;
+	s) slow=$OPTARG ;;
 	c) ecx=$OPTARG ;;
+	n) cpus=$OPTARG ;;
 	*) usage ;;
 	esac
 done
@@ -88,10 +96,15 @@ case $probe in
 *"runs on this host: no"*)
 	echo "SKIP: ${probe#engine }"
 	exit 77 ;;
+*"without hardware assistance"*)
+	if [ -n "$slow" ]; then
+		echo "SKIP: $name under $engine: KVM here has no hardware assistance: $slow"
+		exit 77
+	fi ;;
 esac
 
 if [ -n "$out_dir" ]; then
-	work=$out_dir/$engine-$name
+	work=$out_dir/$engine-$name-$cpus
 	rm -rf "$work"
 	mkdir -p "$work" || exit 2
 else
@@ -106,7 +119,7 @@ cat > "$cfg" <<EOF
 vm: {
   name = "kvm-$name";
   memory = "64M";
-  cpus = 1;
+  cpus = $cpus;
   cpu = { engine = "$engine"; model = "$model"; irqchip = "$irqchip"; };
   boot = { kernel = "$image"; format = "multiboot"; };
   devices = (
@@ -146,6 +159,9 @@ starts=$(grep -c -x "$name: start" "$serial")
 last=$(tail -n 2 "$serial" | tr '\n' '|')
 [ "$starts" -eq 1 ] || fail "\"$name: start\" printed $starts times (a reset?)"
 [ "$last" = "$name: PASS|POWEROFF|" ] || fail "did not end with PASS and POWEROFF"
+if grep -q "^$name: cpus=" "$serial" && ! grep -q "^$name: cpus=$cpus " "$serial"; then
+	fail "$(grep -m 1 "^$name: cpus=" "$serial") with cpus = $cpus in the config"
+fi
 
 # Final registers, from the engine's debug line (lower-case hex, no zeros).
 final=$(grep -o "cpu 0: final state: .*" "$log" | tail -n 1)
