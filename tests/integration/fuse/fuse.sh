@@ -452,11 +452,28 @@ stale)
 	expect_out "another running modvm is mounted there"
 	check "the first mount still serves" grep -qx "status = running" "$mnt/status"
 	# by default fusermount3 --auto-unmount clears the mount of a
-	# modvm that is killed
+	# modvm that is killed. That is best effort in libfuse: on a loaded
+	# host it sometimes leaves the mount (about 1 run in 9 with two busy
+	# loops beside it; fusermount3 exits without unmounting). Then the
+	# next modvm on that directory must clear it, as above.
 	kill -9 "$first"
 	wait "$first" 2>/dev/null
-	wait_unmounted "$mnt" || ps -eo pid,ppid,stat,etime,args | grep '[f]usermount3'
-	check "no dead mount after kill -9" stat -c %n "$mnt"
+	left=0
+	for _ in $(seq 100); do
+		is_mounted "$mnt" || break
+		sleep 0.1
+	done
+	if is_mounted "$mnt"; then
+		left=1
+		echo "note: fusermount3 --auto-unmount left $mnt mounted after kill -9 (libfuse's race); the next run must clear it"
+		start run run "$work/wait.cfg" --mount "$mnt" --control "$sock"
+		wait_mounted "$mnt" || { cat "$work/run.out"; exit 1; }
+		check "the next run serves $mnt" grep -qx "status = running" "$mnt/status"
+		echo quit >"$mnt/control"
+		finish "$pid" 130
+	fi
+	wait_unmounted "$mnt"
+	check "no dead mount after kill -9 (auto_unmount left it: $left)" stat -c %n "$mnt"
 	;;
 guest|guest-kvm)
 	unset MODVM_PLUGIN_PATH
