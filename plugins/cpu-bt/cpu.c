@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "cpu_model.h"
 #include "jit.h"
 
 _Noreturn void bt_raise(struct bt_cpu *c, int vec, uint32_t err)
@@ -145,30 +146,14 @@ void bt_cpu_update_mode(struct bt_cpu *c)
 		  (1u << 27) | (1u << 29)) /* SYSCALL NX 1G RDTSCP LM */
 #define OK_X_ECX 0x00000001u  /* LAHF/SAHF in 64-bit mode */
 
-static const struct modvm_cpuid_leaf *leaf(const struct modvm_cpu_model *m,
-					   uint32_t fn)
-{
-	for (uint32_t i = 0; i < m->nleaves; i++)
-		if (m->leaves[i].function == fn)
-			return &m->leaves[i];
-	return NULL;
-}
-
-static const struct modvm_cpuid_leaf *subleaf(const struct modvm_cpu_model *m,
-					      uint32_t fn, uint32_t idx)
-{
-	for (uint32_t i = 0; i < m->nleaves; i++)
-		if (m->leaves[i].function == fn && m->leaves[i].index == idx &&
-		    (m->leaves[i].flags & MODVM_CPUID_SIGNIFICANT_INDEX))
-			return &m->leaves[i];
-	return NULL;
-}
+/* The checks below look leaves up as the guest's CPUID does (sys.c,
+ * cpuid_model_leaf), so they judge exactly what the guest will read. */
 
 /* The vendor string of leaf 0 (EBX, EDX, ECX); a model without leaves
  * (the host's CPUID) names none. */
 static bool is_amd(const struct modvm_cpu_model *m)
 {
-	const struct modvm_cpuid_leaf *l0 = m && m->leaves ? leaf(m, 0) : NULL;
+	const struct modvm_cpuid_leaf *l0 = cpuid_model_leaf(m, 0, 0);
 
 	return l0 && l0->ebx == 0x68747541 && l0->edx == 0x69746e65 &&
 	       l0->ecx == 0x444d4163;
@@ -180,11 +165,11 @@ static bool is_amd(const struct modvm_cpu_model *m)
  * sub-leaf 1 features only XSAVEOPT, which is all cpu-bt implements. */
 static int check_xsave(const struct modvm_cpu_model *m, char *why, size_t len)
 {
-	const struct modvm_cpuid_leaf *l0 = leaf(m, 0);
-	const struct modvm_cpuid_leaf *d0 = subleaf(m, 0xD, 0);
-	const struct modvm_cpuid_leaf *d1 = subleaf(m, 0xD, 1);
-	const struct modvm_cpuid_leaf *d9 = subleaf(m, 0xD, 9);
-	const struct modvm_cpuid_leaf *l7 = subleaf(m, 7, 0);
+	const struct modvm_cpuid_leaf *l0 = cpuid_model_leaf(m, 0, 0);
+	const struct modvm_cpuid_leaf *d0 = cpuid_model_leaf(m, 0xD, 0);
+	const struct modvm_cpuid_leaf *d1 = cpuid_model_leaf(m, 0xD, 1);
+	const struct modvm_cpuid_leaf *d9 = cpuid_model_leaf(m, 0xD, 9);
+	const struct modvm_cpuid_leaf *l7 = cpuid_model_leaf(m, 7, 0);
 
 	if (!l0 || l0->eax < 0xD || !d0 || !(d0->eax & 1) ||
 	    (d0->eax & ~XCR0_OK) || d0->edx) {
@@ -221,8 +206,8 @@ int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 			 m ? m->name : "?");
 		return -1;
 	}
-	l1 = leaf(m, 1);
-	x1 = leaf(m, 0x80000001);
+	l1 = cpuid_model_leaf(m, 1, 0);
+	x1 = cpuid_model_leaf(m, 0x80000001, 0);
 	if (l1 && (bad = l1->ecx & ~OK_1_ECX)) {
 		snprintf(why, len, "CPU model \"%s\" advertises CPUID.1:ECX features "
 			 "0x%08x (SSE3/SSSE3/SSE4/POPCNT...) that cpu-bt does not "
@@ -236,9 +221,7 @@ int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 	}
 	if (l1 && (l1->ecx & XSAVE_BIT) && check_xsave(m, why, len))
 		return -1;
-	l7 = subleaf(m, 7, 0);
-	if (!l7)
-		l7 = leaf(m, 7);
+	l7 = cpuid_model_leaf(m, 7, 0);
 	if (l7 && ((l7->ebx & ~OK_7_EBX) || (l7->ecx & ~OK_7_ECX) || l7->edx ||
 		   l7->eax)) {
 		snprintf(why, len, "CPU model \"%s\" advertises CPUID.7.0 features "
@@ -266,19 +249,13 @@ int bt_model_check(const struct modvm_cpu_model *m, char *why, size_t len)
 
 void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 {
-	const struct modvm_cpuid_leaf *l1 = model && model->leaves ? leaf(model, 1) : NULL;
-	const struct modvm_cpuid_leaf *x1 = model && model->leaves
-					    ? leaf(model, 0x80000001) : NULL;
+	const struct modvm_cpuid_leaf *l0 = cpuid_model_leaf(model, 0, 0);
+	const struct modvm_cpuid_leaf *l1 = cpuid_model_leaf(model, 1, 0);
+	const struct modvm_cpuid_leaf *x1 = cpuid_model_leaf(model, 0x80000001, 0);
 	const struct modvm_cpuid_leaf *d0 = NULL, *d1 = NULL, *l7 = NULL;
 
-	if (model && model->leaves) {
-		const struct modvm_cpuid_leaf *l0 = leaf(model, 0);
-		l7 = subleaf(model, 7, 0);
-		if (!l7)
-			l7 = leaf(model, 7);
-		if (!l0 || l0->eax < 7)
-			l7 = NULL; /* beyond the maximum leaf: not seen */
-	}
+	if (l0 && l0->eax >= 7) /* beyond the maximum leaf: not seen */
+		l7 = cpuid_model_leaf(model, 7, 0);
 	c->model = model;
 	c->has_pcid = c->has_x2apic = c->has_tsc_deadline = false;
 	c->has_smep = c->has_smap = c->has_invpcid = c->has_umip = false;
@@ -308,8 +285,8 @@ void bt_cpu_set_model(struct bt_cpu *c, const struct modvm_cpu_model *model)
 		c->has_tsc_deadline = l1->ecx & TSC_DL_BIT;
 	}
 	if (c->has_xsave) {
-		d0 = subleaf(model, 0xD, 0);
-		d1 = subleaf(model, 0xD, 1);
+		d0 = cpuid_model_leaf(model, 0xD, 0);
+		d1 = cpuid_model_leaf(model, 0xD, 1);
 		c->xcr0_ok = d0 ? (d0->eax & XCR0_OK) | 1 : 1;
 		c->has_xsaveopt = d1 && (d1->eax & 1);
 	}

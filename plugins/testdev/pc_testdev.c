@@ -15,7 +15,6 @@
  *               (x86/ioram.h), so MMIO emulation of ordinary instructions
  *               is tested against memory semantics.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include <modvm/modvm.h>
@@ -29,8 +28,9 @@
 #define PAGE_SIZE 4096u
 
 struct testdev {
-	const struct modvm_host *host;
-	modvm_inst *inst;
+	struct modvm_dev dev;
+	bool iomem_on;                 /* property "iomem" */
+	uint32_t iomem_base;           /* property "iomem-base" */
 	uint32_t data;                 /* the scratch register */
 	uint32_t irq_levels;           /* bit N: level driven on line N */
 	uint8_t iomem[IOMEM_LEN];
@@ -86,9 +86,9 @@ static void flush_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 
 	if (off != 0 || size != 4)
 		return;
-	if (!t->host->mem_ptr(t->inst, page, PAGE_SIZE))
+	if (!t->dev.host->mem_ptr(t->dev.inst, page, PAGE_SIZE))
 		return;
-	t->host->mem_dirty(t->inst, page, PAGE_SIZE);
+	t->dev.host->mem_dirty(t->dev.inst, page, PAGE_SIZE);
 }
 
 static const struct modvm_io_ops flush_ops = { flush_read, flush_write };
@@ -98,7 +98,7 @@ static void irq_drive(struct testdev *t, unsigned line, bool level)
 	uint32_t bit = 1u << line;
 
 	t->irq_levels = level ? t->irq_levels | bit : t->irq_levels & ~bit;
-	t->host->irq_set(t->inst, line, level);
+	t->dev.host->irq_set(t->dev.inst, line, level);
 }
 
 /* QEMU's line ports read 0 at every width (each byte of a wider read is a
@@ -170,77 +170,43 @@ static int testdev_post_load(void *dev)
 
 	t->irq_levels &= (1u << IRQ_LINES) - 1;
 	for (unsigned i = 0; i < IRQ_LINES; i++)
-		t->host->irq_set(t->inst, i, (t->irq_levels >> i) & 1);
+		t->dev.host->irq_set(t->dev.inst, i, (t->irq_levels >> i) & 1);
 	return 0;
 }
 
-static const struct modvm_state_field testdev_fields[] = {
-	MODVM_F_U32(struct testdev, data),
-	MODVM_F_U32(struct testdev, irq_levels),
-	MODVM_F_BYTES(struct testdev, iomem),
-};
+#define T struct testdev
+MODVM_STATE_SECTION_HOOKS(testdev_state, "pc-testdev", 1, 1, NULL, testdev_post_load,
+	MODVM_F_U32(T, data), MODVM_F_U32(T, irq_levels), MODVM_F_BYTES(T, iomem));
 
-static const struct modvm_state_section testdev_section = {
-	.name = "pc-testdev", .version = 1, .min_version = 1,
-	.fields = testdev_fields, .nfields = MODVM_COUNTOF(testdev_fields),
-	.post_load = testdev_post_load,
-};
-static const struct modvm_state_section *const testdev_sections[] = {
-	&testdev_section, NULL
-};
-
-static void *testdev_create(const struct modvm_host *host, modvm_inst *inst)
+static int testdev_init(void *dev)
 {
-	struct testdev *t = calloc(1, sizeof(*t));
-	uint64_t iomem_base = (uint64_t)host->prop_int(inst, "iomem-base");
+	struct testdev *t = dev;
+	const struct modvm_host *host = t->dev.host;
+	modvm_inst *inst = t->dev.inst;
 
-	if (!t) {
-		host->set_error(inst, "out of memory");
-		return NULL;
-	}
-	t->host = host;
-	t->inst = inst;
-	if (iomem_base & (PAGE_SIZE - 1)) {
-		host->set_error(inst, "iomem-base 0x%llx is not 4 KiB aligned",
-				(unsigned long long)iomem_base);
-		goto fail;
+	if (t->iomem_base & (PAGE_SIZE - 1)) {
+		host->set_error(inst, "iomem-base 0x%x is not 4 KiB aligned",
+				(unsigned)t->iomem_base);
+		return -1;
 	}
 	if (!host->pio_register(inst, PORT_DATA, 4, &data_ops, t) ||
 	    !host->pio_register(inst, PORT_FLUSH, 4, &flush_ops, t) ||
 	    !host->pio_register(inst, PORT_DATA_BYTE, 4, &data_ops, t) ||
 	    !host->pio_register(inst, PORT_IRQ, IRQ_LINES, &irq_ops, t))
-		goto fail;
-	if (host->prop_bool(inst, "iomem") &&
-	    !host->mmio_register(inst, iomem_base, IOMEM_LEN, &iomem_ops, t))
-		goto fail;
-	return t;
-fail:
-	free(t);
-	return NULL;
+		return -1;
+	if (t->iomem_on &&
+	    !host->mmio_register(inst, t->iomem_base, IOMEM_LEN, &iomem_ops, t))
+		return -1;
+	return 0;
 }
 
-static void testdev_destroy(void *dev)
-{
-	free(dev);
-}
-
-static const struct modvm_prop_desc testdev_props[] = {
-	MODVM_PROP_BOOL_("iomem", "true",
-			 "map the 64 KiB MMIO scratch memory (kvm-unit-tests' IORAM)"),
-	MODVM_PROP_INT_("iomem-base", "0xff000000", 0, 0xfffff000,
-			"guest-physical address of the MMIO scratch memory (x86/ioram.h: 0xff000000)"),
-	MODVM_PROP_END
-};
-
-static const struct modvm_device_ops testdev_ops = {
-	.size = sizeof(testdev_ops),
-	.create = testdev_create,
-	.destroy = testdev_destroy,
-	.reset = testdev_reset,
-};
-
-MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_DEVICE, .name = "pc-testdev",
-		    .version = "1.0.0",
-		    .description = "kvm-unit-tests' test ports: scratch register 0xe0, page flush 0xe4, IRQ lines 0x2000, MMIO RAM",
-		    .props = testdev_props, .state = testdev_sections,
-		    .ops = &testdev_ops);
+MODVM_DEVICE_DEFINE(.name = "pc-testdev", .version = "1.0.0",
+	.description = "kvm-unit-tests' test ports: scratch register 0xe0, page flush 0xe4, IRQ lines 0x2000, MMIO RAM",
+	.props = MODVM_PROPS(
+		MODVM_PROP_BOOL(T, iomem_on, "iomem", "true",
+				"map the 64 KiB MMIO scratch memory (kvm-unit-tests' IORAM)"),
+		MODVM_PROP_INT(T, iomem_base, "iomem-base", "0xff000000", 0, 0xfffff000,
+			       "guest-physical address of the MMIO scratch memory (x86/ioram.h: 0xff000000)")),
+	.state = MODVM_STATE(&testdev_state),
+	.ops = MODVM_DEVICE_OPS(T, .init = testdev_init, .reset = testdev_reset));
+#undef T

@@ -13,8 +13,6 @@
 #include <modvm/virtio.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "snapshot.h"
 #include "testmain.h"
 #include "test_virtio_drv.h"
 
@@ -97,25 +95,20 @@ static int read_sector(struct drv *d, uint64_t sector)
 }
 
 /* The machine of the disk under test, and a resume to set up in it. */
-static struct machine *cur;
+static struct hx *cur;
 static const char *resume_base, *resume_overlay;
 
 static void before_add(struct hx *h)
 {
-	cur = hx_machine(h);
+	cur = h;
 	if (resume_base)
-		block_resume_on(cur, "disk0", resume_base, "raw", resume_overlay);
+		hx_resume_on(cur, "disk0", resume_base, "raw", resume_overlay);
 	resume_base = resume_overlay = NULL;
 }
 
-static const struct block_disk *disk0(struct block_disk *d)
+static const struct hx_disk *disk0(struct hx_disk *d)
 {
-	size_t n = block_disks(cur, d, 4);
-
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(d[i].device, "disk0"))
-			return &d[i];
-	return NULL;
+	return hx_disk(cur, "disk0", d) ? NULL : d;
 }
 
 /* qemu-img (a reference tool, never part of modvm) finds no error. */
@@ -143,9 +136,8 @@ static struct drv *attach(const char *path, const char *backend)
 static void test_freeze_raw(void)
 {
 	char base[128], ov1[160], ov2[200];
-	struct block_disk bd[4];
-	const struct block_disk *b;
-	char err[ERR_LEN];
+	struct hx_disk bd;
+	const struct hx_disk *b;
 	uint8_t *frozen;
 	size_t n;
 
@@ -161,16 +153,16 @@ static void test_freeze_raw(void)
 	CU_ASSERT_FATAL(frozen && n == DISK_BYTES);
 	CU_ASSERT_EQUAL(frozen[0], 0xA1);
 
-	if (block_freeze_prepare(cur, "s1", err, sizeof(err)))
-		fprintf(stderr, "freeze: %s\n", err);
+	if (hx_freeze_prepare(cur, "s1"))
+		fprintf(stderr, "freeze: %s\n", hx_error(cur));
 	CU_ASSERT_FATAL(access(ov1, F_OK) == 0);
-	b = disk0(bd);
+	b = disk0(&bd);
 	CU_ASSERT_FATAL(b != NULL);
 	CU_ASSERT_STRING_EQUAL(b->path, base);
 	CU_ASSERT_STRING_EQUAL(b->overlay, ov1);
 	CU_ASSERT_STRING_EQUAL(b->format, "raw");
-	block_freeze_commit(cur);
-	b = disk0(bd);
+	hx_freeze_commit(cur);
+	b = disk0(&bd);
 	CU_ASSERT_STRING_EQUAL(b->path, ov1);
 	CU_ASSERT_STRING_EQUAL(b->format, "qcow2");
 	CU_ASSERT(b->on_overlay);
@@ -185,9 +177,9 @@ static void test_freeze_raw(void)
 	CU_ASSERT(same_file(base, frozen, n));
 
 	/* a second snapshot freezes the overlay in turn (qcow2 backing) */
-	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s2", err, sizeof(err)), 0);
-	block_freeze_commit(cur);
-	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, ov2);
+	CU_ASSERT_EQUAL(hx_freeze_prepare(cur, "s2"), 0);
+	hx_freeze_commit(cur);
+	CU_ASSERT_STRING_EQUAL(disk0(&bd)->path, ov2);
 	CU_ASSERT_EQUAL(write_sector(d, 3, 0xD4), 0);
 	CU_ASSERT_EQUAL(read_sector(d, 3), 0xD4);
 	CU_ASSERT_EQUAL(read_sector(d, 1), 0xB2); /* through s1's overlay */
@@ -207,8 +199,7 @@ static void test_freeze_raw(void)
 static void test_freeze_fails(void)
 {
 	char base[128], ov[160];
-	struct block_disk bd[4];
-	char err[ERR_LEN] = "";
+	struct hx_disk bd;
 	int fd;
 
 	make_dir();
@@ -220,13 +211,13 @@ static void test_freeze_fails(void)
 	close(fd);
 	struct drv *d = attach(base, "raw");
 
-	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s1", err, sizeof(err)), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "exists already"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "device disk0"));
+	CU_ASSERT_EQUAL(hx_freeze_prepare(cur, "s1"), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(cur), "exists already"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(cur), "device disk0"));
 	CU_ASSERT(same_file(ov, (const uint8_t *)"mine", 4));
-	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, base);
-	CU_ASSERT_PTR_NULL(disk0(bd)->overlay);
-	CU_ASSERT_FALSE(disk0(bd)->on_overlay);
+	CU_ASSERT_STRING_EQUAL(disk0(&bd)->path, base);
+	CU_ASSERT_PTR_NULL(disk0(&bd)->overlay);
+	CU_ASSERT_FALSE(disk0(&bd)->on_overlay);
 	CU_ASSERT_EQUAL(write_sector(d, 5, 0xE5), 0);
 	uint8_t byte = 0;
 	fd = open(base, O_RDONLY);
@@ -235,11 +226,11 @@ static void test_freeze_fails(void)
 	CU_ASSERT_EQUAL(byte, 0xE5);
 
 	/* a freeze after the failure works, under another name */
-	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s2", err, sizeof(err)), 0);
-	block_freeze_abort(cur);
+	CU_ASSERT_EQUAL(hx_freeze_prepare(cur, "s2"), 0);
+	hx_freeze_abort(cur);
 	snprintf(ov, sizeof(ov), "%s.s2.qcow2", base);
 	CU_ASSERT(access(ov, F_OK) != 0); /* abort deletes the overlay */
-	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, base);
+	CU_ASSERT_STRING_EQUAL(disk0(&bd)->path, base);
 	drv_free(d);
 	remove_dir();
 }
@@ -251,7 +242,7 @@ static void test_freeze_inflight(void)
 	uint8_t hdr[16] = { 0 }, buf[512], st = 0xAA, byte = 0;
 	uint32_t type = T_OUT;
 	uint64_t sector = 7;
-	char base[128], err[ERR_LEN];
+	char base[128];
 	int fd;
 
 	make_dir();
@@ -268,7 +259,7 @@ static void test_freeze_inflight(void)
 	desc_put(d, DESC, 1, DATA, 512, F_NEXT, 2);
 	desc_put(d, DESC, 2, STATUS, 1, F_WRITE, 0);
 	kick(d, 0); /* submitted; not waited for */
-	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s1", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(hx_freeze_prepare(cur, "s1"), 0);
 	/* drained: complete, and in the image that is about to freeze */
 	CU_ASSERT_NOT_EQUAL(mem16(d, USED + 2), 0);
 	hx_mem_read(d->h, STATUS, &st, 1);
@@ -277,7 +268,7 @@ static void test_freeze_inflight(void)
 	CU_ASSERT_EQUAL(pread(fd, &byte, 1, 7 * 512), 1);
 	close(fd);
 	CU_ASSERT_EQUAL(byte, 0x77);
-	block_freeze_commit(cur);
+	hx_freeze_commit(cur);
 	d->used_seen = mem16(d, USED + 2);
 	CU_ASSERT_EQUAL(read_sector(d, 7), 0x77);
 	drv_free(d);
@@ -289,7 +280,7 @@ static void test_freeze_inflight(void)
 static void test_resume_on_overlay(void)
 {
 	char base[128], ov[160];
-	struct block_disk bd[4];
+	struct hx_disk bd;
 	uint8_t *frozen;
 	size_t n;
 
@@ -301,8 +292,8 @@ static void test_resume_on_overlay(void)
 	resume_base = base;
 	resume_overlay = ov;
 	struct drv *d = attach(base, "raw");
-	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, ov);
-	CU_ASSERT(disk0(bd)->on_overlay);
+	CU_ASSERT_STRING_EQUAL(disk0(&bd)->path, ov);
+	CU_ASSERT(disk0(&bd)->on_overlay);
 	CU_ASSERT_EQUAL(hx_mmio_read(d->h, d->device, 8), DISK_BYTES / 512);
 	CU_ASSERT_EQUAL(read_sector(d, 9), 9);
 	CU_ASSERT_EQUAL(write_sector(d, 9, 0x99), 0);
@@ -319,18 +310,17 @@ static void test_resume_on_overlay(void)
 static void test_readonly_not_frozen(void)
 {
 	char base[128];
-	struct block_disk bd[4];
-	char err[ERR_LEN];
+	struct hx_disk bd;
 
 	make_dir();
 	snprintf(base, sizeof(base), "%s/disk.img", dir);
 	make_raw(base);
 	struct drv *d = drv_attach(base, "raw", "readonly=true", NULL);
 	CU_ASSERT_EQUAL_FATAL(d->added, 0);
-	CU_ASSERT_EQUAL(block_freeze_prepare(cur, "s1", err, sizeof(err)), 0);
-	CU_ASSERT_PTR_NULL(disk0(bd)->overlay);
-	block_freeze_commit(cur);
-	CU_ASSERT_STRING_EQUAL(disk0(bd)->path, base);
+	CU_ASSERT_EQUAL(hx_freeze_prepare(cur, "s1"), 0);
+	CU_ASSERT_PTR_NULL(disk0(&bd)->overlay);
+	hx_freeze_commit(cur);
+	CU_ASSERT_STRING_EQUAL(disk0(&bd)->path, base);
 	drv_free(d);
 	remove_dir();
 }

@@ -7,10 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "boot/boot_priv.h"
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
 #include "testmain.h"
 
 #define SEL 0x510
@@ -110,9 +107,9 @@ static void test_cpus_and_ram(void)
 static void check_e820(uint64_t mem)
 {
 	struct hx *h = fw_new(mem, 1, NULL);
-	struct boot_e820 map[BOOT_E820_MAX];
-	unsigned n = boot_e820_build(&hx_machine(h)->mem, map);
-	uint8_t buf[BOOT_E820_MAX * 20 + 1];
+	struct hx_e820 map[8];
+	unsigned n = hx_e820(h, map, 8);
+	uint8_t buf[8 * 20 + 1];
 	uint16_t key;
 	uint32_t size;
 
@@ -272,25 +269,13 @@ static void test_reset_and_state(void)
 static void test_state_hostile(void)
 {
 	struct hx *h = fw_new(0, 1, NULL);
-	const struct modvm_state_section *const *secs;
-	uint8_t *dev = hx_device(h, "fw");
-	const struct modvm_state_field *f;
-	uint16_t key = 0x0000;
-	uint32_t off = 0xfffffff0u;
 
-	secs = hx_machine(h)->insts[0]->plugin->desc->state;
-	CU_ASSERT_PTR_NOT_NULL_FATAL(secs);
-	CU_ASSERT_EQUAL_FATAL((*secs)->nfields, 2);
-	f = (*secs)->fields;
-	memcpy(dev + f[0].offset, &key, 2);
-	memcpy(dev + f[1].offset, &off, 4);
-	CU_ASSERT_EQUAL((*secs)->post_load(dev), 0);
+	/* the signature item, far past its end */
+	CU_ASSERT_EQUAL(hx_state_poke(h, "fw", "cur_key=0x0000", "cur_offset=0xfffffff0",
+				      NULL), 0);
 	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
-	key = 0x7777;
-	off = 0;
-	memcpy(dev + f[0].offset, &key, 2);
-	memcpy(dev + f[1].offset, &off, 4);
-	CU_ASSERT_EQUAL((*secs)->post_load(dev), 0);
+	/* an item that does not exist */
+	CU_ASSERT_EQUAL(hx_state_poke(h, "fw", "cur_key=0x7777", "cur_offset=0", NULL), 0);
 	CU_ASSERT_EQUAL(hx_inb(h, DATA), 0);
 	hx_free(h);
 }

@@ -5,13 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <modvm/modvm.h>
 #include <modvm/pci.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
 #include "testmain.h"
 
+#define CFG_ADDR  MODVM_PC_PORT_PCI_ADDR  /* 0xCF8 */
+#define CFG_DATA  MODVM_PC_PORT_PCI_DATA  /* 0xCFC */
+#define RST_CNT   MODVM_PC_PORT_RESET     /* 0xCF9 */
 #define SLOT      3
 #define GSI       19                 /* 16 + (3 + INTA - 1) mod 8 */
 #define BAR0_FW   0xC0000000u        /* where firmware-style setup puts them */
@@ -43,18 +45,18 @@ static uint32_t ca(unsigned bus, unsigned dev, unsigned fn, unsigned reg)
 
 static uint32_t cfg_rd(struct hx *h, unsigned dev, unsigned reg, unsigned size)
 {
-	uint16_t port = (uint16_t)(0xCFC + (reg & 3));
+	uint16_t port = (uint16_t)(CFG_DATA + (reg & 3));
 
-	hx_outl(h, 0xCF8, ca(0, dev, 0, reg));
+	hx_outl(h, CFG_ADDR, ca(0, dev, 0, reg));
 	return size == 1 ? hx_inb(h, port) : size == 2 ? hx_inw(h, port) : hx_inl(h, port);
 }
 
 static void cfg_wr(struct hx *h, unsigned dev, unsigned reg, uint32_t v,
 		   unsigned size)
 {
-	uint16_t port = (uint16_t)(0xCFC + (reg & 3));
+	uint16_t port = (uint16_t)(CFG_DATA + (reg & 3));
 
-	hx_outl(h, 0xCF8, ca(0, dev, 0, reg));
+	hx_outl(h, CFG_ADDR, ca(0, dev, 0, reg));
 	if (size == 1)
 		hx_outb(h, port, (uint8_t)v);
 	else if (size == 2)
@@ -130,18 +132,18 @@ static void test_host_bridge_ids(void)
 	CU_ASSERT_EQUAL(cfg_rd(h, 0, MODVM_PCI_INTERRUPT_PIN, 1), 0);
 	CU_ASSERT_EQUAL(cfg_rd(h, 0, MODVM_PCI_BAR0, 4), 0);
 	/* CONFIG_ADDRESS reads back, reserved bits 30:24 and 1:0 as 0 */
-	hx_outl(h, 0xCF8, 0xFFFFFFFF);
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCF8), 0x80FFFFFC);
-	hx_outl(h, 0xCF8, 0x80000000);
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCF8), 0x80000000);
+	hx_outl(h, CFG_ADDR, 0xFFFFFFFF);
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_ADDR), 0x80FFFFFC);
+	hx_outl(h, CFG_ADDR, 0x80000000);
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_ADDR), 0x80000000);
 	/* only dword accesses latch it */
-	hx_outw(h, 0xCF8, 0x1234);
+	hx_outw(h, CFG_ADDR, 0x1234);
 	hx_outb(h, 0xCFA, 0x55);
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCF8), 0x80000000);
-	CU_ASSERT_EQUAL(hx_inw(h, 0xCF8), 0xFFFF);
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_ADDR), 0x80000000);
+	CU_ASSERT_EQUAL(hx_inw(h, CFG_ADDR), 0xFFFF);
 	/* enable bit clear: no config cycle */
-	hx_outl(h, 0xCF8, 0x00000000);
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCFC), 0xFFFFFFFF);
+	hx_outl(h, CFG_ADDR, 0x00000000);
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_DATA), 0xFFFFFFFF);
 	hx_free(h);
 }
 
@@ -152,15 +154,15 @@ static void test_absent_functions_read_ones(void)
 	CU_ASSERT_EQUAL(cfg_rd(h, 5, 0, 4), 0xFFFFFFFF);
 	CU_ASSERT_EQUAL(cfg_rd(h, 31, 0, 2), 0xFFFF);
 	CU_ASSERT_EQUAL(cfg_rd(h, 5, 0x3C, 1), 0xFF);
-	hx_outl(h, 0xCF8, ca(0, SLOT, 1, 0));      /* function 1 */
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCFC), 0xFFFFFFFF);
-	hx_outl(h, 0xCF8, ca(1, SLOT, 0, 0));      /* bus 1 */
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCFC), 0xFFFFFFFF);
-	hx_outl(h, 0xCF8, ca(255, 0, 0, 0));
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCFC), 0xFFFFFFFF);
+	hx_outl(h, CFG_ADDR, ca(0, SLOT, 1, 0));      /* function 1 */
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_DATA), 0xFFFFFFFF);
+	hx_outl(h, CFG_ADDR, ca(1, SLOT, 0, 0));      /* bus 1 */
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_DATA), 0xFFFFFFFF);
+	hx_outl(h, CFG_ADDR, ca(255, 0, 0, 0));
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_DATA), 0xFFFFFFFF);
 	/* writes there change nothing that exists */
-	hx_outl(h, 0xCF8, ca(1, SLOT, 0, MODVM_PCI_COMMAND));
-	hx_outl(h, 0xCFC, 0);
+	hx_outl(h, CFG_ADDR, ca(1, SLOT, 0, MODVM_PCI_COMMAND));
+	hx_outl(h, CFG_DATA, 0);
 	CU_ASSERT_EQUAL(rd32(h, MODVM_PCI_COMMAND) & 0xFFFF, 0x0003);
 	hx_free(h);
 }
@@ -442,20 +444,20 @@ static void test_unaligned_config_access(void)
 	struct hx *h = bus_new();
 
 	/* inside one dword: byte enables 1-2 */
-	hx_outl(h, 0xCF8, ca(0, SLOT, 0, 0));
+	hx_outl(h, CFG_ADDR, ca(0, SLOT, 0, 0));
 	CU_ASSERT_EQUAL(hx_inw(h, 0xCFD), 0x636d);
 	CU_ASSERT_EQUAL(hx_inb(h, 0xCFF), 0x70);
 	/* crossing the dword: nothing answers, nothing is written */
 	CU_ASSERT_EQUAL(hx_inl(h, 0xCFE), 0xFFFFFFFF);
 	CU_ASSERT_EQUAL(hx_inw(h, 0xCFF), 0xFFFF);
-	hx_outl(h, 0xCF8, ca(0, SLOT, 0, MODVM_PCI_INTERRUPT_LINE));
+	hx_outl(h, CFG_ADDR, ca(0, SLOT, 0, MODVM_PCI_INTERRUPT_LINE));
 	hx_outl(h, 0xCFE, 0x00000000);
 	hx_outl(h, 0xCFD, 0x00000000);
 	CU_ASSERT_EQUAL(cfg_rd(h, SLOT, MODVM_PCI_INTERRUPT_LINE, 1), GSI);
 	/* 4-byte access at 0xCF9 is not the reset register */
-	hx_outl(h, 0xCF9, 0xFFFFFFFF);
+	hx_outl(h, RST_CNT, 0xFFFFFFFF);
 	CU_ASSERT_EQUAL(hx_machine_request(h), 0);
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCF9), 0xFFFFFFFF);
+	CU_ASSERT_EQUAL(hx_inl(h, RST_CNT), 0xFFFFFFFF);
 	hx_free(h);
 }
 
@@ -755,10 +757,10 @@ static void test_reset_register(void)
 {
 	struct hx *h = bus_new();
 
-	hx_outb(h, 0xCF9, 0x02);                  /* SYS_RST alone: armed */
+	hx_outb(h, RST_CNT, 0x02);                  /* SYS_RST alone: armed */
 	CU_ASSERT_EQUAL(hx_machine_request(h), 0);
-	CU_ASSERT_EQUAL(hx_inb(h, 0xCF9), 0x02);
-	hx_outb(h, 0xCF9, 0x06);                  /* RST_CPU: reset now */
+	CU_ASSERT_EQUAL(hx_inb(h, RST_CNT), 0x02);
+	hx_outb(h, RST_CNT, 0x06);                  /* RST_CPU: reset now */
 	CU_ASSERT_EQUAL(hx_machine_request(h), MODVM_REQUEST_RESET);
 	hx_free(h);
 }
@@ -772,8 +774,8 @@ static void test_platform_reset(void)
 	wr16(h, MSIX_CAP + 2, MODVM_PCI_MSIX_FLAGS_ENABLE);
 	msix_entry(h, 0, 0xFEE00000, 0x22, 0);
 	msi_program(h, 0xFEE00000, 0x20, MODVM_PCI_MSI_FLAGS_ENABLE);
-	hx_outb(h, 0xCF9, 0x02);
-	hx_outl(h, 0xCF8, 0x80001800);
+	hx_outb(h, RST_CNT, 0x02);
+	hx_outl(h, CFG_ADDR, 0x80001800);
 	wr16(h, MODVM_PCI_COMMAND, 0x0003);
 	bar0_wr(h, R_IRQ, 0);
 	wr16(h, MSIX_CAP + 2, 0);
@@ -782,8 +784,8 @@ static void test_platform_reset(void)
 	CU_ASSERT_EQUAL(hx_irq_level(h, GSI), 1);
 	hx_reset(h);
 	CU_ASSERT_EQUAL(hx_irq_level(h, GSI), 0);
-	CU_ASSERT_EQUAL(hx_inl(h, 0xCF8), 0);
-	CU_ASSERT_EQUAL(hx_inb(h, 0xCF9), 0);
+	CU_ASSERT_EQUAL(hx_inl(h, CFG_ADDR), 0);
+	CU_ASSERT_EQUAL(hx_inb(h, RST_CNT), 0);
 	CU_ASSERT_EQUAL(rd32(h, 0x10), BAR0_FW);
 	CU_ASSERT_EQUAL(rd32(h, MODVM_PCI_COMMAND) & 0xFFFF, 0x0003);
 	CU_ASSERT_EQUAL(cfg_rd(h, SLOT, MSIX_CAP + 2, 2), 0x0007);
@@ -818,23 +820,22 @@ static void dirty_machine(struct hx *h)
 	wr16(h, MSIX_CAP + 2, 0);
 	hx_mmio_write(h, 0xC0200000 + R_IRQ, 1, 4);        /* INTx asserted */
 	wr16(h, MSIX_CAP + 2, MODVM_PCI_MSIX_FLAGS_ENABLE);
-	hx_outl(h, 0xCF8, ca(0, SLOT, 0, 0x40));
+	hx_outl(h, CFG_ADDR, ca(0, SLOT, 0, 0x40));
 }
 
 static void test_state_round_trip(void)
 {
 	struct hx *a = bus_new(), *b = bus_new();
-	struct strbuf sb;
-	char err[1024] = "";
 	uint64_t addr;
 	uint32_t data;
+	size_t len;
+	void *st;
 
 	dirty_machine(a);
-	sb_init(&sb);
-	hx_state_save_all(a, &sb);
-	CU_ASSERT_EQUAL_FATAL(hx_state_load_all(b, sb.s, sb.len, err, sizeof(err)), 0);
+	st = hx_state_save(a, NULL, &len);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b, NULL, st, len), 0);
 	/* the latched CONFIG_ADDRESS came along */
-	CU_ASSERT_EQUAL(hx_inl(b, 0xCF8), ca(0, SLOT, 0, 0x40));
+	CU_ASSERT_EQUAL(hx_inl(b, CFG_ADDR), ca(0, SLOT, 0, 0x40));
 	/* same config space, byte for byte, in every slot */
 	for (unsigned dev = 0; dev < 32; dev++)
 		for (unsigned r = 0; r < 256; r += 4)
@@ -863,7 +864,7 @@ static void test_state_round_trip(void)
 	CU_ASSERT_EQUAL(hx_irq_level(b, GSI), 0);
 	wr16(b, MSIX_CAP + 2, 0);
 	CU_ASSERT_EQUAL(hx_irq_level(b, GSI), 1);
-	sb_free(&sb);
+	free(st);
 	hx_free(a);
 	hx_free(b);
 }
@@ -872,13 +873,12 @@ static void test_state_mismatch_refused(void)
 {
 	struct hx *a = bus_new(), *b = bus_with("device-id=0x1111");
 	struct hx *c = hx_new(0);
-	struct strbuf sb;
-	char err[1024] = "";
+	size_t len;
+	void *st;
 
 	dirty_machine(a);
-	sb_init(&sb);
-	hx_state_save_all(a, &sb);
-	CU_ASSERT_EQUAL(hx_state_load_all(b, sb.s, sb.len, err, sizeof(err)), -1);
+	st = hx_state_save(a, NULL, &len);
+	CU_ASSERT_EQUAL(hx_state_load(b, NULL, st, len), -1);
 	/* b is unchanged: its BARs are where its own setup put them */
 	CU_ASSERT_EQUAL(rd32(b, 0x10), BAR0_FW);
 	bar0_wr(b, R_SCRATCH, 7);
@@ -886,22 +886,17 @@ static void test_state_mismatch_refused(void)
 	CU_ASSERT_EQUAL(hx_mmio_read(b, 0xC0200000, 4), 0xFFFFFFFF);
 	/* so does one whose function has another MSI-X table size */
 	struct hx *d = bus_with("msix-vectors=16");
-	CU_ASSERT_EQUAL(hx_state_load_all(d, sb.s, sb.len, err, sizeof(err)), -1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(hx_machine(d)->insts[0]->error, "MSI-X state"));
+	CU_ASSERT_EQUAL(hx_state_load(d, NULL, st, len), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(d), "MSI-X state"));
 	CU_ASSERT_EQUAL(hx_mmio_read(d, 0xC0200000, 4), 0xFFFFFFFF);
 	hx_free(d);
-	/* a machine without the function refuses it too */
+	/* a machine without the function refuses it too: the host's registers
+	 * load, its bus section (slot 3 holds nothing here) does not */
 	CU_ASSERT_EQUAL_FATAL(hx_add(c, "pci-host", "pci", NULL), 0);
-	struct machine *m = hx_machine(c);
-	const struct modvm_state_section *const *s = m->insts[0]->plugin->desc->state;
-	size_t used, pos = 0;
-	CU_ASSERT_EQUAL(state_load(s[0], m->insts[0]->obj, sb.s, sb.len, &used, err,
-				   sizeof(err)), 0);
-	pos += used;
-	CU_ASSERT_EQUAL(state_load(s[1], m->insts[0]->obj, sb.s + pos, sb.len - pos,
-				   &used, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(hx_state_load(c, "pci", st, len), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(c), "section bus:"));
 	CU_ASSERT_EQUAL(cfg_rd(c, SLOT, 0, 4), 0xFFFFFFFF);
-	sb_free(&sb);
+	free(st);
 	hx_free(a);
 	hx_free(b);
 	hx_free(c);
@@ -911,13 +906,14 @@ static void test_state_mismatch_refused(void)
 static void test_state_crafted(void)
 {
 	struct hx *h = bus_new();
-	struct machine *m = hx_machine(h);
-	modvm_inst *pci = m->insts[0];
+	modvm_inst *pci;
+	const struct modvm_host *host = hx_host(h, "pci", &pci);
 	struct modvm_pci_func_state *st = calloc(MODVM_PCI_SLOTS, sizeof(*st));
 	uint8_t *c = st[SLOT].config;
 
+	CU_ASSERT_PTR_NOT_NULL_FATAL(host);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
-	m->host.pci_state_save(pci, st, MODVM_PCI_SLOTS);
+	host->pci_state_save(pci, st, MODVM_PCI_SLOTS);
 	CU_ASSERT_EQUAL(st[0].vendor_id, 0x8086);
 	CU_ASSERT_EQUAL(st[5].vendor_id, 0xFFFF);
 	CU_ASSERT_EQUAL(st[SLOT].msix_len, 8 * 16 + 8);
@@ -931,7 +927,7 @@ static void test_state_crafted(void)
 	c[0x3C] = 0x42;                          /* writable: taken */
 	memset(st[SLOT].msix, 0xFF, st[SLOT].msix_len);
 	st[SLOT].intx = 7;
-	CU_ASSERT_EQUAL_FATAL(m->host.pci_state_load(pci, st, MODVM_PCI_SLOTS), 0);
+	CU_ASSERT_EQUAL_FATAL(host->pci_state_load(pci, st, MODVM_PCI_SLOTS), 0);
 	CU_ASSERT_EQUAL(cfg_rd(h, SLOT, MODVM_PCI_HEADER_TYPE, 1), 0);
 	CU_ASSERT_EQUAL(cfg_rd(h, SLOT, MODVM_PCI_CAPABILITY_LIST, 1), MSI_CAP);
 	CU_ASSERT_EQUAL(cfg_rd(h, SLOT, MODVM_PCI_INTERRUPT_PIN, 1), 1);

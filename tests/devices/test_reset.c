@@ -8,13 +8,12 @@
 #include <string.h>
 
 #include "harness.h"
-#include "machine.h"
-#include "state_desc.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
-#define PORT92 0x92
-#define KBC_DATA 0x60
-#define KBC_CMD 0x64
+#define PORT92 MODVM_PC_PORT_SYSCTL_A
+#define KBC_DATA MODVM_PC_PORT_KBC_DATA
+#define KBC_CMD MODVM_PC_PORT_KBC_CMD
 #define STR_OBF 0x01
 #define STR_SYS 0x04
 #define STR_CMD 0x08
@@ -317,10 +316,8 @@ static struct hx *a20_machine(struct a20_rec *r,
 			      const struct modvm_cpu_engine_ops *e)
 {
 	struct hx *h = hx_new(0);
-	struct machine *m = hx_machine(h);
 
-	m->eops = e;
-	m->evm = r;
+	hx_set_engine(h, e, r);
 	CU_ASSERT_EQUAL_FATAL(hx_add(h, "sysctl-92", "p92", NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(hx_add(h, "i8042", "kbc", NULL), 0);
 	return h;
@@ -332,18 +329,14 @@ static void kbc_outport(struct hx *h, uint8_t v)
 	hx_outb(h, KBC_DATA, v);
 }
 
-static void a20_free(struct hx *h)
-{
-	hx_machine(h)->eops = NULL;
-	hx_free(h);
-}
-
 static void test_a20_gate(void)
 {
 	struct a20_rec r = { 0, -1 }, r2 = { 0, -1 }, r3 = { 0, -1 };
 	struct hx *h = a20_machine(&r, &a20_engine), *b;
-	struct strbuf sb;
-	char err[256];
+	const struct modvm_host *host;
+	modvm_inst *p92;
+	size_t len;
+	void *st;
 	int n;
 
 	CU_ASSERT(r.calls >= 1);
@@ -368,31 +361,29 @@ static void test_a20_gate(void)
 	/* snapshot: a machine loading this state gets A20 disabled */
 	b = a20_machine(&r2, &a20_engine);
 	CU_ASSERT_EQUAL(r2.last, 1);
-	sb_init(&sb);
-	hx_state_save_all(h, &sb);
-	CU_ASSERT_EQUAL_FATAL(hx_state_load_all(b, sb.s, sb.len, err, sizeof(err)), 0);
+	st = hx_state_save(h, NULL, &len);
+	CU_ASSERT_EQUAL_FATAL(hx_state_load(b, NULL, st, len), 0);
+	free(st);
 	CU_ASSERT_EQUAL(r2.last, 0);
 	CU_ASSERT_EQUAL(hx_inb(b, PORT92) & 2, 0);
 	/* what an engine created after the load (a resume) starts from */
-	{
-		modvm_inst probe = { .m = hx_machine(b) };
-		CU_ASSERT_FALSE(hx_machine(b)->host.a20_enabled(&probe));
-		hx_outb(b, PORT92, 0x02);
-		CU_ASSERT_TRUE(hx_machine(b)->host.a20_enabled(&probe));
-		CU_ASSERT_EQUAL(r2.last, 1);
-	}
-	sb_free(&sb);
+	host = hx_host(b, "p92", &p92);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(host);
+	CU_ASSERT_FALSE(host->a20_enabled(p92));
+	hx_outb(b, PORT92, 0x02);
+	CU_ASSERT_TRUE(host->a20_enabled(p92));
+	CU_ASSERT_EQUAL(r2.last, 1);
 	/* machine reset: enabled again */
 	hx_reset(h);
 	CU_ASSERT_EQUAL(r.last, 1);
-	a20_free(h);
-	a20_free(b);
+	hx_free(h);
+	hx_free(b);
 	/* an engine without set_a20 is never called (A20 stays enabled) */
 	h = a20_machine(&r3, &old_engine);
 	hx_outb(h, PORT92, 0x00);
 	kbc_outport(h, 0x01);
 	CU_ASSERT_EQUAL(r3.calls, 0);
-	a20_free(h);
+	hx_free(h);
 }
 
 int main(void)

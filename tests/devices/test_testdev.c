@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "machine.h"
+#include <modvm/modvm.h>
 #include "testmain.h"
 
 #define IOMEM 0xff000000ull
@@ -45,16 +45,20 @@ static void test_exit_status(void)
 static void test_exit_is_final(void)
 {
 	struct hx *h = hx_new(0);
+	const struct modvm_host *host;
+	modvm_inst *sys;
 
 	CU_ASSERT_EQUAL_FATAL(hx_add(h, "isa-debug-exit", "dx", NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(hx_add(h, "sysctl-92", "sys", NULL), 0);
+	host = hx_host(h, "sys", &sys);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(host);
 	hx_outl(h, 0xf4, 20);
 	hx_outb(h, 0x92, 0x03); /* fast reset */
 	hx_outl(h, 0xf4, 30);
 	CU_ASSERT_EQUAL(hx_machine_request(h), MODVM_REQUEST_EXIT);
 	CU_ASSERT_EQUAL(hx_exit_status(h), 41);
 	hx_clear_machine_request(h);
-	machine_request(hx_machine(h), MODVM_REQUEST_POWEROFF);
+	host->machine_request(sys, MODVM_REQUEST_POWEROFF); /* another device's */
 	hx_outl(h, 0xf4, 20);
 	CU_ASSERT_EQUAL(hx_machine_request(h), MODVM_REQUEST_POWEROFF);
 	CU_ASSERT_EQUAL(hx_exit_status(h), 0);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "block.h"
+#include "boot/boot_priv.h"
 #include "config.h"
 #include "machine.h"
 #include "registry.h"
@@ -54,6 +56,8 @@ struct hx *hx_new(uint64_t mem_size)
 
 void hx_free(struct hx *h)
 {
+	h->m.eops = NULL; /* a test's engine, whose VM may be gone already */
+	h->m.evm = NULL;
 	machine_destroy(&h->m);
 	for (size_t i = 0; i < h->ndevs; i++) {
 		cfg_device_free(h->devs[i]);
@@ -121,6 +125,14 @@ const char *hx_error(struct hx *h)
 	return h->error;
 }
 
+static modvm_inst *find_inst(struct hx *h, const char *id)
+{
+	for (size_t i = 0; i < h->m.ninsts; i++)
+		if (!strcmp(h->m.insts[i]->id, id))
+			return h->m.insts[i];
+	return NULL;
+}
+
 void *hx_device(struct hx *h, const char *id)
 {
 	for (size_t i = 0; i < h->m.ninsts; i++)
@@ -130,12 +142,28 @@ void *hx_device(struct hx *h, const char *id)
 	return NULL;
 }
 
-static modvm_inst *find_inst(struct hx *h, const char *id)
+const struct modvm_host *hx_host(struct hx *h, const char *id,
+				 modvm_inst **inst)
 {
-	for (size_t i = 0; i < h->m.ninsts; i++)
-		if (!strcmp(h->m.insts[i]->id, id))
-			return h->m.insts[i];
-	return NULL;
+	*inst = find_inst(h, id);
+	return *inst ? &h->m.host : NULL;
+}
+
+/* One section into inst; on failure err also has the reason the device
+ * gave a refusing post_load. */
+static int load_section(modvm_inst *inst, const struct modvm_state_section *s,
+			const void *buf, size_t len, size_t *used, char *err,
+			size_t err_len)
+{
+	size_t n;
+
+	inst->error[0] = 0;
+	if (!state_load(s, inst->obj, buf, len, used, err, err_len))
+		return 0;
+	n = strlen(err);
+	if (inst->error[0] && n + 1 < err_len)
+		set_err(err + n, err_len - n, ": %s", inst->error);
+	return -1;
 }
 
 int hx_state_copy(struct hx *from, struct hx *to, const char *id)
@@ -154,8 +182,8 @@ int hx_state_copy(struct hx *from, struct hx *to, const char *id)
 
 		sb_init(&sb);
 		state_save(*secs, src->obj, &sb);
-		r = state_load(*secs, dst->obj, sb.s, sb.len, &used, to->error,
-			       sizeof(to->error));
+		r = load_section(dst, *secs, sb.s, sb.len, &used, to->error,
+				 sizeof(to->error));
 		if (!r && used != sb.len) {
 			snprintf(to->error, sizeof(to->error), "section %s: %zu of %zu bytes used",
 				 (*secs)->name, used, sb.len);
@@ -189,8 +217,8 @@ static int load_sections(struct hx *h, modvm_inst *inst, const void *buf,
 		if (inst && h->m.insts[i] != inst)
 			continue;
 		for (; s && *s; s++) {
-			if (state_load(*s, h->m.insts[i]->obj, p + pos, len - pos,
-				       &used, err, err_len))
+			if (load_section(h->m.insts[i], *s, p + pos, len - pos,
+					 &used, err, err_len))
 				return -1;
 			pos += used;
 		}
@@ -226,31 +254,78 @@ int hx_state_load(struct hx *h, const char *id, const void *buf, size_t len)
 	return load_sections(h, inst, buf, len, h->error, sizeof(h->error));
 }
 
-void hx_state_save_all(struct hx *h, struct strbuf *sb)
+/* The scalar integer or bool field `name` of inst's sections, or NULL. */
+static const struct modvm_state_field *find_field(modvm_inst *inst,
+						  const char *name,
+						  size_t *width)
 {
-	for (size_t i = 0; i < h->m.ninsts; i++) {
-		const struct modvm_state_section *const *s = h->m.insts[i]->plugin->desc->state;
-		for (; s && *s; s++)
-			state_save(*s, h->m.insts[i]->obj, sb);
-	}
+	static const size_t widths[] = {
+		[MODVM_FIELD_U8] = 1, [MODVM_FIELD_U16] = 2, [MODVM_FIELD_U32] = 4,
+		[MODVM_FIELD_U64] = 8, [MODVM_FIELD_I32] = 4, [MODVM_FIELD_I64] = 8,
+		[MODVM_FIELD_BOOL] = 1,
+	};
+
+	for (const struct modvm_state_section *const *s = inst->plugin->desc->state;
+	     s && *s; s++)
+		for (uint32_t i = 0; i < (*s)->nfields; i++) {
+			const struct modvm_state_field *f = &(*s)->fields[i];
+			if (strcmp(f->name, name) || f->type >= MODVM_COUNTOF(widths) ||
+			    !widths[f->type] || f->count > 1)
+				continue;
+			*width = widths[f->type];
+			return f;
+		}
+	return NULL;
 }
 
-int hx_state_load_all(struct hx *h, const void *buf, size_t len, char *err,
-		      size_t err_len)
+static int poke_field(struct hx *h, modvm_inst *inst, const char *kv)
 {
-	const uint8_t *p = buf;
-	size_t pos = 0, used;
+	const char *eq = strchr(kv, '=');
+	const struct modvm_state_field *f;
+	char name[128];
+	uint64_t v;
+	size_t width;
 
-	for (size_t i = 0; i < h->m.ninsts; i++) {
-		const struct modvm_state_section *const *s = h->m.insts[i]->plugin->desc->state;
-		for (; s && *s; s++) {
-			if (state_load(*s, h->m.insts[i]->obj, p + pos, len - pos,
-				       &used, err, err_len))
-				return -1;
-			pos += used;
-		}
+	if (!eq || (size_t)(eq - kv) >= sizeof(name))
+		die("hx_state_poke", "expected field=value");
+	memcpy(name, kv, (size_t)(eq - kv));
+	name[eq - kv] = 0;
+	f = find_field(inst, name, &width);
+	if (!f) {
+		snprintf(h->error, sizeof(h->error), "device %s has no integer state field %s",
+			 inst->id, name);
+		return -1;
 	}
+	v = strtoull(eq + 1, NULL, 0);
+	if (f->type == MODVM_FIELD_BOOL)
+		v = v != 0;
+	memcpy((uint8_t *)inst->obj + f->offset, &v, width); /* little-endian host */
 	return 0;
+}
+
+int hx_state_poke(struct hx *h, const char *id, ...)
+{
+	modvm_inst *inst = find_inst(h, id);
+	const char *kv;
+	va_list ap;
+	int r = 0;
+
+	if (!inst) {
+		snprintf(h->error, sizeof(h->error), "no device %s", id);
+		return -1;
+	}
+	va_start(ap, id);
+	while (!r && (kv = va_arg(ap, const char *)))
+		r = poke_field(h, inst, kv);
+	va_end(ap);
+	for (const struct modvm_state_section *const *s = inst->plugin->desc->state;
+	     !r && s && *s; s++) {
+		inst->error[0] = 0;
+		if ((*s)->post_load && (*s)->post_load(inst->obj))
+			r = set_err(h->error, sizeof(h->error), "section %s: post_load refused: %s",
+				    (*s)->name, inst->error);
+	}
+	return r;
 }
 
 void hx_reset(struct hx *h)
@@ -429,4 +504,59 @@ int hx_exit_status(struct hx *h)
 void hx_set_cpus(struct hx *h, unsigned n)
 {
 	h->m.cpus = n;
+}
+
+void hx_set_engine(struct hx *h, const struct modvm_cpu_engine_ops *ops,
+		   void *vm)
+{
+	h->m.eops = ops;
+	h->m.evm = ops ? vm : NULL;
+}
+
+unsigned hx_e820(struct hx *h, struct hx_e820 *map, unsigned max)
+{
+	struct boot_e820 e[BOOT_E820_MAX];
+	unsigned n = boot_e820_build(&h->m.mem, e);
+
+	for (unsigned i = 0; i < n && i < max; i++)
+		map[i] = (struct hx_e820){ e[i].addr, e[i].size, e[i].type };
+	return n < max ? n : max;
+}
+
+int hx_freeze_prepare(struct hx *h, const char *tag)
+{
+	return block_freeze_prepare(&h->m, tag, h->error, sizeof(h->error));
+}
+
+void hx_freeze_commit(struct hx *h)
+{
+	block_freeze_commit(&h->m);
+}
+
+void hx_freeze_abort(struct hx *h)
+{
+	block_freeze_abort(&h->m);
+}
+
+int hx_disk(struct hx *h, const char *id, struct hx_disk *out)
+{
+	struct block_disk d[MAX_DISKS];
+	size_t n = block_disks(&h->m, d, MAX_DISKS);
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(d[i].device, id)) {
+			*out = (struct hx_disk){
+				.path = d[i].path, .format = d[i].format,
+				.overlay = d[i].overlay, .readonly = d[i].readonly,
+				.on_overlay = d[i].on_overlay,
+			};
+			return 0;
+		}
+	return -1;
+}
+
+void hx_resume_on(struct hx *h, const char *id, const char *base,
+		  const char *format, const char *overlay)
+{
+	block_resume_on(&h->m, id, base, format, overlay);
 }

@@ -3,6 +3,8 @@
  * A harness is a machine without an engine and with a manual virtual clock.
  * Tests add device plugins by name with properties, poke their ports and MMIO,
  * advance the clock, and watch interrupt lines, the INTR pin and MSIs.
+ * Everything here is reached through this header and the SDK's; a test needs
+ * no core header (modvm's own device tests include none).
  */
 #ifndef MODVM_TEST_HARNESS_H
 #define MODVM_TEST_HARNESS_H
@@ -10,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <modvm/modvm.h>
 
 struct hx;
 
@@ -31,6 +35,12 @@ const char *hx_error(struct hx *h);
 const char *hx_prop(const char *name, const char *value);
 /* The instance pointer a device's create returned (for state tests). */
 void *hx_device(struct hx *h, const char *id);
+/* The host-services table and instance handle device `id` was given, to
+ * call any SDK service as that device would (<modvm/host.h>): a machine
+ * request, a20_enabled, pci_state_save/pci_state_load on a PCI host's
+ * handle. NULL (and *inst NULL) when there is no such device. */
+const struct modvm_host *hx_host(struct hx *h, const char *id,
+				 modvm_inst **inst);
 /* The machine behind the harness, for core unit tests only: device tests
  * should need nothing but the calls above and below. */
 struct machine *hx_machine(struct hx *h);
@@ -44,16 +54,18 @@ int hx_state_copy(struct hx *from, struct hx *to, const char *id);
 void *hx_state_save(struct hx *h, const char *id, size_t *len);
 /* Load such a buffer into the same device(s) of a machine built the same
  * way, then their post_load hooks. Returns 0, or -1 and hx_error() has the
- * loader's message. */
+ * loader's message; when a post_load refused, the reason the device gave
+ * (its host set_error text) follows it ("section bus: the plugin rejected
+ * the loaded values: slot 3: ..."). */
 int hx_state_load(struct hx *h, const char *id, const void *buf, size_t len);
-/* In modvm's own tests, the same with the core's struct strbuf: every
- * device's state sections, in creation order, appended to sb (what a
- * snapshot stores), and loaded back into a machine built the same way.
- * load returns 0, or -1 with the loader's message in err. */
-struct strbuf;
-void hx_state_save_all(struct hx *h, struct strbuf *sb);
-int hx_state_load_all(struct hx *h, const void *buf, size_t len, char *err,
-		      size_t err_len);
+/* State a damaged or hostile snapshot could bring: "field=value" strings
+ * ending with NULL set scalar integer or bool fields of device `id`'s
+ * state sections by name (value as strtoull reads it, cut to the field's
+ * width, unchecked, as the loader takes a well-formed stream), then every
+ * section's post_load runs. Returns 0, or -1 and hx_error() says why (no
+ * such field, or a post_load refused). */
+int hx_state_poke(struct hx *h, const char *id, ...)
+	__attribute__((sentinel));
 /* Platform reset of every device. */
 void hx_reset(struct hx *h);
 
@@ -107,5 +119,48 @@ int hx_exit_status(struct hx *h);
 /* The VM's vCPU count devices see (host cpu_count); 1 unless set. Call
  * before hx_add. */
 void hx_set_cpus(struct hx *h, unsigned n);
+
+/* A CPU engine for what devices make the core tell one: the test's ops
+ * table and the VM handle its vm_create would have returned. There are no
+ * vCPUs, so the core calls only the VM-wide callbacks (set_a20,
+ * deliver_msi, mem_written), each only if ops->size covers it, as for any
+ * engine. NULL ops takes it away; hx_free does too. */
+void hx_set_engine(struct hx *h, const struct modvm_cpu_engine_ops *ops,
+		   void *vm);
+
+/* The E820 memory map modvm's boot code gives a guest of this machine's
+ * RAM size (docs/boot.md), for firmware devices that describe memory:
+ * up to max entries into map, returns how many (at most 8). */
+struct hx_e820 {
+	uint64_t addr, size;
+	uint32_t type; /* 1 RAM, 2 reserved */
+};
+unsigned hx_e820(struct hx *h, struct hx_e820 *map, unsigned max);
+
+/* Disks at a snapshot (docs/snapshot-format.md, "Disks"), in the core's
+ * phases, for virtio front ends and block backends: prepare drains and
+ * flushes every writable raw or qcow2 disk and creates its overlay
+ * "<path>.<tag>.qcow2" (0, or -1 with nothing changed and hx_error()
+ * saying why); commit moves every front end onto its overlay; abort closes
+ * and deletes the prepared overlays. */
+int hx_freeze_prepare(struct hx *h, const char *tag);
+void hx_freeze_commit(struct hx *h);
+void hx_freeze_abort(struct hx *h);
+/* Front end `id`'s disk as the core's block layer has it now; strings
+ * valid until the next freeze call or hx_free. */
+struct hx_disk {
+	const char *path;    /* the file written: after a freeze, its overlay */
+	const char *format;  /* "raw" or "qcow2"; NULL: not a file disk */
+	const char *overlay; /* hx_freeze_prepare's, until commit or abort */
+	bool readonly;
+	bool on_overlay;     /* path is an overlay a freeze or resume made */
+};
+/* Returns 0, or -1 when `id` has no disk. */
+int hx_disk(struct hx *h, const char *id, struct hx_disk *out);
+/* What modvm resume does, before front end `id` is added: it starts on a
+ * new qcow2 overlay file `overlay` over the frozen image `base` (of
+ * `format`, "raw" or "qcow2") instead of the image its properties name. */
+void hx_resume_on(struct hx *h, const char *id, const char *base,
+		  const char *format, const char *overlay);
 
 #endif
