@@ -220,25 +220,10 @@ static const struct modvm_block *h_block_open(modvm_inst *inst,
 	return &b->pub;
 }
 
-/* What the backend left registered goes with it. */
-static void backend_release(struct machine *m, modvm_inst *be)
-{
-	machine_lock(m);
-	for (modvm_watch *w = m->loop.watches; w; w = w->next)
-		if (w->inst == be)
-			w->dead = true;
-	for (modvm_timer *t = m->timers, *next; t; t = next) {
-		next = t->next;
-		if (t->inst == be)
-			timer_destroy(t);
-	}
-	machine_unlock(m);
-}
-
 static void block_free(struct core_block *b)
 {
 	b->pub.ops->close(b->pub.be);
-	backend_release(b->be_inst->m, b->be_inst);
+	inst_release_loop(b->be_inst->m, b->be_inst);
 	inst_free(b->be_inst);
 	if (b->own_props) {
 		resolved_props_free(b->own_props);

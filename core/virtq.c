@@ -181,6 +181,12 @@ static void set_avail_event(struct vq *q, uint16_t idx)
 		st16_release(q->used + used_bytes(q->st->size) - 2, idx);
 }
 
+void vq_unpop(struct vq *q, uint16_t n)
+{
+	q->st->last_avail = (uint16_t)(q->st->last_avail - n);
+	set_avail_event(q, q->st->last_avail);
+}
+
 int vq_pop(struct vq *q, const struct vq_mem *mem, struct modvm_virtio_elem *e)
 {
 	struct modvm_virtio_queue_state *st = q->st;
