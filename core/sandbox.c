@@ -350,6 +350,15 @@ static void add_rules(struct build *b)
 		allow(b, R_BOTH, SCMP_SYS(connect));
 		allow(b, R_BOTH, SCMP_SYS(bind));
 		allow(b, R_BOTH, SCMP_SYS(listen));
+		/* libslirp forwards the guest's DNS queries to the host's
+		 * resolver: before a query it stats /etc/resolv.conf and
+		 * reads it again when it changed (fopen "r": O_RDONLY
+		 * exactly). Reading was never confined (Landlock confines
+		 * writes); creating or writing still traps. */
+		allow(b, R_BOTH, SCMP_SYS(stat));
+		allow(b, R_BOTH, SCMP_SYS(newfstatat));
+		allow_if(b, R_BOTH, SCMP_SYS(openat), arg_eq(2, O_RDONLY));
+		allow_if(b, R_BOTH, SCMP_SYS(open), arg_eq(1, O_RDONLY));
 	}
 	/* libfuse unmounts the FUSE view lazily at exit (as root). */
 	allow_if(b, R_ALL, SCMP_SYS(umount2), arg_eq(1, MNT_DETACH));
