@@ -410,7 +410,8 @@ static void fe_link_changed(void *opaque, bool up)
 	if (n->status == s)
 		return;
 	n->status = s;
-	n->host->virtio_config_changed(n->vdev);
+	if (n->vdev)  /* not while the backend opens */
+		n->host->virtio_config_changed(n->vdev);
 }
 
 /* ---- control queue (5.1.6.5) --------------------------------------------- */

@@ -5,6 +5,10 @@
 #     from an HTTP server on the host's loopback through the router
 #     (10.0.2.2) and serves it back through a hostfwd forward; the host
 #     checks both hashes, the lease and the pcap file of the adapter.
+#   net.sh socket BUILD_DIR SOURCE_DIR
+#     two VMs cabled by net-socket (a listens on a loopback TCP port, b
+#     connects): each pings the other and fetches the other's file over
+#     HTTP; hashes on both sides and the pings in a's pcap file.
 # (docs/linux-guest.md, "linux/net-user")
 set -u
 case_=$1
@@ -64,12 +68,16 @@ pcap_summary() {
 	d = open(sys.argv[1], "rb").read()
 	magic, vmaj, vmin, _, _, snap, link = struct.unpack("<IHHiIII", d[:24])
 	assert magic == 0xa1b2c3d4 and (vmaj, vmin) == (2, 4) and link == 1, "bad pcap header"
-	off, n, ack = 24, 0, "none"
+	off, n, ack, echo = 24, 0, "none", [0, 0]
 	while off + 16 <= len(d):
 	    _, _, incl, orig = struct.unpack("<IIII", d[off:off + 16])
 	    f = d[off + 16:off + 16 + incl]
 	    off += 16 + incl
 	    n += 1
+	    if len(f) > 34 and f[12:14] == b"\x08\x00" and f[23] == 1:
+	        t = f[14 + (f[14] & 15) * 4]
+	        if t in (0, 8):
+	            echo[t == 0] += 1
 	    # IPv4/UDP from port 67, BOOTP reply with option 53 = 5 (ACK)
 	    if len(f) > 282 and f[12:14] == b"\x08\x00" and f[23] == 17:
 	        ihl = (f[14] & 15) * 4
@@ -83,59 +91,89 @@ pcap_summary() {
 	                    ack = ".".join(str(x) for x in b[16:20])
 	                i += 2 + opts[i + 1] if opts[i] else 1
 	assert off == len(d), "truncated record"
-	print("records=%d dhcp_ack_to=%s" % (n, ack))
+	print("records=%d dhcp_ack_to=%s echo_requests=%d echo_replies=%d" % (n, ack, echo[0], echo[1]))
 	PY
 }
 
+# vm_config NAME CMDLINE-EXTRA DEVICE-LINE: $work/NAME.cfg, a cpu-bt guest
+# with a console on stdio and one more device.
+vm_config() {
+	cat >"$work/$1.cfg" <<-EOF
+	vm: {
+	  name = "linux-net-$1";
+	  memory = "512M";
+	  cpu = { engine = "cpu-bt"; };
+	  boot = { kernel = "$guest/vmlinuz"; initrd = "$guest/initrd.gz"; format = "linux";
+	           cmdline = "console=ttyS0 nokaslr no_timer_check panic=-1 $2"; };
+	  devices = (
+	    { plugin = "serial-16550"; id = "com1"; backend = "stdio"; },
+	    $3
+	  );
+	};
+	EOF
+	check "modvm check accepts $1.cfg" "$modvm" check "$work/$1.cfg"
+}
+
+# vm_start NAME: run it with its console in $work/NAME.raw and its input
+# from a FIFO on fd 3 (NAME a), 4 (b); the pid in vm_pid[NAME].
+declare -A vm_pid vm_fd
+next_fd=3
+vm_start() {
+	mkfifo "$work/$1.in"
+	timeout -k 5 120 "$modvm" run --no-reboot "$work/$1.cfg" <"$work/$1.in" \
+		>"$work/$1.raw" 2>&1 &
+	vm_pid[$1]=$!
+	vm_fd[$1]=$next_fd
+	next_fd=$((next_fd + 1))
+	eval "exec ${vm_fd[$1]}>\"\$work/$1.in\""
+}
+
+# vm_say NAME TEXT: a line on the guest's console.
+vm_say() {
+	echo "$2" >&"${vm_fd[$1]}"
+}
+
+# vm_end NAME LINES...: it exits 0 and its console has every line.
+vm_end() {
+	local name=$1 rc l
+	shift
+	wait "${vm_pid[$name]}"
+	rc=$?
+	eval "exec ${vm_fd[$name]}>&-"
+	tr -d '\r' <"$work/$name.raw" >"$work/$name.log"
+	echo "$name: modvm exited $rc; guest lines:"
+	grep '^net:\|^udhcpc:\|^MODVM\|Kernel panic\|virtio_net' "$work/$name.log" | sed 's/^/  /'
+	checks=$((checks + 1))
+	[ "$rc" = 0 ] || { fail "$name: modvm exited $rc (124: watchdog); last lines:"; tail -n 20 "$work/$name.log"; }
+	for l in "$@"; do
+		checks=$((checks + 1))
+		grep -qF -- "$l" "$work/$name.log" || fail "$name: the console has no '$l'"
+	done
+}
+
 run_user() {
-	local port fwd mac=02:00:00:6d:76:01 sha rc
+	local port fwd mac=02:00:00:6d:76:01 sha
 	mkdir "$work/www"
 	head -c 300000 /dev/urandom >"$work/www/blob"
 	sha=$(sha256sum <"$work/www/blob" | cut -d ' ' -f 1)
 	check "HTTP server on the loopback" http_server "$work/www" "$work/port" || return
 	port=$(cat "$work/port")
 	fwd=$(free_port)
-	cat >"$work/vm.cfg" <<-EOF
-	vm: {
-	  name = "linux-net-user";
-	  memory = "512M";
-	  cpu = { engine = "cpu-bt"; };
-	  boot = { kernel = "$guest/vmlinuz"; initrd = "$guest/initrd.gz"; format = "linux";
-	           cmdline = "console=ttyS0 nokaslr no_timer_check panic=-1 modvm.script=net-user modvm.mac=$mac modvm.port=$port modvm.sha=$sha"; };
-	  devices = (
-	    { plugin = "serial-16550"; id = "com1"; backend = "stdio"; },
-	    { plugin = "virtio-net"; id = "net0"; mac = "$mac"; pcap = "$work/net0.pcap";
-	      backend = "user"; hostfwd = "tcp:127.0.0.1:$fwd-:80"; }
-	  );
-	};
-	EOF
-	check "modvm check accepts the config" "$modvm" check "$work/vm.cfg" || return
-	mkfifo "$work/in"
-	timeout -k 5 120 "$modvm" run --no-reboot "$work/vm.cfg" <"$work/in" >"$work/console.raw" 2>&1 &
-	local vm=$!
-	exec 3>"$work/in"
-	if wait_console "$work/console.raw" "net: SERVING" 90 "$vm"; then
+	vm_config user "modvm.script=net-user modvm.mac=$mac modvm.port=$port modvm.sha=$sha" \
+		"{ plugin = \"virtio-net\"; id = \"net0\"; mac = \"$mac\"; pcap = \"$work/net0.pcap\";
+		   backend = \"user\"; hostfwd = \"tcp:127.0.0.1:$fwd-:80\"; }" || return
+	vm_start user
+	if wait_console "$work/user.raw" "net: SERVING" 90 "${vm_pid[user]}"; then
 		local got
 		got=$(curl -s --max-time 20 "http://127.0.0.1:$fwd/blob" | sha256sum | cut -d ' ' -f 1)
 		checks=$((checks + 1))
 		[ "$got" = "$sha" ] || fail "through hostfwd 127.0.0.1:$fwd the host fetched sha256 $got, want $sha"
-		[ "$got" = "$sha" ] && echo fetched >&3 || echo "not-fetched" >&3
+		if [ "$got" = "$sha" ]; then vm_say user fetched; else vm_say user not-fetched; fi
 	else
 		fail "the guest never served its file"
 	fi
-	wait "$vm"
-	rc=$?
-	exec 3>&-
-	tr -d '\r' <"$work/console.raw" >"$work/console.log"
-	echo "modvm exited $rc; guest lines:"
-	grep '^net:\|^udhcpc:\|^MODVM\|Kernel panic\|virtio_net' "$work/console.log" | sed 's/^/  /'
-	checks=$((checks + 1))
-	[ "$rc" = 0 ] || { fail "modvm exited $rc (124: watchdog); last lines:"; tail -n 20 "$work/console.log"; }
-	for l in "net: eth0 mac $mac" "udhcpc: lease 10.0.2.15" "net: address 10.0.2.15" \
-		"net: fetched 300000 bytes sha256 $sha" "net: PASS" "MODVM-SCRIPT-END net-user rc=0"; do
-		checks=$((checks + 1))
-		grep -qF -- "$l" "$work/console.log" || fail "the console has no '$l'"
-	done
+	vm_end user "net: eth0 mac $mac" "udhcpc: lease 10.0.2.15" "net: address 10.0.2.15" \
+		"net: fetched 300000 bytes sha256 $sha" "net: PASS" "MODVM-SCRIPT-END net-user rc=0"
 	local sum
 	sum=$(pcap_summary "$work/net0.pcap" 2>&1)
 	echo "pcap: $sum"
@@ -146,9 +184,45 @@ run_user() {
 	fi
 }
 
+# Two VMs on one cable: a listens on a loopback TCP port, b connects.
+run_socket() {
+	local port a=10.0.3.1 b=10.0.3.2 sa sb sum
+	port=$(free_port)
+	sa=$(seq 1 20000 | sed "s/^/$a /" | sha256sum | cut -d ' ' -f 1)
+	sb=$(seq 1 20000 | sed "s/^/$b /" | sha256sum | cut -d ' ' -f 1)
+	vm_config a "modvm.script=net-pair modvm.ip=$a modvm.peer=$b modvm.peersha=$sb" \
+		"{ plugin = \"virtio-net\"; id = \"net0\"; pcap = \"$work/a.pcap\";
+		   backend = \"socket\"; listen = \"127.0.0.1:$port\"; }" || return
+	vm_config b "modvm.script=net-pair modvm.ip=$b modvm.peer=$a modvm.peersha=$sa" \
+		"{ plugin = \"virtio-net\"; id = \"net0\"; backend = \"socket\"; connect = \"127.0.0.1:$port\"; }" || return
+	vm_start a
+	# a listens from its set-up on; its kernel prints once that is done.
+	wait_console "$work/a.raw" "Linux version" 30 "${vm_pid[a]}" || fail "a did not start"
+	vm_start b
+	wait_console "$work/a.raw" "net: WAITING" 90 "${vm_pid[a]}" || fail "a did not finish"
+	wait_console "$work/b.raw" "net: WAITING" 90 "${vm_pid[b]}" || fail "b did not finish"
+	vm_say a finish
+	vm_say b finish
+	vm_end a "net: $a up, carrier 1" "net: ping $b: 3 of 3" "net: fetched from $b sha256 $sb" \
+		"net: PASS" "MODVM-SCRIPT-END net-pair rc=0"
+	vm_end b "net: $b up, carrier 1" "net: ping $a: 3 of 3" "net: fetched from $a sha256 $sa" \
+		"net: PASS" "MODVM-SCRIPT-END net-pair rc=0"
+	sum=$(pcap_summary "$work/a.pcap" 2>&1)
+	echo "a.pcap: $sum"
+	checks=$((checks + 1))
+	grep -Eq "echo_requests=([4-9]|[1-9][0-9]+) echo_replies=([4-9]|[1-9][0-9]+)" <<<"$sum" ||
+		fail "a.pcap lacks the pings both ways: $sum"
+}
+
+# A case that stopped half-way (a shell error) must not pass: each ends by
+# setting completed.
+completed=
 case "$case_" in
-user) run_user ;;
+user) run_user && completed=1 ;;
+socket) run_socket && completed=1 ;;
 *) echo "net.sh: unknown case $case_" >&2; exit 2 ;;
 esac
+checks=$((checks + 1))
+[ -n "$completed" ] || fail "the $case_ case did not run to its end"
 summarize || exit 1
 exit 0
