@@ -477,7 +477,8 @@ static uint8_t ctrl(struct net *n, uint8_t cls, uint8_t cmd, const void *data,
 	uint8_t h[2] = { cls, cmd }, ack = 0xAA;
 
 	hx_mem_write(n->d->h, BUF(4), h, 2);
-	hx_mem_write(n->d->h, BUF(5), data, len);
+	if (len)
+		hx_mem_write(n->d->h, BUF(5), data, len);
 	hx_mem_write(n->d->h, BUF(6), &ack, 1);
 	nq_desc(n, CTRLQ, 0, BUF(4), 2, F_NEXT, len ? 1 : 2);
 	nq_desc(n, CTRLQ, 1, BUF(5), len, F_NEXT, 2);
@@ -604,6 +605,52 @@ static void test_state_round_trip(void)
 	net_free(b);
 }
 
+/* net-user (libslirp) answers an ARP request for its router address, and
+ * refuses forwards it cannot parse. */
+static void test_user_backend(void)
+{
+	struct net *n = calloc(1, sizeof(*n));
+	uint8_t arp[42] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1,
+			    0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1,
+			    0x02, 0, 0, 0, 0, 1, 10, 0, 2, 15,
+			    0, 0, 0, 0, 0, 0, 10, 0, 2, 2 };
+	uint8_t b[128];
+	struct hx *h;
+
+	n->d = calloc(1, sizeof(*n->d));
+	n->d->h = h = hx_new(0);
+	n->peer = -1;
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "pci-host", "pci", NULL), 0);
+	CU_ASSERT_NOT_EQUAL(hx_add(h, "virtio-net", "bad", "backend=user", "slot=5",
+				   "hostfwd=tcp:1.2.3:80-:80", NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "hostfwd"));
+	CU_ASSERT_NOT_EQUAL(hx_add(h, "virtio-net", "bad2", "backend=user", "slot=5",
+				   "net=10.0.2.0/30", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "virtio-net", "net0", "backend=user", "slot=4",
+				     "queue-size=16", "mac=02:00:00:00:00:01", NULL), 0);
+	cfg_wr(h, MODVM_PCI_COMMAND, cfg_rd(h, MODVM_PCI_COMMAND, 2) | 6, 2);
+	find_caps(n->d);
+	cc_wr(n->d, CC_STATUS, 3, 1);
+	set_features(n->d, F_ALL | 1ull << MODVM_VIRTIO_F_VERSION_1);
+	cc_wr(n->d, CC_STATUS, 0x0B, 1);
+	for (unsigned q = 0; q < NQ; q++)
+		nq_setup(n, q);
+	cc_wr(n->d, CC_STATUS, 0x0F, 1);
+	rx_give(n, 0, 2, 2048);
+	tx_one(n, zero_hdr, arp, sizeof(arp));
+	wait_rx(n);
+	CU_ASSERT(nq_used(n, RXQ, NULL) >= NET_HDR + 42);
+	hx_mem_read(h, BUF(8), b, sizeof(b));
+	CU_ASSERT_EQUAL(memcmp(b + NET_HDR, our_mac, 6), 0);
+	CU_ASSERT_EQUAL(b[NET_HDR + 12], 0x08);
+	CU_ASSERT_EQUAL(b[NET_HDR + 13], 0x06);
+	CU_ASSERT_EQUAL(b[NET_HDR + 21], 2);                           /* reply */
+	CU_ASSERT_EQUAL(memcmp(b + NET_HDR + 28, "\x0a\x00\x02\x02", 4), 0); /* 10.0.2.2 */
+	hx_free(h);
+	free(n->d);
+	free(n);
+}
+
 int main(void)
 {
 	static const struct test_case tests[] = {
@@ -621,6 +668,7 @@ int main(void)
 		TEST(test_ctrl_hostile),
 		TEST(test_feature_dependencies),
 		TEST(test_state_round_trip),
+		TEST(test_user_backend),
 	};
 
 	return RUN_TESTS("virtio-net", tests);
