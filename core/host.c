@@ -581,6 +581,23 @@ modvm_inst *inst_new(struct machine *m, const struct plugin *p,
 	return inst;
 }
 
+const struct resolved_props *inst_backend(modvm_inst *fe, const char *prop,
+					  uint32_t kind)
+{
+	const struct prop_value *v;
+	struct cfg_device *d = fe->cfg;
+
+	if (!fe->props || !d)
+		return NULL;
+	v = resolved_find(fe->props, prop);
+	if (!v || v->desc->type != MODVM_PROP_BACKEND || v->desc->backend_kind != kind)
+		return NULL;
+	for (size_t i = 0; i < d->nbackends; i++)
+		if (!strcmp(d->backends[i].backend_of, prop))
+			return &d->backends[i];
+	return NULL;
+}
+
 void inst_release_loop(struct machine *m, modvm_inst *be)
 {
 	machine_lock(m);

@@ -379,6 +379,10 @@ modvm_inst *inst_new(struct machine *m, const struct plugin *p,
 		     const char *id, const struct resolved_props *rp,
 		     struct cfg_device *cfg);
 void inst_free(modvm_inst *inst);
+/* The backend group (plugin and properties) of BACKEND property `prop` of
+ * front end fe, if that property names a backend of `kind`; else NULL. */
+const struct resolved_props *inst_backend(modvm_inst *fe, const char *prop,
+					  uint32_t kind);
 /* Retire the fd watches and timers a backend instance left registered
  * (its close ran): they go with it. */
 void inst_release_loop(struct machine *m, modvm_inst *be);

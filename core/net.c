@@ -24,24 +24,6 @@ struct modvm_net {
 	struct modvm_net *next;
 };
 
-/* The backend group of BACKEND property `prop` of the NIC. */
-static const struct resolved_props *net_backend(modvm_inst *fe, const char *prop)
-{
-	const struct prop_value *v;
-	struct cfg_device *d = fe->cfg;
-
-	if (!fe->props || !d)
-		return NULL;
-	v = resolved_find(fe->props, prop);
-	if (!v || v->desc->type != MODVM_PROP_BACKEND ||
-	    v->desc->backend_kind != MODVM_KIND_NET)
-		return NULL;
-	for (size_t i = 0; i < d->nbackends; i++)
-		if (!strcmp(d->backends[i].backend_of, prop))
-			return &d->backends[i];
-	return NULL;
-}
-
 /* Copy the NIC's callbacks, as many as its size says it has. */
 static int copy_frontend(modvm_inst *inst, struct modvm_net *n,
 			 const struct modvm_net_frontend *fe)
@@ -62,7 +44,7 @@ static modvm_net *h_net_open(modvm_inst *inst, const char *prop,
 			     const struct modvm_net_frontend *fe, void *opaque)
 {
 	struct machine *m = inst->m;
-	const struct resolved_props *rp = net_backend(inst, prop);
+	const struct resolved_props *rp = inst_backend(inst, prop, MODVM_KIND_NET);
 	struct modvm_net *n;
 
 	if (!rp || rp->plugin->desc->kind != MODVM_KIND_NET) {
