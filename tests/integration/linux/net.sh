@@ -9,6 +9,9 @@
 #     two VMs cabled by net-socket (a listens on a loopback TCP port, b
 #     connects): each pings the other and fetches the other's file over
 #     HTTP; hashes on both sides and the pings in a's pcap file.
+#   net.sh tap BUILD_DIR SOURCE_DIR
+#     (root) a network namespace and a tap made by the test; the guest
+#     pings the host end and fetches a file from it. 77 without root.
 # (docs/linux-guest.md, "linux/net-user")
 set -u
 case_=$1
@@ -17,9 +20,12 @@ modvm=$build/modvm
 guest=$build/guests/linux
 work=$(mktemp -d /tmp/modvm-linux-net.XXXXXX)
 pids=()
+ns=                 # the tap case's network namespace, removed at exit
+in_ns=()            # the command prefix that runs in it
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
+	[ -z "$ns" ] || ip netns del "$ns"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -32,13 +38,13 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# http_server DIR PORTFILE: serve DIR on 127.0.0.1, a port of the kernel's
-# choosing written to PORTFILE.
+# http_server DIR PORTFILE [ADDRESS]: serve DIR on ADDRESS (127.0.0.1), a
+# port of the kernel's choosing written to PORTFILE (in $in_ns).
 http_server() {
-	python3 - "$1" "$2" <<-'PY' >"$work/http.log" 2>&1 &
+	"${in_ns[@]}" python3 - "$1" "$2" "${3:-127.0.0.1}" <<-'PY' >"$work/http.log" 2>&1 &
 	import functools, http.server, sys
 	h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
-	s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+	s = http.server.ThreadingHTTPServer((sys.argv[3], 0), h)
 	with open(sys.argv[2] + ".tmp", "w") as f:
 	    f.write(str(s.server_address[1]))
 	import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
@@ -120,7 +126,7 @@ declare -A vm_pid vm_fd
 next_fd=3
 vm_start() {
 	mkfifo "$work/$1.in"
-	timeout -k 5 120 "$modvm" run --no-reboot "$work/$1.cfg" <"$work/$1.in" \
+	"${in_ns[@]}" timeout -k 5 120 "$modvm" run --no-reboot "$work/$1.cfg" <"$work/$1.in" \
 		>"$work/$1.raw" 2>&1 &
 	vm_pid[$1]=$!
 	vm_fd[$1]=$next_fd
@@ -214,15 +220,56 @@ run_socket() {
 		fail "a.pcap lacks the pings both ways: $sum"
 }
 
+# The tap case: a network namespace of its own (nothing of the host's
+# network is touched) with a tap the test creates, 10.0.4.1/24 on the
+# host end and an HTTP server there; modvm runs in the namespace and
+# attaches to the tap. Needs root (77 otherwise).
+run_tap() {
+	local port sha
+	if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+		skip="not root, or no ip(8): cannot make a network namespace and a tap"
+		return 0
+	fi
+	ns=modvm-net-$$
+	ip netns add "$ns" || { ns=; skip="ip netns add failed"; return 0; }
+	in_ns=(ip netns exec "$ns")
+	check "tap in the namespace" "${in_ns[@]}" ip tuntap add dev mtap0 mode tap || return
+	"${in_ns[@]}" ip link set lo up
+	"${in_ns[@]}" ip addr add 10.0.4.1/24 dev mtap0
+	"${in_ns[@]}" ip link set mtap0 up
+	mkdir "$work/www"
+	head -c 200000 /dev/urandom >"$work/www/blob"
+	sha=$(sha256sum <"$work/www/blob" | cut -d ' ' -f 1)
+	check "HTTP server on 10.0.4.1" http_server "$work/www" "$work/port" 10.0.4.1 || return
+	port=$(cat "$work/port")
+	vm_config tap "modvm.script=net-tap modvm.ip=10.0.4.2 modvm.peer=10.0.4.1 modvm.port=$port modvm.sha=$sha" \
+		"{ plugin = \"virtio-net\"; id = \"net0\"; backend = \"tap\"; ifname = \"mtap0\"; pcap = \"$work/tap.pcap\"; }" || return
+	vm_start tap
+	vm_end tap "net: ping 10.0.4.1: 3 of 3" "net: fetched 200000 bytes sha256 $sha" "net: PASS" \
+		"MODVM-SCRIPT-END net-tap rc=0"
+	local sum
+	sum=$(pcap_summary "$work/tap.pcap" 2>&1)
+	echo "tap.pcap: $sum"
+	checks=$((checks + 1))
+	grep -Eq "echo_requests=([4-9]|[1-9][0-9]+) echo_replies=([4-9]|[1-9][0-9]+)" <<<"$sum" ||
+		fail "tap.pcap lacks the pings: $sum"
+}
+
 # A case that stopped half-way (a shell error) must not pass: each ends by
 # setting completed.
 completed=
+skip=
 case "$case_" in
 user) run_user && completed=1 ;;
 socket) run_socket && completed=1 ;;
+tap) run_tap && completed=1 ;;
 *) echo "net.sh: unknown case $case_" >&2; exit 2 ;;
 esac
 checks=$((checks + 1))
 [ -n "$completed" ] || fail "the $case_ case did not run to its end"
 summarize || exit 1
+if [ -n "$skip" ]; then
+	echo "SKIP: $skip"
+	exit 77
+fi
 exit 0
