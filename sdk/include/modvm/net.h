@@ -1,6 +1,6 @@
 /* modvm SDK: network backends (descriptor kind MODVM_KIND_NET), the other
  * end of a network adapter's cable: user-mode networking, a socket to
- * another VM, a null sink.
+ * another VM, a tap, a null sink.
  *
  * A front end (a NIC such as virtio-net) names its backend with a
  * MODVM_PROP_BACKEND property of kind MODVM_KIND_NET and opens it with
