@@ -179,7 +179,7 @@ run_user() {
 		fail "the guest never served its file"
 	fi
 	vm_end user "net: eth0 mac $mac" "udhcpc: lease 10.0.2.15" "net: address 10.0.2.15" \
-		"net: fetched 300000 bytes sha256 $sha" "net: PASS" "MODVM-SCRIPT-END net-user rc=0"
+		"net: fetched 300000 bytes sha256 $sha" "net: dns " "net: PASS" "MODVM-SCRIPT-END net-user rc=0"
 	local sum
 	sum=$(pcap_summary "$work/net0.pcap" 2>&1)
 	echo "pcap: $sum"
