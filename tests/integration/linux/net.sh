@@ -9,13 +9,16 @@
 #     two VMs cabled by net-socket (a listens on a loopback TCP port, b
 #     connects): each pings the other and fetches the other's file over
 #     HTTP; hashes on both sides and the pings in a's pcap file.
+#   net.sh snapshot BUILD_DIR SOURCE_DIR
+#     behind net-user: fetch, snapshot, quit, resume in a new process,
+#     fetch again; the derived MAC is the same before and after.
 #   net.sh tap BUILD_DIR SOURCE_DIR
 #     (root) a network namespace and a tap made by the test; the guest
 #     pings the host end and fetches a file from it. 77 without root.
 # (docs/linux-guest.md, "linux/net-user")
 set -u
 case_=$1
-build=$2
+build=$(cd "$2" && pwd)
 modvm=$build/modvm
 guest=$build/guests/linux
 work=$(mktemp -d /tmp/modvm-linux-net.XXXXXX)
@@ -26,7 +29,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	[ -z "$ns" ] || ip netns del "$ns"
-	rm -rf "$work"
+	[ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -255,6 +258,59 @@ run_tap() {
 		fail "tap.pcap lacks the pings: $sum"
 }
 
+# Snapshot and resume: the guest, behind net-user with a derived MAC,
+# fetches a file, is paused, snapshotted and quit; the snapshot is resumed
+# in a new modvm process and the guest fetches a second file through the
+# new libslirp with its old lease; the MAC is the same on both sides.
+run_snapshot() {
+	local port sha_a sha_b sock=$work/vm.sock mac_a mac_b pid
+	mkdir "$work/www"
+	head -c 100000 /dev/urandom >"$work/www/a"
+	head -c 100000 /dev/urandom >"$work/www/b"
+	sha_a=$(sha256sum <"$work/www/a" | cut -d ' ' -f 1)
+	sha_b=$(sha256sum <"$work/www/b" | cut -d ' ' -f 1)
+	check "HTTP server on the loopback" http_server "$work/www" "$work/port" || return
+	port=$(cat "$work/port")
+	vm_config snap "modvm.script=net-snap modvm.port=$port modvm.sha_a=$sha_a modvm.sha_b=$sha_b" \
+		"{ plugin = \"virtio-net\"; id = \"net0\"; backend = \"user\"; }" || return
+	mkfifo "$work/in1" "$work/in2"
+	exec 8<>"$work/in1" 9<>"$work/in2"
+	mkdir "$work/snaps"
+	timeout -k 5 120 "$modvm" run --no-reboot "$work/snap.cfg" --control "$sock" \
+		--snapshot-dir "$work/snaps" <"$work/in1" >"$work/snap1.raw" 2>&1 &
+	pid=$!
+	wait_console "$work/snap1.raw" "net: READY" 90 "$pid" || { fail "the guest never got ready"; return; }
+	expect_code 0 "$modvm" ctl "$sock" pause
+	expect_code 0 "$modvm" ctl "$sock" snapshot s1
+	expect_code 0 "$modvm" ctl "$sock" quit
+	wait "$pid"
+	(cd "$work" && exec timeout -k 5 120 "$modvm" resume "$work/snaps/s1" --control "$sock") \
+		<"$work/in2" >"$work/snap2.raw" 2>&1 &
+	pid=$!
+	wait_console "$work/snap2.raw" "" 1 "$pid"
+	echo go >&9
+	local rc=0
+	wait "$pid" || rc=$?
+	checks=$((checks + 1))
+	[ "$rc" = 0 ] || fail "the resumed modvm exited $rc"
+	tr -d '\r' <"$work/snap1.raw" >"$work/snap1.log"
+	tr -d '\r' <"$work/snap2.raw" >"$work/snap2.log"
+	echo "before the snapshot:"; grep '^net:' "$work/snap1.log" | sed 's/^/  /'
+	echo "after the resume:"; grep '^net:\|^MODVM' "$work/snap2.log" | sed 's/^/  /'
+	mac_a=$(sed -n 's/^net: before mac //p' "$work/snap1.log")
+	mac_b=$(sed -n 's/^net: after mac //p' "$work/snap2.log")
+	checks=$((checks + 1))
+	[ -n "$mac_a" ] && [ "$mac_a" = "$mac_b" ] || fail "MAC before '$mac_a', after '$mac_b'"
+	checks=$((checks + 1))
+	case "$mac_a" in 02:*) ;; *) fail "derived MAC $mac_a is not locally administered" ;; esac
+	for l in "net: fetched b" "net: PASS" "MODVM-SCRIPT-END net-snap rc=0"; do
+		checks=$((checks + 1))
+		grep -qF -- "$l" "$work/snap2.log" || fail "after the resume the console has no '$l'"
+	done
+	checks=$((checks + 1))
+	grep -qF "net: fetched a" "$work/snap1.log" || fail "no first fetch before the snapshot"
+}
+
 # A case that stopped half-way (a shell error) must not pass: each ends by
 # setting completed.
 completed=
@@ -263,6 +319,7 @@ case "$case_" in
 user) run_user && completed=1 ;;
 socket) run_socket && completed=1 ;;
 tap) run_tap && completed=1 ;;
+snapshot) run_snapshot && completed=1 ;;
 *) echo "net.sh: unknown case $case_" >&2; exit 2 ;;
 esac
 checks=$((checks + 1))
