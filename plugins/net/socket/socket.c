@@ -147,14 +147,9 @@ static size_t frame_len(const struct sock *s)
 	return (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
 }
 
-/* Give the NIC one frame: false if it has no room now. */
 static bool deliver(struct sock *s, const uint8_t *buf, size_t len)
 {
-	struct iovec iov = { (void *)buf, len };
-
-	if (!s->host->net_can_receive(s->net, 0, len))
-		return false;
-	return s->host->net_receive(s->net, 0, NULL, &iov, 1);
+	return modvm_net_deliver(s->host, s->net, 0, buf, len);
 }
 
 static void hold_input(struct sock *s, bool hold)

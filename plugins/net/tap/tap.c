@@ -39,11 +39,7 @@ static void tap_watch_set(struct tap *t)
 
 static bool deliver(struct tap *t, size_t len)
 {
-	struct iovec iov = { t->buf + VNET_HDR, len };
-
-	if (!t->host->net_can_receive(t->net, 0, len))
-		return false;
-	return t->host->net_receive(t->net, 0, NULL, &iov, 1);
+	return modvm_net_deliver(t->host, t->net, 0, t->buf + VNET_HDR, len);
 }
 
 /* Frames from the host side until the tap is empty or the NIC is full. */

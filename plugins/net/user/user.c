@@ -62,20 +62,11 @@ static void sync_watches(struct user *u);
 
 /* ---- frames to the guest ------------------------------------------------- */
 
-static bool deliver(struct user *u, const void *buf, size_t len)
-{
-	struct iovec iov = { (void *)buf, len };
-
-	if (!u->host->net_can_receive(u->net, 0, len))
-		return false;
-	return u->host->net_receive(u->net, 0, NULL, &iov, 1);
-}
-
 static void rxq_flush(struct user *u)
 {
 	while (u->rx_count) {
 		struct frame *f = u->rxq[u->rx_head];
-		if (!deliver(u, f->data, f->len))
+		if (!modvm_net_deliver(u->host, u->net, 0, f->data, f->len))
 			return;
 		free(f);
 		u->rx_head = (u->rx_head + 1) % RXQ_MAX;
@@ -90,7 +81,7 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 	struct user *u = opaque;
 	struct frame *f;
 
-	if (!u->rx_count && deliver(u, buf, len))
+	if (!u->rx_count && modvm_net_deliver(u->host, u->net, 0, buf, len))
 		return (ssize_t)len;
 	if (u->rx_count == RXQ_MAX || !(f = malloc(sizeof(*f) + len))) {
 		u->rx_dropped++;

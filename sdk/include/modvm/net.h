@@ -138,6 +138,19 @@ struct modvm_net_ops {
 	bool (*link_up)(void *be);
 };
 
+/* Backend: offer one frame in a flat buffer to the NIC on queue pair
+ * `queue`: true if it was taken (or filtered), false if the NIC has no
+ * room (keep the frame, wait for ops->rx_ready). Inline: no ABI. */
+static inline bool modvm_net_deliver(const struct modvm_host *host,
+				     modvm_net *net, unsigned queue,
+				     const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return host->net_can_receive(net, queue, len) &&
+	       host->net_receive(net, queue, NULL, &iov, 1);
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -104,6 +104,17 @@ pcap_summary() {
 	PY
 }
 
+# expect_pings PCAP: at least four echo requests and four replies in it
+# (the guest's ping until answered, then ping -c 3).
+expect_pings() {
+	local sum
+	sum=$(pcap_summary "$1" 2>&1)
+	echo "$(basename "$1"): $sum"
+	checks=$((checks + 1))
+	grep -Eq "echo_requests=([4-9]|[1-9][0-9]+) echo_replies=([4-9]|[1-9][0-9]+)" <<<"$sum" ||
+		fail "$1 lacks the pings both ways: $sum"
+}
+
 # vm_config NAME CMDLINE-EXTRA DEVICE-LINE: $work/NAME.cfg, a cpu-bt guest
 # with a console on stdio and one more device.
 vm_config() {
@@ -195,7 +206,7 @@ run_user() {
 
 # Two VMs on one cable: a listens on a loopback TCP port, b connects.
 run_socket() {
-	local port a=10.0.3.1 b=10.0.3.2 sa sb sum
+	local port a=10.0.3.1 b=10.0.3.2 sa sb
 	port=$(free_port)
 	sa=$(seq 1 20000 | sed "s/^/$a /" | sha256sum | cut -d ' ' -f 1)
 	sb=$(seq 1 20000 | sed "s/^/$b /" | sha256sum | cut -d ' ' -f 1)
@@ -216,11 +227,7 @@ run_socket() {
 		"net: PASS" "MODVM-SCRIPT-END net-pair rc=0"
 	vm_end b "net: $b up, carrier 1" "net: ping $a: 3 of 3" "net: fetched from $a sha256 $sa" \
 		"net: PASS" "MODVM-SCRIPT-END net-pair rc=0"
-	sum=$(pcap_summary "$work/a.pcap" 2>&1)
-	echo "a.pcap: $sum"
-	checks=$((checks + 1))
-	grep -Eq "echo_requests=([4-9]|[1-9][0-9]+) echo_replies=([4-9]|[1-9][0-9]+)" <<<"$sum" ||
-		fail "a.pcap lacks the pings both ways: $sum"
+	expect_pings "$work/a.pcap"
 }
 
 # The tap case: a network namespace of its own (nothing of the host's
@@ -250,12 +257,7 @@ run_tap() {
 	vm_start tap
 	vm_end tap "net: ping 10.0.4.1: 3 of 3" "net: fetched 200000 bytes sha256 $sha" "net: PASS" \
 		"MODVM-SCRIPT-END net-tap rc=0"
-	local sum
-	sum=$(pcap_summary "$work/tap.pcap" 2>&1)
-	echo "tap.pcap: $sum"
-	checks=$((checks + 1))
-	grep -Eq "echo_requests=([4-9]|[1-9][0-9]+) echo_replies=([4-9]|[1-9][0-9]+)" <<<"$sum" ||
-		fail "tap.pcap lacks the pings: $sum"
+	expect_pings "$work/tap.pcap"
 }
 
 # Snapshot and resume: the guest, behind net-user with a derived MAC,
