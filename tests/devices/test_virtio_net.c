@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "test_virtio_drv.h"
 
@@ -627,6 +628,70 @@ static void test_state_round_trip(void)
 	net_free(b);
 }
 
+/* A stream cable: frames with a length prefix both ways; a peer that
+ * breaks the framing (a length beyond the largest frame) is dropped and the
+ * link goes down, and a peer that leaves likewise: the guest sees the
+ * status change, its frames are lost, nothing breaks. */
+static void test_socket_stream_peer_gone(void)
+{
+	struct net *n = calloc(1, sizeof(*n));
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	uint8_t f[200], got[300], len4[4] = { 0, 0, 0, 200 };
+	char conn[128];
+	int l, c;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/modvm-vnet-%d.sock", (int)getpid());
+	unlink(a.sun_path);
+	l = socket(AF_UNIX, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(l >= 0 && !bind(l, (struct sockaddr *)&a, sizeof(a)) && !listen(l, 1));
+	snprintf(conn, sizeof(conn), "connect=unix:%s", a.sun_path);
+	n->d = calloc(1, sizeof(*n->d));
+	n->d->h = hx_new(0);
+	n->peer = -1;
+	CU_ASSERT_EQUAL_FATAL(hx_add(n->d->h, "pci-host", "pci", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(hx_add(n->d->h, "virtio-net", "net0", "backend=socket", conn,
+				     "slot=4", "queue-size=16", "mac=02:00:00:00:00:01", NULL), 0);
+	c = accept(l, NULL, NULL);
+	CU_ASSERT_FATAL(c >= 0);
+	cfg_wr(n->d->h, MODVM_PCI_COMMAND, cfg_rd(n->d->h, MODVM_PCI_COMMAND, 2) | 6, 2);
+	find_caps(n->d);
+	cc_wr(n->d, CC_STATUS, 3, 1);
+	set_features(n->d, F_ALL | 1ull << MODVM_VIRTIO_F_VERSION_1);
+	cc_wr(n->d, CC_STATUS, 0x0B, 1);
+	for (unsigned q = 0; q < NQ; q++)
+		nq_setup(n, q);
+	cc_wr(n->d, CC_STATUS, 0x0F, 1);
+	CU_ASSERT_EQUAL(hx_mmio_read(n->d->h, n->d->device + 6, 2), 1);
+	/* guest to peer: length, then the frame */
+	frame(f, sizeof(f), our_mac, 9);
+	tx_one(n, zero_hdr, f, sizeof(f));
+	CU_ASSERT_EQUAL(recv(c, got, 4 + sizeof(f), MSG_WAITALL), 4 + (ssize_t)sizeof(f));
+	CU_ASSERT_EQUAL(memcmp(got, len4, 4), 0);
+	CU_ASSERT_EQUAL(memcmp(got + 4, f, sizeof(f)), 0);
+	/* peer to guest, split over two writes */
+	rx_give(n, 0, 2, 2048);
+	CU_ASSERT_EQUAL(write(c, len4, 4), 4);
+	hx_poll(n->d->h, 10);
+	CU_ASSERT_EQUAL(write(c, f, sizeof(f)), (ssize_t)sizeof(f));
+	wait_rx(n);
+	CU_ASSERT_EQUAL(nq_used(n, RXQ, NULL), NET_HDR + (int64_t)sizeof(f));
+	/* a length no frame has: the peer is dropped, the link goes down */
+	CU_ASSERT_EQUAL(write(c, "\x7f\xff\xff\xff", 4), 4);
+	for (int i = 0; i < 10 && hx_mmio_read(n->d->h, n->d->device + 6, 2); i++)
+		hx_poll(n->d->h, 10);
+	CU_ASSERT_EQUAL(hx_mmio_read(n->d->h, n->d->device + 6, 2), 0);
+	CU_ASSERT_EQUAL(recv(c, got, sizeof(got), 0), 0);   /* closed by the device */
+	tx_one(n, zero_hdr, f, sizeof(f));                  /* lost, not stuck */
+	CU_ASSERT_EQUAL(nq_used(n, TXQ, NULL), 0);
+	CU_ASSERT_FALSE(needs_reset(n));
+	close(c);
+	close(l);
+	unlink(a.sun_path);
+	hx_free(n->d->h);
+	free(n->d);
+	free(n);
+}
+
 /* net-user (libslirp) answers an ARP request for its router address, and
  * refuses forwards it cannot parse. */
 static void test_user_backend(void)
@@ -691,6 +756,7 @@ int main(void)
 		TEST(test_ctrl_hostile),
 		TEST(test_feature_dependencies),
 		TEST(test_state_round_trip),
+		TEST(test_socket_stream_peer_gone),
 		TEST(test_user_backend),
 	};
 
