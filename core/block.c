@@ -33,25 +33,6 @@ struct resume_disk {
 	char *device, *base, *format, *overlay;
 };
 
-/* The backend group for BACKEND property `prop` of the front end. */
-static const struct resolved_props *block_backend(modvm_inst *fe,
-						  const char *prop)
-{
-	const struct prop_value *v;
-	struct cfg_device *d = fe->cfg;
-
-	if (!fe->props || !d)
-		return NULL;
-	v = resolved_find(fe->props, prop);
-	if (!v || v->desc->type != MODVM_PROP_BACKEND ||
-	    v->desc->backend_kind != MODVM_KIND_BLOCK)
-		return NULL;
-	for (size_t i = 0; i < d->nbackends; i++)
-		if (!strcmp(d->backends[i].backend_of, prop))
-			return &d->backends[i];
-	return NULL;
-}
-
 /* Instantiate and open plugin p with properties rp for front end owner;
  * own (may be NULL) is freed with the block. */
 static struct core_block *block_new(modvm_inst *owner, const struct plugin *p,
@@ -196,7 +177,7 @@ static void link_block(struct core_block *b)
 static const struct modvm_block *h_block_open(modvm_inst *inst,
 					      const char *prop)
 {
-	const struct resolved_props *rp = block_backend(inst, prop);
+	const struct resolved_props *rp = inst_backend(inst, prop, MODVM_KIND_BLOCK);
 	const struct resume_disk *rd = resume_find(inst->m, inst->id);
 	struct core_block *b;
 
@@ -220,25 +201,10 @@ static const struct modvm_block *h_block_open(modvm_inst *inst,
 	return &b->pub;
 }
 
-/* What the backend left registered goes with it. */
-static void backend_release(struct machine *m, modvm_inst *be)
-{
-	machine_lock(m);
-	for (modvm_watch *w = m->loop.watches; w; w = w->next)
-		if (w->inst == be)
-			w->dead = true;
-	for (modvm_timer *t = m->timers, *next; t; t = next) {
-		next = t->next;
-		if (t->inst == be)
-			timer_destroy(t);
-	}
-	machine_unlock(m);
-}
-
 static void block_free(struct core_block *b)
 {
 	b->pub.ops->close(b->pub.be);
-	backend_release(b->be_inst->m, b->be_inst);
+	inst_release_loop(b->be_inst->m, b->be_inst);
 	inst_free(b->be_inst);
 	if (b->own_props) {
 		resolved_props_free(b->own_props);

@@ -6,26 +6,6 @@
 
 #include "machine.h"
 
-/* The backend settings of a device group for property `prop`. */
-static const struct resolved_props *backend_props(modvm_inst *fe,
-						  const char *prop,
-						  const char **value)
-{
-	const struct prop_value *v;
-	struct cfg_device *d = fe->cfg;
-
-	if (!fe->props || !d)
-		return NULL;
-	v = resolved_find(fe->props, prop);
-	if (!v || v->desc->type != MODVM_PROP_BACKEND)
-		return NULL;
-	*value = v->s;
-	for (size_t i = 0; i < d->nbackends; i++)
-		if (!strcmp(d->backends[i].backend_of, prop))
-			return &d->backends[i];
-	return NULL;
-}
-
 /* The front end of a device that only writes (fe = NULL): input is taken
  * and dropped, so a backend never waits for it. */
 static size_t drop_can_receive(void *opaque)
@@ -53,11 +33,10 @@ modvm_chardev *chardev_open(modvm_inst *inst, const char *prop,
 	struct machine *m = inst->m;
 	const struct resolved_props *rp;
 	const struct modvm_chardev_ops *ops;
-	const char *value = "?";
 	modvm_chardev *chr;
 	modvm_inst *be;
 
-	rp = backend_props(inst, prop, &value);
+	rp = inst_backend(inst, prop, MODVM_KIND_CHARDEV);
 	if (!rp || rp->plugin->desc->kind != MODVM_KIND_CHARDEV) {
 		set_err(inst->error, sizeof(inst->error),
 			"property \"%s\" does not name a chardev backend", prop);

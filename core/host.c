@@ -10,6 +10,7 @@
 #include "cpumodel.h"
 #include "machine.h"
 #include "block.h"
+#include "net.h"
 #include "virtio.h"
 
 static const char *const level_names[] = { "error", "warning", "info",
@@ -339,6 +340,13 @@ static void h_machine_exit(modvm_inst *inst, int status)
 	machine_request_exit(inst->m, status);
 }
 
+static const char *h_vm_name(modvm_inst *inst)
+{
+	const struct vm_config *c = inst->m->cfg;
+
+	return c && c->name ? c->name : "";
+}
+
 static unsigned h_cpu_count(modvm_inst *inst)
 {
 	return inst->m->cpus ? inst->m->cpus : 1;
@@ -549,10 +557,12 @@ void host_table_init(struct machine *m)
 		.a20_enabled = h_a20_enabled,
 		.machine_exit = h_machine_exit,
 		.cpu_count = h_cpu_count,
+		.vm_name = h_vm_name,
 	};
 	pci_host_services(&m->host);
 	virtio_host_services(&m->host);
 	block_host_services(&m->host);
+	net_host_services(&m->host);
 }
 
 modvm_inst *inst_new(struct machine *m, const struct plugin *p,
@@ -569,6 +579,37 @@ modvm_inst *inst_new(struct machine *m, const struct plugin *p,
 	inst->props = rp;
 	inst->cfg = cfg;
 	return inst;
+}
+
+const struct resolved_props *inst_backend(modvm_inst *fe, const char *prop,
+					  uint32_t kind)
+{
+	const struct prop_value *v;
+	struct cfg_device *d = fe->cfg;
+
+	if (!fe->props || !d)
+		return NULL;
+	v = resolved_find(fe->props, prop);
+	if (!v || v->desc->type != MODVM_PROP_BACKEND || v->desc->backend_kind != kind)
+		return NULL;
+	for (size_t i = 0; i < d->nbackends; i++)
+		if (!strcmp(d->backends[i].backend_of, prop))
+			return &d->backends[i];
+	return NULL;
+}
+
+void inst_release_loop(struct machine *m, modvm_inst *be)
+{
+	machine_lock(m);
+	for (modvm_watch *w = m->loop.watches; w; w = w->next)
+		if (w->inst == be)
+			w->dead = true;
+	for (modvm_timer *t = m->timers, *next; t; t = next) {
+		next = t->next;
+		if (t->inst == be)
+			timer_destroy(t);
+	}
+	machine_unlock(m);
 }
 
 void inst_free(modvm_inst *inst)

@@ -7,6 +7,7 @@
 
 #include "machine.h"
 #include "block.h"
+#include "net.h"
 #include "virtio.h"
 
 void machine_lock(struct machine *m)
@@ -113,6 +114,7 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 	}
 	virtio_release_inst(m, inst);
 	block_release_inst(m, inst);
+	net_release_inst(m, inst);
 	/* Callbacks the instance registered must not outlive it. */
 	irq_eoi_forget(m, inst);
 	if (irq->intr_ack_inst == inst) {

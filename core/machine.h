@@ -305,6 +305,7 @@ struct machine {
 	modvm_inst **insts;           /* devices and backends, creation order */
 	size_t ninsts;
 	modvm_chardev *chardevs;
+	modvm_net *nets;              /* open net backends (net.c) */
 	struct pci_bus *pci;          /* PCI functions (pci.c), or NULL */
 	/* Virtio functions (virtio.c) and open block backends (block.c),
 	 * under virtio_lock; the disks a resume starts on overlays. */
@@ -378,6 +379,13 @@ modvm_inst *inst_new(struct machine *m, const struct plugin *p,
 		     const char *id, const struct resolved_props *rp,
 		     struct cfg_device *cfg);
 void inst_free(modvm_inst *inst);
+/* The backend group (plugin and properties) of BACKEND property `prop` of
+ * front end fe, if that property names a backend of `kind`; else NULL. */
+const struct resolved_props *inst_backend(modvm_inst *fe, const char *prop,
+					  uint32_t kind);
+/* Retire the fd watches and timers a backend instance left registered
+ * (its close ran): they go with it. */
+void inst_release_loop(struct machine *m, modvm_inst *be);
 void machine_log(struct machine *m, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

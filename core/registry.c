@@ -13,6 +13,7 @@
 #include <modvm/device.h>
 #include <modvm/chardev.h>
 #include <modvm/block.h>
+#include <modvm/net.h>
 
 #include "elfcheck.h"
 #include "propval.h"
@@ -198,6 +199,9 @@ static int check_ops(const struct modvm_plugin_desc *d, char *err, size_t len)
 	case MODVM_KIND_BLOCK:
 		need = offsetof(struct modvm_block_ops, drain) + sizeof(void *);
 		break;
+	case MODVM_KIND_NET:
+		need = offsetof(struct modvm_net_ops, link_up) + sizeof(void *);
+		break;
 	default:
 		return set_err(err, len, "plugins of kind %s cannot be loaded by this modvm yet",
 			       kind_name(d->kind));
@@ -217,6 +221,13 @@ static int check_ops(const struct modvm_plugin_desc *d, char *err, size_t len)
 		NEED(o, open);
 		NEED(o, close);
 		NEED(o, write);
+		return 0;
+	}
+	case MODVM_KIND_NET: {
+		const struct modvm_net_ops *o = d->ops;
+		NEED(o, open);
+		NEED(o, close);
+		NEED(o, send);
 		return 0;
 	}
 	default: {

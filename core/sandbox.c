@@ -57,6 +57,7 @@
 	 CLONE_THREAD | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID)
 
 static atomic_bool active;
+static bool inet_sockets;   /* sandbox_allow_inet_sockets was called */
 static bool dropped_uid;
 static bool stderr_tty;     /* end the message with \r\n: the console may be raw */
 static struct sock_fprog device_prog;
@@ -69,6 +70,11 @@ static char *names[NAMES_MAX];
 const char *sandbox_syscall_name(int nr)
 {
 	return nr >= 0 && nr < NAMES_MAX ? names[nr] : NULL;
+}
+
+void sandbox_allow_inet_sockets(void)
+{
+	inet_sockets = true;
 }
 
 bool sandbox_active(void)
@@ -334,6 +340,26 @@ static void add_rules(struct build *b)
 			arg_eq(1, 0),
 		};
 		rule(b, R_ALL, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 2, a);
+	}
+	/* User-mode networking (docs/sandbox.md, "Network backends"): each
+	 * connection the guest opens is a host socket made on the thread
+	 * that handles the guest's frame (a vCPU, the event loop). Internet
+	 * families only: never a Unix, netlink or packet socket. */
+	if (inet_sockets) {
+		allow_if(b, R_BOTH, SCMP_SYS(socket), arg_eq(0, AF_INET));
+		allow_if(b, R_BOTH, SCMP_SYS(socket), arg_eq(0, AF_INET6));
+		allow(b, R_BOTH, SCMP_SYS(connect));
+		allow(b, R_BOTH, SCMP_SYS(bind));
+		allow(b, R_BOTH, SCMP_SYS(listen));
+		/* libslirp forwards the guest's DNS queries to the host's
+		 * resolver: before a query it stats /etc/resolv.conf and
+		 * reads it again when it changed (fopen "r": O_RDONLY
+		 * exactly). Reading was never confined (Landlock confines
+		 * writes); creating or writing still traps. */
+		allow(b, R_BOTH, SCMP_SYS(stat));
+		allow(b, R_BOTH, SCMP_SYS(newfstatat));
+		allow_if(b, R_BOTH, SCMP_SYS(openat), arg_eq(2, O_RDONLY));
+		allow_if(b, R_BOTH, SCMP_SYS(open), arg_eq(1, O_RDONLY));
 	}
 	/* libfuse unmounts the FUSE view lazily at exit (as root). */
 	allow_if(b, R_ALL, SCMP_SYS(umount2), arg_eq(1, MNT_DETACH));

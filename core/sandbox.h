@@ -52,6 +52,12 @@ int sandbox_apply(const struct sandbox_config *c, char *err, size_t len);
  * refused: the thread must not go on. */
 int sandbox_enter(enum sandbox_role role, const char *name);
 
+/* A net backend of this VM opens Internet sockets after set-up (user-mode
+ * networking, MODVM_NET_F_INET_SOCKETS): both lists then allow socket()
+ * for AF_INET and AF_INET6, connect, bind, listen and getsockname.
+ * Called before sandbox_apply (from the NIC's init). */
+void sandbox_allow_inet_sockets(void);
+
 /* Where writes stay allowed in the sandbox (Landlock, core/landlock.c):
  * SANDBOX_W_TREE: create, write, rename, truncate and remove anything
  * under the folder path; SANDBOX_W_REMOVE: remove files in it (a socket

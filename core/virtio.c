@@ -690,6 +690,13 @@ static int h_virtio_pop(modvm_virtio_dev *d, unsigned queue,
 	return rc;
 }
 
+static void h_virtio_unpop(modvm_virtio_dev *d, unsigned queue, unsigned n)
+{
+	if (!queue_live(d, queue) || n > d->q[queue].size)
+		return;
+	vq_unpop(&d->vq[queue], (uint16_t)n);
+}
+
 /* Mark what the device wrote for snapshots: the first `written` bytes of
  * the writable part. */
 static void dirty_written(struct modvm_virtio_dev *d,
@@ -814,4 +821,5 @@ void virtio_host_services(struct modvm_host *h)
 	h->virtio_pre_save = h_virtio_pre_save;
 	h->virtio_post_load = h_virtio_post_load;
 	h->virtio_unregister = h_virtio_unregister;
+	h->virtio_unpop = h_virtio_unpop;
 }

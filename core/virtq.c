@@ -181,6 +181,16 @@ static void set_avail_event(struct vq *q, uint16_t idx)
 		st16_release(q->used + used_bytes(q->st->size) - 2, idx);
 }
 
+/* The device gave chains back because they were not enough: with event
+ * index it wants to hear of the next chain the driver adds, so
+ * avail_event is the driver's index, not last_avail (which the driver
+ * has passed already: it would never notify). */
+void vq_unpop(struct vq *q, uint16_t n)
+{
+	q->st->last_avail = (uint16_t)(q->st->last_avail - n);
+	set_avail_event(q, ld16_acquire(q->avail + 2));
+}
+
 int vq_pop(struct vq *q, const struct vq_mem *mem, struct modvm_virtio_elem *e)
 {
 	struct modvm_virtio_queue_state *st = q->st;

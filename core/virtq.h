@@ -57,6 +57,9 @@ void vq_unmap(struct vq *q);
 /* 1: a chain was taken into e; 0: nothing available; -1: the guest gave a
  * malformed chain or ring (q->error says what), nothing is consumed. */
 int vq_pop(struct vq *q, const struct vq_mem *mem, struct modvm_virtio_elem *e);
+/* Take back the last n chains popped (not pushed): they are available
+ * again. */
+void vq_unpop(struct vq *q, uint16_t n);
 /* Put head with len written bytes in the used ring. */
 void vq_push(struct vq *q, const struct vq_mem *mem, uint16_t head,
 	     uint32_t len);

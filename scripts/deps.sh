@@ -10,6 +10,7 @@ packages=(
 	qemu-utils    # qemu-img, qemu-nbd: outside judges and NBD servers in tests
 	qemu-system-x86 # QEMU TCG: the reference guests and benchmarks compare with
 	libnbd-dev nbdkit  # the NBD block backend and a server for its tests
+	libslirp-dev       # the net-user backend (user-mode networking)
 	e2fsprogs fdisk    # mke2fs/debugfs/e2fsck and sfdisk for the disk tests
 	lcov               # scripts/coverage.sh
 )

@@ -13,6 +13,7 @@
 #include <modvm/virtio.h>
 
 #include "bytes.h"
+#include "iov.h"
 
 /* Feature bits (5.2.3). */
 #define VIRTIO_BLK_F_SIZE_MAX     1
@@ -100,61 +101,6 @@ struct vblk {
 };
 
 MODVM_VIRTIO_STATE_SECTION(vblk_virtio_section, struct vblk, vio, vq);
-
-/* ---- iovec helpers ------------------------------------------------------- */
-
-static size_t iov_copy_from(const struct iovec *iov, unsigned n, size_t skip,
-			    void *buf, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		size_t c = l - skip < len - done ? l - skip : len - done;
-		memcpy((char *)buf + done, (char *)iov[i].iov_base + skip, c);
-		done += c;
-		skip = 0;
-	}
-	return done;
-}
-
-static size_t iov_copy_to(const struct iovec *iov, unsigned n, const void *buf,
-			  size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t c = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-		memcpy(iov[i].iov_base, (const char *)buf + done, c);
-		done += c;
-	}
-	return done;
-}
-
-/* out = the bytes [skip, skip+len) of iov; returns the count. */
-static int iov_slice(const struct iovec *iov, unsigned n, size_t skip,
-		     size_t len, struct iovec *out)
-{
-	int k = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		size_t l = iov[i].iov_len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		size_t c = l - skip < len ? l - skip : len;
-		out[k].iov_base = (char *)iov[i].iov_base + skip;
-		out[k++].iov_len = c;
-		len -= c;
-		skip = 0;
-	}
-	return k;
-}
 
 /* ---- requests ------------------------------------------------------------ */
 

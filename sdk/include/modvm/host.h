@@ -43,6 +43,10 @@ struct modvm_virtio_state;
 struct modvm_virtio_queue_state;
 struct modvm_virtio_elem;
 struct modvm_block;                         /* see <modvm/block.h> */
+typedef struct modvm_net modvm_net;         /* see <modvm/net.h> */
+struct modvm_net_frontend;
+struct modvm_net_hdr;
+struct iovec;
 
 enum modvm_log_level {
 	MODVM_LOG_ERROR = 0,
@@ -356,6 +360,52 @@ struct modvm_host {
 	 * the first device's create on, before the engine exists. Firmware
 	 * interfaces report it (fw_cfg FW_CFG_NB_CPUS). */
 	unsigned (*cpu_count)(modvm_inst *inst);
+
+	/* --- network backends (<modvm/net.h>), ABI 2.2 ------------------ */
+	/* NIC: open the net backend named by property `prop`; the core
+	 * calls fe (size set, can_receive and receive required) with the
+	 * machine lock held. NULL with the error set (the backend's
+	 * reason). Closed by the core with the instance if the NIC does not
+	 * close it. */
+	modvm_net *(*net_open)(modvm_inst *inst, const char *prop,
+			       const struct modvm_net_frontend *fe,
+			       void *opaque);
+	void (*net_close)(modvm_net *net);
+	/* NIC: one frame to the backend: MODVM_NET_SENT or MODVM_NET_BUSY
+	 * (keep the frame, fe->tx_ready follows). hdr may be NULL (a plain
+	 * frame); offloads in it the backend did not announce are refused
+	 * (dropped, logged once). */
+	int (*net_send)(modvm_net *net, unsigned queue,
+			const struct modvm_net_hdr *hdr,
+			const struct iovec *iov, int iovcnt);
+	/* NIC: the guest gave receive buffers again on `queue`. */
+	void (*net_rx_ready)(modvm_net *net, unsigned queue);
+	/* The backend's enum modvm_net_offload bits, queue pairs (>= 1) and
+	 * link state. */
+	uint32_t (*net_offloads)(modvm_net *net);
+	unsigned (*net_queue_pairs)(modvm_net *net);
+	bool (*net_link_up)(modvm_net *net);
+	/* Backend: ask the NIC, deliver a frame to it (false: not taken,
+	 * keep it and wait for ops->rx_ready), say that sends may go on
+	 * after MODVM_NET_BUSY, report the link. They take the machine lock
+	 * themselves: call them from any thread. */
+	bool (*net_can_receive)(modvm_net *net, unsigned queue, size_t len);
+	bool (*net_receive)(modvm_net *net, unsigned queue,
+			    const struct modvm_net_hdr *hdr,
+			    const struct iovec *iov, int iovcnt);
+	void (*net_tx_ready)(modvm_net *net, unsigned queue);
+	void (*net_link_changed)(modvm_net *net, bool up);
+
+	/* --- virtio, VM identity (ABI 2.2) ------------------------------ */
+	/* Give back the last n elements popped from `queue` and not pushed,
+	 * newest first, as if never popped: a receive path that took
+	 * buffers for a frame that does not fit after all (virtio-net with
+	 * mergeable buffers). */
+	void (*virtio_unpop)(modvm_virtio_dev *d, unsigned queue, unsigned n);
+	/* The VM's name from the config (`name`), "" if it has none: for
+	 * identities that must stay stable across runs and snapshots and
+	 * differ between VMs (a NIC's default MAC address). */
+	const char *(*vm_name)(modvm_inst *inst);
 };
 
 /* Convenience wrappers so plugin code reads naturally. */

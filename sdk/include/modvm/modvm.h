@@ -13,5 +13,6 @@
 #include <modvm/pci.h>
 #include <modvm/virtio.h>
 #include <modvm/block.h>
+#include <modvm/net.h>
 
 #endif
