@@ -68,7 +68,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 logdir=${logdir:-$tmp}
 
-# run_stamped, elapsed, stamp
+# run_stamped, elapsed, stamp, ratio
 . "$here/stamp.sh"
 
 # One VM run: fills the globals boot, work, guest_ms, total, status.
@@ -113,13 +113,6 @@ best_of() {
 	fi
 }
 
-ratio() {
-	if [ -n "$1" ] && [ -n "$2" ]; then
-		awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
-	else
-		printf 'n/a'
-	fi
-}
 
 echo "kernel:  $kernel ($(sed -n 's/^kernel //p' "$guest/VERSION" 2>/dev/null))"
 echo "initrd:  $initrd"

@@ -61,7 +61,7 @@ command -v qemu-system-x86_64 >/dev/null ||
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 logdir=${logdir:-$tmp}
-# run_stamped, elapsed, stamp
+# run_stamped, elapsed, stamp, ratio
 . "$here/stamp.sh"
 
 want=$(head -c "${mib}M" /dev/zero | sha256sum | cut -d ' ' -f 1)
@@ -87,14 +87,6 @@ median() { # values...
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
 		if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2];
 		else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-ratio() {
-	if [ -n "$1" ] && [ -n "$2" ]; then
-		awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
-	else
-		printf 'n/a'
-	fi
 }
 
 echo "host:    $(grep -m 1 'model name' /proc/cpuinfo | cut -d : -f 2- | sed 's/^ //'), $(nproc) cores, load $(cut -d ' ' -f 1-3 /proc/loadavg)"

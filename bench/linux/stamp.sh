@@ -1,4 +1,4 @@
-# Host-side timing of a VM's console, shared by the Linux benchmarks
+# Host-side timing of a VM's console (and the ratio of two figures), shared by the Linux benchmarks
 # (boot-bench.sh, smp-bench.sh): each line is stamped with the host's wall
 # clock as it arrives, so figures do not depend on the guest's clock.
 # Sourced; the caller sets `limit` (seconds per run).
@@ -33,4 +33,13 @@ elapsed() {
 # stamp LOG REGEX: the time of the first console line matching REGEX.
 stamp() {
 	awk -v re="$2" '{ t = $1; sub(/^[^ ]* /, "") } $0 ~ re { printf "%.3f\n", t; exit }' "$1"
+}
+
+# ratio A B: A / B as 1.23x, or n/a when either is missing.
+ratio() {
+	if [ -n "$1" ] && [ -n "$2" ]; then
+		awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
+	else
+		printf 'n/a'
+	fi
 }
