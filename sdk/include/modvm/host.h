@@ -44,6 +44,7 @@ struct modvm_virtio_queue_state;
 struct modvm_virtio_elem;
 struct modvm_block;                         /* see <modvm/block.h> */
 typedef struct modvm_net modvm_net;         /* see <modvm/net.h> */
+typedef struct modvm_thread modvm_thread;   /* a plugin's own thread */
 struct modvm_net_frontend;
 struct modvm_net_hdr;
 struct iovec;
@@ -406,6 +407,25 @@ struct modvm_host {
 	 * identities that must stay stable across runs and snapshots and
 	 * differ between VMs (a NIC's default MAC address). */
 	const char *(*vm_name)(modvm_inst *inst);
+
+	/* --- threads (ABI 2.3) --------------------------------------------- */
+	/* Start a thread of the plugin's own (an I/O worker) that runs
+	 * fn(arg), named `name` (at most 15 characters; ps and the sandbox's
+	 * messages show it). Use this, not pthread_create: the thread starts
+	 * with modvm's stop signals blocked, and under the sandbox
+	 * (docs/sandbox.md) it runs under the device list, like the vCPU and
+	 * event-loop threads: reading, writing and syncing descriptors it
+	 * already has, memory without PROT_EXEC, futexes and clocks; no path,
+	 * no new descriptor, no thread, no socket. So open everything in
+	 * create/init and hand the descriptors to the thread. A thread started
+	 * during set-up is narrowed when the sandbox is applied, before the
+	 * guest runs; it must not block modvm's internal signal (SIGRTMIN+1)
+	 * meanwhile. NULL after set_error() if the thread could not start. */
+	modvm_thread *(*thread_start)(modvm_inst *inst, const char *name,
+				      void *(*fn)(void *arg), void *arg);
+	/* Wait until the thread's fn returned and free the handle; *ret (if
+	 * not NULL) receives what fn returned. Not from the thread itself. */
+	void (*thread_join)(modvm_thread *t, void **ret);
 };
 
 /* Convenience wrappers so plugin code reads naturally. */

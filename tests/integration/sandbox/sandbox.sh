@@ -68,7 +68,8 @@ vm: {
   name = "wait"; machine = "none"; memory = "16M";
   cpu = { engine = "test-engine"; action = "wait"; };
   boot = { kernel = "$work/hlt.bin"; format = "flat"; load_address = 0x7c00; };
-  devices = ( { plugin = "test-device"; id = "t0"; } );
+  devices = ( { plugin = "test-device"; id = "t0"; },
+              { plugin = "sandbox-probe"; id = "probe"; thread = "worker"; } );
   ${2:-}
 };
 CFG
@@ -111,9 +112,11 @@ default)
 	expect_out "sandbox: on (the default)"
 	;;
 forbidden)
-	# what an exploited device would try, from the vCPU thread and from
-	# the event loop: modvm stops at once and names the call
-	for t in vcpu:modvm-cpu0 loop:modvm-loop; do
+	# what an exploited device would try, from the vCPU thread, from the
+	# event loop and from a plugin's own thread (host->thread_start, as
+	# block workers; started during set-up and narrowed when the sandbox
+	# came): modvm stops at once and names the call
+	for t in vcpu:modvm-cpu0 loop:modvm-loop worker:probe-worker; do
 		thread=${t%%:*} comm=${t#*:}
 		for a in socket-inet:socket open-file:openat fork:clone execve:execve \
 			 mmap-exec:mmap; do
@@ -134,6 +137,9 @@ off)
 	expect_out "open-file on thread modvm-cpu0: allowed"
 	MODVM_SANDBOX=off expect_code 3 "$modvm" run "$work/open.cfg"
 	expect_out "open-file on thread modvm-cpu0: allowed"
+	probe_cfg "$work/open-w.cfg" open-file worker
+	expect_code 3 "$modvm" run "$work/open-w.cfg" --sandbox=off
+	expect_out "open-file on thread probe-worker: allowed"
 	probe_cfg "$work/sock.cfg" socket-inet loop "sandbox = false;"
 	expect_code 3 "$modvm" run -v "$work/sock.cfg"
 	expect_out "socket-inet on thread modvm-loop: allowed"
@@ -183,6 +189,11 @@ proc)
 	check "a vCPU thread" test -n "$cpu"
 	[ -n "$cpu" ] && check "the vCPU thread stacks the device filter" \
 		test "$(status_of "$pid" "$cpu" Seccomp_filters)" = 2
+	# a plugin's thread started during set-up was narrowed too
+	w=$(tid_named "$pid" probe-worker)
+	check "a plugin thread" test -n "$w"
+	[ -n "$w" ] && check "the plugin thread stacks the device filter" \
+		test "$(status_of "$pid" "$w" Seccomp_filters)" = 2
 	check "the main thread has one filter" test "$(status_of "$pid" "$pid" Seccomp_filters)" = 1
 	stop_wait
 	# and nothing of it with --sandbox=off
