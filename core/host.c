@@ -411,6 +411,14 @@ static void h_thread_join(modvm_thread *t, void **ret)
 	free(t);
 }
 
+static void h_allow_remove(modvm_inst *inst, const char *path)
+{
+	machine_log(inst->m, MODVM_LOG_DEBUG, "%s: the sandbox lets it remove files next to %s",
+		    inst->prefix, path);
+	if (!sandbox_active())
+		sandbox_allow_writes_in_parent(path, SANDBOX_W_REMOVE);
+}
+
 static unsigned h_cpu_count(modvm_inst *inst)
 {
 	return inst->m->cpus ? inst->m->cpus : 1;
@@ -624,6 +632,7 @@ void host_table_init(struct machine *m)
 		.vm_name = h_vm_name,
 		.thread_start = h_thread_start,
 		.thread_join = h_thread_join,
+		.allow_remove = h_allow_remove,
 	};
 	pci_host_services(&m->host);
 	virtio_host_services(&m->host);

@@ -426,6 +426,12 @@ struct modvm_host {
 	/* Wait until the thread's fn returned and free the handle; *ret (if
 	 * not NULL) receives what fn returned. Not from the thread itself. */
 	void (*thread_join)(modvm_thread *t, void **ret);
+	/* A file this instance creates during set-up and removes itself when
+	 * the VM stops (a Unix socket it bound): under the sandbox, whose
+	 * Landlock rules refuse removing files outside the folders the VM
+	 * writes, removing files in path's folder stays allowed. Call it in
+	 * create/init; later calls change nothing. */
+	void (*allow_remove)(modvm_inst *inst, const char *path);
 };
 
 /* Convenience wrappers so plugin code reads naturally. */

@@ -12,7 +12,8 @@ modvm=$build/modvm
 tp=$build/tests/plugins
 work=$(mktemp -d /tmp/modvm-sandbox.XXXXXX)
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+socks=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work" ${socks:+"$socks"}' EXIT
 . "$(dirname "$0")/../lib.sh"
 export MODVM_PLUGIN_PATH=$tp/sandbox:$tp/good
 unset MODVM_SANDBOX
@@ -220,6 +221,30 @@ snapshot)
 	wait_running "$sock"
 	check "resumed VM filtered" test "$(status_of "$pid" "$pid" Seccomp)" = 2
 	stop_wait
+	;;
+files)
+	# what modvm created it removes when it stops, inside the sandbox
+	# too (Landlock refuses removals outside the folders allowed): the
+	# control socket and a chardev socket server's file (in a folder of
+	# its own: Landlock rules cover whole trees, and the control socket's
+	# folder is allowed anyway)
+	socks=$(mktemp -d /tmp/modvm-sandbox-sock.XXXXXX)
+	cat >"$work/files.cfg" <<CFG
+vm: {
+  name = "files"; machine = "none"; memory = "16M";
+  cpu = { engine = "test-engine"; action = "wait"; };
+  boot = { kernel = "$work/hlt.bin"; format = "flat"; load_address = 0x7c00; };
+  devices = ( { plugin = "serial-16550"; id = "com1"; backend = "socket";
+                path = "$socks/com1.sock"; } );
+};
+CFG
+	start_wait "$work/files.cfg" -v
+	check "the chardev socket exists while the VM runs" test -S "$socks/com1.sock"
+	stop_wait
+	grep -q "writes confined (Landlock)" "$work/run.out" ||
+		echo "note: no Landlock in this kernel: removals were not confined"
+	check "the chardev socket is removed at exit" test ! -e "$socks/com1.sock"
+	check "the control socket is removed at exit" test ! -e "$sock"
 	;;
 credentials)
 	[ "$(id -u)" = 0 ] || skip "changing uid and namespaces needs root"
