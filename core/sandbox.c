@@ -377,7 +377,8 @@ static void add_rules(struct build *b)
 
 	/* ioctl: KVM's own (type 0xAE) on the VM and vCPU descriptors,
 	 * ppdev ('p') for the parallel port, and by number the terminal
-	 * and block requests the chardevs and host disks make. Never
+	 * and block requests the chardevs and host disks make and the
+	 * tap's TUNSETOFFLOAD. Never
 	 * TIOCSTI (typing into the terminal) or TIOCSETD. */
 	allow_ioctl_type(b, R_BOTH, 0xAE);
 	allow_ioctl_type(b, R_BOTH, 'p');
@@ -390,6 +391,9 @@ static void add_rules(struct build *b)
 		0x402c542c /* TCSETSW2 */, 0x402c542d /* TCSETSF2 */,
 		0x1277 /* BLKDISCARD */, 0x127f /* BLKZEROOUT */,
 		0x80081272 /* BLKGETSIZE64 */, 0x1261 /* BLKFLSBUF */,
+		/* net-tap: the offloads frames to the guest may carry, when
+		 * its driver sets its features (a vCPU thread) */
+		0x400454d0 /* TUNSETOFFLOAD */,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(tty_block); i++)
 		allow_ioctl(b, R_BOTH, tty_block[i]);

@@ -432,6 +432,11 @@ struct modvm_host {
 	 * writes, removing files in path's folder stays allowed. Call it in
 	 * create/init; later calls change nothing. */
 	void (*allow_remove)(modvm_inst *inst, const char *path);
+	/* NIC: the offloads its guest takes on received frames
+	 * (MODVM_NET_OFFLOAD_* bits; only those net_offloads() has, and
+	 * only with MODVM_NET_OFFLOAD_RX; 0 after a reset). The core passes
+	 * them to the backend and drops frames from it that carry others. */
+	void (*net_set_rx_offloads)(modvm_net *net, uint32_t offloads);
 };
 
 /* Convenience wrappers so plugin code reads naturally. */

@@ -14,7 +14,8 @@
 #     fetch again; the derived MAC is the same before and after.
 #   net.sh tap BUILD_DIR SOURCE_DIR
 #     (root) a network namespace and a tap made by the test; the guest
-#     pings the host end and fetches a file from it. 77 without root.
+#     pings the host end, fetches a file from it and posts one to it; the
+#     pcap file shows TSO frames both ways. 77 without root.
 # (docs/linux-guest.md, "linux/net-user")
 set -u
 case_=$1
@@ -45,8 +46,22 @@ free_port() {
 # port of the kernel's choosing written to PORTFILE (in $in_ns).
 http_server() {
 	"${in_ns[@]}" python3 - "$1" "$2" "${3:-127.0.0.1}" <<-'PY' >"$work/http.log" 2>&1 &
-	import functools, http.server, sys
-	h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+	import functools, hashlib, http.server, sys
+	class H(http.server.SimpleHTTPRequestHandler):
+	    def do_POST(self):  # an upload: answer with its sha256
+	        n = int(self.headers.get("Content-Length", 0))
+	        d = b""
+	        while len(d) < n:
+	            c = self.rfile.read(n - len(d))
+	            if not c:
+	                break
+	            d += c
+	        r = hashlib.sha256(d).hexdigest().encode()
+	        self.send_response(200)
+	        self.send_header("Content-Length", str(len(r)))
+	        self.end_headers()
+	        self.wfile.write(r)
+	h = functools.partial(H, directory=sys.argv[1])
 	s = http.server.ThreadingHTTPServer((sys.argv[3], 0), h)
 	with open(sys.argv[2] + ".tmp", "w") as f:
 	    f.write(str(s.server_address[1]))
@@ -78,11 +93,15 @@ pcap_summary() {
 	magic, vmaj, vmin, _, _, snap, link = struct.unpack("<IHHiIII", d[:24])
 	assert magic == 0xa1b2c3d4 and (vmaj, vmin) == (2, 4) and link == 1, "bad pcap header"
 	off, n, ack, echo = 24, 0, "none", [0, 0]
+	big = {}   # frames longer than 1514 bytes (GSO) by IPv4 source
 	while off + 16 <= len(d):
 	    _, _, incl, orig = struct.unpack("<IIII", d[off:off + 16])
 	    f = d[off + 16:off + 16 + incl]
 	    off += 16 + incl
 	    n += 1
+	    if len(f) > 1514 and f[12:14] == b"\x08\x00":
+	        src = ".".join(str(x) for x in f[26:30])
+	        big[src] = big.get(src, 0) + 1
 	    if len(f) > 34 and f[12:14] == b"\x08\x00" and f[23] == 1:
 	        t = f[14 + (f[14] & 15) * 4]
 	        if t in (0, 8):
@@ -100,7 +119,9 @@ pcap_summary() {
 	                    ack = ".".join(str(x) for x in b[16:20])
 	                i += 2 + opts[i + 1] if opts[i] else 1
 	assert off == len(d), "truncated record"
-	print("records=%d dhcp_ack_to=%s echo_requests=%d echo_replies=%d" % (n, ack, echo[0], echo[1]))
+	print("records=%d dhcp_ack_to=%s echo_requests=%d echo_replies=%d big_from=%s" %
+	      (n, ack, echo[0], echo[1],
+	       ",".join("%s:%d" % kv for kv in sorted(big.items())) or "none"))
 	PY
 }
 
@@ -255,9 +276,21 @@ run_tap() {
 	vm_config tap "modvm.script=net-tap modvm.ip=10.0.4.2 modvm.peer=10.0.4.1 modvm.port=$port modvm.sha=$sha" \
 		"{ plugin = \"virtio-net\"; id = \"net0\"; backend = \"tap\"; ifname = \"mtap0\"; pcap = \"$work/tap.pcap\"; }" || return
 	vm_start tap
-	vm_end tap "net: ping 10.0.4.1: 3 of 3" "net: fetched 200000 bytes sha256 $sha" "net: PASS" \
-		"MODVM-SCRIPT-END net-tap rc=0"
+	vm_end tap "net: ping 10.0.4.1: 3 of 3" "net: fetched 200000 bytes sha256 $sha" \
+		"net: uploaded 228894 bytes, the host got sha256 $(seq 1 40000 | sha256sum | cut -d ' ' -f 1)" \
+		"net: PASS" "MODVM-SCRIPT-END net-tap rc=0"
 	expect_pings "$work/tap.pcap"
+	# the offloads were used: segmentation offload frames (longer than
+	# an Ethernet frame) from the host to the guest (GUEST_TSO4) and from
+	# the guest to the host (HOST_TSO4), with the hashes above intact
+	local sum
+	sum=$(pcap_summary "$work/tap.pcap" 2>&1)
+	checks=$((checks + 1))
+	grep -Eq "big_from=.*10\.0\.4\.1:[1-9]" <<<"$sum" ||
+		fail "no frame longer than 1514 bytes reached the guest (receive TSO not in use): $sum"
+	checks=$((checks + 1))
+	grep -Eq "big_from=.*10\.0\.4\.2:[1-9]" <<<"$sum" ||
+		fail "the guest sent no frame longer than 1514 bytes (transmit TSO not in use): $sum"
 }
 
 # Snapshot and resume: the guest, behind net-user with a derived MAC,
