@@ -12,6 +12,10 @@
 #   net.sh snapshot BUILD_DIR SOURCE_DIR
 #     behind net-user: fetch, snapshot, quit, resume in a new process,
 #     fetch again; the derived MAC is the same before and after.
+#   net.sh storm BUILD_DIR SOURCE_DIR
+#     behind restricted net-user, the guest floods the adapter with raw
+#     frames no correct guest sends; modvm survives without growing, the
+#     adapter works afterwards, and nothing reaches the host's loopback.
 #   net.sh tap BUILD_DIR SOURCE_DIR
 #     (root) a network namespace and a tap made by the test; the guest
 #     pings the host end, fetches a file from it and posts one to it; the
@@ -346,6 +350,78 @@ run_snapshot() {
 	grep -qF "net: fetched a" "$work/snap1.log" || fail "no first fetch before the snapshot"
 }
 
+# A misbehaving guest behind restricted user-mode networking: for some
+# seconds it floods the adapter with raw frames no correct guest sends
+# (runts, lying IPv4 headers, UDP to the router's port P, SYNs and UDP to
+# random addresses, ARP for random addresses, unknown ethertypes). modvm
+# must survive it without growing, the adapter must work afterwards (a
+# lease again, a fetch through the forward), and nothing of it may reach
+# the host: a UDP listener on 127.0.0.1:P (where the router's P leads
+# when not restricted) gets only the test's own control datagram.
+run_storm() {
+	local port fwd sha pid rss max=0 got count
+	port=$(free_port)
+	fwd=$(free_port)
+	python3 - "$port" "$work/udp.count" <<-'PY' >"$work/udp.log" 2>&1 &
+	import signal, socket, sys
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("127.0.0.1", int(sys.argv[1])))
+	n = 0
+	def done(*a):
+	    open(sys.argv[2], "w").write("%d\n" % n)
+	    sys.exit(0)
+	signal.signal(signal.SIGTERM, done)
+	while True:
+	    s.recv(65536)
+	    n += 1
+	PY
+	local listener=$!
+	pids+=($listener)
+	sha=$(seq 1 20000 | sha256sum | cut -d ' ' -f 1)
+	vm_config storm "modvm.script=net-storm modvm.secs=8 modvm.port=$port" \
+		"{ plugin = \"virtio-net\"; id = \"net0\"; backend = \"user\"; restrict = true;
+		   hostfwd = \"tcp:127.0.0.1:$fwd-:80\"; }" || return
+	vm_start storm
+	for _ in $(seq 1200); do
+		grep -qF "net: SERVING" "$work/storm.raw" 2>/dev/null && break
+		grep -qF "net: SKIP" "$work/storm.raw" 2>/dev/null && break
+		kill -0 "${vm_pid[storm]}" 2>/dev/null || break
+		pid=$(pgrep -P "${vm_pid[storm]}" -x modvm | head -1)
+		rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
+		[ -n "$rss" ] && [ "$rss" -gt "$max" ] && max=$rss
+		sleep 0.1
+	done
+	if grep -qF "net: SKIP" "$work/storm.raw"; then
+		skip=$(sed -n 's/.*net: SKIP //p' "$work/storm.raw" | tr -d '\r' | head -1)
+		vm_end storm
+		return 0
+	fi
+	if grep -qF "net: SERVING" "$work/storm.raw"; then
+		got=$(curl -s --max-time 20 "http://127.0.0.1:$fwd/blob" | sha256sum | cut -d ' ' -f 1)
+		checks=$((checks + 1))
+		[ "$got" = "$sha" ] || fail "after the storm the host fetched sha256 $got through the forward, want $sha"
+		vm_say storm fetched
+	else
+		fail "the guest never served after the storm"
+	fi
+	vm_end storm "net: address 10.0.2.15" "net-storm: sent " "net: lease again after the storm" \
+		"net: serving sha256 $sha" "net: PASS" "MODVM-SCRIPT-END net-storm rc=0"
+	grep '^net-storm:' "$work/storm.log" | sed 's/^/  /'
+	echo "modvm's largest resident size during the storm: $((max / 1024)) MiB (guest RAM 512 MiB)"
+	checks=$((checks + 1))
+	[ "$max" -gt 0 ] && [ "$max" -lt $((800 * 1024)) ] ||
+		fail "modvm's resident size reached $((max / 1024)) MiB (want more than 0 and under 800)"
+	# the control datagram: the listener was alive and counting
+	python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"control", ("127.0.0.1", int(sys.argv[1])))' "$port"
+	sleep 0.3
+	kill "$listener"
+	wait "$listener" 2>/dev/null
+	count=$(cat "$work/udp.count" 2>/dev/null)
+	echo "datagrams on 127.0.0.1:$port: ${count:-none} (1 is the test's own)"
+	checks=$((checks + 1))
+	[ "$count" = 1 ] || fail "the host's UDP listener got ${count:-no count} datagrams, want only the test's own: the restricted guest reached the host"
+}
+
 # A case that stopped half-way (a shell error) must not pass: each ends by
 # setting completed.
 completed=
@@ -355,6 +431,7 @@ user) run_user && completed=1 ;;
 socket) run_socket && completed=1 ;;
 tap) run_tap && completed=1 ;;
 snapshot) run_snapshot && completed=1 ;;
+storm) run_storm && completed=1 ;;
 *) echo "net.sh: unknown case $case_" >&2; exit 2 ;;
 esac
 checks=$((checks + 1))
