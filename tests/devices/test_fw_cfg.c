@@ -280,6 +280,34 @@ static void test_state_hostile(void)
 	hx_free(h);
 }
 
+/* bootorder: ';' in the property become lines, NUL-terminated as QEMU
+ * sends it; no property, no file; an oversized one is refused. */
+static void test_bootorder(void)
+{
+	struct hx *h = hx_new(0);
+	char got[64] = { 0 };
+	static char big[5000];
+	uint16_t key;
+	uint32_t size;
+
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw",
+				     hx_prop("bootorder", "/pci@i0cf8/*@3;HALT"), NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "bootorder", &key, &size), 0);
+	CU_ASSERT_EQUAL(size, strlen("/pci@i0cf8/*@3\nHALT\n") + 1);
+	fw_read(h, key, got, size);
+	CU_ASSERT_STRING_EQUAL(got, "/pci@i0cf8/*@3\nHALT\n");
+	hx_free(h);
+	h = fw_new(0, 1, NULL);
+	CU_ASSERT_EQUAL(fw_find(h, "bootorder", &key, &size), -1);
+	hx_free(h);
+	/* hx_prop stops at 512 bytes: spell the property out */
+	memcpy(big, "bootorder=", 10);
+	memset(big + 10, 'a', sizeof(big) - 11);
+	h = hx_new(0);
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw", big, NULL), -1);
+	hx_free(h);
+}
+
 static void test_port_property_and_overlap(void)
 {
 	struct hx *h = hx_new(0);
@@ -305,6 +333,7 @@ int main(void)
 		TEST(test_reset_and_state),
 		TEST(test_state_hostile),
 		TEST(test_port_property_and_overlap),
+		TEST(test_bootorder),
 	};
 	return RUN_TESTS("fw-cfg", tests);
 }

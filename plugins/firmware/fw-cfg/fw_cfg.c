@@ -5,8 +5,8 @@
  * the data port (0x511) returns its next byte, 0 past the end or for an
  * unknown item. Items: the signature "QEMU", the interface ID (traditional
  * interface only: no DMA), a null UUID, RAM size, vCPU count, the file
- * directory (0x19) and the files from 0x20: etc/e820 (modvm's E820 map) and
- * any the config names. Firmware code adds more files with fwcfg_add_file.
+ * directory (0x19) and the files from 0x20: etc/e820 (modvm's E820 map),
+ * bootorder (property) and any the config names. Firmware code adds more files with fwcfg_add_file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,6 +60,7 @@ struct fw_cfg {
 	uint16_t port;               /* properties */
 	bool e820;
 	const char *files;
+	const char *bootorder;
 	struct fw_cfg_item items[FW_CFG_FILE_FIRST + FW_CFG_MAX_FILE + 8];
 	unsigned nitems;
 	unsigned nfiles;
@@ -256,6 +257,35 @@ static int add_config_files(struct fw_cfg *f, const char *spec)
 	return r;
 }
 
+/* "bootorder": the firmware's boot device paths, one a line, first
+ * first (SeaBIOS src/boot.c; QEMU builds it from bootindex). The property
+ * separates them with ';'. */
+static int add_bootorder(struct fw_cfg *f, const char *spec)
+{
+	size_t n = strlen(spec);
+	char *text;
+	int r;
+
+	if (!n)
+		return 0;
+	if (n > 4096) {
+		f->dev.host->set_error(f->dev.inst, "bootorder: %zu bytes, at most 4096", n);
+		return -1;
+	}
+	text = malloc(n + 2);
+	if (!text) {
+		f->dev.host->set_error(f->dev.inst, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		text[i] = spec[i] == ';' ? '\n' : spec[i];
+	text[n] = '\n';
+	text[n + 1] = 0;
+	r = fwcfg_add_file(f, "bootorder", text, (uint32_t)n + 2);
+	free(text);
+	return r;
+}
+
 static int add_standard_items(struct fw_cfg *f)
 {
 	uint8_t b[8], uuid[16] = { 0 };
@@ -356,7 +386,7 @@ static int fwcfg_init(void *dev)
 	struct fw_cfg *f = dev;
 
 	if (add_standard_items(f) || (f->e820 && add_e820(f)) ||
-	    add_config_files(f, f->files) ||
+	    add_config_files(f, f->files) || add_bootorder(f, f->bootorder) ||
 	    !f->dev.host->pio_register(f->dev.inst, f->port, 2, &fwcfg_ops, f)) {
 		fwcfg_destroy(f);
 		return -1;
@@ -374,7 +404,9 @@ MODVM_DEVICE_DEFINE(.name = "fw-cfg", .version = "1.0.0",
 		MODVM_PROP_BOOL(F, e820, "e820", "true",
 				"offer modvm's E820 memory map as file etc/e820"),
 		MODVM_PROP_STRING(F, files, "files", "",
-				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)")),
+				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)"),
+		MODVM_PROP_STRING(F, bootorder, "bootorder", "",
+				  "file bootorder for the firmware: device paths separated by ';', first tried first (SeaBIOS: /pci@i0cf8/*@SLOT for virtio-blk in SLOT, HALT to stop after the list)")),
 	.state = MODVM_STATE(&fwcfg_state),
 	.ops = MODVM_DEVICE_OPS(F, .init = fwcfg_init, .destroy = fwcfg_destroy,
 				.reset = fwcfg_reset));
