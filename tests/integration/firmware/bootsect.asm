@@ -4,6 +4,9 @@
 ; prints the string found there and ends the VM through isa-debug-exit:
 ; status 33 when the read worked, 35 when INT 13h failed. A test thus sees
 ; that the firmware loaded sector 0 and that its disk driver reads sector 1.
+; With -DCDROM it is an El Torito no-emulation boot image instead: it reads
+; the CD's block 16 (2048 bytes) and checks the ISO 9660 "CD001" there
+; (status 37 if missing), printing "PVD CD001".
 ;   nasm -f bin -DNAME='"disk-a"' -o boot.img bootsect.asm
 %ifndef NAME
 %define NAME "disk"
@@ -30,8 +33,19 @@ start:
 	mov dl, [drive]
 	int 0x13
 	jc .fail
+%ifdef CDROM
+	mov si, 0x8001
+	mov di, cd001
+	mov cx, 5
+	repe cmpsb
+	mov al, 0x12            ; 37: no volume descriptor
+	jne .exit
+	mov si, pvd
+	call puts
+%else
 	mov si, 0x7e00
 	call puts
+%endif
 	mov al, 0x10            ; exit status (0x10 << 1) | 1 = 33
 	jmp .exit
 .fail:
@@ -57,11 +71,20 @@ puts:                           ; print the NUL-terminated string at DS:SI
 drive:  db 0
 banner: db "BOOT ", NAME, 13, 10, 0
 failed: db "INT13 FAILED", 13, 10, 0
+%ifdef CDROM
+cd001:  db "CD001"
+pvd:    db "PVD CD001", 13, 10, 0
+%endif
 align 4
 dap:    db 16, 0                ; disk address packet: size, reserved
 	dw 1                    ; one sector
+%ifdef CDROM
+	dw 0x8000, 0            ; a 2048-byte block to 0000:8000
+	dq 16                   ; the primary volume descriptor
+%else
 	dw 0x7e00, 0            ; to 0000:7E00
 	dq 1                    ; LBA 1
+%endif
 times 510 - ($ - $$) db 0
 	dw 0xaa55
 lba1:   db "SECTOR1 ", NAME, 13, 10, 0

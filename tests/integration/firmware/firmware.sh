@@ -4,8 +4,9 @@
 # bootsect.asm) onto a fresh disk image, under cpu-bt; bad ROM images and
 # configs are refused with a message naming the file.
 # usage: firmware.sh CASE BUILD_DIR SOURCE_DIR
-#   CASE: virtio | bootorder | bad-rom | kvm
-# Exit 77 (skipped) when the seabios package or nasm is missing.
+#   CASE: virtio | bootorder | ide-disk | ide-cdrom | bad-rom | kvm
+# Exit 77 (skipped) when the seabios package or nasm (or, for ide-cdrom,
+# xorriso) is missing.
 set -u
 case=$1
 build=$2
@@ -66,6 +67,20 @@ has() { # has TEXT IN WHAT: fixed string
 	grep -qF -- "$1" <<<"$2" || { fail "expected \"$1\" in $3; it holds:"; sed 's/^/    /' <<<"$2" | tail -40; }
 }
 
+# cdrom NAME: an El Torito ISO (xorriso) booting the CD variant of the
+# boot sector, no emulation.
+cdrom() {
+	command -v xorriso >/dev/null || { echo "SKIP: xorriso not installed (scripts/deps.sh)"; exit 77; }
+	mkdir -p "$work/iso-$1"
+	nasm -f bin -DCDROM -DNAME="\"$1\"" -o "$work/iso-$1/boot.img" "$here/bootsect.asm" || exit 1
+	xorriso -as mkisofs -quiet -o "$work/$1.iso" -b boot.img -no-emul-boot \
+		-boot-load-size 4 "$work/iso-$1" 2>/dev/null || { fail "xorriso failed"; exit 1; }
+}
+
+ide() { # ide ID CHANNEL MEDIA IMAGE
+	printf '{ plugin = "ide"; id = "%s"; channel = "%s"; media = "%s"; backend = "raw"; path = "%s"; }' "$1" "$2" "$3" "$4"
+}
+
 fwcfg() { printf '{ plugin = "fw-cfg"; id = "fwcfg";%s }' "${1:+ bootorder = \"$1\";}"; }
 vblk() { printf '{ plugin = "virtio-blk"; id = "%s"; slot = %s; backend = "raw"; path = "%s"; }' "$1" "$2" "$work/$1.img"; }
 
@@ -92,6 +107,32 @@ case_bootorder() {
 	boot 33
 	has "BOOT disk-b" "$serial" "the serial console (bootorder slot 3)"
 	has "SECTOR1 disk-b" "$serial" "the serial console (bootorder slot 3)"
+}
+
+case_ide_disk() {
+	disk disk-a
+	vmcfg cpu-bt "$(fwcfg)" "$(ide hd0 primary disk "$work/disk-a.img")"
+	boot 33
+	has "ata0-0: MODVM HARDDISK ATA-6 Hard-Disk" "$debug" "the 0x402 log"
+	has "BOOT disk-a" "$serial" "the serial console"
+	has "SECTOR1 disk-a" "$serial" "the serial console"
+}
+
+# An IDE disk on the primary channel and an ISO on the secondary: the disk
+# boots first, and with bootorder naming the CD-ROM the CD boots, reading
+# its volume descriptor through INT 13h.
+case_ide_cdrom() {
+	disk disk-a
+	cdrom cd
+	vmcfg cpu-bt "$(fwcfg)" "$(ide hd0 primary disk "$work/disk-a.img")" "$(ide cd0 secondary cdrom "$work/cd.iso")"
+	boot 33
+	has "DVD/CD [ata1-0: MODVM CD-ROM ATAPI-6 DVD/CD]" "$debug" "the 0x402 log"
+	has "BOOT disk-a" "$serial" "the serial console (no bootorder)"
+	vmcfg cpu-bt "$(fwcfg '/pci@i0cf8/*@1/drive@1/disk@0')" "$(ide hd0 primary disk "$work/disk-a.img")" "$(ide cd0 secondary cdrom "$work/cd.iso")"
+	boot 33
+	has "Booting from DVD/CD" "$debug" "the 0x402 log"
+	has "BOOT cd" "$serial" "the serial console (bootorder CD-ROM)"
+	has "PVD CD001" "$serial" "the serial console (bootorder CD-ROM)"
 }
 
 # bad ROM images and configs: refused before the guest runs, naming the file.
@@ -168,6 +209,8 @@ case_kvm() {
 case "$case" in
 virtio) case_virtio ;;
 bootorder) case_bootorder ;;
+ide-disk) case_ide_disk ;;
+ide-cdrom) case_ide_cdrom ;;
 bad-rom) case_bad_rom ;;
 kvm) case_kvm ;;
 *) echo "unknown case $case"; exit 2 ;;
