@@ -500,10 +500,15 @@ static void start_packet(struct ata_dev *d)
 		cmd_abort(d, ER_ABRT);
 		return;
 	}
+	/* 0 is not allowed (ATA-6 8.21): take the largest; an odd limit
+	 * rounds down, the data port moving words, but never to 0, which
+	 * would be a data phase that moves nothing */
 	d->byte_limit = (uint16_t)(d->lbah << 8 | d->lbam);
-	if (d->byte_limit == 0 || d->byte_limit == 0xFFFF)
+	if (d->byte_limit == 0)
 		d->byte_limit = 0xFFFE;
-	d->byte_limit &= 0xFFFE;    /* even: the data port moves words */
+	d->byte_limit &= 0xFFFE;
+	if (d->byte_limit == 0)
+		d->byte_limit = 2;
 	d->nsector = IR_COD;
 	start_block(d, XFER_PACKET, 12, false);
 }
@@ -717,7 +722,7 @@ void ata_sanitize(struct ata_dev *d)
 		d->total = d->done;
 	d->byte_limit &= 0xFFFE;
 	if (!d->byte_limit)
-		d->byte_limit = 0xFFFE;
+		d->byte_limit = 2;
 	d->device &= 0x5F;
 	irq_update(d);
 }
