@@ -710,6 +710,18 @@ void ata_sanitize(struct ata_dev *d)
 		d->xfer = XFER_NONE;
 	if (d->xfer == XFER_NONE)
 		d->pos = d->len = 0;
+	/* a write block lands at lba, and sectors_left more follow it; a
+	 * packet or a write belongs to its kind of device only */
+	if (d->xfer == XFER_OUT &&
+	    (is_cd(d) || d->lba >= d->nsectors ||
+	     d->sectors_left > d->nsectors - d->lba - 1))
+		d->xfer = XFER_NONE;
+	if (d->xfer == XFER_PACKET && !is_cd(d))
+		d->xfer = XFER_NONE;
+	if (!d->from_disk && d->total > ATA_BUF_SIZE)
+		d->total = d->done = 0;
+	if (d->xfer == XFER_NONE)
+		d->pos = d->len = 0;
 	if (d->done > d->total)
 		d->done = d->total;
 	/* sectors_left and lba are checked against the image when used:
