@@ -308,6 +308,94 @@ static void test_bootorder(void)
 	hx_free(h);
 }
 
+/* ---- DMA interface ---------------------------------------------------- */
+
+#define DMA 0x514
+
+static void put_be(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint32_t bswap(uint32_t v)
+{
+	return (v >> 24) | (v >> 8 & 0xff00) | (v << 8 & 0xff0000) | (v << 24);
+}
+
+/* Write an FWCfgDmaAccess at `at`, start it as SeaBIOS does (be32 halves),
+ * return the control word the device wrote back. */
+static uint32_t dma(struct hx *h, uint64_t at, uint32_t control, uint32_t len,
+		    uint64_t addr)
+{
+	uint8_t a[16];
+
+	put_be(a, control, 4);
+	put_be(a + 4, len, 4);
+	put_be(a + 8, addr, 8);
+	hx_mem_write(h, at, a, sizeof(a));
+	hx_outl(h, DMA, bswap((uint32_t)(at >> 32)));
+	hx_outl(h, DMA + 4, bswap((uint32_t)at));
+	hx_mem_read(h, at, a, 4);
+	return be32(a);
+}
+
+static void test_dma(void)
+{
+	struct hx *h = hx_new(16 << 20);
+	uint8_t buf[64];
+	static uint8_t big[1 << 20];
+
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw", hx_prop("dma", "true"), NULL), 0);
+	CU_ASSERT_EQUAL(fw_le(h, 0x0001, 4), 3);               /* ID: DMA too */
+	CU_ASSERT_EQUAL(hx_inl(h, DMA), 0x554d4551);           /* "QEMU" */
+	CU_ASSERT_EQUAL(hx_inl(h, DMA + 4), 0x47464320);       /* " CFG" */
+	/* select + read the signature, then read on past its end: zeros */
+	memset(buf, 0xee, sizeof(buf));
+	hx_mem_write(h, 0x2000, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0008 | 0x0002, 2, 0x2000), 0);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 6, 0x2002), 0);
+	hx_mem_read(h, 0x2000, buf, 9);
+	CU_ASSERT_EQUAL(memcmp(buf, "QEMU\0\0\0\0\xee", 9), 0);
+	/* skip 2 of the ID then read on: byte 2 of le32 3 */
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0001 << 16 | 0x0008 | 0x0004, 2, 0), 0);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 2, 0x2000), 0);
+	hx_mem_read(h, 0x2000, buf, 2);
+	CU_ASSERT(buf[0] == 0 && buf[1] == 0);
+	/* the byte interface continues where DMA left the offset */
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0000 << 16 | 0x0008 | 0x0004, 1, 0), 0);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 'E');
+	/* hostile: beyond RAM, wrapping, a write, a huge length into RAM */
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x19 << 16 | 0x0008 | 0x0002, 64, 0xfffff000ull), 1);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 0xffffffffu, 0xffffffffffffff00ull), 1);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0010, 4, 0x2000), 1);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 0xffffffffu, 0x100000), 1); /* past 16 MiB */
+	memset(big, 0xee, sizeof(big));
+	hx_mem_write(h, 0x200000, big, sizeof(big));
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0008 | 0x0002, sizeof(big), 0x200000), 0);
+	hx_mem_read(h, 0x200000, big, sizeof(big));
+	CU_ASSERT_EQUAL(memcmp(big, "QEMU", 4), 0);
+	CU_ASSERT_EQUAL(big[sizeof(big) - 1], 0);
+	/* an access structure outside RAM is ignored; 64-bit address halves */
+	hx_outl(h, DMA, bswap(0x1));
+	hx_outl(h, DMA + 4, bswap(0x1000));
+	hx_outl(h, DMA + 4, bswap(0xfffffff8));
+	/* a snapshot keeps the half-written address; reset clears it */
+	hx_outl(h, DMA, bswap(0x7));
+	CU_ASSERT_EQUAL(hx_state_poke(h, "fw", "dma_high=0", NULL), 0);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0008 | 0x0002, 4, 0x2000), 0);
+	hx_free(h);
+	/* dma = false: no register at 0x514 */
+	h = fw_new(0, 1, NULL);
+	CU_ASSERT_EQUAL(hx_inl(h, DMA), 0xffffffffu);
+	hx_free(h);
+	/* the register must fit below 0x10000 */
+	h = hx_new(0);
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw", hx_prop("dma", "true"),
+			       hx_prop("port", "0xfff8"), NULL), -1);
+	hx_free(h);
+}
+
 static void test_port_property_and_overlap(void)
 {
 	struct hx *h = hx_new(0);
@@ -334,6 +422,7 @@ int main(void)
 		TEST(test_state_hostile),
 		TEST(test_port_property_and_overlap),
 		TEST(test_bootorder),
+		TEST(test_dma),
 	};
 	return RUN_TESTS("fw-cfg", tests);
 }

@@ -3,8 +3,9 @@
  * kvm-unit-tests read to learn about the machine. A 16-bit write to the
  * selector port (0x510) picks an item and rewinds it; each 1-byte read of
  * the data port (0x511) returns its next byte, 0 past the end or for an
- * unknown item. Items: the signature "QEMU", the interface ID (traditional
- * interface only: no DMA), a null UUID, RAM size, vCPU count, the file
+ * unknown item. With property dma, the DMA interface too (port 0x514, a
+ * big-endian guest-physical address of a FWCfgDmaAccess). Items: the
+ * signature "QEMU", the interface ID, a null UUID, RAM size, vCPU count, the file
  * directory (0x19) and the files from 0x20: etc/e820 (modvm's E820 map),
  * bootorder (property) and any the config names. Firmware code adds more files with fwcfg_add_file.
  */
@@ -35,6 +36,16 @@
 #define FW_CFG_IRQ0_OVERRIDE (FW_CFG_ARCH_LOCAL + 2)
 
 #define FW_CFG_VERSION 0x01        /* ID bit 0: the traditional interface */
+#define FW_CFG_VERSION_DMA 0x02    /* ID bit 1: the DMA interface */
+#define FW_CFG_DMA_PORT_OFF 4      /* 0x514 for the selector at 0x510 */
+#define FW_CFG_DMA_SIGNATURE "QEMU CFG" /* what reads of the DMA port give */
+/* FWCfgDmaAccess.control (fw_cfg.rst, "FWCfgDmaAccess") */
+#define DMA_CTL_ERROR  0x01
+#define DMA_CTL_READ   0x02
+#define DMA_CTL_SKIP   0x04
+#define DMA_CTL_SELECT 0x08
+#define DMA_CTL_WRITE  0x10
+#define DMA_CHUNK 4096
 #define FW_CFG_MAX_FILE 64         /* keys 0x20 .. 0x5f */
 #define FW_CFG_NAME_LEN 56         /* struct FWCfgFile.name, with the NUL */
 #define FW_CFG_MAX_FILE_SIZE (64u << 20)
@@ -61,6 +72,7 @@ struct fw_cfg {
 	bool e820;
 	const char *files;
 	const char *bootorder;
+	bool dma;
 	struct fw_cfg_item items[FW_CFG_FILE_FIRST + FW_CFG_MAX_FILE + 8];
 	unsigned nitems;
 	unsigned nfiles;
@@ -68,6 +80,7 @@ struct fw_cfg {
 	uint16_t cur_key;            /* normalised key or FW_CFG_INVALID */
 	uint32_t cur_offset;
 	const struct fw_cfg_item *cur; /* derived from cur_key */
+	uint32_t dma_high;           /* DMA address bits 63:32, written first */
 };
 
 static struct fw_cfg_item *item_find(struct fw_cfg *f, uint16_t key)
@@ -262,11 +275,11 @@ static int add_config_files(struct fw_cfg *f, const char *spec)
  * separates them with ';'. */
 static int add_bootorder(struct fw_cfg *f, const char *spec)
 {
-	size_t n = strlen(spec);
+	size_t n;
 	char *text;
 	int r;
 
-	if (!n)
+	if (!spec || !(n = strlen(spec)))
 		return 0;
 	if (n > 4096) {
 		f->dev.host->set_error(f->dev.inst, "bootorder: %zu bytes, at most 4096", n);
@@ -293,7 +306,7 @@ static int add_standard_items(struct fw_cfg *f)
 	int r = 0;
 
 	r |= fwcfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
-	le_put(b, FW_CFG_VERSION, 4);
+	le_put(b, FW_CFG_VERSION | (f->dma ? FW_CFG_VERSION_DMA : 0), 4);
 	r |= fwcfg_add(f, FW_CFG_ID, b, 4);
 	r |= fwcfg_add(f, FW_CFG_UUID, uuid, sizeof(uuid));
 	le_put(b, f->dev.host->mem_size(f->dev.inst), 8);
@@ -350,9 +363,113 @@ static void fwcfg_port_write(void *opaque, uint64_t off, uint64_t v,
 
 static const struct modvm_io_ops fwcfg_ops = { fwcfg_port_read, fwcfg_port_write };
 
+/* ---- DMA (fw_cfg.rst, "DMA interface") ------------------------------ */
+
+/* Copy `len` bytes of the selected item from the current offset to guest
+ * address `gpa` (zeros past the item's end, as QEMU), or skip them; the
+ * offset stays within the item. Returns 0, or -1 if a byte of the range is
+ * not RAM. */
+static int dma_read(struct fw_cfg *f, uint64_t gpa, uint32_t len, bool skip)
+{
+	uint8_t chunk[DMA_CHUNK];
+
+	for (uint32_t done = 0; done < len;) {
+		uint32_t n = len - done < DMA_CHUNK ? len - done : DMA_CHUNK;
+		uint32_t have = 0;
+
+		if (f->cur && f->cur_offset < f->cur->len) {
+			have = f->cur->len - f->cur_offset;
+			if (have > n)
+				have = n;
+		}
+		if (!skip) {
+			if (have)
+				memcpy(chunk, f->cur->data + f->cur_offset, have);
+			memset(chunk + have, 0, n - have);
+			if (gpa + done < gpa ||
+			    f->dev.host->mem_write(f->dev.inst, gpa + done, chunk, n))
+				return -1;
+		}
+		f->cur_offset += have;
+		done += n;
+	}
+	return 0;
+}
+
+/* One FWCfgDmaAccess { be32 control; be32 length; be64 address; } at gpa:
+ * select, read, skip (a write is an error: no item is writable); then the
+ * control word is written back 0, or with the error bit. An access that is
+ * not in RAM is ignored (there is nowhere to report it). */
+static void dma_run(struct fw_cfg *f, uint64_t gpa)
+{
+	uint8_t a[16], ctl[4];
+	uint32_t control, len;
+	uint64_t addr;
+	int err = 0;
+
+	if (f->dev.host->mem_read(f->dev.inst, gpa, a, sizeof(a)))
+		return;
+	control = (uint32_t)be_get(a, 4);
+	len = (uint32_t)be_get(a + 4, 4);
+	addr = be_get(a + 8, 8);
+	if (control & DMA_CTL_SELECT)
+		fwcfg_select(f, (uint16_t)(control >> 16));
+	if (control & DMA_CTL_WRITE)
+		err = -1;
+	else if (control & DMA_CTL_READ)
+		err = dma_read(f, addr, len, false);
+	else if (control & DMA_CTL_SKIP)
+		err = dma_read(f, addr, len, true);
+	be_put(ctl, err ? DMA_CTL_ERROR : 0, 4);
+	(void)f->dev.host->mem_write(f->dev.inst, gpa, ctl, 4);
+}
+
+static uint32_t bswap32(uint32_t v)
+{
+	return (v >> 24) | (v >> 8 & 0xff00) | (v << 8 & 0xff0000) | (v << 24);
+}
+
+/* The 8-byte big-endian address register: reads give "QEMU CFG"; a
+ * 4-byte write at +0 sets bits 63:32, one at +4 bits 31:0 and starts the
+ * transfer (so does an 8-byte write at +0). */
+static uint64_t dma_port_read(void *opaque, uint64_t off, unsigned size)
+{
+	uint64_t v = 0;
+
+	(void)opaque;
+	if (off >= 8 || size > 8 - off)
+		return ~0ull;
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint64_t)(uint8_t)FW_CFG_DMA_SIGNATURE[off + i] << (8 * i);
+	return v;
+}
+
+static void dma_port_write(void *opaque, uint64_t off, uint64_t v,
+			   unsigned size)
+{
+	struct fw_cfg *f = opaque;
+
+	if (size == 4 && off == 0) {
+		f->dma_high = bswap32((uint32_t)v);
+	} else if (size == 4 && off == 4) {
+		uint64_t gpa = (uint64_t)f->dma_high << 32 | bswap32((uint32_t)v);
+		f->dma_high = 0;
+		dma_run(f, gpa);
+	} else if (size == 8 && off == 0) {
+		f->dma_high = 0;
+		dma_run(f, (uint64_t)bswap32((uint32_t)v) << 32 |
+			       bswap32((uint32_t)(v >> 32)));
+	}
+}
+
+static const struct modvm_io_ops dma_ops = { dma_port_read, dma_port_write };
+
 static void fwcfg_reset(void *dev)
 {
-	fwcfg_select(dev, FW_CFG_SIGNATURE);
+	struct fw_cfg *f = dev;
+
+	fwcfg_select(f, FW_CFG_SIGNATURE);
+	f->dma_high = 0;
 }
 
 /* The items are rebuilt from the config; a snapshot holds only the guest's
@@ -368,8 +485,9 @@ static int fwcfg_post_load(void *dev)
 	return 0;
 }
 
-MODVM_STATE_SECTION_HOOKS(fwcfg_state, "fw-cfg", 1, 1, NULL, fwcfg_post_load,
-	MODVM_F_U16(struct fw_cfg, cur_key), MODVM_F_U32(struct fw_cfg, cur_offset));
+MODVM_STATE_SECTION_HOOKS(fwcfg_state, "fw-cfg", 2, 1, NULL, fwcfg_post_load,
+	MODVM_F_U16(struct fw_cfg, cur_key), MODVM_F_U32(struct fw_cfg, cur_offset),
+	MODVM_F_U32_V(struct fw_cfg, dma_high, 2));
 
 /* The item copies are ours (also after a failed init). */
 static void fwcfg_destroy(void *dev)
@@ -385,9 +503,17 @@ static int fwcfg_init(void *dev)
 {
 	struct fw_cfg *f = dev;
 
+	if (f->dma && f->port > 0xffff - FW_CFG_DMA_PORT_OFF - 7) {
+		f->dev.host->set_error(f->dev.inst, "port 0x%x: the DMA register (port + 4, 8 bytes) would run past 0xffff: lower port or set dma = false",
+				       (unsigned)f->port);
+		return -1;
+	}
+
 	if (add_standard_items(f) || (f->e820 && add_e820(f)) ||
 	    add_config_files(f, f->files) || add_bootorder(f, f->bootorder) ||
-	    !f->dev.host->pio_register(f->dev.inst, f->port, 2, &fwcfg_ops, f)) {
+	    !f->dev.host->pio_register(f->dev.inst, f->port, 2, &fwcfg_ops, f) ||
+	    (f->dma && !f->dev.host->pio_register(f->dev.inst, f->port + FW_CFG_DMA_PORT_OFF,
+						  8, &dma_ops, f))) {
 		fwcfg_destroy(f);
 		return -1;
 	}
@@ -401,6 +527,8 @@ MODVM_DEVICE_DEFINE(.name = "fw-cfg", .version = "1.0.0",
 	.props = MODVM_PROPS(
 		MODVM_PROP_INT(F, port, "port", "0x510", 0, 0xfffe,
 			       "selector port; the data port follows it (QEMU: 0x510, 0x511)"),
+		MODVM_PROP_BOOL(F, dma, "dma", "false",
+				"offer the DMA interface (ID bit 1, address register at port + 4, 8 bytes)"),
 		MODVM_PROP_BOOL(F, e820, "e820", "true",
 				"offer modvm's E820 memory map as file etc/e820"),
 		MODVM_PROP_STRING(F, files, "files", "",
