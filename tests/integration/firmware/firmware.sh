@@ -4,7 +4,7 @@
 # bootsect.asm) onto a fresh disk image, under cpu-bt; bad ROM images and
 # configs are refused with a message naming the file.
 # usage: firmware.sh CASE BUILD_DIR SOURCE_DIR
-#   CASE: virtio | bootorder | ide-disk | ide-cdrom | bad-rom | kvm
+#   CASE: virtio | bootorder | ide-disk | ide-cdrom | bad-rom | bad-guest | kvm
 # Exit 77 (skipped) when the seabios package or nasm (or, for ide-cdrom,
 # xorriso) is missing.
 set -u
@@ -135,6 +135,23 @@ case_ide_cdrom() {
 	has "PVD CD001" "$serial" "the serial console (bootorder CD-ROM)"
 }
 
+# A hostile boot sector (hostile.asm) hammers fw_cfg (with DMA) and an IDE
+# disk after SeaBIOS booted it; modvm survives, the DMA errors are reported.
+case_bad_guest() {
+	nasm -f bin -o "$work/hostile.img" "$here/hostile.asm" || exit 1
+	truncate -s 1M "$work/hostile.img"
+	truncate -s 1M "$work/scratch.img"
+	vmcfg cpu-bt '{ plugin = "fw-cfg"; id = "fwcfg"; dma = true; bootorder = "/pci@i0cf8/*@3"; }' \
+		"$(printf '{ plugin = "virtio-blk"; id = "boot"; slot = 3; backend = "raw"; path = "%s"; }' "$work/hostile.img")" \
+		"$(ide hd0 primary disk "$work/scratch.img")"
+	boot 33
+	has "QEMU fw_cfg DMA interface supported" "$debug" "the 0x402 log"
+	has "HOSTILE START" "$serial" "the serial console"
+	has "DMA beyond RAM: 1" "$serial" "the serial console"
+	has "DMA write: 1" "$serial" "the serial console"
+	has "HOSTILE DONE" "$serial" "the serial console"
+}
+
 # bad ROM images and configs: refused before the guest runs, naming the file.
 case_bad_rom() {
 	disk disk-a
@@ -212,6 +229,7 @@ bootorder) case_bootorder ;;
 ide-disk) case_ide_disk ;;
 ide-cdrom) case_ide_cdrom ;;
 bad-rom) case_bad_rom ;;
+bad-guest) case_bad_guest ;;
 kvm) case_kvm ;;
 *) echo "unknown case $case"; exit 2 ;;
 esac
