@@ -26,6 +26,19 @@
 #define FW_CFG_UUID 0x02
 #define FW_CFG_RAM_SIZE 0x03
 #define FW_CFG_NB_CPUS 0x05
+/* Linux through the firmware (QEMU's linuxboot option ROM reads these) */
+#define FW_CFG_KERNEL_ADDR 0x07
+#define FW_CFG_KERNEL_SIZE 0x08
+#define FW_CFG_INITRD_ADDR 0x0a
+#define FW_CFG_INITRD_SIZE 0x0b
+#define FW_CFG_KERNEL_DATA 0x11
+#define FW_CFG_INITRD_DATA 0x12
+#define FW_CFG_CMDLINE_ADDR 0x13
+#define FW_CFG_CMDLINE_SIZE 0x14
+#define FW_CFG_CMDLINE_DATA 0x15
+#define FW_CFG_SETUP_ADDR 0x16
+#define FW_CFG_SETUP_SIZE 0x17
+#define FW_CFG_SETUP_DATA 0x18
 #define FW_CFG_MAX_CPUS 0x0f
 #define FW_CFG_FILE_DIR 0x19
 #define FW_CFG_FILE_FIRST 0x20
@@ -72,6 +85,7 @@ struct fw_cfg {
 	bool e820;
 	const char *files;
 	const char *bootorder;
+	const char *kernel, *initrd, *cmdline, *linuxboot_rom;
 	bool dma;
 	struct fw_cfg_item items[FW_CFG_FILE_FIRST + FW_CFG_MAX_FILE + 8];
 	unsigned nitems;
@@ -209,6 +223,42 @@ static int add_e820(struct fw_cfg *f)
 	return fwcfg_add_file(f, "etc/e820", buf, len);
 }
 
+/* The whole of host file `path` (what = the property, for messages), at
+ * most `max` bytes, in a malloc'd buffer. NULL with the error set. */
+static uint8_t *read_host_file(struct fw_cfg *f, const char *what,
+			       const char *path, uint64_t max, uint32_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	struct stat st;
+
+	if (!fp) {
+		f->dev.host->set_error(f->dev.inst, "%s: %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > max) {
+		f->dev.host->set_error(f->dev.inst, "%s: %s is not a regular file of at most %llu MiB",
+				       what, path, (unsigned long long)(max >> 20));
+		goto out;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		f->dev.host->set_error(f->dev.inst, "out of memory for %s", path);
+		goto out;
+	}
+	if (fread(buf, 1, (size_t)st.st_size, fp) != (size_t)st.st_size) {
+		f->dev.host->set_error(f->dev.inst, "%s: %s: short read", what, path);
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	*len = (uint32_t)st.st_size;
+out:
+	fclose(fp);
+	return buf;
+}
+
 static int add_host_file(struct fw_cfg *f, const char *name, const char *path)
 {
 	FILE *fp = fopen(path, "rb");
@@ -279,15 +329,32 @@ static int add_bootorder(struct fw_cfg *f, const char *spec)
 	char *text;
 	int r;
 
+	static const char rom_path[] = "/rom@genroms/linuxboot_dma.bin";
+	char *with_rom = NULL;
+
+	if (f->kernel && f->kernel[0]) {
+		/* the kernel boots first, as with QEMU's -kernel */
+		size_t sl = spec ? strlen(spec) : 0;
+		with_rom = malloc(sizeof(rom_path) + 1 + sl);
+		if (!with_rom) {
+			f->dev.host->set_error(f->dev.inst, "out of memory");
+			return -1;
+		}
+		snprintf(with_rom, sizeof(rom_path) + 1 + sl, "%s%s%s", rom_path,
+			 sl ? ";" : "", sl ? spec : "");
+		spec = with_rom;
+	}
 	if (!spec || !(n = strlen(spec)))
 		return 0;
-	if (n > 4096) {
+	if (n > 4096 + sizeof(rom_path)) {
 		f->dev.host->set_error(f->dev.inst, "bootorder: %zu bytes, at most 4096", n);
+		free(with_rom);
 		return -1;
 	}
 	text = malloc(n + 2);
 	if (!text) {
 		f->dev.host->set_error(f->dev.inst, "out of memory");
+		free(with_rom);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -296,6 +363,118 @@ static int add_bootorder(struct fw_cfg *f, const char *spec)
 	text[n + 1] = 0;
 	r = fwcfg_add_file(f, "bootorder", text, (uint32_t)n + 2);
 	free(text);
+	free(with_rom);
+	return r;
+}
+
+/* ---- Linux through the firmware ---------------------------------------
+ * The Linux x86 boot protocol (Documentation/arch/x86/boot.rst) as a boot
+ * loader follows it, done here for QEMU's linuxboot_dma option ROM, which
+ * copies the pieces where these items say and runs the real-mode setup:
+ * setup at 0x10000 (heap up to the command line), command line at
+ * 0x20000, protected-mode kernel at 1 MiB, initrd near the top of RAM
+ * below initrd_addr_max (the ROM moves it under the firmware's E801 top). */
+#define LB_REAL_ADDR 0x10000u
+#define LB_CMDLINE_ADDR 0x20000u
+#define LB_PROT_ADDR 0x100000u
+#define LB_KERNEL_MAX (256u << 20)
+#define LB_INITRD_MAX (1024u << 20)
+
+static int add_u32(struct fw_cfg *f, uint16_t key, uint32_t v)
+{
+	uint8_t b[4];
+
+	le_put(b, v, 4);
+	return fwcfg_add(f, key, b, 4);
+}
+
+static int add_linux(struct fw_cfg *f)
+{
+	const struct modvm_host *h = f->dev.host;
+	uint8_t *k = NULL, *rd = NULL, *rom = NULL;
+	uint32_t klen = 0, rdlen = 0, romlen = 0, setup, proto, cmdmax, rd_max;
+	uint64_t low = h->mem_size(f->dev.inst);
+	size_t cl = strlen(f->cmdline);
+	int r = -1;
+
+	k = read_host_file(f, "kernel", f->kernel, LB_KERNEL_MAX, &klen);
+	if (!k)
+		goto out;
+	if (klen < 0x300 || memcmp(k + 0x202, "HdrS", 4)) {
+		h->set_error(f->dev.inst, "kernel: %s is not a Linux bzImage (no \"HdrS\" at offset 0x202)", f->kernel);
+		goto out;
+	}
+	proto = (uint32_t)le_get(k + 0x206, 2);
+	setup = ((k[0x1f1] ? k[0x1f1] : 4) + 1u) * 512;
+	if (proto < 0x206 || !(k[0x211] & 0x01)) {
+		h->set_error(f->dev.inst, "kernel: %s: boot protocol %u.%02u%s; modvm loads 2.06 or newer bzImages (Linux 2.6.22+)",
+			     f->kernel, proto >> 8, proto & 0xff, k[0x211] & 1 ? "" : ", not loaded high (a zImage)");
+		goto out;
+	}
+	if (setup >= klen) {
+		h->set_error(f->dev.inst, "kernel: %s: the setup code (%u bytes) is the whole file", f->kernel, setup);
+		goto out;
+	}
+	cmdmax = (uint32_t)le_get(k + 0x238, 4);
+	if (cl > cmdmax || cl >= 0xffff) {
+		h->set_error(f->dev.inst, "cmdline: %zu bytes, the kernel takes at most %u", cl,
+			     cmdmax < 0xfffe ? cmdmax : 0xfffe);
+		goto out;
+	}
+	if (low > MODVM_PC_PCI_HOLE)
+		low = MODVM_PC_PCI_HOLE;
+	if (LB_PROT_ADDR + (uint64_t)(klen - setup) > low) {
+		h->set_error(f->dev.inst, "kernel: %s does not fit in RAM at 1 MiB: raise memory", f->kernel);
+		goto out;
+	}
+	/* the setup header a boot loader fills in (boot.rst, "Details of
+	 * header fields") */
+	k[0x210] = 0xB0;                               /* type_of_loader: QEMU's */
+	k[0x211] |= 0x80;                              /* CAN_USE_HEAP */
+	le_put(k + 0x224, LB_CMDLINE_ADDR - LB_REAL_ADDR - 0x200, 2); /* heap_end_ptr */
+	le_put(k + 0x228, LB_CMDLINE_ADDR, 4);         /* cmd_line_ptr */
+	if (f->initrd[0]) {
+		uint64_t top;
+		rd = read_host_file(f, "initrd", f->initrd, LB_INITRD_MAX, &rdlen);
+		if (!rd)
+			goto out;
+		rd_max = (uint32_t)le_get(k + 0x22c, 4);
+		top = low < (uint64_t)rd_max + 1 ? low : (uint64_t)rd_max + 1;
+		if (top < LB_PROT_ADDR + (klen - setup) + (uint64_t)rdlen + 0x100000) {
+			h->set_error(f->dev.inst, "initrd: %s (%u bytes) does not fit in RAM below %#llx with the kernel: raise memory",
+				     f->initrd, rdlen, (unsigned long long)top);
+			goto out;
+		}
+		le_put(k + 0x218, (top - rdlen) & ~0xfffull, 4); /* ramdisk_image */
+		le_put(k + 0x21c, rdlen, 4);                    /* ramdisk_size */
+	}
+	rom = read_host_file(f, "linuxboot-rom", f->linuxboot_rom, 64 << 10, &romlen);
+	if (!rom)
+		goto out;
+	if (romlen < 512 || rom[0] != 0x55 || rom[1] != 0xAA) {
+		h->set_error(f->dev.inst, "linuxboot-rom: %s is not an option ROM (no 55 AA); Debian's qemu-system-data has /usr/share/qemu/linuxboot_dma.bin", f->linuxboot_rom);
+		goto out;
+	}
+	if (add_u32(f, FW_CFG_SETUP_ADDR, LB_REAL_ADDR) ||
+	    add_u32(f, FW_CFG_SETUP_SIZE, setup) ||
+	    fwcfg_add(f, FW_CFG_SETUP_DATA, k, setup) ||
+	    add_u32(f, FW_CFG_KERNEL_ADDR, LB_PROT_ADDR) ||
+	    add_u32(f, FW_CFG_KERNEL_SIZE, klen - setup) ||
+	    fwcfg_add(f, FW_CFG_KERNEL_DATA, k + setup, klen - setup) ||
+	    add_u32(f, FW_CFG_INITRD_ADDR, (uint32_t)le_get(k + 0x218, 4)) ||
+	    add_u32(f, FW_CFG_INITRD_SIZE, rdlen) ||
+	    fwcfg_add(f, FW_CFG_INITRD_DATA, rd ? rd : k, rdlen) ||
+	    add_u32(f, FW_CFG_CMDLINE_ADDR, LB_CMDLINE_ADDR) ||
+	    add_u32(f, FW_CFG_CMDLINE_SIZE, (uint32_t)cl + 1) ||
+	    fwcfg_add(f, FW_CFG_CMDLINE_DATA, f->cmdline, (uint32_t)cl + 1)) {
+		h->set_error(f->dev.inst, "out of memory");
+		goto out;
+	}
+	r = fwcfg_add_file(f, "genroms/linuxboot_dma.bin", rom, romlen);
+out:
+	free(k);
+	free(rd);
+	free(rom);
 	return r;
 }
 
@@ -509,7 +688,11 @@ static int fwcfg_init(void *dev)
 		return -1;
 	}
 
+	/* the linuxboot ROM reads everything through DMA */
+	if (f->kernel && f->kernel[0])
+		f->dma = true;
 	if (add_standard_items(f) || (f->e820 && add_e820(f)) ||
+	    (f->kernel && f->kernel[0] && add_linux(f)) ||
 	    add_config_files(f, f->files) || add_bootorder(f, f->bootorder) ||
 	    !f->dev.host->pio_register(f->dev.inst, f->port, 2, &fwcfg_ops, f) ||
 	    (f->dma && !f->dev.host->pio_register(f->dev.inst, f->port + FW_CFG_DMA_PORT_OFF,
@@ -533,6 +716,12 @@ MODVM_DEVICE_DEFINE(.name = "fw-cfg", .version = "1.0.0",
 				"offer modvm's E820 memory map as file etc/e820"),
 		MODVM_PROP_STRING(F, files, "files", "",
 				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)"),
+		MODVM_PROP_STRING(F, kernel, "kernel", "",
+				  "a Linux bzImage the firmware boots first (through QEMU's linuxboot_dma option ROM; implies dma)"),
+		MODVM_PROP_STRING(F, initrd, "initrd", "", "initrd for kernel"),
+		MODVM_PROP_STRING(F, cmdline, "cmdline", "", "command line for kernel"),
+		MODVM_PROP_STRING(F, linuxboot_rom, "linuxboot-rom", "/usr/share/qemu/linuxboot_dma.bin",
+				  "the option ROM that loads kernel (Debian qemu-system-data)"),
 		MODVM_PROP_STRING(F, bootorder, "bootorder", "",
 				  "file bootorder for the firmware: device paths separated by ';', first tried first (SeaBIOS: /pci@i0cf8/*@SLOT for virtio-blk in SLOT, HALT to stop after the list)")),
 	.state = MODVM_STATE(&fwcfg_state),

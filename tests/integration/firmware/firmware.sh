@@ -4,7 +4,8 @@
 # bootsect.asm) onto a fresh disk image, under cpu-bt; bad ROM images and
 # configs are refused with a message naming the file.
 # usage: firmware.sh CASE BUILD_DIR SOURCE_DIR
-#   CASE: virtio | bootorder | ide-disk | ide-cdrom | bad-rom | bad-guest | kvm
+#   CASE: virtio | bootorder | ide-disk | ide-cdrom | linuxboot | bad-rom |
+#         bad-guest | kvm
 # Exit 77 (skipped) when the seabios package or nasm (or, for ide-cdrom,
 # xorriso) is missing.
 set -u
@@ -135,6 +136,31 @@ case_ide_cdrom() {
 	has "PVD CD001" "$serial" "the serial console (bootorder CD-ROM)"
 }
 
+# A kernel through the firmware: fw-cfg's kernel/initrd/cmdline and QEMU's
+# linuxboot_dma option ROM (Debian qemu-system-data), run by SeaBIOS ahead
+# of the disk; the stand-in kernel (fakelinux.asm) prints what the loader
+# put in its setup header. Bad kernels and ROMs are refused, naming them.
+case_linuxboot() {
+	local rom=/usr/share/qemu/linuxboot_dma.bin
+	[ -r "$rom" ] || { echo "SKIP: $rom not found (Debian package qemu-system-data)"; exit 77; }
+	disk disk-a
+	nasm -f bin -o "$work/fakelinux.bin" "$here/fakelinux.asm" || exit 1
+	echo "an initrd" >"$work/initrd.img"
+	lb() { printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 modvm=linuxboot"; %s }' "$1" "$work/initrd.img" "${2:-}"; }
+	vmcfg cpu-bt "$(lb "$work/fakelinux.bin")" "$(vblk disk-a 2)"
+	boot 33
+	has "1: /rom@genroms/linuxboot_dma.bin" "$debug" "the 0x402 log (boot order)"
+	has "LINUXBOOT loader 0xb0" "$serial" "the serial console"
+	has "cmdline: console=ttyS0 modvm=linuxboot" "$serial" "the serial console"
+	has "initrd size 0x0000000a" "$serial" "the serial console"
+	vmcfg cpu-bt "$(lb "$work/disk-a.img")" "$(vblk disk-a 2)"
+	expect_fail "kernel: $work/disk-a.img is not a Linux bzImage" timeout 20 "$modvm" run "$work/vm.cfg"
+	vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "linuxboot-rom = \"$work/missing.bin\";")" "$(vblk disk-a 2)"
+	expect_fail "linuxboot-rom: $work/missing.bin" timeout 20 "$modvm" run "$work/vm.cfg"
+	vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "linuxboot-rom = \"$work/initrd.img\";")" "$(vblk disk-a 2)"
+	expect_fail "is not an option ROM" timeout 20 "$modvm" run "$work/vm.cfg"
+}
+
 # A hostile boot sector (hostile.asm) hammers fw_cfg (with DMA) and an IDE
 # disk after SeaBIOS booted it; modvm survives, the DMA errors are reported.
 case_bad_guest() {
@@ -228,6 +254,7 @@ virtio) case_virtio ;;
 bootorder) case_bootorder ;;
 ide-disk) case_ide_disk ;;
 ide-cdrom) case_ide_cdrom ;;
+linuxboot) case_linuxboot ;;
 bad-rom) case_bad_rom ;;
 bad-guest) case_bad_guest ;;
 kvm) case_kvm ;;
