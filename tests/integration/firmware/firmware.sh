@@ -37,7 +37,7 @@ vmcfg() {
 	cat >"$work/vm.cfg" <<CFG
 vm = {
   memory = "64M";
-  cpus = 1;
+  cpus = ${cpus:-1};
   cpu = { engine = "$engine"; };
   boot = { format = "firmware"; };
   devices = (
@@ -95,6 +95,11 @@ case_virtio() {
 	has "Booting from Hard Disk" "$debug" "the 0x402 log"
 	has "BOOT disk-a" "$serial" "the serial console"
 	has "SECTOR1 disk-a" "$serial" "the serial console"
+	# four vCPUs: SeaBIOS wakes the APs (INIT-SIPI) and counts them
+	cpus=4 vmcfg cpu-bt "$(fwcfg)" "$(vblk disk-a 2)"
+	boot 33
+	has "Found 4 cpu(s) max supported 4 cpu(s)" "$debug" "the 0x402 log (4 vCPUs)"
+	has "BOOT disk-a" "$serial" "the serial console (4 vCPUs)"
 }
 
 # Two disks: without bootorder the first found boots, with it the one named.
