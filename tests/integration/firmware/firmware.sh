@@ -4,8 +4,8 @@
 # bootsect.asm) onto a fresh disk image, under cpu-bt; bad ROM images and
 # configs are refused with a message naming the file.
 # usage: firmware.sh CASE BUILD_DIR SOURCE_DIR
-#   CASE: virtio | bootorder | ide-disk | ide-cdrom | linuxboot | bad-rom |
-#         bad-guest | kvm
+#   CASE: virtio | bootorder | ide-disk | ide-cdrom | linuxboot | linux |
+#         bad-rom | bad-guest | kvm
 # Exit 77 (skipped) when the seabios package or nasm (or, for ide-cdrom,
 # xorriso) is missing.
 set -u
@@ -166,6 +166,36 @@ case_linuxboot() {
 	expect_fail "is not an option ROM" timeout 20 "$modvm" run "$work/vm.cfg"
 }
 
+# Debian's kernel and the test initramfs (linux/setup) through SeaBIOS and
+# the linuxboot ROM, to the guest's init running a script: the console must
+# show the kernel's E820 map from SeaBIOS and the init's markers. SeaBIOS's
+# ACPI tables do not describe modvm's PM block, so the guest's power-off
+# halts instead; the run is ended here once the markers are seen.
+case_linux() {
+	local g=$build/guests/linux rom=/usr/share/qemu/linuxboot_dma.bin pid i
+	[ -r "$g/vmlinuz" ] && [ -r "$g/initrd.gz" ] || { echo "SKIP: no $g/vmlinuz: run linux/setup first"; exit 77; }
+	[ -r "$rom" ] || { echo "SKIP: $rom not found (Debian package qemu-system-data)"; exit 77; }
+	vmcfg cpu-bt "$(printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 panic=-1 modvm.script=none"; }' "$g/vmlinuz" "$g/initrd.gz")"
+	sed -i 's/memory = "64M"/memory = "512M"/' "$work/vm.cfg"
+	"$modvm" run --no-reboot "$work/vm.cfg" >"$work/out.log" 2>&1 &
+	pid=$!
+	for i in $(seq 240); do
+		grep -q "MODVM-SCRIPT-END none" "$work/serial.log" 2>/dev/null && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	echo "waited $((i / 2)) s"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	serial=$(cat "$work/serial.log" 2>/dev/null)
+	debug=$(cat "$work/debug.log" 2>/dev/null)
+	has "1: /rom@genroms/linuxboot_dma.bin" "$debug" "the 0x402 log (boot order)"
+	has "Command line: console=ttyS0 panic=-1 modvm.script=none" "$serial" "the serial console"
+	has "BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable" "$serial" "the serial console"
+	has "MODVM-LINUX-READY" "$serial" "the serial console"
+	has "MODVM-SCRIPT-END none rc=127" "$serial" "the serial console"
+}
+
 # A hostile boot sector (hostile.asm) hammers fw_cfg (with DMA) and an IDE
 # disk after SeaBIOS booted it; modvm survives, the DMA errors are reported.
 case_bad_guest() {
@@ -260,6 +290,7 @@ bootorder) case_bootorder ;;
 ide-disk) case_ide_disk ;;
 ide-cdrom) case_ide_cdrom ;;
 linuxboot) case_linuxboot ;;
+linux) case_linux ;;
 bad-rom) case_bad_rom ;;
 bad-guest) case_bad_guest ;;
 kvm) case_kvm ;;
