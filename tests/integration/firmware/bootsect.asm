@@ -6,7 +6,8 @@
 ; that the firmware loaded sector 0 and that its disk driver reads sector 1.
 ; With -DCDROM it is an El Torito no-emulation boot image instead: it reads
 ; the CD's block 16 (2048 bytes) and checks the ISO 9660 "CD001" there
-; (status 37 if missing), printing "PVD CD001".
+; (status 37 if missing), printing "PVD CD001". With -DREBOOT it first
+; resets the platform once (0xCF9), marking CMOS byte 0x38 to know.
 ;   nasm -f bin -DNAME='"disk-a"' -o boot.img bootsect.asm
 %ifndef NAME
 %define NAME "disk"
@@ -26,6 +27,31 @@ start:
 	sti
 	cld
 	mov [drive], dl
+%ifdef REBOOT
+	; first boot: mark CMOS byte 0x38 (unused by SeaBIOS) and reset the
+	; platform through 0xCF9; second boot: go on as usual
+	mov al, 0x38
+	out 0x70, al
+	in al, 0x71
+	cmp al, 0xa5
+	je .second
+	mov al, 0x38
+	out 0x70, al
+	mov al, 0xa5
+	out 0x71, al
+	mov si, first
+	call puts
+	mov dx, 0xcf9
+	mov al, 0x02
+	out dx, al
+	mov al, 0x06
+	out dx, al
+.wait:	hlt
+	jmp .wait
+.second:
+	mov si, second
+	call puts
+%endif
 	mov si, banner
 	call puts
 	mov si, dap
@@ -71,6 +97,10 @@ puts:                           ; print the NUL-terminated string at DS:SI
 drive:  db 0
 banner: db "BOOT ", NAME, 13, 10, 0
 failed: db "INT13 FAILED", 13, 10, 0
+%ifdef REBOOT
+first:  db "FIRST BOOT, RESETTING", 13, 10, 0
+second: db "SECOND BOOT", 13, 10, 0
+%endif
 %ifdef CDROM
 cd001:  db "CD001"
 pvd:    db "PVD CD001", 13, 10, 0

@@ -4,7 +4,7 @@
 # bootsect.asm) onto a fresh disk image, under cpu-bt; bad ROM images and
 # configs are refused with a message naming the file.
 # usage: firmware.sh CASE BUILD_DIR SOURCE_DIR
-#   CASE: virtio | bootorder | ide-disk | ide-cdrom | linuxboot | linux |
+#   CASE: virtio | bootorder | reboot | ide-disk | ide-cdrom | linuxboot | linux |
 #         bad-rom | bad-guest | kvm
 # Exit 77 (skipped) when the seabios package or nasm (or, for ide-cdrom,
 # xorriso) is missing.
@@ -113,6 +113,20 @@ case_bootorder() {
 	boot 33
 	has "BOOT disk-b" "$serial" "the serial console (bootorder slot 3)"
 	has "SECTOR1 disk-b" "$serial" "the serial console (bootorder slot 3)"
+}
+
+# The boot sector resets the platform (0xCF9) once: the shadow is
+# refilled, the CPU starts at the reset vector again, SeaBIOS boots anew.
+case_reboot() {
+	nasm -f bin -DREBOOT -DNAME='"reboot"' -o "$work/reboot.img" "$here/bootsect.asm" || exit 1
+	truncate -s 1M "$work/reboot.img"
+	vmcfg cpu-bt "$(fwcfg)" "$(printf '{ plugin = "virtio-blk"; id = "d"; slot = 2; backend = "raw"; path = "%s"; }' "$work/reboot.img")"
+	boot 33
+	has "FIRST BOOT, RESETTING" "$serial" "the serial console"
+	has "SECOND BOOT" "$serial" "the serial console"
+	has "SECTOR1 reboot" "$serial" "the serial console"
+	checks=$((checks + 1))
+	[ "$(grep -c 'Booting from Hard Disk' <<<"$debug")" = 2 ] || fail "expected two boots in the 0x402 log"
 }
 
 case_ide_disk() {
@@ -287,6 +301,7 @@ case_kvm() {
 case "$case" in
 virtio) case_virtio ;;
 bootorder) case_bootorder ;;
+reboot) case_reboot ;;
 ide-disk) case_ide_disk ;;
 ide-cdrom) case_ide_cdrom ;;
 linuxboot) case_linuxboot ;;
