@@ -534,6 +534,16 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 				return set_err(err, len, "%s:%d: device id \"%s\" is already used by %s at line %d: ids must be unique",
 					       c->path, c->devices[i].line, c->devices[i].id,
 					       c->devices[j].plugin, c->devices[j].line);
+	/* A firmware boot fetches its first instruction at FFFFFFF0: without
+	 * a ROM device there, the CPU would run unclaimed MMIO's all-ones. */
+	if (c->has_boot && c->boot.format == BOOT_FORMAT_FIRMWARE) {
+		size_t i = 0;
+		while (i < c->ndevices && strcmp(c->devices[i].plugin, "bios"))
+			i++;
+		if (i == c->ndevices)
+			return set_err(err, len, "%s:%d: boot: format = \"firmware\" needs a firmware ROM: add { plugin = \"bios\"; id = \"bios\"; rom = \"/usr/share/seabios/bios-256k.bin\"; } to devices",
+				       c->path, c->boot_line);
+	}
 	return 0;
 }
 

@@ -269,16 +269,6 @@ static uint32_t engine_flags(const struct machine *m)
 	return o && OPS_HAS(o, struct modvm_cpu_engine_ops, flags) ? o->flags : 0;
 }
 
-/* A firmware boot fetches its first instruction at FFFFFFF0: without a
- * ROM device there, the CPU would run the all-ones of unclaimed MMIO. */
-static bool has_firmware_rom(const struct machine *m)
-{
-	for (size_t i = 0; i < m->ninsts; i++)
-		if (!strcmp(m->insts[i]->plugin->desc->name, "bios"))
-			return true;
-	return false;
-}
-
 /* Load the image and set every vCPU to its entry or reset state. */
 static int boot_cpus(struct machine *m, struct vm_config *cfg)
 {
@@ -287,11 +277,6 @@ static int boot_cpus(struct machine *m, struct vm_config *cfg)
 	int r = -1;
 
 	cfg->boot.ncpus = cfg->cpus;
-	if (cfg->boot.format == BOOT_FORMAT_FIRMWARE && !has_firmware_rom(m)) {
-		fprintf(stderr, "modvm: %s:%d: boot: format = \"firmware\" needs a firmware ROM: add { plugin = \"bios\"; id = \"bios\"; rom = \"/usr/share/seabios/bios-256k.bin\"; } to devices\n",
-			cfg->path, cfg->boot_line);
-		goto out;
-	}
 	if (boot_load(&m->mem, &cfg->boot, s, err, sizeof(err))) {
 		/* file:line like every config error: the initrd's line for its
 		 * own errors, else the kernel's */

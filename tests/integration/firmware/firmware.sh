@@ -254,6 +254,7 @@ case_bad_rom() {
 vm = { memory = "64M"; cpu = { engine = "cpu-bt"; }; boot = { format = "firmware"; }; devices = ( ); };
 CFG
 	expect_fail 'needs a firmware ROM: add { plugin = "bios"' timeout 20 "$modvm" run "$work/vm.cfg"
+	expect_fail 'needs a firmware ROM: add { plugin = "bios"' timeout 20 "$modvm" check "$work/vm.cfg"
 	cat >"$work/vm.cfg" <<CFG
 vm = { memory = "64M"; cpu = { engine = "cpu-bt"; }; boot = { format = "firmware"; kernel = "x"; }; devices = ( ); };
 CFG
