@@ -32,7 +32,7 @@ static const char *const boot_keys[] = { "kernel", "initrd", "cmdline",
 static const char *const sandbox_keys[] = { "enable", "user", "uid", "gid",
 					    "namespaces", NULL };
 static const char *const boot_formats[] = { "auto", "linux", "multiboot",
-					    "flat", NULL };
+					    "flat", "firmware", NULL };
 static const char *const boot_tables[] = { "acpi", "mptable", "none", NULL };
 
 static char *join(const char *const *v)
@@ -204,8 +204,14 @@ static int parse_boot(const config_setting_t *vm, struct vm_config *c,
 				       c->path, config_setting_source_line(la));
 		b->load_addr = (uint64_t)config_setting_get_int64(la);
 	}
-	if (!b->kernel)
-		return set_err(err, len, "%s:%d: boot has no kernel: add kernel = \"path\";",
+	/* A firmware boot starts at the reset vector: the ROM device boots
+	 * whatever the disks hold. A kernel through the firmware (fw_cfg
+	 * linuxboot) is not done yet. */
+	if (b->format == BOOT_FORMAT_FIRMWARE && b->kernel)
+		return set_err(err, len, "%s:%d: format = \"firmware\" boots from the disks: drop kernel (a kernel through the firmware is not supported yet), or use format = \"auto\" for a direct kernel boot",
+			       c->path, c->kernel_line);
+	if (!b->kernel && b->format != BOOT_FORMAT_FIRMWARE)
+		return set_err(err, len, "%s:%d: boot has no kernel: add kernel = \"path\"; (or format = \"firmware\" to boot through a BIOS ROM device)",
 			       c->path, config_setting_source_line(g));
 	return 0;
 fail:
@@ -528,6 +534,16 @@ static int parse_vm(config_t *cf, struct vm_config *c, char *err, size_t len)
 				return set_err(err, len, "%s:%d: device id \"%s\" is already used by %s at line %d: ids must be unique",
 					       c->path, c->devices[i].line, c->devices[i].id,
 					       c->devices[j].plugin, c->devices[j].line);
+	/* A firmware boot fetches its first instruction at FFFFFFF0: without
+	 * a ROM device there, the CPU would run unclaimed MMIO's all-ones. */
+	if (c->has_boot && c->boot.format == BOOT_FORMAT_FIRMWARE) {
+		size_t i = 0;
+		while (i < c->ndevices && strcmp(c->devices[i].plugin, "bios"))
+			i++;
+		if (i == c->ndevices)
+			return set_err(err, len, "%s:%d: boot: format = \"firmware\" needs a firmware ROM: add { plugin = \"bios\"; id = \"bios\"; rom = \"/usr/share/seabios/bios-256k.bin\"; } to devices",
+				       c->path, c->boot_line);
+	}
 	return 0;
 }
 

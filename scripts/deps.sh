@@ -7,6 +7,7 @@ packages=(
 	libconfig-dev libcunit1-dev libfuse3-dev fuse3 zlib1g-dev libjansson-dev
 	libseccomp-dev     # the sandbox (core/sandbox.c)
 	nasm clang libclang-rt-14-dev
+	xorriso       # El Torito ISO images for the firmware CD-ROM boot tests
 	qemu-utils    # qemu-img, qemu-nbd: outside judges and NBD servers in tests
 	qemu-system-x86 # QEMU TCG: the reference guests and benchmarks compare with
 	libnbd-dev nbdkit  # the NBD block backend and a server for its tests

@@ -12,9 +12,9 @@
 static int boot_check_config(const struct boot_config *cfg, char *err,
 			     size_t err_len)
 {
-	if (!cfg->kernel || !*cfg->kernel)
+	if (cfg->format != BOOT_FORMAT_FIRMWARE && (!cfg->kernel || !*cfg->kernel))
 		return boot_error(err, err_len, "no kernel to boot");
-	if (cfg->format > BOOT_FORMAT_FLAT)
+	if (cfg->format > BOOT_FORMAT_FIRMWARE)
 		return boot_error(err, err_len, "unknown boot format %d",
 				  (int)cfg->format);
 	if (cfg->tables > BOOT_TABLES_NONE)
@@ -74,6 +74,7 @@ static int boot_run_loader(struct boot_ctx *b, enum boot_format fmt)
 	case BOOT_FORMAT_FLAT:
 		return boot_flat_load(b);
 	case BOOT_FORMAT_AUTO:
+	case BOOT_FORMAT_FIRMWARE:
 		break;
 	}
 	return boot_error(b->err, b->err_len, "no loader for format %d",
@@ -112,6 +113,13 @@ int boot_load(struct vm_memory *mem, const struct boot_config *cfg,
 	b->kernel.fd = -1;
 	boot_cpu_reset_state(&cpu);
 
+	/* Firmware: the reset state as it is, and RAM left to the ROM device
+	 * and the firmware (which builds its own E820 map and tables). */
+	if (cfg->format == BOOT_FORMAT_FIRMWARE) {
+		*bsp = cpu;
+		ret = 0;
+		goto out;
+	}
 	if (boot_open_kernel(b) || boot_detect(b, &fmt))
 		goto out;
 	b->e820_count = boot_e820_build(mem, b->e820);

@@ -18,6 +18,7 @@ enum boot_format {
 	BOOT_FORMAT_LINUX,     /* Linux x86 boot protocol (bzImage) */
 	BOOT_FORMAT_MULTIBOOT, /* multiboot v1, ELF or a.out kludge */
 	BOOT_FORMAT_FLAT,      /* raw image run in real mode at load_addr */
+	BOOT_FORMAT_FIRMWARE,  /* no image: the reset vector, a ROM device */
 };
 
 enum boot_tables {
@@ -28,7 +29,7 @@ enum boot_tables {
 
 struct boot_config {
 	enum boot_format format;
-	const char *kernel;     /* path; required */
+	const char *kernel;     /* path; required unless FIRMWARE */
 	const char *initrd;     /* path or NULL (Linux only) */
 	const char *cmdline;    /* or NULL */
 	uint64_t load_addr;     /* FLAT: physical load and entry address */

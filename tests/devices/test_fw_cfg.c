@@ -280,6 +280,220 @@ static void test_state_hostile(void)
 	hx_free(h);
 }
 
+/* bootorder: ';' in the property become lines, NUL-terminated as QEMU
+ * sends it; no property, no file; an oversized one is refused. */
+static void test_bootorder(void)
+{
+	struct hx *h = hx_new(0);
+	char got[64] = { 0 };
+	static char big[5000];
+	uint16_t key;
+	uint32_t size;
+
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw",
+				     hx_prop("bootorder", "/pci@i0cf8/*@3;HALT"), NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "bootorder", &key, &size), 0);
+	CU_ASSERT_EQUAL(size, strlen("/pci@i0cf8/*@3\nHALT\n") + 1);
+	fw_read(h, key, got, size);
+	CU_ASSERT_STRING_EQUAL(got, "/pci@i0cf8/*@3\nHALT\n");
+	hx_free(h);
+	h = fw_new(0, 1, NULL);
+	CU_ASSERT_EQUAL(fw_find(h, "bootorder", &key, &size), -1);
+	hx_free(h);
+	/* hx_prop stops at 512 bytes: spell the property out */
+	memcpy(big, "bootorder=", 10);
+	memset(big + 10, 'a', sizeof(big) - 11);
+	h = hx_new(0);
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw", big, NULL), -1);
+	hx_free(h);
+}
+
+/* ---- DMA interface ---------------------------------------------------- */
+
+#define DMA 0x514
+
+static void put_be(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint32_t bswap(uint32_t v)
+{
+	return (v >> 24) | (v >> 8 & 0xff00) | (v << 8 & 0xff0000) | (v << 24);
+}
+
+/* Write an FWCfgDmaAccess at `at`, start it as SeaBIOS does (be32 halves),
+ * return the control word the device wrote back. */
+static uint32_t dma(struct hx *h, uint64_t at, uint32_t control, uint32_t len,
+		    uint64_t addr)
+{
+	uint8_t a[16];
+
+	put_be(a, control, 4);
+	put_be(a + 4, len, 4);
+	put_be(a + 8, addr, 8);
+	hx_mem_write(h, at, a, sizeof(a));
+	hx_outl(h, DMA, bswap((uint32_t)(at >> 32)));
+	hx_outl(h, DMA + 4, bswap((uint32_t)at));
+	hx_mem_read(h, at, a, 4);
+	return be32(a);
+}
+
+static void test_dma(void)
+{
+	struct hx *h = hx_new(16 << 20);
+	uint8_t buf[64];
+	static uint8_t big[1 << 20];
+
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw", hx_prop("dma", "true"), NULL), 0);
+	CU_ASSERT_EQUAL(fw_le(h, 0x0001, 4), 3);               /* ID: DMA too */
+	CU_ASSERT_EQUAL(hx_inl(h, DMA), 0x554d4551);           /* "QEMU" */
+	CU_ASSERT_EQUAL(hx_inl(h, DMA + 4), 0x47464320);       /* " CFG" */
+	/* select + read the signature, then read on past its end: zeros */
+	memset(buf, 0xee, sizeof(buf));
+	hx_mem_write(h, 0x2000, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0008 | 0x0002, 2, 0x2000), 0);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 6, 0x2002), 0);
+	hx_mem_read(h, 0x2000, buf, 9);
+	CU_ASSERT_EQUAL(memcmp(buf, "QEMU\0\0\0\0\xee", 9), 0);
+	/* skip 2 of the ID then read on: byte 2 of le32 3 */
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0001 << 16 | 0x0008 | 0x0004, 2, 0), 0);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 2, 0x2000), 0);
+	hx_mem_read(h, 0x2000, buf, 2);
+	CU_ASSERT(buf[0] == 0 && buf[1] == 0);
+	/* the byte interface continues where DMA left the offset */
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0000 << 16 | 0x0008 | 0x0004, 1, 0), 0);
+	CU_ASSERT_EQUAL(hx_inb(h, DATA), 'E');
+	/* hostile: beyond RAM, wrapping, a write, a huge length into RAM */
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x19 << 16 | 0x0008 | 0x0002, 64, 0xfffff000ull), 1);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 0xffffffffu, 0xffffffffffffff00ull), 1);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0010, 4, 0x2000), 1);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0002, 0xffffffffu, 0x100000), 1); /* past 16 MiB */
+	memset(big, 0xee, sizeof(big));
+	hx_mem_write(h, 0x200000, big, sizeof(big));
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0008 | 0x0002, sizeof(big), 0x200000), 0);
+	hx_mem_read(h, 0x200000, big, sizeof(big));
+	CU_ASSERT_EQUAL(memcmp(big, "QEMU", 4), 0);
+	CU_ASSERT_EQUAL(big[sizeof(big) - 1], 0);
+	/* an access structure outside RAM is ignored; 64-bit address halves */
+	hx_outl(h, DMA, bswap(0x1));
+	hx_outl(h, DMA + 4, bswap(0x1000));
+	hx_outl(h, DMA + 4, bswap(0xfffffff8));
+	/* a snapshot keeps the half-written address; reset clears it */
+	hx_outl(h, DMA, bswap(0x7));
+	CU_ASSERT_EQUAL(hx_state_poke(h, "fw", "dma_high=0", NULL), 0);
+	CU_ASSERT_EQUAL(dma(h, 0x1000, 0x0008 | 0x0002, 4, 0x2000), 0);
+	hx_free(h);
+	/* dma = false: no register at 0x514 */
+	h = fw_new(0, 1, NULL);
+	CU_ASSERT_EQUAL(hx_inl(h, DMA), 0xffffffffu);
+	hx_free(h);
+	/* the register must fit below 0x10000 */
+	h = hx_new(0);
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw", hx_prop("dma", "true"),
+			       hx_prop("port", "0xfff8"), NULL), -1);
+	hx_free(h);
+}
+
+/* kernel: the Linux boot protocol items QEMU's linuxboot ROM reads, the
+ * setup header patched as a boot loader does, DMA forced on, the ROM as
+ * genroms/linuxboot_dma.bin and first in bootorder; bad kernels refused. */
+static void write_file(const char *path, const void *buf, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	CU_ASSERT_FATAL(fp != NULL);
+	CU_ASSERT_EQUAL(fwrite(buf, 1, len, fp), len);
+	fclose(fp);
+}
+
+static void test_linuxboot(void)
+{
+	static uint8_t k[4096], rom[1024];
+	char kpath[] = "/tmp/fwcfg-k.XXXXXX", rpath[] = "/tmp/fwcfg-r.XXXXXX";
+	char ipath[] = "/tmp/fwcfg-i.XXXXXX";
+	uint8_t setup[1024], got[64];
+	uint16_t key;
+	uint32_t size;
+	struct hx *h;
+
+	close(mkstemp(kpath));
+	close(mkstemp(rpath));
+	close(mkstemp(ipath));
+	memset(k, 0x11, sizeof(k));
+	k[0x1f1] = 1;                          /* setup_sects */
+	memcpy(k + 0x202, "HdrS", 4);
+	k[0x206] = 0x0c; k[0x207] = 0x02;      /* 2.12 */
+	k[0x211] = 0x01;                       /* LOADED_HIGH */
+	k[0x22c] = 0xff; k[0x22d] = 0xff; k[0x22e] = 0xff; k[0x22f] = 0x37;
+	k[0x238] = 0xff; k[0x239] = 0; k[0x23a] = 0; k[0x23b] = 0;
+	write_file(kpath, k, sizeof(k));
+	rom[0] = 0x55; rom[1] = 0xaa; rom[2] = 2;
+	write_file(rpath, rom, sizeof(rom));
+	write_file(ipath, "initrd!", 7);
+	h = hx_new(64 << 20);
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw", hx_prop("kernel", kpath), hx_prop("initrd", ipath),
+				     hx_prop("cmdline", "console=ttyS0"), hx_prop("linuxboot-rom", rpath),
+				     hx_prop("bootorder", "/pci@i0cf8/*@2"), NULL), 0);
+	CU_ASSERT_EQUAL(fw_le(h, 0x0001, 4), 3);            /* DMA on */
+	CU_ASSERT_EQUAL(fw_le(h, 0x16, 4), 0x10000);        /* SETUP_ADDR */
+	CU_ASSERT_EQUAL(fw_le(h, 0x17, 4), 1024);           /* SETUP_SIZE */
+	CU_ASSERT_EQUAL(fw_le(h, 0x07, 4), 0x100000);       /* KERNEL_ADDR */
+	CU_ASSERT_EQUAL(fw_le(h, 0x08, 4), sizeof(k) - 1024);
+	CU_ASSERT_EQUAL(fw_le(h, 0x0b, 4), 7);              /* INITRD_SIZE */
+	CU_ASSERT_EQUAL(fw_le(h, 0x0a, 4) & 0xfff, 0);
+	CU_ASSERT(fw_le(h, 0x0a, 4) >= 0x200000 && fw_le(h, 0x0a, 4) < (64u << 20));
+	CU_ASSERT_EQUAL(fw_le(h, 0x13, 4), 0x20000);        /* CMDLINE_ADDR */
+	CU_ASSERT_EQUAL(fw_le(h, 0x14, 4), 14);
+	fw_read(h, 0x15, got, 14);
+	CU_ASSERT_STRING_EQUAL((char *)got, "console=ttyS0");
+	fw_read(h, 0x18, setup, sizeof(setup));
+	CU_ASSERT_EQUAL(setup[0x210], 0xB0);                /* type_of_loader */
+	CU_ASSERT_EQUAL(setup[0x211], 0x81);                /* + CAN_USE_HEAP */
+	CU_ASSERT_EQUAL(setup[0x224] | setup[0x225] << 8, 0xFE00); /* heap_end_ptr */
+	CU_ASSERT_EQUAL(setup[0x22a], 0x02);                /* cmd_line_ptr 0x20000 */
+	CU_ASSERT_EQUAL(setup[0x21c], 7);                   /* ramdisk_size */
+	fw_read(h, 0x11, got, 4);                           /* KERNEL_DATA */
+	CU_ASSERT_EQUAL(got[0], 0x11);
+	fw_read(h, 0x12, got, 8);
+	CU_ASSERT_EQUAL(memcmp(got, "initrd!", 7), 0);
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "genroms/linuxboot_dma.bin", &key, &size), 0);
+	CU_ASSERT_EQUAL(size, sizeof(rom));
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "bootorder", &key, &size), 0);
+	fw_read(h, key, got, sizeof(got));
+	CU_ASSERT_EQUAL(strncmp((char *)got, "/rom@genroms/linuxboot_dma.bin\n/pci@i0cf8/*@2\n", 47), 0);
+	hx_free(h);
+	/* not a bzImage; an old protocol; a command line the kernel refuses;
+	 * a ROM without its signature */
+	k[0x202] = 'X';
+	write_file(kpath, k, sizeof(k));
+	h = hx_new(64 << 20);
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw", hx_prop("kernel", kpath), hx_prop("linuxboot-rom", rpath), NULL), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "is not a Linux bzImage"));
+	k[0x202] = 'H';
+	k[0x206] = 0x04;
+	write_file(kpath, k, sizeof(k));
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw2", hx_prop("kernel", kpath), hx_prop("linuxboot-rom", rpath), NULL), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "boot protocol 2.04"));
+	k[0x206] = 0x0c;
+	k[0x238] = 4;
+	write_file(kpath, k, sizeof(k));
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw3", hx_prop("kernel", kpath), hx_prop("cmdline", "console=ttyS0"),
+			       hx_prop("linuxboot-rom", rpath), NULL), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "the kernel takes at most 4"));
+	k[0x238] = 0xff;
+	write_file(kpath, k, sizeof(k));
+	rom[0] = 0;
+	write_file(rpath, rom, sizeof(rom));
+	CU_ASSERT_EQUAL(hx_add(h, "fw-cfg", "fw4", hx_prop("kernel", kpath), hx_prop("linuxboot-rom", rpath), NULL), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(hx_error(h), "is not an option ROM"));
+	hx_free(h);
+	unlink(kpath);
+	unlink(rpath);
+	unlink(ipath);
+}
+
 static void test_port_property_and_overlap(void)
 {
 	struct hx *h = hx_new(0);
@@ -305,6 +519,9 @@ int main(void)
 		TEST(test_reset_and_state),
 		TEST(test_state_hostile),
 		TEST(test_port_property_and_overlap),
+		TEST(test_bootorder),
+		TEST(test_dma),
+		TEST(test_linuxboot),
 	};
 	return RUN_TESTS("fw-cfg", tests);
 }

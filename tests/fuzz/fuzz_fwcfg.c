@@ -9,6 +9,12 @@
  *   3 v    byte write (ignored)    4 w  read of width 1<<(w&3) at 0x510+(w>>2&1)
  *   5 k k o o o o  load key/offset as a snapshot would, then post_load
  *   6      platform reset          7 n  read n bytes (up to 255)
+ *   0xF0-0xFF (DMA, when byte 1 bit 7 and byte 0 bit 7 are set: dma = true)
+ *          g g c c c c l l l l a a a a a a a a: an FWCfgDmaAccess with
+ *          control c, length l, address a (big-endian, as given) at guest
+ *          address g (little-endian, in a 64 KiB RAM at 0), then started
+ *          through the address register; RAM accesses outside the 64 KiB
+ *          fail as beyond-RAM addresses do
  * The signature must read "QEMU" whenever it is selected afresh. */
 #include <stdarg.h>
 #include <stdint.h>
@@ -27,10 +33,13 @@ static struct {
 	uint64_t mem;
 	unsigned cpus;
 	bool e820;
+	bool dma;
 	const struct modvm_io_ops *ops;
 	void *opaque;
 	uint16_t base;
 	uint32_t len;
+	const struct modvm_io_ops *dma_ops; /* the second region, at 0x514 */
+	uint8_t ram[65536];
 } stub;
 
 static void s_log(modvm_inst *i, enum modvm_log_level l, const char *fmt, ...) {}
@@ -41,11 +50,32 @@ static unsigned s_cpu_count(modvm_inst *i) { return stub.cpus; }
 static modvm_region *s_pio_register(modvm_inst *i, uint16_t port, uint32_t len,
 				    const struct modvm_io_ops *ops, void *opaque)
 {
+	if (stub.ops) {
+		CHECK(port == 0x514 && len == 8 && opaque == stub.opaque);
+		stub.dma_ops = ops;
+		return (modvm_region *)&stub;
+	}
 	stub.ops = ops;
 	stub.opaque = opaque;
 	stub.base = port;
 	stub.len = len;
 	return (modvm_region *)&stub;
+}
+
+static int s_mem_read(modvm_inst *i, uint64_t gpa, void *buf, size_t len)
+{
+	if (gpa > sizeof(stub.ram) || len > sizeof(stub.ram) - gpa)
+		return -1;
+	memcpy(buf, stub.ram + gpa, len);
+	return 0;
+}
+
+static int s_mem_write(modvm_inst *i, uint64_t gpa, const void *buf, size_t len)
+{
+	if (gpa > sizeof(stub.ram) || len > sizeof(stub.ram) - gpa)
+		return -1;
+	memcpy(stub.ram + gpa, buf, len);
+	return 0;
 }
 
 static const struct modvm_host host = {
@@ -57,6 +87,8 @@ static const struct modvm_host host = {
 	.mem_size = s_mem_size,
 	.pio_register = s_pio_register,
 	.cpu_count = s_cpu_count,
+	.mem_read = s_mem_read,
+	.mem_write = s_mem_write,
 };
 
 static uint64_t rd(unsigned off, unsigned size)
@@ -92,7 +124,9 @@ static void *create(const struct modvm_device_ops *ops)
 			memcpy(field, &port, sizeof(port));
 		else if (!strcmp(p->name, "e820"))
 			memcpy(field, &stub.e820, sizeof(bool));
-		else if (!strcmp(p->name, "files"))
+		else if (!strcmp(p->name, "dma"))
+			memcpy(field, &stub.dma, sizeof(bool));
+		else if (!strcmp(p->name, "files") || !strcmp(p->name, "bootorder"))
 			memcpy(field, &no_files, sizeof(no_files));
 	}
 	if (ops->init(dev)) {
@@ -122,14 +156,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
+	memset(stub.ram, 0, sizeof(stub.ram));
 	stub.mem = mems[data[0] % MODVM_COUNTOF(mems)];
 	stub.cpus = 1 + (data[1] & 0x7f);
 	stub.e820 = data[1] & 0x80;
+	stub.dma = (data[0] & 0x80) && (data[1] & 0x80);
 	dev = create(ops);
 	CHECK(dev && stub.ops && stub.base == 0x510 && stub.len == 2);
+	CHECK(!stub.dma == !stub.dma_ops);
 	check_signature();
 	while (pos < size) {
-		uint8_t op = data[pos++] % 8;
+		uint8_t op = data[pos++];
+		if (op >= 0xF0 && stub.dma_ops) {
+			uint16_t g;
+			if (size - pos < 18)
+				goto out;
+			g = (uint16_t)(data[pos] | data[pos + 1] << 8);
+			s_mem_write(NULL, g, data + pos + 2, 16); /* may not fit: fine */
+			/* the guest writes be32 halves: bytes in address order */
+			stub.dma_ops->write(stub.opaque, 0, 0, 4);
+			stub.dma_ops->write(stub.opaque, 4,
+					    (uint64_t)(g >> 8 | (g & 0xff) << 8) << 16, 4);
+			pos += 18;
+			continue;
+		}
+		op %= 8;
 		switch (op) {
 		case 0:
 			if (size - pos < 2)
@@ -172,6 +223,7 @@ out:
 	check_signature();
 	ops->destroy(dev);
 	free(dev);
-	memset(&stub, 0, sizeof(stub));
+	stub.ops = stub.dma_ops = NULL;
+	stub.opaque = NULL;
 	return 0;
 }

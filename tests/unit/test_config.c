@@ -262,11 +262,30 @@ static void test_boot_section(void)
 	CU_ASSERT_STRING_EQUAL(c.boot.cmdline, "a b");
 	config_free(&c);
 	CU_ASSERT_EQUAL(check_free(HEAD " boot = {\n format = \"exe\"; kernel = \"k\"; };\n};\n"), -1);
-	CU_ASSERT_TRUE(has(":6: format \"exe\" is not known; allowed values: auto, linux, multiboot, flat"));
+	CU_ASSERT_TRUE(has(":6: format \"exe\" is not known; allowed values: auto, linux, multiboot, flat, firmware"));
 	CU_ASSERT_EQUAL(check_free(HEAD " boot = { cmdline = \"x\"; };\n};\n"), -1);
 	CU_ASSERT_TRUE(has(":5: boot has no kernel"));
 	CU_ASSERT_EQUAL(check_free(HEAD " boot = { kernel = \"k\";\n kernal = \"x\"; };\n};\n"), -1);
 	CU_ASSERT_TRUE(has(":6: unknown setting \"kernal\" in boot"));
+}
+
+/* format = "firmware": no kernel (and none allowed), a ROM device needed. */
+static void test_boot_firmware(void)
+{
+	struct vm_config c;
+
+	err[0] = 0;
+	CU_ASSERT_EQUAL(config_load(write_cfg(HEAD " boot = { format = \"firmware\"; };\n"
+					      " devices = ( { plugin = \"bios\"; } );\n};\n"),
+				    &c, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.boot.format, BOOT_FORMAT_FIRMWARE);
+	CU_ASSERT_PTR_NULL(c.boot.kernel);
+	config_free(&c);
+	CU_ASSERT_EQUAL(check_free(HEAD " boot = { format = \"firmware\"; };\n};\n"), -1);
+	CU_ASSERT_TRUE(has(":5: boot: format = \"firmware\" needs a firmware ROM: add { plugin = \"bios\""));
+	CU_ASSERT_EQUAL(check_free(HEAD " boot = { format = \"firmware\";\n kernel = \"k\"; };\n"
+				   " devices = ( { plugin = \"bios\"; } );\n};\n"), -1);
+	CU_ASSERT_TRUE(has(":6: format = \"firmware\" boots from the disks: drop kernel"));
 }
 
 static void test_create_failure_names_plugin_and_reason(void)
@@ -385,6 +404,7 @@ int main(void)
 		TEST(test_duplicate_ids),
 		TEST(test_machine_pc_adds_chipset),
 		TEST(test_boot_section),
+		TEST(test_boot_firmware),
 		TEST(test_create_failure_names_plugin_and_reason),
 		TEST(test_overlapping_ports_name_both_owners),
 		TEST(test_sandbox_setting),

@@ -3,10 +3,11 @@
  * kvm-unit-tests read to learn about the machine. A 16-bit write to the
  * selector port (0x510) picks an item and rewinds it; each 1-byte read of
  * the data port (0x511) returns its next byte, 0 past the end or for an
- * unknown item. Items: the signature "QEMU", the interface ID (traditional
- * interface only: no DMA), a null UUID, RAM size, vCPU count, the file
- * directory (0x19) and the files from 0x20: etc/e820 (modvm's E820 map) and
- * any the config names. Firmware code adds more files with fwcfg_add_file.
+ * unknown item. With property dma, the DMA interface too (port 0x514, a
+ * big-endian guest-physical address of a FWCfgDmaAccess). Items: the
+ * signature "QEMU", the interface ID, a null UUID, RAM size, vCPU count, the file
+ * directory (0x19) and the files from 0x20: etc/e820 (modvm's E820 map),
+ * bootorder (property) and any the config names. Firmware code adds more files with fwcfg_add_file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +26,19 @@
 #define FW_CFG_UUID 0x02
 #define FW_CFG_RAM_SIZE 0x03
 #define FW_CFG_NB_CPUS 0x05
+/* Linux through the firmware (QEMU's linuxboot option ROM reads these) */
+#define FW_CFG_KERNEL_ADDR 0x07
+#define FW_CFG_KERNEL_SIZE 0x08
+#define FW_CFG_INITRD_ADDR 0x0a
+#define FW_CFG_INITRD_SIZE 0x0b
+#define FW_CFG_KERNEL_DATA 0x11
+#define FW_CFG_INITRD_DATA 0x12
+#define FW_CFG_CMDLINE_ADDR 0x13
+#define FW_CFG_CMDLINE_SIZE 0x14
+#define FW_CFG_CMDLINE_DATA 0x15
+#define FW_CFG_SETUP_ADDR 0x16
+#define FW_CFG_SETUP_SIZE 0x17
+#define FW_CFG_SETUP_DATA 0x18
 #define FW_CFG_MAX_CPUS 0x0f
 #define FW_CFG_FILE_DIR 0x19
 #define FW_CFG_FILE_FIRST 0x20
@@ -35,6 +49,16 @@
 #define FW_CFG_IRQ0_OVERRIDE (FW_CFG_ARCH_LOCAL + 2)
 
 #define FW_CFG_VERSION 0x01        /* ID bit 0: the traditional interface */
+#define FW_CFG_VERSION_DMA 0x02    /* ID bit 1: the DMA interface */
+#define FW_CFG_DMA_PORT_OFF 4      /* 0x514 for the selector at 0x510 */
+#define FW_CFG_DMA_SIGNATURE "QEMU CFG" /* what reads of the DMA port give */
+/* FWCfgDmaAccess.control (fw_cfg.rst, "FWCfgDmaAccess") */
+#define DMA_CTL_ERROR  0x01
+#define DMA_CTL_READ   0x02
+#define DMA_CTL_SKIP   0x04
+#define DMA_CTL_SELECT 0x08
+#define DMA_CTL_WRITE  0x10
+#define DMA_CHUNK 4096
 #define FW_CFG_MAX_FILE 64         /* keys 0x20 .. 0x5f */
 #define FW_CFG_NAME_LEN 56         /* struct FWCfgFile.name, with the NUL */
 #define FW_CFG_MAX_FILE_SIZE (64u << 20)
@@ -60,6 +84,9 @@ struct fw_cfg {
 	uint16_t port;               /* properties */
 	bool e820;
 	const char *files;
+	const char *bootorder;
+	const char *kernel, *initrd, *cmdline, *linuxboot_rom;
+	bool dma;
 	struct fw_cfg_item items[FW_CFG_FILE_FIRST + FW_CFG_MAX_FILE + 8];
 	unsigned nitems;
 	unsigned nfiles;
@@ -67,6 +94,7 @@ struct fw_cfg {
 	uint16_t cur_key;            /* normalised key or FW_CFG_INVALID */
 	uint32_t cur_offset;
 	const struct fw_cfg_item *cur; /* derived from cur_key */
+	uint32_t dma_high;           /* DMA address bits 63:32, written first */
 };
 
 static struct fw_cfg_item *item_find(struct fw_cfg *f, uint16_t key)
@@ -195,6 +223,42 @@ static int add_e820(struct fw_cfg *f)
 	return fwcfg_add_file(f, "etc/e820", buf, len);
 }
 
+/* The whole of host file `path` (what = the property, for messages), at
+ * most `max` bytes, in a malloc'd buffer. NULL with the error set. */
+static uint8_t *read_host_file(struct fw_cfg *f, const char *what,
+			       const char *path, uint64_t max, uint32_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	struct stat st;
+
+	if (!fp) {
+		f->dev.host->set_error(f->dev.inst, "%s: %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > max) {
+		f->dev.host->set_error(f->dev.inst, "%s: %s is not a regular file of at most %llu MiB",
+				       what, path, (unsigned long long)(max >> 20));
+		goto out;
+	}
+	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!buf) {
+		f->dev.host->set_error(f->dev.inst, "out of memory for %s", path);
+		goto out;
+	}
+	if (fread(buf, 1, (size_t)st.st_size, fp) != (size_t)st.st_size) {
+		f->dev.host->set_error(f->dev.inst, "%s: %s: short read", what, path);
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	*len = (uint32_t)st.st_size;
+out:
+	fclose(fp);
+	return buf;
+}
+
 static int add_host_file(struct fw_cfg *f, const char *name, const char *path)
 {
 	FILE *fp = fopen(path, "rb");
@@ -256,6 +320,164 @@ static int add_config_files(struct fw_cfg *f, const char *spec)
 	return r;
 }
 
+/* "bootorder": the firmware's boot device paths, one a line, first
+ * first (SeaBIOS src/boot.c; QEMU builds it from bootindex). The property
+ * separates them with ';'. */
+static int add_bootorder(struct fw_cfg *f, const char *spec)
+{
+	size_t n;
+	char *text;
+	int r;
+
+	static const char rom_path[] = "/rom@genroms/linuxboot_dma.bin";
+	char *with_rom = NULL;
+
+	if (f->kernel && f->kernel[0]) {
+		/* the kernel boots first, as with QEMU's -kernel */
+		size_t sl = spec ? strlen(spec) : 0;
+		with_rom = malloc(sizeof(rom_path) + 1 + sl);
+		if (!with_rom) {
+			f->dev.host->set_error(f->dev.inst, "out of memory");
+			return -1;
+		}
+		snprintf(with_rom, sizeof(rom_path) + 1 + sl, "%s%s%s", rom_path,
+			 sl ? ";" : "", sl ? spec : "");
+		spec = with_rom;
+	}
+	if (!spec || !(n = strlen(spec)))
+		return 0;
+	if (n > 4096 + sizeof(rom_path)) {
+		f->dev.host->set_error(f->dev.inst, "bootorder: %zu bytes, at most 4096", n);
+		free(with_rom);
+		return -1;
+	}
+	text = malloc(n + 2);
+	if (!text) {
+		f->dev.host->set_error(f->dev.inst, "out of memory");
+		free(with_rom);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		text[i] = spec[i] == ';' ? '\n' : spec[i];
+	text[n] = '\n';
+	text[n + 1] = 0;
+	r = fwcfg_add_file(f, "bootorder", text, (uint32_t)n + 2);
+	free(text);
+	free(with_rom);
+	return r;
+}
+
+/* ---- Linux through the firmware ---------------------------------------
+ * The Linux x86 boot protocol (Documentation/arch/x86/boot.rst) as a boot
+ * loader follows it, done here for QEMU's linuxboot_dma option ROM, which
+ * copies the pieces where these items say and runs the real-mode setup:
+ * setup at 0x10000 (heap up to the command line), command line at
+ * 0x20000, protected-mode kernel at 1 MiB, initrd near the top of RAM
+ * below initrd_addr_max (the ROM moves it under the firmware's E801 top). */
+#define LB_REAL_ADDR 0x10000u
+#define LB_CMDLINE_ADDR 0x20000u
+#define LB_PROT_ADDR 0x100000u
+#define LB_KERNEL_MAX (256u << 20)
+#define LB_INITRD_MAX (1024u << 20)
+
+static int add_u32(struct fw_cfg *f, uint16_t key, uint32_t v)
+{
+	uint8_t b[4];
+
+	le_put(b, v, 4);
+	return fwcfg_add(f, key, b, 4);
+}
+
+static int add_linux(struct fw_cfg *f)
+{
+	const struct modvm_host *h = f->dev.host;
+	uint8_t *k = NULL, *rd = NULL, *rom = NULL;
+	uint32_t klen = 0, rdlen = 0, romlen = 0, setup, proto, cmdmax, rd_max;
+	uint64_t low = h->mem_size(f->dev.inst);
+	size_t cl = strlen(f->cmdline);
+	int r = -1;
+
+	k = read_host_file(f, "kernel", f->kernel, LB_KERNEL_MAX, &klen);
+	if (!k)
+		goto out;
+	if (klen < 0x300 || memcmp(k + 0x202, "HdrS", 4)) {
+		h->set_error(f->dev.inst, "kernel: %s is not a Linux bzImage (no \"HdrS\" at offset 0x202)", f->kernel);
+		goto out;
+	}
+	proto = (uint32_t)le_get(k + 0x206, 2);
+	setup = ((k[0x1f1] ? k[0x1f1] : 4) + 1u) * 512;
+	if (proto < 0x206 || !(k[0x211] & 0x01)) {
+		h->set_error(f->dev.inst, "kernel: %s: boot protocol %u.%02u%s; modvm loads 2.06 or newer bzImages (Linux 2.6.22+)",
+			     f->kernel, proto >> 8, proto & 0xff, k[0x211] & 1 ? "" : ", not loaded high (a zImage)");
+		goto out;
+	}
+	if (setup >= klen) {
+		h->set_error(f->dev.inst, "kernel: %s: the setup code (%u bytes) is the whole file", f->kernel, setup);
+		goto out;
+	}
+	cmdmax = (uint32_t)le_get(k + 0x238, 4);
+	if (cl > cmdmax || cl >= 0xffff) {
+		h->set_error(f->dev.inst, "cmdline: %zu bytes, the kernel takes at most %u", cl,
+			     cmdmax < 0xfffe ? cmdmax : 0xfffe);
+		goto out;
+	}
+	if (low > MODVM_PC_PCI_HOLE)
+		low = MODVM_PC_PCI_HOLE;
+	if (LB_PROT_ADDR + (uint64_t)(klen - setup) > low) {
+		h->set_error(f->dev.inst, "kernel: %s does not fit in RAM at 1 MiB: raise memory", f->kernel);
+		goto out;
+	}
+	/* the setup header a boot loader fills in (boot.rst, "Details of
+	 * header fields") */
+	k[0x210] = 0xB0;                               /* type_of_loader: QEMU's */
+	k[0x211] |= 0x80;                              /* CAN_USE_HEAP */
+	le_put(k + 0x224, LB_CMDLINE_ADDR - LB_REAL_ADDR - 0x200, 2); /* heap_end_ptr */
+	le_put(k + 0x228, LB_CMDLINE_ADDR, 4);         /* cmd_line_ptr */
+	if (f->initrd[0]) {
+		uint64_t top;
+		rd = read_host_file(f, "initrd", f->initrd, LB_INITRD_MAX, &rdlen);
+		if (!rd)
+			goto out;
+		rd_max = (uint32_t)le_get(k + 0x22c, 4);
+		top = low < (uint64_t)rd_max + 1 ? low : (uint64_t)rd_max + 1;
+		if (top < LB_PROT_ADDR + (klen - setup) + (uint64_t)rdlen + 0x100000) {
+			h->set_error(f->dev.inst, "initrd: %s (%u bytes) does not fit in RAM below %#llx with the kernel: raise memory",
+				     f->initrd, rdlen, (unsigned long long)top);
+			goto out;
+		}
+		le_put(k + 0x218, (top - rdlen) & ~0xfffull, 4); /* ramdisk_image */
+		le_put(k + 0x21c, rdlen, 4);                    /* ramdisk_size */
+	}
+	rom = read_host_file(f, "linuxboot-rom", f->linuxboot_rom, 64 << 10, &romlen);
+	if (!rom)
+		goto out;
+	if (romlen < 512 || rom[0] != 0x55 || rom[1] != 0xAA) {
+		h->set_error(f->dev.inst, "linuxboot-rom: %s is not an option ROM (no 55 AA); Debian's qemu-system-data has /usr/share/qemu/linuxboot_dma.bin", f->linuxboot_rom);
+		goto out;
+	}
+	if (add_u32(f, FW_CFG_SETUP_ADDR, LB_REAL_ADDR) ||
+	    add_u32(f, FW_CFG_SETUP_SIZE, setup) ||
+	    fwcfg_add(f, FW_CFG_SETUP_DATA, k, setup) ||
+	    add_u32(f, FW_CFG_KERNEL_ADDR, LB_PROT_ADDR) ||
+	    add_u32(f, FW_CFG_KERNEL_SIZE, klen - setup) ||
+	    fwcfg_add(f, FW_CFG_KERNEL_DATA, k + setup, klen - setup) ||
+	    add_u32(f, FW_CFG_INITRD_ADDR, (uint32_t)le_get(k + 0x218, 4)) ||
+	    add_u32(f, FW_CFG_INITRD_SIZE, rdlen) ||
+	    fwcfg_add(f, FW_CFG_INITRD_DATA, rd ? rd : k, rdlen) ||
+	    add_u32(f, FW_CFG_CMDLINE_ADDR, LB_CMDLINE_ADDR) ||
+	    add_u32(f, FW_CFG_CMDLINE_SIZE, (uint32_t)cl + 1) ||
+	    fwcfg_add(f, FW_CFG_CMDLINE_DATA, f->cmdline, (uint32_t)cl + 1)) {
+		h->set_error(f->dev.inst, "out of memory");
+		goto out;
+	}
+	r = fwcfg_add_file(f, "genroms/linuxboot_dma.bin", rom, romlen);
+out:
+	free(k);
+	free(rd);
+	free(rom);
+	return r;
+}
+
 static int add_standard_items(struct fw_cfg *f)
 {
 	uint8_t b[8], uuid[16] = { 0 };
@@ -263,7 +485,7 @@ static int add_standard_items(struct fw_cfg *f)
 	int r = 0;
 
 	r |= fwcfg_add(f, FW_CFG_SIGNATURE, "QEMU", 4);
-	le_put(b, FW_CFG_VERSION, 4);
+	le_put(b, FW_CFG_VERSION | (f->dma ? FW_CFG_VERSION_DMA : 0), 4);
 	r |= fwcfg_add(f, FW_CFG_ID, b, 4);
 	r |= fwcfg_add(f, FW_CFG_UUID, uuid, sizeof(uuid));
 	le_put(b, f->dev.host->mem_size(f->dev.inst), 8);
@@ -320,9 +542,113 @@ static void fwcfg_port_write(void *opaque, uint64_t off, uint64_t v,
 
 static const struct modvm_io_ops fwcfg_ops = { fwcfg_port_read, fwcfg_port_write };
 
+/* ---- DMA (fw_cfg.rst, "DMA interface") ------------------------------ */
+
+/* Copy `len` bytes of the selected item from the current offset to guest
+ * address `gpa` (zeros past the item's end, as QEMU), or skip them; the
+ * offset stays within the item. Returns 0, or -1 if a byte of the range is
+ * not RAM. */
+static int dma_read(struct fw_cfg *f, uint64_t gpa, uint32_t len, bool skip)
+{
+	uint8_t chunk[DMA_CHUNK];
+
+	for (uint32_t done = 0; done < len;) {
+		uint32_t n = len - done < DMA_CHUNK ? len - done : DMA_CHUNK;
+		uint32_t have = 0;
+
+		if (f->cur && f->cur_offset < f->cur->len) {
+			have = f->cur->len - f->cur_offset;
+			if (have > n)
+				have = n;
+		}
+		if (!skip) {
+			if (have)
+				memcpy(chunk, f->cur->data + f->cur_offset, have);
+			memset(chunk + have, 0, n - have);
+			if (gpa + done < gpa ||
+			    f->dev.host->mem_write(f->dev.inst, gpa + done, chunk, n))
+				return -1;
+		}
+		f->cur_offset += have;
+		done += n;
+	}
+	return 0;
+}
+
+/* One FWCfgDmaAccess { be32 control; be32 length; be64 address; } at gpa:
+ * select, read, skip (a write is an error: no item is writable); then the
+ * control word is written back 0, or with the error bit. An access that is
+ * not in RAM is ignored (there is nowhere to report it). */
+static void dma_run(struct fw_cfg *f, uint64_t gpa)
+{
+	uint8_t a[16], ctl[4];
+	uint32_t control, len;
+	uint64_t addr;
+	int err = 0;
+
+	if (f->dev.host->mem_read(f->dev.inst, gpa, a, sizeof(a)))
+		return;
+	control = (uint32_t)be_get(a, 4);
+	len = (uint32_t)be_get(a + 4, 4);
+	addr = be_get(a + 8, 8);
+	if (control & DMA_CTL_SELECT)
+		fwcfg_select(f, (uint16_t)(control >> 16));
+	if (control & DMA_CTL_WRITE)
+		err = -1;
+	else if (control & DMA_CTL_READ)
+		err = dma_read(f, addr, len, false);
+	else if (control & DMA_CTL_SKIP)
+		err = dma_read(f, addr, len, true);
+	be_put(ctl, err ? DMA_CTL_ERROR : 0, 4);
+	(void)f->dev.host->mem_write(f->dev.inst, gpa, ctl, 4);
+}
+
+static uint32_t bswap32(uint32_t v)
+{
+	return (v >> 24) | (v >> 8 & 0xff00) | (v << 8 & 0xff0000) | (v << 24);
+}
+
+/* The 8-byte big-endian address register: reads give "QEMU CFG"; a
+ * 4-byte write at +0 sets bits 63:32, one at +4 bits 31:0 and starts the
+ * transfer (so does an 8-byte write at +0). */
+static uint64_t dma_port_read(void *opaque, uint64_t off, unsigned size)
+{
+	uint64_t v = 0;
+
+	(void)opaque;
+	if (off >= 8 || size > 8 - off)
+		return ~0ull;
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint64_t)(uint8_t)FW_CFG_DMA_SIGNATURE[off + i] << (8 * i);
+	return v;
+}
+
+static void dma_port_write(void *opaque, uint64_t off, uint64_t v,
+			   unsigned size)
+{
+	struct fw_cfg *f = opaque;
+
+	if (size == 4 && off == 0) {
+		f->dma_high = bswap32((uint32_t)v);
+	} else if (size == 4 && off == 4) {
+		uint64_t gpa = (uint64_t)f->dma_high << 32 | bswap32((uint32_t)v);
+		f->dma_high = 0;
+		dma_run(f, gpa);
+	} else if (size == 8 && off == 0) {
+		f->dma_high = 0;
+		dma_run(f, (uint64_t)bswap32((uint32_t)v) << 32 |
+			       bswap32((uint32_t)(v >> 32)));
+	}
+}
+
+static const struct modvm_io_ops dma_ops = { dma_port_read, dma_port_write };
+
 static void fwcfg_reset(void *dev)
 {
-	fwcfg_select(dev, FW_CFG_SIGNATURE);
+	struct fw_cfg *f = dev;
+
+	fwcfg_select(f, FW_CFG_SIGNATURE);
+	f->dma_high = 0;
 }
 
 /* The items are rebuilt from the config; a snapshot holds only the guest's
@@ -338,8 +664,9 @@ static int fwcfg_post_load(void *dev)
 	return 0;
 }
 
-MODVM_STATE_SECTION_HOOKS(fwcfg_state, "fw-cfg", 1, 1, NULL, fwcfg_post_load,
-	MODVM_F_U16(struct fw_cfg, cur_key), MODVM_F_U32(struct fw_cfg, cur_offset));
+MODVM_STATE_SECTION_HOOKS(fwcfg_state, "fw-cfg", 2, 1, NULL, fwcfg_post_load,
+	MODVM_F_U16(struct fw_cfg, cur_key), MODVM_F_U32(struct fw_cfg, cur_offset),
+	MODVM_F_U32_V(struct fw_cfg, dma_high, 2));
 
 /* The item copies are ours (also after a failed init). */
 static void fwcfg_destroy(void *dev)
@@ -355,9 +682,21 @@ static int fwcfg_init(void *dev)
 {
 	struct fw_cfg *f = dev;
 
+	if (f->dma && f->port > 0xffff - FW_CFG_DMA_PORT_OFF - 7) {
+		f->dev.host->set_error(f->dev.inst, "port 0x%x: the DMA register (port + 4, 8 bytes) would run past 0xffff: lower port or set dma = false",
+				       (unsigned)f->port);
+		return -1;
+	}
+
+	/* the linuxboot ROM reads everything through DMA */
+	if (f->kernel && f->kernel[0])
+		f->dma = true;
 	if (add_standard_items(f) || (f->e820 && add_e820(f)) ||
-	    add_config_files(f, f->files) ||
-	    !f->dev.host->pio_register(f->dev.inst, f->port, 2, &fwcfg_ops, f)) {
+	    (f->kernel && f->kernel[0] && add_linux(f)) ||
+	    add_config_files(f, f->files) || add_bootorder(f, f->bootorder) ||
+	    !f->dev.host->pio_register(f->dev.inst, f->port, 2, &fwcfg_ops, f) ||
+	    (f->dma && !f->dev.host->pio_register(f->dev.inst, f->port + FW_CFG_DMA_PORT_OFF,
+						  8, &dma_ops, f))) {
 		fwcfg_destroy(f);
 		return -1;
 	}
@@ -371,10 +710,20 @@ MODVM_DEVICE_DEFINE(.name = "fw-cfg", .version = "1.0.0",
 	.props = MODVM_PROPS(
 		MODVM_PROP_INT(F, port, "port", "0x510", 0, 0xfffe,
 			       "selector port; the data port follows it (QEMU: 0x510, 0x511)"),
+		MODVM_PROP_BOOL(F, dma, "dma", "false",
+				"offer the DMA interface (ID bit 1, address register at port + 4, 8 bytes)"),
 		MODVM_PROP_BOOL(F, e820, "e820", "true",
 				"offer modvm's E820 memory map as file etc/e820"),
 		MODVM_PROP_STRING(F, files, "files", "",
-				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)")),
+				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)"),
+		MODVM_PROP_STRING(F, kernel, "kernel", "",
+				  "a Linux bzImage the firmware boots first (through QEMU's linuxboot_dma option ROM; implies dma)"),
+		MODVM_PROP_STRING(F, initrd, "initrd", "", "initrd for kernel"),
+		MODVM_PROP_STRING(F, cmdline, "cmdline", "", "command line for kernel"),
+		MODVM_PROP_STRING(F, linuxboot_rom, "linuxboot-rom", "/usr/share/qemu/linuxboot_dma.bin",
+				  "the option ROM that loads kernel (Debian qemu-system-data)"),
+		MODVM_PROP_STRING(F, bootorder, "bootorder", "",
+				  "file bootorder for the firmware: device paths separated by ';', first tried first (SeaBIOS: /pci@i0cf8/*@SLOT for virtio-blk in SLOT, HALT to stop after the list)")),
 	.state = MODVM_STATE(&fwcfg_state),
 	.ops = MODVM_DEVICE_OPS(F, .init = fwcfg_init, .destroy = fwcfg_destroy,
 				.reset = fwcfg_reset));
