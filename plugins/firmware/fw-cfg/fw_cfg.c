@@ -448,6 +448,15 @@ static int add_linux(struct fw_cfg *f)
 		le_put(k + 0x218, (top - rdlen) & ~0xfffull, 4); /* ramdisk_image */
 		le_put(k + 0x21c, rdlen, 4);                    /* ramdisk_size */
 	}
+	/* modvm ships no such ROM and takes none by default: QEMU's is a
+	 * reference to compare with, never a part of modvm */
+	if (!*f->linuxboot_rom) {
+		h->set_error(f->dev.inst, "kernel: the firmware needs an option ROM that loads it from "
+			     "the fw_cfg linuxboot items, and modvm has none of its own yet: set "
+			     "linuxboot-rom (QEMU's /usr/share/qemu/linuxboot_dma.bin from Debian's "
+			     "qemu-system-data works), or boot the kernel directly (boot.kernel)");
+		goto out;
+	}
 	rom = read_host_file(f, "linuxboot-rom", f->linuxboot_rom, 64 << 10, &romlen);
 	if (!rom)
 		goto out;
@@ -717,11 +726,11 @@ MODVM_DEVICE_DEFINE(.name = "fw-cfg", .version = "1.0.0",
 		MODVM_PROP_STRING(F, files, "files", "",
 				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)"),
 		MODVM_PROP_STRING(F, kernel, "kernel", "",
-				  "a Linux bzImage the firmware boots first (through QEMU's linuxboot_dma option ROM; implies dma)"),
+				  "a Linux bzImage the firmware boots first (through the option ROM linuxboot-rom names; implies dma)"),
 		MODVM_PROP_STRING(F, initrd, "initrd", "", "initrd for kernel"),
 		MODVM_PROP_STRING(F, cmdline, "cmdline", "", "command line for kernel"),
-		MODVM_PROP_STRING(F, linuxboot_rom, "linuxboot-rom", "/usr/share/qemu/linuxboot_dma.bin",
-				  "the option ROM that loads kernel (Debian qemu-system-data)"),
+		MODVM_PROP_STRING(F, linuxboot_rom, "linuxboot-rom", "",
+				  "the option ROM that loads kernel through the linuxboot items (required with kernel; modvm has none of its own: e.g. QEMU's linuxboot_dma.bin from Debian qemu-system-data)"),
 		MODVM_PROP_STRING(F, bootorder, "bootorder", "",
 				  "file bootorder for the firmware: device paths separated by ';', first tried first (SeaBIOS: /pci@i0cf8/*@SLOT for virtio-blk in SLOT, HALT to stop after the list)")),
 	.state = MODVM_STATE(&fwcfg_state),

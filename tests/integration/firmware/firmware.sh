@@ -155,8 +155,10 @@ case_ide_cdrom() {
 	has "PVD CD001" "$serial" "the serial console (bootorder CD-ROM)"
 }
 
-# A kernel through the firmware: fw-cfg's kernel/initrd/cmdline and QEMU's
-# linuxboot_dma option ROM (Debian qemu-system-data), run by SeaBIOS ahead
+# A kernel through the firmware: fw-cfg's kernel/initrd/cmdline and, as the
+# config names it (modvm has no such ROM of its own and never takes QEMU's
+# unasked), QEMU's linuxboot_dma option ROM (Debian qemu-system-data),
+# run by SeaBIOS ahead
 # of the disk; the stand-in kernel (fakelinux.asm) prints what the loader
 # put in its setup header. Bad kernels and ROMs are refused, naming them.
 case_linuxboot() {
@@ -165,7 +167,8 @@ case_linuxboot() {
 	disk disk-a
 	nasm -f bin -o "$work/fakelinux.bin" "$here/fakelinux.asm" || exit 1
 	echo "an initrd" >"$work/initrd.img"
-	lb() { printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 modvm=linuxboot"; %s }' "$1" "$work/initrd.img" "${2:-}"; }
+	# lb KERNEL [ROM]: the fw-cfg device; ROM "" leaves linuxboot-rom out
+	lb() { printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 modvm=linuxboot"; %s }' "$1" "$work/initrd.img" "${2-linuxboot-rom = \"$rom\";}"; }
 	vmcfg cpu-bt "$(lb "$work/fakelinux.bin")" "$(vblk disk-a 2)"
 	boot 33
 	has "1: /rom@genroms/linuxboot_dma.bin" "$debug" "the 0x402 log (boot order)"
@@ -178,6 +181,9 @@ case_linuxboot() {
 	expect_fail "linuxboot-rom: $work/missing.bin" timeout 20 "$modvm" run "$work/vm.cfg"
 	vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "linuxboot-rom = \"$work/initrd.img\";")" "$(vblk disk-a 2)"
 	expect_fail "is not an option ROM" timeout 20 "$modvm" run "$work/vm.cfg"
+	# modvm has no such ROM of its own and takes QEMU's only when told
+	vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "")" "$(vblk disk-a 2)"
+	expect_fail "modvm has none of its own yet: set linuxboot-rom" timeout 20 "$modvm" run "$work/vm.cfg"
 }
 
 # Debian's kernel and the test initramfs (linux/setup) through SeaBIOS and
@@ -189,7 +195,7 @@ case_linux() {
 	local g=$build/guests/linux rom=/usr/share/qemu/linuxboot_dma.bin pid i
 	[ -r "$g/vmlinuz" ] && [ -r "$g/initrd.gz" ] || { echo "SKIP: no $g/vmlinuz: run linux/setup first"; exit 77; }
 	[ -r "$rom" ] || { echo "SKIP: $rom not found (Debian package qemu-system-data)"; exit 77; }
-	vmcfg cpu-bt "$(printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 panic=-1 modvm.script=none"; }' "$g/vmlinuz" "$g/initrd.gz")"
+	vmcfg cpu-bt "$(printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 panic=-1 modvm.script=none"; linuxboot-rom = "%s"; }' "$g/vmlinuz" "$g/initrd.gz" "$rom")"
 	sed -i 's/memory = "64M"/memory = "512M"/' "$work/vm.cfg"
 	"$modvm" run --no-reboot "$work/vm.cfg" >"$work/out.log" 2>&1 &
 	pid=$!
