@@ -46,6 +46,9 @@ struct modvm_block;                         /* see <modvm/block.h> */
 typedef struct modvm_net modvm_net;         /* see <modvm/net.h> */
 struct modvm_net_frontend;
 struct modvm_net_hdr;
+typedef struct modvm_display modvm_display; /* see <modvm/display.h> */
+struct modvm_display_adapter;
+struct modvm_display_surface;
 struct iovec;
 
 enum modvm_log_level {
@@ -406,6 +409,24 @@ struct modvm_host {
 	 * identities that must stay stable across runs and snapshots and
 	 * differ between VMs (a NIC's default MAC address). */
 	const char *(*vm_name)(modvm_inst *inst);
+
+	/* --- displays (<modvm/display.h>), ABI 2.3 ---------------------- */
+	/* Adapter: expose a surface. `prop` names the adapter's BACKEND
+	 * property of kind MODVM_KIND_DISPLAY (the front end, display-NAME);
+	 * NULL: no front end, only the core's screendump and screen.png.
+	 * a->update is required. NULL with the error set (the front end's
+	 * reason). Released with the instance; one display an instance. */
+	modvm_display *(*display_register)(modvm_inst *inst, const char *prop,
+					   const struct modvm_display_adapter *a,
+					   void *opaque);
+	/* Adapter: the guest changed what is shown. Cheap (sets a flag,
+	 * arms the refresh timer once): call it on every change. */
+	void (*display_invalidate)(modvm_display *d);
+	/* Front end: update the surface now and fill *s (a new client wants
+	 * the whole picture). Call with the machine lock held (from a
+	 * callback); *s is valid until the lock is released. */
+	void (*display_surface)(modvm_display *d,
+				struct modvm_display_surface *s);
 };
 
 /* Convenience wrappers so plugin code reads naturally. */

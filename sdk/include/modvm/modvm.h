@@ -14,5 +14,6 @@
 #include <modvm/virtio.h>
 #include <modvm/block.h>
 #include <modvm/net.h>
+#include <modvm/display.h>
 
 #endif
