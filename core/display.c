@@ -185,6 +185,30 @@ void display_host_services(struct modvm_host *h)
 	h->display_surface = h_display_surface;
 }
 
+int display_update_first(struct machine *m, struct modvm_display_surface *s,
+			 struct modvm_display_rect *dirty)
+{
+	modvm_display *d;
+
+	memset(s, 0, sizeof(*s));
+	memset(dirty, 0, sizeof(*dirty));
+	machine_lock(m);
+	d = m->displays;
+	while (d && d->next)
+		d = d->next;
+	if (!d) {
+		machine_unlock(m);
+		return -1;
+	}
+	d->a.update(d->opaque, s, dirty);
+	if (!surface_valid(s))
+		memset(s, 0, sizeof(*s));
+	else
+		clip(dirty, s);
+	machine_unlock(m);
+	return 0;
+}
+
 bool display_present(struct machine *m)
 {
 	bool r;

@@ -16,6 +16,13 @@ struct machine;
 void display_host_services(struct modvm_host *h);
 /* Drop the display an instance registered, closing its front end. */
 void display_release_inst(struct machine *m, modvm_inst *inst);
+struct modvm_display_surface;
+struct modvm_display_rect;
+/* The device harness: ask the first display's adapter for an update and
+ * return the surface and the changed rectangle as it reported them
+ * (checked, clipped). -1 if there is no display. */
+int display_update_first(struct machine *m, struct modvm_display_surface *s,
+			 struct modvm_display_rect *dirty);
 /* Whether any adapter registered a display (the FUSE view's screen.png). */
 bool display_present(struct machine *m);
 /* The first display's picture as it is now, as a PNG appended to out.
