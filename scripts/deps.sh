@@ -13,6 +13,8 @@ packages=(
 	libslirp-dev       # the net-user backend (user-mode networking)
 	e2fsprogs fdisk    # mke2fs/debugfs/e2fsck and sfdisk for the disk tests
 	lcov               # scripts/coverage.sh
+	libpng-dev         # PNG screendumps (core/display.c)
+	console-setup-linux # the console font vga-std draws text mode with
 )
 missing=()
 for p in "${packages[@]}"; do
