@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <modvm/display.h>
+#include <modvm/input.h>
 
 #include "display.h"
 #include "machine.h"
@@ -340,4 +341,80 @@ int display_png_to_fd(struct machine *m, int fd, size_t *written, char *err,
 		*written = done;
 	sb_free(&b);
 	return 0;
+}
+
+/* ---- input ------------------------------------------------------------------ */
+
+struct input_sink {
+	modvm_inst *inst;
+	struct modvm_input_ops ops; /* size-checked copy */
+	void *opaque;
+	struct input_sink *next;
+};
+
+static int h_input_register(modvm_inst *inst, const struct modvm_input_ops *ops,
+			    void *opaque)
+{
+	struct machine *m = inst->m;
+	size_t need = offsetof(struct modvm_input_ops, pointer) + sizeof(void *);
+	struct input_sink *s;
+
+	if (!ops || ops->size < need)
+		return set_err(inst->error, sizeof(inst->error),
+			       "input ops need size, key and pointer (either may be NULL)");
+	s = xcalloc(1, sizeof(*s));
+	s->inst = inst;
+	memcpy(&s->ops, ops, sizeof(s->ops));
+	s->ops.size = sizeof(s->ops);
+	s->opaque = opaque;
+	machine_lock(m);
+	s->next = m->inputs;
+	m->inputs = s;
+	machine_unlock(m);
+	return 0;
+}
+
+static void h_input_key(modvm_inst *inst, unsigned code, bool down)
+{
+	struct machine *m = inst->m;
+
+	if (code == 0 || code > MODVM_INPUT_KEY_MAX)
+		return;
+	machine_lock(m);
+	for (struct input_sink *s = m->inputs; s; s = s->next)
+		if (s->ops.key)
+			s->ops.key(s->opaque, code, down);
+	machine_unlock(m);
+}
+
+static void h_input_pointer(modvm_inst *inst, int dx, int dy, int dz,
+			    unsigned buttons)
+{
+	struct machine *m = inst->m;
+
+	machine_lock(m);
+	for (struct input_sink *s = m->inputs; s; s = s->next)
+		if (s->ops.pointer)
+			s->ops.pointer(s->opaque, dx, dy, dz, buttons);
+	machine_unlock(m);
+}
+
+void input_release_inst(struct machine *m, modvm_inst *inst)
+{
+	for (struct input_sink **pp = &m->inputs; *pp;) {
+		struct input_sink *s = *pp;
+		if (s->inst == inst) {
+			*pp = s->next;
+			free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+void input_host_services(struct modvm_host *h)
+{
+	h->input_register = h_input_register;
+	h->input_key = h_input_key;
+	h->input_pointer = h_input_pointer;
 }

@@ -23,6 +23,9 @@ struct modvm_display_rect;
  * (checked, clipped). -1 if there is no display. */
 int display_update_first(struct machine *m, struct modvm_display_surface *s,
 			 struct modvm_display_rect *dirty);
+/* Input devices and what front ends inject (input_* services). */
+void input_host_services(struct modvm_host *h);
+void input_release_inst(struct machine *m, modvm_inst *inst);
 /* Whether any adapter registered a display (the FUSE view's screen.png). */
 bool display_present(struct machine *m);
 /* The first display's picture as it is now, as a PNG appended to out.

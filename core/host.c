@@ -565,6 +565,7 @@ void host_table_init(struct machine *m)
 	block_host_services(&m->host);
 	net_host_services(&m->host);
 	display_host_services(&m->host);
+	input_host_services(&m->host);
 }
 
 modvm_inst *inst_new(struct machine *m, const struct plugin *p,

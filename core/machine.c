@@ -117,6 +117,7 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 	block_release_inst(m, inst);
 	net_release_inst(m, inst);
 	display_release_inst(m, inst);
+	input_release_inst(m, inst);
 	/* Callbacks the instance registered must not outlive it. */
 	irq_eoi_forget(m, inst);
 	if (irq->intr_ack_inst == inst) {

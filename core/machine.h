@@ -307,6 +307,7 @@ struct machine {
 	modvm_chardev *chardevs;
 	modvm_net *nets;              /* open net backends (net.c) */
 	modvm_display *displays;      /* display adapters (display.c) */
+	struct input_sink *inputs;    /* input devices (display.c) */
 	struct pci_bus *pci;          /* PCI functions (pci.c), or NULL */
 	/* Virtio functions (virtio.c) and open block backends (block.c),
 	 * under virtio_lock; the disks a resume starts on overlays. */

@@ -49,6 +49,7 @@ struct modvm_net_hdr;
 typedef struct modvm_display modvm_display; /* see <modvm/display.h> */
 struct modvm_display_adapter;
 struct modvm_display_surface;
+struct modvm_input_ops;
 struct iovec;
 
 enum modvm_log_level {
@@ -427,6 +428,19 @@ struct modvm_host {
 	 * callback); *s is valid until the lock is released. */
 	void (*display_surface)(modvm_display *d,
 				struct modvm_display_surface *s);
+
+	/* --- input (<modvm/input.h>), ABI 2.3 --------------------------- */
+	/* Input devices: receive the events front ends inject. 0, or -1
+	 * with the error set (ops without size). Released with the
+	 * instance. */
+	int (*input_register)(modvm_inst *inst, const struct modvm_input_ops *ops,
+			      void *opaque);
+	/* Front ends: a key (a Linux key code, 1..MODVM_INPUT_KEY_MAX; others
+	 * are dropped) went down or up; pointer motion, wheel and buttons.
+	 * Every registered device that takes the event gets it. */
+	void (*input_key)(modvm_inst *inst, unsigned code, bool down);
+	void (*input_pointer)(modvm_inst *inst, int dx, int dy, int dz,
+			      unsigned buttons);
 };
 
 /* Convenience wrappers so plugin code reads naturally. */

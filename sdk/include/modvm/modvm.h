@@ -15,5 +15,6 @@
 #include <modvm/block.h>
 #include <modvm/net.h>
 #include <modvm/display.h>
+#include <modvm/input.h>
 
 #endif
