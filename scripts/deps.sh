@@ -15,6 +15,8 @@ packages=(
 	lcov               # scripts/coverage.sh
 	libpng-dev         # PNG screendumps (core/display.c)
 	console-setup-linux # the console font vga-std draws text mode with
+	libvncserver-dev   # display-vnc, the VNC front end
+	vncsnapshot libjpeg-turbo-progs # display/vnc* tests: a real VNC client, djpeg for its JPEG
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,10 @@
 ;   mode=bad   programs absurd modes first (xres 65535, bpp 3, a bank
 ;              beyond VRAM, offsets beyond VRAM, writes past the end of
 ;              BAR0), then the same picture as mode=fb
+;   mode=keys  stays in text mode, prints "display: ready", then polls the
+;              8042 and prints every byte the keyboard sends as "key XX"
+;              (scan codes, translated to set 1 as the BIOS default leaves
+;              the controller), forever
 ; It prints "display: ready" and halts with interrupts off, so the picture
 ; stays while the test looks at it (unlike other guests it does not power
 ; off: the test ends it with `modvm ctl quit`).
@@ -44,6 +48,8 @@ main:
         call    cmdline_mode            ; AL = 't', 'f' or 'b'
         cmp     al, 't'
         je      .ready
+        cmp     al, 'k'
+        je      keys
         push    eax
         call    find_vga                ; EDI = BAR0
         pop     eax
@@ -56,6 +62,19 @@ main:
 .halt:  cli
         hlt
         jmp     .halt
+
+keys:   println GUEST_NAME, ": ready"
+.poll:  in      al, 0x64
+        test    al, 1                   ; output buffer full
+        jz      .poll
+        test    al, 0x20                ; a mouse byte: not ours
+        in      al, 0x60
+        jnz     .poll
+        movzx   ebx, al
+        print   "key "
+        print_hex8 ebx
+        print_nl
+        jmp     .poll
 
 draw_text:
         mov     edi, TEXT
