@@ -6,6 +6,9 @@ usage: rfbclient.py HOST PORT keys TEXT     type TEXT (lower-case letters,
        rfbclient.py HOST PORT garbage SEED  handshake, then hostile bytes:
                                            bad message types, huge lengths,
                                            truncated messages, random junk
+       rfbclient.py HOST PORT watch SECONDS a viewer: raw encoding, always one
+                                           incremental update request
+                                           outstanding; prints the updates
 Security type None only (RFC 6143 7.2.1); exits 0 once everything is sent."""
 import random
 import socket
@@ -49,6 +52,31 @@ def key(s, sym, down):
     s.sendall(struct.pack(">BBxxI", 4, 1 if down else 0, sym))
 
 
+def watch(s, seconds):
+    s.sendall(struct.pack(">BxHi", 2, 1, 0))            # SetEncodings: raw
+    w, h = 0xFFFF, 0xFFFF
+    s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))  # the whole screen
+    end = time.monotonic() + seconds
+    updates = 0
+    s.settimeout(0.5)
+    buf = b""
+    while time.monotonic() < end:
+        try:
+            hdr = recv_exact(s, 4)
+        except socket.timeout:
+            continue
+        if hdr[0] != 0:
+            continue                        # bell, cut text: not expected
+        n = struct.unpack(">H", hdr[2:4])[0]
+        for _ in range(n):
+            x, y, rw, rh, enc = struct.unpack(">HHHHi", recv_exact(s, 12))
+            if enc == 0:
+                recv_exact(s, rw * rh * 4)
+        updates += 1
+        s.sendall(struct.pack(">BBHHHH", 3, 1, 0, 0, 0xFFFF, 0xFFFF))
+    print(f"updates {updates}")
+
+
 def main():
     host, port, what, arg = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     s, _, _ = handshake(host, port)
@@ -77,6 +105,8 @@ def main():
         except OSError:
             pass
         time.sleep(0.2)
+    elif what == "watch":
+        watch(s, float(arg))
     else:
         sys.exit(__doc__)
     s.close()
