@@ -4,8 +4,10 @@
  * the Bochs DISPI interface on ports and in BAR2, framebuffer modes up to
  * 1920x1080x32 with exact dirty rectangles, absurd modes and writes past
  * VRAM, and state round trips (registers and VRAM). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include <modvm/modvm.h>
@@ -174,15 +176,46 @@ static void test_vga_registers(void)
 	hx_free(h);
 }
 
+/* A PSF1 font of our own, so the test does not depend on the host's:
+ * glyph 7 is a full block and the Unicode table says it shows U+2588
+ * (what code page 437's 0xDB is); glyph 65 a left bar for 'A'. */
+static void write_font(const char *path)
+{
+	static uint8_t f[4 + 256 * 16 + 256 * 4];
+	size_t n = 4 + 256 * 16;
+	FILE *fp;
+
+	memset(f, 0, sizeof(f));
+	f[0] = 0x36; f[1] = 0x04; f[2] = 0x02; f[3] = 16;
+	memset(f + 4 + 7 * 16, 0xFF, 16);
+	memset(f + 4 + 65 * 16, 0x80, 16);
+	for (unsigned g = 0; g < 256; g++) {
+		unsigned u = g == 7 ? 0x2588 : g == 0xDB ? 0x1234 : g;
+		f[n++] = (uint8_t)u;
+		f[n++] = (uint8_t)(u >> 8);
+		f[n++] = 0xFF;
+		f[n++] = 0xFF;
+	}
+	fp = fopen(path, "wb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+	CU_ASSERT_EQUAL(fwrite(f, 1, n, fp), n);
+	fclose(fp);
+}
+
 static void test_text_mode(void)
 {
 	struct vga_t v;
 	struct modvm_display_surface s;
 	struct modvm_display_rect r;
 	const uint16_t cells[4] = { 0x4020, 0x1F41, 0x02DB, 0x0700 };
+	char font[64], prop[80];
 	struct hx *h;
 
-	CU_ASSERT_EQUAL_FATAL(vga_new(&v, NULL, NULL), 0);
+	snprintf(font, sizeof(font), "/tmp/test_vga-%d.psf", (int)getpid());
+	write_font(font);
+	snprintf(prop, sizeof(prop), "font=%s", font);
+	CU_ASSERT_EQUAL_FATAL(vga_new(&v, prop, NULL), 0);
+	unlink(font);
 	h = v.h;
 	CU_ASSERT_EQUAL_FATAL(hx_display_update(h, &s, &r), 0);
 	CU_ASSERT_EQUAL(s.width, 720);
@@ -200,6 +233,8 @@ static void test_text_mode(void)
 	CU_ASSERT(s.generation > gen);
 	CU_ASSERT_EQUAL(pixel(&s, 4, 4), 0xAA0000);       /* red background */
 	CU_ASSERT_EQUAL(pixel(&s, 9 + 8, 0), 0x0000AA);   /* 'A': blue background at its edge */
+	CU_ASSERT_EQUAL(pixel(&s, 9 + 0, 5), 0xFFFFFF);   /* 'A': its glyph, bright white */
+	CU_ASSERT_EQUAL(pixel(&s, 9 + 1, 5), 0x0000AA);
 	CU_ASSERT_EQUAL(pixel(&s, 18 + 4, 8), 0x00AA00);  /* full block */
 	CU_ASSERT_EQUAL(pixel(&s, 18 + 8, 8), 0x00AA00);  /* 9th column of 0xDB: line graphics repeat it */
 	CU_ASSERT_EQUAL(pixel(&s, 9 + 8, 8), 0x0000AA);   /* ... not for letters */

@@ -124,8 +124,15 @@ pixels() { # pixels FILE SPEC...
 	$check_png "$file" "$@" || fail "$file: pixels differ"
 }
 
+# The text checks read glyphs (0xDB, the full block) of the default font.
+need_font() {
+	[ -f /usr/share/consolefonts/Uni2-VGA16.psf.gz ] ||
+		{ echo "SKIP: no /usr/share/consolefonts/Uni2-VGA16.psf.gz (console-setup-linux, scripts/deps.sh)"; exit 77; }
+}
+
 case $case_name in
 text)
+	need_font
 	boot t text
 	expect_code 0 "$modvm" ctl "$work/t.sock" screendump "$work/t.png"
 	expect_out '"bytes"'
@@ -181,6 +188,7 @@ snapshot)
 	quit r
 	;;
 fuse)
+	need_font
 	[ -w /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
 	mkdir "$work/mnt"
 	boot m text --mount "$work/mnt"
