@@ -22,7 +22,9 @@
 
 #define VGA_VENDOR 0x1234
 #define VGA_DEVICE 0x1111
+#ifndef VGA_VRAM_MAX                /* tests/fuzz/fuzz_vga makes it 1M */
 #define VGA_VRAM_MAX (64u << 20)  /* the most the vram property allows */
+#endif
 #define VGA_MMIO_SIZE 0x1000      /* BAR2 */
 #define VGA_MMIO_VGA 0x400        /* BAR2: ports 0x3C0-0x3DF */
 #define VGA_MMIO_DISPI 0x500      /* BAR2: DISPI registers, 16 bits each */
