@@ -1,5 +1,6 @@
 /* The host-services table: the only way plugins reach the core. Each
  * service finds the machine through the calling instance. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include "machine.h"
 #include "block.h"
 #include "net.h"
+#include "run.h"
+#include "sandbox.h"
 #include "virtio.h"
 
 static const char *const level_names[] = { "error", "warning", "info",
@@ -348,6 +351,75 @@ static const char *h_vm_name(modvm_inst *inst)
 	return c && c->name ? c->name : "";
 }
 
+/* ---- plugin threads ---------------------------------------------------- */
+
+struct modvm_thread {
+	pthread_t thread;
+	modvm_inst *inst;
+	void *(*fn)(void *);
+	void *arg;
+	char name[16];
+	struct sandbox_thread sb;
+};
+
+static void *plugin_thread(void *opaque)
+{
+	struct modvm_thread *t = opaque;
+	void *r;
+
+	machine_block_stop_signals();
+	if (sandbox_thread_begin(&t->sb, t->name)) {
+		/* Running the plugin's code outside its list is worse than
+		 * stopping: end the VM the way a vCPU thread would. */
+		machine_log(t->inst->m, MODVM_LOG_ERROR,
+			    "%s: thread %s: sandbox: the kernel refused its filter: %s",
+			    t->inst->prefix, t->name, strerror(errno));
+		machine_request(t->inst->m, REQUEST_ERROR);
+		sandbox_thread_end(&t->sb);
+		return NULL;
+	}
+	r = t->fn(t->arg);
+	sandbox_thread_end(&t->sb);
+	return r;
+}
+
+static modvm_thread *h_thread_start(modvm_inst *inst, const char *name,
+				    void *(*fn)(void *), void *arg)
+{
+	struct modvm_thread *t = xcalloc(1, sizeof(*t));
+	int r;
+
+	*t = (struct modvm_thread){ .inst = inst, .fn = fn, .arg = arg };
+	snprintf(t->name, sizeof(t->name), "%s", name && *name ? name : "modvm-plugin");
+	r = pthread_create(&t->thread, NULL, plugin_thread, t);
+	if (r) {
+		h_set_error(inst, "cannot start thread %s: %s", t->name, strerror(r));
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void h_thread_join(modvm_thread *t, void **ret)
+{
+	void *r = NULL;
+
+	if (!t)
+		return;
+	pthread_join(t->thread, &r);
+	if (ret)
+		*ret = r;
+	free(t);
+}
+
+static void h_allow_remove(modvm_inst *inst, const char *path)
+{
+	machine_log(inst->m, MODVM_LOG_DEBUG, "%s: the sandbox lets it remove files next to %s",
+		    inst->prefix, path);
+	if (!sandbox_active())
+		sandbox_allow_writes_in_parent(path, SANDBOX_W_REMOVE);
+}
+
 static unsigned h_cpu_count(modvm_inst *inst)
 {
 	return inst->m->cpus ? inst->m->cpus : 1;
@@ -559,6 +631,9 @@ void host_table_init(struct machine *m)
 		.machine_exit = h_machine_exit,
 		.cpu_count = h_cpu_count,
 		.vm_name = h_vm_name,
+		.thread_start = h_thread_start,
+		.thread_join = h_thread_join,
+		.allow_remove = h_allow_remove,
 	};
 	pci_host_services(&m->host);
 	virtio_host_services(&m->host);

@@ -1,6 +1,7 @@
 /* The net_* host services: a NIC opens the net backend plugin its config
  * names; frames, "room again" and link changes pass between them here, so
  * the core can check what each side promised (queue pairs, offloads). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +20,9 @@ struct modvm_net {
 	struct modvm_net_frontend fe; /* the NIC's, size-checked copy */
 	void *fe_opaque;
 	uint32_t offloads;
+	uint32_t rx_offloads;         /* what the NIC's guest takes (net_set_rx_offloads) */
 	unsigned queue_pairs;
-	bool warned_offload;
+	bool warned_offload, warned_rx_offload;
 	struct modvm_net *next;
 };
 
@@ -76,6 +78,10 @@ static modvm_net *h_net_open(modvm_inst *inst, const char *prop,
 		return NULL;
 	}
 	n->offloads = n->ops->offloads ? n->ops->offloads(n->backend->obj) : 0;
+	/* receive offloads only from a backend that can be told to stop */
+	if (n->ops->size < offsetof(struct modvm_net_ops, set_rx_offloads) + sizeof(void *) ||
+	    !n->ops->set_rx_offloads)
+		n->offloads &= ~(uint32_t)MODVM_NET_OFFLOAD_RX;
 	n->queue_pairs = n->ops->queue_pairs ? n->ops->queue_pairs(n->backend->obj) : 1;
 	if (!n->queue_pairs)
 		n->queue_pairs = 1;
@@ -128,7 +134,8 @@ static bool hdr_allowed(const struct modvm_net_hdr *h, uint32_t off)
 
 	if (h->flags & ~(MODVM_NET_HDR_F_NEEDS_CSUM | MODVM_NET_HDR_F_DATA_VALID))
 		return false;
-	if ((h->flags & MODVM_NET_HDR_F_NEEDS_CSUM) && !(off & MODVM_NET_OFFLOAD_CSUM))
+	if ((h->flags & (MODVM_NET_HDR_F_NEEDS_CSUM | MODVM_NET_HDR_F_DATA_VALID)) &&
+	    !(off & MODVM_NET_OFFLOAD_CSUM))
 		return false;
 	if ((h->gso_type & MODVM_NET_GSO_ECN) && !(off & MODVM_NET_OFFLOAD_ECN))
 		return false;
@@ -174,6 +181,16 @@ static uint32_t h_net_offloads(modvm_net *n)
 	return n->offloads;
 }
 
+static void h_net_set_rx_offloads(modvm_net *n, uint32_t off)
+{
+	off = n->offloads & MODVM_NET_OFFLOAD_RX ?
+	      off & n->offloads & ~(uint32_t)MODVM_NET_OFFLOAD_RX : 0;
+	if (off == n->rx_offloads)
+		return;
+	n->rx_offloads = off;
+	n->ops->set_rx_offloads(n->backend->obj, off);
+}
+
 static unsigned h_net_queue_pairs(modvm_net *n)
 {
 	return n->queue_pairs;
@@ -207,6 +224,17 @@ static bool h_net_receive(modvm_net *n, unsigned queue,
 		hdr = &plain;
 	if (queue >= n->queue_pairs || iovcnt < 0)
 		return true; /* nowhere to go: dropped */
+	if (!hdr_allowed(hdr, n->rx_offloads)) {
+		/* a backend bug, or frames it read before the guest's
+		 * driver changed what it takes */
+		if (!n->warned_rx_offload)
+			machine_log(n->m, MODVM_LOG_INFO,
+				    "%s: frame from %s with offloads (flags %#x, gso %#x) the guest did not take: dropped",
+				    n->frontend->prefix, n->backend->plugin->desc->name,
+				    hdr->flags, hdr->gso_type);
+		n->warned_rx_offload = true;
+		return true;
+	}
 	machine_lock(n->m);
 	r = n->fe.receive(n->fe_opaque, queue, hdr, iov, iovcnt);
 	machine_unlock(n->m);
@@ -242,4 +270,5 @@ void net_host_services(struct modvm_host *h)
 	h->net_receive = h_net_receive;
 	h->net_tx_ready = h_net_tx_ready;
 	h->net_link_changed = h_net_link_changed;
+	h->net_set_rx_offloads = h_net_set_rx_offloads;
 }

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -61,6 +62,16 @@ static bool inet_sockets;   /* sandbox_allow_inet_sockets was called */
 static bool dropped_uid;
 static bool stderr_tty;     /* end the message with \r\n: the console may be raw */
 static struct sock_fprog device_prog;
+
+/* Plugin threads started before the sandbox (sandbox_thread_begin). The
+ * lock also orders their registration against sandbox_apply's `active`. */
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sandbox_thread *threads;
+static __thread struct sandbox_thread *self_thread;
+/* Asks a registered thread to stack the device filter on itself. */
+#define NARROW_SIGNAL (SIGRTMIN + 1)
+/* How long sandbox_apply waits for each of them. */
+#define NARROW_WAIT_MS 5000
 
 /* Syscall names for the SIGSYS handler, resolved before the filter is
  * loaded: the handler may not allocate. */
@@ -366,7 +377,8 @@ static void add_rules(struct build *b)
 
 	/* ioctl: KVM's own (type 0xAE) on the VM and vCPU descriptors,
 	 * ppdev ('p') for the parallel port, and by number the terminal
-	 * and block requests the chardevs and host disks make. Never
+	 * and block requests the chardevs and host disks make and the
+	 * tap's TUNSETOFFLOAD. Never
 	 * TIOCSTI (typing into the terminal) or TIOCSETD. */
 	allow_ioctl_type(b, R_BOTH, 0xAE);
 	allow_ioctl_type(b, R_BOTH, 'p');
@@ -379,6 +391,9 @@ static void add_rules(struct build *b)
 		0x402c542c /* TCSETSW2 */, 0x402c542d /* TCSETSF2 */,
 		0x1277 /* BLKDISCARD */, 0x127f /* BLKZEROOUT */,
 		0x80081272 /* BLKGETSIZE64 */, 0x1261 /* BLKFLSBUF */,
+		/* net-tap: the offloads frames to the guest may carry, when
+		 * its driver sets its features (a vCPU thread) */
+		0x400454d0 /* TUNSETOFFLOAD */,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(tty_block); i++)
 		allow_ioctl(b, R_BOTH, tty_block[i]);
@@ -547,6 +562,85 @@ static void fix_arena_limit(void)
 	mallopt(M_ARENA_MAX, (int)(8 * (n > 0 ? n : 1)));
 }
 
+/* ---- plugin threads -------------------------------------------------- */
+
+static void on_narrow(int sig)
+{
+	struct sandbox_thread *t = self_thread;
+	int saved = errno;
+
+	(void)sig;
+	if (t && !atomic_load(&t->narrowed)) {
+		t->err = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &device_prog) ?
+			 errno : 0;
+		atomic_store(&t->narrowed, 1);
+	}
+	errno = saved;
+}
+
+int sandbox_thread_begin(struct sandbox_thread *t, const char *name)
+{
+	sigset_t narrow;
+
+	*t = (struct sandbox_thread){ .tid = (pid_t)syscall(SYS_gettid) };
+	self_thread = t;
+	if (name)
+		prctl(PR_SET_NAME, name, 0, 0, 0);
+	sigemptyset(&narrow);
+	sigaddset(&narrow, NARROW_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &narrow, NULL);
+	pthread_mutex_lock(&threads_lock);
+	if (!atomic_load(&active)) {
+		t->next = threads;
+		threads = t;
+		pthread_mutex_unlock(&threads_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&threads_lock);
+	atomic_store(&t->narrowed, 1);
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &device_prog);
+}
+
+void sandbox_thread_end(struct sandbox_thread *t)
+{
+	pthread_mutex_lock(&threads_lock);
+	for (struct sandbox_thread **pp = &threads; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&threads_lock);
+	self_thread = NULL;
+}
+
+/* Called with threads_lock held, right after the process-wide filter:
+ * each registered thread loads the device filter in its signal handler
+ * (seccomp can only narrow the calling thread). A thread that is ending
+ * waits for the lock in sandbox_thread_end, so none goes away meanwhile. */
+static int narrow_threads(char *err, size_t len)
+{
+	pid_t pid = getpid();
+
+	for (struct sandbox_thread *t = threads; t; t = t->next)
+		if (syscall(SYS_tgkill, pid, t->tid, NARROW_SIGNAL))
+			return set_err(err, len, "sandbox: cannot signal thread %d: %s",
+				       (int)t->tid, strerror(errno));
+	for (struct sandbox_thread *t = threads; t; t = t->next) {
+		for (int ms = 0; !atomic_load(&t->narrowed); ms++) {
+			if (ms == NARROW_WAIT_MS)
+				return set_err(err, len, "sandbox: thread %d did not take its "
+					       "filter within %d s", (int)t->tid,
+					       NARROW_WAIT_MS / 1000);
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		}
+		if (t->err)
+			return set_err(err, len, "sandbox: the kernel refused thread %d's "
+				       "filter: %s", (int)t->tid, strerror(t->err));
+	}
+	threads = NULL;
+	return 0;
+}
+
 int sandbox_apply(const struct sandbox_config *c, char *err, size_t len)
 {
 	static const struct sandbox_config none = { .enable = SANDBOX_ON };
@@ -574,7 +668,9 @@ int sandbox_apply(const struct sandbox_config *c, char *err, size_t len)
 	sigfillset(&sa.sa_mask);
 	sigemptyset(&sys);
 	sigaddset(&sys, SIGSYS);
-	if (sigaction(SIGSYS, &sa, NULL) || pthread_sigmask(SIG_UNBLOCK, &sys, NULL)) {
+	if (sigaction(SIGSYS, &sa, NULL) || pthread_sigmask(SIG_UNBLOCK, &sys, NULL) ||
+	    sigaction(NARROW_SIGNAL, &(struct sigaction){ .sa_handler = on_narrow,
+							 .sa_flags = SA_RESTART }, NULL)) {
 		set_err(err, len, "sandbox: cannot install the SIGSYS handler: %s", strerror(errno));
 		goto out;
 	}
@@ -587,8 +683,10 @@ int sandbox_apply(const struct sandbox_config *c, char *err, size_t len)
 	}
 	if (sandbox_landlock(err, len) < 0)
 		goto out;
+	pthread_mutex_lock(&threads_lock);
 	r = seccomp_load(base);
 	if (r) {
+		pthread_mutex_unlock(&threads_lock);
 		set_err(err, len, "sandbox: the kernel refused the seccomp filter: %s%s",
 			strerror(r < 0 ? -r : r),
 			r == -ESRCH ? " (a thread already has a filter of its own)" : "");
@@ -596,6 +694,8 @@ int sandbox_apply(const struct sandbox_config *c, char *err, size_t len)
 		goto out;
 	}
 	atomic_store(&active, true);
+	r = narrow_threads(err, len);
+	pthread_mutex_unlock(&threads_lock);
 out:
 	if (base)
 		seccomp_release(base);

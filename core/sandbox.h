@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* What ends modvm when a thread makes a system call its list forbids:
  * 128 + SIGSYS, the status a shell shows for a process the kernel killed
@@ -51,6 +52,25 @@ int sandbox_apply(const struct sandbox_config *c, char *err, size_t len);
  * whatever it opens by path for itself. -1 (errno set) if the filter was
  * refused: the thread must not go on. */
 int sandbox_enter(enum sandbox_role role, const char *name);
+
+/* Threads plugins start (host->thread_start, core/host.c) run device
+ * code on guest input too (a block worker runs the guest's requests), so
+ * they get the device list as well. One that starts before the sandbox
+ * is applied registers itself; sandbox_apply then makes each registered
+ * thread stack the device filter on itself (a signal whose handler loads
+ * it) and waits until all have, before any guest instruction runs. A
+ * thread that starts later narrows itself at once. */
+struct sandbox_thread {
+	pid_t tid;
+	int err;                     /* errno of the handler's seccomp(), 0 */
+	_Atomic int narrowed;        /* the handler ran */
+	struct sandbox_thread *next; /* registered, not yet narrowed */
+};
+/* First thing in the thread: names it; 0, or -1 with errno set if the
+ * kernel refused the filter (the thread must not go on). */
+int sandbox_thread_begin(struct sandbox_thread *t, const char *name);
+/* Last thing in the thread. */
+void sandbox_thread_end(struct sandbox_thread *t);
 
 /* A net backend of this VM opens Internet sockets after set-up (user-mode
  * networking, MODVM_NET_F_INET_SOCKETS): both lists then allow socket()

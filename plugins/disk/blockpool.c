@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -30,7 +31,7 @@ struct blockpool {
 	bool stop;
 	int efd;
 	modvm_watch *watch;
-	pthread_t threads[WORKERS_MAX];
+	modvm_thread *threads[WORKERS_MAX];
 	unsigned nthreads;
 };
 
@@ -129,11 +130,16 @@ struct blockpool *blockpool_new(const struct modvm_host *host,
 	}
 	if (workers > WORKERS_MAX)
 		workers = WORKERS_MAX;
-	for (; p->nthreads < workers; p->nthreads++)
-		if (pthread_create(&p->threads[p->nthreads], NULL, worker, p)) {
-			host->set_error(inst, "cannot start I/O threads");
+	/* host->thread_start: under the sandbox the workers run under the
+	 * device list (descriptors only), like the threads that submit. */
+	for (; p->nthreads < workers; p->nthreads++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "modvm-blk%u", p->nthreads);
+		p->threads[p->nthreads] = host->thread_start(inst, name, worker, p);
+		if (!p->threads[p->nthreads])
 			goto fail;
-		}
+	}
 	return p;
 fail:
 	blockpool_free(p);
@@ -182,7 +188,7 @@ void blockpool_free(struct blockpool *p)
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->nthreads; i++)
-		pthread_join(p->threads[i], NULL);
+		p->host->thread_join(p->threads[i], NULL);
 	if (p->watch)
 		p->host->fd_unwatch(p->watch);
 	if (p->efd >= 0)

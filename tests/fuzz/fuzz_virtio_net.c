@@ -8,7 +8,9 @@
  *   1 n S...         a control chain: n%4 readable segments, then a
  *                    writable one (the ack)
  *   2 n S...         a receive buffer of n%4+1 writable segments
- *   3 l l D          the backend delivers a frame of l bytes
+ *   3 l l H D        the backend delivers a frame of l bytes with the
+ *                    offload header H (flags, gso type, then hdr_len,
+ *                    gso_size, csum_start, csum_offset as 16-bit values)
  * where a segment S is a 16-bit length l (l%4096 + 1 bytes) and its
  * bytes D (zeros once the input ran out).
  *   4                the backend is busy for the next send / free again
@@ -74,7 +76,12 @@ static modvm_net *s_net_open(modvm_inst *i, const char *prop,
 	return (modvm_net *)&s;
 }
 static void s_net_close(modvm_net *n) {}
-static uint32_t s_net_offloads(modvm_net *n) { return MODVM_NET_OFFLOAD_CSUM | MODVM_NET_OFFLOAD_TSO4; }
+static uint32_t s_net_offloads(modvm_net *n)
+{
+	return MODVM_NET_OFFLOAD_CSUM | MODVM_NET_OFFLOAD_TSO4 | MODVM_NET_OFFLOAD_TSO6 |
+	       MODVM_NET_OFFLOAD_ECN | MODVM_NET_OFFLOAD_RX;
+}
+static void s_net_set_rx_offloads(modvm_net *n, uint32_t off) {}
 static bool s_net_link_up(modvm_net *n) { return true; }
 static void s_net_rx_ready(modvm_net *n, unsigned q) {}
 
@@ -174,6 +181,7 @@ static const struct modvm_host host = {
 	.net_offloads = s_net_offloads,
 	.net_link_up = s_net_link_up,
 	.net_rx_ready = s_net_rx_ready,
+	.net_set_rx_offloads = s_net_set_rx_offloads,
 	.virtio_register = s_virtio_register,
 	.virtio_pop = s_virtio_pop,
 	.virtio_unpop = s_virtio_unpop,
@@ -245,9 +253,13 @@ static void add_chain(struct in *in, unsigned queue, unsigned nread, unsigned nw
 
 static void deliver(struct in *in)
 {
-	size_t len = take(in, 2) & 0x1fff;
+	size_t len = take(in, 2);
+	struct modvm_net_hdr h = {
+		.flags = (uint8_t)take(in, 1), .gso_type = (uint8_t)take(in, 1),
+		.hdr_len = (uint16_t)take(in, 2), .gso_size = (uint16_t)take(in, 2),
+		.csum_start = (uint16_t)take(in, 2), .csum_offset = (uint16_t)take(in, 2),
+	};
 	uint8_t *p = carve(in, len);
-	struct modvm_net_hdr h = { 0 };
 	struct iovec iov = { p, len };
 
 	if (!p || !s.fe->can_receive(s.fe_opaque, 0, len))

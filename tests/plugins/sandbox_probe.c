@@ -1,12 +1,16 @@
 /* A device for the sandbox tests (tests/integration/sandbox): when the
  * guest writes its port it makes one system call modvm never needs after
  * set-up (what an exploited device would try), on the vCPU thread or,
- * through a timer, on the event loop, and logs what the kernel said.
+ * through a timer, on the event loop, or on a thread of its own started
+ * with host->thread_start (as a block backend's workers are), and logs
+ * what the kernel said.
  * Reading the port tells the guest whether it was done. Built only for
  * tests; never install it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -17,18 +21,19 @@
 #include <modvm/modvm.h>
 
 enum probe_action { ACT_NONE, ACT_SOCKET, ACT_OPEN, ACT_FORK, ACT_EXEC, ACT_MMAP_EXEC };
-enum probe_thread { ON_VCPU, ON_LOOP };
+enum probe_thread { ON_VCPU, ON_LOOP, ON_WORKER };
 
 static const char *const actions[] = { "none", "socket-inet", "open-file",
 				       "fork", "execve", "mmap-exec", NULL };
-static const char *const threads[] = { "vcpu", "loop", NULL };
+static const char *const threads[] = { "vcpu", "loop", "worker", NULL };
 
 static const struct modvm_prop_desc props[] = {
 	MODVM_PROP_INT_("port", "0x520", 0, 0xffff, "I/O port the guest writes to ask"),
 	MODVM_PROP_ENUM_("action", "none", actions, "the system call to make"),
 	MODVM_PROP_STRING_("path", "/etc/shadow", "the file open-file opens"),
 	MODVM_PROP_ENUM_("thread", "vcpu", threads,
-			 "where: the vCPU thread (in the port write) or the event loop (a timer)"),
+			 "where: the vCPU thread (in the port write), the event loop (a timer) "
+			 "or the probe's own thread (probe-worker)"),
 	MODVM_PROP_END
 };
 
@@ -38,7 +43,11 @@ struct probe {
 	int action, thread;
 	const char *path;
 	modvm_timer *timer;
-	uint8_t done;
+	modvm_thread *worker;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool asked, stop;
+	_Atomic uint8_t done;
 };
 
 static const char *who(char *buf, size_t len)
@@ -102,6 +111,25 @@ static void act(struct probe *p)
 	p->done = 1;
 }
 
+static void *worker(void *opaque)
+{
+	struct probe *p = opaque;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		if (p->asked) {
+			p->asked = false;
+			pthread_mutex_unlock(&p->lock);
+			act(p);
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
+		pthread_cond_wait(&p->wake, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
 static void on_timer(void *opaque)
 {
 	act(opaque);
@@ -116,13 +144,31 @@ static void port_write(void *opaque, uint64_t off, uint64_t v, unsigned size)
 {
 	struct probe *p = opaque;
 
-	if (p->thread == ON_LOOP)
+	if (p->thread == ON_LOOP) {
 		p->host->timer_mod(p->timer, p->host->clock_ns(p->inst) + 100000);
-	else
+	} else if (p->thread == ON_WORKER) {
+		pthread_mutex_lock(&p->lock);
+		p->asked = true;
+		pthread_cond_signal(&p->wake);
+		pthread_mutex_unlock(&p->lock);
+	} else {
 		act(p);
+	}
 }
 
 static const struct modvm_io_ops port_ops = { port_read, port_write };
+
+static void stop_worker(struct probe *p)
+{
+	if (!p->worker)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	p->host->thread_join(p->worker, NULL);
+	p->worker = NULL;
+}
 
 static void *create(const struct modvm_host *host, modvm_inst *inst)
 {
@@ -134,12 +180,18 @@ static void *create(const struct modvm_host *host, modvm_inst *inst)
 			     .action = host->prop_enum(inst, "action"),
 			     .thread = host->prop_enum(inst, "thread"),
 			     .path = host->prop_string(inst, "path") };
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
 	p->timer = host->timer_new(inst, on_timer, p);
-	if (!p->timer ||
+	/* started now, during set-up: the sandbox narrows it when it comes */
+	if (p->timer && p->thread == ON_WORKER)
+		p->worker = host->thread_start(inst, "probe-worker", worker, p);
+	if (!p->timer || (p->thread == ON_WORKER && !p->worker) ||
 	    !host->pio_register(inst, (uint16_t)host->prop_int(inst, "port"), 1,
 				&port_ops, p)) {
 		if (p->timer)
 			host->timer_free(p->timer);
+		stop_worker(p);
 		free(p);
 		return NULL;
 	}
@@ -151,6 +203,7 @@ static void destroy(void *dev)
 	struct probe *p = dev;
 
 	p->host->timer_free(p->timer);
+	stop_worker(p);
 	free(p);
 }
 

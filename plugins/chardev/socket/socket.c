@@ -138,6 +138,8 @@ static int sock_listen(struct sock_be *s)
 	}
 	if (!stat(s->path, &st))
 		s->ino = st.st_ino;
+	/* removed at exit (unlink_ours), also under the sandbox */
+	s->host->allow_remove(s->inst, s->path);
 	return 0;
 }
 

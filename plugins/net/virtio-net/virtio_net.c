@@ -117,6 +117,23 @@ static bool negotiated(struct vnet *n, unsigned bit)
 	return n->host->virtio_features(n->vdev) & BIT(bit);
 }
 
+/* The receive offloads of driver features f, for the backend. */
+static uint32_t rx_offloads(uint64_t f)
+{
+	uint32_t off = 0;
+
+	if (!(f & BIT(VIRTIO_NET_F_GUEST_CSUM)))
+		return 0;
+	off |= MODVM_NET_OFFLOAD_CSUM;
+	if (f & BIT(VIRTIO_NET_F_GUEST_TSO4))
+		off |= MODVM_NET_OFFLOAD_TSO4;
+	if (f & BIT(VIRTIO_NET_F_GUEST_TSO6))
+		off |= MODVM_NET_OFFLOAD_TSO6;
+	if (f & BIT(VIRTIO_NET_F_GUEST_ECN))
+		off |= MODVM_NET_OFFLOAD_ECN;
+	return off;
+}
+
 /* ---- pcap (the classic format tcpdump and tshark read) -------------------- */
 
 static void pcap_open(struct vnet *n)
@@ -366,6 +383,32 @@ static void rx_fill(struct vnet *n, unsigned k, size_t total)
 	}
 }
 
+/* A received frame's offloads: only those the driver took (the core
+ * checked them against what it told the backend; this is the device's
+ * own promise to its driver, 5.1.6.4). Plain frames up to FRAME_PLAIN
+ * unless the driver takes GSO. */
+static bool rx_hdr_ok(struct vnet *n, const struct modvm_net_hdr *h, size_t len)
+{
+	uint32_t took = rx_offloads(n->host->virtio_features(n->vdev));
+	uint8_t gso = h->gso_type & (uint8_t)~MODVM_NET_GSO_ECN;
+
+	if (h->flags & ~(MODVM_NET_HDR_F_NEEDS_CSUM | MODVM_NET_HDR_F_DATA_VALID) ||
+	    (h->flags && !(took & MODVM_NET_OFFLOAD_CSUM)) ||
+	    (h->flags & MODVM_NET_HDR_F_NEEDS_CSUM &&
+	     (size_t)h->csum_start + h->csum_offset + 2 > len))
+		return false;
+	if (h->gso_type & MODVM_NET_GSO_ECN && !(took & MODVM_NET_OFFLOAD_ECN))
+		return false;
+	switch (gso) {
+	case MODVM_NET_GSO_NONE:
+		return len <= FRAME_PLAIN ||
+		       (took & (MODVM_NET_OFFLOAD_TSO4 | MODVM_NET_OFFLOAD_TSO6));
+	case MODVM_NET_GSO_TCPV4: return took & MODVM_NET_OFFLOAD_TSO4;
+	case MODVM_NET_GSO_TCPV6: return took & MODVM_NET_OFFLOAD_TSO6;
+	}
+	return false;
+}
+
 static bool fe_receive(void *opaque, unsigned queue,
 		       const struct modvm_net_hdr *hdr, const struct iovec *iov,
 		       int iovcnt)
@@ -378,14 +421,20 @@ static bool fe_receive(void *opaque, unsigned queue,
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
 	if (queue || !rx_live(n) || len < ETH_HLEN || len > MODVM_NET_FRAME_MAX ||
-	    hdr->flags || hdr->gso_type) {
-		n->rx_dropped++;   /* no offloads are offered to the guest yet */
+	    !rx_hdr_ok(n, hdr, len)) {
+		n->rx_dropped++;
 		return true;
 	}
 	iov_copy_from(iov, (unsigned)iovcnt, 0, b + HDR_LEN, len);
 	if (!rx_wanted(n, b + HDR_LEN))
 		return true;
 	memset(b, 0, HDR_LEN);
+	b[0] = hdr->flags;
+	b[1] = hdr->gso_type;
+	le_put(b + 2, hdr->hdr_len, 2);
+	le_put(b + 4, hdr->gso_size, 2);
+	le_put(b + 6, hdr->csum_start, 2);
+	le_put(b + 8, hdr->csum_offset, 2);
 	k = rx_take(n, HDR_LEN + len);
 	if (k == 0) {
 		n->rx_waiting = true;
@@ -546,6 +595,7 @@ static void vnet_virtio_reset(void *opaque)
 	n->rx_waiting = false;
 	n->host->timer_del(n->tx_timer);
 	rx_mode_reset(n);
+	n->host->net_set_rx_offloads(n->net, 0);
 }
 
 /* Before a snapshot: a frame the backend was busy for is sent (dropped
@@ -583,22 +633,27 @@ static int vnet_features_ok(void *opaque, uint64_t f)
 			    BIT(VIRTIO_NET_F_HOST_UFO);
 	uint64_t guest_gso = BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6) |
 			     BIT(VIRTIO_NET_F_GUEST_UFO);
+	struct vnet *n = opaque;
 
-	(void)opaque;
 	if ((f & need_ctrl) && !(f & BIT(VIRTIO_NET_F_CTRL_VQ)))
 		return -1;
 	if ((f & host_gso) && !(f & BIT(VIRTIO_NET_F_CSUM)))
 		return -1;
 	if ((f & guest_gso) && !(f & BIT(VIRTIO_NET_F_GUEST_CSUM)))
 		return -1;
+	if ((f & BIT(VIRTIO_NET_F_GUEST_ECN)) &&
+	    !(f & (BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6))))
+		return -1;
+	n->host->net_set_rx_offloads(n->net, rx_offloads(f));
 	return 0;
 }
 
 /* ---- instance ------------------------------------------------------------ */
 
 /* Offloads the backend carries, as device features. Receive offloads
- * (GUEST_*) stay off until the receive path finishes checksums for a
- * driver that did not take them. */
+ * (GUEST_*) only from a backend that delivers frames with them and stops
+ * when the driver did not take them (MODVM_NET_OFFLOAD_RX): the device
+ * never finishes checksums or segments itself. */
 static uint64_t offload_features(uint32_t off)
 {
 	uint64_t f = 0;
@@ -606,6 +661,15 @@ static uint64_t offload_features(uint32_t off)
 	if (!(off & MODVM_NET_OFFLOAD_CSUM))
 		return 0;
 	f |= BIT(VIRTIO_NET_F_CSUM);
+	if (off & MODVM_NET_OFFLOAD_RX) {
+		f |= BIT(VIRTIO_NET_F_GUEST_CSUM);
+		if (off & MODVM_NET_OFFLOAD_TSO4)
+			f |= BIT(VIRTIO_NET_F_GUEST_TSO4);
+		if (off & MODVM_NET_OFFLOAD_TSO6)
+			f |= BIT(VIRTIO_NET_F_GUEST_TSO6);
+		if (off & MODVM_NET_OFFLOAD_ECN && off & (MODVM_NET_OFFLOAD_TSO4 | MODVM_NET_OFFLOAD_TSO6))
+			f |= BIT(VIRTIO_NET_F_GUEST_ECN);
+	}
 	if (off & MODVM_NET_OFFLOAD_TSO4)
 		f |= BIT(VIRTIO_NET_F_HOST_TSO4);
 	if (off & MODVM_NET_OFFLOAD_TSO6)
@@ -793,8 +857,18 @@ static void vnet_reset(void *dev)
 	n->host->virtio_reset(n->vdev);
 }
 
+/* After a snapshot is loaded: the backend learns again what the restored
+ * driver takes (the transport's section came first). */
+static int vnet_post_load(void *instance)
+{
+	struct vnet *n = instance;
+
+	n->host->net_set_rx_offloads(n->net, rx_offloads(n->host->virtio_features(n->vdev)));
+	return 0;
+}
+
 #define N struct vnet
-MODVM_STATE_SECTION(vnet_section, "virtio-net", 1, 1,
+MODVM_STATE_SECTION_HOOKS(vnet_section, "virtio-net", 1, 1, NULL, vnet_post_load,
 	MODVM_F_BYTES(N, mac),
 	MODVM_F_U16(N, status),
 	MODVM_F_BOOL(N, promisc),

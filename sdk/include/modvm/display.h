@@ -1,4 +1,4 @@
-/* modvm SDK: display adapters and display front ends (ABI 2.3).
+/* modvm SDK: display adapters and display front ends (ABI 2.4).
  *
  * Two sides meet here, through the core:
  *  - an adapter (a device plugin such as vga-std) owns the guest-visible
@@ -44,7 +44,7 @@ typedef struct modvm_display modvm_display;
 
 enum modvm_pixel_format {
 	/* 32 bits a pixel, a little-endian 0x00RRGGBB word: bytes B, G, R,
-	 * then one ignored byte. The only format of ABI 2.3. */
+	 * then one ignored byte. The only format of ABI 2.4. */
 	MODVM_PIXEL_XRGB8888 = 1,
 };
 

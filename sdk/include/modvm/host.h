@@ -44,6 +44,7 @@ struct modvm_virtio_queue_state;
 struct modvm_virtio_elem;
 struct modvm_block;                         /* see <modvm/block.h> */
 typedef struct modvm_net modvm_net;         /* see <modvm/net.h> */
+typedef struct modvm_thread modvm_thread;   /* a plugin's own thread */
 struct modvm_net_frontend;
 struct modvm_net_hdr;
 typedef struct modvm_display modvm_display; /* see <modvm/display.h> */
@@ -411,7 +412,37 @@ struct modvm_host {
 	 * differ between VMs (a NIC's default MAC address). */
 	const char *(*vm_name)(modvm_inst *inst);
 
-	/* --- displays (<modvm/display.h>), ABI 2.3 ---------------------- */
+	/* --- threads (ABI 2.3) --------------------------------------------- */
+	/* Start a thread of the plugin's own (an I/O worker) that runs
+	 * fn(arg), named `name` (at most 15 characters; ps and the sandbox's
+	 * messages show it). Use this, not pthread_create: the thread starts
+	 * with modvm's stop signals blocked, and under the sandbox
+	 * (docs/sandbox.md) it runs under the device list, like the vCPU and
+	 * event-loop threads: reading, writing and syncing descriptors it
+	 * already has, memory without PROT_EXEC, futexes and clocks; no path,
+	 * no new descriptor, no thread, no socket. So open everything in
+	 * create/init and hand the descriptors to the thread. A thread started
+	 * during set-up is narrowed when the sandbox is applied, before the
+	 * guest runs; it must not block modvm's internal signal (SIGRTMIN+1)
+	 * meanwhile. NULL after set_error() if the thread could not start. */
+	modvm_thread *(*thread_start)(modvm_inst *inst, const char *name,
+				      void *(*fn)(void *arg), void *arg);
+	/* Wait until the thread's fn returned and free the handle; *ret (if
+	 * not NULL) receives what fn returned. Not from the thread itself. */
+	void (*thread_join)(modvm_thread *t, void **ret);
+	/* A file this instance creates during set-up and removes itself when
+	 * the VM stops (a Unix socket it bound): under the sandbox, whose
+	 * Landlock rules refuse removing files outside the folders the VM
+	 * writes, removing files in path's folder stays allowed. Call it in
+	 * create/init; later calls change nothing. */
+	void (*allow_remove)(modvm_inst *inst, const char *path);
+	/* NIC: the offloads its guest takes on received frames
+	 * (MODVM_NET_OFFLOAD_* bits; only those net_offloads() has, and
+	 * only with MODVM_NET_OFFLOAD_RX; 0 after a reset). The core passes
+	 * them to the backend and drops frames from it that carry others. */
+	void (*net_set_rx_offloads)(modvm_net *net, uint32_t offloads);
+
+	/* --- displays (<modvm/display.h>), ABI 2.4 ---------------------- */
 	/* Adapter: expose a surface. `prop` names the adapter's BACKEND
 	 * property of kind MODVM_KIND_DISPLAY (the front end, display-NAME);
 	 * NULL: no front end, only the core's screendump and screen.png.
@@ -429,7 +460,7 @@ struct modvm_host {
 	void (*display_surface)(modvm_display *d,
 				struct modvm_display_surface *s);
 
-	/* --- input (<modvm/input.h>), ABI 2.3 --------------------------- */
+	/* --- input (<modvm/input.h>), ABI 2.4 --------------------------- */
 	/* Input devices: receive the events front ends inject. 0, or -1
 	 * with the error set (ops without size). Released with the
 	 * instance. */

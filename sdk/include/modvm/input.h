@@ -1,4 +1,4 @@
-/* modvm SDK: keyboard and pointer input (ABI 2.3).
+/* modvm SDK: keyboard and pointer input (ABI 2.4).
  *
  * Input devices (the i8042's PS/2 keyboard and mouse) register a
  * struct modvm_input_ops with host->input_register(); front ends (a VNC

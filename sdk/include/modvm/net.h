@@ -74,6 +74,12 @@ enum modvm_net_offload {
 	MODVM_NET_OFFLOAD_TSO6 = 1u << 2, /* GSO_TCPV6 (needs CSUM) */
 	MODVM_NET_OFFLOAD_ECN = 1u << 3,  /* GSO_ECN with TSO */
 	MODVM_NET_OFFLOAD_UFO = 1u << 4,  /* GSO_UDP (needs CSUM) */
+	/* The backend can also deliver frames with the offloads above to
+	 * the NIC, and stops when told (ops->set_rx_offloads, which it must
+	 * have): a NIC may then offer them to its guest for receiving
+	 * (virtio-net's GUEST_CSUM/GUEST_TSO*). Without it, frames from the
+	 * backend are plain. (ABI 2.3) */
+	MODVM_NET_OFFLOAD_RX = 1u << 5,
 };
 
 /* net_send's and ops->send's results. */
@@ -136,6 +142,15 @@ struct modvm_net_ops {
 	unsigned (*queue_pairs)(void *be);
 	/* Whether the cable is plugged in now. May be NULL: always. */
 	bool (*link_up)(void *be);
+	/* (ABI 2.3, read only when size covers it) The offloads the NIC's
+	 * guest takes on frames it receives (MODVM_NET_OFFLOAD_* bits, a
+	 * subset of offloads()): deliver frames with those and no others
+	 * from now on. Until the first call: none, plain frames only. The
+	 * NIC calls it (host->net_set_rx_offloads) when its driver's
+	 * features change, on reset and after a snapshot is loaded; on a
+	 * vCPU thread under the sandbox's device list (docs/sandbox.md).
+	 * Needed for MODVM_NET_OFFLOAD_RX. */
+	void (*set_rx_offloads)(void *be, uint32_t offloads);
 };
 
 /* Backend: offer one frame in a flat buffer to the NIC on queue pair

@@ -12,9 +12,14 @@
 #   net.sh snapshot BUILD_DIR SOURCE_DIR
 #     behind net-user: fetch, snapshot, quit, resume in a new process,
 #     fetch again; the derived MAC is the same before and after.
+#   net.sh storm BUILD_DIR SOURCE_DIR
+#     behind restricted net-user, the guest floods the adapter with raw
+#     frames no correct guest sends; modvm survives without growing, the
+#     adapter works afterwards, and nothing reaches the host's loopback.
 #   net.sh tap BUILD_DIR SOURCE_DIR
 #     (root) a network namespace and a tap made by the test; the guest
-#     pings the host end and fetches a file from it. 77 without root.
+#     pings the host end, fetches a file from it and posts one to it; the
+#     pcap file shows TSO frames both ways. 77 without root.
 # (docs/linux-guest.md, "linux/net-user")
 set -u
 case_=$1
@@ -45,8 +50,22 @@ free_port() {
 # port of the kernel's choosing written to PORTFILE (in $in_ns).
 http_server() {
 	"${in_ns[@]}" python3 - "$1" "$2" "${3:-127.0.0.1}" <<-'PY' >"$work/http.log" 2>&1 &
-	import functools, http.server, sys
-	h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+	import functools, hashlib, http.server, sys
+	class H(http.server.SimpleHTTPRequestHandler):
+	    def do_POST(self):  # an upload: answer with its sha256
+	        n = int(self.headers.get("Content-Length", 0))
+	        d = b""
+	        while len(d) < n:
+	            c = self.rfile.read(n - len(d))
+	            if not c:
+	                break
+	            d += c
+	        r = hashlib.sha256(d).hexdigest().encode()
+	        self.send_response(200)
+	        self.send_header("Content-Length", str(len(r)))
+	        self.end_headers()
+	        self.wfile.write(r)
+	h = functools.partial(H, directory=sys.argv[1])
 	s = http.server.ThreadingHTTPServer((sys.argv[3], 0), h)
 	with open(sys.argv[2] + ".tmp", "w") as f:
 	    f.write(str(s.server_address[1]))
@@ -78,11 +97,15 @@ pcap_summary() {
 	magic, vmaj, vmin, _, _, snap, link = struct.unpack("<IHHiIII", d[:24])
 	assert magic == 0xa1b2c3d4 and (vmaj, vmin) == (2, 4) and link == 1, "bad pcap header"
 	off, n, ack, echo = 24, 0, "none", [0, 0]
+	big = {}   # frames longer than 1514 bytes (GSO) by IPv4 source
 	while off + 16 <= len(d):
 	    _, _, incl, orig = struct.unpack("<IIII", d[off:off + 16])
 	    f = d[off + 16:off + 16 + incl]
 	    off += 16 + incl
 	    n += 1
+	    if len(f) > 1514 and f[12:14] == b"\x08\x00":
+	        src = ".".join(str(x) for x in f[26:30])
+	        big[src] = big.get(src, 0) + 1
 	    if len(f) > 34 and f[12:14] == b"\x08\x00" and f[23] == 1:
 	        t = f[14 + (f[14] & 15) * 4]
 	        if t in (0, 8):
@@ -100,7 +123,9 @@ pcap_summary() {
 	                    ack = ".".join(str(x) for x in b[16:20])
 	                i += 2 + opts[i + 1] if opts[i] else 1
 	assert off == len(d), "truncated record"
-	print("records=%d dhcp_ack_to=%s echo_requests=%d echo_replies=%d" % (n, ack, echo[0], echo[1]))
+	print("records=%d dhcp_ack_to=%s echo_requests=%d echo_replies=%d big_from=%s" %
+	      (n, ack, echo[0], echo[1],
+	       ",".join("%s:%d" % kv for kv in sorted(big.items())) or "none"))
 	PY
 }
 
@@ -255,9 +280,21 @@ run_tap() {
 	vm_config tap "modvm.script=net-tap modvm.ip=10.0.4.2 modvm.peer=10.0.4.1 modvm.port=$port modvm.sha=$sha" \
 		"{ plugin = \"virtio-net\"; id = \"net0\"; backend = \"tap\"; ifname = \"mtap0\"; pcap = \"$work/tap.pcap\"; }" || return
 	vm_start tap
-	vm_end tap "net: ping 10.0.4.1: 3 of 3" "net: fetched 200000 bytes sha256 $sha" "net: PASS" \
-		"MODVM-SCRIPT-END net-tap rc=0"
+	vm_end tap "net: ping 10.0.4.1: 3 of 3" "net: fetched 200000 bytes sha256 $sha" \
+		"net: uploaded 228894 bytes, the host got sha256 $(seq 1 40000 | sha256sum | cut -d ' ' -f 1)" \
+		"net: PASS" "MODVM-SCRIPT-END net-tap rc=0"
 	expect_pings "$work/tap.pcap"
+	# the offloads were used: segmentation offload frames (longer than
+	# an Ethernet frame) from the host to the guest (GUEST_TSO4) and from
+	# the guest to the host (HOST_TSO4), with the hashes above intact
+	local sum
+	sum=$(pcap_summary "$work/tap.pcap" 2>&1)
+	checks=$((checks + 1))
+	grep -Eq "big_from=.*10\.0\.4\.1:[1-9]" <<<"$sum" ||
+		fail "no frame longer than 1514 bytes reached the guest (receive TSO not in use): $sum"
+	checks=$((checks + 1))
+	grep -Eq "big_from=.*10\.0\.4\.2:[1-9]" <<<"$sum" ||
+		fail "the guest sent no frame longer than 1514 bytes (transmit TSO not in use): $sum"
 }
 
 # Snapshot and resume: the guest, behind net-user with a derived MAC,
@@ -313,6 +350,78 @@ run_snapshot() {
 	grep -qF "net: fetched a" "$work/snap1.log" || fail "no first fetch before the snapshot"
 }
 
+# A misbehaving guest behind restricted user-mode networking: for some
+# seconds it floods the adapter with raw frames no correct guest sends
+# (runts, lying IPv4 headers, UDP to the router's port P, SYNs and UDP to
+# random addresses, ARP for random addresses, unknown ethertypes). modvm
+# must survive it without growing, the adapter must work afterwards (a
+# lease again, a fetch through the forward), and nothing of it may reach
+# the host: a UDP listener on 127.0.0.1:P (where the router's P leads
+# when not restricted) gets only the test's own control datagram.
+run_storm() {
+	local port fwd sha pid rss max=0 got count
+	port=$(free_port)
+	fwd=$(free_port)
+	python3 - "$port" "$work/udp.count" <<-'PY' >"$work/udp.log" 2>&1 &
+	import signal, socket, sys
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.bind(("127.0.0.1", int(sys.argv[1])))
+	n = 0
+	def done(*a):
+	    open(sys.argv[2], "w").write("%d\n" % n)
+	    sys.exit(0)
+	signal.signal(signal.SIGTERM, done)
+	while True:
+	    s.recv(65536)
+	    n += 1
+	PY
+	local listener=$!
+	pids+=($listener)
+	sha=$(seq 1 20000 | sha256sum | cut -d ' ' -f 1)
+	vm_config storm "modvm.script=net-storm modvm.secs=8 modvm.port=$port" \
+		"{ plugin = \"virtio-net\"; id = \"net0\"; backend = \"user\"; restrict = true;
+		   hostfwd = \"tcp:127.0.0.1:$fwd-:80\"; }" || return
+	vm_start storm
+	for _ in $(seq 1200); do
+		grep -qF "net: SERVING" "$work/storm.raw" 2>/dev/null && break
+		grep -qF "net: SKIP" "$work/storm.raw" 2>/dev/null && break
+		kill -0 "${vm_pid[storm]}" 2>/dev/null || break
+		pid=$(pgrep -P "${vm_pid[storm]}" -x modvm | head -1)
+		rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
+		[ -n "$rss" ] && [ "$rss" -gt "$max" ] && max=$rss
+		sleep 0.1
+	done
+	if grep -qF "net: SKIP" "$work/storm.raw"; then
+		skip=$(sed -n 's/.*net: SKIP //p' "$work/storm.raw" | tr -d '\r' | head -1)
+		vm_end storm
+		return 0
+	fi
+	if grep -qF "net: SERVING" "$work/storm.raw"; then
+		got=$(curl -s --max-time 20 "http://127.0.0.1:$fwd/blob" | sha256sum | cut -d ' ' -f 1)
+		checks=$((checks + 1))
+		[ "$got" = "$sha" ] || fail "after the storm the host fetched sha256 $got through the forward, want $sha"
+		vm_say storm fetched
+	else
+		fail "the guest never served after the storm"
+	fi
+	vm_end storm "net: address 10.0.2.15" "net-storm: sent " "net: lease again after the storm" \
+		"net: serving sha256 $sha" "net: PASS" "MODVM-SCRIPT-END net-storm rc=0"
+	grep '^net-storm:' "$work/storm.log" | sed 's/^/  /'
+	echo "modvm's largest resident size during the storm: $((max / 1024)) MiB (guest RAM 512 MiB)"
+	checks=$((checks + 1))
+	[ "$max" -gt 0 ] && [ "$max" -lt $((800 * 1024)) ] ||
+		fail "modvm's resident size reached $((max / 1024)) MiB (want more than 0 and under 800)"
+	# the control datagram: the listener was alive and counting
+	python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"control", ("127.0.0.1", int(sys.argv[1])))' "$port"
+	sleep 0.3
+	kill "$listener"
+	wait "$listener" 2>/dev/null
+	count=$(cat "$work/udp.count" 2>/dev/null)
+	echo "datagrams on 127.0.0.1:$port: ${count:-none} (1 is the test's own)"
+	checks=$((checks + 1))
+	[ "$count" = 1 ] || fail "the host's UDP listener got ${count:-no count} datagrams, want only the test's own: the restricted guest reached the host"
+}
+
 # A case that stopped half-way (a shell error) must not pass: each ends by
 # setting completed.
 completed=
@@ -322,6 +431,7 @@ user) run_user && completed=1 ;;
 socket) run_socket && completed=1 ;;
 tap) run_tap && completed=1 ;;
 snapshot) run_snapshot && completed=1 ;;
+storm) run_storm && completed=1 ;;
 *) echo "net.sh: unknown case $case_" >&2; exit 2 ;;
 esac
 checks=$((checks + 1))

@@ -12,7 +12,8 @@ modvm=$build/modvm
 tp=$build/tests/plugins
 work=$(mktemp -d /tmp/modvm-sandbox.XXXXXX)
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+socks=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work" ${socks:+"$socks"}' EXIT
 . "$(dirname "$0")/../lib.sh"
 export MODVM_PLUGIN_PATH=$tp/sandbox:$tp/good
 unset MODVM_SANDBOX
@@ -68,7 +69,8 @@ vm: {
   name = "wait"; machine = "none"; memory = "16M";
   cpu = { engine = "test-engine"; action = "wait"; };
   boot = { kernel = "$work/hlt.bin"; format = "flat"; load_address = 0x7c00; };
-  devices = ( { plugin = "test-device"; id = "t0"; } );
+  devices = ( { plugin = "test-device"; id = "t0"; },
+              { plugin = "sandbox-probe"; id = "probe"; thread = "worker"; } );
   ${2:-}
 };
 CFG
@@ -111,9 +113,11 @@ default)
 	expect_out "sandbox: on (the default)"
 	;;
 forbidden)
-	# what an exploited device would try, from the vCPU thread and from
-	# the event loop: modvm stops at once and names the call
-	for t in vcpu:modvm-cpu0 loop:modvm-loop; do
+	# what an exploited device would try, from the vCPU thread, from the
+	# event loop and from a plugin's own thread (host->thread_start, as
+	# block workers; started during set-up and narrowed when the sandbox
+	# came): modvm stops at once and names the call
+	for t in vcpu:modvm-cpu0 loop:modvm-loop worker:probe-worker; do
 		thread=${t%%:*} comm=${t#*:}
 		for a in socket-inet:socket open-file:openat fork:clone execve:execve \
 			 mmap-exec:mmap; do
@@ -134,6 +138,9 @@ off)
 	expect_out "open-file on thread modvm-cpu0: allowed"
 	MODVM_SANDBOX=off expect_code 3 "$modvm" run "$work/open.cfg"
 	expect_out "open-file on thread modvm-cpu0: allowed"
+	probe_cfg "$work/open-w.cfg" open-file worker
+	expect_code 3 "$modvm" run "$work/open-w.cfg" --sandbox=off
+	expect_out "open-file on thread probe-worker: allowed"
 	probe_cfg "$work/sock.cfg" socket-inet loop "sandbox = false;"
 	expect_code 3 "$modvm" run -v "$work/sock.cfg"
 	expect_out "socket-inet on thread modvm-loop: allowed"
@@ -183,6 +190,11 @@ proc)
 	check "a vCPU thread" test -n "$cpu"
 	[ -n "$cpu" ] && check "the vCPU thread stacks the device filter" \
 		test "$(status_of "$pid" "$cpu" Seccomp_filters)" = 2
+	# a plugin's thread started during set-up was narrowed too
+	w=$(tid_named "$pid" probe-worker)
+	check "a plugin thread" test -n "$w"
+	[ -n "$w" ] && check "the plugin thread stacks the device filter" \
+		test "$(status_of "$pid" "$w" Seccomp_filters)" = 2
 	check "the main thread has one filter" test "$(status_of "$pid" "$pid" Seccomp_filters)" = 1
 	stop_wait
 	# and nothing of it with --sandbox=off
@@ -209,6 +221,30 @@ snapshot)
 	wait_running "$sock"
 	check "resumed VM filtered" test "$(status_of "$pid" "$pid" Seccomp)" = 2
 	stop_wait
+	;;
+files)
+	# what modvm created it removes when it stops, inside the sandbox
+	# too (Landlock refuses removals outside the folders allowed): the
+	# control socket and a chardev socket server's file (in a folder of
+	# its own: Landlock rules cover whole trees, and the control socket's
+	# folder is allowed anyway)
+	socks=$(mktemp -d /tmp/modvm-sandbox-sock.XXXXXX)
+	cat >"$work/files.cfg" <<CFG
+vm: {
+  name = "files"; machine = "none"; memory = "16M";
+  cpu = { engine = "test-engine"; action = "wait"; };
+  boot = { kernel = "$work/hlt.bin"; format = "flat"; load_address = 0x7c00; };
+  devices = ( { plugin = "serial-16550"; id = "com1"; backend = "socket";
+                path = "$socks/com1.sock"; } );
+};
+CFG
+	start_wait "$work/files.cfg" -v
+	check "the chardev socket exists while the VM runs" test -S "$socks/com1.sock"
+	stop_wait
+	grep -q "writes confined (Landlock)" "$work/run.out" ||
+		echo "note: no Landlock in this kernel: removals were not confined"
+	check "the chardev socket is removed at exit" test ! -e "$socks/com1.sock"
+	check "the control socket is removed at exit" test ! -e "$sock"
 	;;
 credentials)
 	[ "$(id -u)" = 0 ] || skip "changing uid and namespaces needs root"
