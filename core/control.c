@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cpustate.h"
+#include "display.h"
 #include "fusefs.h"
 #include "machine.h"
 #include "run.h"
@@ -34,6 +35,7 @@ struct client {
 	size_t len;
 	struct strbuf out; /* reply bytes the socket did not take yet */
 	size_t out_done;   /* of out, already sent */
+	int passed_fd;     /* a descriptor sent with SCM_RIGHTS, or -1 */
 };
 
 struct control {
@@ -249,6 +251,32 @@ static json_t *cmd_snapshot(struct control *c, json_t *args, struct client *cl)
 	return reply;
 }
 
+/* The screen as a PNG, written to the file the client opened and passed
+ * with the request: the VM process never opens the path (the sandbox
+ * confines where it may write, docs/sandbox.md). */
+static json_t *cmd_screendump(struct machine *m, struct client *cl)
+{
+	char err[ERR_LEN];
+	struct stat st;
+	size_t n = 0;
+	int fd = cl->passed_fd;
+	json_t *reply;
+
+	cl->passed_fd = -1;
+	if (fd < 0)
+		return error_reply("BadRequest", "screendump writes to a file descriptor passed with the request (SCM_RIGHTS): use modvm ctl SOCKET screendump FILE");
+	if (fstat(fd, &st) || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
+		close(fd);
+		return error_reply("BadRequest", "screendump: the descriptor passed is not a regular file or a pipe");
+	}
+	if (display_png_to_fd(m, fd, &n, err, sizeof(err)))
+		reply = error_reply("NoDisplay", "screendump: %s", err);
+	else
+		reply = ok_reply(json_pack("{s:I}", "bytes", (json_int_t)n));
+	close(fd);
+	return reply;
+}
+
 /* The FUSE view of a VM that was started without --mount (docs/fuse.md). */
 static json_t *cmd_mount(struct machine *m, json_t *args, bool mount)
 {
@@ -302,9 +330,11 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 		reply = cmd_snapshot(c, json_object_get(req, "arguments"), cl);
 	else if (!strcmp(cmd, "mount") || !strcmp(cmd, "umount"))
 		reply = cmd_mount(m, json_object_get(req, "arguments"), cmd[0] == 'm');
+	else if (!strcmp(cmd, "screendump"))
+		reply = cmd_screendump(m, cl);
 	else
 		reply = error_reply("UnknownCommand",
-				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot, mount, umount",
+				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot, mount, umount, screendump",
 				    cmd);
 	json_decref(req);
 	return reply;
@@ -312,6 +342,9 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 
 static void client_close(struct client *cl)
 {
+	if (cl->passed_fd >= 0)
+		close(cl->passed_fd);
+	cl->passed_fd = -1;
 	close(cl->fd);
 	free(cl->buf);
 	sb_free(&cl->out);
@@ -373,11 +406,38 @@ static void send_reply(struct control *c, struct client *cl, json_t *reply)
 	free(s);
 }
 
+/* Keep the last descriptor a client sent (screendump's file), close the
+ * rest: a client cannot make us hold more than one. */
+static void take_passed_fds(struct client *cl, struct msghdr *msg)
+{
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(msg); h; h = CMSG_NXTHDR(msg, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (cl->passed_fd >= 0)
+				close(cl->passed_fd);
+			cl->passed_fd = fd;
+		}
+	}
+}
+
 static void client_read(struct control *c, struct client *cl)
 {
 	char buf[4096];
-	ssize_t n = read(cl->fd, buf, sizeof(buf));
+	union {
+		char b[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+	ssize_t n = recvmsg(cl->fd, &msg, MSG_CMSG_CLOEXEC);
 	char *nl;
+
+	take_passed_fds(cl, &msg);
 
 	if (n <= 0) {
 		client_close(cl);
@@ -517,8 +577,10 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 	c = xcalloc(1, sizeof(*c));
 	c->m = m;
 	c->path = xstrdup(path);
-	for (int i = 0; i < MAX_CLIENTS; i++)
+	for (int i = 0; i < MAX_CLIENTS; i++) {
 		c->clients[i].fd = -1;
+		c->clients[i].passed_fd = -1;
+	}
 	c->wake[0] = c->wake[1] = -1;
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	/* The socket file gets the caller's umask at bind(); it is made 0600
@@ -584,8 +646,55 @@ void control_stop(struct control *c)
 	free(c);
 }
 
+/* The request line, with fd (if >= 0) passed along it. */
+static int send_line(int sock, const char *command_json, int fd)
+{
+	char *line = xasprintf("%s\n", command_json);
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { line, strlen(line) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	size_t done = 0;
+	int r = 0;
+
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.b;
+		msg.msg_controllen = sizeof(ctl.b);
+		struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	}
+	while (done < iov.iov_len) {
+		ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = -1;
+			break;
+		}
+		done += (size_t)n;
+		iov.iov_base = line + done;
+		iov.iov_len -= (size_t)n;
+		msg.msg_control = NULL;    /* the descriptor went with the first part */
+		msg.msg_controllen = 0;
+	}
+	free(line);
+	return r;
+}
+
 int control_client(const char *path, const char *command_json, char *reply,
 		   size_t reply_len, char *err, size_t len)
+{
+	return control_client_fd(path, command_json, -1, reply, reply_len, err, len);
+}
+
+int control_client_fd(const char *path, const char *command_json, int pass_fd,
+		      char *reply, size_t reply_len, char *err, size_t len)
 {
 	struct sockaddr_un sa;
 	size_t got = 0;
@@ -602,7 +711,11 @@ int control_client(const char *path, const char *command_json, char *reply,
 			close(fd);
 		return -1;
 	}
-	dprintf(fd, "%s\n", command_json);
+	if (send_line(fd, command_json, pass_fd)) {
+		set_err(err, len, "cannot send to %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	for (;;) {
 		ssize_t n = read(fd, reply + got, reply_len - 1 - got);
 		if (n <= 0)

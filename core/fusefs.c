@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cpustate.h"
+#include "display.h"
 #include "inspect.h"
 #include "machine.h"
 #include "run.h"
@@ -61,6 +62,7 @@ enum node_kind {
 	N_CPUS, N_CPU_DIR, N_CPU_REGS, N_CPU_STATE,
 	N_DEVICES, N_DEV_DIR, N_DEV_STATE, N_DEV_STATE_BIN, N_DEV_PROPS,
 	N_DEV_CONSOLE, N_DISKS, N_DISK, N_SNAPS, N_SNAP_DIR, N_SNAP_FILE,
+	N_SCREEN,
 };
 
 struct node {
@@ -75,7 +77,7 @@ static const struct { const char *name; enum node_kind kind; } root_files[] = {
 	{ "config", N_CONFIG }, { "status", N_STATUS }, { "control", N_CONTROL },
 	{ "plugins", N_PLUGINS }, { "console", N_CONSOLE }, { "memory", N_MEMORY },
 	{ "cpus", N_CPUS }, { "devices", N_DEVICES }, { "disks", N_DISKS },
-	{ "snapshots", N_SNAPS },
+	{ "snapshots", N_SNAPS }, { "screen.png", N_SCREEN },
 };
 
 static const struct { const char *name; enum node_kind kind; } dev_files[] = {
@@ -193,6 +195,8 @@ static int resolve_root(struct fusefs *fs, const char *c, struct node *n)
 		if (!strcmp(c, root_files[i].name)) {
 			n->kind = root_files[i].kind;
 			if (n->kind == N_CONSOLE && !has_console(fs->m, NULL))
+				return -ENOENT;
+			if (n->kind == N_SCREEN && !display_present(fs->m))
 				return -ENOENT;
 			return 0;
 		}
@@ -437,7 +441,8 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
 	switch (n.kind) {
 	case N_ROOT:
 		for (size_t i = 0; i < ARRAY_SIZE(root_files); i++)
-			if (root_files[i].kind != N_CONSOLE || has_console(m, NULL))
+			if ((root_files[i].kind != N_CONSOLE || has_console(m, NULL)) &&
+			    (root_files[i].kind != N_SCREEN || display_present(m)))
 				fill(buf, root_files[i].name, NULL, 0, 0);
 		break;
 	case N_CPUS:
@@ -700,6 +705,11 @@ static int render(struct fusefs *fs, const struct node *n, struct strbuf *b)
 		return 0;
 	case N_DISK:
 		return render_disk(m, n->file, b);
+	case N_SCREEN: {
+		/* The picture as it is at open; nothing shown: no data. */
+		char err[ERR_LEN];
+		return display_png(m, b, err, sizeof(err)) ? -ENODATA : 0;
+	}
 	default:
 		return -EISDIR;
 	}

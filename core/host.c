@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpumodel.h"
+#include "display.h"
 #include "machine.h"
 #include "block.h"
 #include "net.h"
@@ -638,6 +639,8 @@ void host_table_init(struct machine *m)
 	virtio_host_services(&m->host);
 	block_host_services(&m->host);
 	net_host_services(&m->host);
+	display_host_services(&m->host);
+	input_host_services(&m->host);
 }
 
 modvm_inst *inst_new(struct machine *m, const struct plugin *p,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "display.h"
 #include "machine.h"
 #include "block.h"
 #include "net.h"
@@ -115,6 +116,8 @@ static void release_inst(struct machine *m, modvm_inst *inst)
 	virtio_release_inst(m, inst);
 	block_release_inst(m, inst);
 	net_release_inst(m, inst);
+	display_release_inst(m, inst);
+	input_release_inst(m, inst);
 	/* Callbacks the instance registered must not outlive it. */
 	irq_eoi_forget(m, inst);
 	if (irq->intr_ack_inst == inst) {

@@ -306,6 +306,8 @@ struct machine {
 	size_t ninsts;
 	modvm_chardev *chardevs;
 	modvm_net *nets;              /* open net backends (net.c) */
+	modvm_display *displays;      /* display adapters (display.c) */
+	struct input_sink *inputs;    /* input devices (display.c) */
 	struct pci_bus *pci;          /* PCI functions (pci.c), or NULL */
 	/* Virtio functions (virtio.c) and open block backends (block.c),
 	 * under virtio_lock; the disks a resume starts on overlays. */

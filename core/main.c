@@ -1,6 +1,7 @@
 /* modvm: the command line. Each command is a small function; all of them
  * load the plugin registry the same way. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "control.h"
@@ -26,7 +28,7 @@ static const char usage_text[] =
 	"  run CONFIG [-v] [--control SOCKET] [--mount DIR] [--sandbox=on|off]\n"
 	"                      boot the VM described by CONFIG (a libconfig file)\n"
 	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices,\n"
-	"                      snapshot NAME\n"
+	"                      snapshot NAME, screendump FILE (PNG)\n"
 	"  mount SOCKET DIR    show a running VM (--control SOCKET) as files in DIR\n"
 	"  umount SOCKET DIR   undo modvm mount\n"
 	"  resume DIR          resume a snapshot (possibly copied from another host)\n"
@@ -233,7 +235,8 @@ out:
 
 /* Send one request j (consumed) to the control socket and print the
  * answer: 0 for a return, 1 for an error, 2 if nobody answered. */
-static int send_request(const char *prog, const char *sock, json_t *j)
+static int send_request_fd(const char *prog, const char *sock, json_t *j,
+			   int pass_fd)
 {
 	char reply[256 * 1024], err[ERR_LEN];
 	char *req = json_dumps(j, JSON_COMPACT);
@@ -241,7 +244,7 @@ static int send_request(const char *prog, const char *sock, json_t *j)
 	bool ok = false;
 
 	json_decref(j);
-	if (control_client(sock, req, reply, sizeof(reply), err, sizeof(err))) {
+	if (control_client_fd(sock, req, pass_fd, reply, sizeof(reply), err, sizeof(err))) {
 		free(req);
 		fprintf(stderr, "%s: %s\n", prog, err);
 		return EXIT_USAGE;
@@ -264,16 +267,39 @@ static int send_request(const char *prog, const char *sock, json_t *j)
 	return ok ? 0 : EXIT_FAILURE_RUN;
 }
 
+static int send_request(const char *prog, const char *sock, json_t *j)
+{
+	return send_request_fd(prog, sock, j, -1);
+}
+
+/* modvm ctl SOCKET screendump FILE: FILE is opened here, where it was
+ * typed, and passed to the VM, which writes the PNG into it. */
+static int ctl_screendump(const char *sock, const char *file)
+{
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	int r;
+
+	if (fd < 0) {
+		fprintf(stderr, "modvm ctl: cannot create %s: %s\n", file, strerror(errno));
+		return EXIT_USAGE;
+	}
+	r = send_request_fd("modvm ctl", sock, json_pack("{s:s}", "execute", "screendump"), fd);
+	close(fd);
+	if (r)
+		unlink(file);             /* no half or empty picture left behind */
+	return r;
+}
+
 static int cmd_ctl(int argc, char **argv)
 {
 	static const char *const known[] = { "status", "pause", "resume", "quit",
 					     "query-cpus", "query-devices",
-					     "snapshot", NULL };
+					     "snapshot", "screendump", NULL };
 	json_t *j;
 	int i;
 
 	if (argc < 3) {
-		fprintf(stderr, "modvm ctl: expected SOCKET COMMAND (status, pause, resume, quit, query-cpus, query-devices, snapshot NAME)\n");
+		fprintf(stderr, "modvm ctl: expected SOCKET COMMAND (status, pause, resume, quit, query-cpus, query-devices, snapshot NAME, screendump FILE)\n");
 		return EXIT_USAGE;
 	}
 	for (i = 0; known[i] && strcmp(known[i], argv[2]); i++)
@@ -282,6 +308,13 @@ static int cmd_ctl(int argc, char **argv)
 		fprintf(stderr, "modvm ctl: unknown command \"%s\" (modvm mount/umount SOCKET DIR mount the FUSE view)\n",
 			argv[2]);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[2], "screendump")) {
+		if (argc != 4) {
+			fprintf(stderr, "modvm ctl: screendump needs one FILE to write the PNG to\n");
+			return EXIT_USAGE;
+		}
+		return ctl_screendump(argv[1], argv[3]);
 	}
 	j = json_pack("{s:s}", "execute", argv[2]);
 	if (argc > 3) {
@@ -452,7 +485,8 @@ static const struct command commands[] = {
 	  "usage: modvm ctl SOCKET COMMAND\n"
 	  "Send COMMAND to the VM whose control socket is SOCKET (modvm run\n"
 	  "--control SOCKET): status, pause, resume, quit, query-cpus,\n"
-	  "query-devices, snapshot NAME [disks=reference]. Prints the answer as JSON. docs/control.md has the\n"
+	  "query-devices, snapshot NAME [disks=reference], screendump FILE\n"
+	  "(the screen as a PNG). Prints the answer as JSON. docs/control.md has the\n"
 	  "protocol.\n" },
 	{ "mount", cmd_mount,
 	  "usage: modvm mount SOCKET DIR\n"

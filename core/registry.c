@@ -14,6 +14,7 @@
 #include <modvm/chardev.h>
 #include <modvm/block.h>
 #include <modvm/net.h>
+#include <modvm/display.h>
 
 #include "elfcheck.h"
 #include "propval.h"
@@ -202,6 +203,9 @@ static int check_ops(const struct modvm_plugin_desc *d, char *err, size_t len)
 	case MODVM_KIND_NET:
 		need = offsetof(struct modvm_net_ops, link_up) + sizeof(void *);
 		break;
+	case MODVM_KIND_DISPLAY:
+		need = offsetof(struct modvm_display_ops, refresh) + sizeof(void *);
+		break;
 	default:
 		return set_err(err, len, "plugins of kind %s cannot be loaded by this modvm yet",
 			       kind_name(d->kind));
@@ -228,6 +232,12 @@ static int check_ops(const struct modvm_plugin_desc *d, char *err, size_t len)
 		NEED(o, open);
 		NEED(o, close);
 		NEED(o, send);
+		return 0;
+	}
+	case MODVM_KIND_DISPLAY: {
+		const struct modvm_display_ops *o = d->ops;
+		NEED(o, open);
+		NEED(o, close);
 		return 0;
 	}
 	default: {

@@ -14,6 +14,10 @@ packages=(
 	libslirp-dev       # the net-user backend (user-mode networking)
 	e2fsprogs fdisk    # mke2fs/debugfs/e2fsck and sfdisk for the disk tests
 	lcov               # scripts/coverage.sh
+	libpng-dev         # PNG screendumps (core/display.c)
+	console-setup-linux # the console font vga-std draws text mode with
+	libvncserver-dev   # display-vnc, the VNC front end
+	vncsnapshot libjpeg-turbo-progs # display/vnc* tests: a real VNC client, djpeg for its JPEG
 )
 missing=()
 for p in "${packages[@]}"; do

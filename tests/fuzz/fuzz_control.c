@@ -90,8 +90,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.m = &stub;
 	c.listen_fd = -1;
 	c.wake[0] = c.wake[1] = -1;
-	for (int i = 0; i < MAX_CLIENTS; i++)
+	for (int i = 0; i < MAX_CLIENTS; i++) {
 		c.clients[i].fd = -1;
+		c.clients[i].passed_fd = -1; /* no descriptor came with the bytes */
+	}
 	cl = &c.clients[0];
 	cl->fd = sv[0];
 	cl->serial = 1;

@@ -12,6 +12,7 @@
 #include "block.h"
 #include "boot/boot_priv.h"
 #include "config.h"
+#include "display.h"
 #include "machine.h"
 #include "registry.h"
 #include "state_desc.h"
@@ -391,6 +392,12 @@ void hx_mem_read(struct hx *h, uint64_t gpa, void *buf, size_t len)
 uint64_t hx_clock(struct hx *h)
 {
 	return vclock_now(&h->m.clock);
+}
+
+int hx_display_update(struct hx *h, struct modvm_display_surface *s,
+		      struct modvm_display_rect *dirty)
+{
+	return display_update_first(&h->m, s, dirty);
 }
 
 uint64_t hx_timer_next(struct hx *h)

@@ -85,6 +85,14 @@ void hx_mem_read(struct hx *h, uint64_t gpa, void *buf, size_t len);
 /* Virtual clock: starts at 0, moves only here; due timers fire inside. */
 uint64_t hx_clock(struct hx *h);
 void hx_clock_step(struct hx *h, uint64_t ns);
+/* Displays (<modvm/display.h>): ask the first display adapter for an
+ * update, as the core's refresh does; *s (valid until the next harness
+ * call) and *dirty are what the adapter reported, checked and clipped.
+ * -1 if no device registered a display. */
+struct modvm_display_surface;
+struct modvm_display_rect;
+int hx_display_update(struct hx *h, struct modvm_display_surface *s,
+		      struct modvm_display_rect *dirty);
 /* The deadline of the earliest armed timer (virtual ns), UINT64_MAX none. */
 uint64_t hx_timer_next(struct hx *h);
 /* Run fd watches that are ready (backends with input), waiting at most

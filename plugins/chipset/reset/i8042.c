@@ -1,13 +1,16 @@
-/* A minimal 8042 keyboard controller at ports 60h/64h, for the reset and
- * probe paths: self-tests, the command byte, port enables, output port
- * (reset line, A20), loop-back commands and the pulse-reset command. No
- * keyboard or mouse is attached: a byte sent to either gets the "no
- * device" answer (FEh with the time-out bit), and no scan codes ever come.
+/* The 8042 keyboard controller at ports 60h/64h: self-tests, the command
+ * byte, port enables, output port (reset line, A20), loop-back commands
+ * and the pulse-reset command, and optionally (properties keyboard and
+ * mouse) a PS/2 keyboard and mouse behind it (ps2.c) that take the keys
+ * and pointer events front ends inject (<modvm/input.h>). A device that is
+ * not attached gets the "no device" answer (FEh with the time-out bit).
  * Commands follow the IBM PS/2 keyboard controller (8042/8242) interface.
  */
 #include <string.h>
 
 #include <modvm/modvm.h>
+
+#include "ps2.h"
 
 /* Status register (read 64h) */
 #define STR_OBF 0x01     /* output buffer full */
@@ -67,6 +70,9 @@ struct i8042 {
 	uint8_t outport;
 	uint8_t pending;       /* command waiting for its data byte, or 0 */
 	bool irq_kbd, irq_aux; /* levels driven on IRQ 1 and 12 */
+	bool has_kbd, has_mouse; /* properties keyboard, mouse */
+	struct ps2_kbd kbd;
+	struct ps2_mouse mouse;
 };
 
 #define IRQ_AUX 12
@@ -97,6 +103,20 @@ static void kbc_output(struct i8042 *k, uint8_t v, bool aux, bool timeout)
 	kbc_drive_irqs(k, false);
 }
 
+/* The output buffer is empty: the keyboard's next byte, else the mouse's,
+ * unless the command byte disables its port. */
+static void kbc_pump(struct i8042 *k)
+{
+	uint8_t v;
+
+	if (k->status & STR_OBF)
+		return;
+	if (!(k->ram[0] & CTR_KBDDIS) && ps2_queue_pop(&k->kbd.q, &v))
+		kbc_output(k, v, false, false);
+	else if (!(k->ram[0] & CTR_AUXDIS) && ps2_queue_pop(&k->mouse.q, &v))
+		kbc_output(k, v, true, false);
+}
+
 static void kbc_request_reset(struct i8042 *k, const char *why)
 {
 	k->dev.host->log(k->dev.inst, MODVM_LOG_DEBUG, "CPU reset through %s", why);
@@ -107,7 +127,9 @@ static void kbc_set_ctr(struct i8042 *k, uint8_t v)
 {
 	k->ram[0] = v;
 	k->status = (uint8_t)((k->status & ~STR_SYS) | (v & CTR_SYS));
+	k->kbd.translate = v & CTR_XLATE;
 	kbc_drive_irqs(k, false);
+	kbc_pump(k);
 }
 
 /* Bit 1 of the output port drives A20GATE: the core ORs it with port
@@ -221,10 +243,20 @@ static void kbc_data(struct i8042 *k, uint8_t v)
 		kbc_output(k, v, true, false);
 		break;
 	case CMD_WRITE_AUX:
-		kbc_output(k, NO_DEVICE, true, true);
+		if (!k->has_mouse) {
+			kbc_output(k, NO_DEVICE, true, true);
+			break;
+		}
+		ps2_mouse_write(&k->mouse, v);
+		kbc_pump(k);
 		break;
 	default:
-		kbc_output(k, NO_DEVICE, false, true);
+		if (!k->has_kbd) {
+			kbc_output(k, NO_DEVICE, false, true);
+			break;
+		}
+		ps2_kbd_write(&k->kbd, v);
+		kbc_pump(k);
 		break;
 	}
 }
@@ -236,6 +268,7 @@ static uint64_t data_read(void *opaque, uint64_t off, unsigned size)
 
 	k->status &= (uint8_t)~(STR_OBF | STR_AUXDATA | STR_TIMEOUT);
 	kbc_drive_irqs(k, false);
+	kbc_pump(k);
 	return size > 1 ? v | (~0ull << 8) : v;
 }
 
@@ -279,22 +312,65 @@ static void i8042_reset(void *dev)
 	k->obuf = 0;
 	k->outport = OUT_RESET | OUT_A20;
 	k->pending = 0;
+	k->kbd.translate = true;
+	ps2_kbd_reset(&k->kbd);
+	ps2_mouse_reset(&k->mouse);
 	kbc_drive_irqs(k, true);
 	kbc_a20(k);
 }
 
 static int i8042_post_load(void *dev)
 {
-	kbc_drive_irqs(dev, true);
-	kbc_a20(dev);
+	struct i8042 *k = dev;
+
+	/* what a snapshot brings is checked before it is used as an index */
+	ps2_queue_check(&k->kbd.q);
+	ps2_queue_check(&k->mouse.q);
+	if (k->kbd.set < 1 || k->kbd.set > 3)
+		k->kbd.set = 2;
+	k->kbd.translate = k->ram[0] & CTR_XLATE;
+	ps2_mouse_check(&k->mouse);
+	kbc_drive_irqs(k, true);
+	kbc_a20(k);
 	return 0;
 }
 
+static void kbd_key(void *opaque, unsigned code, bool down)
+{
+	struct i8042 *k = opaque;
+
+	ps2_kbd_key(&k->kbd, code, down);
+	kbc_pump(k);
+}
+
+static void mouse_pointer(void *opaque, int dx, int dy, int dz, unsigned buttons)
+{
+	struct i8042 *k = opaque;
+
+	ps2_mouse_event(&k->mouse, dx, dy, dz, buttons);
+	kbc_pump(k);
+}
+
 #define K struct i8042
-MODVM_STATE_SECTION_HOOKS(i8042_state, "kbc", 1, 1, NULL, i8042_post_load,
+/* Version 2 added the keyboard and the mouse: a version 1 stream loads
+ * and leaves them as they were (reset). */
+MODVM_STATE_SECTION_HOOKS(i8042_state, "kbc", 2, 1, NULL, i8042_post_load,
 	MODVM_F_BYTES(K, ram), MODVM_F_U8(K, status), MODVM_F_U8(K, obuf),
-	MODVM_F_U8(K, outport), MODVM_F_U8(K, pending));
+	MODVM_F_U8(K, outport), MODVM_F_U8(K, pending),
+	MODVM_F_BYTES_V(K, kbd.q.data, 2), MODVM_F_U8_V(K, kbd.q.rd, 2),
+	MODVM_F_U8_V(K, kbd.q.count, 2), MODVM_F_U8_V(K, kbd.set, 2),
+	MODVM_F_U8_V(K, kbd.pending, 2), MODVM_F_U8_V(K, kbd.leds, 2),
+	MODVM_F_BOOL_V(K, kbd.scanning, 2),
+	MODVM_F_BYTES_V(K, mouse.q.data, 2), MODVM_F_U8_V(K, mouse.q.rd, 2),
+	MODVM_F_U8_V(K, mouse.q.count, 2), MODVM_F_U8_V(K, mouse.pending, 2),
+	MODVM_F_U8_V(K, mouse.rate, 2), MODVM_F_U8_V(K, mouse.resolution, 2),
+	MODVM_F_U8_V(K, mouse.id, 2), MODVM_F_BYTES_V(K, mouse.rates, 2),
+	MODVM_F_BOOL_V(K, mouse.streaming, 2), MODVM_F_BOOL_V(K, mouse.scaling21, 2),
+	MODVM_F_BOOL_V(K, mouse.remote, 2), MODVM_F_U8_V(K, mouse.buttons, 2),
+	MODVM_F_I32_V(K, mouse.dx, 2), MODVM_F_I32_V(K, mouse.dy, 2),
+	MODVM_F_I32_V(K, mouse.dz, 2));
 #undef K
+
 
 static int i8042_init(void *dev)
 {
@@ -304,11 +380,22 @@ static int i8042_init(void *dev)
 	if (!k->dev.host->pio_register(k->dev.inst, MODVM_PC_PORT_KBC_DATA, 1, &data_ops, k) ||
 	    !k->dev.host->pio_register(k->dev.inst, MODVM_PC_PORT_KBC_CMD, 1, &cmd_ops, k))
 		return -1;
+	if ((k->has_kbd || k->has_mouse) &&
+	    k->dev.host->input_register(k->dev.inst, &(struct modvm_input_ops){
+			.size = sizeof(struct modvm_input_ops),
+			.key = k->has_kbd ? kbd_key : NULL,
+			.pointer = k->has_mouse ? mouse_pointer : NULL }, k))
+		return -1;
 	i8042_reset(k);
 	return 0;
 }
 
-MODVM_DEVICE_DEFINE(.name = "i8042", .version = "1.0.0",
-	.description = "8042 keyboard controller without keyboard: self-test, reset line, A20 gate",
+MODVM_DEVICE_DEFINE(.name = "i8042", .version = "1.1.0",
+	.description = "8042 keyboard controller: self-test, reset line, A20 gate; PS/2 keyboard and mouse",
+	.props = MODVM_PROPS(
+		MODVM_PROP_BOOL(struct i8042, has_kbd, "keyboard", "false",
+				"a PS/2 keyboard on the first port (keys from display front ends)"),
+		MODVM_PROP_BOOL(struct i8042, has_mouse, "mouse", "false",
+				"a PS/2 mouse on the auxiliary port (IRQ 12)")),
 	.state = MODVM_STATE(&i8042_state),
 	.ops = MODVM_DEVICE_OPS(struct i8042, .init = i8042_init, .reset = i8042_reset));

@@ -47,6 +47,10 @@ typedef struct modvm_net modvm_net;         /* see <modvm/net.h> */
 typedef struct modvm_thread modvm_thread;   /* a plugin's own thread */
 struct modvm_net_frontend;
 struct modvm_net_hdr;
+typedef struct modvm_display modvm_display; /* see <modvm/display.h> */
+struct modvm_display_adapter;
+struct modvm_display_surface;
+struct modvm_input_ops;
 struct iovec;
 
 enum modvm_log_level {
@@ -437,6 +441,37 @@ struct modvm_host {
 	 * only with MODVM_NET_OFFLOAD_RX; 0 after a reset). The core passes
 	 * them to the backend and drops frames from it that carry others. */
 	void (*net_set_rx_offloads)(modvm_net *net, uint32_t offloads);
+
+	/* --- displays (<modvm/display.h>), ABI 2.4 ---------------------- */
+	/* Adapter: expose a surface. `prop` names the adapter's BACKEND
+	 * property of kind MODVM_KIND_DISPLAY (the front end, display-NAME);
+	 * NULL: no front end, only the core's screendump and screen.png.
+	 * a->update is required. NULL with the error set (the front end's
+	 * reason). Released with the instance; one display an instance. */
+	modvm_display *(*display_register)(modvm_inst *inst, const char *prop,
+					   const struct modvm_display_adapter *a,
+					   void *opaque);
+	/* Adapter: the guest changed what is shown. Cheap (sets a flag,
+	 * arms the refresh timer once): call it on every change. */
+	void (*display_invalidate)(modvm_display *d);
+	/* Front end: update the surface now and fill *s (a new client wants
+	 * the whole picture). Call with the machine lock held (from a
+	 * callback); *s is valid until the lock is released. */
+	void (*display_surface)(modvm_display *d,
+				struct modvm_display_surface *s);
+
+	/* --- input (<modvm/input.h>), ABI 2.4 --------------------------- */
+	/* Input devices: receive the events front ends inject. 0, or -1
+	 * with the error set (ops without size). Released with the
+	 * instance. */
+	int (*input_register)(modvm_inst *inst, const struct modvm_input_ops *ops,
+			      void *opaque);
+	/* Front ends: a key (a Linux key code, 1..MODVM_INPUT_KEY_MAX; others
+	 * are dropped) went down or up; pointer motion, wheel and buttons.
+	 * Every registered device that takes the event gets it. */
+	void (*input_key)(modvm_inst *inst, unsigned code, bool down);
+	void (*input_pointer)(modvm_inst *inst, int dx, int dy, int dz,
+			      unsigned buttons);
 };
 
 /* Convenience wrappers so plugin code reads naturally. */

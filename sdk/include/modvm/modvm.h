@@ -14,5 +14,7 @@
 #include <modvm/virtio.h>
 #include <modvm/block.h>
 #include <modvm/net.h>
+#include <modvm/display.h>
+#include <modvm/input.h>
 
 #endif

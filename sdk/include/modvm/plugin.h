@@ -31,7 +31,7 @@ extern "C" {
  *    run time.
  */
 #define MODVM_ABI_MAJOR 2
-#define MODVM_ABI_MINOR 3
+#define MODVM_ABI_MINOR 4
 
 /* Name of the exported descriptor symbol. */
 #define MODVM_PLUGIN_SYMBOL modvm_plugin_descriptor
@@ -44,7 +44,7 @@ enum modvm_plugin_kind {
 	MODVM_KIND_CHARDEV = 3,    /* ops: struct modvm_chardev_ops */
 	MODVM_KIND_BLOCK = 4,      /* ops: struct modvm_block_ops */
 	MODVM_KIND_NET = 5,        /* ops: struct modvm_net_ops (ABI 2.2) */
-	MODVM_KIND_DISPLAY = 6,    /* display backend (reserved, not loadable yet) */
+	MODVM_KIND_DISPLAY = 6,    /* ops: struct modvm_display_ops (ABI 2.4) */
 };
 
 /* The descriptor. Field order is part of the ABI: never reorder. */
