@@ -16,6 +16,7 @@
 #include "cpustate.h"
 #include "fusefs.h"
 #include "machine.h"
+#include "migration.h"
 #include "run.h"
 #include "sandbox.h"
 #include "snapshot.h"
@@ -34,6 +35,7 @@ struct client {
 	size_t len;
 	struct strbuf out; /* reply bytes the socket did not take yet */
 	size_t out_done;   /* of out, already sent */
+	int passed_fd;     /* a descriptor sent with the request (SCM_RIGHTS), or -1 */
 };
 
 struct control {
@@ -45,6 +47,7 @@ struct control {
 	pthread_t thread;
 	bool serving;      /* the thread runs (control_serve) */
 	struct client clients[MAX_CLIENTS];
+	struct migration *mig; /* the last migration started, or NULL */
 };
 
 static json_t *error_reply(const char *cls, const char *fmt, ...)
@@ -249,6 +252,52 @@ static json_t *cmd_snapshot(struct control *c, json_t *args, struct client *cl)
 	return reply;
 }
 
+/* Live migration (docs/migration.md). The connection to the destination
+ * comes with the request (SCM_RIGHTS): modvm ctl made it, because the
+ * sandboxed VM may not connect (docs/decisions.md). */
+static json_t *cmd_migrate(struct control *c, json_t *args, struct client *cl)
+{
+	const char *uri = json_string_value(json_object_get(args, "uri"));
+	json_t *bw = json_object_get(args, "bandwidth"), *dt = json_object_get(args, "downtime");
+	json_t *it = json_object_get(args, "max-iterations");
+	struct migrate_opts o = { .downtime_ns = MIGRATE_DOWNTIME_MS_DEFAULT * 1000000ull,
+				  .max_iterations = MIGRATE_MAX_ITERATIONS };
+	char err[ERR_LEN];
+	int fd = cl->passed_fd;
+
+	cl->passed_fd = -1;
+	if (!uri) {
+		if (fd >= 0)
+			close(fd);
+		return error_reply("BadRequest", "migrate needs {\"uri\": \"tcp:HOST:PORT\"}");
+	}
+	if (fd < 0)
+		return error_reply("BadRequest", "migrate: no connection to the destination came with the request: the sandboxed VM cannot connect itself, so `modvm ctl SOCKET migrate tcp:HOST:PORT` connects and passes the socket (SCM_RIGHTS)");
+	if ((bw && (!json_is_number(bw) || json_number_value(bw) < 0 || json_number_value(bw) > 1e6)) ||
+	    (dt && (!json_is_number(dt) || json_number_value(dt) < 0 || json_number_value(dt) > 1e6)) ||
+	    (it && (!json_is_integer(it) || json_integer_value(it) < 1 || json_integer_value(it) > 1000))) {
+		close(fd);
+		return error_reply("BadRequest", "migrate: \"bandwidth\" is MB/s (0: unlimited) and \"downtime\" milliseconds, each 0 to 1000000; \"max-iterations\" 1 to 1000");
+	}
+	if (bw)
+		o.bandwidth = (uint64_t)(json_number_value(bw) * 1e6);
+	if (dt)
+		o.downtime_ns = (uint64_t)(json_number_value(dt) * 1e6);
+	if (it)
+		o.max_iterations = (unsigned)json_integer_value(it);
+	if (migration_active(c->mig)) {
+		close(fd);
+		return error_reply("Busy", "a migration is under way (migrate-status; migrate-cancel stops it)");
+	}
+	migration_free(c->mig);
+	c->mig = migration_start(c->m, fd, uri, &o, err, sizeof(err));
+	if (!c->mig) {
+		close(fd);
+		return error_reply("MigrationFailed", "%s", err);
+	}
+	return ok_reply(json_pack("{s:s,s:s}", "status", "started", "uri", uri));
+}
+
 /* The FUSE view of a VM that was started without --mount (docs/fuse.md). */
 static json_t *cmd_mount(struct machine *m, json_t *args, bool mount)
 {
@@ -300,11 +349,22 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 		reply = cmd_query_devices(m);
 	else if (!strcmp(cmd, "snapshot"))
 		reply = cmd_snapshot(c, json_object_get(req, "arguments"), cl);
-	else if (!strcmp(cmd, "mount") || !strcmp(cmd, "umount"))
+	else if (!strcmp(cmd, "migrate"))
+		reply = cmd_migrate(c, json_object_get(req, "arguments"), cl);
+	else if (!strcmp(cmd, "migrate-status"))
+		reply = ok_reply(migration_status(c->mig));
+	else if (!strcmp(cmd, "migrate-cancel")) {
+		if (migration_active(c->mig)) {
+			migration_cancel(c->mig);
+			reply = ok_reply(json_pack("{s:s}", "status", "cancelling"));
+		} else {
+			reply = error_reply("NotActive", "no migration is under way");
+		}
+	} else if (!strcmp(cmd, "mount") || !strcmp(cmd, "umount"))
 		reply = cmd_mount(m, json_object_get(req, "arguments"), cmd[0] == 'm');
 	else
 		reply = error_reply("UnknownCommand",
-				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot, mount, umount",
+				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot, migrate, migrate-status, migrate-cancel, mount, umount",
 				    cmd);
 	json_decref(req);
 	return reply;
@@ -312,6 +372,9 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 
 static void client_close(struct client *cl)
 {
+	if (cl->passed_fd >= 0)
+		close(cl->passed_fd);
+	cl->passed_fd = -1;
 	close(cl->fd);
 	free(cl->buf);
 	sb_free(&cl->out);
@@ -376,8 +439,27 @@ static void send_reply(struct control *c, struct client *cl, json_t *reply)
 static void client_read(struct control *c, struct client *cl)
 {
 	char buf[4096];
-	ssize_t n = read(cl->fd, buf, sizeof(buf));
+	union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } ctl;
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+	ssize_t n = recvmsg(cl->fd, &msg, MSG_CMSG_CLOEXEC);
 	char *nl;
+
+	/* Descriptors passed with a request (migrate): keep the last one;
+	 * the request that uses it takes it, any other leaves it here. */
+	for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; h; h = CMSG_NXTHDR(&msg, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (cl->passed_fd >= 0)
+				close(cl->passed_fd);
+			cl->passed_fd = fd;
+		}
+	}
 
 	if (n <= 0) {
 		client_close(cl);
@@ -414,6 +496,7 @@ static void accept_client(struct control *c)
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (c->clients[i].fd < 0) {
 			c->clients[i].fd = fd;
+			c->clients[i].passed_fd = -1;
 			c->clients[i].serial = ++c->next_serial;
 			sb_init(&c->clients[i].out);
 			return;
@@ -517,8 +600,10 @@ struct control *control_start(struct machine *m, const char *path, char *err,
 	c = xcalloc(1, sizeof(*c));
 	c->m = m;
 	c->path = xstrdup(path);
-	for (int i = 0; i < MAX_CLIENTS; i++)
+	for (int i = 0; i < MAX_CLIENTS; i++) {
 		c->clients[i].fd = -1;
+		c->clients[i].passed_fd = -1;
+	}
 	c->wake[0] = c->wake[1] = -1;
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	/* The socket file gets the caller's umask at bind(); it is made 0600
@@ -571,6 +656,7 @@ void control_stop(struct control *c)
 		}
 		pthread_join(c->thread, NULL);
 	}
+	migration_free(c->mig);
 	/* Mounts made through the socket end with it, on every exit path. */
 	fusefs_unmount_all();
 	for (int i = 0; i < MAX_CLIENTS; i++)
@@ -587,6 +673,39 @@ void control_stop(struct control *c)
 int control_client(const char *path, const char *command_json, char *reply,
 		   size_t reply_len, char *err, size_t len)
 {
+	return control_client_fd(path, command_json, -1, reply, reply_len, err, len);
+}
+
+/* Send line with fd attached (SCM_RIGHTS), or alone if fd < 0. */
+static int send_line(int sock, const char *line, int fd)
+{
+	size_t n = strlen(line);
+	char *b = xmalloc(n + 1);
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } ctl;
+	struct iovec iov = { b, n + 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t w;
+
+	memcpy(b, line, n);
+	b[n] = '\n';
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.b;
+		msg.msg_controllen = sizeof(ctl.b);
+		struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	}
+	w = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	free(b);
+	return w == (ssize_t)(n + 1) ? 0 : -1;
+}
+
+int control_client_fd(const char *path, const char *command_json, int pass_fd,
+		      char *reply, size_t reply_len, char *err, size_t len)
+{
 	struct sockaddr_un sa;
 	size_t got = 0;
 	char *nl;
@@ -602,7 +721,11 @@ int control_client(const char *path, const char *command_json, char *reply,
 			close(fd);
 		return -1;
 	}
-	dprintf(fd, "%s\n", command_json);
+	if (send_line(fd, command_json, pass_fd)) {
+		set_err(err, len, "cannot send to %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	for (;;) {
 		ssize_t n = read(fd, reply + got, reply_len - 1 - got);
 		if (n <= 0)

@@ -22,4 +22,8 @@ void control_stop(struct control *c);
 int control_client(const char *path, const char *command_json, char *reply,
 		   size_t reply_len, char *err, size_t len);
 
+/* The same, passing pass_fd with the request (SCM_RIGHTS): migrate. */
+int control_client_fd(const char *path, const char *command_json, int pass_fd,
+		      char *reply, size_t reply_len, char *err, size_t len);
+
 #endif
