@@ -354,9 +354,10 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 	else if (!strcmp(cmd, "migrate-status"))
 		reply = ok_reply(migration_status(c->mig));
 	else if (!strcmp(cmd, "migrate-cancel")) {
-		if (migration_active(c->mig)) {
-			migration_cancel(c->mig);
+		if (migration_active(c->mig) && migration_cancel(c->mig)) {
 			reply = ok_reply(json_pack("{s:s}", "status", "cancelling"));
+		} else if (migration_active(c->mig)) {
+			reply = error_reply("TooLate", "the whole VM was sent: the destination decides now (migrate-status)");
 		} else {
 			reply = error_reply("NotActive", "no migration is under way");
 		}

@@ -41,6 +41,7 @@ struct migration {
 	pthread_t thread;
 	atomic_bool cancel;
 	atomic_bool finished;
+	atomic_bool end_sent;  /* the destination decides now: no cancel */
 
 	pthread_mutex_t lock; /* the status below */
 	enum mig_state state;
@@ -582,6 +583,7 @@ static void *migration_main(void *arg)
 		set_err(err, sizeof(err), "sending the end of the stream: %s", strerror(errno));
 		goto fail;
 	}
+	atomic_store(&mig->end_sent, true);
 	machine_unlock(m);
 	locked = false;
 	r = final_answer(mig, buf, err, sizeof(err));
@@ -715,21 +717,25 @@ void *migration_status(struct migration *mig)
 	return j;
 }
 
-void migration_cancel(struct migration *mig)
+bool migration_cancel(struct migration *mig)
 {
-	if (mig) {
+	/* Once the whole VM is sent, the destination may be running it:
+	 * cutting the connection then could leave two VMs running. */
+	if (mig && !atomic_load(&mig->end_sent)) {
 		atomic_store(&mig->cancel, true);
 		if (mig->fd >= 0)
 			shutdown(mig->fd, SHUT_RDWR); /* unblock a send or recv */
+		return true;
 	}
+	return false;
 }
 
 void migration_free(struct migration *mig)
 {
 	if (!mig)
 		return;
-	if (!atomic_load(&mig->finished))
-		migration_cancel(mig);
+	if (!atomic_load(&mig->finished) && !migration_cancel(mig) && mig->fd >= 0)
+		shutdown(mig->fd, SHUT_RDWR); /* the machine is going away */
 	pthread_join(mig->thread, NULL);
 	pthread_mutex_destroy(&mig->lock);
 	free(mig->uri);

@@ -31,7 +31,8 @@ struct migration *migration_start(struct machine *m, int fd, const char *uri,
 bool migration_active(struct migration *mig);
 /* Status as a JSON object (json_t *): state, iteration, bytes, ... */
 void *migration_status(struct migration *mig);
-void migration_cancel(struct migration *mig);
+/* false: too late, the whole VM was sent (the destination decides). */
+bool migration_cancel(struct migration *mig);
 /* Cancel if running, wait for the thread, free. */
 void migration_free(struct migration *mig);
 
