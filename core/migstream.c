@@ -46,6 +46,20 @@ int mig_write_record(struct mig_io *io, unsigned type, const void *payload,
 	if (len)
 		crc = (uint32_t)crc32(crc, payload, (uInt)len);
 	put32(t, crc);
+	/* A small record goes in one write: the socket has TCP_NODELAY (a
+	 * small record must not wait for an ACK), so each write may be a
+	 * packet of its own. */
+	if (len <= 64 * 1024) {
+		uint8_t *b = xmalloc(sizeof(h) + len + sizeof(t));
+		int r;
+		memcpy(b, h, sizeof(h));
+		if (len)
+			memcpy(b + sizeof(h), payload, len);
+		memcpy(b + sizeof(h) + len, t, sizeof(t));
+		r = io->write(io->opaque, b, sizeof(h) + len + sizeof(t));
+		free(b);
+		return r;
+	}
 	if (io->write(io->opaque, h, sizeof(h)) ||
 	    (len && io->write(io->opaque, payload, len)) ||
 	    io->write(io->opaque, t, sizeof(t)))
