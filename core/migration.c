@@ -58,6 +58,7 @@ struct migration {
 
 	/* the sending side, touched by the thread only */
 	uint8_t *rec;          /* a PAGES record being filled */
+	uint8_t *sync_buf;     /* records read back (MIG_REC_MAX) */
 	uint32_t nrec;
 	uint64_t zfirst, zcount; /* a run of zero pages not sent yet */
 	uint64_t throttle_t0, throttle_bytes;
@@ -440,6 +441,24 @@ static int handshake(struct migration *mig, uint8_t *buf, char *err, size_t len)
 	return 0;
 }
 
+/* Wait until the destination has taken everything sent so far: what sits
+ * in socket buffers would otherwise be copied during the stop. */
+static int sync_destination(struct migration *mig, char *err, size_t len)
+{
+	struct mig_io io = { sock_read, sock_write, mig };
+	char why[ERR_LEN];
+	unsigned type;
+	size_t n;
+
+	if (send_record(mig, MIG_SYNC, NULL, 0))
+		return set_err(err, len, "sending to the destination: %s", strerror(errno));
+	if (mig_read_record(&io, &type, mig->sync_buf, &n, why, sizeof(why)))
+		return set_err(err, len, "the destination does not answer: %s", why);
+	if (type != MIG_SYNC || n)
+		return set_err(err, len, "the destination answered a SYNC with a record of type %u", type);
+	return 0;
+}
+
 /* Pre-copy rounds while the guest runs, until what is left fits the
  * downtime at the measured rate (or the iteration cap). */
 static int precopy(struct migration *mig, uint64_t *pending, const uint8_t *used,
@@ -480,7 +499,7 @@ static int precopy(struct migration *mig, uint64_t *pending, const uint8_t *used
 			iter - 1, (unsigned long long)dirty, (unsigned long long)(dirty * 4),
 			(double)rate / 1e6, expected == UINT64_MAX ? -1.0 : (double)expected / 1e6);
 		if (expected <= mig->o.downtime_ns || iter > mig->o.max_iterations)
-			return 0;
+			return sync_destination(mig, err, len);
 		pthread_mutex_lock(&mig->lock);
 		b0 = mig->bytes;
 		pthread_mutex_unlock(&mig->lock);
@@ -537,6 +556,7 @@ static void *migration_main(void *arg)
 	set_timeout(mig->fd, SO_SNDTIMEO, 30);
 	set_nodelay(mig->fd);
 	mig->throttle_t0 = now_ns();
+	mig->sync_buf = buf;
 	if (handshake(mig, buf, err, sizeof(err)))
 		goto fail;
 	fprintf(stderr, "modvm: migrate: %s accepted the VM\n", mig->uri);

@@ -321,6 +321,12 @@ int mig_receive(struct mig_io *io, const struct mig_sink *s,
 				bad = set_err(err, err_len, "ITER record of %zu bytes", len);
 			r->iterations = get32(buf);
 			break;
+		case MIG_SYNC:
+			if (len)
+				bad = set_err(err, err_len, "SYNC record of %zu bytes", len);
+			else if (mig_write_record(io, MIG_SYNC, NULL, 0))
+				bad = set_err(err, err_len, "cannot answer the source: %s", strerror(errno));
+			break;
 		case MIG_END:
 			if (len)
 				bad = set_err(err, err_len, "END record of %zu bytes", len);

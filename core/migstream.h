@@ -26,6 +26,9 @@ enum mig_rec_type {
 	MIG_CLOCK = 6,  /* u64 virtual ns, i64 wall-clock ns at virtual 0 */
 	MIG_END = 7,    /* empty: everything was sent */
 	MIG_ITER = 8,   /* u32 iteration number starting: informational */
+	MIG_SYNC = 9,   /* empty; the destination sends one back once it has
+			 * taken everything before it (the source stops the
+			 * guest only then: nothing queued adds to the stop) */
 };
 
 /* Where records go and come from: write/read exactly n bytes, 0 or -1

@@ -3,8 +3,10 @@
 # QEMU TCG, same guest (tests/guests/idle.bin: halts with interrupts off),
 # same RAM size, alternating runs.
 #
-#   bench/migration/migrate-bench.sh [-m MEM] [-n RUNS] [-b BUILDDIR] [--no-qemu]
+#   bench/migration/migrate-bench.sh [-m MEM] [-n RUNS] [-g idle|fill] [-b BUILDDIR] [--no-qemu]
 #
+# -g fill: the guest first writes 88 MiB of RAM (tests/guests/fill.asm),
+# then halts: RAM that must be copied, about what an idle Linux guest uses.
 # Per run, for each VMM: start the source and a destination waiting on a
 # free loopback port, wait for the guest's start line, migrate, and read the
 # VMM's own figures: modvm's "migrated to" line (total from the migrate
@@ -18,19 +20,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 mem=512
 runs=5
+gname=idle
 build=$repo/build
 qemu=true
 while [ $# -gt 0 ]; do
 	case $1 in
 	-m) mem=${2%M}; shift 2 ;;
 	-n) runs=$2; shift 2 ;;
+	-g) gname=$2; shift 2 ;;
 	-b) build=$(cd "$2" && pwd); shift 2 ;;
 	--no-qemu) qemu=false; shift ;;
 	*) echo "usage: $0 [-m MiB] [-n RUNS] [-b BUILDDIR] [--no-qemu]" >&2; exit 2 ;;
 	esac
 done
 modvm=$build/modvm
-guest=$build/tests/guests/idle.bin
+guest=$build/tests/guests/$gname.bin
+ready="$gname: start"
+[ "$gname" = fill ] && ready="fill: done"
 [ -x "$modvm" ] && [ -f "$guest" ] || { echo "build first: $modvm, $guest" >&2; exit 2; }
 QEMU=${QEMU:-qemu-system-x86_64}
 tmp=$(mktemp -d)
@@ -51,7 +57,7 @@ wait_for() { # FILE PATTERN SECONDS
 
 cat > "$tmp/vm.cfg" <<CFG
 vm: {
-  name = "idle"; memory = "${mem}M"; cpus = 1; machine = "none";
+  name = "bench"; memory = "${mem}M"; cpus = 1; machine = "none";
   cpu = { engine = "cpu-bt"; model = "baseline-v1"; };
   boot = { kernel = "$guest"; };
   devices = (
@@ -72,7 +78,7 @@ one_modvm() {
 	"$modvm" run "$tmp/vm.cfg" --control "$d/dst.sock" --incoming "tcp:127.0.0.1:$port" \
 		> "$d/dst.out" 2> "$d/dst.err" &
 	local dst=$!
-	wait_for "$d/src.out" "idle: start" 20
+	wait_for "$d/src.out" "$ready" 60
 	wait_for "$d/dst.err" "waiting for the incoming" 20
 	"$modvm" ctl "$d/src.sock" migrate "tcp:127.0.0.1:$port" > /dev/null
 	wait "$src"
@@ -108,7 +114,7 @@ one_qemu() {
 		-serial "file:$d/dst.out" -qmp "unix:$d/dst.qmp,server=on,wait=off" \
 		-incoming "tcp:127.0.0.1:$port" &
 	local dst=$!
-	wait_for "$d/src.out" "idle: start" 20
+	wait_for "$d/src.out" "$ready" 60
 	while [ ! -S "$d/dst.qmp" ] || [ ! -S "$d/src.qmp" ]; do sleep 0.05; done
 	qmp "$d/src.qmp" '
 q("migrate", {"uri": "tcp:127.0.0.1:'"$port"'"})
@@ -124,7 +130,7 @@ q("quit")'
 }
 
 echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "guest: idle.bin, ${mem} MiB, loopback TCP; $($QEMU --version | head -1)"
+echo "guest: $gname.bin, ${mem} MiB, loopback TCP; $($QEMU --version | head -1)"
 printf "%-6s %-6s %10s %12s %10s\n" run vmm total_ms downtime_ms MB_sent
 : > "$tmp/m.txt"; : > "$tmp/q.txt"
 for ((r = 1; r <= runs; r++)); do
