@@ -15,6 +15,7 @@
 #   corrupt        a proxy flips one bit of the stream: the destination
 #                  refuses it (checksum), the source keeps counting
 #   cancel         migrate-cancel during the stream: the source keeps going
+#   disk           shared storage: a virtio-blk on one raw image both open
 #   smp            a 2-vCPU VM (the second one waiting for SIPI)
 #   netns          source and destination in two network namespaces joined
 #                  by a veth pair (77 without root or `ip netns`)
@@ -45,10 +46,13 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# config FILE [MEMORY] [CPUS] [ENGINE] [without-pit]
+# config FILE [MEMORY] [CPUS] [ENGINE] [without-pit]; DISK=path adds a
+# virtio-blk on that raw image
 config() {
 	local pit='{ plugin = "pit-8254"; id = "pit"; }'
 	[ "${5:-}" = without-pit ] && pit='{ plugin = "rtc-cmos"; id = "pit"; }'
+	[ -n "${DISK:-}" ] && pit="$pit,
+    { plugin = \"virtio-blk\"; id = \"vda\"; backend = \"raw\"; path = \"$DISK\"; }"
 	cat > "$1" <<CFG
 vm: {
   name = "migcount"; memory = "${2:-32M}"; cpus = ${3:-1}; machine = "none";
@@ -245,6 +249,18 @@ cancel)
 	[ $? -eq 1 ] || fail "the destination did not exit 1 on a cancelled stream"
 	still_counting
 	migrate_ok dst2
+	;;
+disk)
+	# shared storage: both sides open the same raw image; the virtio-blk
+	# and PCI state moves with the VM, the destination runs on the image
+	truncate -s 4M "$tmp/shared.img"
+	printf 'modvm-shared' | dd of="$tmp/shared.img" bs=1 seek=4096 conv=notrunc 2>/dev/null
+	export DISK=$tmp/shared.img
+	config src.cfg
+	start_src src.cfg
+	"$modvm" ctl "$tmp/src.sock" query-devices | grep -q '"vda"' || fail "no vda on the source"
+	migrate_ok dst
+	cmp -s -n 12 -i 4096:0 "$tmp/shared.img" <(printf 'modvm-shared') || fail "the shared image changed"
 	;;
 smp)
 	config src.cfg 32M 2
