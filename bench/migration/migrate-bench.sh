@@ -7,6 +7,9 @@
 #
 # -g fill: the guest first writes 88 MiB of RAM (tests/guests/fill.asm),
 # then halts: RAM that must be copied, about what an idle Linux guest uses.
+# -g linux: the Linux test guest (build/guests/linux, ctest -R linux/setup)
+# idle at its shell after MODVM-LINUX-READY, same kernel and initramfs
+# for both VMMs (QEMU boots it with -kernel/-initrd/-append).
 # Per run, for each VMM: start the source and a destination waiting on a
 # free loopback port, wait for the guest's start line, migrate, and read the
 # VMM's own figures: modvm's "migrated to" line (total from the migrate
@@ -37,6 +40,19 @@ modvm=$build/modvm
 guest=$build/tests/guests/$gname.bin
 ready="$gname: start"
 [ "$gname" = fill ] && ready="fill: done"
+lk=$build/guests/linux/vmlinuz
+li=$build/guests/linux/initrd.gz
+lcmd="console=ttyS0 nokaslr no_timer_check"
+boot="kernel = \"$guest\";"
+qboot=(-kernel "$guest")
+machine='machine = "none";'
+if [ "$gname" = linux ]; then
+	guest=$lk
+	ready=MODVM-LINUX-READY
+	boot="kernel = \"$lk\"; initrd = \"$li\"; format = \"linux\"; cmdline = \"$lcmd\";"
+	qboot=(-kernel "$lk" -initrd "$li" -append "$lcmd")
+	machine=
+fi
 [ -x "$modvm" ] && [ -f "$guest" ] || { echo "build first: $modvm, $guest" >&2; exit 2; }
 QEMU=${QEMU:-qemu-system-x86_64}
 tmp=$(mktemp -d)
@@ -57,13 +73,13 @@ wait_for() { # FILE PATTERN SECONDS
 
 cat > "$tmp/vm.cfg" <<CFG
 vm: {
-  name = "bench"; memory = "${mem}M"; cpus = 1; machine = "none";
+  name = "bench"; memory = "${mem}M"; cpus = 1; $machine
   cpu = { engine = "cpu-bt"; model = "baseline-v1"; };
-  boot = { kernel = "$guest"; };
+  boot = { $boot };
   devices = (
-    { plugin = "serial-16550"; id = "com1"; backend = "stdio"; },
+    { plugin = "serial-16550"; id = "com1"; backend = "stdio"; }$([ "$gname" = linux ] || echo ',
     { plugin = "acpi-pm"; id = "pm"; }, { plugin = "pic-8259"; id = "pic"; },
-    { plugin = "pit-8254"; id = "pit"; }
+    { plugin = "pit-8254"; id = "pit"; }')
   );
 };
 CFG
@@ -78,7 +94,7 @@ one_modvm() {
 	"$modvm" run "$tmp/vm.cfg" --control "$d/dst.sock" --incoming "tcp:127.0.0.1:$port" \
 		> "$d/dst.out" 2> "$d/dst.err" &
 	local dst=$!
-	wait_for "$d/src.out" "$ready" 60
+	wait_for "$d/src.out" "$ready" 300
 	wait_for "$d/dst.err" "waiting for the incoming" 20
 	"$modvm" ctl "$d/src.sock" migrate "tcp:127.0.0.1:$port" > /dev/null
 	wait "$src"
@@ -107,14 +123,14 @@ one_qemu() {
 	local port d=$tmp/q
 	rm -rf "$d"; mkdir "$d"
 	port=$(free_port)
-	"$QEMU" -accel tcg -M pc -m "$mem" -display none -kernel "$guest" \
+	"$QEMU" -accel tcg -M pc -m "$mem" -display none "${qboot[@]}" \
 		-serial "file:$d/src.out" -qmp "unix:$d/src.qmp,server=on,wait=off" &
 	local src=$!
-	"$QEMU" -accel tcg -M pc -m "$mem" -display none -kernel "$guest" \
+	"$QEMU" -accel tcg -M pc -m "$mem" -display none "${qboot[@]}" \
 		-serial "file:$d/dst.out" -qmp "unix:$d/dst.qmp,server=on,wait=off" \
 		-incoming "tcp:127.0.0.1:$port" &
 	local dst=$!
-	wait_for "$d/src.out" "$ready" 60
+	wait_for "$d/src.out" "$ready" 300
 	while [ ! -S "$d/dst.qmp" ] || [ ! -S "$d/src.qmp" ]; do sleep 0.05; done
 	qmp "$d/src.qmp" '
 q("migrate", {"uri": "tcp:127.0.0.1:'"$port"'"})
@@ -130,7 +146,7 @@ q("quit")'
 }
 
 echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "guest: $gname.bin, ${mem} MiB, loopback TCP; $($QEMU --version | head -1)"
+echo "guest: $gname, ${mem} MiB, loopback TCP; $($QEMU --version | head -1)"
 printf "%-6s %-6s %10s %12s %10s\n" run vmm total_ms downtime_ms MB_sent
 : > "$tmp/m.txt"; : > "$tmp/q.txt"
 for ((r = 1; r <= runs; r++)); do
