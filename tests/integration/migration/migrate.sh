@@ -191,7 +191,8 @@ basic)
 	;;
 precopy)
 	start_src src.cfg
-	migrate_ok dst --downtime 0 --max-iterations 4
+	# --bandwidth: round 1 lasts long enough for the guest to write pages
+	migrate_ok dst --downtime 0 --max-iterations 4 --bandwidth 2
 	# round 1 sends all RAM, round 2 what the guest wrote meanwhile (the
 	# guest writes all the time, so something is dirty), then the stop
 	grep -q "iteration 2 done" src.err || fail "only one pre-copy round"
