@@ -296,6 +296,19 @@ void block_freeze_abort(struct machine *m)
 	}
 }
 
+int block_flush_all(struct machine *m, char *err, size_t len)
+{
+	for (struct core_block *b = m->blocks; b; b = b->next) {
+		const char *path = block_path(b);
+		if (b->pub.ops->drain)
+			b->pub.ops->drain(b->pub.be);
+		if (b->pub.ops->flush && b->pub.ops->flush(b->pub.be))
+			return set_err(err, len, "disk %s of device %s: flush failed",
+				       path ? path : "(no file)", b->owner->id);
+	}
+	return 0;
+}
+
 int block_freeze_prepare(struct machine *m, const char *tag, char *err, size_t len)
 {
 	for (struct core_block *b = m->blocks; b; b = b->next) {

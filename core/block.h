@@ -33,6 +33,10 @@ size_t block_disks(struct machine *m, struct block_disk *out, size_t max);
 /* With the VM held: drain and flush every writable raw/qcow2 disk and
  * create its overlay "<path>.<tag>.qcow2" (block-qcow2 create=true over
  * the image). -1 with err set and nothing changed if any fails. */
+/* With the VM held: finish every request of every disk and flush it to
+ * stable storage (live migration hands the images over). -1 with err
+ * naming the disk if a flush failed. */
+int block_flush_all(struct machine *m, char *err, size_t len);
 int block_freeze_prepare(struct machine *m, const char *tag, char *err,
 			 size_t len);
 /* The snapshot is on disk: every front end continues on its overlay. */

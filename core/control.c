@@ -17,6 +17,7 @@
 #include "display.h"
 #include "fusefs.h"
 #include "machine.h"
+#include "migration.h"
 #include "run.h"
 #include "sandbox.h"
 #include "snapshot.h"
@@ -47,6 +48,7 @@ struct control {
 	pthread_t thread;
 	bool serving;      /* the thread runs (control_serve) */
 	struct client clients[MAX_CLIENTS];
+	struct migration *mig; /* the last migration started, or NULL */
 };
 
 static json_t *error_reply(const char *cls, const char *fmt, ...)
@@ -277,6 +279,52 @@ static json_t *cmd_screendump(struct machine *m, struct client *cl)
 	return reply;
 }
 
+/* Live migration (docs/migration.md). The connection to the destination
+ * comes with the request (SCM_RIGHTS): modvm ctl made it, because the
+ * sandboxed VM may not connect (docs/decisions.md). */
+static json_t *cmd_migrate(struct control *c, json_t *args, struct client *cl)
+{
+	const char *uri = json_string_value(json_object_get(args, "uri"));
+	json_t *bw = json_object_get(args, "bandwidth"), *dt = json_object_get(args, "downtime");
+	json_t *it = json_object_get(args, "max-iterations");
+	struct migrate_opts o = { .downtime_ns = MIGRATE_DOWNTIME_MS_DEFAULT * 1000000ull,
+				  .max_iterations = MIGRATE_MAX_ITERATIONS };
+	char err[ERR_LEN];
+	int fd = cl->passed_fd;
+
+	cl->passed_fd = -1;
+	if (!uri) {
+		if (fd >= 0)
+			close(fd);
+		return error_reply("BadRequest", "migrate needs {\"uri\": \"tcp:HOST:PORT\"}");
+	}
+	if (fd < 0)
+		return error_reply("BadRequest", "migrate: no connection to the destination came with the request: the sandboxed VM cannot connect itself, so `modvm ctl SOCKET migrate tcp:HOST:PORT` connects and passes the socket (SCM_RIGHTS)");
+	if ((bw && (!json_is_number(bw) || json_number_value(bw) < 0 || json_number_value(bw) > 1e6)) ||
+	    (dt && (!json_is_number(dt) || json_number_value(dt) < 0 || json_number_value(dt) > 1e6)) ||
+	    (it && (!json_is_integer(it) || json_integer_value(it) < 1 || json_integer_value(it) > 1000))) {
+		close(fd);
+		return error_reply("BadRequest", "migrate: \"bandwidth\" is MB/s (0: unlimited) and \"downtime\" milliseconds, each 0 to 1000000; \"max-iterations\" 1 to 1000");
+	}
+	if (bw)
+		o.bandwidth = (uint64_t)(json_number_value(bw) * 1e6);
+	if (dt)
+		o.downtime_ns = (uint64_t)(json_number_value(dt) * 1e6);
+	if (it)
+		o.max_iterations = (unsigned)json_integer_value(it);
+	if (migration_active(c->mig)) {
+		close(fd);
+		return error_reply("Busy", "a migration is under way (migrate-status; migrate-cancel stops it)");
+	}
+	migration_free(c->mig);
+	c->mig = migration_start(c->m, fd, uri, &o, err, sizeof(err));
+	if (!c->mig) {
+		close(fd);
+		return error_reply("MigrationFailed", "%s", err);
+	}
+	return ok_reply(json_pack("{s:s,s:s}", "status", "started", "uri", uri));
+}
+
 /* The FUSE view of a VM that was started without --mount (docs/fuse.md). */
 static json_t *cmd_mount(struct machine *m, json_t *args, bool mount)
 {
@@ -328,13 +376,25 @@ static json_t *dispatch(struct control *c, struct client *cl, const char *line)
 		reply = cmd_query_devices(m);
 	else if (!strcmp(cmd, "snapshot"))
 		reply = cmd_snapshot(c, json_object_get(req, "arguments"), cl);
-	else if (!strcmp(cmd, "mount") || !strcmp(cmd, "umount"))
+	else if (!strcmp(cmd, "migrate"))
+		reply = cmd_migrate(c, json_object_get(req, "arguments"), cl);
+	else if (!strcmp(cmd, "migrate-status"))
+		reply = ok_reply(migration_status(c->mig));
+	else if (!strcmp(cmd, "migrate-cancel")) {
+		if (migration_active(c->mig) && migration_cancel(c->mig)) {
+			reply = ok_reply(json_pack("{s:s}", "status", "cancelling"));
+		} else if (migration_active(c->mig)) {
+			reply = error_reply("TooLate", "the whole VM was sent: the destination decides now (migrate-status)");
+		} else {
+			reply = error_reply("NotActive", "no migration is under way");
+		}
+	} else if (!strcmp(cmd, "mount") || !strcmp(cmd, "umount"))
 		reply = cmd_mount(m, json_object_get(req, "arguments"), cmd[0] == 'm');
 	else if (!strcmp(cmd, "screendump"))
 		reply = cmd_screendump(m, cl);
 	else
 		reply = error_reply("UnknownCommand",
-				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot, mount, umount, screendump",
+				    "unknown command \"%s\"; commands: status, pause, resume, quit, query-cpus, query-devices, snapshot, migrate, migrate-status, migrate-cancel, mount, umount, screendump",
 				    cmd);
 	json_decref(req);
 	return reply;
@@ -406,8 +466,9 @@ static void send_reply(struct control *c, struct client *cl, json_t *reply)
 	free(s);
 }
 
-/* Keep the last descriptor a client sent (screendump's file), close the
- * rest: a client cannot make us hold more than one. */
+/* Keep the last descriptor a client sent (screendump's file, migrate's
+ * connection), close the rest: a client cannot make us hold more than
+ * one. The request that uses it takes it; any other leaves it here. */
 static void take_passed_fds(struct client *cl, struct msghdr *msg)
 {
 	for (struct cmsghdr *h = CMSG_FIRSTHDR(msg); h; h = CMSG_NXTHDR(msg, h)) {
@@ -437,7 +498,8 @@ static void client_read(struct control *c, struct client *cl)
 	ssize_t n = recvmsg(cl->fd, &msg, MSG_CMSG_CLOEXEC);
 	char *nl;
 
-	take_passed_fds(cl, &msg);
+	if (n > 0)   /* else msg is as we passed it: no descriptors came */
+		take_passed_fds(cl, &msg);
 
 	if (n <= 0) {
 		client_close(cl);
@@ -474,6 +536,7 @@ static void accept_client(struct control *c)
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (c->clients[i].fd < 0) {
 			c->clients[i].fd = fd;
+			c->clients[i].passed_fd = -1;
 			c->clients[i].serial = ++c->next_serial;
 			sb_init(&c->clients[i].out);
 			return;
@@ -633,6 +696,7 @@ void control_stop(struct control *c)
 		}
 		pthread_join(c->thread, NULL);
 	}
+	migration_free(c->mig);
 	/* Mounts made through the socket end with it, on every exit path. */
 	fusefs_unmount_all();
 	for (int i = 0; i < MAX_CLIENTS; i++)

@@ -22,7 +22,7 @@ void control_stop(struct control *c);
 int control_client(const char *path, const char *command_json, char *reply,
 		   size_t reply_len, char *err, size_t len);
 /* The same, passing the descriptor pass_fd (if >= 0) with the request
- * (screendump's file). */
+ * (SCM_RIGHTS: screendump's file, migrate's connection). */
 int control_client_fd(const char *path, const char *command_json, int pass_fd,
 		      char *reply, size_t reply_len, char *err, size_t len);
 

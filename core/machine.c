@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "display.h"
 #include "machine.h"
@@ -32,6 +33,22 @@ void machine_unlock(struct machine *m)
 void machine_mem_written(struct machine *m, uint64_t gpa, uint64_t len)
 {
 	const struct modvm_cpu_engine_ops *e = m->eops;
+	_Atomic uint64_t *dirty = atomic_load(&m->dirty);
+
+	/* Live migration: mark the pages (the bitmap lives as long as the
+	 * machine once made, so a stale pointer is never freed memory). */
+	if (dirty && len) {
+		uint64_t last = gpa + len - 1 < gpa ? UINT64_MAX >> 12 : (gpa + len - 1) >> 12;
+		uint64_t top = (VM_4G + m->mem.high_size) >> 12; /* past all RAM */
+		if (last > top)
+			last = top;
+		for (uint64_t p = gpa >> 12; p <= last; p++) {
+			int64_t off = vm_memory_offset(&m->mem, p << 12);
+			uint64_t i = (uint64_t)off >> 12;
+			if (off >= 0 && i < m->dirty_pages)
+				atomic_fetch_or(&dirty[i / 64], 1ull << (i % 64));
+		}
+	}
 
 	if (e && m->evm && OPS_HAS(e, struct modvm_cpu_engine_ops, mem_written) &&
 	    e->mem_written)
@@ -45,6 +62,7 @@ static int machine_setup(struct machine *m, const char *image,
 	pthread_mutexattr_t a;
 
 	memset(m, 0, sizeof(*m));
+	m->incoming_fd = -1;
 	m->mem.fd = -1;
 	m->verbosity = MODVM_LOG_WARN;
 	pthread_mutexattr_init(&a);
@@ -323,6 +341,10 @@ void machine_destroy(struct machine *m)
 	irq_destroy(&m->irq);
 	io_destroy(&m->io);
 	vm_memory_destroy(&m->mem);
+	atomic_store(&m->dirty, NULL);
+	free((void *)m->dirty_map);
+	if (m->incoming_fd >= 0)
+		close(m->incoming_fd);
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->req_lock);
 	pthread_cond_destroy(&m->req_cond);

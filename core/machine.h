@@ -301,6 +301,16 @@ struct machine {
 	const char *snapshot_dir;     /* where `snapshot NAME` writes NAME */
 	const struct snapshot *resume_from; /* resume instead of booting */
 	int sandbox_cli;              /* --sandbox: enum sandbox_mode */
+	/* --incoming: receive a live migration instead of booting; the
+	 * socket listening for it, bound at set-up (migration.c). */
+	const char *incoming;
+	int incoming_fd;
+	/* Live migration (source): a bit per RAM page (memfd order) set
+	 * when the page is written (machine_mem_written: mem_dirty,
+	 * mem_write, the engine's dirty log), or NULL when not tracking. */
+	_Atomic uint64_t *_Atomic dirty;
+	_Atomic uint64_t *dirty_map;  /* its memory (freed with the machine) */
+	uint64_t dirty_pages;         /* bits in dirty */
 
 	modvm_inst **insts;           /* devices and backends, creation order */
 	size_t ninsts;

@@ -9,10 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "control.h"
+#include "migration.h"
 #include "fusefs.h"
 #include "inspect.h"
 #include "machine.h"
@@ -26,9 +29,13 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  run CONFIG [-v] [--control SOCKET] [--mount DIR] [--sandbox=on|off]\n"
-	"                      boot the VM described by CONFIG (a libconfig file)\n"
+	"      [--incoming tcp:ADDR:PORT]\n"
+	"                      boot the VM described by CONFIG (a libconfig file),\n"
+	"                      or receive it from a live migration (--incoming)\n"
 	"  ctl SOCKET COMMAND  status, pause, resume, quit, query-cpus, query-devices,\n"
-	"                      snapshot NAME, screendump FILE (PNG)\n"
+	"                      snapshot NAME, screendump FILE (PNG),\n"
+	"                      migrate tcp:HOST:PORT [--bandwidth MB/s] [--downtime MS],\n"
+	"                      migrate-status, migrate-cancel\n"
 	"  mount SOCKET DIR    show a running VM (--control SOCKET) as files in DIR\n"
 	"  umount SOCKET DIR   undo modvm mount\n"
 	"  resume DIR          resume a snapshot (possibly copied from another host)\n"
@@ -165,6 +172,7 @@ static int cmd_run(int argc, char **argv)
 		{ "mount", required_argument, NULL, 'm' }, /* fuse: --mount */
 		{ "no-reboot", no_argument, NULL, 'R' },
 		{ "sandbox", required_argument, NULL, 'S' },
+		{ "incoming", required_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int sandbox = SANDBOX_UNSET;
@@ -173,14 +181,21 @@ static int cmd_run(int argc, char **argv)
 	struct machine m;
 	char err[ERR_LEN];
 	int verbosity = MODVM_LOG_WARN, opt, ret;
-	const char *control = NULL, *snapdir = ".", *mount = NULL;
+	const char *control = NULL, *snapdir = ".", *mount = NULL, *incoming = NULL;
 	bool no_reboot = false;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vc:s:m:", opts, NULL)) != -1) {
 		if (opt == 'R')
 			no_reboot = true;
-		else if (opt == 'S') {
+		else if (opt == 'I') {
+			char h[256], p[16];
+			if (migration_parse_uri(optarg, h, sizeof(h), p, sizeof(p), err, sizeof(err))) {
+				fprintf(stderr, "modvm run: --incoming %s\n", err);
+				return EXIT_USAGE;
+			}
+			incoming = optarg;
+		} else if (opt == 'S') {
 			if (parse_sandbox_opt("modvm run", optarg, &sandbox))
 				return EXIT_USAGE;
 		}
@@ -218,6 +233,7 @@ static int cmd_run(int argc, char **argv)
 	m.snapshot_dir = snapdir;
 	m.no_reboot = no_reboot;
 	m.sandbox_cli = sandbox;
+	m.incoming = incoming;
 	if (mount)
 		fusefs_want_mount(&m, mount); /* fuse: --mount */
 	if (machine_add_config_devices(&m, &c, err, sizeof(err))) {
@@ -290,16 +306,89 @@ static int ctl_screendump(const char *sock, const char *file)
 	return r;
 }
 
+/* The connection to a migration destination, made here: the VM runs
+ * sandboxed and may not connect (docs/decisions.md). */
+static int connect_uri(const char *uri)
+{
+	char host[256], port[16], err[ERR_LEN];
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	int fd = -1, e;
+
+	if (migration_parse_uri(uri, host, sizeof(host), port, sizeof(port), err, sizeof(err))) {
+		fprintf(stderr, "modvm ctl: migrate %s\n", err);
+		return -1;
+	}
+	e = getaddrinfo(host, port, &hints, &ai);
+	if (e) {
+		fprintf(stderr, "modvm ctl: migrate %s: %s\n", uri, gai_strerror(e));
+		return -1;
+	}
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd >= 0 && !connect(fd, a->ai_addr, a->ai_addrlen))
+			break;
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		errno = e;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		fprintf(stderr, "modvm ctl: migrate: cannot connect to %s: %s (is `modvm run CFG --incoming %s` waiting there?)\n",
+			uri, strerror(errno), uri);
+	return fd;
+}
+
+/* modvm ctl SOCKET migrate tcp:HOST:PORT [--bandwidth MB/s] [--downtime MS]
+ * [--max-iterations N] */
+static int ctl_migrate(int argc, char **argv)
+{
+	json_t *args, *j;
+	int fd, r;
+
+	if (argc < 4) {
+		fprintf(stderr, "modvm ctl: migrate tcp:HOST:PORT [--bandwidth MB/s] [--downtime MS] [--max-iterations N]\n");
+		return EXIT_USAGE;
+	}
+	args = json_pack("{s:s}", "uri", argv[3]);
+	for (int i = 4; i < argc; i += 2) {
+		char *end;
+		double v = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+		const char *key = !strcmp(argv[i], "--bandwidth") ? "bandwidth" :
+				  !strcmp(argv[i], "--downtime") ? "downtime" :
+				  !strcmp(argv[i], "--max-iterations") ? "max-iterations" : NULL;
+		if (!key || i + 1 >= argc || *end || end == argv[i + 1] || v < 0) {
+			fprintf(stderr, "modvm ctl: migrate: %s: expected --bandwidth MB/s, --downtime MS or --max-iterations N\n",
+				argv[i]);
+			json_decref(args);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(args, key, !strcmp(key, "max-iterations") ?
+				    json_integer((json_int_t)v) : json_real(v));
+	}
+	fd = connect_uri(argv[3]);
+	if (fd < 0) {
+		json_decref(args);
+		return EXIT_FAILURE_RUN;
+	}
+	j = json_pack("{s:s,s:o}", "execute", "migrate", "arguments", args);
+	r = send_request_fd("modvm ctl", argv[1], j, fd);
+	close(fd); /* the VM has its own copy now */
+	return r;
+}
+
 static int cmd_ctl(int argc, char **argv)
 {
 	static const char *const known[] = { "status", "pause", "resume", "quit",
 					     "query-cpus", "query-devices",
-					     "snapshot", "screendump", NULL };
+					     "snapshot", "screendump", "migrate",
+					     "migrate-status", "migrate-cancel", NULL };
 	json_t *j;
 	int i;
 
 	if (argc < 3) {
-		fprintf(stderr, "modvm ctl: expected SOCKET COMMAND (status, pause, resume, quit, query-cpus, query-devices, snapshot NAME, screendump FILE)\n");
+		fprintf(stderr, "modvm ctl: expected SOCKET COMMAND (status, pause, resume, quit, query-cpus, query-devices, snapshot NAME, screendump FILE, migrate tcp:HOST:PORT, migrate-status, migrate-cancel)\n");
 		return EXIT_USAGE;
 	}
 	for (i = 0; known[i] && strcmp(known[i], argv[2]); i++)
@@ -316,6 +405,8 @@ static int cmd_ctl(int argc, char **argv)
 		}
 		return ctl_screendump(argv[1], argv[3]);
 	}
+	if (!strcmp(argv[2], "migrate"))
+		return ctl_migrate(argc, argv);
 	j = json_pack("{s:s}", "execute", argv[2]);
 	if (argc > 3) {
 		json_t *args = json_pack("{s:s}", "name", argv[3]);

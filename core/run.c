@@ -10,6 +10,7 @@
 #include "boot/boot.h"
 #include "control.h"
 #include "fusefs.h"
+#include "migration.h"
 #include "sandbox.h"
 #include "snapshot.h"
 
@@ -449,9 +450,19 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 			code = EXIT_USAGE;
 			goto out;
 		}
+	} else if (m->incoming) {
+		/* the vCPU state arrives with the VM (migration_incoming) */
 	} else if (boot_cpus(m, cfg)) {
 		code = EXIT_USAGE; /* a bad boot image: nothing ran */
 		goto out;
+	}
+	if (m->incoming) { /* bound now: the sandbox forbids bind later */
+		char err[ERR_LEN];
+		if (migration_listen(m, m->incoming, err, sizeof(err))) {
+			fprintf(stderr, "modvm: %s\n", err);
+			code = EXIT_USAGE;
+			goto out;
+		}
 	}
 	if (m->control_path) {
 		char err[ERR_LEN];
@@ -479,6 +490,14 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	}
 	control_serve(ctl);
 	fusefs_serve(fs);
+	if (m->incoming) {
+		char err[ERR_LEN];
+		if (migration_incoming(m, err, sizeof(err))) {
+			fprintf(stderr, "modvm: incoming migration failed: %s\n", err);
+			code = EXIT_FAILURE_RUN;
+			goto out;
+		}
+	}
 	for (;;) {
 		req = run_cpus(m);
 		if (req != MODVM_REQUEST_RESET || m->no_reboot)
@@ -496,6 +515,7 @@ int machine_run(struct machine *m, struct vm_config *cfg)
 	case MODVM_REQUEST_EXIT: code = m->exit_status & 0xff; break;
 	case MODVM_REQUEST_PANIC: code = EXIT_GUEST_PANIC; break;
 	case REQUEST_QUIT: code = EXIT_INTERRUPTED; break;
+	case REQUEST_MIGRATED: code = 0; break; /* "migrated to ..." was printed */
 	case MODVM_REQUEST_RESET:
 		/* Only with --no-reboot: a guest that panics with panic=-1
 		 * (or triple-faults) ends the run instead of booting again. */

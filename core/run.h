@@ -9,6 +9,7 @@
 enum {
 	REQUEST_QUIT = MODVM_REQUEST_QUIT, /* signal, ctl quit, Ctrl-A x */
 	REQUEST_ERROR = 101, /* an engine could not continue */
+	REQUEST_MIGRATED = 102, /* the VM moved to a migration destination */
 };
 
 /* Exit codes of `modvm run`, documented in docs/cli.md. */

@@ -168,7 +168,7 @@ static int mark_private_pages(const uint8_t *host, uint64_t size, uint8_t *used)
  * touching any: reading a hole of the memfd would allocate it, so a
  * snapshot of a big guest that used little would make all its RAM
  * resident. If the kernel cannot tell, every page is read. */
-static uint8_t *ram_pages_in_use(const struct vm_memory *mem)
+uint8_t *snapshot_ram_pages_in_use(const struct vm_memory *mem)
 {
 	size_t n = (size_t)(mem->size / PAGE);
 	uint8_t *used = xcalloc(n, 1);
@@ -203,7 +203,7 @@ static int put_memory(struct writer *w, const struct vm_memory *mem,
 	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
 	uint32_t zpow[ZPOW];
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	uint8_t *used = ram_pages_in_use(mem);
+	uint8_t *used = snapshot_ram_pages_in_use(mem);
 	uint64_t zrun = 0; /* zero bytes not yet folded into crc */
 	int r = -1;
 
@@ -269,6 +269,39 @@ static int put_cpus(struct writer *w, struct machine *m)
 	return r;
 }
 
+void snapshot_save_device(modvm_inst *inst, struct strbuf *out)
+{
+	const struct modvm_plugin_desc *d = inst->plugin->desc;
+
+	for (int k = 0; d->state && d->state[k]; k++)
+		state_save(d->state[k], inst->obj, out);
+}
+
+int snapshot_save_cpu(struct machine *m, unsigned i, struct strbuf *out)
+{
+	struct modvm_cpu_state *s = xcalloc(1, sizeof(*s));
+	int r = m->eops->get_state(m->vcpus[i], s);
+
+	if (!r)
+		state_save(&cpu_state_section, s, out);
+	free(s);
+	return r ? -1 : 0;
+}
+
+int snapshot_load_cpu(struct machine *m, unsigned i, const void *buf, size_t n,
+		      char *err, size_t len)
+{
+	struct modvm_cpu_state *st = xcalloc(1, sizeof(*st));
+	int r = 0;
+
+	if (state_load(&cpu_state_section, st, buf, n, NULL, err, len))
+		r = -1;
+	else if (m->eops->set_state(m->vcpus[i], st))
+		r = set_err(err, len, "the engine refused this CPU state");
+	free(st);
+	return r;
+}
+
 static json_t *put_devices(struct writer *w, struct machine *m)
 {
 	json_t *list = json_array();
@@ -281,11 +314,10 @@ static json_t *put_devices(struct writer *w, struct machine *m)
 		char *name = xasprintf("device-%s.state", inst->id);
 
 		sb_init(&b);
-		for (int k = 0; d->state && d->state[k]; k++) {
-			state_save(d->state[k], inst->obj, &b);
+		snapshot_save_device(inst, &b);
+		for (int k = 0; d->state && d->state[k]; k++)
 			json_array_append_new(secs, json_pack("{s:s,s:i}",
 				"name", d->state[k]->name, "version", (int)d->state[k]->version));
-		}
 		int r = put_file(w, name, b.s ? b.s : "", b.len);
 		sb_free(&b);
 		json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:o}",
@@ -999,29 +1031,38 @@ static char *slurp(const char *path, size_t *n, char *err, size_t len)
 	return buf;
 }
 
+int snapshot_load_device(modvm_inst *inst, const char *what, const void *data,
+			 size_t n, char *err, size_t len)
+{
+	const struct modvm_plugin_desc *d = inst->plugin->desc;
+	const char *buf = data;
+	char msg[ERR_LEN];
+	size_t off = 0, used;
+
+	for (int k = 0; d->state && d->state[k]; k++) {
+		if (state_load(d->state[k], inst->obj, buf + off, n - off, &used,
+			       msg, sizeof(msg)))
+			return set_err(err, len, "%s: device %s: %s", what, inst->prefix, msg);
+		off += used;
+	}
+	if (off != n)
+		return set_err(err, len, "%s: %zu bytes of state this %s does not know", what,
+			       n - off, d->name);
+	return 0;
+}
+
 static int load_device(modvm_inst *inst, const char *path, char *err,
 		       size_t len)
 {
-	const struct modvm_plugin_desc *d = inst->plugin->desc;
-	char msg[ERR_LEN];
-	size_t n, off = 0, used;
+	size_t n;
 	char *buf = slurp(path, &n, err, len);
+	int r;
 
 	if (!buf)
 		return -1;
-	for (int k = 0; d->state && d->state[k]; k++) {
-		if (state_load(d->state[k], inst->obj, buf + off, n - off, &used,
-			       msg, sizeof(msg))) {
-			free(buf);
-			return set_err(err, len, "%s: device %s: %s", path, inst->prefix, msg);
-		}
-		off += used;
-	}
+	r = snapshot_load_device(inst, path, buf, n, err, len);
 	free(buf);
-	if (off != n)
-		return set_err(err, len, "%s: %zu bytes of state this %s does not know", path,
-			       n - off, d->name);
-	return 0;
+	return r;
 }
 
 /* The manifest's entry says which file holds the device's state and which

@@ -96,4 +96,16 @@ int snapshot_load_cpus(struct machine *m, const struct snapshot *s,
 int snapshot_check_disks(struct machine *m, const struct snapshot *s,
 			 const struct vm_config *c, char *err, size_t len);
 
+/* Pieces live migration (migration.c) shares with snapshots: which RAM
+ * pages may hold data (1 per page, found without touching any; free it);
+ * a device's state sections and a vCPU's state in their binary form, and
+ * back (what names the source in messages). */
+uint8_t *snapshot_ram_pages_in_use(const struct vm_memory *mem);
+void snapshot_save_device(modvm_inst *inst, struct strbuf *out);
+int snapshot_load_device(modvm_inst *inst, const char *what, const void *buf,
+			 size_t n, char *err, size_t len);
+int snapshot_save_cpu(struct machine *m, unsigned i, struct strbuf *out);
+int snapshot_load_cpu(struct machine *m, unsigned i, const void *buf, size_t n,
+		      char *err, size_t len);
+
 #endif

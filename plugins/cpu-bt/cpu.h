@@ -260,6 +260,11 @@ struct bt_cpu {
 	 * million checks) clears those instead of every slot. */
 	uint16_t tlb_all[BT_NG_MAX], jtlb_all[2][BT_NG_MAX];
 	unsigned n_tlb_all, n_jtlb_all[2];
+	/* Dirty logging is on (engine.c, dirty_log_start): TLB entries
+	 * filled by reads do not take writes, so every page written is
+	 * reported by a write fill (mem.c, translate). Changed only while
+	 * the vCPU is parked, with its TLB flushed. */
+	bool dirty_log;
 };
 
 #define BT_TSC_HZ 1000000000ull /* virtual TSC: 1 GHz, 1 tick per ns */

@@ -434,6 +434,38 @@ static void mem_written(void *opaque, uint64_t gpa, uint64_t len)
 	}
 }
 
+/* Dirty logging (live migration, docs/migration.md): writes are reported
+ * when a TLB entry (the interpreter's, which fills the translator's) is
+ * filled for writing, so each sync drops every entry, and the translator's
+ * direct-store entries with them (bt_tlb_flush flushes both): the next
+ * write to any page refills and reports it. The vCPUs are parked. */
+static void dirty_log_set(struct bt_vm *vm, bool on)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct bt_vcpu *v = vm->vcpus[i];
+		if (!v)
+			continue;
+		v->cpu.dirty_log = on;
+		bt_tlb_flush(&v->cpu, true);
+	}
+}
+
+static int dirty_log_start(void *opaque)
+{
+	dirty_log_set(opaque, true);
+	return 0;
+}
+
+static void dirty_log_sync(void *opaque)
+{
+	dirty_log_set(opaque, true);
+}
+
+static void dirty_log_stop(void *opaque)
+{
+	dirty_log_set(opaque, false);
+}
+
 static const struct modvm_cpu_engine_ops ops = {
 	.size = sizeof(ops), .probe = probe, .vm_create = vm_create,
 	.vm_destroy = vm_destroy, .vcpu_create = vcpu_create,
@@ -441,6 +473,8 @@ static const struct modvm_cpu_engine_ops ops = {
 	.vcpu_kick = vcpu_kick, .get_state = get_state, .set_state = set_state,
 	.set_intr = set_intr, .deliver_msi = deliver_msi, .set_a20 = set_a20,
 	.mem_written = mem_written, .flags = MODVM_ENGINE_VIRTUAL_TSC,
+	.dirty_log_start = dirty_log_start, .dirty_log_sync = dirty_log_sync,
+	.dirty_log_stop = dirty_log_stop,
 };
 
 MODVM_PLUGIN_DEFINE(.kind = MODVM_KIND_CPU_ENGINE, .name = "cpu-bt",

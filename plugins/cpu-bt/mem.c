@@ -378,6 +378,12 @@ static struct bt_tlb_entry *translate(struct bt_cpu *c, uint64_t lin,
 	e->host = c->bus->ram_ptr(c->bus->opaque, w.gpa, 4096);
 	if (e->host && acc == ACC_W && c->bus->ram_dirty)
 		c->bus->ram_dirty(c->bus->opaque, w.gpa, 4096);
+	/* Dirty logging (live migration): only a write fill reports the
+	 * page, so an entry filled by a read must not take writes (a page
+	 * whose PTE is dirty already, or paging off, would give it D): the
+	 * first write comes back here as a write fill. */
+	if (c->dirty_log && acc != ACC_W)
+		e->flags &= ~(uint32_t)TLBF_D;
 	/* A page holding translations: D stays clear in the entry, so that
 	 * writes come here and on to page_write or bt_jit_fill, which report
 	 * the bytes written (bt_jit_code_write); a write fill marks the entry

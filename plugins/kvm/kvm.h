@@ -151,6 +151,8 @@ struct kvm_vm_config {
  * (KVM_EXIT_IOAPIC_EOI); see kvm_vm.c. */
 #define KVM_IOAPIC_ROUTES 24
 
+#define KVM_RAM_SLOTS 4
+
 struct kvm_vm {
 	const struct modvm_host *host;
 	modvm_inst *inst;
@@ -159,6 +161,9 @@ struct kvm_vm {
 	int fd;                          /* the VM */
 	size_t run_size;                 /* KVM_GET_VCPU_MMAP_SIZE */
 	unsigned nslots;
+	/* the RAM slots, for dirty logging (live migration) */
+	struct { uint64_t gpa, size; void *hva; } ram[KVM_RAM_SLOTS];
+	uint64_t *dirty_bits;            /* KVM_GET_DIRTY_LOG buffer, or NULL */
 
 	/* capabilities */
 	bool cap_xsave, cap_xcrs, cap_events, cap_debugregs, cap_payload;
@@ -188,6 +193,11 @@ int kvm_vm_add_ram(struct kvm_vm *vm, uint64_t gpa, void *hva, uint64_t size,
 		   char *err, size_t len);
 /* Map the machine's RAM the way core/memory.h lays it out. */
 int kvm_vm_map_guest_ram(struct kvm_vm *vm, char *err, size_t len);
+/* Dirty logging (live migration): on/off sets KVM_MEM_LOG_DIRTY_PAGES on
+ * every RAM slot; sync reads and clears each slot's log and reports the
+ * pages through host->mem_dirty. With the vCPUs out of KVM_RUN. */
+int kvm_vm_dirty_log(struct kvm_vm *vm, bool on);
+void kvm_vm_dirty_sync(struct kvm_vm *vm);
 void kvm_vm_deliver_msi(struct kvm_vm *vm, uint64_t addr, uint32_t data);
 
 /* ---- vCPUs (kvm_vcpu.c, kvm_regs.c) -------------------------------------- */
@@ -263,6 +273,9 @@ int kvm_engine_get_state(void *vcpu, struct modvm_cpu_state *out);
 int kvm_engine_set_state(void *vcpu, const struct modvm_cpu_state *in);
 void kvm_engine_set_intr(void *vcpu, int level);
 void kvm_engine_deliver_msi(void *vm, uint64_t addr, uint32_t data);
+int kvm_engine_dirty_log_start(void *vm);
+void kvm_engine_dirty_log_sync(void *vm);
+void kvm_engine_dirty_log_stop(void *vm);
 
 /* The ops table of an engine, given its two vendor wrappers. */
 #define KVM_ENGINE_OPS(probe_fn, vm_create_fn)                                \
@@ -278,6 +291,9 @@ void kvm_engine_deliver_msi(void *vm, uint64_t addr, uint32_t data);
 		.set_state = kvm_engine_set_state,                            \
 		.set_intr = kvm_engine_set_intr,                              \
 		.deliver_msi = kvm_engine_deliver_msi,                        \
+		.dirty_log_start = kvm_engine_dirty_log_start,                \
+		.dirty_log_sync = kvm_engine_dirty_log_sync,                  \
+		.dirty_log_stop = kvm_engine_dirty_log_stop,                  \
 	}
 
 /* ---- helpers ------------------------------------------------------------- */

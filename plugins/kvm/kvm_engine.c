@@ -166,3 +166,29 @@ void kvm_engine_deliver_msi(void *vm, uint64_t addr, uint32_t data)
 {
 	kvm_vm_deliver_msi(&((struct engine_vm *)vm)->kvm, addr, data);
 }
+
+/* Dirty logging for live migration (docs/migration.md): KVM's own log. */
+int kvm_engine_dirty_log_start(void *vm)
+{
+	struct engine_vm *e = vm;
+
+	if (kvm_vm_dirty_log(&e->kvm, true)) {
+		kvm_vm_dirty_log(&e->kvm, false);
+		return -1;
+	}
+	return 0;
+}
+
+void kvm_engine_dirty_log_sync(void *vm)
+{
+	struct engine_vm *e = vm;
+
+	kvm_vm_dirty_sync(&e->kvm);
+}
+
+void kvm_engine_dirty_log_stop(void *vm)
+{
+	struct engine_vm *e = vm;
+
+	kvm_vm_dirty_log(&e->kvm, false);
+}

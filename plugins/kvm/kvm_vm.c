@@ -203,6 +203,8 @@ void kvm_vm_close(struct kvm_vm *vm)
 	if (vm->sys_fd >= 0)
 		close(vm->sys_fd);
 	free(vm->msr_index);
+	free(vm->dirty_bits);
+	vm->dirty_bits = NULL;
 	pthread_mutex_destroy(&vm->route_lock);
 	vm->fd = vm->sys_fd = -1;
 	vm->msr_index = NULL;
@@ -219,12 +221,64 @@ int kvm_vm_add_ram(struct kvm_vm *vm, uint64_t gpa, void *hva, uint64_t size,
 	if ((gpa | size | (uintptr_t)hva) & 0xFFF)
 		return kvm_err(err, len, "RAM at 0x%llx size 0x%llx is not page aligned",
 			       (unsigned long long)gpa, (unsigned long long)size);
+	if (vm->nslots >= KVM_RAM_SLOTS)
+		return kvm_err(err, len, "more than %d RAM slots", KVM_RAM_SLOTS);
 	if (kvm_ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r))
 		return kvm_err(err, len, "cannot map guest RAM 0x%llx-0x%llx: %s",
 			       (unsigned long long)gpa,
 			       (unsigned long long)(gpa + size - 1), strerror(errno));
+	vm->ram[vm->nslots].gpa = gpa;
+	vm->ram[vm->nslots].size = size;
+	vm->ram[vm->nslots].hva = hva;
 	vm->nslots++;
 	return 0;
+}
+
+int kvm_vm_dirty_log(struct kvm_vm *vm, bool on)
+{
+	uint64_t most = 0;
+
+	for (unsigned i = 0; i < vm->nslots; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = i, .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = vm->ram[i].gpa, .memory_size = vm->ram[i].size,
+			.userspace_addr = (uintptr_t)vm->ram[i].hva,
+		};
+		if (kvm_ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r)) {
+			vm->host->log(vm->inst, MODVM_LOG_WARN, "KVM dirty logging %s failed on RAM slot %u: %s",
+				      on ? "start" : "stop", i, strerror(errno));
+			return -1;
+		}
+		if (vm->ram[i].size > most)
+			most = vm->ram[i].size;
+	}
+	free(vm->dirty_bits);
+	vm->dirty_bits = NULL;
+	if (on)
+		vm->dirty_bits = calloc((most / 4096 + 63) / 64, 8);
+	return on && !vm->dirty_bits ? -1 : 0;
+}
+
+void kvm_vm_dirty_sync(struct kvm_vm *vm)
+{
+	for (unsigned i = 0; vm->dirty_bits && i < vm->nslots; i++) {
+		uint64_t pages = vm->ram[i].size / 4096, words = (pages + 63) / 64;
+		struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = vm->dirty_bits };
+
+		if (kvm_ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log)) {
+			/* nothing known: every page may be dirty */
+			vm->host->mem_dirty(vm->inst, vm->ram[i].gpa, vm->ram[i].size);
+			continue;
+		}
+		for (uint64_t w = 0; w < words; w++) {
+			uint64_t b = vm->dirty_bits[w];
+			while (b) {
+				unsigned k = (unsigned)__builtin_ctzll(b);
+				b &= b - 1;
+				vm->host->mem_dirty(vm->inst, vm->ram[i].gpa + (w * 64 + k) * 4096, 4096);
+			}
+		}
+	}
 }
 
 /* core/memory.h: RAM below the PCI hole at memfd offset 0, the rest from

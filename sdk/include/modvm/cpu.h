@@ -214,6 +214,24 @@ struct modvm_cpu_engine_ops {
 	/* --- added in 2.1 ----------------------------------------------- */
 	/* MODVM_ENGINE_* bits (0 in tables built before 2.1). */
 	uint32_t flags;
+
+	/* --- added in 2.5: dirty logging for live migration -------------- */
+	/* The core keeps a bitmap of written guest RAM pages, fed by
+	 * host->mem_dirty (and mem_write). An engine whose vCPUs write RAM
+	 * without calling mem_dirty on each store (a software TLB, KVM)
+	 * makes up for it here. All three are called with every vCPU
+	 * parked (not inside vcpu_run).
+	 * dirty_log_start: from now on, report writes. Return 0, or -1 if
+	 * the engine cannot (the core then copies RAM with the VM stopped).
+	 * dirty_log_sync: report, through host->mem_dirty, every page the
+	 * vCPUs wrote since the start or the last sync and did not report
+	 * yet, and make sure that the next write to any page is reported
+	 * again (cpu-bt: drop writable TLB entries; KVM: read and clear the
+	 * dirty log). dirty_log_stop: back to normal running.
+	 * NULL (or a table older than 2.5): no dirty logging. */
+	int (*dirty_log_start)(void *vm);
+	void (*dirty_log_sync)(void *vm);
+	void (*dirty_log_stop)(void *vm);
 };
 
 /* The guest's TSC and the engine's own timers (a local APIC it models)

@@ -31,7 +31,7 @@ extern "C" {
  *    run time.
  */
 #define MODVM_ABI_MAJOR 2
-#define MODVM_ABI_MINOR 4
+#define MODVM_ABI_MINOR 5
 
 /* Name of the exported descriptor symbol. */
 #define MODVM_PLUGIN_SYMBOL modvm_plugin_descriptor
