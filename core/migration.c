@@ -71,28 +71,38 @@ static uint64_t now_ns(void)
 
 /* ---- socket I/O --------------------------------------------------------- */
 
-static int sock_write(void *opaque, const void *buf, size_t n)
+/* All of buf to fd. With mig (the source): stop when cancelled and count
+ * the bytes for migrate-status. */
+static int fd_send(int fd, const void *buf, size_t n, struct migration *mig)
 {
-	struct migration *mig = opaque;
 	const uint8_t *p = buf;
 
 	while (n) {
-		if (atomic_load(&mig->cancel)) {
+		if (mig && atomic_load(&mig->cancel)) {
 			errno = ECANCELED;
 			return -1;
 		}
-		ssize_t w = send(mig->fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return -1;
 		p += w;
 		n -= (size_t)w;
-		pthread_mutex_lock(&mig->lock);
-		mig->bytes += (uint64_t)w;
-		pthread_mutex_unlock(&mig->lock);
+		if (mig) {
+			pthread_mutex_lock(&mig->lock);
+			mig->bytes += (uint64_t)w;
+			pthread_mutex_unlock(&mig->lock);
+		}
 	}
 	return 0;
+}
+
+static int sock_write(void *opaque, const void *buf, size_t n)
+{
+	struct migration *mig = opaque;
+
+	return fd_send(mig->fd, buf, n, mig);
 }
 
 static int fd_read(int fd, void *buf, size_t n)
@@ -122,19 +132,7 @@ static int sock_read(void *opaque, void *buf, size_t n)
 
 static int dest_write(void *opaque, const void *buf, size_t n)
 {
-	int fd = *(int *)opaque;
-	const uint8_t *p = buf;
-
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return fd_send(*(int *)opaque, buf, n, NULL);
 }
 
 static int dest_read(void *opaque, void *buf, size_t n)
