@@ -396,9 +396,10 @@ static void test_dma(void)
 	hx_free(h);
 }
 
-/* kernel: the Linux boot protocol items QEMU's linuxboot ROM reads, the
- * setup header patched as a boot loader does, DMA forced on, the ROM as
- * genroms/linuxboot_dma.bin and first in bootorder; bad kernels refused. */
+/* kernel: the Linux boot protocol items a linuxboot ROM reads, the setup
+ * header patched as a boot loader does, DMA forced on, the ROM (one the
+ * config names, else modvm's own, whole 512-byte blocks summing to 0) as
+ * genroms/linuxboot.bin and first in bootorder; bad kernels refused. */
 static void write_file(const char *path, const void *buf, size_t len)
 {
 	FILE *fp = fopen(path, "wb");
@@ -458,11 +459,28 @@ static void test_linuxboot(void)
 	CU_ASSERT_EQUAL(got[0], 0x11);
 	fw_read(h, 0x12, got, 8);
 	CU_ASSERT_EQUAL(memcmp(got, "initrd!", 7), 0);
-	CU_ASSERT_EQUAL_FATAL(fw_find(h, "genroms/linuxboot_dma.bin", &key, &size), 0);
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "genroms/linuxboot.bin", &key, &size), 0);
 	CU_ASSERT_EQUAL(size, sizeof(rom));
 	CU_ASSERT_EQUAL_FATAL(fw_find(h, "bootorder", &key, &size), 0);
 	fw_read(h, key, got, sizeof(got));
-	CU_ASSERT_EQUAL(strncmp((char *)got, "/rom@genroms/linuxboot_dma.bin\n/pci@i0cf8/*@2\n", 47), 0);
+	CU_ASSERT_EQUAL(strncmp((char *)got, "/rom@genroms/linuxboot.bin\n/pci@i0cf8/*@2\n", 43), 0);
+	hx_free(h);
+	/* no linuxboot-rom: modvm's own, a valid option ROM */
+	h = hx_new(64 << 20);
+	CU_ASSERT_EQUAL_FATAL(hx_add(h, "fw-cfg", "fw", hx_prop("kernel", kpath), NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(fw_find(h, "genroms/linuxboot.bin", &key, &size), 0);
+	CU_ASSERT(size >= 512 && size % 512 == 0 && size <= sizeof(rom));
+	if (size >= 512 && size <= sizeof(rom)) {
+		uint8_t own[sizeof(rom)], sum = 0;
+		fw_read(h, key, own, size);
+		CU_ASSERT_EQUAL(own[0], 0x55);
+		CU_ASSERT_EQUAL(own[1], 0xaa);
+		CU_ASSERT_EQUAL(own[2], size / 512);
+		for (uint32_t i = 0; i < size; i++)
+			sum = (uint8_t)(sum + own[i]);
+		CU_ASSERT_EQUAL(sum, 0);
+		CU_ASSERT_PTR_NOT_NULL(memmem(own, size, "$PnP", 4));
+	}
 	hx_free(h);
 	/* not a bzImage; an old protocol; a command line the kernel refuses;
 	 * a ROM without its signature */

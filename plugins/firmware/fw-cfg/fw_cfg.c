@@ -329,7 +329,7 @@ static int add_bootorder(struct fw_cfg *f, const char *spec)
 	char *text;
 	int r;
 
-	static const char rom_path[] = "/rom@genroms/linuxboot_dma.bin";
+	static const char rom_path[] = "/rom@genroms/linuxboot.bin";
 	char *with_rom = NULL;
 
 	if (f->kernel && f->kernel[0]) {
@@ -369,7 +369,8 @@ static int add_bootorder(struct fw_cfg *f, const char *spec)
 
 /* ---- Linux through the firmware ---------------------------------------
  * The Linux x86 boot protocol (Documentation/arch/x86/boot.rst) as a boot
- * loader follows it, done here for QEMU's linuxboot_dma option ROM, which
+ * loader follows it, done here for the linuxboot option ROM (modvm's own,
+ * linuxboot.asm, or one the config names, such as QEMU's), which
  * copies the pieces where these items say and runs the real-mode setup:
  * setup at 0x10000 (heap up to the command line), command line at
  * 0x20000, protected-mode kernel at 1 MiB, initrd near the top of RAM
@@ -386,6 +387,31 @@ static int add_u32(struct fw_cfg *f, uint16_t key, uint32_t v)
 
 	le_put(b, v, 4);
 	return fwcfg_add(f, key, b, 4);
+}
+
+/* linuxboot.asm, assembled at build time (embed.cmake) */
+extern const unsigned char fwcfg_linuxboot_rom[];
+extern const unsigned fwcfg_linuxboot_rom_size;
+
+/* modvm's own linuxboot ROM, padded to 512-byte blocks, with its size
+ * byte and the checksum byte (the last) that make its bytes sum to 0. */
+static uint8_t *own_rom(struct fw_cfg *f, uint32_t *len)
+{
+	uint32_t n = (fwcfg_linuxboot_rom_size + 511) & ~511u;
+	uint8_t *r = calloc(1, n), sum = 0;
+
+	if (!r) {
+		f->dev.host->set_error(f->dev.inst, "out of memory");
+		return NULL;
+	}
+	memcpy(r, fwcfg_linuxboot_rom, fwcfg_linuxboot_rom_size);
+	r[2] = (uint8_t)(n / 512);
+	r[n - 1] = 0;
+	for (uint32_t i = 0; i < n; i++)
+		sum = (uint8_t)(sum + r[i]);
+	r[n - 1] = (uint8_t)-sum;
+	*len = n;
+	return r;
 }
 
 static int add_linux(struct fw_cfg *f)
@@ -448,20 +474,14 @@ static int add_linux(struct fw_cfg *f)
 		le_put(k + 0x218, (top - rdlen) & ~0xfffull, 4); /* ramdisk_image */
 		le_put(k + 0x21c, rdlen, 4);                    /* ramdisk_size */
 	}
-	/* modvm ships no such ROM and takes none by default: QEMU's is a
-	 * reference to compare with, never a part of modvm */
-	if (!*f->linuxboot_rom) {
-		h->set_error(f->dev.inst, "kernel: the firmware needs an option ROM that loads it from "
-			     "the fw_cfg linuxboot items, and modvm has none of its own yet: set "
-			     "linuxboot-rom (QEMU's /usr/share/qemu/linuxboot_dma.bin from Debian's "
-			     "qemu-system-data works), or boot the kernel directly (boot.kernel)");
-		goto out;
-	}
-	rom = read_host_file(f, "linuxboot-rom", f->linuxboot_rom, 64 << 10, &romlen);
+	/* modvm's own ROM unless the config names another */
+	rom = *f->linuxboot_rom ?
+	      read_host_file(f, "linuxboot-rom", f->linuxboot_rom, 64 << 10, &romlen) :
+	      own_rom(f, &romlen);
 	if (!rom)
 		goto out;
 	if (romlen < 512 || rom[0] != 0x55 || rom[1] != 0xAA) {
-		h->set_error(f->dev.inst, "linuxboot-rom: %s is not an option ROM (no 55 AA); Debian's qemu-system-data has /usr/share/qemu/linuxboot_dma.bin", f->linuxboot_rom);
+		h->set_error(f->dev.inst, "linuxboot-rom: %s is not an option ROM (no 55 AA): name an option ROM that loads the fw_cfg linuxboot items, or leave linuxboot-rom out for modvm's own", f->linuxboot_rom);
 		goto out;
 	}
 	if (add_u32(f, FW_CFG_SETUP_ADDR, LB_REAL_ADDR) ||
@@ -479,7 +499,7 @@ static int add_linux(struct fw_cfg *f)
 		h->set_error(f->dev.inst, "out of memory");
 		goto out;
 	}
-	r = fwcfg_add_file(f, "genroms/linuxboot_dma.bin", rom, romlen);
+	r = fwcfg_add_file(f, "genroms/linuxboot.bin", rom, romlen);
 out:
 	free(k);
 	free(rd);
@@ -726,11 +746,11 @@ MODVM_DEVICE_DEFINE(.name = "fw-cfg", .version = "1.0.0",
 		MODVM_PROP_STRING(F, files, "files", "",
 				  "more files from the host: NAME=PATH;NAME=PATH (names up to 55 bytes, e.g. opt/org.example/x)"),
 		MODVM_PROP_STRING(F, kernel, "kernel", "",
-				  "a Linux bzImage the firmware boots first (through the option ROM linuxboot-rom names; implies dma)"),
+				  "a Linux bzImage the firmware boots first (through modvm's linuxboot option ROM, or linuxboot-rom's; implies dma)"),
 		MODVM_PROP_STRING(F, initrd, "initrd", "", "initrd for kernel"),
 		MODVM_PROP_STRING(F, cmdline, "cmdline", "", "command line for kernel"),
 		MODVM_PROP_STRING(F, linuxboot_rom, "linuxboot-rom", "",
-				  "the option ROM that loads kernel through the linuxboot items (required with kernel; modvm has none of its own: e.g. QEMU's linuxboot_dma.bin from Debian qemu-system-data)"),
+				  "another option ROM that loads kernel through the fw_cfg linuxboot items instead of modvm's own (empty: modvm's)"),
 		MODVM_PROP_STRING(F, bootorder, "bootorder", "",
 				  "file bootorder for the firmware: device paths separated by ';', first tried first (SeaBIOS: /pci@i0cf8/*@SLOT for virtio-blk in SLOT, HALT to stop after the list)")),
 	.state = MODVM_STATE(&fwcfg_state),

@@ -155,47 +155,49 @@ case_ide_cdrom() {
 	has "PVD CD001" "$serial" "the serial console (bootorder CD-ROM)"
 }
 
-# A kernel through the firmware: fw-cfg's kernel/initrd/cmdline and, as the
-# config names it (modvm has no such ROM of its own and never takes QEMU's
-# unasked), QEMU's linuxboot_dma option ROM (Debian qemu-system-data),
-# run by SeaBIOS ahead
-# of the disk; the stand-in kernel (fakelinux.asm) prints what the loader
-# put in its setup header. Bad kernels and ROMs are refused, naming them.
+# A kernel through the firmware: fw-cfg's kernel/initrd/cmdline and
+# modvm's own linuxboot option ROM (linuxboot.asm), run by SeaBIOS ahead of
+# the disk; the stand-in kernel (fakelinux.asm) prints what the loader put
+# in its setup header. Where Debian's qemu-system-data is installed, the
+# same with QEMU's ROM (linuxboot-rom): the items are the same interface.
+# Bad kernels and ROMs are refused, naming them.
 case_linuxboot() {
-	local rom=/usr/share/qemu/linuxboot_dma.bin
-	[ -r "$rom" ] || { echo "SKIP: $rom not found (Debian package qemu-system-data)"; exit 77; }
+	local qrom=/usr/share/qemu/linuxboot_dma.bin
 	disk disk-a
 	nasm -f bin -o "$work/fakelinux.bin" "$here/fakelinux.asm" || exit 1
 	echo "an initrd" >"$work/initrd.img"
-	# lb KERNEL [ROM]: the fw-cfg device; ROM "" leaves linuxboot-rom out
-	lb() { printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 modvm=linuxboot"; %s }' "$1" "$work/initrd.img" "${2-linuxboot-rom = \"$rom\";}"; }
+	lb() { printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 modvm=linuxboot"; %s }' "$1" "$work/initrd.img" "${2:-}"; }
 	vmcfg cpu-bt "$(lb "$work/fakelinux.bin")" "$(vblk disk-a 2)"
 	boot 33
-	has "1: /rom@genroms/linuxboot_dma.bin" "$debug" "the 0x402 log (boot order)"
+	has "1: /rom@genroms/linuxboot.bin" "$debug" "the 0x402 log (boot order)"
 	has "LINUXBOOT loader 0xb0" "$serial" "the serial console"
 	has "cmdline: console=ttyS0 modvm=linuxboot" "$serial" "the serial console"
 	has "initrd size 0x0000000a" "$serial" "the serial console"
+	if [ -r "$qrom" ]; then
+		vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "linuxboot-rom = \"$qrom\";")" "$(vblk disk-a 2)"
+		boot 33
+		has "LINUXBOOT loader 0xb0" "$serial" "the serial console (QEMU's ROM)"
+		has "initrd size 0x0000000a" "$serial" "the serial console (QEMU's ROM)"
+	else
+		echo "note: no $qrom (Debian qemu-system-data): only modvm's own ROM tried"
+	fi
 	vmcfg cpu-bt "$(lb "$work/disk-a.img")" "$(vblk disk-a 2)"
 	expect_fail "kernel: $work/disk-a.img is not a Linux bzImage" timeout 20 "$modvm" run "$work/vm.cfg"
 	vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "linuxboot-rom = \"$work/missing.bin\";")" "$(vblk disk-a 2)"
 	expect_fail "linuxboot-rom: $work/missing.bin" timeout 20 "$modvm" run "$work/vm.cfg"
 	vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "linuxboot-rom = \"$work/initrd.img\";")" "$(vblk disk-a 2)"
 	expect_fail "is not an option ROM" timeout 20 "$modvm" run "$work/vm.cfg"
-	# modvm has no such ROM of its own and takes QEMU's only when told
-	vmcfg cpu-bt "$(lb "$work/fakelinux.bin" "")" "$(vblk disk-a 2)"
-	expect_fail "modvm has none of its own yet: set linuxboot-rom" timeout 20 "$modvm" run "$work/vm.cfg"
 }
 
 # Debian's kernel and the test initramfs (linux/setup) through SeaBIOS and
-# the linuxboot ROM, to the guest's init running a script: the console must
+# modvm's linuxboot ROM, to the guest's init running a script: the console must
 # show the kernel's E820 map from SeaBIOS and the init's markers. SeaBIOS's
 # ACPI tables do not describe modvm's PM block, so the guest's power-off
 # halts instead; the run is ended here once the markers are seen.
 case_linux() {
-	local g=$build/guests/linux rom=/usr/share/qemu/linuxboot_dma.bin pid i
+	local g=$build/guests/linux pid i
 	[ -r "$g/vmlinuz" ] && [ -r "$g/initrd.gz" ] || { echo "SKIP: no $g/vmlinuz: run linux/setup first"; exit 77; }
-	[ -r "$rom" ] || { echo "SKIP: $rom not found (Debian package qemu-system-data)"; exit 77; }
-	vmcfg cpu-bt "$(printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 panic=-1 modvm.script=none"; linuxboot-rom = "%s"; }' "$g/vmlinuz" "$g/initrd.gz" "$rom")"
+	vmcfg cpu-bt "$(printf '{ plugin = "fw-cfg"; id = "fwcfg"; kernel = "%s"; initrd = "%s"; cmdline = "console=ttyS0 panic=-1 modvm.script=none"; }' "$g/vmlinuz" "$g/initrd.gz")"
 	sed -i 's/memory = "64M"/memory = "512M"/' "$work/vm.cfg"
 	"$modvm" run --no-reboot "$work/vm.cfg" >"$work/out.log" 2>&1 &
 	pid=$!
@@ -209,7 +211,7 @@ case_linux() {
 	wait "$pid" 2>/dev/null
 	serial=$(cat "$work/serial.log" 2>/dev/null)
 	debug=$(cat "$work/debug.log" 2>/dev/null)
-	has "1: /rom@genroms/linuxboot_dma.bin" "$debug" "the 0x402 log (boot order)"
+	has "1: /rom@genroms/linuxboot.bin" "$debug" "the 0x402 log (boot order)"
 	has "Command line: console=ttyS0 panic=-1 modvm.script=none" "$serial" "the serial console"
 	has "BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable" "$serial" "the serial console"
 	has "MODVM-LINUX-READY" "$serial" "the serial console"
