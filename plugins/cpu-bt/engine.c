@@ -342,9 +342,13 @@ static enum modvm_run_status vcpu_run(void *opaque, char *err, size_t len)
 		if (c->s.halted && !(c->nmi_pending && !v->wait_sipi)) {
 			bool window = !v->wait_sipi && bt_cpu_intr_window(c);
 			if (!window && !v->wait_sipi && !v->halt_reported) {
-				/* A guest stuck for good is worth one line; the
-				 * wait below still sleeps rather than spins. */
-				modvm_log(v->vm->host, v->vm->inst, MODVM_LOG_WARN,
+				/* A guest stuck for good is worth one line (a
+				 * warning for the boot CPU; an application
+				 * processor parked with CLI; HLT is what
+				 * firmware and offlined CPUs do); the wait
+				 * below still sleeps rather than spins. */
+				modvm_log(v->vm->host, v->vm->inst,
+					  v->index ? MODVM_LOG_INFO : MODVM_LOG_WARN,
 					  "cpu %u: halted with interrupts disabled (IF=0) at rip 0x%llx: only an NMI, INIT or reset can wake it",
 					  v->index, (unsigned long long)c->s.rip);
 				v->halt_reported = true;
