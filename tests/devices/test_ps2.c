@@ -52,6 +52,13 @@ static unsigned drain(struct hx *h, uint8_t *out, unsigned max, bool *aux)
 	CU_ASSERT(n_ == sizeof(want_) && !memcmp(got_, want_, n_));          \
 } while (0)
 
+/* Nothing waits in the output buffer (EXPECT needs at least one byte: an
+ * empty initializer is not C17). */
+#define EXPECT_NONE(h) do {                                                 \
+	uint8_t got_[64];                                                   \
+	CU_ASSERT_EQUAL(drain((h), got_, sizeof(got_), NULL), 0);            \
+} while (0)
+
 static void ctr_write(struct hx *h, uint8_t v)
 {
 	hx_outb(h, CMD, 0x60);
@@ -125,12 +132,12 @@ static void test_keys(void)
 	host->input_key(i, 0, true);
 	host->input_key(i, 85, true);
 	host->input_key(i, 100000, true);
-	EXPECT(h);
+	EXPECT_NONE(h);
 	/* F5: scanning off; F4: on again */
 	hx_outb(h, DATA, 0xF5);
 	EXPECT(h, 0xFA);
 	host->input_key(i, KEY_A, true);
-	EXPECT(h);
+	EXPECT_NONE(h);
 	hx_outb(h, DATA, 0xF4);
 	EXPECT(h, 0xFA);
 	host->input_key(i, KEY_A, true);
@@ -175,7 +182,7 @@ static void test_mouse(void)
 	EXPECT(h, 0xFA, 0xFA, 0xFA, 0x00, 0x03, 80);
 	/* not streaming yet: motion is kept, nothing sent */
 	host->input_pointer(i, 5, -3, 0, MODVM_INPUT_BTN_LEFT);
-	EXPECT(h);
+	EXPECT_NONE(h);
 	ctr_write(h, 0x47);                     /* aux interrupt on, as Linux sets it */
 	unsigned irqs = hx_irq_raises(h, 12);
 	AUX(0xF4);
